@@ -1,0 +1,207 @@
+//! Job records: one per `task_start`, kept in the store and returned by
+//! `task_await`, `task_peek` and `task_list`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a job stands. Only `Running` is not final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl JobStatus {
+    pub fn is_final(self) -> bool {
+        match self {
+            JobStatus::Running => false,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Canceled => true,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        match text {
+            "running" => Some(JobStatus::Running),
+            "succeeded" => Some(JobStatus::Succeeded),
+            "failed" => Some(JobStatus::Failed),
+            "canceled" => Some(JobStatus::Canceled),
+            _ => None,
+        }
+    }
+}
+
+/// The original's structured report, kept for compatibility.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Live progress of a running job, updated from the worker's event stream so
+/// a caller can peek without interrupting the worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    /// Last time anything arrived from the worker for this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_at: Option<i64>,
+    /// Tool calls the worker has started so far.
+    #[serde(default)]
+    pub tool_calls: u32,
+    /// Name of the most recent tool call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tool: Option<String>,
+    /// Tail of the text the worker has produced so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_output: Option<String>,
+    /// Provider retries OpenCode reported (429, 5xx, refused connection).
+    #[serde(default)]
+    pub retries: u32,
+    /// Permission questions the hub answered on the worker's behalf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<PermissionAnswer>,
+}
+
+/// One permission question from OpenCode and what the hub replied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionAnswer {
+    pub permission: String,
+    pub patterns: Vec<String>,
+    /// `once`, `always` or `reject`, as sent to OpenCode.
+    pub reply: String,
+    pub at: i64,
+}
+
+/// Tokens and cost summed over every assistant message of the job's session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    pub reasoning: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// In the provider's currency unit, as OpenCode reports it.
+    pub cost: f64,
+}
+
+impl TokenUsage {
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input += other.input;
+        self.output += other.output;
+        self.reasoning += other.reasoning;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
+        self.cost += other.cost;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.input + self.output + self.reasoning + self.cache_read + self.cache_write
+    }
+}
+
+/// Why a job went to the worker it went to (auto-routing and model choice).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteDecision {
+    pub profile: String,
+    pub reason: String,
+}
+
+/// A job as stored and returned to callers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRecord {
+    pub id: String,
+    /// The worker (profile id), or `workflow:<id>` / `op:<op>` labels.
+    pub worker_id: String,
+    /// The task text as given.
+    pub message: String,
+    /// The worker's OpenCode session for this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The caller's agent or client name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    pub status: JobStatus,
+    pub started_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<JobReport>,
+    /// `worker`, `auto`, `op` or `workflow`.
+    pub kind: String,
+    /// Set for `kind: auto`: which profile was chosen and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteDecision>,
+    /// The resolved `provider/model` the worker ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub progress: JobProgress,
+    #[serde(default)]
+    pub usage: TokenUsage,
+    /// The hub process that owns the job; another hub never touches it
+    /// while that hub is alive.
+    #[serde(default)]
+    pub hub_id: String,
+}
+
+impl JobRecord {
+    /// A new running job.
+    pub fn start(id: String, worker_id: String, message: String, kind: &str, hub_id: &str) -> Self {
+        JobRecord {
+            id,
+            worker_id,
+            message,
+            session_id: None,
+            requested_by: None,
+            status: JobStatus::Running,
+            started_at: crate::now_ms(),
+            finished_at: None,
+            duration_ms: None,
+            response_text: None,
+            error: None,
+            report: None,
+            kind: kind.to_owned(),
+            route: None,
+            model: None,
+            progress: JobProgress::default(),
+            usage: TokenUsage::default(),
+            hub_id: hub_id.to_owned(),
+        }
+    }
+
+    /// Moves the job to a final status, stamping the finish time.
+    pub fn finish(&mut self, status: JobStatus, at: i64) {
+        self.status = status;
+        self.finished_at = Some(at);
+        self.duration_ms = Some((at - self.started_at).max(0));
+    }
+}

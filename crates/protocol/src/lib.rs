@@ -1,0 +1,37 @@
+//! Wire types of Open Orchestra.
+//!
+//! Everything another process can see goes through these types: the MCP tool
+//! parameters and results, job records as stored and returned, worker
+//! snapshots, and the event envelope. They are serde-only so that every front
+//! end (MCP, CLI, control panel) renders exactly the same shapes.
+//!
+//! Naming follows the original system so prompts written for it keep working:
+//! camelCase fields, string ids, timestamps in unix milliseconds named `*At`.
+//!
+//! # Layout
+//! - [`job`]: job records, statuses, progress, token usage.
+//! - [`tools`]: parameters of the five task tools and their enums.
+//! - [`worker`]: worker snapshots and states.
+//! - [`event`]: the `orchestra.*` event envelope.
+
+pub mod event;
+pub mod job;
+pub mod tools;
+pub mod worker;
+
+pub use event::{EVENT_VERSION, EventEnvelope};
+pub use job::{JobProgress, JobRecord, JobReport, JobStatus, RouteDecision, TokenUsage};
+pub use tools::{
+    Attachment, AttachmentType, ListFormat, ListView, MemoryPayload, ModelPolicy, ModelScope,
+    OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams, TaskPeekParams,
+    TaskStartParams, TaskStartResult, WorkerOpPayload,
+};
+pub use worker::{WorkerSnapshot, WorkerStatus};
+
+/// Milliseconds since the unix epoch, the unit of every `*At` field.
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

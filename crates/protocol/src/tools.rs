@@ -1,0 +1,300 @@
+//! Parameters of the five task tools. Names, argument names and enum values
+//! are the original's (see the README), so prompts written for it keep working.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What `task_start` runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Pick a worker profile from the task text and attachments.
+    #[default]
+    Auto,
+    /// Run on the worker named by `workerId`.
+    Worker,
+    /// Run the workflow named by `workflowId`.
+    Workflow,
+    /// Run the operation named by `op`.
+    Op,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Auto => "auto",
+            TaskKind::Worker => "worker",
+            TaskKind::Workflow => "workflow",
+            TaskKind::Op => "op",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelPolicy {
+    /// The model applies to this task only.
+    #[default]
+    Dynamic,
+    /// The model becomes the worker's model for later tasks too.
+    Sticky,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OpKind {
+    #[serde(rename = "memory.put")]
+    MemoryPut,
+    #[serde(rename = "memory.link")]
+    MemoryLink,
+    #[serde(rename = "memory.done")]
+    MemoryDone,
+    #[serde(rename = "worker.model.set")]
+    WorkerModelSet,
+    #[serde(rename = "worker.model.reset")]
+    WorkerModelReset,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::MemoryPut => "memory.put",
+            OpKind::MemoryLink => "memory.link",
+            OpKind::MemoryDone => "memory.done",
+            OpKind::WorkerModelSet => "worker.model.set",
+            OpKind::WorkerModelReset => "worker.model.reset",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachmentType {
+    Image,
+    File,
+}
+
+/// A file handed to the worker, by path (inside the project) or inline base64.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    #[serde(rename = "type")]
+    pub kind: AttachmentType,
+    /// A path inside the project directory (absolute or relative to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Inline content; a `data:<mime>;base64,` prefix is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// MIME type; guessed from the file name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+/// Payload of the `memory.*` operations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// `project` or `global`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stored_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked_keys: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Payload of the `worker.model.*` operations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerOpPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_policy: Option<ModelPolicy>,
+    #[serde(default)]
+    pub respawn: bool,
+}
+
+/// `task_start`: start work in the background and return a task id at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskStartParams {
+    /// `auto` (default) picks a worker from the task; `worker` needs `workerId`;
+    /// `workflow` needs `workflowId` or `continueRunId`; `op` needs `op`.
+    #[serde(default)]
+    pub kind: TaskKind,
+    /// The prompt for the worker (for `op`, a short label).
+    pub task: String,
+    /// The worker profile id for `kind: "worker"` (e.g. `coder`, `architect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Model for this task: a tag (`auto:fast`, `node:vision`) or `provider/model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_policy: Option<ModelPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    /// Resume a paused workflow run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<OpKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryPayload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerOpPayload>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Start the worker if it is not running (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_spawn: Option<bool>,
+    /// How long the task may run before it is aborted (default 600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The worker this message comes from, for worker-to-worker messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// The immediate answer of `task_start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStartResult {
+    pub task_id: String,
+    pub kind: TaskKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<OpKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_reason: Option<String>,
+    pub status: crate::JobStatus,
+    /// Always `task_await`: the tool to call next.
+    pub next: String,
+}
+
+/// `task_await`: wait (bounded) for one or more tasks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskAwaitParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_ids: Vec<String>,
+    /// Wait at most this long; capped by the hub's `tasks.awaitCapMs` (at most
+    /// 45 s) so a call never outlives an MCP client's request timeout. A task
+    /// still running then is returned with `status: "running"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `task_peek`: current records without waiting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskPeekParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListView {
+    #[default]
+    Tasks,
+    Workers,
+    Profiles,
+    Models,
+    Workflows,
+    Status,
+    Output,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListFormat {
+    #[default]
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelScope {
+    #[default]
+    Configured,
+    All,
+}
+
+/// `task_list`: tasks, workers, profiles, models, workflows, status or output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskListParams {
+    #[serde(default)]
+    pub view: ListView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Rows to return (default 20; 100 for the models view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Output view only: entries after this unix-ms time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ModelScope>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ListFormat>,
+}
+
+/// `task_cancel`: abort tasks; the worker's model really stops.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskCancelParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The ids named by `taskId` and `taskIds` together, without duplicates.
+pub fn collect_ids(task_id: &Option<String>, task_ids: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in task_id.iter().chain(task_ids.iter()) {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids
+}

@@ -1,0 +1,57 @@
+//! Worker snapshots, as listed by `task_list {view: "workers"}`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerStatus {
+    Starting,
+    Ready,
+    Busy,
+    Error,
+    Stopped,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Starting => "starting",
+            WorkerStatus::Ready => "ready",
+            WorkerStatus::Busy => "busy",
+            WorkerStatus::Error => "error",
+            WorkerStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// One profile's worker as the hub sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSnapshot {
+    pub id: String,
+    pub name: String,
+    pub status: WorkerStatus,
+    /// The model tag or reference from the profile (`auto:fast`, `provider/model`).
+    pub model_ref: String,
+    /// The OpenCode agent this profile runs as.
+    pub agent: String,
+    /// `shared`, `process` or `attach`.
+    pub isolation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Jobs running on this worker right now.
+    pub active_jobs: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_at: Option<i64>,
+    /// Restarts since the hub started.
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    pub purpose: String,
+    pub read_only: bool,
+}
