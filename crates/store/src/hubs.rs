@@ -1,0 +1,136 @@
+//! Hub registration and recovery of jobs whose hub went away.
+//!
+//! Every hub process registers a row and refreshes its heartbeat. A running
+//! job belongs to the hub named in its `hub_id`; another hub only touches it
+//! once that hub is gone (no row, dead pid, or stale heartbeat).
+
+use std::collections::HashMap;
+
+use orchestra_protocol::{JobRecord, JobStatus, now_ms};
+use rusqlite::{TransactionBehavior, params};
+
+use crate::jobs::{decode, update_if_running};
+use crate::{Store, StoreError};
+
+/// The error recorded on jobs whose hub disappeared while they ran.
+pub(crate) const INTERRUPTED: &str = "interrupted by hub restart";
+
+impl Store {
+    /// Registers (or re-registers) a hub, stamping its start and heartbeat now.
+    pub fn register_hub(
+        &self,
+        hub_id: &str,
+        pid: u32,
+        project_dir: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.conn().execute(
+            "INSERT INTO hubs (id, pid, started_at, heartbeat_at, project_dir)
+             VALUES (?1, ?2, ?3, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET
+                pid = excluded.pid, started_at = excluded.started_at,
+                heartbeat_at = excluded.heartbeat_at, project_dir = excluded.project_dir",
+            params![hub_id, pid, now, project_dir],
+        )?;
+        tracing::debug!(hub_id, pid, project_dir, "hub registered");
+        Ok(())
+    }
+
+    /// Refreshes the hub's heartbeat. Fails with
+    /// [`StoreError::HubNotRegistered`] if its row is missing, because other
+    /// hubs then treat its running jobs as orphaned.
+    pub fn heartbeat(&self, hub_id: &str) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE hubs SET heartbeat_at = ?2 WHERE id = ?1",
+            params![hub_id, now_ms()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::HubNotRegistered {
+                hub_id: hub_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes the hub's row (on clean shutdown). Its jobs still running
+    /// afterwards count as interrupted for the next [`Store::recover_interrupted`].
+    pub fn unregister_hub(&self, hub_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM hubs WHERE id = ?1", [hub_id])?;
+        tracing::debug!(hub_id, "hub unregistered");
+        Ok(())
+    }
+
+    /// Marks `running` jobs whose owning hub is gone as failed with error
+    /// "interrupted by hub restart" (finished_at = now, duration computed)
+    /// and returns them. A hub is gone when it has no row, `is_alive(pid)`
+    /// says false, or its heartbeat is older than `stale_after_ms`. Rows of
+    /// hubs whose pid is dead are removed too.
+    ///
+    /// The caller must have registered its own hub first, or its own jobs
+    /// count as orphaned. `is_alive` runs while the store is locked; keep it
+    /// quick (like [`crate::pid_is_alive`]).
+    pub fn recover_interrupted(
+        &self,
+        is_alive: &dyn Fn(u32) -> bool,
+        stale_after_ms: i64,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let now = now_ms();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+        // hub id -> (pid alive, hub gone)
+        let mut hubs: HashMap<String, (bool, bool)> = HashMap::new();
+        {
+            let mut select = tx.prepare("SELECT id, pid, heartbeat_at FROM hubs")?;
+            let rows = select.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, pid, heartbeat_at) = row?;
+                // A pid that does not fit a u32 cannot be a live process.
+                let alive = u32::try_from(pid).is_ok_and(is_alive);
+                let stale = now.saturating_sub(heartbeat_at) > stale_after_ms;
+                hubs.insert(id, (alive, !alive || stale));
+            }
+        }
+
+        let running: Vec<(String, String, String)> = {
+            let mut select =
+                tx.prepare("SELECT id, hub_id, record FROM jobs WHERE status = 'running'")?;
+            let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+
+        let mut recovered = Vec::new();
+        for (id, hub_id, json) in running {
+            let gone = hubs.get(&hub_id).is_none_or(|&(_, gone)| gone);
+            if !gone {
+                continue;
+            }
+            let mut job = decode(&id, &json)?;
+            job.error = Some(INTERRUPTED.to_owned());
+            job.finish(JobStatus::Failed, now);
+            if update_if_running(&tx, &job)? == 1 {
+                tracing::warn!(job_id = %id, hub_id, "job interrupted: its hub is gone");
+                recovered.push(job);
+            }
+        }
+
+        for (hub_id, (alive, _)) in &hubs {
+            if !alive {
+                tx.execute("DELETE FROM hubs WHERE id = ?1", [hub_id])?;
+                tracing::debug!(hub_id, "removed row of dead hub");
+            }
+        }
+        tx.commit()?;
+        if !recovered.is_empty() {
+            tracing::info!(count = recovered.len(), "recovered interrupted jobs");
+        }
+        Ok(recovered)
+    }
+}

@@ -1,0 +1,135 @@
+//! Numbered migrations, tracked with `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`. Append new
+//! entries; never edit one that has shipped, because stores in the wild
+//! already ran it. Planned next:
+//! - 2: `workflow_runs` (one row per workflow run, steps as JSON, indexed by
+//!   status and started_at), so runs survive a hub restart like jobs do.
+//! - 3: memory records (`memory(id, scope, key, body, created_at, …)`) with an
+//!   FTS5 virtual table over `body` kept in sync by triggers; the bundled
+//!   SQLite is compiled with FTS5.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: hubs, jobs, the output log.
+    r"
+    CREATE TABLE hubs (
+        id           TEXT PRIMARY KEY,
+        pid          INTEGER NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        project_dir  TEXT NOT NULL
+    );
+
+    -- `record` (the full JobRecord as JSON) is the source of truth; the other
+    -- columns copy fields out of it so they can be queried and indexed.
+    CREATE TABLE jobs (
+        id          TEXT PRIMARY KEY,
+        hub_id      TEXT NOT NULL,
+        worker_id   TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        record      TEXT NOT NULL
+    );
+    CREATE INDEX jobs_status ON jobs(status);
+    CREATE INDEX jobs_started_at ON jobs(started_at);
+    CREATE INDEX jobs_worker_id ON jobs(worker_id);
+
+    CREATE TABLE job_events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id  TEXT,
+        at      INTEGER NOT NULL,
+        level   TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX job_events_at ON job_events(at);
+    ",
+];
+
+/// The schema version this build writes.
+pub(crate) fn known_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Brings the database up to [`known_version`], one transaction per step.
+/// Each step re-reads the version inside its write lock, so two hubs
+/// opening a fresh file at once apply every migration exactly once.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let known = known_version();
+    let newer = |found: i64| StoreError::NewerSchema {
+        path: path.to_owned(),
+        found,
+        known,
+    };
+    let found = user_version(conn)?;
+    if found > known {
+        return Err(newer(found));
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = user_version(&tx)?;
+        if current > known {
+            return Err(newer(current));
+        }
+        let Ok(index) = usize::try_from(current) else {
+            return Err(newer(current));
+        };
+        let Some(sql) = MIGRATIONS.get(index) else {
+            return Ok(());
+        };
+        let version = index + 1;
+        let step = |source| StoreError::Migration {
+            path: path.to_owned(),
+            version,
+            source,
+        };
+        tx.execute_batch(sql).map_err(step)?;
+        tx.pragma_update(None, "user_version", current + 1)
+            .map_err(step)?;
+        tx.commit().map_err(step)?;
+        tracing::info!(path = %path.display(), version, "store schema upgraded");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_fresh_database_to_known_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), known_version());
+        // A second run is a no-op.
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), known_version());
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", known_version() + 1)
+            .unwrap();
+        let error = migrate(&mut conn, Path::new("/x/orchestra.db")).unwrap_err();
+        assert!(matches!(error, StoreError::NewerSchema { .. }), "{error}");
+    }
+
+    #[test]
+    fn fts5_is_available_for_later_migrations() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE VIRTUAL TABLE t USING fts5(body);")
+            .unwrap();
+    }
+}

@@ -1,0 +1,132 @@
+//! The [`Store`] handle: opening a database and configuring its connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+use crate::schema;
+
+/// How long a statement waits for another process's write lock before
+/// giving up with [`StoreError::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// A handle on one SQLite store. `Send + Sync`; share it as `Arc<Store>`.
+///
+/// The connection sits behind a `std::sync::Mutex` rather than a tokio one:
+/// no method awaits while holding it and every call is a short query, so a
+/// blocking lock is cheaper than an async one and cannot be held across an
+/// `.await` by mistake.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, creating its parent
+    /// directories, and upgrades its schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let open_error = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        configure(&conn, path).map_err(open_error)?;
+        Store::from_connection(conn, path.to_owned())
+    }
+
+    /// A private, empty store that lives as long as the handle. For tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let open_error = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_in_memory().map_err(open_error)?;
+        configure(&conn, &path).map_err(open_error)?;
+        Store::from_connection(conn, path)
+    }
+
+    fn from_connection(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+        schema::migrate(&mut conn, &path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The file this store was opened from (`:memory:` for in-memory stores).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for one short call. A panic in another thread while
+    /// it held the lock cannot leave the connection mid-transaction (an
+    /// unfinished `Transaction` rolls back on drop), so poisoning is ignored.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn configure(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    // First, so that switching to WAL below already waits for other openers.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        tracing::warn!(
+            path = %path.display(),
+            mode,
+            "store could not switch to WAL; two hubs on this store will wait on each other more"
+        );
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_is_send_and_sync() {
+        assert_send_sync::<Store>();
+    }
+
+    #[test]
+    fn open_creates_parent_dirs_and_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a").join("b").join("orchestra.db");
+        let store = Store::open(&path).unwrap();
+        assert!(path.exists());
+        let conn = store.conn();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+}
