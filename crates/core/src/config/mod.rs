@@ -1,0 +1,51 @@
+//! `orchestrator.json`: discovery, validation, defaults and worker profiles.
+//!
+//! [`load`] reads the global and project files (JSON with comments), rejects unknown keys and
+//! wrong types with the file and key path, warns about keys that do nothing in Orchestra, and
+//! returns a [`Config`] with every default applied. [`json_schema`] describes the file format;
+//! the committed copy lives at [`SCHEMA_PATH`].
+
+mod error;
+mod load;
+mod merge;
+pub mod model;
+mod profiles;
+mod resolved;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigWarning};
+pub use load::{
+    BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, LoadOptions, MAX_AWAIT_CAP_MS, default_global_dir,
+    discover, load,
+};
+pub use model::{
+    AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
+    PermissionReply, WorkflowExecution, WorkflowIntervene,
+};
+pub use profiles::{BUILTIN_PROFILE_IDS, builtin_profiles};
+pub use resolved::{
+    AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,
+    DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, JobsConfig, LoadedConfig, MemoryConfig,
+    MemoryInjectConfig, MemorySummariesConfig, MemoryTrimConfig, Profile, RoocodeBoomerangConfig,
+    RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
+    WorkflowDefinition, WorkflowLimits, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
+};
+
+/// Where the generated schema is committed, relative to the workspace root.
+pub const SCHEMA_PATH: &str = "schema/orchestrator.schema.json";
+
+/// The JSON Schema (draft 2020-12) of `orchestrator.json`.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(OrchestratorConfigFile);
+    let mut value = schema.to_value();
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "title".to_owned(),
+            serde_json::Value::String("Open Orchestra orchestrator.json".to_owned()),
+        );
+    }
+    value
+}

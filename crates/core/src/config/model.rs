@@ -1,0 +1,712 @@
+//! The shape of `orchestrator.json` as written by users.
+//!
+//! Every field is optional so that the global file, the project file and `--config` can each set
+//! only what they change; [`super::resolved`] applies the defaults. Unknown keys are rejected
+//! (`deny_unknown_fields`) so that a typo is reported instead of being ignored.
+
+use std::collections::BTreeMap;
+
+use orchestra_protocol::tools::ListFormat;
+use schemars::JsonSchema;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Open Orchestra `orchestrator.json`: global (`~/.config/opencode/orchestrator.json`) and
+/// per-project (`.opencode/orchestrator.json` or `orchestrator.json`) settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrchestratorConfigFile {
+    /// URL or path of this JSON Schema, for editors.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Start the workers listed in `workers` when the hub starts. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_spawn: Option<bool>,
+    /// How long to wait for a worker's OpenCode server to come up, in ms. Default: 30000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub startup_timeout: Option<u64>,
+    /// How often to check that each worker's server is alive, in ms. Default: 30000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub health_check_interval: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<UiFile>,
+    /// Accepted for compatibility with the original plugin; has no effect in Orchestra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<CommandsFile>,
+    /// Accepted for compatibility with the original plugin; has no effect in Orchestra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<PruningFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflows: Option<WorkflowsFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryFile>,
+    /// Accepted for compatibility with the original plugin; has no effect in Orchestra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<TasksFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeFile>,
+    /// Worker profiles: a built-in id, or an object that overrides a built-in field by field or
+    /// defines a new profile. Entries accumulate across config files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<ProfileEntry>>,
+    /// Like `profiles`, and also the list of workers started at launch (when `autoSpawn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<ProfileEntry>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UiFile {
+    /// Default output format of the list tools. Default: markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_list_format: Option<ListFormat>,
+    /// Verbose logging. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<bool>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toasts: Option<bool>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject_system_context: Option<bool>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_context_max_workers: Option<u64>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup_injection: Option<bool>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_to_console: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotificationsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleNotificationFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdleNotificationFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+/// The orchestrator agent that Orchestra registers in the user's OpenCode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentFile {
+    /// Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Default: "orchestrator".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Replaces the built-in orchestrator prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Default: primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AgentMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_to_build: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<BTreeMap<String, bool>>,
+    /// OpenCode permission object, passed through unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    #[default]
+    Primary,
+    Subagent,
+    All,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommandsFile {
+    /// Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Default: "orchestrator.".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PruningFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_output_chars: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tool_input_chars: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_tools: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TelemetryFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowsFile {
+    /// Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<WorkflowUiFile>,
+    /// User workflows. Default: [].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definitions: Option<Vec<WorkflowDefinitionFile>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<TriggersFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roocode_boomerang: Option<RoocodeBoomerangFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowUiFile {
+    /// Default: auto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<WorkflowExecution>,
+    /// Default: on-error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervene: Option<WorkflowIntervene>,
+}
+
+/// Run all steps at once (`auto`) or pause after each step (`step`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkflowExecution {
+    #[default]
+    Auto,
+    Step,
+}
+
+/// When an `auto` workflow pauses for the user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkflowIntervene {
+    Never,
+    OnWarning,
+    #[default]
+    OnError,
+    Always,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowDefinitionFile {
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,39}$"))]
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[schemars(length(min = 1))]
+    pub steps: Vec<WorkflowStepFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowStepFile {
+    pub id: String,
+    pub title: String,
+    /// Profile id of the worker that runs this step. Default: coder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Template; `{task}` and `{carry}` are replaced. Default: "Task:\n{task}".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Pass this step's condensed result to the next steps. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_skills: Option<Vec<String>>,
+}
+
+/// A change to one step of the built-in `roocode-boomerang` workflow, matched by `id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BoomerangStepFile {
+    /// One of plan, implement, review, fix.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_skills: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TriggersFile {
+    /// Analyse images pasted into the chat with the vision workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_on_image: Option<TriggerFile>,
+    /// Record each finished assistant turn with the memory workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_on_turn_end: Option<TriggerFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TriggerFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_spawn: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<bool>,
+}
+
+/// The built-in plan → implement → review → fix workflow. Its limits can only lower the
+/// `security.workflows` caps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoocodeBoomerangFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<BoomerangStepFile>>,
+    /// Default: 4; never above `security.workflows.maxSteps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_steps: Option<u64>,
+    /// Default: 12000; never above `security.workflows.maxTaskChars`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_task_chars: Option<u64>,
+    /// Default: 24000; never above `security.workflows.maxCarryChars`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_carry_chars: Option<u64>,
+    /// Default: 120000; never above `security.workflows.perStepTimeoutMs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub per_step_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityFile {
+    /// Caps that apply to every workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflows: Option<WorkflowLimitsFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowLimitsFile {
+    /// Default: 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_steps: Option<u64>,
+    /// Default: 12000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_task_chars: Option<u64>,
+    /// Default: 24000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_carry_chars: Option<u64>,
+    /// Default: 120000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub per_step_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemoryFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_spawn: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_record: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_inject: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<MemoryScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chars: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summaries: Option<MemorySummariesFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim: Option<MemoryTrimFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject: Option<MemoryInjectFile>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryScope {
+    #[default]
+    Project,
+    Global,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemorySummariesFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_max_chars: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_max_chars: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemoryTrimFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages_per_session: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages_per_project: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages_global: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_projects_global: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemoryInjectFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chars: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_messages: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_session_summary: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_project_summary: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_global: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_global_entries: Option<u64>,
+}
+
+/// The task engine behind `task_start`, `task_await` and friends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TasksFile {
+    /// Default: 600000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub default_timeout_ms: Option<u64>,
+    /// Start a worker when a task needs one that is not running. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_auto_spawn: Option<bool>,
+    /// Default: dynamic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_model_policy: Option<ModelPolicy>,
+    /// Longest a single `task_await` call blocks, in ms. MCP clients give up after 60 s, so
+    /// this is capped at 45000. Default: 45000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 45000))]
+    pub await_cap_ms: Option<u64>,
+    /// Default: 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_task_chars: Option<u64>,
+    /// Default: 10485760 (10 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_attachment_bytes: Option<u64>,
+    /// Abort a task after OpenCode reports this many provider retries. Default: 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_retry_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsFile>,
+    /// Where finished tasks are stored; relative paths are taken from the project directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_path: Option<String>,
+    /// No effect in Orchestra: tasks are always stored (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<TasksPersistFile>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelPolicy {
+    /// Use the model the worker's profile resolves to at the time of each task.
+    #[default]
+    Dynamic,
+    /// Keep the model a worker started with.
+    Sticky,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobsFile {
+    /// Default: 86400000 (24 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_age_ms: Option<u64>,
+    /// Default: 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TasksPersistFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+}
+
+/// How workers get an OpenCode server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuntimeFile {
+    /// Default: shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// Base URL of a running `opencode serve` (http://…); required when isolation is attach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_url: Option<String>,
+    /// Name of the environment variable that holds the OpenCode server password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub attach_password_env: Option<String>,
+    /// The `opencode` executable; relative paths are taken from the project directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opencode_bin: Option<String>,
+    /// Default: 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
+    /// Default: 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_backoff_ms: Option<u64>,
+}
+
+/// `shared`: one OpenCode server for all workers; `process`: one server per worker;
+/// `attach`: use a server that is already running (`runtime.attachUrl`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    #[default]
+    Shared,
+    Process,
+    Attach,
+}
+
+/// Per-profile isolation override (a profile cannot attach on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileIsolation {
+    Shared,
+    Process,
+}
+
+impl From<ProfileIsolation> for Isolation {
+    fn from(value: ProfileIsolation) -> Self {
+        match value {
+            ProfileIsolation::Shared => Isolation::Shared,
+            ProfileIsolation::Process => Isolation::Process,
+        }
+    }
+}
+
+/// An OpenCode permission answer for one permission key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionAction {
+    Allow,
+    Ask,
+    Deny,
+}
+
+/// What the hub answers when OpenCode asks a permission question for a worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionReply {
+    #[default]
+    Reject,
+    Once,
+    Always,
+}
+
+/// A `profiles`/`workers` entry: the id of a known profile, or a profile object.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ProfileEntry {
+    Id(String),
+    Object(Box<ProfileFile>),
+}
+
+// Hand-written so that errors inside an object entry keep their key path; serde's untagged
+// enums would collapse them into "data did not match any variant".
+impl<'de> Deserialize<'de> for ProfileEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = ProfileEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a profile id or a profile object")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProfileEntry, E> {
+                Ok(ProfileEntry::Id(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<ProfileEntry, E> {
+                Ok(ProfileEntry::Id(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProfileEntry, A::Error> {
+                let object = ProfileFile::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ProfileEntry::Object(Box::new(object)))
+            }
+        }
+        deserializer.deserialize_any(EntryVisitor)
+    }
+}
+
+/// A worker profile. An object whose `id` is a built-in changes only the fields it sets; a new
+/// id must set `name`, `model`, `purpose` and `whenToUse`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProfileFile {
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,39}$"))]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `provider/model`, or a tag: `node`, `node:fast`, `node:vision`, `node:docs` (`auto…` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_to_use: Option<String>,
+    /// System prompt of the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The original plugin's name for `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supports_vision: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supports_web: Option<bool>,
+    /// OpenCode tool switches; merged key by key over the built-in's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<BTreeMap<String, bool>>,
+    /// OpenCode permissions (edit, bash, webfetch, external_directory, …); merged key by key
+    /// over the built-in's. `edit` covers every file-writing tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<BTreeMap<String, PermissionAction>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 2.0))]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<ProfileIsolation>,
+    /// Default: reject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_permission_ask: Option<PermissionReply>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProfileKind>,
+    /// No effect in Orchestra; deprecated alias of `kind` in the original plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<ProfileBackend>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ProfileExecution>,
+    /// No effect in Orchestra: use `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_file: Option<String>,
+    /// No effect in Orchestra: ports are taken from what OpenCode prints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_skills: Option<Vec<String>>,
+    /// No effect in Orchestra (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inject_repo_context: Option<bool>,
+    /// No effect in Orchestra: write `provider/model` in `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "providerID")]
+    pub provider_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileKind {
+    Server,
+    Agent,
+    Subagent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileBackend {
+    Server,
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileExecution {
+    Foreground,
+    Background,
+}

@@ -1,0 +1,426 @@
+//! The configuration the engine runs with: every default applied, every value checked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use orchestra_protocol::tools::ListFormat;
+use serde::Serialize;
+
+use super::error::{ConfigError, ConfigWarning, closest_match};
+use super::model::{AgentMode, MemoryScope, ModelPolicy, WorkflowExecution, WorkflowIntervene};
+pub use super::model::{Isolation, PermissionAction, PermissionReply};
+use super::profiles::builtin_profiles;
+
+/// The result of [`super::load`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The files that were read, lowest priority first.
+    pub sources: Vec<PathBuf>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub auto_spawn: bool,
+    pub startup_timeout_ms: u64,
+    pub health_check_interval_ms: u64,
+    pub ui: UiConfig,
+    pub agent: AgentConfig,
+    pub commands: CommandsConfig,
+    pub tasks: TasksConfig,
+    pub runtime: RuntimeConfig,
+    pub workflows: WorkflowsConfig,
+    pub security: SecurityConfig,
+    pub memory: MemoryConfig,
+    /// Built-in profiles plus the user's, by id.
+    pub profiles: BTreeMap<String, Profile>,
+    /// Ids of the profiles listed in `workers`, in order: the workers started at launch.
+    pub spawn: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UiConfig {
+    pub default_list_format: ListFormat,
+    pub debug: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentConfig {
+    pub enabled: bool,
+    pub name: String,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub mode: AgentMode,
+    pub color: Option<String>,
+    pub tools: Option<BTreeMap<String, bool>>,
+    pub permission: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandsConfig {
+    pub enabled: bool,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TasksConfig {
+    pub default_timeout_ms: u64,
+    pub default_auto_spawn: bool,
+    pub default_model_policy: ModelPolicy,
+    /// Longest a single `task_await` blocks; always within 1..=45000.
+    pub await_cap_ms: u64,
+    pub max_task_chars: u64,
+    pub max_attachment_bytes: u64,
+    /// Abort a task after OpenCode reports this many provider retries.
+    pub provider_retry_limit: u32,
+    pub jobs: JobsConfig,
+    /// Absolute, or `None` for the store's default location.
+    pub store_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobsConfig {
+    pub max_age_ms: u64,
+    pub max_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeConfig {
+    pub isolation: Isolation,
+    /// Base URL of the server to attach to; always set (and `http://…`) when `isolation` is
+    /// `Attach`.
+    pub attach_url: Option<String>,
+    pub attach_password_env: Option<String>,
+    /// Absolute path, or a bare command name looked up on `PATH`.
+    pub opencode_bin: Option<PathBuf>,
+    pub max_restarts: u32,
+    pub restart_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowsConfig {
+    pub enabled: bool,
+    pub ui: WorkflowUiConfig,
+    pub definitions: Vec<WorkflowDefinition>,
+    pub triggers: TriggersConfig,
+    pub roocode_boomerang: RoocodeBoomerangConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowUiConfig {
+    pub execution: WorkflowExecution,
+    pub intervene: WorkflowIntervene,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowDefinition {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub steps: Vec<WorkflowStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowStep {
+    pub id: String,
+    pub title: String,
+    pub worker_id: String,
+    /// Template; `{task}` and `{carry}` are replaced.
+    pub prompt: String,
+    pub carry: bool,
+    pub timeout_ms: Option<u64>,
+    pub model: Option<String>,
+    pub required_skills: Vec<String>,
+}
+
+pub const DEFAULT_STEP_WORKER: &str = "coder";
+pub const DEFAULT_STEP_PROMPT: &str = "Task:\n{task}";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriggersConfig {
+    pub vision_on_image: TriggerConfig,
+    pub memory_on_turn_end: TriggerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriggerConfig {
+    pub enabled: bool,
+    pub workflow_id: String,
+    pub auto_spawn: bool,
+    pub blocking: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoocodeBoomerangConfig {
+    pub enabled: bool,
+    /// Changes to the built-in steps, matched by step id (plan, implement, review, fix).
+    pub steps: Vec<BoomerangStepOverride>,
+    /// As written; use [`RoocodeBoomerangConfig::effective_limits`] to apply the caps.
+    pub limits: WorkflowLimits,
+}
+
+impl RoocodeBoomerangConfig {
+    /// This workflow's limits, which can only lower the `security.workflows` caps.
+    pub fn effective_limits(&self, caps: &WorkflowLimits) -> WorkflowLimits {
+        WorkflowLimits {
+            max_steps: self.limits.max_steps.min(caps.max_steps),
+            max_task_chars: self.limits.max_task_chars.min(caps.max_task_chars),
+            max_carry_chars: self.limits.max_carry_chars.min(caps.max_carry_chars),
+            per_step_timeout_ms: self
+                .limits
+                .per_step_timeout_ms
+                .min(caps.per_step_timeout_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoomerangStepOverride {
+    pub id: String,
+    pub title: Option<String>,
+    pub worker_id: Option<String>,
+    pub prompt: Option<String>,
+    pub carry: Option<bool>,
+    pub timeout_ms: Option<u64>,
+    pub model: Option<String>,
+    pub required_skills: Option<Vec<String>>,
+}
+
+/// Ids of the steps of the built-in `roocode-boomerang` workflow.
+pub const BOOMERANG_STEP_IDS: [&str; 4] = ["plan", "implement", "review", "fix"];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecurityConfig {
+    /// Caps for every workflow.
+    pub workflows: WorkflowLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkflowLimits {
+    pub max_steps: u64,
+    pub max_task_chars: u64,
+    pub max_carry_chars: u64,
+    pub per_step_timeout_ms: u64,
+}
+
+impl Default for WorkflowLimits {
+    fn default() -> Self {
+        WorkflowLimits {
+            max_steps: 4,
+            max_task_chars: 12_000,
+            max_carry_chars: 24_000,
+            per_step_timeout_ms: 120_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryConfig {
+    pub enabled: bool,
+    pub auto_spawn: bool,
+    pub auto_record: bool,
+    pub auto_inject: bool,
+    pub scope: MemoryScope,
+    pub max_chars: u64,
+    pub summaries: MemorySummariesConfig,
+    pub trim: MemoryTrimConfig,
+    pub inject: MemoryInjectConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemorySummariesConfig {
+    pub enabled: bool,
+    pub session_max_chars: u64,
+    pub project_max_chars: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryTrimConfig {
+    pub max_messages_per_session: u64,
+    pub max_messages_per_project: u64,
+    pub max_messages_global: u64,
+    pub max_projects_global: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryInjectConfig {
+    pub max_chars: u64,
+    pub max_entries: u64,
+    pub include_messages: bool,
+    pub include_session_summary: bool,
+    pub include_project_summary: bool,
+    pub include_global: bool,
+    pub max_global_entries: u64,
+}
+
+/// A worker profile with every field decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    /// `provider/model` or a tag such as `node:fast`; resolved to a model elsewhere.
+    pub model: String,
+    pub purpose: String,
+    pub when_to_use: String,
+    /// The worker's system prompt.
+    pub prompt: String,
+    pub supports_vision: bool,
+    pub supports_web: bool,
+    /// OpenCode tool switches, kept for compatibility; permissions are what restrict a worker.
+    pub tools: BTreeMap<String, bool>,
+    /// OpenCode permissions by key (edit, bash, webfetch, external_directory, …).
+    pub permission: BTreeMap<String, PermissionAction>,
+    pub temperature: Option<f64>,
+    pub tags: Vec<String>,
+    /// Overrides `runtime.isolation` for this worker (never `Attach`).
+    pub isolation: Option<Isolation>,
+    pub on_permission_ask: PermissionReply,
+    /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
+    pub builtin: bool,
+}
+
+impl Profile {
+    /// True when the worker can neither change files nor run commands.
+    pub fn read_only(&self) -> bool {
+        self.permission.get("edit") == Some(&PermissionAction::Deny)
+            && self.permission.get("bash") == Some(&PermissionAction::Deny)
+    }
+
+    /// Name of the OpenCode agent that carries this profile.
+    pub fn agent_name(&self) -> String {
+        format!("orchestra-{}", self.id)
+    }
+}
+
+impl Config {
+    /// The configuration with no files at all: defaults and built-in profiles.
+    pub fn builtin() -> Config {
+        Config {
+            auto_spawn: true,
+            startup_timeout_ms: 30_000,
+            health_check_interval_ms: 30_000,
+            ui: UiConfig {
+                default_list_format: ListFormat::Markdown,
+                debug: false,
+            },
+            agent: AgentConfig {
+                enabled: true,
+                name: "orchestrator".to_owned(),
+                model: None,
+                prompt: None,
+                mode: AgentMode::Primary,
+                color: None,
+                tools: None,
+                permission: None,
+            },
+            commands: CommandsConfig {
+                enabled: true,
+                prefix: "orchestrator.".to_owned(),
+            },
+            tasks: TasksConfig {
+                default_timeout_ms: 600_000,
+                default_auto_spawn: true,
+                default_model_policy: ModelPolicy::Dynamic,
+                await_cap_ms: 45_000,
+                max_task_chars: 100_000,
+                max_attachment_bytes: 10 * 1024 * 1024,
+                provider_retry_limit: 3,
+                jobs: JobsConfig {
+                    max_age_ms: 86_400_000,
+                    max_count: 200,
+                },
+                store_path: None,
+            },
+            runtime: RuntimeConfig {
+                isolation: Isolation::Shared,
+                attach_url: None,
+                attach_password_env: None,
+                opencode_bin: None,
+                max_restarts: 5,
+                restart_backoff_ms: 500,
+            },
+            workflows: WorkflowsConfig {
+                enabled: true,
+                ui: WorkflowUiConfig {
+                    execution: WorkflowExecution::Auto,
+                    intervene: WorkflowIntervene::OnError,
+                },
+                definitions: Vec::new(),
+                triggers: TriggersConfig {
+                    vision_on_image: TriggerConfig {
+                        enabled: true,
+                        workflow_id: "vision".to_owned(),
+                        auto_spawn: true,
+                        blocking: false,
+                    },
+                    memory_on_turn_end: TriggerConfig {
+                        enabled: true,
+                        workflow_id: "memory".to_owned(),
+                        auto_spawn: true,
+                        blocking: false,
+                    },
+                },
+                roocode_boomerang: RoocodeBoomerangConfig {
+                    enabled: true,
+                    steps: Vec::new(),
+                    limits: WorkflowLimits::default(),
+                },
+            },
+            security: SecurityConfig {
+                workflows: WorkflowLimits::default(),
+            },
+            memory: MemoryConfig {
+                enabled: true,
+                auto_spawn: true,
+                auto_record: true,
+                auto_inject: true,
+                scope: MemoryScope::Project,
+                max_chars: 2000,
+                summaries: MemorySummariesConfig {
+                    enabled: true,
+                    session_max_chars: 2000,
+                    project_max_chars: 2000,
+                },
+                trim: MemoryTrimConfig {
+                    max_messages_per_session: 60,
+                    max_messages_per_project: 400,
+                    max_messages_global: 2000,
+                    max_projects_global: 25,
+                },
+                inject: MemoryInjectConfig {
+                    max_chars: 2000,
+                    max_entries: 8,
+                    include_messages: false,
+                    include_session_summary: true,
+                    include_project_summary: true,
+                    include_global: true,
+                    max_global_entries: 3,
+                },
+            },
+            profiles: builtin_profiles()
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            spawn: Vec::new(),
+        }
+    }
+
+    /// The profile with this id, or an error that lists the known ids and the closest one.
+    pub fn profile(&self, id: &str) -> Result<&Profile, ConfigError> {
+        self.profiles
+            .get(id)
+            .ok_or_else(|| unknown_profile(id, self.profiles.keys().map(String::as_str)))
+    }
+}
+
+pub(crate) fn unknown_profile<'a>(
+    id: &str,
+    known: impl Iterator<Item = &'a str> + Clone,
+) -> ConfigError {
+    ConfigError::UnknownProfile {
+        id: id.to_owned(),
+        known: known.clone().map(str::to_owned).collect(),
+        suggestion: closest_match(id, known).map(str::to_owned),
+    }
+}

@@ -1,0 +1,498 @@
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use orchestra_protocol::tools::ListFormat;
+
+use super::*;
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    global: PathBuf,
+    project: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let global = root.path().join("global");
+    let project = root.path().join("project");
+    std::fs::create_dir_all(&global).unwrap();
+    std::fs::create_dir_all(project.join(".opencode")).unwrap();
+    Dirs {
+        global,
+        project,
+        _root: root,
+    }
+}
+
+impl Dirs {
+    fn opts(&self) -> LoadOptions {
+        LoadOptions {
+            project_dir: self.project.clone(),
+            global_dir: Some(self.global.clone()),
+            extra_file: None,
+        }
+    }
+    fn write_global(&self, text: &str) -> PathBuf {
+        write(&self.global.join(CONFIG_FILE_NAME), text)
+    }
+    fn write_project(&self, text: &str) -> PathBuf {
+        write(&self.project.join(CONFIG_FILE_NAME), text)
+    }
+    fn write_dot_opencode(&self, text: &str) -> PathBuf {
+        write(&self.project.join(".opencode").join(CONFIG_FILE_NAME), text)
+    }
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+fn load_project(text: &str) -> Result<LoadedConfig, ConfigError> {
+    let d = dirs();
+    d.write_project(text);
+    load(&d.opts())
+}
+
+/// (path, key_path, message, hint) of an `Invalid` error.
+fn invalid_parts(error: ConfigError) -> (PathBuf, String, String, Option<String>) {
+    match error {
+        ConfigError::Invalid {
+            path,
+            key_path,
+            message,
+            hint,
+        } => (path, key_path, message, hint),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_equal_the_originals() {
+    let d = dirs();
+    let loaded = load(&d.opts()).unwrap();
+    assert!(loaded.sources.is_empty());
+    assert!(loaded.warnings.is_empty());
+    let c = loaded.config;
+    assert_eq!(c, Config::builtin());
+    assert!(c.auto_spawn);
+    assert_eq!(c.startup_timeout_ms, 30_000);
+    assert_eq!(c.health_check_interval_ms, 30_000);
+    assert_eq!(c.ui.default_list_format, ListFormat::Markdown);
+    assert!(!c.ui.debug);
+    assert!(c.agent.enabled);
+    assert_eq!(c.agent.name, "orchestrator");
+    assert_eq!(c.agent.mode, AgentMode::Primary);
+    assert_eq!(c.commands.prefix, "orchestrator.");
+    assert!(c.workflows.enabled);
+    assert_eq!(c.workflows.ui.execution, WorkflowExecution::Auto);
+    assert_eq!(c.workflows.ui.intervene, WorkflowIntervene::OnError);
+    assert!(c.workflows.definitions.is_empty());
+    let vision = &c.workflows.triggers.vision_on_image;
+    assert!(vision.enabled && vision.auto_spawn && !vision.blocking);
+    assert_eq!(vision.workflow_id, "vision");
+    assert_eq!(
+        c.workflows.triggers.memory_on_turn_end.workflow_id,
+        "memory"
+    );
+    let limits = WorkflowLimits {
+        max_steps: 4,
+        max_task_chars: 12_000,
+        max_carry_chars: 24_000,
+        per_step_timeout_ms: 120_000,
+    };
+    assert_eq!(c.security.workflows, limits);
+    assert_eq!(c.workflows.roocode_boomerang.limits, limits);
+    assert_eq!(c.memory.scope, MemoryScope::Project);
+    assert_eq!(c.memory.max_chars, 2000);
+    assert_eq!(c.memory.trim.max_messages_per_project, 400);
+    assert_eq!(c.memory.inject.max_global_entries, 3);
+    assert!(!c.memory.inject.include_messages);
+    assert_eq!(c.tasks.default_timeout_ms, 600_000);
+    assert_eq!(c.tasks.await_cap_ms, 45_000);
+    assert_eq!(c.tasks.default_model_policy, ModelPolicy::Dynamic);
+    assert_eq!(c.tasks.max_attachment_bytes, 10_485_760);
+    assert_eq!(c.tasks.provider_retry_limit, 3);
+    assert_eq!(c.tasks.jobs.max_age_ms, 86_400_000);
+    assert_eq!(c.tasks.jobs.max_count, 200);
+    assert_eq!(c.runtime.isolation, Isolation::Shared);
+    assert_eq!(c.runtime.max_restarts, 5);
+    assert_eq!(c.runtime.restart_backoff_ms, 500);
+    let ids: Vec<&str> = c.profiles.keys().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        ["architect", "coder", "docs", "explorer", "memory", "vision"]
+    );
+    assert!(c.spawn.is_empty());
+}
+
+#[test]
+fn project_overrides_global_and_objects_merge() {
+    let d = dirs();
+    let global =
+        d.write_global(r#"{"autoSpawn": false, "ui": {"debug": true}, "startupTimeout": 1000}"#);
+    let project =
+        d.write_project(r#"{"startupTimeout": 2000, "ui": {"defaultListFormat": "json"}}"#);
+    let loaded = load(&d.opts()).unwrap();
+    assert_eq!(loaded.sources, [global, project]);
+    let c = loaded.config;
+    assert!(!c.auto_spawn);
+    assert_eq!(c.startup_timeout_ms, 2000);
+    assert!(
+        c.ui.debug,
+        "global ui.debug survives the project's ui object"
+    );
+    assert_eq!(c.ui.default_list_format, ListFormat::Json);
+}
+
+#[test]
+fn dot_opencode_file_wins_over_project_root_file() {
+    let d = dirs();
+    d.write_project(r#"{"startupTimeout": 1111}"#);
+    let dot = d.write_dot_opencode(r#"{"startupTimeout": 2222}"#);
+    let loaded = load(&d.opts()).unwrap();
+    assert_eq!(loaded.sources, [dot]);
+    assert_eq!(loaded.config.startup_timeout_ms, 2222);
+}
+
+#[test]
+fn extra_file_wins_and_must_exist() {
+    let d = dirs();
+    d.write_project(r#"{"startupTimeout": 1111}"#);
+    let extra = write(&d.project.join("extra.json"), r#"{"startupTimeout": 3333}"#);
+    let mut opts = d.opts();
+    opts.extra_file = Some(extra);
+    assert_eq!(load(&opts).unwrap().config.startup_timeout_ms, 3333);
+    opts.extra_file = Some(d.project.join("missing.json"));
+    assert!(matches!(load(&opts), Err(ConfigError::Io { .. })));
+}
+
+#[test]
+fn jsonc_comments_and_trailing_commas_are_accepted() {
+    let loaded = load_project(
+        "// global comment\n{\n  /* block */ \"autoSpawn\": false, // why\n  \"ui\": {\"debug\": true,},\n}\n",
+    )
+    .unwrap();
+    assert!(!loaded.config.auto_spawn);
+    assert!(loaded.config.ui.debug);
+}
+
+#[test]
+fn syntax_error_reports_line_and_column() {
+    let d = dirs();
+    let path = d.write_project("{\n  \"autoSpawn\": tru\n}");
+    match load(&d.opts()) {
+        Err(ConfigError::Parse {
+            path: p,
+            line,
+            column,
+            ..
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(line, 2);
+            assert!(column.is_some());
+        }
+        other => panic!("expected Parse, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_key_names_file_key_path_and_suggestion() {
+    let d = dirs();
+    let path = d.write_project(r#"{"ui": {"defaultListFormt": "json"}}"#);
+    let error = load(&d.opts()).unwrap_err();
+    let text = error.to_string();
+    let (p, key, message, hint) = invalid_parts(error);
+    assert_eq!(p, path);
+    assert_eq!(key, "ui.defaultListFormt");
+    assert!(message.contains("unknown key"), "{message}");
+    assert_eq!(hint.as_deref(), Some("did you mean `defaultListFormat`?"));
+    assert!(
+        text.contains("orchestrator.json") && text.contains("defaultListFormat"),
+        "{text}"
+    );
+
+    let (_, key, _, hint) = invalid_parts(load_project(r#"{"auto_spawn": true}"#).unwrap_err());
+    assert_eq!(key, "auto_spawn");
+    assert_eq!(hint.as_deref(), Some("did you mean `autoSpawn`?"));
+
+    let (_, key, _, _) = invalid_parts(
+        load_project(r#"{"profiles": [{"id": "coder", "modle": "x"}]}"#).unwrap_err(),
+    );
+    assert_eq!(key, "profiles[0].modle");
+}
+
+#[test]
+fn wrong_type_and_bad_enum_value_name_the_key() {
+    let (_, key, message, _) =
+        invalid_parts(load_project(r#"{"tasks": {"jobs": {"maxCount": "many"}}}"#).unwrap_err());
+    assert_eq!(key, "tasks.jobs.maxCount");
+    assert!(message.contains("invalid type"), "{message}");
+
+    let (_, key, message, hint) =
+        invalid_parts(load_project(r#"{"ui": {"defaultListFormat": "jsn"}}"#).unwrap_err());
+    assert_eq!(key, "ui.defaultListFormat");
+    assert!(message.contains("markdown, json"), "{message}");
+    assert_eq!(hint.as_deref(), Some("did you mean `json`?"));
+}
+
+#[test]
+fn removed_keys_are_rejected_with_the_reason() {
+    let (_, key, message, _) = invalid_parts(load_project(r#"{"basePort": 14096}"#).unwrap_err());
+    assert_eq!(key, "basePort");
+    assert!(
+        message.contains("removed") && message.contains("port OpenCode prints"),
+        "{message}"
+    );
+    let (_, key, message, _) =
+        invalid_parts(load_project(r#"{"ui": {"firstRunDemo": true}}"#).unwrap_err());
+    assert_eq!(key, "ui.firstRunDemo");
+    assert!(message.contains("no first-run demo"), "{message}");
+}
+
+#[test]
+fn inert_keys_are_accepted_with_warnings() {
+    let d = dirs();
+    let path = d.write_project(
+        r#"{
+          "ui": {"toasts": false, "wakeupInjection": true},
+          "notifications": {"idle": {"enabled": true}},
+          "pruning": {"enabled": true},
+          "telemetry": {"enabled": false},
+          "tasks": {"persist": {"enabled": true}},
+          "workers": [{"id": "coder", "port": 4000, "kind": "server"}]
+        }"#,
+    );
+    let loaded = load(&d.opts()).unwrap();
+    let keys: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .map(|w| w.key_path.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "ui.toasts",
+            "ui.wakeupInjection",
+            "notifications",
+            "pruning",
+            "telemetry",
+            "tasks.persist",
+            "workers[0].kind",
+            "workers[0].port",
+        ]
+    );
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .all(|w| w.path == path && w.message.contains("no effect"))
+    );
+}
+
+#[test]
+fn profile_override_changes_only_given_fields() {
+    let loaded = load_project(
+        r#"{"profiles": [{"id": "docs", "model": "anthropic/claude-x",
+             "permission": {"webfetch": "ask"}, "systemPrompt": "Be brief."}]}"#,
+    )
+    .unwrap();
+    let docs = loaded.config.profile("docs").unwrap();
+    let builtin = Config::builtin().profiles["docs"].clone();
+    assert_eq!(docs.model, "anthropic/claude-x");
+    assert_eq!(docs.prompt, "Be brief.");
+    assert_eq!(docs.name, builtin.name);
+    assert_eq!(docs.purpose, builtin.purpose);
+    assert!(docs.supports_web && docs.builtin);
+    assert!(
+        docs.read_only(),
+        "edit/bash deny kept when another permission is set"
+    );
+    assert_eq!(docs.permission["webfetch"], PermissionAction::Ask);
+}
+
+#[test]
+fn profiles_accumulate_across_files_and_workers_build_the_spawn_list() {
+    let d = dirs();
+    d.write_global(
+        r#"{"profiles": [{"id": "reviewer", "name": "Reviewer", "model": "node",
+             "purpose": "Review", "whenToUse": "After changes", "temperature": 0.3}],
+            "workers": ["coder"]}"#,
+    );
+    d.write_project(
+        r#"{"workers": ["reviewer", {"id": "reviewer", "isolation": "process"}, "docs"]}"#,
+    );
+    let c = load(&d.opts()).unwrap().config;
+    let reviewer = c.profile("reviewer").unwrap();
+    assert!(!reviewer.builtin);
+    assert_eq!(reviewer.temperature, Some(0.3));
+    assert_eq!(reviewer.isolation, Some(Isolation::Process));
+    assert!(reviewer.prompt.contains("Reviewer"));
+    assert_eq!(c.spawn, ["reviewer", "docs"]);
+}
+
+#[test]
+fn custom_profile_must_set_required_fields() {
+    let (_, key, message, _) = invalid_parts(
+        load_project(r#"{"profiles": [{"id": "helper", "name": "Helper", "model": "node"}]}"#)
+            .unwrap_err(),
+    );
+    assert_eq!(key, "profiles[0]");
+    assert!(message.contains("purpose, whenToUse"), "{message}");
+    assert!(!message.contains("name,"), "{message}");
+}
+
+#[test]
+fn unknown_profile_id_string_lists_known_ids() {
+    let (_, key, message, hint) =
+        invalid_parts(load_project(r#"{"workers": ["codr"]}"#).unwrap_err());
+    assert_eq!(key, "workers[0]");
+    assert!(
+        message.contains("architect, coder, docs, explorer, memory, vision"),
+        "{message}"
+    );
+    assert_eq!(hint.as_deref(), Some("did you mean `coder`?"));
+
+    let error = Config::builtin().profile("docz").unwrap_err();
+    assert!(
+        error.to_string().contains("did you mean `docs`?"),
+        "{error}"
+    );
+}
+
+#[test]
+fn invalid_profile_id_is_rejected() {
+    let (_, key, _, _) = invalid_parts(
+        load_project(r#"{"profiles": [{"id": "Bad_Id", "name": "n", "model": "m", "purpose": "p", "whenToUse": "w"}]}"#)
+            .unwrap_err(),
+    );
+    assert_eq!(key, "profiles[0].id");
+}
+
+#[test]
+fn kind_and_backend_must_agree() {
+    let (_, key, message, _) = invalid_parts(
+        load_project(r#"{"profiles": [{"id": "coder", "kind": "server", "backend": "agent"}]}"#)
+            .unwrap_err(),
+    );
+    assert_eq!(key, "profiles[0].backend");
+    assert!(
+        message.contains("server") && message.contains("agent"),
+        "{message}"
+    );
+    assert!(
+        load_project(r#"{"profiles": [{"id": "coder", "kind": "agent", "backend": "agent"}]}"#)
+            .is_ok()
+    );
+}
+
+#[test]
+fn await_cap_above_45s_is_rejected() {
+    let (_, key, message, _) =
+        invalid_parts(load_project(r#"{"tasks": {"awaitCapMs": 60000}}"#).unwrap_err());
+    assert_eq!(key, "tasks.awaitCapMs");
+    assert!(message.contains("60 s"), "{message}");
+    let ok = load_project(r#"{"tasks": {"awaitCapMs": 45000}}"#).unwrap();
+    assert_eq!(ok.config.tasks.await_cap_ms, 45_000);
+}
+
+#[test]
+fn attach_needs_an_http_url() {
+    let d = dirs();
+    let global = d.write_global(r#"{"runtime": {"isolation": "attach"}}"#);
+    d.write_project(r#"{"runtime": {"maxRestarts": 1}}"#);
+    let (path, key, _, hint) = invalid_parts(load(&d.opts()).unwrap_err());
+    assert_eq!(path, global, "blames the file that chose attach");
+    assert_eq!(key, "runtime.attachUrl");
+    assert!(hint.unwrap().contains("http://"));
+
+    let (_, key, _, _) = invalid_parts(
+        load_project(r#"{"runtime": {"isolation": "attach", "attachUrl": "https://x"}}"#)
+            .unwrap_err(),
+    );
+    assert_eq!(key, "runtime.attachUrl");
+    let ok = load_project(
+        r#"{"runtime": {"isolation": "attach", "attachUrl": "http://127.0.0.1:4096", "attachPasswordEnv": "OC_PW"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        ok.config.runtime.attach_url.as_deref(),
+        Some("http://127.0.0.1:4096")
+    );
+}
+
+#[test]
+fn workflow_definitions_get_step_defaults_and_known_workers() {
+    let c = load_project(
+        r#"{"workflows": {"definitions": [{"id": "ship", "name": "Ship",
+             "steps": [{"id": "a", "title": "A"}, {"id": "b", "title": "B", "workerId": "docs", "carry": true}]}]}}"#,
+    )
+    .unwrap()
+    .config;
+    let steps = &c.workflows.definitions[0].steps;
+    assert_eq!(steps[0].worker_id, "coder");
+    assert_eq!(steps[0].prompt, "Task:\n{task}");
+    assert!(!steps[0].carry && steps[1].carry);
+
+    let (_, key, _, hint) = invalid_parts(
+        load_project(
+            r#"{"workflows": {"definitions": [{"id": "w", "name": "W", "steps": [{"id": "a", "title": "A", "workerId": "archtect"}]}]}}"#,
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(key, "workflows.definitions[0].steps[0].workerId");
+    assert_eq!(hint.as_deref(), Some("did you mean `architect`?"));
+}
+
+#[test]
+fn boomerang_limits_only_lower_the_caps() {
+    let c = load_project(
+        r#"{"security": {"workflows": {"maxSteps": 3}},
+            "workflows": {"roocodeBoomerang": {"maxSteps": 8, "maxTaskChars": 100}}}"#,
+    )
+    .unwrap()
+    .config;
+    let limits = c
+        .workflows
+        .roocode_boomerang
+        .effective_limits(&c.security.workflows);
+    assert_eq!(limits.max_steps, 3);
+    assert_eq!(limits.max_task_chars, 100);
+}
+
+#[test]
+fn null_resets_a_key_to_its_default() {
+    let d = dirs();
+    d.write_global(r#"{"startupTimeout": 5}"#);
+    d.write_project(r#"{"startupTimeout": null}"#);
+    assert_eq!(load(&d.opts()).unwrap().config.startup_timeout_ms, 30_000);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_project() {
+    let d = dirs();
+    d.write_project(r#"{"runtime": {"opencodeBin": "tools/opencode"}, "tasks": {"storePath": "data/tasks.db"}}"#);
+    let c = load(&d.opts()).unwrap().config;
+    assert_eq!(
+        c.runtime.opencode_bin,
+        Some(d.project.join("tools/opencode"))
+    );
+    assert_eq!(c.tasks.store_path, Some(d.project.join("data/tasks.db")));
+    let bare = load_project(r#"{"runtime": {"opencodeBin": "opencode"}}"#).unwrap();
+    assert_eq!(
+        bare.config.runtime.opencode_bin,
+        Some(PathBuf::from("opencode"))
+    );
+}
+
+#[test]
+fn schema_has_title_and_draft() {
+    let schema = json_schema();
+    assert_eq!(schema["title"], "Open Orchestra orchestrator.json");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(schema["properties"]["tasks"].is_object());
+}

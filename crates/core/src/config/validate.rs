@@ -1,0 +1,388 @@
+//! Checks of one config file that its types alone cannot express, and warnings for keys that
+//! are accepted but do nothing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::error::{ConfigError, ConfigWarning, closest_match};
+use super::load::{Layer, MAX_AWAIT_CAP_MS, invalid};
+use super::model::{
+    OrchestratorConfigFile, ProfileBackend, ProfileEntry, ProfileFile, ProfileKind,
+    WorkflowDefinitionFile,
+};
+use super::resolved::BOOMERANG_STEP_IDS;
+
+pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
+    if raw.get("basePort").is_some() {
+        return Err(invalid(
+            path,
+            "basePort",
+            "`basePort` was removed: every OpenCode server picks a free port and Orchestra \
+             always uses the port OpenCode prints when it starts, so there is nothing to set",
+            Some("delete `basePort`".to_owned()),
+        ));
+    }
+    if raw.pointer("/ui/firstRunDemo").is_some() {
+        return Err(invalid(
+            path,
+            "ui.firstRunDemo",
+            "`ui.firstRunDemo` was removed: Orchestra has no first-run demo",
+            Some("delete `ui.firstRunDemo`".to_owned()),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
+    let path = layer.path.as_path();
+    let file = &layer.file;
+    let at_least_one = |key: &str, value: Option<u64>| match value {
+        Some(0) => Err(invalid(path, key, "must be at least 1", None)),
+        _ => Ok(()),
+    };
+    at_least_one("startupTimeout", file.startup_timeout)?;
+    at_least_one("healthCheckInterval", file.health_check_interval)?;
+    if let Some(tasks) = &file.tasks {
+        at_least_one("tasks.defaultTimeoutMs", tasks.default_timeout_ms)?;
+        at_least_one("tasks.maxTaskChars", tasks.max_task_chars)?;
+        at_least_one("tasks.maxAttachmentBytes", tasks.max_attachment_bytes)?;
+        match tasks.await_cap_ms {
+            Some(0) => {
+                return Err(invalid(
+                    path,
+                    "tasks.awaitCapMs",
+                    "must be at least 1",
+                    None,
+                ));
+            }
+            Some(cap) if cap > MAX_AWAIT_CAP_MS => {
+                return Err(invalid(
+                    path,
+                    "tasks.awaitCapMs",
+                    format!(
+                        "{cap} is above the limit of {MAX_AWAIT_CAP_MS}: MCP clients abandon a \
+                         tool call after 60 s, so a longer `task_await` would be cut off and its \
+                         result lost"
+                    ),
+                    Some(format!(
+                        "use at most {MAX_AWAIT_CAP_MS}; callers simply call `task_await` again"
+                    )),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(jobs) = &tasks.jobs {
+            at_least_one("tasks.jobs.maxAgeMs", jobs.max_age_ms)?;
+            at_least_one("tasks.jobs.maxCount", jobs.max_count)?;
+        }
+    }
+    if let Some(security) = file.security.as_ref().and_then(|s| s.workflows.as_ref()) {
+        at_least_one("security.workflows.maxSteps", security.max_steps)?;
+        at_least_one("security.workflows.maxTaskChars", security.max_task_chars)?;
+        at_least_one("security.workflows.maxCarryChars", security.max_carry_chars)?;
+        at_least_one(
+            "security.workflows.perStepTimeoutMs",
+            security.per_step_timeout_ms,
+        )?;
+    }
+    if let Some(workflows) = &file.workflows {
+        if let Some(boomerang) = &workflows.roocode_boomerang {
+            let key = |k: &str| format!("workflows.roocodeBoomerang.{k}");
+            at_least_one(&key("maxSteps"), boomerang.max_steps)?;
+            at_least_one(&key("maxTaskChars"), boomerang.max_task_chars)?;
+            at_least_one(&key("maxCarryChars"), boomerang.max_carry_chars)?;
+            at_least_one(&key("perStepTimeoutMs"), boomerang.per_step_timeout_ms)?;
+            for (i, step) in boomerang.steps.iter().flatten().enumerate() {
+                if !BOOMERANG_STEP_IDS.contains(&step.id.as_str()) {
+                    return Err(invalid(
+                        path,
+                        &key(&format!("steps[{i}].id")),
+                        format!(
+                            "`{}` is not a step of roocode-boomerang; its steps are: {}",
+                            step.id,
+                            BOOMERANG_STEP_IDS.join(", ")
+                        ),
+                        closest_match(&step.id, BOOMERANG_STEP_IDS)
+                            .map(|c| format!("did you mean `{c}`?")),
+                    ));
+                }
+            }
+        }
+        if let Some(definitions) = &workflows.definitions {
+            check_workflow_definitions(path, definitions)?;
+        }
+    }
+    if let Some(runtime) = &file.runtime {
+        if let Some(url) = &runtime.attach_url {
+            let host = url.strip_prefix("http://").unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') {
+                return Err(invalid(
+                    path,
+                    "runtime.attachUrl",
+                    format!("`{url}` is not an http:// URL of an OpenCode server"),
+                    Some("write it like http://127.0.0.1:4096".to_owned()),
+                ));
+            }
+        }
+        if let Some(name) = &runtime.attach_password_env
+            && !is_env_var_name(name)
+        {
+            return Err(invalid(
+                path,
+                "runtime.attachPasswordEnv",
+                format!("`{name}` is not an environment variable name"),
+                Some(
+                    "give the variable's name (e.g. OPENCODE_SERVER_PASSWORD), not the password"
+                        .to_owned(),
+                ),
+            ));
+        }
+    }
+    for (list, entries) in profile_lists(file) {
+        for (i, entry) in entries.iter().enumerate() {
+            if let ProfileEntry::Object(object) = entry {
+                check_profile_object(path, &format!("{list}[{i}]"), object)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && id.len() <= 40
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn check_workflow_definitions(
+    path: &Path,
+    definitions: &[WorkflowDefinitionFile],
+) -> Result<(), ConfigError> {
+    let mut ids = BTreeSet::new();
+    for (i, definition) in definitions.iter().enumerate() {
+        let key = format!("workflows.definitions[{i}]");
+        if !is_valid_id(&definition.id) {
+            return Err(invalid(
+                path,
+                &format!("{key}.id"),
+                format!("`{}` is not a valid workflow id", definition.id),
+                Some(
+                    "use 1-40 lowercase letters, digits and dashes, starting with a letter"
+                        .to_owned(),
+                ),
+            ));
+        }
+        if !ids.insert(definition.id.as_str()) {
+            return Err(invalid(
+                path,
+                &format!("{key}.id"),
+                format!("workflow `{}` is defined twice", definition.id),
+                None,
+            ));
+        }
+        if definition.steps.is_empty() {
+            return Err(invalid(
+                path,
+                &format!("{key}.steps"),
+                "a workflow needs at least one step",
+                None,
+            ));
+        }
+        let mut step_ids = BTreeSet::new();
+        for (j, step) in definition.steps.iter().enumerate() {
+            if !step_ids.insert(step.id.as_str()) {
+                return Err(invalid(
+                    path,
+                    &format!("{key}.steps[{j}].id"),
+                    format!(
+                        "step `{}` appears twice in workflow `{}`",
+                        step.id, definition.id
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_profile_object(path: &Path, key: &str, object: &ProfileFile) -> Result<(), ConfigError> {
+    if !is_valid_id(&object.id) {
+        return Err(invalid(
+            path,
+            &format!("{key}.id"),
+            format!("`{}` is not a valid profile id", object.id),
+            Some(
+                "use 1-40 lowercase letters, digits and dashes, starting with a letter".to_owned(),
+            ),
+        ));
+    }
+    for (field, value) in [("name", &object.name), ("model", &object.model)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(invalid(
+                path,
+                &format!("{key}.{field}"),
+                "must not be empty",
+                None,
+            ));
+        }
+    }
+    if let (Some(prompt), Some(system_prompt)) = (&object.prompt, &object.system_prompt)
+        && prompt != system_prompt
+    {
+        return Err(invalid(
+            path,
+            &format!("{key}.systemPrompt"),
+            "both `prompt` and `systemPrompt` are set; they are the same setting",
+            Some("keep only `prompt`".to_owned()),
+        ));
+    }
+    if let Some(temperature) = object.temperature
+        && !(0.0..=2.0).contains(&temperature)
+    {
+        return Err(invalid(
+            path,
+            &format!("{key}.temperature"),
+            format!("{temperature} is outside 0..=2"),
+            None,
+        ));
+    }
+    if let (Some(kind), Some(backend)) = (object.kind, object.backend) {
+        let agree = match (kind, backend) {
+            (ProfileKind::Server, ProfileBackend::Server)
+            | (ProfileKind::Agent, ProfileBackend::Agent) => true,
+            (ProfileKind::Server, ProfileBackend::Agent)
+            | (ProfileKind::Agent, ProfileBackend::Server)
+            | (ProfileKind::Subagent, ProfileBackend::Server | ProfileBackend::Agent) => false,
+        };
+        if !agree {
+            return Err(invalid(
+                path,
+                &format!("{key}.backend"),
+                format!(
+                    "`kind` is {} but `backend` is {}; `backend` is the old name of `kind`, so \
+                     they must agree",
+                    enum_name(&kind),
+                    enum_name(&backend)
+                ),
+                Some("remove `backend` (both have no effect in Orchestra)".to_owned()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn enum_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[ProfileEntry]); 2] {
+    [
+        ("profiles", file.profiles.as_deref().unwrap_or_default()),
+        ("workers", file.workers.as_deref().unwrap_or_default()),
+    ]
+}
+
+/// (key path, reason) of keys that are accepted for compatibility but do nothing here.
+const INERT_KEYS: [(&str, &str); 10] = [
+    ("ui.toasts", "it shows no OpenCode toasts"),
+    (
+        "ui.injectSystemContext",
+        "workers are described to the orchestrator by its tools, not in its system prompt",
+    ),
+    (
+        "ui.systemContextMaxWorkers",
+        "workers are described to the orchestrator by its tools, not in its system prompt",
+    ),
+    (
+        "ui.wakeupInjection",
+        "results are collected with `task_await`; no wake-up messages are injected",
+    ),
+    (
+        "ui.logToConsole",
+        "it never logs to the console (stdout carries the MCP protocol); use `ui.debug`",
+    ),
+    ("notifications", "it sends no desktop notifications"),
+    ("pruning", "it does not rewrite OpenCode's chat history"),
+    ("telemetry", "it collects no telemetry"),
+    (
+        "tasks.persist",
+        "tasks are always stored; see `tasks.storePath`",
+    ),
+    (
+        "agent.applyToBuild",
+        "it does not change OpenCode's build agent",
+    ),
+];
+
+const WORKER_KIND_REASON: &str = "every worker is an agent on an OpenCode server; \
+    use `isolation` to choose between a shared server and one per worker";
+
+const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
+    ("kind", WORKER_KIND_REASON),
+    ("backend", WORKER_KIND_REASON),
+    (
+        "execution",
+        "every task runs in the background and is collected with `task_await`",
+    ),
+    (
+        "promptFile",
+        "it names a prompt file of the original plugin; put the text in `prompt`",
+    ),
+    (
+        "port",
+        "the port is always the one OpenCode prints when it starts",
+    ),
+    (
+        "requiredSkills",
+        "skills are not checked before a worker starts",
+    ),
+    (
+        "injectRepoContext",
+        "workers read the repository themselves with their tools",
+    ),
+    (
+        "providerID",
+        "write the provider in `model` as `provider/model`",
+    ),
+];
+
+pub(super) fn inert_key_warnings(layer: &Layer) -> Vec<ConfigWarning> {
+    let warn = |key_path: String, reason: &str| ConfigWarning {
+        path: layer.path.clone(),
+        message: format!("`{key_path}` has no effect in Orchestra: {reason}"),
+        key_path,
+    };
+    let mut warnings = Vec::new();
+    for (key_path, reason) in INERT_KEYS {
+        let pointer = format!("/{}", key_path.replace('.', "/"));
+        if layer.raw.pointer(&pointer).is_some_and(|v| !v.is_null()) {
+            warnings.push(warn(key_path.to_owned(), reason));
+        }
+    }
+    for list in ["profiles", "workers"] {
+        let entries = layer.raw.get(list).and_then(Value::as_array);
+        for (i, entry) in entries.into_iter().flatten().enumerate() {
+            for (key, reason) in INERT_PROFILE_KEYS {
+                if entry.get(key).is_some_and(|v| !v.is_null()) {
+                    warnings.push(warn(format!("{list}[{i}].{key}"), reason));
+                }
+            }
+        }
+    }
+    warnings
+}
