@@ -1,0 +1,19 @@
+//! Our own thin typed client for OpenCode's HTTP API (the V1 routes that `opencode run` and
+//! the SDK use) and its SSE event stream. Shapes were measured against OpenCode 1.18.33;
+//! see `docs`/reference notes and the fixtures in `crates/core/tests/fixtures/opencode/`.
+
+mod client;
+mod events;
+mod types;
+
+pub use client::{BasicAuth, DEFAULT_USERNAME, OpenCodeClient, OpenCodeError};
+pub use events::{EventStream, OpenCodeEvent};
+pub use types::{
+    AgentInfo, CacheTokens, CreateSessionRequest, Health, MessageInfo, MessageWithParts,
+    Modalities, ModelCapabilities, ModelInfo, ModelLimit, ModelRef, Part, PartInput,
+    PermissionAction, PermissionReplyKind, PermissionRequest, PermissionRule, PromptRequest,
+    ProviderInfo, ProvidersResponse, SessionInfo, SessionStatus, Times, Tokens, ToolState,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! Owns `opencode serve` child processes: each in its own process group, killed with the hub
+//! (PR_SET_PDEATHSIG), output drained into `tracing`, reaped in the background, and only ever
+//! signalled by the pgid we recorded.
+
+mod group;
+mod output;
+mod process;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use process::ServerProcess;
+
+/// How to start one `opencode serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSpec {
+    /// The `opencode` executable.
+    pub binary: PathBuf,
+    /// Project directory; also exported as `PWD`, which is what OpenCode actually reads.
+    pub cwd: PathBuf,
+    /// Extra environment (isolation, `OPENCODE_CONFIG_CONTENT`, …) on top of the hub's own.
+    pub env: Vec<(String, String)>,
+    /// Basic-auth password (`OPENCODE_SERVER_PASSWORD`); the user is `opencode`.
+    pub password: String,
+    /// 0 lets OpenCode pick (it tries 4096 first, then a random port).
+    pub port: u16,
+    /// Bound for spawn → "listening" line → healthy.
+    pub startup_timeout: Duration,
+    /// Worker name for logs and errors.
+    pub label: String,
+}
+
+/// How a server process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitReport {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// When we reaped it, ms since the epoch.
+    pub at_ms: i64,
+}
+
+impl fmt::Display for ExitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => write!(f, "exit code {code}"),
+            (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+                Ok(name) => write!(f, "killed by signal {signal} ({name})"),
+                Err(_) => write!(f, "killed by signal {signal}"),
+            },
+            (None, None) => write!(f, "unknown exit status"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("could not start OpenCode for worker `{label}` from `{}`: {source}; {hint}", binary.display())]
+    Spawn {
+        label: String,
+        binary: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("working directory `{}` of worker `{label}` does not exist or is not a directory; create it or fix the worker's directory", cwd.display())]
+    InvalidCwd { label: String, cwd: PathBuf },
+    #[error(
+        "OpenCode for worker `{label}` did not become ready within {timeout_ms} ms (startupTimeout): {progress}; raise startupTimeout if the machine is slow or busy; last output:\n{last_output}"
+    )]
+    StartupTimeout {
+        label: String,
+        timeout_ms: u64,
+        progress: String,
+        last_output: String,
+    },
+    #[error(
+        "OpenCode for worker `{label}` exited during startup ({exit}); fix the cause shown in its last output:\n{last_output}"
+    )]
+    ExitedDuringStartup {
+        label: String,
+        exit: ExitReport,
+        last_output: String,
+    },
+    #[error("could not signal the process group {pgid} of worker `{label}`: {source}")]
+    Signal {
+        label: String,
+        pgid: i32,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error(
+        "OpenCode for worker `{label}` (pid {pid}) was still running {waited_ms} ms after SIGKILL"
+    )]
+    StillRunning {
+        label: String,
+        pid: u32,
+        waited_ms: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_reports_read_well() {
+        let killed = ExitReport {
+            code: None,
+            signal: Some(9),
+            at_ms: 0,
+        };
+        assert_eq!(killed.to_string(), "killed by signal 9 (SIGKILL)");
+        let failed = ExitReport {
+            code: Some(1),
+            signal: None,
+            at_ms: 0,
+        };
+        assert_eq!(failed.to_string(), "exit code 1");
+    }
+}
