@@ -20,7 +20,9 @@ pub mod tools;
 pub mod worker;
 
 pub use event::{EVENT_VERSION, EventEnvelope};
-pub use job::{JobProgress, JobRecord, JobReport, JobStatus, RouteDecision, TokenUsage};
+pub use job::{
+    JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,
+};
 pub use tools::{
     Attachment, AttachmentType, ListFormat, ListView, MemoryPayload, ModelPolicy, ModelScope,
     OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams, TaskPeekParams,

@@ -308,12 +308,11 @@ impl Drop for ServerProcess {
 /// Resolves with the exit report; if the reaper task is gone (runtime shutting down) it
 /// never resolves, so callers always race it against a deadline.
 async fn wait_for_exit(exit: &mut watch::Receiver<Option<ExitReport>>) -> ExitReport {
-    match exit.wait_for(Option::is_some).await {
-        Ok(report) => match *report {
-            Some(report) => report,
-            None => std::future::pending().await,
-        },
-        Err(_) => std::future::pending().await,
+    // Copy the report out before awaiting anything: the watch guard is not Send.
+    let report = exit.wait_for(Option::is_some).await.ok().and_then(|r| *r);
+    match report {
+        Some(report) => report,
+        None => std::future::pending().await,
     }
 }
 
