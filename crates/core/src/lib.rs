@@ -1,1 +1,16 @@
-//! placeholder
+//! The Open Orchestra engine.
+//!
+//! # Layout
+//! - [`config`]: `orchestrator.json` discovery, validation, built-in and user profiles.
+//! - [`opencode`]: our thin typed client for OpenCode's HTTP API and SSE event stream.
+//! - [`supervisor`]: owns `opencode serve` child processes (process groups, death signal, logs).
+//! - [`workers`]: the worker pool — servers, profiles as OpenCode agents, restarts.
+//! - [`tasks`]: the task engine behind the five task tools.
+//! - [`hub`]: ties config, store, workers and tasks together for one project.
+
+pub mod config;
+pub mod hub;
+pub mod opencode;
+pub mod supervisor;
+pub mod tasks;
+pub mod workers;

@@ -1,0 +1,480 @@
+//! Runs one job on one fresh OpenCode session, driven by the server's events.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orchestra_protocol::{JobRecord, JobStatus, PermissionAnswer, TokenUsage, now_ms};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PermissionReply;
+use crate::opencode::{
+    CreateSessionRequest, MessageWithParts, OpenCodeEvent, Part, PartInput, PermissionReplyKind,
+    PromptRequest, SessionStatus,
+};
+use crate::workers::{Lease, SessionSignal, WorkerPool, agents};
+
+use super::attachments::PreparedAttachment;
+use super::{CancelReason, JobSink};
+
+/// How much of the worker's latest output a peek shows.
+const OUTPUT_TAIL_CHARS: usize = 400;
+/// A safety net for events lost while the event stream reconnects; normal
+/// completion is seen from events long before this fires.
+const STATUS_POLL: Duration = Duration::from_secs(10);
+
+pub struct JobInput {
+    pub profile_id: String,
+    pub task: String,
+    pub from: Option<String>,
+    pub model: Option<String>,
+    pub attachments: Vec<PreparedAttachment>,
+    pub auto_spawn: bool,
+    pub timeout: Duration,
+    pub retry_limit: u32,
+}
+
+enum Outcome {
+    Done,
+    Failed(String),
+    Canceled(String),
+}
+
+pub async fn run_job(
+    pool: WorkerPool,
+    sink: Arc<JobSink>,
+    mut record: JobRecord,
+    input: JobInput,
+    cancel: CancellationToken,
+    reason: watch::Receiver<Option<CancelReason>>,
+) {
+    let deadline = Instant::now() + input.timeout;
+    let lease = tokio::select! {
+        lease = pool.acquire(&input.profile_id, input.auto_spawn) => lease,
+        () = cancel.cancelled() => {
+            let why = cancel_text(&reason);
+            finish(&sink, &mut record, JobStatus::Canceled, None, Some(why)).await;
+            return;
+        }
+    };
+    let lease = match lease {
+        Ok(lease) => lease,
+        Err(err) => {
+            finish(
+                &sink,
+                &mut record,
+                JobStatus::Failed,
+                None,
+                Some(err.to_string()),
+            )
+            .await;
+            return;
+        }
+    };
+    let outcome = drive(
+        &lease,
+        &sink,
+        &mut record,
+        &input,
+        &cancel,
+        &reason,
+        deadline,
+    )
+    .await;
+    match outcome {
+        Outcome::Done => {}
+        Outcome::Failed(message) => {
+            finish(&sink, &mut record, JobStatus::Failed, None, Some(message)).await;
+        }
+        Outcome::Canceled(message) => {
+            finish(&sink, &mut record, JobStatus::Canceled, None, Some(message)).await;
+        }
+    }
+    if let Some(session_id) = &record.session_id {
+        lease.conn.router.unregister(session_id);
+    }
+}
+
+async fn drive(
+    lease: &Lease,
+    sink: &JobSink,
+    record: &mut JobRecord,
+    input: &JobInput,
+    cancel: &CancellationToken,
+    reason: &watch::Receiver<Option<CancelReason>>,
+    deadline: Instant,
+) -> Outcome {
+    let client = &lease.conn.client;
+    let title = format!("orchestra {} ({})", short_id(&record.id), lease.profile.id);
+    let session = match client
+        .create_session(&CreateSessionRequest {
+            title: Some(title),
+            permission: Some(agents::session_permission_rules(&lease.profile)),
+            ..CreateSessionRequest::default()
+        })
+        .await
+    {
+        Ok(session) => session,
+        Err(err) => {
+            return Outcome::Failed(format!(
+                "could not create a session on worker `{}`: {err}",
+                lease.profile.id
+            ));
+        }
+    };
+    let mut events = lease.conn.router.register(&session.id);
+    record.session_id = Some(session.id.clone());
+    sink.publish(record, true);
+
+    let model = input.model.as_deref().and_then(agents::explicit_model);
+    let request = PromptRequest {
+        parts: prompt_parts(input),
+        agent: lease.agent.clone(),
+        model,
+        system: lease.system_prompt(),
+        tools: None,
+    };
+    if let Err(err) = client.prompt_async(&session.id, &request).await {
+        return Outcome::Failed(format!(
+            "worker `{}` refused the prompt: {err}",
+            lease.profile.id
+        ));
+    }
+
+    let mut state = Progress::default();
+    let mut poll = tokio::time::interval(STATUS_POLL);
+    poll.tick().await;
+    loop {
+        let signal = tokio::select! {
+            () = cancel.cancelled() => {
+                let why = cancel_text(reason);
+                abort(lease, &session.id).await;
+                return Outcome::Canceled(why);
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
+                abort(lease, &session.id).await;
+                return Outcome::Failed(format!(
+                    "timed out after {} ms (timeoutMs); the worker's model was stopped",
+                    input.timeout.as_millis()
+                ));
+            }
+            _ = poll.tick() => {
+                if session_is_idle(lease, &session.id).await && state.seen_busy {
+                    break;
+                }
+                continue;
+            }
+            signal = events.recv() => signal,
+        };
+        let Some(signal) = signal else {
+            return Outcome::Failed("the worker's event stream closed".into());
+        };
+        match signal {
+            SessionSignal::ServerGone(why) => {
+                return Outcome::Failed(format!(
+                    "{why} while running this task; the worker is being restarted, start the task again"
+                ));
+            }
+            SessionSignal::Resubscribed => {
+                if session_is_idle(lease, &session.id).await && state.seen_busy {
+                    break;
+                }
+            }
+            SessionSignal::Event(event) => {
+                lease.touch();
+                match on_event(lease, record, input, &mut state, *event).await {
+                    Step::Continue => {}
+                    Step::Publish => sink.publish(record, false),
+                    Step::Idle => break,
+                    Step::Fail(message) => {
+                        abort(lease, &session.id).await;
+                        return Outcome::Failed(message);
+                    }
+                }
+            }
+        }
+    }
+    drop_events(&mut events);
+    collect_result(lease, sink, record, &session.id, state.error).await
+}
+
+#[derive(Default)]
+struct Progress {
+    seen_busy: bool,
+    tool_calls: HashSet<String>,
+    error: Option<String>,
+}
+
+enum Step {
+    Continue,
+    Publish,
+    Idle,
+    Fail(String),
+}
+
+async fn on_event(
+    lease: &Lease,
+    record: &mut JobRecord,
+    input: &JobInput,
+    state: &mut Progress,
+    event: OpenCodeEvent,
+) -> Step {
+    let now = now_ms();
+    match event {
+        OpenCodeEvent::SessionIdle { .. } => Step::Idle,
+        OpenCodeEvent::SessionStatus { status, .. } => match status {
+            SessionStatus::Busy => {
+                state.seen_busy = true;
+                Step::Continue
+            }
+            SessionStatus::Idle => Step::Idle,
+            SessionStatus::Retry {
+                attempt, message, ..
+            } => {
+                state.seen_busy = true;
+                record.progress.retries = attempt;
+                record.progress.last_activity_at = Some(now);
+                if attempt >= input.retry_limit {
+                    Step::Fail(format!(
+                        "the model provider keeps failing: {message} (OpenCode retried {attempt} times; \
+                         the limit is tasks.providerRetryLimit = {}). Check the provider's key, quota and URL",
+                        input.retry_limit
+                    ))
+                } else {
+                    Step::Publish
+                }
+            }
+        },
+        OpenCodeEvent::SessionError { error, .. } => {
+            state.error = Some(error_text(error.as_ref()));
+            Step::Continue
+        }
+        OpenCodeEvent::MessagePartDelta { field, delta, .. } => {
+            if field == "text" {
+                state.seen_busy = true;
+                let mut tail = record.progress.last_output.take().unwrap_or_default();
+                tail.push_str(&delta);
+                record.progress.last_output = Some(keep_tail(tail, OUTPUT_TAIL_CHARS));
+                record.progress.last_activity_at = Some(now);
+                Step::Publish
+            } else {
+                Step::Continue
+            }
+        }
+        OpenCodeEvent::MessagePartUpdated { part } => match part {
+            Part::Tool { call_id, tool, .. } => {
+                state.seen_busy = true;
+                if state.tool_calls.insert(call_id) {
+                    record.progress.tool_calls += 1;
+                    record.progress.last_tool = Some(tool);
+                    record.progress.last_activity_at = Some(now);
+                    Step::Publish
+                } else {
+                    Step::Continue
+                }
+            }
+            Part::Text { .. } | Part::StepFinish { .. } | Part::Other => Step::Continue,
+        },
+        OpenCodeEvent::PermissionAsked(request) => {
+            let reply = match lease.profile.on_permission_ask {
+                PermissionReply::Reject => PermissionReplyKind::Reject,
+                PermissionReply::Once => PermissionReplyKind::Once,
+                PermissionReply::Always => PermissionReplyKind::Always,
+            };
+            let word = match reply {
+                PermissionReplyKind::Reject => "reject",
+                PermissionReplyKind::Once => "once",
+                PermissionReplyKind::Always => "always",
+            };
+            let message = format!(
+                "Open Orchestra answered `{word}` for worker `{}` (profile onPermissionAsk)",
+                lease.profile.id
+            );
+            if let Err(err) = lease
+                .conn
+                .client
+                .reply_permission(&request.id, reply, Some(&message))
+                .await
+            {
+                tracing::warn!(error = %err, "answering a permission question failed");
+            }
+            tracing::info!(worker = %lease.profile.id, permission = %request.permission, reply = word, "answered permission question");
+            record.progress.permissions.push(PermissionAnswer {
+                permission: request.permission,
+                patterns: request.patterns,
+                reply: word.into(),
+                at: now,
+            });
+            Step::Publish
+        }
+        OpenCodeEvent::MessageUpdated { .. }
+        | OpenCodeEvent::PermissionReplied { .. }
+        | OpenCodeEvent::ServerConnected
+        | OpenCodeEvent::Heartbeat
+        | OpenCodeEvent::Other { .. } => Step::Continue,
+    }
+}
+
+async fn collect_result(
+    lease: &Lease,
+    sink: &JobSink,
+    record: &mut JobRecord,
+    session_id: &str,
+    session_error: Option<String>,
+) -> Outcome {
+    let messages = match lease.conn.client.messages(session_id).await {
+        Ok(messages) => messages,
+        Err(err) => return Outcome::Failed(format!("could not read the worker's reply: {err}")),
+    };
+    let summary = summarize(&messages);
+    record.usage = summary.usage;
+    record.model = summary.model.clone();
+    if let Some(error) = summary.error.or(session_error) {
+        return Outcome::Failed(format!("worker `{}` failed: {error}", lease.profile.id));
+    }
+    if summary.text.trim().is_empty() {
+        return Outcome::Failed(format!(
+            "worker `{}` returned no text (model {}); check that the model is configured and answers",
+            lease.profile.id,
+            summary.model.as_deref().unwrap_or("unknown")
+        ));
+    }
+    record.response_text = Some(summary.text);
+    finish(sink, record, JobStatus::Succeeded, None, None).await;
+    Outcome::Done
+}
+
+pub struct ReplySummary {
+    pub text: String,
+    pub usage: TokenUsage,
+    pub model: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The final answer is the text of the last assistant message; usage is summed
+/// over every assistant message (a tool loop makes several).
+pub fn summarize(messages: &[MessageWithParts]) -> ReplySummary {
+    let mut usage = TokenUsage::default();
+    let mut model = None;
+    let mut text = String::new();
+    let mut error = None;
+    for message in messages.iter().filter(|m| m.info.role == "assistant") {
+        if let Some(tokens) = &message.info.tokens {
+            usage.add(&TokenUsage {
+                input: tokens.input,
+                output: tokens.output,
+                reasoning: tokens.reasoning,
+                cache_read: tokens.cache.read,
+                cache_write: tokens.cache.write,
+                cost: 0.0,
+            });
+        }
+        usage.cost += message.info.cost.unwrap_or(0.0);
+        if let (Some(provider), Some(model_id)) =
+            (&message.info.provider_id, &message.info.model_id)
+        {
+            model = Some(format!("{provider}/{model_id}"));
+        }
+        let texts: Vec<&str> = message
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text, .. } => Some(text.as_str()),
+                Part::Tool { .. } | Part::StepFinish { .. } | Part::Other => None,
+            })
+            .collect();
+        if !texts.is_empty() {
+            text = texts.join("\n");
+        }
+        error = message.info.error.as_ref().map(|e| error_text(Some(e)));
+    }
+    ReplySummary {
+        text,
+        usage,
+        model,
+        error,
+    }
+}
+
+fn prompt_parts(input: &JobInput) -> Vec<PartInput> {
+    let text = match &input.from {
+        Some(from) => format!("<message-source from=\"{from}\">\n{}", input.task),
+        None => input.task.clone(),
+    };
+    let mut parts = vec![PartInput::Text { text }];
+    parts.extend(input.attachments.iter().map(PreparedAttachment::to_part));
+    parts
+}
+
+async fn abort(lease: &Lease, session_id: &str) {
+    if let Err(err) = lease.conn.client.abort(session_id).await {
+        tracing::warn!(error = %err, session = session_id, "abort failed");
+    }
+}
+
+async fn session_is_idle(lease: &Lease, session_id: &str) -> bool {
+    match lease.conn.client.session_status().await {
+        Ok(statuses) => !statuses.contains_key(session_id),
+        Err(_) => false,
+    }
+}
+
+fn drop_events(events: &mut mpsc::UnboundedReceiver<SessionSignal>) {
+    events.close();
+}
+
+async fn finish(
+    sink: &JobSink,
+    record: &mut JobRecord,
+    status: JobStatus,
+    response: Option<String>,
+    error: Option<String>,
+) {
+    if response.is_some() {
+        record.response_text = response;
+    }
+    if error.is_some() {
+        record.error = error;
+    }
+    record.finish(status, now_ms());
+    sink.finish(record).await;
+}
+
+fn cancel_text(reason: &watch::Receiver<Option<CancelReason>>) -> String {
+    reason
+        .borrow()
+        .as_ref()
+        .map_or_else(|| "canceled".to_owned(), |r| r.0.clone())
+}
+
+/// OpenCode errors look like `{"name": "APIError", "data": {"message": "…"}}`.
+pub fn error_text(error: Option<&serde_json::Value>) -> String {
+    let Some(error) = error else {
+        return "unknown error".into();
+    };
+    let name = error
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("Error");
+    let message = error
+        .pointer("/data/message")
+        .or_else(|| error.get("message"))
+        .and_then(|v| v.as_str());
+    match message {
+        Some(message) => format!("{name}: {message}"),
+        None => format!("{name}: {error}"),
+    }
+}
+
+fn keep_tail(text: String, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    text.chars().skip(count - max).collect()
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}

@@ -1,0 +1,308 @@
+//! `task_list` views, as markdown tables for models and people or JSON for scripts.
+
+use orchestra_protocol::{JobRecord, ListFormat, ListView, ModelScope, TaskListParams, now_ms};
+use orchestra_store::JobFilter;
+use serde_json::{Value, json};
+
+use super::{TaskEngine, TaskError};
+
+/// A rendered view: `text` is what a tool returns, `json` the same data.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub format: ListFormat,
+    pub json: Value,
+    pub text: String,
+}
+
+const DEFAULT_LIMIT: u32 = 20;
+const MODELS_LIMIT: u32 = 100;
+
+pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<Listing, TaskError> {
+    let format = params
+        .format
+        .unwrap_or(engine.config.ui.default_list_format);
+    let limit = params.limit.unwrap_or(match params.view {
+        ListView::Models => MODELS_LIMIT,
+        _ => DEFAULT_LIMIT,
+    });
+    let (json, markdown) = match params.view {
+        ListView::Tasks => {
+            let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
+            (json!(jobs), tasks_table(&jobs))
+        }
+        ListView::Workers => {
+            let workers = engine.pool.snapshots().await;
+            let rows: Vec<Vec<String>> = workers
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.id.clone(),
+                        w.status.as_str().into(),
+                        w.isolation.clone(),
+                        w.model_ref.clone(),
+                        w.active_jobs.to_string(),
+                        w.pid.map_or_else(String::new, |p| p.to_string()),
+                        w.server_url.clone().unwrap_or_default(),
+                        w.warning.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            (
+                json!(workers),
+                table(
+                    &[
+                        "Worker",
+                        "Status",
+                        "Isolation",
+                        "Model",
+                        "Jobs",
+                        "PID",
+                        "URL",
+                        "Warning",
+                    ],
+                    &rows,
+                ),
+            )
+        }
+        ListView::Profiles => {
+            let profiles: Vec<Value> = engine
+                .config
+                .profiles
+                .values()
+                .map(|p| {
+                    json!({"id": p.id, "name": p.name, "model": p.model, "supportsVision": p.supports_vision,
+                           "supportsWeb": p.supports_web, "readOnly": p.read_only(), "purpose": p.purpose,
+                           "whenToUse": p.when_to_use})
+                })
+                .collect();
+            let rows: Vec<Vec<String>> = engine
+                .config
+                .profiles
+                .values()
+                .map(|p| {
+                    vec![
+                        p.id.clone(),
+                        p.name.clone(),
+                        p.model.clone(),
+                        if p.read_only() {
+                            "read-only"
+                        } else {
+                            "can edit"
+                        }
+                        .into(),
+                        p.purpose.clone(),
+                    ]
+                })
+                .collect();
+            (
+                json!(profiles),
+                table(&["Profile", "Name", "Model", "Access", "Purpose"], &rows),
+            )
+        }
+        ListView::Models => models(engine, params, limit).await,
+        ListView::Workflows => {
+            let defs: Vec<Value> = engine
+                .config
+                .workflows
+                .definitions
+                .iter()
+                .map(|d| json!({"id": d.id, "name": d.name, "steps": d.steps.len(), "description": d.description}))
+                .collect();
+            let rows: Vec<Vec<String>> = engine
+                .config
+                .workflows
+                .definitions
+                .iter()
+                .map(|d| vec![d.id.clone(), d.name.clone(), d.steps.len().to_string()])
+                .collect();
+            let mut text = table(&["Workflow", "Name", "Steps"], &rows);
+            text.push_str("\nRunning workflows is not available in this version yet.\n");
+            (json!(defs), text)
+        }
+        ListView::Status => {
+            let workers = engine.pool.snapshots().await;
+            let jobs = recent_jobs(engine, None, 5)?;
+            let running = engine.running_count();
+            let text = format!(
+                "## Open Orchestra\n\nhub `{}`, {running} task(s) running here\n\n### Workers\n{}\n### Recent tasks\n{}",
+                engine.hub_id,
+                table(
+                    &["Worker", "Status", "Jobs"],
+                    &workers
+                        .iter()
+                        .map(|w| vec![
+                            w.id.clone(),
+                            w.status.as_str().into(),
+                            w.active_jobs.to_string()
+                        ])
+                        .collect::<Vec<_>>()
+                ),
+                tasks_table(&jobs)
+            );
+            (
+                json!({"hubId": engine.hub_id, "running": running, "workers": workers, "tasks": jobs}),
+                text,
+            )
+        }
+        ListView::Output => {
+            let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
+            let after = params.after.unwrap_or(now_ms() - 24 * 3600 * 1000);
+            let logs = engine.store().logs_after(after, limit.max(1) * 5)?;
+            let log_json: Vec<Value> = logs
+                .iter()
+                .map(|l| json!({"at": l.at, "jobId": l.job_id, "level": l.level, "message": l.message}))
+                .collect();
+            let mut text = String::from("### Tasks\n");
+            text.push_str(&tasks_table(&jobs));
+            text.push_str("\n### Log\n");
+            for l in &logs {
+                text.push_str(&format!("- {} [{}] {}\n", l.at, l.level, l.message));
+            }
+            (json!({"tasks": jobs, "logs": log_json}), text)
+        }
+    };
+    let text = match format {
+        ListFormat::Markdown => markdown,
+        ListFormat::Json => serde_json::to_string_pretty(&json).unwrap_or_default(),
+    };
+    Ok(Listing { format, json, text })
+}
+
+async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Value, String) {
+    let Some(conn) = engine.pool.any_conn().await else {
+        let note = "No OpenCode worker server is running, so the model catalog cannot be read yet; start any task (or `orchestra workers --start`) and ask again.";
+        return (json!({"models": [], "note": note}), note.to_owned());
+    };
+    let providers = match conn.client.providers().await {
+        Ok(providers) => providers,
+        Err(err) => {
+            let note = format!("reading OpenCode's providers failed: {err}");
+            return (json!({"models": [], "note": note}), note);
+        }
+    };
+    let query = params.query.as_deref().map(str::to_lowercase);
+    let scope = params.scope.unwrap_or_default();
+    let mut rows = Vec::new();
+    for provider in &providers.providers {
+        if !params.providers.is_empty() && !params.providers.contains(&provider.id) {
+            continue;
+        }
+        if scope == ModelScope::Configured && !is_usable(provider) {
+            continue;
+        }
+        for model in provider.models.values() {
+            let full = format!("{}/{}", provider.id, model.id);
+            if let Some(q) = &query
+                && !full.to_lowercase().contains(q)
+                && !model.name.to_lowercase().contains(q)
+            {
+                continue;
+            }
+            rows.push(json!({
+                "full": full, "name": model.name, "context": model.limit.context,
+                "image": model.capabilities.input.image, "attachment": model.capabilities.attachment,
+                "toolcall": model.capabilities.toolcall, "reasoning": model.capabilities.reasoning,
+                "status": model.status,
+            }));
+        }
+    }
+    rows.truncate(limit as usize);
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            [
+                "full",
+                "name",
+                "context",
+                "image",
+                "attachment",
+                "toolcall",
+                "reasoning",
+                "status",
+            ]
+            .iter()
+            .map(|k| match &r[*k] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect()
+        })
+        .collect();
+    (
+        json!(rows),
+        table(
+            &[
+                "Model",
+                "Name",
+                "Context",
+                "Image",
+                "Attachment",
+                "Tools",
+                "Reasoning",
+                "Status",
+            ],
+            &table_rows,
+        ),
+    )
+}
+
+/// Providers a worker can actually call: configured, custom or from the
+/// environment (OpenCode's own `opencode` provider needs no key).
+fn is_usable(provider: &crate::opencode::ProviderInfo) -> bool {
+    provider.id == "opencode"
+        || matches!(
+            provider.source.as_deref(),
+            Some("config" | "custom" | "env")
+        )
+}
+
+fn recent_jobs(
+    engine: &TaskEngine,
+    worker_id: Option<String>,
+    limit: u32,
+) -> Result<Vec<JobRecord>, TaskError> {
+    Ok(engine.store().list_jobs(&JobFilter {
+        worker_id,
+        limit,
+        ..JobFilter::default()
+    })?)
+}
+
+fn tasks_table(jobs: &[JobRecord]) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.clone(),
+                j.worker_id.clone(),
+                j.status.as_str().into(),
+                j.started_at.to_string(),
+                j.duration_ms.map_or_else(String::new, |d| d.to_string()),
+                j.message.chars().take(60).collect(),
+            ]
+        })
+        .collect();
+    table(
+        &["Task", "Worker", "Status", "Started", "ms", "Message"],
+        &rows,
+    )
+}
+
+/// A markdown table; cells have `|` and newlines escaped.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
+    let clean = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        headers.join(" | "),
+        "---|".repeat(headers.len())
+    );
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| clean(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}

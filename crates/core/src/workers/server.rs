@@ -1,0 +1,210 @@
+//! One OpenCode server the hub talks to, spawned by us or attached by URL.
+//!
+//! Every server has exactly one SSE subscription (`GET /event`). Its events are
+//! routed to the job that owns the session they name, so completion is seen
+//! the moment OpenCode reports it, without polling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::opencode::{OpenCodeClient, OpenCodeError, OpenCodeEvent, Part};
+use crate::supervisor::{ExitReport, ServerProcess};
+
+/// What a job hears about its session.
+#[derive(Debug, Clone)]
+pub enum SessionSignal {
+    Event(Box<OpenCodeEvent>),
+    /// The event stream dropped and came back; events may have been missed.
+    Resubscribed,
+    /// The server process is gone; the text says how it ended.
+    ServerGone(String),
+}
+
+/// Routes events by session id. Sessions are registered before the prompt is
+/// sent, so no event of theirs can arrive unrouted.
+#[derive(Default)]
+pub struct SessionRouter {
+    routes: Mutex<HashMap<String, mpsc::UnboundedSender<SessionSignal>>>,
+}
+
+impl SessionRouter {
+    pub fn register(&self, session_id: &str) -> mpsc::UnboundedReceiver<SessionSignal> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(session_id.to_owned(), tx);
+        rx
+    }
+
+    pub fn unregister(&self, session_id: &str) {
+        self.lock().remove(session_id);
+    }
+
+    fn dispatch(&self, event: OpenCodeEvent) {
+        let tx = event_session(&event).and_then(|id| self.lock().get(id).cloned());
+        if let Some(tx) = tx {
+            // A closed receiver means the job already finished; nothing to do.
+            let _ = tx.send(SessionSignal::Event(Box::new(event)));
+        }
+    }
+
+    fn broadcast(&self, signal: SessionSignal) {
+        for tx in self.lock().values() {
+            let _ = tx.send(signal.clone());
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<SessionSignal>>> {
+        // A poisoned router only means a panic elsewhere; its map is still valid.
+        self.routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn event_session(event: &OpenCodeEvent) -> Option<&str> {
+    match event {
+        OpenCodeEvent::SessionIdle { session_id }
+        | OpenCodeEvent::SessionStatus { session_id, .. }
+        | OpenCodeEvent::MessagePartDelta { session_id, .. }
+        | OpenCodeEvent::PermissionReplied { session_id, .. } => Some(session_id),
+        OpenCodeEvent::SessionError { session_id, .. } => session_id.as_deref(),
+        OpenCodeEvent::MessageUpdated { info } => Some(&info.session_id),
+        OpenCodeEvent::MessagePartUpdated { part } => part_session(part),
+        OpenCodeEvent::PermissionAsked(request) => Some(&request.session_id),
+        OpenCodeEvent::ServerConnected | OpenCodeEvent::Heartbeat | OpenCodeEvent::Other { .. } => {
+            None
+        }
+    }
+}
+
+fn part_session(part: &Part) -> Option<&str> {
+    match part {
+        Part::Text { session_id, .. } | Part::Tool { session_id, .. } => Some(session_id),
+        Part::StepFinish { .. } | Part::Other => None,
+    }
+}
+
+/// A live connection to one OpenCode server.
+pub struct ServerConn {
+    pub client: OpenCodeClient,
+    pub router: Arc<SessionRouter>,
+    /// `None` for a server we attached to and do not own.
+    pub process: Option<ServerProcess>,
+    pub label: String,
+    stop: CancellationToken,
+}
+
+impl ServerConn {
+    /// Subscribes to the server's events and returns once the subscription is
+    /// live, so the first prompt's events cannot be missed.
+    pub async fn connect(
+        label: String,
+        process: Option<ServerProcess>,
+        client: OpenCodeClient,
+    ) -> Result<Arc<ServerConn>, OpenCodeError> {
+        let router = Arc::new(SessionRouter::default());
+        let stop = CancellationToken::new();
+        let stream = client.events().await?;
+        let conn = Arc::new(ServerConn {
+            client: client.clone(),
+            router: router.clone(),
+            process,
+            label: label.clone(),
+            stop: stop.clone(),
+        });
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(pump_events(label, client, router, stream, stop, ready_tx));
+        // OpenCode sends `server.connected` first; wait for it (bounded) so the
+        // subscription is known to be registered server-side.
+        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+        Ok(conn)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ServerProcess::pid)
+    }
+
+    pub fn exit_watch(&self) -> Option<watch::Receiver<Option<ExitReport>>> {
+        self.process.as_ref().map(ServerProcess::exit_watch)
+    }
+
+    /// Tells every job on this server that it is gone.
+    pub fn fail_all(&self, reason: &str) {
+        self.router
+            .broadcast(SessionSignal::ServerGone(reason.to_owned()));
+    }
+
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.cancel();
+        if let Some(process) = &self.process
+            && let Err(err) = process.stop(grace).await
+        {
+            tracing::warn!(server = %self.label, error = %err, "stopping OpenCode server failed");
+        }
+    }
+}
+
+impl Drop for ServerConn {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Reads the SSE stream for the server's life, re-subscribing when it drops.
+async fn pump_events(
+    label: String,
+    client: OpenCodeClient,
+    router: Arc<SessionRouter>,
+    mut stream: crate::opencode::EventStream,
+    stop: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(OpenCodeEvent::ServerConnected)) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+            }
+            Some(Ok(event)) => router.dispatch(event),
+            Some(Err(err)) => {
+                tracing::debug!(server = %label, error = %err, "event stream error");
+            }
+            None => {
+                // The stream ended: resubscribe until the server is stopped.
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    match client.events().await {
+                        Ok(new_stream) => {
+                            stream = new_stream;
+                            router.broadcast(SessionSignal::Resubscribed);
+                            break;
+                        }
+                        Err(err) => {
+                            tracing::debug!(server = %label, error = %err, "event resubscribe failed");
+                            tokio::select! {
+                                () = stop.cancelled() => return,
+                                () = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
