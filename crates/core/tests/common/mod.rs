@@ -1,0 +1,163 @@
+//! A hub on the real pinned OpenCode, pointed at the fake LLM, in a throw-away
+//! project with an isolated HOME. Shared by the end-to-end tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use orchestra_core::config::{self, LoadOptions};
+use orchestra_core::hub::{Hub, HubOptions};
+use orchestra_core::tasks::{TaskAnswer, TaskEngine};
+use orchestra_core::workers::LaunchSettings;
+use orchestra_protocol::{JobRecord, TaskAwaitParams, TaskKind, TaskStartParams};
+use orchestra_testkit::fake_llm::FakeLlm;
+use orchestra_testkit::opencode::{
+    IsolatedHome, TestProject, fake_provider_config, require_opencode,
+};
+use serde_json::{Value, json};
+
+pub struct World {
+    pub fake: FakeLlm,
+    pub home: IsolatedHome,
+    pub project: TestProject,
+    pub hub: Hub,
+}
+
+impl World {
+    /// `orchestrator` is written to the project's `.opencode/orchestrator.json`
+    /// (merged over a store path inside the isolated home).
+    pub async fn start(orchestrator: Value) -> World {
+        let fake = FakeLlm::start().await.unwrap();
+        World::start_with(fake, orchestrator).await
+    }
+
+    pub async fn start_with(fake: FakeLlm, orchestrator: Value) -> World {
+        let bin = require_opencode().unwrap();
+        let home = IsolatedHome::new().unwrap();
+        let project = TestProject::new().unwrap();
+        let store = home.root.join("state/orchestra.db");
+        let mut file = json!({"tasks": {"storePath": store}});
+        merge(&mut file, &orchestrator);
+        let config_dir = home.root.join("orchestrator-config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let extra = config_dir.join("orchestrator.json");
+        std::fs::write(&extra, file.to_string()).unwrap();
+        let loaded = config::load(&LoadOptions {
+            project_dir: project.dir.clone(),
+            global_dir: Some(home.root.join("no-global")),
+            extra_file: Some(extra),
+        })
+        .unwrap();
+        let hub = Hub::start(HubOptions {
+            project_dir: project.dir.clone(),
+            config: loaded.config,
+            launch: LaunchSettings {
+                binary: bin,
+                project_dir: project.dir.clone(),
+                env: home.env(),
+                config_overlay: fake_provider_config(&fake.base_url()),
+            },
+        })
+        .await
+        .unwrap();
+        World {
+            fake,
+            home,
+            project,
+            hub,
+        }
+    }
+
+    pub fn engine(&self) -> &TaskEngine {
+        self.hub.engine()
+    }
+
+    pub fn start_task(&self, worker: &str, task: &str) -> String {
+        self.engine()
+            .start(
+                TaskStartParams {
+                    kind: TaskKind::Worker,
+                    task: task.into(),
+                    worker_id: Some(worker.into()),
+                    ..TaskStartParams::default()
+                },
+                None,
+            )
+            .unwrap()
+            .task_id
+    }
+
+    /// Awaits until the job is final (re-awaiting past the 45 s cap).
+    pub async fn finish(&self, id: &str) -> JobRecord {
+        for _ in 0..4 {
+            let answer = self
+                .engine()
+                .await_tasks(&TaskAwaitParams {
+                    task_id: Some(id.into()),
+                    ..TaskAwaitParams::default()
+                })
+                .await
+                .unwrap();
+            let record = one(answer);
+            if record.status.is_final() {
+                return record;
+            }
+        }
+        panic!("job {id} never finished");
+    }
+
+    pub async fn run(&self, worker: &str, task: &str) -> JobRecord {
+        let id = self.start_task(worker, task);
+        self.finish(&id).await
+    }
+
+    pub async fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .engine()
+            .pool()
+            .snapshots()
+            .await
+            .iter()
+            .filter_map(|w| w.pid)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Stops the hub and checks that every OpenCode process it had is gone.
+    pub async fn shutdown(self) {
+        let pids = self.pids().await;
+        self.hub.shutdown().await;
+        for pid in pids {
+            assert_gone(pid).await;
+        }
+    }
+}
+
+pub fn one(answer: TaskAnswer) -> JobRecord {
+    match answer {
+        TaskAnswer::One(lookup) => lookup.record().cloned().unwrap(),
+        TaskAnswer::Many(_) => panic!("expected one record"),
+    }
+}
+
+pub async fn assert_gone(pid: u32) {
+    for _ in 0..100 {
+        if !orchestra_store::pid_is_alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("OpenCode process {pid} is still running after shutdown");
+}
+
+fn merge(base: &mut Value, overlay: &Value) {
+    orchestra_core::workers::agents::merge_json(base, overlay);
+}
+
+/// Bounds a whole test so a hang fails instead of blocking CI.
+pub async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::time::timeout(Duration::from_secs(120), f)
+        .await
+        .expect("test took longer than 120 s");
+}
