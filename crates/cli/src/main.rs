@@ -1,1 +1,287 @@
-fn main() {}
+//! `orchestra`: CLI commands for people, `orchestra mcp` for agents.
+//!
+//! This binary only wires the library crates together; `anyhow` lives here
+//! and nowhere else. In `mcp` mode stdout belongs to the protocol, so every
+//! log line goes to stderr.
+
+mod launch;
+mod run;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orchestra_core::config::{self, LoadOptions, LoadedConfig};
+use orchestra_core::hub::{Hub, HubOptions};
+use orchestra_core::tasks::TaskEngine;
+use orchestra_core::workers::WorkerPool;
+use orchestra_protocol::{ListFormat, ListView, TaskListParams};
+use orchestra_store::{Store, default_store_path};
+
+use launch::ProviderChoice;
+
+#[derive(Parser)]
+#[command(
+    name = "orchestra",
+    version,
+    about = "Open Orchestra: specialised OpenCode workers, coordinated"
+)]
+struct Cli {
+    /// Project directory (default: the current directory).
+    #[arg(long, global = true)]
+    project: Option<PathBuf>,
+    /// An extra orchestrator.json merged last.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one task on one worker and print its answer.
+    Run(run::RunArgs),
+    /// Serve the five task tools over MCP on stdin/stdout (what OpenCode runs).
+    Mcp {
+        /// Use the built-in fake model instead of your OpenCode provider.
+        #[arg(long)]
+        fake: bool,
+    },
+    /// Run the scripted OpenAI-compatible fake LLM on 127.0.0.1 until Ctrl-C.
+    FakeLlm {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Workers and recent tasks.
+    Status(ListArgs),
+    /// Worker profiles and their state in this process.
+    Workers(ListArgs),
+    /// Worker profiles: model, access, purpose.
+    Profiles(ListArgs),
+    /// Recent tasks from the job store.
+    Tasks(ListArgs),
+    /// Recent tasks and the hub's log.
+    Output(ListArgs),
+    /// Print the JSON Schema of orchestrator.json.
+    Schema,
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Only tasks of this worker.
+    #[arg(long)]
+    worker: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: could not start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,orchestra=info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let project_dir = match &cli.project {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let project_dir = project_dir
+        .canonicalize()
+        .with_context(|| format!("project directory {} does not exist", project_dir.display()))?;
+    let load = || load_config(&project_dir, cli.config.clone());
+    match cli.command {
+        Command::Run(args) => run::run(args, load()?, &project_dir).await,
+        Command::Mcp { fake } => serve_mcp(load()?, &project_dir, fake).await,
+        Command::FakeLlm { port } => fake_llm(port).await,
+        Command::Status(args) => list(load()?, &project_dir, ListView::Status, args).await,
+        Command::Workers(args) => list(load()?, &project_dir, ListView::Workers, args).await,
+        Command::Profiles(args) => list(load()?, &project_dir, ListView::Profiles, args).await,
+        Command::Tasks(args) => list(load()?, &project_dir, ListView::Tasks, args).await,
+        Command::Output(args) => list(load()?, &project_dir, ListView::Output, args).await,
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&config::json_schema())?;
+            write_stdout(&format!("{schema}\n"))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_config(
+    project_dir: &std::path::Path,
+    extra: Option<PathBuf>,
+) -> anyhow::Result<LoadedConfig> {
+    let loaded = config::load(&LoadOptions {
+        project_dir: project_dir.to_path_buf(),
+        global_dir: None,
+        extra_file: extra,
+    })?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+/// Chooses the provider: `--fake`, else the user's, else the fake.
+pub async fn choose_provider(force_fake: bool) -> anyhow::Result<ProviderChoice> {
+    if !force_fake && let Some(why) = launch::detect_user_provider() {
+        return Ok(ProviderChoice::User(why));
+    }
+    let fake = orchestra_testkit::fake_llm::FakeLlm::start()
+        .await
+        .context("starting the built-in fake model")?;
+    Ok(ProviderChoice::Fake(fake))
+}
+
+pub async fn start_hub(
+    loaded: LoadedConfig,
+    project_dir: &std::path::Path,
+    provider: &ProviderChoice,
+) -> anyhow::Result<Hub> {
+    let launch = launch::launch_settings(&loaded.config, project_dir, provider)?;
+    let hub = Hub::start(HubOptions {
+        project_dir: project_dir.to_path_buf(),
+        config: loaded.config,
+        launch,
+    })
+    .await?;
+    Ok(hub)
+}
+
+async fn serve_mcp(
+    loaded: LoadedConfig,
+    project_dir: &std::path::Path,
+    fake: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let provider = choose_provider(fake).await?;
+    tracing::info!("{}", provider.describe());
+    let hub = start_hub(loaded, project_dir, &provider).await?;
+    let server = orchestra_mcp::OrchestraMcp::new(hub.engine().clone());
+    let result = tokio::select! {
+        result = server.serve_stdio() => result.map_err(anyhow::Error::from),
+        () = shutdown_signal() => Ok(()),
+    };
+    hub.shutdown().await;
+    result.map(|()| std::process::ExitCode::SUCCESS)
+}
+
+async fn fake_llm(port: u16) -> anyhow::Result<std::process::ExitCode> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let fake = orchestra_testkit::fake_llm::FakeLlm::start_on(addr).await?;
+    write_stdout(&format!(
+        "fake LLM listening on {}\nOpenCode provider config: {}\n",
+        fake.base_url(),
+        orchestra_testkit::opencode::fake_provider_config(&fake.base_url())
+    ))?;
+    shutdown_signal().await;
+    fake.shutdown().await;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Listing commands read the store and config; they start no OpenCode.
+async fn list(
+    loaded: LoadedConfig,
+    project_dir: &std::path::Path,
+    view: ListView,
+    args: ListArgs,
+) -> anyhow::Result<std::process::ExitCode> {
+    let config = Arc::new(loaded.config);
+    let store_path = config
+        .tasks
+        .store_path
+        .clone()
+        .unwrap_or_else(|| default_store_path(project_dir));
+    let store = Arc::new(Store::open(&store_path)?);
+    // Listing never starts a server, so the launch settings are never used.
+    let pool = WorkerPool::new(
+        config.clone(),
+        orchestra_core::workers::LaunchSettings {
+            binary: PathBuf::from("opencode"),
+            project_dir: project_dir.to_path_buf(),
+            env: Vec::new(),
+            config_overlay: serde_json::Value::Null,
+        },
+    );
+    let engine = TaskEngine::new(pool, store, "cli".into(), project_dir.to_path_buf());
+    let listing = engine
+        .list(&TaskListParams {
+            view,
+            worker_id: args.worker,
+            limit: args.limit,
+            format: Some(if args.json {
+                ListFormat::Json
+            } else {
+                ListFormat::Markdown
+            }),
+            ..TaskListParams::default()
+        })
+        .await?;
+    write_stdout(&format!("{}\n", listing.text))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The one place this binary writes to stdout.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

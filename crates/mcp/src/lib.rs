@@ -1,1 +1,187 @@
-//! placeholder
+//! The MCP face of Open Orchestra: the five task tools over stdio.
+//!
+//! Tools are listed and dispatched by hand rather than through rmcp's
+//! `#[tool]` macros so that bad arguments (a misspelled enum, a missing
+//! field) come back as tool results with `isError: true` naming the field and
+//! the fix, which a model can act on, instead of JSON-RPC protocol errors.
+//! Input schemas are generated from the protocol crate's types.
+//!
+//! Invariant: nothing here writes to stdout except the rmcp transport.
+
+use std::sync::Arc;
+
+use orchestra_core::tasks::{TaskEngine, TaskError};
+use orchestra_protocol::{
+    TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams, TaskStartParams,
+};
+use rmcp::handler::server::common::schema_for_type;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData, ServerHandler, ServiceExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub const SERVER_NAME: &str = "orchestra";
+
+const INSTRUCTIONS: &str = "Open Orchestra runs tasks on specialised OpenCode workers (coder, architect, \
+explorer, docs, vision, memory). Call task_start to begin work (it returns a taskId at once), then \
+task_await to collect the result; task_await waits at most about 45 s and returns the record still \
+`running` when the task needs longer, so call it again. task_peek shows progress without waiting, \
+task_cancel stops the worker's model, task_list shows tasks, workers, profiles and models.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    #[error("the MCP transport failed: {0}")]
+    Transport(String),
+}
+
+/// The MCP server: a thin adapter over the task engine.
+#[derive(Clone)]
+pub struct OrchestraMcp {
+    engine: Arc<TaskEngine>,
+    tools: Arc<Vec<Tool>>,
+}
+
+impl OrchestraMcp {
+    pub fn new(engine: Arc<TaskEngine>) -> OrchestraMcp {
+        OrchestraMcp {
+            engine,
+            tools: Arc::new(tool_list()),
+        }
+    }
+
+    /// Serves MCP on stdin/stdout until the client disconnects.
+    pub async fn serve_stdio(self) -> Result<(), McpError> {
+        let service = self
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| McpError::Transport(e.to_string()))?;
+        service
+            .waiting()
+            .await
+            .map_err(|e| McpError::Transport(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn dispatch(&self, name: &str, args: Value) -> Result<String, String> {
+        match name {
+            "task_start" => {
+                let params: TaskStartParams = parse(name, args)?;
+                let result = self.engine.start(params, None).map_err(explain)?;
+                Ok(to_json(&result))
+            }
+            "task_await" => {
+                let params: TaskAwaitParams = parse(name, args)?;
+                let answer = self.engine.await_tasks(&params).await.map_err(explain)?;
+                Ok(to_json(&answer))
+            }
+            "task_peek" => {
+                let params: TaskPeekParams = parse(name, args)?;
+                let answer = self.engine.peek(&params).map_err(explain)?;
+                Ok(to_json(&answer))
+            }
+            "task_list" => {
+                let params: TaskListParams = parse(name, args)?;
+                let listing = self.engine.list(&params).await.map_err(explain)?;
+                Ok(listing.text)
+            }
+            "task_cancel" => {
+                let params: TaskCancelParams = parse(name, args)?;
+                let answer = self.engine.cancel(&params).await.map_err(explain)?;
+                Ok(to_json(&answer))
+            }
+            other => Err(format!(
+                "unknown tool `{other}`; the tools are task_start, task_await, task_peek, task_list and task_cancel"
+            )),
+        }
+    }
+}
+
+fn tool_list() -> Vec<Tool> {
+    vec![
+        Tool::new(
+            "task_start",
+            "Start a background task on a worker (kind \"worker\" with workerId, or \"auto\" to pick one \
+             from the task). Returns a taskId at once; collect the result with task_await.",
+            schema_for_type::<TaskStartParams>(),
+        ),
+        Tool::new(
+            "task_await",
+            "Wait for one task (taskId) or several (taskIds) and return their records. Waits at most \
+             timeoutMs, capped at about 45 s; a task still running is returned with status \"running\": \
+             call task_await again.",
+            schema_for_type::<TaskAwaitParams>(),
+        ),
+        Tool::new(
+            "task_peek",
+            "Return the current record of one or more tasks without waiting: status, progress (tool \
+             calls, latest output), tokens and cost.",
+            schema_for_type::<TaskPeekParams>(),
+        ),
+        Tool::new(
+            "task_list",
+            "List tasks, workers, profiles, models, workflows, status or output (view), as markdown or json.",
+            schema_for_type::<TaskListParams>(),
+        ),
+        Tool::new(
+            "task_cancel",
+            "Cancel tasks: the worker's OpenCode session is aborted, so its model really stops.",
+            schema_for_type::<TaskCancelParams>(),
+        ),
+    ]
+}
+
+fn parse<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(args).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." || path.is_empty() {
+            format!("invalid arguments for {tool}: {inner}; see the tool's input schema")
+        } else {
+            format!("invalid argument `{path}` for {tool}: {inner}; see the tool's input schema")
+        }
+    })
+}
+
+fn explain(err: TaskError) -> String {
+    err.to_string()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+impl ServerHandler for OrchestraMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let result = match self.dispatch(&request.name, args).await {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(message) => {
+                tracing::info!(tool = %request.name, %message, "tool call refused");
+                CallToolResult::error(vec![ContentBlock::text(message)])
+            }
+        };
+        Ok(result.into())
+    }
+}
