@@ -4,7 +4,7 @@
 mod fixtures;
 
 use orchestra_protocol::now_ms;
-use orchestra_store::{Store, StoreError, default_store_path};
+use orchestra_store::{Store, StoreError};
 
 fn user_version(path: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -15,7 +15,7 @@ fn user_version(path: &std::path::Path) -> i64 {
 #[test]
 fn reopening_keeps_data_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
-    let path = default_store_path(dir.path());
+    let path = dir.path().join("nested/dirs/orchestra.db");
     {
         let store = Store::open(&path).unwrap();
         store
