@@ -4,6 +4,7 @@
 //! and nowhere else. In `mcp` mode stdout belongs to the protocol, so every
 //! log line goes to stderr.
 
+mod install;
 mod launch;
 mod run;
 
@@ -68,6 +69,21 @@ enum Command {
     Output(ListArgs),
     /// Print the JSON Schema of orchestrator.json.
     Schema,
+    /// Add Orchestra to OpenCode's config: the MCP server, the orchestrator agent and the
+    /// `orchestrator.*` commands. Keeps your comments and formatting; running it twice changes nothing.
+    Install {
+        /// Edit the global OpenCode config instead of the project's.
+        #[arg(long)]
+        global: bool,
+        /// Show what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove exactly what `orchestra install` added.
+    Uninstall {
+        #[arg(long)]
+        global: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -133,6 +149,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Profiles(args) => list(load()?, &project_dir, ListView::Profiles, args).await,
         Command::Tasks(args) => list(load()?, &project_dir, ListView::Tasks, args).await,
         Command::Output(args) => list(load()?, &project_dir, ListView::Output, args).await,
+        Command::Install { global, dry_run } => {
+            let loaded = load()?;
+            let scope = install_scope(&project_dir, global)?;
+            let options = install_options(&loaded.config)?;
+            let report = if dry_run {
+                install::install_dry_run(&scope, &options)?
+            } else {
+                install::install(&scope, &options)?
+            };
+            write_stdout(&format!("{report}\n"))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Uninstall { global } => {
+            let report = install::uninstall(&install_scope(&project_dir, global)?)?;
+            write_stdout(&format!("{report}\n"))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&config::json_schema())?;
             write_stdout(&format!("{schema}\n"))?;
@@ -154,6 +187,47 @@ fn load_config(
         tracing::warn!("{warning}");
     }
     Ok(loaded)
+}
+
+fn install_scope(project_dir: &std::path::Path, global: bool) -> anyhow::Result<install::Scope> {
+    if global {
+        let dir = config::default_global_dir()
+            .context("cannot find the global OpenCode config directory (HOME is not set)")?;
+        return Ok(install::Scope::Global(dir));
+    }
+    Ok(install::Scope::Project {
+        dir: project_dir.to_path_buf(),
+        state_dir: orchestra_store::project_state_dir(project_dir),
+    })
+}
+
+fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOptions> {
+    let exe = std::env::current_exe().context("cannot find the path of this orchestra binary")?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let agent = config.agent.enabled.then(|| install::AgentSpec {
+        name: config.agent.name.clone(),
+        mode: match config.agent.mode {
+            config::AgentMode::Primary => "primary",
+            config::AgentMode::Subagent => "subagent",
+            config::AgentMode::All => "all",
+        }
+        .to_owned(),
+        model: config.agent.model.clone(),
+        prompt: config
+            .agent
+            .prompt
+            .clone()
+            .unwrap_or_else(|| install::default_orchestrator_prompt().to_owned()),
+        color: config.agent.color.clone(),
+    });
+    Ok(install::InstallOptions {
+        orchestra_command: vec![exe.display().to_string(), "mcp".to_owned()],
+        agent,
+        commands_prefix: config
+            .commands
+            .enabled
+            .then(|| config.commands.prefix.clone()),
+    })
 }
 
 /// Chooses the provider: `--fake`, else the user's, else the fake.

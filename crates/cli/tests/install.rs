@@ -63,7 +63,10 @@ fn changes_of(report: &InstallReport) -> Vec<(String, Change)> {
 
 fn project() -> (tempfile::TempDir, Scope) {
     let dir = tempfile::tempdir().unwrap();
-    let scope = Scope::Project(dir.path().to_path_buf());
+    let scope = Scope::Project {
+        dir: dir.path().to_path_buf(),
+        state_dir: dir.path().join("state"),
+    };
     (dir, scope)
 }
 
@@ -137,7 +140,7 @@ fn fresh_project_gets_a_new_opencode_json_with_the_three_blocks() {
     let manifest: Value = serde_json::from_str(&read(&manifest_path(&scope))).unwrap();
     assert_eq!(
         manifest_path(&scope),
-        dir.path().join(".opencode/orchestra/installed.json")
+        dir.path().join("state/installed.json")
     );
     assert_eq!(manifest["file"], "opencode.json");
     assert_eq!(manifest["createdFile"], true);
@@ -701,7 +704,10 @@ async fn opencode_accepts_the_installed_config() {
     };
     let home = orchestra_testkit::opencode::IsolatedHome::new().unwrap();
     let project = orchestra_testkit::opencode::TestProject::new().unwrap();
-    let scope = Scope::Project(project.dir.clone());
+    let scope = Scope::Project {
+        dir: project.dir.clone(),
+        state_dir: project.dir.join("orchestra-state"),
+    };
     // `false` exits at once: OpenCode records the MCP server as failed, which is enough here
     // and starts nothing of ours.
     let mut opts = options("false");

@@ -35,11 +35,15 @@ pub use store::Store;
 /// project on purpose: a new `.opencode/` folder makes OpenCode treat it as a
 /// config directory and install packages into it on the next start.
 pub fn default_store_path(project_dir: &Path) -> PathBuf {
+    project_state_dir(project_dir).join("orchestra.db")
+}
+
+/// The folder where Orchestra keeps a project's state (store, install record).
+pub fn project_state_dir(project_dir: &Path) -> PathBuf {
     state_home()
         .join("orchestra")
         .join("projects")
         .join(project_key(project_dir))
-        .join("orchestra.db")
 }
 
 /// `$XDG_STATE_HOME`, else `~/.local/state`, else a temp folder.

@@ -55,8 +55,11 @@ pub struct AgentSpec {
 /// Where OpenCode's config lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// The project directory; the config is `<dir>/opencode.json(c)`.
-    Project(PathBuf),
+    /// The project directory; the config is `<dir>/opencode.json(c)`. The
+    /// install record goes in `state_dir` (the project's Orchestra state
+    /// folder, outside the project), so installing never creates a
+    /// `.opencode/` folder, which OpenCode would treat as a config directory.
+    Project { dir: PathBuf, state_dir: PathBuf },
     /// OpenCode's global config directory, e.g. `~/.config/opencode`.
     Global(PathBuf),
 }
@@ -64,7 +67,7 @@ pub enum Scope {
 impl Scope {
     fn dir(&self) -> &Path {
         match self {
-            Scope::Project(dir) | Scope::Global(dir) => dir,
+            Scope::Project { dir, .. } | Scope::Global(dir) => dir,
         }
     }
 }
@@ -80,14 +83,11 @@ pub fn config_file_for(scope: &Scope) -> PathBuf {
     dir.join("opencode.json")
 }
 
-/// The install record: `<project>/.opencode/orchestra/installed.json` for a project,
+/// The install record: `<state dir>/installed.json` for a project,
 /// `<global dir>/orchestra-installed.json` for the global config.
 pub fn manifest_path(scope: &Scope) -> PathBuf {
     match scope {
-        Scope::Project(dir) => dir
-            .join(".opencode")
-            .join("orchestra")
-            .join("installed.json"),
+        Scope::Project { state_dir, .. } => state_dir.join("installed.json"),
         Scope::Global(dir) => dir.join("orchestra-installed.json"),
     }
 }
@@ -243,13 +243,13 @@ fn run_install(
     }
     let dir = scope.dir();
     match scope {
-        Scope::Project(_) if !dir.is_dir() => {
+        Scope::Project { .. } if !dir.is_dir() => {
             bail!(
                 "project directory {} does not exist; pass an existing directory",
                 dir.display()
             )
         }
-        Scope::Project(_) => {}
+        Scope::Project { .. } => {}
         Scope::Global(_) if write == WriteMode::Nothing => {}
         Scope::Global(_) => {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?
@@ -436,11 +436,9 @@ pub fn uninstall(scope: &Scope) -> anyhow::Result<InstallReport> {
     };
     fs::remove_file(&manifest_file)
         .with_context(|| format!("cannot delete {}", manifest_file.display()))?;
-    if let Scope::Project(dir) = scope {
-        // Only succeeds when the directories are empty, which is the only case we want.
-        let orchestra_dir = dir.join(".opencode").join("orchestra");
-        let _ = fs::remove_dir(&orchestra_dir);
-        let _ = fs::remove_dir(dir.join(".opencode"));
+    if let (Scope::Project { .. }, Some(state_dir)) = (scope, manifest_file.parent()) {
+        // Succeeds only when the folder is empty, the only case we want.
+        let _ = fs::remove_dir(state_dir);
     }
     Ok(InstallReport {
         file,
