@@ -13,11 +13,13 @@
 //! - [`tools`]: parameters of the five task tools and their enums.
 //! - [`worker`]: worker snapshots and states.
 //! - [`event`]: the `orchestra.*` event envelope.
+//! - [`workflow`]: workflow runs and their steps.
 
 pub mod event;
 pub mod job;
 pub mod tools;
 pub mod worker;
+pub mod workflow;
 
 pub use event::{EVENT_VERSION, EventEnvelope};
 pub use job::{
@@ -29,6 +31,10 @@ pub use tools::{
     TaskStartParams, TaskStartResult, WorkerOpPayload,
 };
 pub use worker::{WorkerSnapshot, WorkerStatus};
+pub use workflow::{
+    WorkflowRun, WorkflowRunLimits, WorkflowRunStatus, WorkflowRunUi, WorkflowStepResult,
+    WorkflowStepStatus,
+};
 
 /// Milliseconds since the unix epoch, the unit of every `*At` field.
 pub fn now_ms() -> i64 {

@@ -78,6 +78,22 @@ pub enum StoreError {
     },
 
     #[error(
+        "workflow run `{id}` in the store has an unreadable state: {source}; it was written by an incompatible orchestra, start the workflow again"
+    )]
+    CorruptRun {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("cannot encode workflow run `{id}` as JSON: {source}")]
+    EncodeRun {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
         "hub `{hub_id}` is not registered in the store; call register_hub first (a hub whose process looked dead may have been removed by another hub)"
     )]
     HubNotRegistered { hub_id: String },

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use orchestra_protocol::{JobRecord, JobStatus, now_ms};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::jobs::{decode, update_if_running};
 use crate::{Store, StoreError};
@@ -79,39 +79,16 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
 
-        // hub id -> (pid alive, hub gone)
-        let mut hubs: HashMap<String, (bool, bool)> = HashMap::new();
-        {
-            let mut select = tx.prepare("SELECT id, pid, heartbeat_at FROM hubs")?;
-            let rows = select.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, pid, heartbeat_at) = row?;
-                // A pid that does not fit a u32 cannot be a live process.
-                let alive = u32::try_from(pid).is_ok_and(is_alive);
-                let stale = now.saturating_sub(heartbeat_at) > stale_after_ms;
-                hubs.insert(id, (alive, !alive || stale));
-            }
-        }
-
-        let running: Vec<(String, String, String)> = {
-            let mut select =
-                tx.prepare("SELECT id, hub_id, record FROM jobs WHERE status = 'running'")?;
-            let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let (hubs, orphans) = orphaned_rows(
+            &tx,
+            "SELECT id, hub_id, record FROM jobs WHERE status = 'running'",
+            is_alive,
+            stale_after_ms,
+            now,
+        )?;
 
         let mut recovered = Vec::new();
-        for (id, hub_id, json) in running {
-            let gone = hubs.get(&hub_id).is_none_or(|&(_, gone)| gone);
-            if !gone {
-                continue;
-            }
+        for (id, hub_id, json) in orphans {
             let mut job = decode(&id, &json)?;
             job.error = Some(INTERRUPTED.to_owned());
             job.finish(JobStatus::Failed, now);
@@ -121,8 +98,8 @@ impl Store {
             }
         }
 
-        for (hub_id, (alive, _)) in &hubs {
-            if !alive {
+        for (hub_id, state) in &hubs {
+            if !state.alive {
                 tx.execute("DELETE FROM hubs WHERE id = ?1", [hub_id])?;
                 tracing::debug!(hub_id, "removed row of dead hub");
             }
@@ -133,4 +110,68 @@ impl Store {
         }
         Ok(recovered)
     }
+}
+
+/// What [`hub_states`] knows about one registered hub.
+pub(crate) struct HubState {
+    /// Its pid is a live process.
+    pub alive: bool,
+    /// Dead pid or stale heartbeat: its running work is orphaned. A hub with no row is gone too.
+    pub gone: bool,
+}
+
+/// Every registered hub by id, judged alive or gone.
+fn hub_states(
+    conn: &Connection,
+    is_alive: &dyn Fn(u32) -> bool,
+    stale_after_ms: i64,
+    now: i64,
+) -> Result<HashMap<String, HubState>, StoreError> {
+    let mut hubs = HashMap::new();
+    let mut select = conn.prepare("SELECT id, pid, heartbeat_at FROM hubs")?;
+    let rows = select.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, pid, heartbeat_at) = row?;
+        // A pid that does not fit a u32 cannot be a live process.
+        let alive = u32::try_from(pid).is_ok_and(is_alive);
+        let stale = now.saturating_sub(heartbeat_at) > stale_after_ms;
+        hubs.insert(
+            id,
+            HubState {
+                alive,
+                gone: !alive || stale,
+            },
+        );
+    }
+    Ok(hubs)
+}
+
+/// The hubs (as [`hub_states`]) and the `(id, hub_id, json)` rows of `select`
+/// whose hub is gone or has no row.
+pub(crate) type OrphanRows = (HashMap<String, HubState>, Vec<(String, String, String)>);
+
+pub(crate) fn orphaned_rows(
+    conn: &Connection,
+    select: &str,
+    is_alive: &dyn Fn(u32) -> bool,
+    stale_after_ms: i64,
+    now: i64,
+) -> Result<OrphanRows, StoreError> {
+    let hubs = hub_states(conn, is_alive, stale_after_ms, now)?;
+    let mut statement = conn.prepare(select)?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let mut orphans = Vec::new();
+    for row in rows {
+        let (id, hub_id, json): (String, String, String) = row?;
+        if hubs.get(&hub_id).is_none_or(|state| state.gone) {
+            orphans.push((id, hub_id, json));
+        }
+    }
+    Ok((hubs, orphans))
 }

@@ -1,4 +1,4 @@
-//! SQLite persistence for Open Orchestra: hubs, jobs and the hub's output log.
+//! SQLite persistence for Open Orchestra: hubs, jobs, workflow runs and the hub's output log.
 //!
 //! This is the only crate that knows SQL. Everything above it talks to a
 //! [`Store`], which is cheap to share as `Arc<Store>` and safe to open from
@@ -12,6 +12,7 @@
 //! - `hubs`: hub registration, heartbeats, recovery of orphaned jobs.
 //! - `jobs`: job records ([`JobFilter`]).
 //! - `logs`: the output log ([`LogEntry`]).
+//! - `runs`: workflow runs and their recovery after a hub died.
 //! - `liveness`: [`pid_is_alive`].
 
 mod error;
@@ -19,6 +20,7 @@ mod hubs;
 mod jobs;
 mod liveness;
 mod logs;
+mod runs;
 mod schema;
 mod store;
 
@@ -28,6 +30,7 @@ pub use error::StoreError;
 pub use jobs::JobFilter;
 pub use liveness::pid_is_alive;
 pub use logs::LogEntry;
+pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
 
 /// Where a project's store lives unless `tasks.storePath` says otherwise:

@@ -3,8 +3,6 @@
 //! `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`. Append new
 //! entries; never edit one that has shipped, because stores in the wild
 //! already ran it. Planned next:
-//! - 2: `workflow_runs` (one row per workflow run, steps as JSON, indexed by
-//!   status and started_at), so runs survive a hub restart like jobs do.
 //! - 3: memory records (`memory(id, scope, key, body, created_at, …)`) with an
 //!   FTS5 virtual table over `body` kept in sync by triggers; the bundled
 //!   SQLite is compiled with FTS5.
@@ -50,6 +48,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
     );
     CREATE INDEX job_events_at ON job_events(at);
+    ",
+    // 2: workflow runs, so paused and interrupted runs survive a hub restart.
+    r"
+    -- `state` (the full WorkflowRun as JSON) is the source of truth; the other
+    -- columns copy fields out of it so they can be queried and indexed.
+    CREATE TABLE workflow_runs (
+        id          TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        hub_id      TEXT NOT NULL,
+        job_id      TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        state       TEXT NOT NULL
+    );
+    CREATE INDEX workflow_runs_status ON workflow_runs(status);
+    CREATE INDEX workflow_runs_started_at ON workflow_runs(started_at);
     ",
 ];
 

@@ -1,0 +1,163 @@
+//! Workflow runs. The `state` column holds the full [`WorkflowRun`] as JSON
+//! and is the source of truth; the other columns are copies for querying.
+//!
+//! A run is saved at every step boundary. A `running` run belongs to the hub
+//! named in its `hub_id`; once that hub is gone (no row, dead pid, stale
+//! heartbeat) [`Store::recover_interrupted_runs`] pauses it so that
+//! `continueRunId` can run the interrupted step again.
+
+use orchestra_protocol::{WorkflowRun, WorkflowRunStatus, WorkflowStepStatus, now_ms};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::hubs::orphaned_rows;
+use crate::{Store, StoreError};
+
+/// The reason recorded on runs whose hub disappeared while they ran.
+pub const RUN_INTERRUPTED: &str = "interrupted: the hub running it stopped";
+
+fn encode(run: &WorkflowRun) -> Result<String, StoreError> {
+    serde_json::to_string(run).map_err(|source| StoreError::EncodeRun {
+        id: run.run_id.clone(),
+        source,
+    })
+}
+
+fn decode(id: &str, json: &str) -> Result<WorkflowRun, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::CorruptRun {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+/// Inserts or replaces the run's row; with `only_if`, replaces it only while
+/// the stored status is that one. Returns how many rows changed (0 or 1).
+fn write(
+    conn: &Connection,
+    run: &WorkflowRun,
+    only_if: Option<WorkflowRunStatus>,
+) -> Result<usize, StoreError> {
+    let state = encode(run)?;
+    let values = params![
+        run.run_id,
+        run.workflow_id,
+        run.hub_id,
+        run.job_id,
+        run.status.as_str(),
+        run.started_at,
+        run.updated_at,
+        run.finished_at,
+        state,
+        only_if.map(WorkflowRunStatus::as_str),
+    ];
+    // One upsert whose update is conditional: atomic against other writers.
+    let changed = conn.execute(
+        "INSERT INTO workflow_runs
+            (id, workflow_id, hub_id, job_id, status, started_at, updated_at, finished_at, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(id) DO UPDATE SET
+            workflow_id = excluded.workflow_id, hub_id = excluded.hub_id,
+            job_id = excluded.job_id, status = excluded.status,
+            started_at = excluded.started_at, updated_at = excluded.updated_at,
+            finished_at = excluded.finished_at, state = excluded.state
+         WHERE ?10 IS NULL OR workflow_runs.status = ?10",
+        values,
+    )?;
+    Ok(changed)
+}
+
+impl Store {
+    /// Writes the run, inserting or replacing it.
+    pub fn save_run(&self, run: &WorkflowRun) -> Result<(), StoreError> {
+        write(&self.conn(), run, None)?;
+        Ok(())
+    }
+
+    /// Writes `run` only if the stored run has status `expected` (or is not
+    /// stored yet), in one
+    /// atomic statement, so two hubs cannot both resume one paused run.
+    /// Returns true if this call wrote it.
+    pub fn save_run_if(
+        &self,
+        run: &WorkflowRun,
+        expected: WorkflowRunStatus,
+    ) -> Result<bool, StoreError> {
+        Ok(write(&self.conn(), run, Some(expected))? == 1)
+    }
+
+    pub fn get_run(&self, id: &str) -> Result<Option<WorkflowRun>, StoreError> {
+        let json: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT state FROM workflow_runs WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        json.map(|json| decode(id, &json)).transpose()
+    }
+
+    /// Runs newest first, optionally of one workflow only.
+    pub fn list_runs(
+        &self,
+        workflow_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WorkflowRun>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT id, state FROM workflow_runs
+             WHERE (?1 IS NULL OR workflow_id = ?1)
+             ORDER BY started_at DESC, rowid DESC
+             LIMIT ?2",
+        )?;
+        let rows = select.query_map(params![workflow_id, limit], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut runs = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            runs.push(decode(&id, &json)?);
+        }
+        Ok(runs)
+    }
+
+    /// Pauses `running` runs whose hub is gone (see [`Store::recover_interrupted`]
+    /// for what "gone" means), marking their running steps as errors so that
+    /// resuming runs them again from the start, and returns them.
+    pub fn recover_interrupted_runs(
+        &self,
+        is_alive: &dyn Fn(u32) -> bool,
+        stale_after_ms: i64,
+    ) -> Result<Vec<WorkflowRun>, StoreError> {
+        let now = now_ms();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (_, orphans) = orphaned_rows(
+            &tx,
+            "SELECT id, hub_id, state FROM workflow_runs WHERE status = 'running'",
+            is_alive,
+            stale_after_ms,
+            now,
+        )?;
+        let mut recovered = Vec::new();
+        for (id, hub_id, json) in orphans {
+            let mut run = decode(&id, &json)?;
+            run.status = WorkflowRunStatus::Paused;
+            run.reason = Some(format!(
+                "{RUN_INTERRUPTED} (hub {hub_id}); resume it with continueRunId and the interrupted step runs again"
+            ));
+            run.updated_at = now;
+            for step in &mut run.steps {
+                if step.status == WorkflowStepStatus::Running {
+                    step.status = WorkflowStepStatus::Error;
+                    step.error = Some(RUN_INTERRUPTED.to_owned());
+                }
+            }
+            if write(&tx, &run, Some(WorkflowRunStatus::Running))? == 1 {
+                tracing::warn!(run_id = %id, hub_id, "workflow run interrupted: its hub is gone");
+                recovered.push(run);
+            }
+        }
+        tx.commit()?;
+        Ok(recovered)
+    }
+}
