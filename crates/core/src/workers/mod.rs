@@ -388,7 +388,7 @@ impl WorkerPool {
                 .runtime
                 .attach_password_env
                 .as_deref()
-                .and_then(|name| std::env::var(name).ok())
+                .and_then(|name| launch_env_var(&launch.env, name))
                 .map(|password| BasicAuth {
                     username: "opencode".into(),
                     password,
@@ -585,6 +585,16 @@ impl WorkerPool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// A variable from the launch environment (what OpenCode children get),
+/// else from this process's environment.
+fn launch_env_var(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .or_else(|| std::env::var(name).ok())
 }
 
 fn has_exited(conn: &ServerConn) -> bool {

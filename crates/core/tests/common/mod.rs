@@ -31,8 +31,17 @@ impl World {
     }
 
     pub async fn start_with(fake: FakeLlm, orchestrator: Value) -> World {
+        World::start_in(fake, IsolatedHome::new().unwrap(), orchestrator, Vec::new()).await
+    }
+
+    /// A hub in a given home, with extra launch environment.
+    pub async fn start_in(
+        fake: FakeLlm,
+        home: IsolatedHome,
+        orchestrator: Value,
+        extra_env: Vec<(String, String)>,
+    ) -> World {
         let bin = require_opencode().unwrap();
-        let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
         let store = home.root.join("state/orchestra.db");
         let mut file = json!({"tasks": {"storePath": store}});
@@ -53,7 +62,7 @@ impl World {
             launch: LaunchSettings {
                 binary: bin,
                 project_dir: project.dir.clone(),
-                env: home.env(),
+                env: home.env().into_iter().chain(extra_env).collect(),
                 config_overlay: fake_provider_config(&fake.base_url()),
             },
         })

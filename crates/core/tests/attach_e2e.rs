@@ -1,0 +1,71 @@
+//! `runtime.isolation: "attach"`: the hub drives an OpenCode server it did
+//! not start. No agents can be injected there, so the profile travels as the
+//! prompt's system text and read-only is enforced by session permission rules.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{World, bounded};
+use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_protocol::JobStatus;
+use orchestra_testkit::fake_llm::FakeLlm;
+use orchestra_testkit::opencode::{IsolatedHome, TestProject, fake_provider_config, require_opencode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() {
+    bounded(async {
+        let fake = FakeLlm::start().await.unwrap();
+        let home = IsolatedHome::new().unwrap();
+        let theirs = TestProject::new().unwrap();
+        let mut env = home.env();
+        env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
+        let server = ServerProcess::spawn(ServeSpec {
+            binary: require_opencode().unwrap(),
+            cwd: theirs.dir.clone(),
+            env,
+            password: "attach-secret".into(),
+            port: 0,
+            startup_timeout: Duration::from_secs(60),
+            label: "someone else's".into(),
+        })
+        .await
+        .unwrap();
+        let config = json!({"runtime": {
+            "isolation": "attach", "attachUrl": server.url(), "attachPasswordEnv": "ORCHESTRA_TEST_ATTACH_PW"
+        }});
+        let world = World::start_in(
+            fake,
+            home,
+            config,
+            vec![("ORCHESTRA_TEST_ATTACH_PW".into(), "attach-secret".into())],
+        )
+        .await;
+
+        let record = world.run("coder", "hello attached").await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+        assert_eq!(record.response_text.as_deref(), Some("ECHO: hello attached"));
+        // The profile's prompt reached the model as system text.
+        let coder_prompt = &world.engine().config().profile("coder").unwrap().prompt;
+        let first_line = coder_prompt.lines().next().unwrap();
+        assert!(world.fake.requests()[0].system_prompt.contains(first_line));
+
+        let target = world.project.dir.join("attached-architect.txt");
+        let call = format!(
+            "CALL_TOOL:write {}",
+            json!({"filePath": target.display().to_string(), "content": "nope"})
+        );
+        let record = world.run("architect", &call).await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+        assert!(!target.exists(), "the read-only architect wrote through an attached server");
+
+        // The hub does not own the attached server: shutting down leaves it running.
+        assert!(world.pids().await.is_empty());
+        world.hub.shutdown().await;
+        assert!(server.client(None).unwrap().health(Duration::from_secs(2)).await.is_ok());
+        server.stop(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}
