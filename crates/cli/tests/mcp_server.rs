@@ -160,6 +160,8 @@ async fn the_five_tools_work_over_stdio_and_bad_input_gets_tool_errors() {
         let record = client.finish(started["taskId"].as_str().unwrap()).await;
         assert_eq!(record["status"], "succeeded", "{record}");
         assert_eq!(record["responseText"], "ECHO: hello over mcp");
+        // The MCP client's name is recorded as who asked.
+        assert!(record["requestedBy"].as_str().is_some_and(|s| !s.is_empty()), "{record}");
         assert!(record["usage"]["output"].as_u64().unwrap() > 0);
 
         // Auto routing records its choice.

@@ -66,11 +66,16 @@ impl OrchestraMcp {
         Ok(())
     }
 
-    async fn dispatch(&self, name: &str, args: Value) -> Result<String, String> {
+    async fn dispatch(
+        &self,
+        name: &str,
+        args: Value,
+        client: Option<String>,
+    ) -> Result<String, String> {
         match name {
             "task_start" => {
                 let params: TaskStartParams = parse(name, args)?;
-                let result = self.engine.start(params, None).map_err(explain)?;
+                let result = self.engine.start(params, client).map_err(explain)?;
                 Ok(to_json(&result))
             }
             "task_await" => {
@@ -172,10 +177,15 @@ impl ServerHandler for OrchestraMcp {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let result = match self.dispatch(&request.name, args).await {
+        // Recorded as the job's `requestedBy`, e.g. "opencode".
+        let client = context
+            .peer
+            .peer_info()
+            .map(|info| info.client_info.name.clone());
+        let result = match self.dispatch(&request.name, args, client).await {
             Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
             Err(message) => {
                 tracing::info!(tool = %request.name, %message, "tool call refused");
