@@ -167,35 +167,32 @@ async fn follow(
         if record.status.is_final() {
             return Some(record);
         }
-        let elapsed = Duration::from_millis(
-            u64::try_from(orchestra_protocol::now_ms() - record.started_at).unwrap_or(0),
-        );
+        let elapsed_ms = orchestra_protocol::now_ms() - record.started_at;
+        let output = record
+            .progress
+            .last_output
+            .as_deref()
+            .map(|o| format!(" · {}", tail(&o.replace('\n', " "), 60)))
+            .unwrap_or_default();
         let line = format!(
-            "{} · {:.1}s · {} tool call(s){}",
+            "{} · {:.1}s · {} tool call(s){output}",
             record.worker_id,
-            elapsed.as_secs_f32(),
+            elapsed_ms as f64 / 1000.0,
             record.progress.tool_calls,
-            record
-                .progress
-                .last_output
-                .as_deref()
-                .map(|o| format!(
-                    " · {}",
-                    o.replace('\n', " ")
-                        .chars()
-                        .rev()
-                        .take(60)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<String>()
-                ))
-                .unwrap_or_default()
         );
         if line != last {
             progress.update(&line);
             last = line;
         }
+    }
+}
+
+/// The last `max` characters of `text`.
+fn tail(text: &str, max: usize) -> &str {
+    let count = text.chars().count();
+    match text.char_indices().nth(count.saturating_sub(max)) {
+        Some((at, _)) if count > max => &text[at..],
+        _ => text,
     }
 }
 
