@@ -15,7 +15,7 @@ use crate::workers::{LaunchSettings, WorkerPool};
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A hub whose heartbeat is older than this is dead; its running jobs are
 /// marked interrupted by the next hub to start.
-const STALE_AFTER_MS: i64 = 60_000;
+pub(crate) const STALE_AFTER_MS: i64 = 60_000;
 /// How often old job records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
 

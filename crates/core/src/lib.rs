@@ -6,6 +6,7 @@
 //! - [`supervisor`]: owns `opencode serve` child processes (process groups, death signal, logs).
 //! - [`workers`]: the worker pool — servers, profiles as OpenCode agents, restarts.
 //! - [`tasks`]: the task engine behind the five task tools.
+//! - [`workflows`]: multi-step workflows run across workers, persisted, resumable.
 //! - [`hub`]: ties config, store, workers and tasks together for one project.
 
 pub mod config;
@@ -14,3 +15,4 @@ pub mod opencode;
 pub mod supervisor;
 pub mod tasks;
 pub mod workers;
+pub mod workflows;

@@ -232,6 +232,8 @@ pub enum ListView {
     Profiles,
     Models,
     Workflows,
+    /// One workflow run, named by `runId`.
+    Workflow,
     Status,
     Output,
 }
@@ -252,7 +254,7 @@ pub enum ModelScope {
     All,
 }
 
-/// `task_list`: tasks, workers, profiles, models, workflows, status or output.
+/// `task_list`: tasks, workers, profiles, models, workflows, one workflow run, status or output.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskListParams {
@@ -274,6 +276,9 @@ pub struct TaskListParams {
     pub query: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<ListFormat>,
+    /// `workflow` view: the run to show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// `task_cancel`: abort tasks; the worker's model really stops.

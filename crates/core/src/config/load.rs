@@ -105,6 +105,26 @@ pub(crate) struct Layer {
 }
 
 pub(crate) fn parse_layer(path: PathBuf, text: &str) -> Result<Layer, ConfigError> {
+    let raw = parse_jsonc_object(&path, text)?;
+    reject_removed_keys(&path, &raw)?;
+    let file = serde_path_to_error::deserialize(&raw).map_err(|e| serde_error(&path, e))?;
+    let layer = Layer { path, raw, file };
+    check_layer(&layer)?;
+    Ok(layer)
+}
+
+/// A JSON-with-comments document that must hold one object, read into `T` with errors that
+/// name the file and the key path.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let raw = parse_jsonc_object(path, text)?;
+    serde_path_to_error::deserialize(&raw).map_err(|e| serde_error(path, e))
+}
+
+/// The file's object; an empty file is an empty object.
+pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, ConfigError> {
     // JSONC as editors understand it: comments and trailing commas, nothing looser.
     let options = jsonc_parser::ParseOptions {
         allow_comments: true,
@@ -120,7 +140,7 @@ pub(crate) fn parse_layer(path: PathBuf, text: &str) -> Result<Layer, ConfigErro
     };
     let raw: Value =
         jsonc_parser::parse_to_serde_value(text, &options).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
+            path: path.to_owned(),
             line: e.line_display(),
             column: Some(e.column_display()),
             message: e.kind().to_string(),
@@ -131,7 +151,7 @@ pub(crate) fn parse_layer(path: PathBuf, text: &str) -> Result<Layer, ConfigErro
         Value::Null if text.trim().is_empty() => Value::Object(Map::new()),
         other => {
             return Err(invalid(
-                &path,
+                path,
                 ".",
                 format!(
                     "the file must contain a JSON object, found {}",
@@ -141,11 +161,7 @@ pub(crate) fn parse_layer(path: PathBuf, text: &str) -> Result<Layer, ConfigErro
             ));
         }
     };
-    reject_removed_keys(&path, &raw)?;
-    let file = serde_path_to_error::deserialize(&raw).map_err(|e| serde_error(&path, e))?;
-    let layer = Layer { path, raw, file };
-    check_layer(&layer)?;
-    Ok(layer)
+    Ok(raw)
 }
 
 fn kind_of(value: &Value) -> &'static str {

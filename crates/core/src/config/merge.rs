@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 
 use super::error::{ConfigError, closest_match};
 use super::load::{BUILTIN_WORKFLOW_IDS, Layer, invalid};
-use super::model::{OrchestratorConfigFile, ProfileEntry, WorkflowsFile};
+use super::model::{
+    OrchestratorConfigFile, ProfileEntry, WorkflowDefinitionFile, WorkflowStepFile, WorkflowsFile,
+};
 use super::profiles::{apply_override, new_profile, set};
 use super::resolved::{
     BoomerangStepOverride, Config, DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, Isolation,
@@ -156,6 +158,8 @@ fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &
         set(&mut target.max_task_chars, limits.max_task_chars);
         set(&mut target.max_carry_chars, limits.max_carry_chars);
         set(&mut target.per_step_timeout_ms, limits.per_step_timeout_ms);
+        set(&mut target.max_run_ms, limits.max_run_ms);
+        set(&mut target.max_run_tokens, limits.max_run_tokens);
     }
     if let Some(memory) = &file.memory {
         let target = &mut config.memory;
@@ -216,34 +220,7 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
         set(&mut target.ui.intervene, ui.intervene);
     }
     if let Some(definitions) = &workflows.definitions {
-        target.definitions = definitions
-            .iter()
-            .map(|d| WorkflowDefinition {
-                id: d.id.clone(),
-                name: d.name.clone(),
-                description: d.description.clone(),
-                steps: d
-                    .steps
-                    .iter()
-                    .map(|s| WorkflowStep {
-                        id: s.id.clone(),
-                        title: s.title.clone(),
-                        worker_id: s
-                            .worker_id
-                            .clone()
-                            .unwrap_or_else(|| DEFAULT_STEP_WORKER.to_owned()),
-                        prompt: s
-                            .prompt
-                            .clone()
-                            .unwrap_or_else(|| DEFAULT_STEP_PROMPT.to_owned()),
-                        carry: s.carry.unwrap_or(false),
-                        timeout_ms: s.timeout_ms,
-                        model: s.model.clone(),
-                        required_skills: s.required_skills.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-            })
-            .collect();
+        target.definitions = definitions.iter().map(resolve_definition).collect();
     }
     if let Some(triggers) = &workflows.triggers {
         for (trigger, file) in [
@@ -290,6 +267,39 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
             &mut limits.per_step_timeout_ms,
             boomerang.per_step_timeout_ms,
         );
+        set(&mut limits.max_run_ms, boomerang.max_run_ms);
+        set(&mut limits.max_run_tokens, boomerang.max_run_tokens);
+    }
+}
+
+/// A workflow as written (in `orchestrator.json` or a workflow file) with defaults applied.
+pub(crate) fn resolve_definition(d: &WorkflowDefinitionFile) -> WorkflowDefinition {
+    WorkflowDefinition {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        description: d.description.clone(),
+        steps: d.steps.iter().map(resolve_step).collect(),
+        limits: d.limits.clone().unwrap_or_default(),
+    }
+}
+
+fn resolve_step(s: &WorkflowStepFile) -> WorkflowStep {
+    WorkflowStep {
+        id: s.id.clone(),
+        title: s.title.clone(),
+        worker_id: s
+            .worker_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_STEP_WORKER.to_owned()),
+        prompt: s
+            .prompt
+            .clone()
+            .unwrap_or_else(|| DEFAULT_STEP_PROMPT.to_owned()),
+        carry: s.carry.unwrap_or(false),
+        timeout_ms: s.timeout_ms,
+        model: s.model.clone(),
+        required_skills: s.required_skills.clone().unwrap_or_default(),
+        parallel: s.parallel.iter().flatten().map(resolve_step).collect(),
     }
 }
 
@@ -375,12 +385,12 @@ fn check_workflow_references(layers: &[Layer], config: &Config) -> Result<(), Co
         )
     };
     for (i, definition) in config.workflows.definitions.iter().enumerate() {
-        for (j, step) in definition.steps.iter().enumerate() {
-            if !config.profiles.contains_key(&step.worker_id) {
+        for (key, leaf) in definition.leaves() {
+            if !config.profiles.contains_key(&leaf.worker_id) {
                 return Err(unknown_worker(
                     "/workflows/definitions",
-                    &format!("workflows.definitions[{i}].steps[{j}].workerId"),
-                    &step.worker_id,
+                    &format!("workflows.definitions[{i}].{key}.workerId"),
+                    &leaf.worker_id,
                 ));
             }
         }

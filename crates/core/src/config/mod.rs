@@ -12,10 +12,12 @@ pub mod model;
 mod profiles;
 mod resolved;
 mod validate;
+mod workflow_file;
 
 #[cfg(test)]
 mod tests;
 
+pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{
     BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, LoadOptions, MAX_AWAIT_CAP_MS, default_global_dir,
@@ -33,18 +35,29 @@ pub use resolved::{
     RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
     WorkflowDefinition, WorkflowLimits, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
 };
+pub use workflow_file::{
+    STEP_OUTPUT_PREFIX, WORKFLOW_SCHEMA_PATH, parse_workflow_file, step_references,
+    workflow_json_schema,
+};
 
 /// Where the generated schema is committed, relative to the workspace root.
 pub const SCHEMA_PATH: &str = "schema/orchestrator.schema.json";
 
 /// The JSON Schema (draft 2020-12) of `orchestrator.json`.
 pub fn json_schema() -> serde_json::Value {
-    let schema = schemars::schema_for!(OrchestratorConfigFile);
+    titled(
+        schemars::schema_for!(OrchestratorConfigFile),
+        "Open Orchestra orchestrator.json",
+    )
+}
+
+/// A generated schema as a value, with a `title` for editors.
+pub(crate) fn titled(schema: schemars::Schema, title: &str) -> serde_json::Value {
     let mut value = schema.to_value();
     if let Some(object) = value.as_object_mut() {
         object.insert(
             "title".to_owned(),
-            serde_json::Value::String("Open Orchestra orchestrator.json".to_owned()),
+            serde_json::Value::String(title.to_owned()),
         );
     }
     value

@@ -232,38 +232,59 @@ pub enum WorkflowIntervene {
     Always,
 }
 
+/// A workflow: in `workflows.definitions[]` of `orchestrator.json`, or one per file in
+/// `.opencode/workflows/<name>.json` (schema: `schema/workflow.schema.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WorkflowDefinitionFile {
+    /// URL or path of this JSON Schema, for editors (workflow files).
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,39}$"))]
     pub id: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Run in order; a step with `parallel` is a group whose members run at the same time.
     #[schemars(length(min = 1))]
     pub steps: Vec<WorkflowStepFile>,
+    /// This workflow's limits; each may only lower its `security.workflows` cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<WorkflowLimitsFile>,
 }
 
+/// One step, or (with `parallel`) a group of steps that run at the same time on their
+/// workers and are joined before the next step. A group has only `id`, `title` and
+/// `parallel`; groups do not nest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WorkflowStepFile {
+    #[schemars(regex(pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"))]
     pub id: String,
     pub title: String,
     /// Profile id of the worker that runs this step. Default: coder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
-    /// Template; `{task}` and `{carry}` are replaced. Default: "Task:\n{task}".
+    /// Template: `{task}`, `{carry}` and `{steps.<id>}` (the output of an earlier step, or of
+    /// every member of an earlier group) are replaced. Default: "Task:\n{task}".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    /// Pass this step's condensed result to the next steps. Default: false.
+    /// Append this step's handoff (Summary, Artifacts, Risks, Next) to the carry that later
+    /// steps see as `{carry}`. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carry: Option<bool>,
+    /// Default and maximum: the workflow's `perStepTimeoutMs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_skills: Option<Vec<String>>,
+    /// Makes this step a parallel group of these steps (at least two, no nested groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2))]
+    pub parallel: Option<Vec<WorkflowStepFile>>,
 }
 
 /// A change to one step of the built-in `roocode-boomerang` workflow, matched by `id`.
@@ -337,6 +358,14 @@ pub struct RoocodeBoomerangFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub per_step_timeout_ms: Option<u64>,
+    /// Default: 3600000; never above `security.workflows.maxRunMs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_run_ms: Option<u64>,
+    /// Default: 2000000; never above `security.workflows.maxRunTokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_run_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -366,6 +395,16 @@ pub struct WorkflowLimitsFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub per_step_timeout_ms: Option<u64>,
+    /// Working time of one run, pauses excluded; the run stops when it is used up.
+    /// Default: 3600000 (one hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_run_ms: Option<u64>,
+    /// Input + output + reasoning tokens of one run over all its steps; the run stops when
+    /// they are used up. Default: 2000000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_run_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

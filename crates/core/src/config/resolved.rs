@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use orchestra_protocol::tools::ListFormat;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning, closest_match};
-use super::model::{AgentMode, MemoryScope, ModelPolicy, WorkflowExecution, WorkflowIntervene};
+use super::model::{
+    AgentMode, MemoryScope, ModelPolicy, WorkflowExecution, WorkflowIntervene, WorkflowLimitsFile,
+};
 pub use super::model::{Isolation, PermissionAction, PermissionReply};
 use super::profiles::builtin_profiles;
 
@@ -113,15 +115,20 @@ pub struct WorkflowUiConfig {
     pub intervene: WorkflowIntervene,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Deserialize too: a run keeps the definition it started with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkflowDefinition {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
     pub steps: Vec<WorkflowStep>,
+    /// As written; each may only lower its `security.workflows` cap.
+    pub limits: WorkflowLimitsFile,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkflowStep {
     pub id: String,
     pub title: String,
@@ -132,6 +139,26 @@ pub struct WorkflowStep {
     pub timeout_ms: Option<u64>,
     pub model: Option<String>,
     pub required_skills: Vec<String>,
+    /// Non-empty for a parallel group: these steps run at the same time and the group's own
+    /// worker, prompt, carry, timeout and model are unused.
+    pub parallel: Vec<WorkflowStep>,
+}
+
+impl WorkflowDefinition {
+    /// Every worker step (group members, not groups) with its key path: `steps[1]`,
+    /// `steps[2].parallel[0]`.
+    pub fn leaves(&self) -> Vec<(String, &WorkflowStep)> {
+        let mut out = Vec::new();
+        for (j, step) in self.steps.iter().enumerate() {
+            if step.parallel.is_empty() {
+                out.push((format!("steps[{j}]"), step));
+            }
+            for (k, member) in step.parallel.iter().enumerate() {
+                out.push((format!("steps[{j}].parallel[{k}]"), member));
+            }
+        }
+        out
+    }
 }
 
 pub const DEFAULT_STEP_WORKER: &str = "coder";
@@ -171,6 +198,8 @@ impl RoocodeBoomerangConfig {
                 .limits
                 .per_step_timeout_ms
                 .min(caps.per_step_timeout_ms),
+            max_run_ms: self.limits.max_run_ms.min(caps.max_run_ms),
+            max_run_tokens: self.limits.max_run_tokens.min(caps.max_run_tokens),
         }
     }
 }
@@ -202,6 +231,10 @@ pub struct WorkflowLimits {
     pub max_task_chars: u64,
     pub max_carry_chars: u64,
     pub per_step_timeout_ms: u64,
+    /// Working time of one run, pauses excluded.
+    pub max_run_ms: u64,
+    /// Input + output + reasoning tokens of one run.
+    pub max_run_tokens: u64,
 }
 
 impl Default for WorkflowLimits {
@@ -211,6 +244,8 @@ impl Default for WorkflowLimits {
             max_task_chars: 12_000,
             max_carry_chars: 24_000,
             per_step_timeout_ms: 120_000,
+            max_run_ms: 3_600_000,
+            max_run_tokens: 2_000_000,
         }
     }
 }

@@ -101,6 +101,8 @@ fn defaults_equal_the_originals() {
         max_task_chars: 12_000,
         max_carry_chars: 24_000,
         per_step_timeout_ms: 120_000,
+        max_run_ms: 3_600_000,
+        max_run_tokens: 2_000_000,
     };
     assert_eq!(c.security.workflows, limits);
     assert_eq!(c.workflows.roocode_boomerang.limits, limits);

@@ -13,6 +13,7 @@ use super::model::{
     WorkflowDefinitionFile,
 };
 use super::resolved::BOOMERANG_STEP_IDS;
+use super::workflow_file::check_workflow_definition;
 
 pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
     if raw.get("basePort").is_some() {
@@ -86,6 +87,8 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
             "security.workflows.perStepTimeoutMs",
             security.per_step_timeout_ms,
         )?;
+        at_least_one("security.workflows.maxRunMs", security.max_run_ms)?;
+        at_least_one("security.workflows.maxRunTokens", security.max_run_tokens)?;
     }
     if let Some(workflows) = &file.workflows {
         if let Some(boomerang) = &workflows.roocode_boomerang {
@@ -94,6 +97,8 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
             at_least_one(&key("maxTaskChars"), boomerang.max_task_chars)?;
             at_least_one(&key("maxCarryChars"), boomerang.max_carry_chars)?;
             at_least_one(&key("perStepTimeoutMs"), boomerang.per_step_timeout_ms)?;
+            at_least_one(&key("maxRunMs"), boomerang.max_run_ms)?;
+            at_least_one(&key("maxRunTokens"), boomerang.max_run_tokens)?;
             for (i, step) in boomerang.steps.iter().flatten().enumerate() {
                 if !BOOMERANG_STEP_IDS.contains(&step.id.as_str()) {
                     return Err(invalid(
@@ -158,7 +163,7 @@ fn is_env_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn is_valid_id(id: &str) -> bool {
+pub(super) fn is_valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && id.len() <= 40
@@ -172,17 +177,7 @@ fn check_workflow_definitions(
     let mut ids = BTreeSet::new();
     for (i, definition) in definitions.iter().enumerate() {
         let key = format!("workflows.definitions[{i}]");
-        if !is_valid_id(&definition.id) {
-            return Err(invalid(
-                path,
-                &format!("{key}.id"),
-                format!("`{}` is not a valid workflow id", definition.id),
-                Some(
-                    "use 1-40 lowercase letters, digits and dashes, starting with a letter"
-                        .to_owned(),
-                ),
-            ));
-        }
+        check_workflow_definition(path, &key, definition)?;
         if !ids.insert(definition.id.as_str()) {
             return Err(invalid(
                 path,
@@ -190,28 +185,6 @@ fn check_workflow_definitions(
                 format!("workflow `{}` is defined twice", definition.id),
                 None,
             ));
-        }
-        if definition.steps.is_empty() {
-            return Err(invalid(
-                path,
-                &format!("{key}.steps"),
-                "a workflow needs at least one step",
-                None,
-            ));
-        }
-        let mut step_ids = BTreeSet::new();
-        for (j, step) in definition.steps.iter().enumerate() {
-            if !step_ids.insert(step.id.as_str()) {
-                return Err(invalid(
-                    path,
-                    &format!("{key}.steps[{j}].id"),
-                    format!(
-                        "step `{}` appears twice in workflow `{}`",
-                        step.id, definition.id
-                    ),
-                    None,
-                ));
-            }
         }
     }
     Ok(())

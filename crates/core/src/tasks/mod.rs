@@ -59,8 +59,12 @@ pub enum TaskError {
     NotYetSupported { what: String, hint: String },
     #[error("pass `taskId` or `taskIds`; list tasks with task_list")]
     NoIds,
+    #[error("no task with id `{id}`; list tasks with task_list")]
+    UnknownTask { id: String },
     #[error("the job store failed: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Workflow(#[from] crate::workflows::WorkflowError),
 }
 
 /// Why a job was canceled, as given to `task_cancel`.
@@ -197,6 +201,8 @@ impl TaskAnswer {
     }
 }
 
+/// Cheap to clone: every clone shares the pool, the live jobs and the store.
+#[derive(Clone)]
 pub struct TaskEngine {
     pool: WorkerPool,
     sink: Arc<JobSink>,
@@ -273,10 +279,7 @@ impl TaskEngine {
             }
             TaskKind::Auto => routing::route(&params.task, &params.attachments, &self.config),
             TaskKind::Workflow => {
-                return Err(TaskError::NotYetSupported {
-                    what: "kind \"workflow\"".into(),
-                    hint: "run the steps as separate worker tasks for now".into(),
-                });
+                return crate::workflows::start(self, params, requested_by);
             }
             TaskKind::Op => {
                 let op = params.op.map_or("(none)", |op| op.as_str());
@@ -301,20 +304,7 @@ impl TaskEngine {
         );
         record.requested_by = requested_by;
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
-        self.sink.store.insert_job(&record)?;
-
-        let cancel = CancellationToken::new();
-        let (reason_tx, reason_rx) = watch::channel(None);
-        let (record_tx, _) = watch::channel(record.clone());
-        self.sink.lock().insert(
-            id.clone(),
-            LiveJob {
-                record: record_tx,
-                cancel: cancel.clone(),
-                reason: reason_tx,
-                last_saved: Instant::now(),
-            },
-        );
+        let (cancel, reason_rx) = self.open_job(&record)?;
         let input = JobInput {
             profile_id: route.profile.clone(),
             task: params.task,
@@ -346,6 +336,61 @@ impl TaskEngine {
             status: JobStatus::Running,
             next: "task_await".into(),
         })
+    }
+
+    /// Writes a new running job to the store and makes it live here: awaitable, cancelable
+    /// (through the returned token and reason) and reported through [`TaskEngine::sink`].
+    pub(crate) fn open_job(
+        &self,
+        record: &JobRecord,
+    ) -> Result<(CancellationToken, watch::Receiver<Option<CancelReason>>), TaskError> {
+        self.sink.store.insert_job(record)?;
+        let cancel = CancellationToken::new();
+        let (reason_tx, reason_rx) = watch::channel(None);
+        let (record_tx, _) = watch::channel(record.clone());
+        self.sink.lock().insert(
+            record.id.clone(),
+            LiveJob {
+                record: record_tx,
+                cancel: cancel.clone(),
+                reason: reason_tx,
+                last_saved: Instant::now(),
+            },
+        );
+        Ok((cancel, reason_rx))
+    }
+
+    pub(crate) fn sink(&self) -> &Arc<JobSink> {
+        &self.sink
+    }
+
+    pub fn hub_id(&self) -> &str {
+        &self.hub_id
+    }
+
+    pub fn project_dir(&self) -> &std::path::Path {
+        &self.project_dir
+    }
+
+    /// True while the job runs in this hub.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.sink.lock().contains_key(id)
+    }
+
+    /// Waits, with no cap, until the job is final; for callers inside the hub (workflow
+    /// steps), whose jobs carry their own timeouts.
+    pub async fn wait_final(&self, id: &str) -> Result<JobRecord, TaskError> {
+        loop {
+            // A day at a time keeps the deadline far from Instant overflow.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(86_400);
+            if let TaskLookup::Record(record) = self.await_one(id, deadline).await? {
+                if record.status.is_final() {
+                    return Ok(*record);
+                }
+            } else {
+                return Err(TaskError::UnknownTask { id: id.to_owned() });
+            }
+        }
     }
 
     /// Waits until every named job is final or the (capped) timeout passes.

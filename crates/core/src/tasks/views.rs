@@ -100,25 +100,8 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
             )
         }
         ListView::Models => models(engine, params, limit).await,
-        ListView::Workflows => {
-            let defs: Vec<Value> = engine
-                .config
-                .workflows
-                .definitions
-                .iter()
-                .map(|d| json!({"id": d.id, "name": d.name, "steps": d.steps.len(), "description": d.description}))
-                .collect();
-            let rows: Vec<Vec<String>> = engine
-                .config
-                .workflows
-                .definitions
-                .iter()
-                .map(|d| vec![d.id.clone(), d.name.clone(), d.steps.len().to_string()])
-                .collect();
-            let mut text = table(&["Workflow", "Name", "Steps"], &rows);
-            text.push_str("\nRunning workflows is not available in this version yet.\n");
-            (json!(defs), text)
-        }
+        ListView::Workflows => crate::workflows::view::catalog(engine, limit)?,
+        ListView::Workflow => crate::workflows::view::run(engine, params.run_id.as_deref())?,
         ListView::Status => {
             let workers = engine.pool.snapshots().await;
             let jobs = recent_jobs(engine, None, 5)?;

@@ -1,0 +1,570 @@
+//! Runs a workflow's steps as worker jobs, gates pauses, and writes the run at every step
+//! boundary and the workflow job at the end.
+
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use orchestra_protocol::{
+    JobRecord, JobReport, JobStatus, TaskCancelParams, TaskKind, TaskStartParams, WorkflowRun,
+    WorkflowRunStatus, WorkflowStepResult, WorkflowStepStatus, now_ms,
+};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{
+    STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
+};
+use crate::tasks::{CancelReason, TaskEngine};
+
+use super::carry;
+use super::limits::budget_tokens;
+
+/// How a stretch of the run ended.
+enum End {
+    Success,
+    /// Resumable; the job ends with `job_status`.
+    Paused {
+        reason: String,
+        job_status: JobStatus,
+    },
+    Error(String),
+}
+
+/// Working time: what earlier stretches used plus this one so far.
+struct Clock {
+    started: Instant,
+    before: u64,
+}
+
+impl Clock {
+    fn active_ms(&self) -> u64 {
+        self.before + u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+pub(super) async fn drive(
+    engine: TaskEngine,
+    mut run: WorkflowRun,
+    definition: WorkflowDefinition,
+    mut record: JobRecord,
+    cancel: CancellationToken,
+    reason: watch::Receiver<Option<CancelReason>>,
+) {
+    let execution: WorkflowExecution = parse_ui(&run.ui.execution);
+    let intervene: WorkflowIntervene = parse_ui(&run.ui.intervene);
+    let clock = Clock {
+        started: Instant::now(),
+        before: run.active_ms,
+    };
+    let total = definition.steps.len();
+    let end = loop {
+        let index = run.current_step_index;
+        let Some(step) = definition.steps.get(index) else {
+            break End::Success;
+        };
+        if let Some(why) = over_budget(&run, &clock) {
+            break End::Error(why);
+        }
+        record.progress.last_output = Some(format!(
+            "step {}/{total} `{}` running on {}",
+            index + 1,
+            step.id,
+            workers_of(step)
+        ));
+        record.progress.last_activity_at = Some(now_ms());
+        engine.sink().publish(&record, true);
+
+        let ran = run_step(&engine, &mut run, &definition, step, &clock, &cancel).await;
+        let members = run_members(&run, step);
+        let failed: Vec<&WorkflowStepResult> = members
+            .iter()
+            .filter(|r| r.status != WorkflowStepStatus::Success)
+            .copied()
+            .collect();
+        let warned = members.iter().any(|r| r.warning.is_some());
+        let error = failed.first().map(|r| {
+            format!(
+                "step `{}` failed: {}",
+                r.id,
+                r.error.as_deref().unwrap_or("")
+            )
+        });
+        save(&engine, &mut run, &clock);
+
+        // A canceled workflow job (task_cancel or hub shutdown) pauses the run; the
+        // interrupted step runs again on resume.
+        if cancel.is_cancelled() || ran.is_err() {
+            let why = cancel_text(&reason);
+            break End::Paused {
+                reason: format!(
+                    "canceled ({why}) during step `{}`; resume to run it again",
+                    step.id
+                ),
+                job_status: JobStatus::Canceled,
+            };
+        }
+        let last = index + 1 == total;
+        if (error.is_some() || !last)
+            && let Some(why) = over_budget(&run, &clock)
+        {
+            break End::Error(why);
+        }
+        if let Some(error) = error {
+            match intervene {
+                WorkflowIntervene::Never => break End::Error(error),
+                WorkflowIntervene::OnError
+                | WorkflowIntervene::OnWarning
+                | WorkflowIntervene::Always => {
+                    break End::Paused {
+                        reason: format!(
+                            "{error}; fix the cause, then resume and the step runs again"
+                        ),
+                        job_status: JobStatus::Failed,
+                    };
+                }
+            }
+        }
+        run.current_step_index += 1;
+        if last {
+            break End::Success;
+        }
+        let pause_why = if execution == WorkflowExecution::Step {
+            Some("execution is `step`")
+        } else if intervene == WorkflowIntervene::Always {
+            Some("intervene is `always`")
+        } else if intervene == WorkflowIntervene::OnWarning && warned {
+            Some("intervene is `on-warning` and the step warned")
+        } else {
+            None
+        };
+        if let Some(why) = pause_why {
+            break End::Paused {
+                reason: format!(
+                    "paused after step `{}` ({why}); resume to run step `{}`",
+                    step.id,
+                    definition.steps[index + 1].id
+                ),
+                job_status: JobStatus::Succeeded,
+            };
+        }
+    };
+    finish(&engine, run, &definition, record, end, &clock).await;
+}
+
+/// Starts the step's workers (every member of a group at once; on a retry only the members
+/// that did not succeed) and waits for all of them. `Err` when the workflow job was canceled.
+async fn run_step(
+    engine: &TaskEngine,
+    run: &mut WorkflowRun,
+    definition: &WorkflowDefinition,
+    step: &WorkflowStep,
+    clock: &Clock,
+    cancel: &CancellationToken,
+) -> Result<(), ()> {
+    let members: Vec<&WorkflowStep> = if step.parallel.is_empty() {
+        vec![step]
+    } else {
+        step.parallel.iter().collect()
+    };
+    let remaining = run
+        .limits
+        .max_run_ms
+        .saturating_sub(clock.active_ms())
+        .max(1);
+    let first = run.current_step_index == 0;
+    let mut started: Vec<(String, String)> = Vec::new();
+    for member in members {
+        if result(run, &member.id).is_some_and(|r| r.status == WorkflowStepStatus::Success) {
+            continue;
+        }
+        let timeout = member
+            .timeout_ms
+            .unwrap_or(run.limits.per_step_timeout_ms)
+            .min(run.limits.per_step_timeout_ms)
+            .min(remaining);
+        let params = TaskStartParams {
+            kind: TaskKind::Worker,
+            task: render(&member.prompt, run, definition),
+            worker_id: Some(member.worker_id.clone()),
+            model: member.model.clone(),
+            attachments: if first {
+                run.attachments.clone()
+            } else {
+                Vec::new()
+            },
+            auto_spawn: Some(run.auto_spawn),
+            timeout_ms: Some(timeout),
+            ..TaskStartParams::default()
+        };
+        let started_job = engine.start(
+            params,
+            Some(format!("workflow:{}/{}", run.workflow_id, run.run_id)),
+        );
+        let Some(slot) = result_mut(run, &member.id) else {
+            continue;
+        };
+        *slot = WorkflowStepResult {
+            status: WorkflowStepStatus::Running,
+            started_at: Some(now_ms()),
+            attempts: slot.attempts + 1,
+            ..WorkflowStepResult {
+                id: slot.id.clone(),
+                title: slot.title.clone(),
+                worker_id: slot.worker_id.clone(),
+                group: slot.group.clone(),
+                ..WorkflowStepResult::default()
+            }
+        };
+        match started_job {
+            Ok(result) => {
+                slot.task_id = Some(result.task_id.clone());
+                started.push((member.id.clone(), result.task_id));
+            }
+            Err(err) => {
+                slot.status = WorkflowStepStatus::Error;
+                slot.error = Some(err.to_string());
+                stamp_finish(slot);
+            }
+        }
+    }
+    save(engine, run, clock);
+
+    let waits = join_all(started.iter().map(|(_, task)| engine.wait_final(task)));
+    let records = tokio::select! {
+        records = waits => records,
+        () = cancel.cancelled() => {
+            let ids: Vec<String> = started.iter().map(|(_, task)| task.clone()).collect();
+            let answer = engine
+                .cancel(&TaskCancelParams {
+                    task_ids: ids,
+                    reason: Some("the workflow was canceled".into()),
+                    ..TaskCancelParams::default()
+                })
+                .await;
+            if let Err(err) = answer {
+                tracing::warn!(error = %err, "canceling workflow steps failed");
+            }
+            for (id, _) in &started {
+                if let Some(slot) = result_mut(run, id) {
+                    slot.status = WorkflowStepStatus::Error;
+                    slot.error = Some("canceled with the workflow".into());
+                    stamp_finish(slot);
+                }
+            }
+            return Err(());
+        }
+    };
+    for ((id, _), outcome) in started.iter().zip(records) {
+        if let Ok(job) = &outcome {
+            run.usage.add(&job.usage);
+        }
+        let Some(slot) = result_mut(run, id) else {
+            continue;
+        };
+        match outcome {
+            Ok(job) => {
+                slot.model = job.model;
+                slot.usage = job.usage;
+                match job.response_text {
+                    Some(text) if job.status == JobStatus::Succeeded && !text.trim().is_empty() => {
+                        slot.status = WorkflowStepStatus::Success;
+                        slot.response = Some(text);
+                    }
+                    _ => {
+                        slot.status = WorkflowStepStatus::Error;
+                        slot.error = Some(job.error.unwrap_or_else(|| {
+                            format!("the worker job ended {}", job.status.as_str())
+                        }));
+                    }
+                }
+            }
+            Err(err) => {
+                slot.status = WorkflowStepStatus::Error;
+                slot.error = Some(err.to_string());
+            }
+        }
+        stamp_finish(slot);
+    }
+    add_carry(run, step);
+    Ok(())
+}
+
+/// On success of every member, appends the carrying members' handoffs (in order) to the
+/// carry; trimming and missing headings become warnings on the member.
+fn add_carry(run: &mut WorkflowRun, step: &WorkflowStep) {
+    let members: Vec<&WorkflowStep> = if step.parallel.is_empty() {
+        vec![step]
+    } else {
+        step.parallel.iter().collect()
+    };
+    let all_ok = members
+        .iter()
+        .all(|m| result(run, &m.id).is_some_and(|r| r.status == WorkflowStepStatus::Success));
+    if !all_ok {
+        // The carry changes only when the step succeeded.
+        return;
+    }
+    let max = usize::try_from(run.limits.max_carry_chars).unwrap_or(usize::MAX);
+    for member in members.into_iter().filter(|m| m.carry) {
+        let response = result(run, &member.id)
+            .and_then(|r| r.response.clone())
+            .unwrap_or_default();
+        let carried = carry::append(&run.carry, &member.title, &response, max);
+        run.carry = carried.carry;
+        let mut warnings = Vec::new();
+        if carried.trimmed {
+            tracing::info!(
+                event = "orchestra.workflow.carry.trimmed",
+                run = %run.run_id,
+                step = %member.id,
+                max,
+                "carry trimmed to maxCarryChars"
+            );
+            warnings.push(format!("the carry was trimmed to maxCarryChars ({max})"));
+        }
+        if !carry::has_handoff(&response) {
+            warnings.push(
+                "the reply had no handoff headings (## Summary, ## Next, …); it was carried whole as the summary"
+                    .to_owned(),
+            );
+        }
+        if let Some(slot) = result_mut(run, &member.id)
+            && !warnings.is_empty()
+        {
+            slot.warning = Some(warnings.join("; "));
+        }
+    }
+}
+
+/// Fills the template: `{task}`, `{carry}` and `{steps.<id>}`, in one pass so that text
+/// coming from a step is never expanded again.
+fn render(template: &str, run: &WorkflowRun, definition: &WorkflowDefinition) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        let replaced = if tail.starts_with("{task}") {
+            Some(("{task}".len(), run.task.clone()))
+        } else if tail.starts_with("{carry}") {
+            Some(("{carry}".len(), run.carry.clone()))
+        } else if tail.starts_with(STEP_OUTPUT_PREFIX) {
+            tail.find('}').and_then(|end| {
+                step_output(run, definition, &tail[STEP_OUTPUT_PREFIX.len()..end])
+                    .map(|text| (end + 1, text))
+            })
+        } else {
+            None
+        };
+        match replaced {
+            Some((len, text)) => {
+                out.push_str(&text);
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A step's reply, or a group's members' replies under their titles.
+fn step_output(run: &WorkflowRun, definition: &WorkflowDefinition, id: &str) -> Option<String> {
+    if let Some(group) = definition
+        .steps
+        .iter()
+        .find(|s| s.id == id && !s.parallel.is_empty())
+    {
+        let parts: Vec<String> = group
+            .parallel
+            .iter()
+            .map(|m| {
+                let text = result(run, &m.id)
+                    .and_then(|r| r.response.clone())
+                    .unwrap_or_default();
+                format!("### {}\n{text}", m.title)
+            })
+            .collect();
+        return Some(parts.join("\n\n"));
+    }
+    result(run, id).map(|r| r.response.clone().unwrap_or_default())
+}
+
+fn result<'a>(run: &'a WorkflowRun, id: &str) -> Option<&'a WorkflowStepResult> {
+    run.steps.iter().find(|r| r.id == id)
+}
+
+fn result_mut<'a>(run: &'a mut WorkflowRun, id: &str) -> Option<&'a mut WorkflowStepResult> {
+    run.steps.iter_mut().find(|r| r.id == id)
+}
+
+/// The results of a top-level step: itself, or its group's members.
+fn run_members<'a>(run: &'a WorkflowRun, step: &WorkflowStep) -> Vec<&'a WorkflowStepResult> {
+    if step.parallel.is_empty() {
+        result(run, &step.id).into_iter().collect()
+    } else {
+        step.parallel
+            .iter()
+            .filter_map(|m| result(run, &m.id))
+            .collect()
+    }
+}
+
+fn workers_of(step: &WorkflowStep) -> String {
+    if step.parallel.is_empty() {
+        step.worker_id.clone()
+    } else {
+        step.parallel
+            .iter()
+            .map(|m| m.worker_id.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}
+
+fn stamp_finish(slot: &mut WorkflowStepResult) {
+    let now = now_ms();
+    slot.finished_at = Some(now);
+    slot.duration_ms = slot.started_at.map(|s| (now - s).max(0));
+}
+
+fn over_budget(run: &WorkflowRun, clock: &Clock) -> Option<String> {
+    let tokens = budget_tokens(&run.usage);
+    if tokens > run.limits.max_run_tokens {
+        return Some(format!(
+            "stopped: the run used {tokens} tokens, more than its maxRunTokens budget of {}; raise security.workflows.maxRunTokens (or the workflow's limits) to allow more",
+            run.limits.max_run_tokens
+        ));
+    }
+    let active = clock.active_ms();
+    if active >= run.limits.max_run_ms {
+        return Some(format!(
+            "stopped: the run worked for {active} ms, reaching its maxRunMs budget of {} ms; raise security.workflows.maxRunMs (or the workflow's limits) to allow more",
+            run.limits.max_run_ms
+        ));
+    }
+    None
+}
+
+/// Writes the run; a failed write is logged, because the job record still tells the outcome.
+fn save(engine: &TaskEngine, run: &mut WorkflowRun, clock: &Clock) {
+    run.active_ms = clock.active_ms();
+    run.updated_at = now_ms();
+    if let Err(err) = engine.store().save_run(run) {
+        tracing::error!(run = %run.run_id, error = %err, "saving the workflow run failed");
+    }
+}
+
+async fn finish(
+    engine: &TaskEngine,
+    mut run: WorkflowRun,
+    definition: &WorkflowDefinition,
+    mut record: JobRecord,
+    end: End,
+    clock: &Clock,
+) {
+    let now = now_ms();
+    let last_output = run
+        .steps
+        .iter()
+        .rev()
+        .find_map(|r| r.response.clone().filter(|t| !t.trim().is_empty()));
+    let resume_hint = format!(
+        "resume with task_start({{kind: \"workflow\", continueRunId: \"{}\", task: \"continue\"}})",
+        run.run_id
+    );
+    let (job_status, response, error) = match end {
+        End::Success => {
+            run.status = WorkflowRunStatus::Success;
+            run.finished_at = Some(now);
+            (JobStatus::Succeeded, last_output, None)
+        }
+        End::Paused { reason, job_status } => {
+            run.status = WorkflowRunStatus::Paused;
+            let note = format!(
+                "workflow `{}` paused: {reason}; {resume_hint}",
+                run.workflow_id
+            );
+            run.reason = Some(reason);
+            match job_status {
+                JobStatus::Succeeded => {
+                    let text = match last_output {
+                        Some(text) => format!("{text}\n\n---\n{note}"),
+                        None => note,
+                    };
+                    (job_status, Some(text), None)
+                }
+                JobStatus::Running | JobStatus::Failed | JobStatus::Canceled => {
+                    (job_status, last_output, Some(note))
+                }
+            }
+        }
+        End::Error(reason) => {
+            run.status = WorkflowRunStatus::Error;
+            run.finished_at = Some(now);
+            run.reason = Some(reason.clone());
+            (JobStatus::Failed, last_output, Some(reason))
+        }
+    };
+    save(engine, &mut run, clock);
+    record.report = Some(report(&run, definition));
+    record.usage = run.usage;
+    record.model = run.steps.iter().rev().find_map(|r| r.model.clone());
+    record.response_text = response;
+    record.error = error;
+    record.finish(job_status, now_ms());
+    engine.sink().finish(&record).await;
+}
+
+/// The original's report: `summary` is `<name> (<id>)`, `details` a JSON string of
+/// `{runId, status, steps}`.
+fn report(run: &WorkflowRun, definition: &WorkflowDefinition) -> JobReport {
+    let steps: Vec<serde_json::Value> = run
+        .steps
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "title": r.title, "workerId": r.worker_id, "group": r.group,
+                "status": r.status.as_str(), "taskId": r.task_id, "durationMs": r.duration_ms,
+                "model": r.model, "usage": r.usage, "attempts": r.attempts, "error": r.error,
+                "warning": r.warning,
+            })
+        })
+        .collect();
+    let details = json!({
+        "runId": run.run_id, "workflowId": run.workflow_id, "status": run.status.as_str(),
+        "currentStepIndex": run.current_step_index, "steps": steps, "activeMs": run.active_ms,
+        "usage": run.usage, "reason": run.reason,
+    });
+    let issues = run
+        .steps
+        .iter()
+        .filter_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("{}: {e}", r.id))
+                .or_else(|| r.warning.as_ref().map(|w| format!("{}: {w}", r.id)))
+        })
+        .collect();
+    JobReport {
+        summary: Some(format!("{} ({})", definition.name, definition.id)),
+        details: Some(details.to_string()),
+        issues,
+        notes: run.reason.clone(),
+    }
+}
+
+fn parse_ui<T: serde::de::DeserializeOwned + Default>(name: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).unwrap_or_default()
+}
+
+fn cancel_text(reason: &watch::Receiver<Option<CancelReason>>) -> String {
+    reason
+        .borrow()
+        .as_ref()
+        .map_or_else(|| "canceled".to_owned(), |r| r.0.clone())
+}
