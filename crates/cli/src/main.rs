@@ -7,6 +7,7 @@
 mod install;
 mod launch;
 mod run;
+mod workflow;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +68,9 @@ enum Command {
     Tasks(ListArgs),
     /// Recent tasks and the hub's log.
     Output(ListArgs),
+    /// Workflows: list them, run one with live per-step progress, resume a paused run.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
     /// Print the JSON Schema of orchestrator.json.
     Schema,
     /// Add Orchestra to OpenCode's config: the MCP server, the orchestrator agent and the
@@ -166,6 +170,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             write_stdout(&format!("{report}\n"))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Workflow(command) => workflow::run(command, load()?, &project_dir).await,
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&config::json_schema())?;
             write_stdout(&format!("{schema}\n"))?;
