@@ -2,125 +2,12 @@
 //! (rmcp), with real OpenCode workers and the fake LLM.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use orchestra_testkit::fake_llm::FakeLlm;
-use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode,
-};
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
-use serde_json::{Value, json};
-
-struct World {
-    fake: FakeLlm,
-    home: IsolatedHome,
-    project: TestProject,
-    config: PathBuf,
-}
-
-struct Client {
-    service: RunningService<RoleClient, ()>,
-    pid: u32,
-}
-
-impl World {
-    async fn new(orchestrator: Value) -> World {
-        let fake = FakeLlm::start().await.unwrap();
-        let home = IsolatedHome::new().unwrap();
-        let project = TestProject::new().unwrap();
-        let config = home.root.join("orchestrator.json");
-        std::fs::write(&config, orchestrator.to_string()).unwrap();
-        World {
-            fake,
-            home,
-            project,
-            config,
-        }
-    }
-
-    async fn connect(&self) -> Client {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
-        command
-            .arg("mcp")
-            .arg("--project")
-            .arg(&self.project.dir)
-            .arg("--config")
-            .arg(&self.config)
-            .envs(self.home.env())
-            .env(
-                "OPENCODE_CONFIG_CONTENT",
-                fake_provider_config(&self.fake.base_url()).to_string(),
-            )
-            .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
-            .env("ORCHESTRA_LOG", "warn");
-        let transport = TokioChildProcess::new(command).unwrap();
-        let pid = transport.id().unwrap();
-        let service = ().serve(transport).await.unwrap();
-        Client { service, pid }
-    }
-}
-
-impl Client {
-    /// Calls a tool; returns (is_error, text).
-    async fn call(&self, tool: &str, args: Value) -> (bool, String) {
-        let Value::Object(args) = args else {
-            panic!("args must be an object")
-        };
-        let result = self
-            .service
-            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
-            .await
-            .unwrap();
-        let text = result
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        (result.is_error.unwrap_or(false), text)
-    }
-
-    async fn call_json(&self, tool: &str, args: Value) -> Value {
-        let (is_error, text) = self.call(tool, args).await;
-        assert!(!is_error, "{tool} failed: {text}");
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{tool} returned non-JSON ({e}): {text}"))
-    }
-
-    async fn finish(&self, id: &str) -> Value {
-        for _ in 0..60 {
-            let record = self.call_json("task_await", json!({"taskId": id})).await;
-            if record["status"] != "running" {
-                return record;
-            }
-        }
-        panic!("task {id} never finished");
-    }
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(Duration::from_secs(150), f)
-        .await
-        .expect("test took longer than 150 s");
-}
-
-fn alive(pid: u32) -> bool {
-    orchestra_store::pid_is_alive(pid)
-}
-
-async fn wait_gone(pid: u32) {
-    for _ in 0..100 {
-        if !alive(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("process {pid} is still alive");
-}
+use common::{World, bounded, wait_gone};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_five_tools_work_over_stdio_and_bad_input_gets_tool_errors() {
@@ -161,7 +48,12 @@ async fn the_five_tools_work_over_stdio_and_bad_input_gets_tool_errors() {
         assert_eq!(record["status"], "succeeded", "{record}");
         assert_eq!(record["responseText"], "ECHO: hello over mcp");
         // The MCP client's name is recorded as who asked.
-        assert!(record["requestedBy"].as_str().is_some_and(|s| !s.is_empty()), "{record}");
+        assert!(
+            record["requestedBy"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{record}"
+        );
         assert!(record["usage"]["output"].as_u64().unwrap() > 0);
 
         // Auto routing records its choice.

@@ -1,0 +1,109 @@
+//! Issue 5 §4: a workflow step interrupted by a crash of the hub (SIGKILL of
+//! `orchestra mcp`) runs again from its start when the run is resumed by the
+//! next hub, and the run completes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{World, bounded, wait_gone};
+use orchestra_testkit::fake_llm::{Script, Step};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_cut_by_a_hub_crash_reruns_on_resume() {
+    bounded(async {
+        let world = World::new(json!({})).await;
+        let workflows = world.project.dir.join(".opencode/workflows");
+        std::fs::create_dir_all(&workflows).unwrap();
+        std::fs::write(
+            workflows.join("crashy.json"),
+            json!({"id": "crashy", "name": "Crashy", "steps": [
+                {"id": "one", "title": "One", "workerId": "coder", "prompt": "STEP_ONE {task}"},
+                {"id": "two", "title": "Two", "workerId": "coder", "prompt": "STEP_TWO {task}"}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        // The first attempt at step one is slow enough to be killed mid-way.
+        let step_one_calls = Arc::new(AtomicUsize::new(0));
+        let calls = step_one_calls.clone();
+        world.fake.set_responder(move |request| {
+            if request.last_user_text.starts_with("STEP_ONE")
+                && request.last_tool_result.is_none()
+                && calls.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return Some(Script {
+                    steps: vec![Step::TextChunks {
+                        chunks: vec!["slow ".to_owned(); 60],
+                        gap: Duration::from_millis(500),
+                    }],
+                });
+            }
+            None
+        });
+
+        let first = world.connect().await;
+        let started = first
+            .call_json(
+                "task_start",
+                json!({"kind": "workflow", "workflowId": "crashy", "task": "go"}),
+            )
+            .await;
+        let run_id = started["continueRunId"].as_str().unwrap().to_owned();
+        world
+            .fake
+            .wait_for_requests(1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let workers = first
+            .call_json("task_list", json!({"view": "workers", "format": "json"}))
+            .await;
+        let opencode_pid = workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|w| w["pid"].as_u64())
+            .unwrap() as u32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(first.pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_gone(first.pid).await;
+        wait_gone(opencode_pid).await;
+
+        let second = world.connect().await;
+        let resumed = second
+            .call_json(
+                "task_start",
+                json!({"kind": "workflow", "continueRunId": run_id, "task": "continue"}),
+            )
+            .await;
+        let record = second.finish(resumed["taskId"].as_str().unwrap()).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+        assert_eq!(record["responseText"], "ECHO: STEP_TWO go");
+        // Step one ran again from its start; step two ran once.
+        assert_eq!(step_one_calls.load(Ordering::SeqCst), 2);
+        let texts: Vec<String> = world
+            .fake
+            .requests()
+            .iter()
+            .map(|r| r.last_user_text.clone())
+            .collect();
+        assert_eq!(
+            texts.iter().filter(|t| t.starts_with("STEP_TWO")).count(),
+            1,
+            "{texts:?}"
+        );
+        let (_, view) = second
+            .call("task_list", json!({"view": "workflow", "runId": run_id}))
+            .await;
+        assert!(view.contains("success"), "{view}");
+        second.service.cancel().await.unwrap();
+    })
+    .await;
+}
