@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::events::{EventStream, decode_sse};
 use super::types::{
     AgentInfo, CreateSessionRequest, Health, MessageWithParts, PermissionReplyKind, PromptRequest,
-    ProvidersResponse, SessionInfo, SessionStatus,
+    ProviderListResponse, ProvidersResponse, SessionInfo, SessionStatus,
 };
 
 /// OpenCode's default basic-auth user name.
@@ -118,6 +118,7 @@ enum Route<'a> {
     Health,
     Config,
     Providers,
+    ProviderList,
     Agents,
     CreateSession,
     DeleteSession(&'a str),
@@ -136,6 +137,7 @@ impl Route<'_> {
             Self::Health
             | Self::Config
             | Self::Providers
+            | Self::ProviderList
             | Self::Agents
             | Self::Messages(_)
             | Self::SessionStatus
@@ -154,6 +156,7 @@ impl Route<'_> {
             Self::Health => "/global/health".to_owned(),
             Self::Config => "/config".to_owned(),
             Self::Providers => "/config/providers".to_owned(),
+            Self::ProviderList => "/provider".to_owned(),
             Self::Agents => "/agent".to_owned(),
             Self::CreateSession => "/session".to_owned(),
             Self::DeleteSession(id) => format!("/session/{}", encode_component(id)),
@@ -276,6 +279,13 @@ impl OpenCodeClient {
 
     pub async fn providers(&self) -> Result<ProvidersResponse, OpenCodeError> {
         self.call_json(Route::Providers, None::<&()>, Deadline::Default)
+            .await
+    }
+
+    /// `GET /provider`: every provider OpenCode knows (its bundled models.dev catalog plus config),
+    /// with the ids of the connected ones.
+    pub async fn provider_list(&self) -> Result<ProviderListResponse, OpenCodeError> {
+        self.call_json(Route::ProviderList, None::<&()>, Deadline::Default)
             .await
     }
 

@@ -10,9 +10,10 @@ pub use client::{BasicAuth, DEFAULT_USERNAME, OpenCodeClient, OpenCodeError};
 pub use events::{EventStream, OpenCodeEvent};
 pub use types::{
     AgentInfo, CacheTokens, CreateSessionRequest, Health, MessageInfo, MessageWithParts,
-    Modalities, ModelCapabilities, ModelInfo, ModelLimit, ModelRef, Part, PartInput,
+    Modalities, ModelCapabilities, ModelCost, ModelInfo, ModelLimit, ModelRef, Part, PartInput,
     PermissionAction, PermissionReplyKind, PermissionRequest, PermissionRule, PromptRequest,
-    ProviderInfo, ProvidersResponse, SessionInfo, SessionStatus, Times, Tokens, ToolState,
+    ProviderInfo, ProviderListResponse, ProvidersResponse, SessionInfo, SessionStatus, Times,
+    Tokens, ToolState,
 };
 
 #[cfg(test)]

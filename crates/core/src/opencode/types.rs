@@ -28,8 +28,18 @@ pub struct ProvidersResponse {
     pub default: HashMap<String, String>,
 }
 
-/// One provider. Its `options` (which hold the API key) are deliberately not decoded,
-/// so they cannot end up in logs through `Debug`.
+/// `GET /provider`: every provider OpenCode knows (its models.dev snapshot plus config);
+/// `connected` names the ones it can call.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ProviderListResponse {
+    pub all: Vec<ProviderInfo>,
+    pub default: HashMap<String, String>,
+    pub connected: Vec<String>,
+}
+
+/// One provider. Its `options` and `key` (which hold the API key) are deliberately not decoded,
+/// so they cannot end up in logs through `Debug`; only whether a key is present is kept.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ProviderInfo {
@@ -38,7 +48,15 @@ pub struct ProviderInfo {
     /// `config`, `env`, `api`, `custom`, …
     pub source: Option<String>,
     pub env: Vec<String>,
+    /// A `key` is present (an env variable or a key stored with `opencode auth login`).
+    #[serde(rename = "key", deserialize_with = "present")]
+    pub has_key: bool,
     pub models: BTreeMap<String, ModelInfo>,
+}
+
+/// `true` for any value, without keeping it.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -51,7 +69,9 @@ pub struct ModelInfo {
     pub family: String,
     pub capabilities: ModelCapabilities,
     pub limit: ModelLimit,
-    /// `active`, `beta`, `deprecated`, …
+    pub cost: ModelCost,
+    /// `active`, `beta`, `deprecated`, … (OpenCode 1.18 drops deprecated models from the
+    /// providers it lists, so only `/provider`'s catalog-wide `all` shows them.)
     pub status: Option<String>,
 }
 
@@ -75,6 +95,14 @@ pub struct Modalities {
     pub image: bool,
     pub video: bool,
     pub pdf: bool,
+}
+
+/// Price per million tokens, in the provider's currency unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ModelCost {
+    pub input: f64,
+    pub output: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
