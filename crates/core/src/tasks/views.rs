@@ -1,10 +1,11 @@
 //! `task_list` views, as markdown tables for models and people or JSON for scripts.
 
-use orchestra_protocol::{JobRecord, ListFormat, ListView, ModelScope, TaskListParams, now_ms};
+use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, now_ms};
 use orchestra_store::JobFilter;
 use serde_json::{Value, json};
 
 use super::{TaskEngine, TaskError};
+use crate::models::{Catalog, CatalogFilter};
 
 /// A rendered view: `text` is what a tool returns, `json` the same data.
 #[derive(Debug, Clone)]
@@ -153,91 +154,67 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
 
 async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Value, String) {
     let Some(conn) = engine.pool.any_conn().await else {
-        let note = "No OpenCode worker server is running, so the model catalog cannot be read yet; start any task (or `orchestra workers --start`) and ask again.";
+        let note = "No OpenCode worker server is running, so the model catalog cannot be read yet; start any task (or `orchestra models`, which starts one) and ask again.";
         return (json!({"models": [], "note": note}), note.to_owned());
     };
-    let providers = match conn.client.providers().await {
-        Ok(providers) => providers,
+    let filter = CatalogFilter {
+        scope: params.scope.unwrap_or_default(),
+        providers: params.providers.clone(),
+        query: params.query.clone(),
+    };
+    match Catalog::read_scope(&conn.client, filter.scope).await {
+        Ok(catalog) => models_listing(&catalog, &filter, limit),
         Err(err) => {
             let note = format!("reading OpenCode's providers failed: {err}");
-            return (json!({"models": [], "note": note}), note);
-        }
-    };
-    let query = params.query.as_deref().map(str::to_lowercase);
-    let scope = params.scope.unwrap_or_default();
-    let mut rows = Vec::new();
-    for provider in &providers.providers {
-        if !params.providers.is_empty() && !params.providers.contains(&provider.id) {
-            continue;
-        }
-        if scope == ModelScope::Configured && !is_usable(provider) {
-            continue;
-        }
-        for model in provider.models.values() {
-            let full = format!("{}/{}", provider.id, model.id);
-            if let Some(q) = &query
-                && !full.to_lowercase().contains(q)
-                && !model.name.to_lowercase().contains(q)
-            {
-                continue;
-            }
-            rows.push(json!({
-                "full": full, "name": model.name, "context": model.limit.context,
-                "image": model.capabilities.input.image, "attachment": model.capabilities.attachment,
-                "toolcall": model.capabilities.toolcall, "reasoning": model.capabilities.reasoning,
-                "status": model.status,
-            }));
+            (json!({"models": [], "note": note}), note)
         }
     }
-    rows.truncate(limit as usize);
-    let table_rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            [
-                "full",
-                "name",
-                "context",
-                "image",
-                "attachment",
-                "toolcall",
-                "reasoning",
-                "status",
-            ]
-            .iter()
-            .map(|k| match &r[*k] {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            })
-            .collect()
-        })
-        .collect();
-    (
-        json!(rows),
-        table(
-            &[
-                "Model",
-                "Name",
-                "Context",
-                "Image",
-                "Attachment",
-                "Tools",
-                "Reasoning",
-                "Status",
-            ],
-            &table_rows,
-        ),
-    )
 }
 
-/// Providers a worker can actually call: configured, custom or from the
-/// environment (OpenCode's own `opencode` provider needs no key).
-fn is_usable(provider: &crate::opencode::ProviderInfo) -> bool {
-    provider.id == "opencode"
-        || matches!(
-            provider.source.as_deref(),
-            Some("config" | "custom" | "env")
-        )
+/// The models view of a catalog: JSON rows and a markdown table, plus the defaults.
+pub fn models_listing(catalog: &Catalog, filter: &CatalogFilter, limit: u32) -> (Value, String) {
+    let mut models = catalog.filter(filter);
+    let total = models.len();
+    models.truncate(limit as usize);
+    let rows: Vec<Vec<String>> = models
+        .iter()
+        .map(|m| {
+            vec![
+                m.full_id(),
+                m.name.clone(),
+                m.context.to_string(),
+                m.capability_words(),
+                format!("{}/{}", m.cost_input, m.cost_output),
+                m.status.clone().unwrap_or_default(),
+                if m.usable { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    let mut text = table(
+        &[
+            "Model",
+            "Name",
+            "Context",
+            "Capabilities",
+            "Cost in/out (per 1M)",
+            "Status",
+            "Usable",
+        ],
+        &rows,
+    );
+    text.push_str(&format!(
+        "\n{} of {total} model(s). Default model: {}. Small model: {}.\n",
+        models.len(),
+        catalog.default_model.as_deref().unwrap_or("(not set)"),
+        catalog.small_model.as_deref().unwrap_or("(not set)"),
+    ));
+    let json = json!({
+        "models": models,
+        "total": total,
+        "defaultModel": catalog.default_model,
+        "smallModel": catalog.small_model,
+    });
+    (json, text)
 }
 
 fn recent_jobs(
