@@ -163,6 +163,9 @@ pub struct JobRecord {
     /// The resolved `provider/model` the worker ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Why that model was chosen (tag resolution, fuzzy match, per-task override, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_reason: Option<String>,
     #[serde(default)]
     pub progress: JobProgress,
     #[serde(default)]
@@ -192,6 +195,7 @@ impl JobRecord {
             kind: kind.to_owned(),
             route: None,
             model: None,
+            model_reason: None,
             progress: JobProgress::default(),
             usage: TokenUsage::default(),
             hub_id: hub_id.to_owned(),

@@ -34,6 +34,16 @@ pub struct WorkerSnapshot {
     pub status: WorkerStatus,
     /// The model tag or reference from the profile (`auto:fast`, `provider/model`).
     pub model_ref: String,
+    /// The `provider/model` the worker runs on, once its server's catalog was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why that model was chosen (`auto-selected from small_model`, `explicit model`, …), or
+    /// why no model could be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_resolution: Option<String>,
+    /// `sticky` when `worker.model.set` or a sticky task replaced the profile's model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_policy: Option<crate::ModelPolicy>,
     /// The OpenCode agent this profile runs as.
     pub agent: String,
     /// `shared`, `process` or `attach`.

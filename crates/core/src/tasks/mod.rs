@@ -8,6 +8,7 @@
 //! progress in between.
 
 pub mod attachments;
+mod model_ops;
 pub mod routing;
 pub mod runner;
 pub mod views;
@@ -281,13 +282,7 @@ impl TaskEngine {
             TaskKind::Workflow => {
                 return crate::workflows::start(self, params, requested_by);
             }
-            TaskKind::Op => {
-                let op = params.op.map_or("(none)", |op| op.as_str());
-                return Err(TaskError::NotYetSupported {
-                    what: format!("kind \"op\" (op `{op}`)"),
-                    hint: "memory and worker-model operations arrive with the memory and model-catalog features".into(),
-                });
-            }
+            TaskKind::Op => return self.start_op(params, requested_by),
         };
         let prepared = attachments::prepare(
             &params.attachments,
@@ -310,6 +305,7 @@ impl TaskEngine {
             task: params.task,
             from: params.from,
             model: params.model,
+            model_policy: params.model_policy.unwrap_or_default(),
             attachments: prepared,
             auto_spawn: params
                 .auto_spawn

@@ -4,16 +4,19 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orchestra_protocol::{JobRecord, JobStatus, PermissionAnswer, TokenUsage, now_ms};
+use orchestra_protocol::{
+    AttachmentType, JobRecord, JobStatus, ModelPolicy, PermissionAnswer, TokenUsage, now_ms,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PermissionReply;
+use crate::models::{self, Catalog, ModelNeeds, Resolution};
 use crate::opencode::{
     CreateSessionRequest, MessageWithParts, OpenCodeEvent, Part, PartInput, PermissionReplyKind,
     PromptRequest, SessionStatus,
 };
-use crate::workers::{Lease, SessionSignal, WorkerPool, agents};
+use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs};
 
 use super::attachments::PreparedAttachment;
 use super::{CancelReason, JobSink};
@@ -28,7 +31,10 @@ pub struct JobInput {
     pub profile_id: String,
     pub task: String,
     pub from: Option<String>,
+    /// A per-task model (tag or reference) instead of the worker's.
     pub model: Option<String>,
+    /// `Sticky` makes the per-task model the worker's model for later tasks.
+    pub model_policy: ModelPolicy,
     pub attachments: Vec<PreparedAttachment>,
     pub auto_spawn: bool,
     pub timeout: Duration,
@@ -106,6 +112,15 @@ async fn drive(
     deadline: Instant,
 ) -> Outcome {
     let client = &lease.conn.client;
+    // Chosen before the session exists: a model that cannot take the task's images, or a
+    // reference that matches nothing, fails here without spending a token.
+    let resolution = match choose_model(lease, input).await {
+        Ok(resolution) => resolution,
+        Err(message) => return Outcome::Failed(message),
+    };
+    record.model = Some(resolution.full_id());
+    record.model_reason = Some(resolution.reason.clone());
+    sink.publish(record, true);
     let title = format!("orchestra {} ({})", short_id(&record.id), lease.profile.id);
     let session = match client
         .create_session(&CreateSessionRequest {
@@ -127,11 +142,10 @@ async fn drive(
     record.session_id = Some(session.id.clone());
     sink.publish(record, true);
 
-    let model = input.model.as_deref().and_then(agents::explicit_model);
     let request = PromptRequest {
         parts: prompt_parts(input),
         agent: lease.agent.clone(),
-        model,
+        model: Some(resolution.model.clone()),
         system: lease.system_prompt(),
         tools: None,
     };
@@ -197,6 +211,67 @@ async fn drive(
     }
     drop_events(&mut events);
     collect_result(lease, sink, record, &session.id, state.error).await
+}
+
+/// The task's model: its own `model`, else the worker's (override or profile), resolved
+/// against the server's catalog with the image needs of the profile and the attachments.
+async fn choose_model(lease: &Lease, input: &JobInput) -> Result<Resolution, String> {
+    let catalog = match &lease.catalog {
+        Some(catalog) => catalog.clone(),
+        None => Arc::new(Catalog::read(&lease.conn.client).await.map_err(|err| {
+            format!(
+                "could not read the model catalog from worker `{}`: {err}",
+                lease.profile.id
+            )
+        })?),
+    };
+    let images = input
+        .attachments
+        .iter()
+        .filter(|a| a.kind == AttachmentType::Image)
+        .count();
+    let needs = ModelNeeds {
+        image_input: profile_needs(&lease.profile).image_input || images > 0,
+    };
+    let reference = input.model.as_deref().unwrap_or(&lease.model_ref);
+    let why = if images > 0 {
+        format!("the task has {images} image attachment(s)")
+    } else {
+        format!("worker `{}` is a vision worker", lease.profile.id)
+    };
+    // A tag may pick an image-capable model when images need one; an explicit model may not
+    // be swapped, so it fails with the reason instead.
+    let resolved = match models::ModelRequest::parse(reference) {
+        Ok(models::ModelRequest::Explicit(_)) => {
+            models::resolve(&catalog, reference, ModelNeeds::default())
+                .and_then(|found| models::check_image_input(&catalog, found, needs, &why))
+        }
+        Ok(models::ModelRequest::Tag(_)) | Err(_) => models::resolve(&catalog, reference, needs),
+    };
+    let mut resolution = resolved.map_err(|err| {
+        format!(
+            "worker `{}` has no model to run on: {err}",
+            lease.profile.id
+        )
+    })?;
+    if let Some(model) = &input.model {
+        resolution.reason = format!("per-task model `{model}`: {}", resolution.reason);
+        if input.model_policy == ModelPolicy::Sticky {
+            lease.keep_model(model, &resolution);
+            resolution
+                .reason
+                .push_str("; sticky: now the worker's model");
+        }
+    }
+    if let Some(temperature) = lease.profile.temperature
+        && !resolution.temperature
+    {
+        resolution.reason.push_str(&format!(
+            "; temperature {temperature} not sent: OpenCode says {} takes no temperature",
+            resolution.full_id()
+        ));
+    }
+    Ok(resolution)
 }
 
 #[derive(Default)]

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::{PermissionAction, Profile};
-use crate::opencode::{ModelRef, PermissionAction as RuleAction, PermissionRule};
+use crate::opencode::{PermissionAction as RuleAction, PermissionRule};
 
 /// The `agent` block entry for one profile, for `OPENCODE_CONFIG_CONTENT`.
 pub fn agent_definition(profile: &Profile) -> Value {
@@ -21,12 +21,9 @@ pub fn agent_definition(profile: &Profile) -> Value {
     // `primary` so a session can be prompted with this agent directly.
     agent.insert("mode".into(), Value::String("primary".into()));
     agent.insert("prompt".into(), Value::String(profile.prompt.clone()));
-    if let Some(model) = explicit_model(&profile.model) {
-        agent.insert(
-            "model".into(),
-            Value::String(format!("{}/{}", model.provider_id, model.model_id)),
-        );
-    }
+    // No `model` here: the model is resolved from the running server's catalog and sent with
+    // every prompt (see `crate::models`). OpenCode passes `temperature` to the provider only
+    // when the model's catalog entry says it takes one.
     if let Some(temperature) = profile.temperature {
         agent.insert("temperature".into(), json!(temperature));
     }
@@ -75,22 +72,6 @@ pub fn session_permission_rules(profile: &Profile) -> Vec<PermissionRule> {
         .collect()
 }
 
-/// A `provider/model` reference, or `None` for tags (`auto`, `node:fast`, ...)
-/// which leave the choice to OpenCode's configured default model.
-pub fn explicit_model(reference: &str) -> Option<ModelRef> {
-    if reference.starts_with("auto") || reference.starts_with("node") {
-        return None;
-    }
-    let (provider, model) = reference.split_once('/')?;
-    if provider.is_empty() || model.is_empty() {
-        return None;
-    }
-    Some(ModelRef {
-        provider_id: provider.to_owned(),
-        model_id: model.to_owned(),
-    })
-}
-
 fn action_word(action: PermissionAction) -> &'static str {
     match action {
         PermissionAction::Allow => "allow",
@@ -119,20 +100,6 @@ pub fn merge_json(base: &mut Value, overlay: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tags_leave_the_model_to_opencode() {
-        assert_eq!(explicit_model("node:fast"), None);
-        assert_eq!(explicit_model("auto"), None);
-        assert_eq!(
-            explicit_model("fake/fake-model"),
-            Some(ModelRef {
-                provider_id: "fake".into(),
-                model_id: "fake-model".into()
-            })
-        );
-        assert_eq!(explicit_model("nonsense"), None);
-    }
 
     #[test]
     fn merge_is_deep_for_objects_and_replaces_the_rest() {

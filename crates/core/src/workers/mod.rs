@@ -18,9 +18,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use orchestra_protocol::{WorkerSnapshot, WorkerStatus, now_ms};
+use orchestra_protocol::{ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
 
 use crate::config::{Config, ConfigError, Isolation, Profile};
+use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::{BasicAuth, OpenCodeClient, OpenCodeError};
 use crate::supervisor::{ExitReport, ServeSpec, ServerProcess, SupervisorError};
 pub use server::{ServerConn, SessionSignal};
@@ -64,6 +65,18 @@ pub enum WorkerError {
     AttachUrlMissing,
     #[error("the hub is shutting down; no new work is accepted")]
     ShuttingDown,
+    #[error("could not read the model catalog from OpenCode for worker `{profile}`: {source}")]
+    Catalog {
+        profile: String,
+        #[source]
+        source: OpenCodeError,
+    },
+    #[error("worker `{profile}`: {source}")]
+    Model {
+        profile: String,
+        #[source]
+        source: ResolveError,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -87,7 +100,17 @@ impl ServerKey {
 struct Slot {
     key: ServerKey,
     current: tokio::sync::Mutex<Option<Arc<ServerConn>>>,
+    /// The models of the current server, read when it started.
+    catalog: Mutex<Option<Arc<Catalog>>>,
     restarts: AtomicU32,
+}
+
+/// A model that replaces a profile's own (`worker.model.set`, sticky tasks).
+#[derive(Debug, Clone)]
+struct ModelOverride {
+    reference: String,
+    /// `Dynamic` lasts until the worker's server restarts; `Sticky` for the hub's lifetime.
+    policy: ModelPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +119,9 @@ struct WorkerState {
     active_jobs: u32,
     last_activity_at: Option<i64>,
     warning: Option<String>,
+    /// Resolved `provider/model` and the reason (or the resolution error).
+    model: Option<String>,
+    model_resolution: Option<String>,
 }
 
 impl Default for WorkerState {
@@ -105,6 +131,8 @@ impl Default for WorkerState {
             active_jobs: 0,
             last_activity_at: None,
             warning: None,
+            model: None,
+            model_resolution: None,
         }
     }
 }
@@ -114,6 +142,7 @@ struct PoolInner {
     launch: LaunchSettings,
     slots: Mutex<HashMap<ServerKey, Arc<Slot>>>,
     workers: Mutex<HashMap<String, WorkerState>>,
+    overrides: Mutex<HashMap<String, ModelOverride>>,
     /// One OpenCode start at a time: servers sharing a data directory that
     /// start together race on OpenCode's own database ("database is
     /// locked"), and on two cores parallel starts are not faster anyway.
@@ -135,6 +164,10 @@ pub struct Lease {
     /// The agent to prompt; `None` on an attached server, where the profile's
     /// prompt travels as the prompt's `system` text instead.
     pub agent: Option<String>,
+    /// The server's model catalog (`None` if reading it failed at start; read it again then).
+    pub catalog: Option<Arc<Catalog>>,
+    /// The model reference in force: an override from `worker.model.set` or the profile's.
+    pub model_ref: String,
     pool: WorkerPool,
 }
 
@@ -142,6 +175,19 @@ impl Lease {
     pub fn touch(&self) {
         self.pool
             .update(&self.profile.id, |w| w.last_activity_at = Some(now_ms()));
+    }
+
+    /// A sticky task model becomes the worker's model for later tasks.
+    pub fn keep_model(&self, reference: &str, resolution: &Resolution) {
+        self.pool.lock_overrides().insert(
+            self.profile.id.clone(),
+            ModelOverride {
+                reference: reference.to_owned(),
+                policy: ModelPolicy::Sticky,
+            },
+        );
+        self.pool
+            .record_model(&self.profile.id, &Ok(resolution.clone()));
     }
 
     pub fn system_prompt(&self) -> Option<String> {
@@ -171,6 +217,7 @@ impl WorkerPool {
                 launch,
                 slots: Mutex::new(HashMap::new()),
                 workers: Mutex::new(HashMap::new()),
+                overrides: Mutex::new(HashMap::new()),
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
             }),
@@ -199,12 +246,137 @@ impl WorkerPool {
             ServerKey::Attach => None,
             ServerKey::Shared | ServerKey::Profile(_) => Some(profile.agent_name()),
         };
+        let catalog = self.slot(&key).catalog_now();
+        let model_ref = self.model_ref(&profile);
         Ok(Lease {
             conn,
             profile,
             agent,
+            catalog,
+            model_ref,
             pool: self.clone(),
         })
+    }
+
+    /// The model reference in force for a profile: an override, else the profile's own.
+    pub fn model_ref(&self, profile: &Profile) -> String {
+        self.lock_overrides()
+            .get(&profile.id)
+            .map_or_else(|| profile.model.clone(), |o| o.reference.clone())
+    }
+
+    /// The catalog of the server hosting `profile_id`, starting it when `auto_spawn`.
+    pub async fn catalog(
+        &self,
+        profile_id: &str,
+        auto_spawn: bool,
+    ) -> Result<Arc<Catalog>, WorkerError> {
+        let profile = self.inner.config.profile(profile_id)?.clone();
+        let key = self.key_for(&profile);
+        let conn = self.ensure_server(&key, &profile, auto_spawn).await?;
+        let slot = self.slot(&key);
+        if let Some(catalog) = slot.catalog_now() {
+            return Ok(catalog);
+        }
+        let catalog =
+            Arc::new(
+                Catalog::read(&conn.client)
+                    .await
+                    .map_err(|source| WorkerError::Catalog {
+                        profile: profile.id.clone(),
+                        source,
+                    })?,
+            );
+        slot.set_catalog(Some(catalog.clone()));
+        Ok(catalog)
+    }
+
+    /// `worker.model.set` and sticky tasks: resolves `reference` for the profile (starting its
+    /// server to read the catalog) and makes it the worker's model.
+    pub async fn set_model(
+        &self,
+        profile_id: &str,
+        reference: &str,
+        policy: ModelPolicy,
+    ) -> Result<Resolution, WorkerError> {
+        let profile = self.inner.config.profile(profile_id)?.clone();
+        let catalog = self.catalog(profile_id, true).await?;
+        let resolution =
+            models::resolve(&catalog, reference, profile_needs(&profile)).map_err(|source| {
+                WorkerError::Model {
+                    profile: profile.id.clone(),
+                    source,
+                }
+            })?;
+        self.lock_overrides().insert(
+            profile.id.clone(),
+            ModelOverride {
+                reference: reference.to_owned(),
+                policy,
+            },
+        );
+        self.record_model(&profile.id, &Ok(resolution.clone()));
+        Ok(resolution)
+    }
+
+    /// `worker.model.reset`: back to the profile's own model, re-resolved.
+    pub async fn reset_model(&self, profile_id: &str) -> Result<Resolution, WorkerError> {
+        let profile = self.inner.config.profile(profile_id)?.clone();
+        self.lock_overrides().remove(&profile.id);
+        let catalog = self.catalog(profile_id, true).await?;
+        let resolution = models::resolve(&catalog, &profile.model, profile_needs(&profile));
+        self.record_model(&profile.id, &resolution);
+        resolution.map_err(|source| WorkerError::Model {
+            profile: profile.id.clone(),
+            source,
+        })
+    }
+
+    fn record_model(&self, profile_id: &str, resolution: &Result<Resolution, ResolveError>) {
+        self.update(profile_id, |w| match resolution {
+            Ok(resolution) => {
+                w.model = Some(resolution.full_id());
+                w.model_resolution = Some(resolution.reason.clone());
+            }
+            Err(err) => {
+                w.model = None;
+                w.model_resolution = Some(format!("no model: {err}"));
+            }
+        });
+    }
+
+    /// After a server (re)start: read its catalog, drop dynamic overrides, and resolve every
+    /// hosted profile so the worker listing shows its model before the first task.
+    async fn load_catalog(&self, key: &ServerKey, conn: &ServerConn, hosted: &[Profile]) {
+        let slot = self.slot(key);
+        {
+            let mut overrides = self.lock_overrides();
+            for profile in hosted {
+                if overrides
+                    .get(&profile.id)
+                    .is_some_and(|o| o.policy == ModelPolicy::Dynamic)
+                {
+                    overrides.remove(&profile.id);
+                }
+            }
+        }
+        match Catalog::read(&conn.client).await {
+            Ok(catalog) => {
+                for profile in hosted {
+                    let resolution =
+                        models::resolve(&catalog, &self.model_ref(profile), profile_needs(profile));
+                    if let Err(err) = &resolution {
+                        tracing::warn!(worker = %profile.id, error = %err, "no model for worker");
+                    }
+                    self.record_model(&profile.id, &resolution);
+                }
+                slot.set_catalog(Some(Arc::new(catalog)));
+            }
+            Err(err) => {
+                tracing::warn!(server = %key.label(), error = %err, "reading the model catalog failed; tasks will retry");
+                slot.set_catalog(None);
+            }
+        }
     }
 
     /// Starts a worker's server without running a task (the `spawn` list).
@@ -259,7 +431,10 @@ impl WorkerPool {
                 id: profile.id.clone(),
                 name: profile.name.clone(),
                 status: state.status,
-                model_ref: profile.model.clone(),
+                model_ref: self.model_ref(profile),
+                model: state.model,
+                model_resolution: state.model_resolution,
+                model_policy: self.lock_overrides().get(&profile.id).map(|o| o.policy),
                 agent: profile.agent_name(),
                 isolation: key_isolation(&key).into(),
                 server_url: url,
@@ -321,6 +496,7 @@ impl WorkerPool {
                 Arc::new(Slot {
                     key: key.clone(),
                     current: tokio::sync::Mutex::new(None),
+                    catalog: Mutex::new(None),
                     restarts: AtomicU32::new(0),
                 })
             })
@@ -362,6 +538,9 @@ impl WorkerPool {
         let hosted = self.profiles_on(key);
         self.set_status(&hosted, WorkerStatus::Starting, None);
         let result = self.start_server_inner(key, for_profile, &hosted).await;
+        if let Ok(conn) = &result {
+            self.load_catalog(key, conn, &hosted).await;
+        }
         match &result {
             Ok(_) => self.set_status(&hosted, WorkerStatus::Ready, None),
             Err(err) => self.set_status(&hosted, WorkerStatus::Error, Some(err.to_string())),
@@ -579,6 +758,13 @@ impl WorkerPool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn lock_overrides(&self) -> std::sync::MutexGuard<'_, HashMap<String, ModelOverride>> {
+        self.inner
+            .overrides
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<ServerKey, Arc<Slot>>> {
         self.inner
             .slots
@@ -595,6 +781,29 @@ fn launch_env_var(env: &[(String, String)], name: &str) -> Option<String> {
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.clone())
         .or_else(|| std::env::var(name).ok())
+}
+
+impl Slot {
+    fn catalog_now(&self) -> Option<Arc<Catalog>> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_catalog(&self, catalog: Option<Arc<Catalog>>) {
+        *self
+            .catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+    }
+}
+
+/// What a profile's model must do regardless of the task: a vision profile needs image input.
+pub fn profile_needs(profile: &Profile) -> ModelNeeds {
+    ModelNeeds {
+        image_input: profile.supports_vision,
+    }
 }
 
 fn has_exited(conn: &ServerConn) -> bool {

@@ -41,6 +41,23 @@ impl World {
         orchestrator: Value,
         extra_env: Vec<(String, String)>,
     ) -> World {
+        let overlay = fake_provider_config(&fake.base_url());
+        World::start_configured(fake, home, orchestrator, extra_env, overlay).await
+    }
+
+    /// A hub whose OpenCode gets `overlay` (several providers, …) instead of the one fake provider.
+    pub async fn start_with_overlay(fake: FakeLlm, overlay: Value, orchestrator: Value) -> World {
+        let home = IsolatedHome::new().unwrap();
+        World::start_configured(fake, home, orchestrator, Vec::new(), overlay).await
+    }
+
+    async fn start_configured(
+        fake: FakeLlm,
+        home: IsolatedHome,
+        orchestrator: Value,
+        extra_env: Vec<(String, String)>,
+        overlay: Value,
+    ) -> World {
         let bin = require_opencode().unwrap();
         let project = TestProject::new().unwrap();
         let store = home.root.join("state/orchestra.db");
@@ -63,7 +80,7 @@ impl World {
                 binary: bin,
                 project_dir: project.dir.clone(),
                 env: home.env().into_iter().chain(extra_env).collect(),
-                config_overlay: fake_provider_config(&fake.base_url()),
+                config_overlay: overlay,
             },
         })
         .await

@@ -1,0 +1,124 @@
+//! `kind: "op"` with `worker.model.set` / `worker.model.reset`: change which model a worker
+//! runs on. Like every task, an op is a job record the caller awaits; resolving may start the
+//! worker's server, because the catalog comes from OpenCode.
+
+use super::{TaskEngine, TaskError};
+use orchestra_protocol::{
+    JobRecord, JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
+};
+
+const OPS: &str = "worker.model.set, worker.model.reset (memory.put, memory.link, memory.done need the memory feature)";
+
+enum ModelOp {
+    Set { model: String, policy: ModelPolicy },
+    Reset,
+}
+
+impl TaskEngine {
+    pub(super) fn start_op(
+        &self,
+        params: TaskStartParams,
+        requested_by: Option<String>,
+    ) -> Result<TaskStartResult, TaskError> {
+        let op = params.op.ok_or_else(|| TaskError::MissingField {
+            field: "op",
+            kind: "op",
+            hint: format!("one of: {OPS}"),
+        })?;
+        let payload = params.worker.clone().unwrap_or_default();
+        let model_op = match op {
+            OpKind::MemoryPut | OpKind::MemoryLink | OpKind::MemoryDone => {
+                return Err(TaskError::NotYetSupported {
+                    what: format!("op `{}`", op.as_str()),
+                    hint: "memory operations arrive with the memory feature".into(),
+                });
+            }
+            OpKind::WorkerModelSet => ModelOp::Set {
+                model: payload
+                    .model
+                    .clone()
+                    .or_else(|| params.model.clone())
+                    .ok_or_else(|| TaskError::MissingField {
+                        field: "worker.model",
+                        kind: "op",
+                        hint: "give a tag (auto:fast, auto:vision, …) or `provider/model`".into(),
+                    })?,
+                policy: payload
+                    .model_policy
+                    .or(params.model_policy)
+                    .unwrap_or(ModelPolicy::Sticky),
+            },
+            OpKind::WorkerModelReset => ModelOp::Reset,
+        };
+        let worker_id = payload
+            .worker_id
+            .clone()
+            .or_else(|| params.worker_id.clone())
+            .ok_or_else(|| TaskError::MissingField {
+                field: "worker.workerId",
+                kind: "op",
+                hint: format!("one of: {}", self.profile_ids()),
+            })?;
+        self.config.profile(&worker_id)?;
+
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut record = JobRecord::start(
+            id.clone(),
+            format!("op:{}", op.as_str()),
+            params.task.clone(),
+            TaskKind::Op.as_str(),
+            &self.hub_id,
+        );
+        record.requested_by = requested_by;
+        // Ops finish in seconds; a cancel waits for them like any other job.
+        let _ = self.open_job(&record)?;
+        let pool = self.pool.clone();
+        let sink = self.sink.clone();
+        let worker = worker_id.clone();
+        let respawn = payload.respawn;
+        tokio::spawn(async move {
+            let result = match &model_op {
+                ModelOp::Set { model, policy } => pool.set_model(&worker, model, *policy).await,
+                ModelOp::Reset => pool.reset_model(&worker).await,
+            };
+            match result {
+                Ok(resolution) => {
+                    let mut text = format!(
+                        "worker `{worker}` now runs on {} ({})",
+                        resolution.full_id(),
+                        resolution.reason
+                    );
+                    if let ModelOp::Set { policy, .. } = &model_op {
+                        text.push_str(match policy {
+                            ModelPolicy::Sticky => "; sticky: kept across server restarts",
+                            ModelPolicy::Dynamic => "; dynamic: until the worker's server restarts",
+                        });
+                    }
+                    if respawn {
+                        text.push_str("; no respawn needed: the model is sent with every prompt");
+                    }
+                    record.model = Some(resolution.full_id());
+                    record.model_reason = Some(resolution.reason);
+                    record.response_text = Some(text);
+                    record.finish(JobStatus::Succeeded, now_ms());
+                }
+                Err(err) => {
+                    record.error = Some(err.to_string());
+                    record.finish(JobStatus::Failed, now_ms());
+                }
+            }
+            sink.finish(&record).await;
+        });
+        Ok(TaskStartResult {
+            task_id: id,
+            kind: TaskKind::Op,
+            worker_id: Some(worker_id),
+            workflow_id: None,
+            continue_run_id: None,
+            op: Some(op),
+            route_reason: None,
+            status: JobStatus::Running,
+            next: "task_await".into(),
+        })
+    }
+}
