@@ -6,6 +6,7 @@
 
 mod install;
 mod launch;
+mod models;
 mod run;
 mod workflow;
 
@@ -71,6 +72,8 @@ enum Command {
     /// Workflows: list them, run one with live per-step progress, resume a paused run.
     #[command(subcommand)]
     Workflow(workflow::WorkflowCommand),
+    /// The models OpenCode offers the workers (starts one worker server to ask it).
+    Models(models::ModelsArgs),
     /// Print the JSON Schema of orchestrator.json.
     Schema,
     /// Add Orchestra to OpenCode's config: the MCP server, the orchestrator agent and the
@@ -171,6 +174,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Workflow(command) => workflow::run(command, load()?, &project_dir).await,
+        Command::Models(args) => models::run(args, load()?, &project_dir).await,
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&config::json_schema())?;
             write_stdout(&format!("{schema}\n"))?;
