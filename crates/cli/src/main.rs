@@ -4,6 +4,7 @@
 //! and nowhere else. In `mcp` mode stdout belongs to the protocol, so every
 //! log line goes to stderr.
 
+mod bench;
 mod install;
 mod launch;
 mod models;
@@ -86,6 +87,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure the hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table.
+    Bench(bench::BenchArgs),
     /// Remove exactly what `orchestra install` added.
     Uninstall {
         #[arg(long)]
@@ -173,6 +176,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             write_stdout(&format!("{report}\n"))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Bench(args) => bench::run(args).await,
         Command::Workflow(command) => workflow::run(command, load()?, &project_dir).await,
         Command::Models(args) => models::run(args, load()?, &project_dir).await,
         Command::Schema => {

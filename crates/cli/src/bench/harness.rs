@@ -1,0 +1,250 @@
+//! The bench's world: the fake LLM, an isolated HOME, a throw-away git project, `orchestra mcp`
+//! as a child process driven by a real MCP client, and OpenCode servers started directly.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use orchestra_core::config::Config;
+use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_testkit::fake_llm::{FakeLlm, RecordedRequest};
+use orchestra_testkit::opencode::{IsolatedHome, TestProject, fake_provider_config};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{Peer, RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+/// Bench progress goes to stderr: stdout carries the table.
+pub fn progress(message: &str) {
+    eprintln!("{message}");
+}
+
+pub struct World {
+    pub fake: FakeLlm,
+    pub home: IsolatedHome,
+    pub project: TestProject,
+    pub opencode: PathBuf,
+}
+
+impl World {
+    pub async fn new() -> anyhow::Result<World> {
+        let opencode = crate::launch::find_opencode(&Config::builtin())?;
+        Ok(World {
+            fake: FakeLlm::start().await?,
+            home: IsolatedHome::new()?,
+            project: TestProject::new()?,
+            opencode,
+        })
+    }
+
+    /// Isolated HOME/XDG, offline switches, the fake provider, and our OpenCode binary.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.home.env();
+        env.push((
+            "OPENCODE_CONFIG_CONTENT".into(),
+            fake_provider_config(&self.fake.base_url()).to_string(),
+        ));
+        env.push((
+            "ORCHESTRA_OPENCODE_BIN".into(),
+            self.opencode.display().to_string(),
+        ));
+        env
+    }
+
+    /// A plain `opencode serve` in the project, as a main agent or an attach target would run.
+    pub async fn serve(&self, label: &str) -> anyhow::Result<ServerProcess> {
+        let server = ServerProcess::spawn(ServeSpec {
+            binary: self.opencode.clone(),
+            cwd: self.project.dir.clone(),
+            env: self.env(),
+            password: fresh_password(),
+            port: 0,
+            startup_timeout: Duration::from_secs(60),
+            label: label.into(),
+        })
+        .await?;
+        Ok(server)
+    }
+
+    /// `orchestra mcp` (this very binary) with `orchestrator` as its `--config`.
+    pub async fn hub(
+        &self,
+        orchestrator: &Value,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Hub> {
+        let config = self.home.root.join("orchestrator.json");
+        std::fs::write(&config, orchestrator.to_string())
+            .with_context(|| format!("writing {}", config.display()))?;
+        let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .arg("mcp")
+            .arg("--project")
+            .arg(&self.project.dir)
+            .arg("--config")
+            .arg(&config)
+            .envs(self.env())
+            .envs(extra_env.iter().cloned())
+            .env("ORCHESTRA_LOG", "error");
+        let transport = TokioChildProcess::new(command).context("spawning orchestra mcp")?;
+        let pid = transport.id().context("orchestra mcp has no pid")?;
+        let service = ()
+            .serve(transport)
+            .await
+            .map_err(|e| anyhow!("MCP initialize with orchestra mcp failed: {e}"))?;
+        Ok(Hub { service, pid })
+    }
+
+    /// The recorded request whose last user text contains `marker`.
+    pub fn request(&self, marker: &str) -> Option<RecordedRequest> {
+        self.fake
+            .requests()
+            .into_iter()
+            .find(|r| r.last_user_text.contains(marker))
+    }
+
+    /// Waits (polling the fake's log every 2 ms) for `marker`'s request to satisfy `check`.
+    pub async fn wait_request(
+        &self,
+        marker: &str,
+        timeout: Duration,
+        check: impl Fn(&RecordedRequest) -> bool,
+    ) -> anyhow::Result<RecordedRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.request(marker).filter(|r| check(r)) {
+                return Ok(found);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the fake LLM never saw the expected state of request `{marker}` within {timeout:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// A random password for servers we start.
+fn fresh_password() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("bench-{nanos:x}-{}", std::process::id())
+}
+
+/// An `orchestra mcp` child and our MCP session with it.
+pub struct Hub {
+    service: RunningService<RoleClient, ()>,
+    pub pid: u32,
+}
+
+impl Hub {
+    pub fn peer(&self) -> Peer<RoleClient> {
+        self.service.peer().clone()
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> anyhow::Result<Value> {
+        call(&self.peer(), tool, args).await
+    }
+
+    /// `task_start` on worker `coder`; returns the task id.
+    pub async fn start(&self, task: &str) -> anyhow::Result<String> {
+        start(&self.peer(), task).await
+    }
+
+    pub async fn finish(&self, id: &str) -> anyhow::Result<Value> {
+        finish(&self.peer(), id).await
+    }
+
+    /// Closes stdin; the hub shuts down its workers and exits.
+    pub async fn close(self) {
+        let _ = self.service.cancel().await;
+    }
+}
+
+pub async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::Result<Value> {
+    let Value::Object(args) = args else {
+        bail!("tool arguments must be a JSON object");
+    };
+    let result = peer
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .map_err(|e| anyhow!("{tool}: {e}"))?;
+    let text = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if result.is_error.unwrap_or(false) {
+        bail!("{tool} returned a tool error: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{tool} returned non-JSON: {text}"))
+}
+
+pub async fn start(peer: &Peer<RoleClient>, task: &str) -> anyhow::Result<String> {
+    let started = call(
+        peer,
+        "task_start",
+        json!({"kind": "worker", "workerId": "coder", "task": task}),
+    )
+    .await?;
+    started["taskId"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("task_start returned no taskId: {started}"))
+}
+
+/// `task_await` until the record is final (each call is capped by the hub at ≤ 45 s).
+pub async fn finish(peer: &Peer<RoleClient>, id: &str) -> anyhow::Result<Value> {
+    for _ in 0..20 {
+        let record = call(
+            peer,
+            "task_await",
+            json!({"taskId": id, "timeoutMs": 45000}),
+        )
+        .await?;
+        if record["status"] != "running" {
+            return Ok(record);
+        }
+    }
+    bail!("task {id} was still running after 20 task_await calls")
+}
+
+/// Fails unless the record is `succeeded`.
+pub fn succeeded(record: &Value) -> anyhow::Result<()> {
+    if record["status"] == "succeeded" {
+        Ok(())
+    } else {
+        bail!("a bench task did not succeed: {record}")
+    }
+}
+
+/// Maps `Instant`s (the fake's clock) to unix ms (the job record's clock).
+pub struct Anchor {
+    instant: Instant,
+    unix_ms: f64,
+}
+
+impl Anchor {
+    pub fn now() -> Anchor {
+        let instant = Instant::now();
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        Anchor { instant, unix_ms }
+    }
+
+    pub fn unix_ms(&self, at: Instant) -> f64 {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.unix_ms + after.as_secs_f64() * 1000.0,
+            None => self.unix_ms - self.instant.duration_since(at).as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

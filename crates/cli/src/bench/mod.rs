@@ -1,0 +1,115 @@
+//! `orchestra bench`: the issue 3 §8 measurements, run side by side against the fake LLM on
+//! 127.0.0.1, printed as one table (or JSON). Each group lives in its own module; `harness`
+//! holds the shared pieces (an `orchestra mcp` child driven by a real MCP client, a warm
+//! OpenCode driven directly, isolated homes).
+
+mod cancel;
+mod cold;
+mod completion;
+mod concurrency;
+mod direct;
+mod dispatch;
+mod first_prompt;
+mod harness;
+mod memory;
+mod process_stats;
+mod report;
+mod warm;
+
+use std::time::Instant;
+
+use anyhow::bail;
+
+pub use report::{Row, Stats};
+
+/// The measurement groups, in the order they run.
+const GROUPS: [&str; 7] = [
+    "dispatch",
+    "concurrency",
+    "completion",
+    "cancel",
+    "memory",
+    "cold",
+    "first-prompt",
+];
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Samples per measurement for the quick groups (dispatch, completion, cancel); the slow
+    /// groups (concurrency rounds, cold starts, first prompts) take a quarter of it, at least 3.
+    #[arg(long, default_value_t = 20)]
+    samples: usize,
+    /// JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these groups: dispatch, concurrency, completion, cancel, memory, cold, first-prompt.
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    for name in &args.only {
+        if !GROUPS.contains(&name.as_str()) {
+            bail!("unknown benchmark `{name}`; known: {}", GROUPS.join(", "));
+        }
+    }
+    if args.samples < 3 {
+        bail!("--samples must be at least 3 (a median of fewer says little)");
+    }
+    let selected: Vec<&str> = GROUPS
+        .into_iter()
+        .filter(|g| args.only.is_empty() || args.only.iter().any(|o| o == g))
+        .collect();
+    let quick = args.samples;
+    let slow = (args.samples / 4).max(3);
+    let began = Instant::now();
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for group in selected {
+        harness::progress(&format!("bench: {group} …"));
+        let started = Instant::now();
+        let mut outcome = match group {
+            "dispatch" => dispatch::run(quick).await?,
+            "concurrency" => concurrency::run(slow).await?,
+            "completion" => completion::run(quick).await?,
+            "cancel" => cancel::run(quick.min(10)).await?,
+            "memory" => memory::run().await?,
+            "cold" => cold::run(slow).await?,
+            "first-prompt" => first_prompt::run(slow).await?,
+            other => bail!("benchmark `{other}` has no runner"),
+        };
+        harness::progress(&format!(
+            "bench: {group} done in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        rows.append(&mut outcome.rows);
+        notes.extend(outcome.notes.into_iter().map(|n| format!("{group}: {n}")));
+    }
+    let report = report::Report {
+        machine: report::machine(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        total_seconds: began.elapsed().as_secs_f64(),
+        rows,
+        notes,
+    };
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
+    } else {
+        report.render()
+    };
+    crate::write_stdout(&text)?;
+    let all_pass = report.rows.iter().all(|r| r.pass != Some(false));
+    Ok(if all_pass {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(2)
+    })
+}
+
+/// What one group hands back.
+#[derive(Default)]
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    /// Method notes printed under the table.
+    pub notes: Vec<String>,
+}
