@@ -27,7 +27,11 @@ fn text(bytes: &[u8]) -> String {
 fn run_without_a_provider_uses_the_fake_model_and_says_so() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let out = orchestra(&home, &project, &["run", "--worker", "coder", "hello", "newcomer"]);
+    let out = orchestra(
+        &home,
+        &project,
+        &["run", "--worker", "coder", "hello", "newcomer"],
+    );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout.trim(), "ECHO: hello newcomer");
@@ -43,7 +47,10 @@ fn run_without_a_provider_uses_the_fake_model_and_says_so() {
     assert_eq!(task["workerId"], "coder");
     let out = orchestra(&home, &project, &["profiles"]);
     let profiles = text(&out.stdout);
-    assert!(profiles.contains("| architect |") && profiles.contains("read-only"), "{profiles}");
+    assert!(
+        profiles.contains("| architect |") && profiles.contains("read-only"),
+        "{profiles}"
+    );
     let out = orchestra(&home, &project, &["output"]);
     assert!(text(&out.stdout).contains("succeeded on coder"));
 }
@@ -52,7 +59,11 @@ fn run_without_a_provider_uses_the_fake_model_and_says_so() {
 fn run_json_prints_the_whole_record_and_auto_routing() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let out = orchestra(&home, &project, &["run", "--fake", "--json", "plan", "the", "refactor"]);
+    let out = orchestra(
+        &home,
+        &project,
+        &["run", "--fake", "--json", "plan", "the", "refactor"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let record: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(record["status"], "succeeded");
@@ -68,16 +79,40 @@ fn bad_input_is_refused_with_the_fix_and_nothing_is_left_running() {
     let out = orchestra(&home, &project, &["run", "--fake", "--worker", "codr", "x"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("codr") && stderr.contains("coder"), "{stderr}");
+    assert!(
+        stderr.contains("codr") && stderr.contains("coder"),
+        "{stderr}"
+    );
 
-    let out = orchestra(&home, &project, &["run", "--fake", "--file", "nope.txt", "--worker", "coder", "x"]);
+    let out = orchestra(
+        &home,
+        &project,
+        &[
+            "run", "--fake", "--file", "nope.txt", "--worker", "coder", "x",
+        ],
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("does not exist"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
 
     std::fs::create_dir_all(project.dir.join(".opencode")).unwrap();
-    std::fs::write(project.dir.join(".opencode/orchestrator.json"), r#"{"autoSpwn": true}"#).unwrap();
-    let out = orchestra(&home, &project, &["run", "--fake", "--worker", "coder", "x"]);
+    std::fs::write(
+        project.dir.join(".opencode/orchestrator.json"),
+        r#"{"autoSpwn": true}"#,
+    )
+    .unwrap();
+    let out = orchestra(
+        &home,
+        &project,
+        &["run", "--fake", "--worker", "coder", "x"],
+    );
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("autoSpwn") && stderr.contains("autoSpawn"), "{stderr}");
+    assert!(
+        stderr.contains("autoSpwn") && stderr.contains("autoSpawn"),
+        "{stderr}"
+    );
 }

@@ -205,7 +205,7 @@ async fn many_tasks_run_at_once_on_one_profile() {
         let _ = world.run("explorer", "warm up").await;
         world.fake.clear_requests();
         let ids: Vec<String> = (0..6)
-            .map(|i| world.start_task("explorer", &format!("DELAYMS:1500 task {i}")))
+            .map(|i| world.start_task("explorer", &format!("DELAYMS:3000 task {i}")))
             .collect();
         for (i, id) in ids.iter().enumerate() {
             let record = world.finish(id).await;

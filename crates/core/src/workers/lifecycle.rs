@@ -1,0 +1,293 @@
+//! Starting, watching and restarting the OpenCode servers of the pool.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use orchestra_protocol::WorkerStatus;
+use serde_json::json;
+
+use super::{ServerConn, ServerKey, Slot, WorkerError, WorkerPool, agents};
+use crate::config::Profile;
+use crate::opencode::{BasicAuth, OpenCodeClient};
+use crate::supervisor::{ExitReport, ServeSpec, ServerProcess, SupervisorError};
+
+/// How often a start that OpenCode aborted is tried before giving up.
+const STARTUP_ATTEMPTS: u32 = 3;
+
+impl WorkerPool {
+    pub(super) async fn ensure_server(
+        &self,
+        key: &ServerKey,
+        profile: &Profile,
+        auto_spawn: bool,
+    ) -> Result<Arc<ServerConn>, WorkerError> {
+        let slot = self.slot(key);
+        // Held across the spawn on purpose: concurrent tasks for the same
+        // server wait for one spawn instead of racing to start duplicates.
+        let mut current = slot.current.lock().await;
+        if let Some(conn) = current.as_ref()
+            && !has_exited(conn)
+        {
+            return Ok(conn.clone());
+        }
+        if !auto_spawn {
+            return Err(WorkerError::NotRunning {
+                profile: profile.id.clone(),
+            });
+        }
+        let conn = self.start_server(key, &profile.id).await?;
+        *current = Some(conn.clone());
+        drop(current);
+        self.watch_server(slot, conn.clone());
+        Ok(conn)
+    }
+
+    async fn start_server(
+        &self,
+        key: &ServerKey,
+        for_profile: &str,
+    ) -> Result<Arc<ServerConn>, WorkerError> {
+        let hosted = self.profiles_on(key);
+        self.set_status(&hosted, WorkerStatus::Starting, None);
+        let result = self.start_server_inner(key, for_profile, &hosted).await;
+        if let Ok(conn) = &result {
+            self.load_catalog(key, conn, &hosted).await;
+        }
+        match &result {
+            Ok(_) => self.set_status(&hosted, WorkerStatus::Ready, None),
+            Err(err) => self.set_status(&hosted, WorkerStatus::Error, Some(err.to_string())),
+        }
+        result
+    }
+
+    async fn start_server_inner(
+        &self,
+        key: &ServerKey,
+        for_profile: &str,
+        hosted: &[Profile],
+    ) -> Result<Arc<ServerConn>, WorkerError> {
+        let config = &self.inner.config;
+        let launch = &self.inner.launch;
+        let directory = Some(launch.project_dir.clone());
+        if let ServerKey::Attach = key {
+            let url = config
+                .runtime
+                .attach_url
+                .clone()
+                .ok_or(WorkerError::AttachUrlMissing)?;
+            let auth = config
+                .runtime
+                .attach_password_env
+                .as_deref()
+                .and_then(|name| launch_env_var(&launch.env, name))
+                .map(|password| BasicAuth {
+                    username: "opencode".into(),
+                    password,
+                });
+            let client = OpenCodeClient::new(&url, auth, directory).map_err(|source| {
+                WorkerError::Connect {
+                    profile: for_profile.into(),
+                    url: url.clone(),
+                    source,
+                }
+            })?;
+            return ServerConn::connect(key.label(), None, client)
+                .await
+                .map_err(|source| WorkerError::Connect {
+                    profile: for_profile.into(),
+                    url,
+                    source,
+                });
+        }
+        let spec = ServeSpec {
+            binary: launch.binary.clone(),
+            cwd: launch.project_dir.clone(),
+            env: self.server_env(hosted),
+            password: uuid::Uuid::new_v4().simple().to_string(),
+            port: 0,
+            startup_timeout: Duration::from_millis(config.startup_timeout_ms),
+            label: key.label(),
+        };
+        let process = self
+            .spawn_server(spec)
+            .await
+            .map_err(|source| WorkerError::Spawn {
+                profile: for_profile.into(),
+                source,
+            })?;
+        let url = process.url().to_owned();
+        let client = process
+            .client(directory)
+            .map_err(|source| WorkerError::Connect {
+                profile: for_profile.into(),
+                url: url.clone(),
+                source,
+            })?;
+        tracing::info!(server = %key.label(), %url, pid = process.pid(), "OpenCode server ready");
+        ServerConn::connect(key.label(), Some(process), client)
+            .await
+            .map_err(|source| WorkerError::Connect {
+                profile: for_profile.into(),
+                url,
+                source,
+            })
+    }
+
+    /// Spawns one server, one start at a time in this hub, retrying a start
+    /// that OpenCode itself aborted: another hub starting OpenCode on the same
+    /// data directory at the same moment makes it exit with "database is
+    /// locked", and a second try a moment later succeeds.
+    async fn spawn_server(&self, spec: ServeSpec) -> Result<ServerProcess, SupervisorError> {
+        let mut attempt = 1;
+        loop {
+            let startup = self.inner.startups.lock().await;
+            let result = ServerProcess::spawn(spec.clone()).await;
+            drop(startup);
+            match result {
+                Err(err @ SupervisorError::ExitedDuringStartup { .. })
+                    if attempt < STARTUP_ATTEMPTS =>
+                {
+                    tracing::warn!(server = %spec.label, error = %err, attempt, "OpenCode exited while starting; trying again");
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Environment for a spawned server: isolation from the launch settings
+    /// plus our agents in `OPENCODE_CONFIG_CONTENT`.
+    fn server_env(&self, hosted: &[Profile]) -> Vec<(String, String)> {
+        let mut content = self.inner.launch.config_overlay.clone();
+        if !content.is_object() {
+            content = json!({});
+        }
+        let ours = json!({
+            "agent": agents::agents_block(hosted),
+            // A worker must never load the orchestrator again (it would start
+            // hubs inside workers if the user installed us globally).
+            "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
+            "autoupdate": false,
+            "share": "disabled",
+        });
+        agents::merge_json(&mut content, &ours);
+        let mut env = self.inner.launch.env.clone();
+        env.push(("OPENCODE_CONFIG_CONTENT".into(), content.to_string()));
+        env.push(("ORCHESTRA_WORKER".into(), "1".into()));
+        env
+    }
+
+    /// Restarts the server with backoff when it dies, and pings its health at
+    /// `healthCheckInterval`, killing it when it stops answering.
+    fn watch_server(&self, slot: Arc<Slot>, conn: Arc<ServerConn>) {
+        let Some(mut exit) = conn.exit_watch() else {
+            return;
+        };
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let interval =
+                Duration::from_millis(pool.inner.config.health_check_interval_ms.max(1000));
+            let mut failures = 0u32;
+            let report: ExitReport = loop {
+                tokio::select! {
+                    () = pool.inner.shutdown.cancelled() => return,
+                    changed = exit.changed() => {
+                        if changed.is_err() { return; }
+                        let report = *exit.borrow();
+                        if let Some(report) = report { break report; }
+                    }
+                    () = tokio::time::sleep(interval) => {
+                        match conn.client.health(Duration::from_secs(5)).await {
+                            Ok(_) => failures = 0,
+                            Err(err) => {
+                                failures += 1;
+                                tracing::warn!(server = %conn.label, error = %err, failures, "health check failed");
+                                if failures >= 3 && let Some(process) = &conn.process {
+                                    let _ = process.stop(Duration::from_secs(2)).await;
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            pool.on_server_exit(slot, conn, report).await;
+        });
+    }
+
+    async fn on_server_exit(&self, slot: Arc<Slot>, conn: Arc<ServerConn>, report: ExitReport) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let how = describe_exit(&report);
+        let reason = format!(
+            "the OpenCode server for {} (pid {}) {how}",
+            conn.label,
+            conn.pid().unwrap_or_default()
+        );
+        tracing::warn!(%reason, "worker server died; restarting");
+        conn.fail_all(&reason);
+        let hosted = self.profiles_on(&slot.key);
+        let mut current = slot.current.lock().await;
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+            *current = None;
+        }
+        self.set_status(&hosted, WorkerStatus::Error, Some(reason.clone()));
+        let max = self.inner.config.runtime.max_restarts;
+        let base = self.inner.config.runtime.restart_backoff_ms;
+        let mut attempt = 0u32;
+        while current.is_none() {
+            let done = slot.restarts.fetch_add(1, Ordering::Relaxed);
+            if done >= max {
+                self.set_status(
+                    &hosted,
+                    WorkerStatus::Error,
+                    Some(format!(
+                        "{reason}; gave up after {max} restarts (runtime.maxRestarts); the next task will try again"
+                    )),
+                );
+                slot.restarts.store(0, Ordering::Relaxed);
+                return;
+            }
+            let delay = base.saturating_mul(1u64 << attempt.min(6));
+            attempt += 1;
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(delay)) => {}
+            }
+            let first = hosted.first().map(|p| p.id.clone()).unwrap_or_default();
+            match self.start_server(&slot.key, &first).await {
+                Ok(new_conn) => {
+                    *current = Some(new_conn.clone());
+                    drop(current);
+                    self.watch_server(slot.clone(), new_conn);
+                    return;
+                }
+                Err(err) => tracing::warn!(error = %err, "restart failed"),
+            }
+        }
+    }
+}
+
+/// A variable from the launch environment (what OpenCode children get),
+/// else from this process's environment.
+fn launch_env_var(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .or_else(|| std::env::var(name).ok())
+}
+
+fn has_exited(conn: &ServerConn) -> bool {
+    conn.exit_watch().is_some_and(|w| w.borrow().is_some())
+}
+
+pub fn describe_exit(report: &ExitReport) -> String {
+    match (report.code, report.signal) {
+        (_, Some(signal)) => format!("was killed by signal {signal}"),
+        (Some(code), None) => format!("exited with code {code}"),
+        (None, None) => "exited".to_owned(),
+    }
+}
