@@ -195,20 +195,8 @@ async fn a_killed_hub_takes_its_workers_down_and_the_next_hub_marks_its_jobs_int
             .wait_for_requests(1, Duration::from_secs(30))
             .await
             .unwrap();
-        let workers = first
-            .call_json("task_list", json!({"view": "workers", "format": "json"}))
-            .await;
-        let opencode_pid = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|w| w["pid"].as_u64())
-            .unwrap() as u32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(first.pid).unwrap()),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        let opencode_pid = first.worker_pid().await;
+        first.kill().await;
         // PR_SET_PDEATHSIG: the worker dies with the hub.
         wait_gone(opencode_pid).await;
 

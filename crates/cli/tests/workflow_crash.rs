@@ -59,21 +59,8 @@ async fn a_step_cut_by_a_hub_crash_reruns_on_resume() {
             .wait_for_requests(1, Duration::from_secs(30))
             .await
             .unwrap();
-        let workers = first
-            .call_json("task_list", json!({"view": "workers", "format": "json"}))
-            .await;
-        let opencode_pid = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|w| w["pid"].as_u64())
-            .unwrap() as u32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(first.pid).unwrap()),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        wait_gone(first.pid).await;
+        let opencode_pid = first.worker_pid().await;
+        first.kill().await;
         wait_gone(opencode_pid).await;
 
         let second = world.connect().await;

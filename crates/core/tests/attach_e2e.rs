@@ -11,7 +11,9 @@ use common::{World, bounded};
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
 use orchestra_protocol::JobStatus;
 use orchestra_testkit::fake_llm::FakeLlm;
-use orchestra_testkit::opencode::{IsolatedHome, TestProject, fake_provider_config, require_opencode};
+use orchestra_testkit::opencode::{
+    IsolatedHome, TestProject, fake_provider_config, require_opencode,
+};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

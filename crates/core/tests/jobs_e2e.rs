@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::{World, bounded};
-use orchestra_core::config::{self, LoadOptions};
-use orchestra_core::hub::{Hub, HubOptions};
-use orchestra_core::workers::LaunchSettings;
 use orchestra_protocol::{
-    Attachment, AttachmentType, JobStatus, TaskAwaitParams, TaskKind, TaskPeekParams, TaskStartParams,
+    Attachment, AttachmentType, JobStatus, TaskAwaitParams, TaskKind, TaskPeekParams,
+    TaskStartParams,
 };
-use orchestra_testkit::opencode::{fake_provider_config, require_opencode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,42 +18,11 @@ async fn two_hubs_on_one_project_share_the_store_without_touching_each_others_jo
     bounded(async {
         let world = World::start(json!({})).await;
         // A second hub (a second OpenCode window) on the same project and store.
-        let store = world.home.root.join("state/orchestra.db");
-        let extra = world.home.root.join("second.json");
-        std::fs::write(&extra, json!({"tasks": {"storePath": store}}).to_string()).unwrap();
-        let loaded = config::load(&LoadOptions {
-            project_dir: world.project.dir.clone(),
-            global_dir: Some(world.home.root.join("no-global")),
-            extra_file: Some(extra),
-        })
-        .unwrap();
-        let second = Hub::start(HubOptions {
-            project_dir: world.project.dir.clone(),
-            config: loaded.config,
-            launch: LaunchSettings {
-                binary: require_opencode().unwrap(),
-                project_dir: world.project.dir.clone(),
-                env: world.home.env(),
-                config_overlay: fake_provider_config(&world.fake.base_url()),
-            },
-        })
-        .await
-        .unwrap();
+        let second = world.another_hub().await;
 
         let slow = world.start_task("coder", "DELAYMS:3000 from the first hub");
         // Starting a third hub must not mark the first hub's running job interrupted.
-        let third = Hub::start(HubOptions {
-            project_dir: world.project.dir.clone(),
-            config: second.engine().config().as_ref().clone(),
-            launch: LaunchSettings {
-                binary: require_opencode().unwrap(),
-                project_dir: world.project.dir.clone(),
-                env: world.home.env(),
-                config_overlay: fake_provider_config(&world.fake.base_url()),
-            },
-        })
-        .await
-        .unwrap();
+        let third = world.another_hub().await;
         assert_eq!(third.interrupted_on_start(), 0);
         third.shutdown().await;
 
@@ -93,7 +59,10 @@ async fn two_hubs_on_one_project_share_the_store_without_touching_each_others_jo
             .unwrap();
         let record = common::one(awaited);
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
-        assert_eq!(record.response_text.as_deref(), Some("ECHO: from the first hub"));
+        assert_eq!(
+            record.response_text.as_deref(),
+            Some("ECHO: from the first hub")
+        );
         let record = world.finish(&theirs).await;
         assert_eq!(record.status, JobStatus::Succeeded);
         assert_ne!(record.hub_id, world.hub.id());

@@ -7,17 +7,13 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{World, bounded, one};
-use orchestra_core::config::{self, LoadOptions};
-use orchestra_core::hub::{Hub, HubOptions};
+use common::{World, bounded};
 use orchestra_core::tasks::TaskEngine;
-use orchestra_core::workers::LaunchSettings;
 use orchestra_protocol::{
-    JobRecord, JobStatus, ListFormat, ListView, TaskAwaitParams, TaskKind, TaskListParams,
-    TaskStartParams, WorkflowRun, WorkflowRunStatus, WorkflowStepStatus,
+    JobStatus, ListFormat, ListView, TaskKind, TaskListParams, TaskStartParams, WorkflowRun,
+    WorkflowRunStatus, WorkflowStepStatus,
 };
 use orchestra_testkit::fake_llm::Script;
-use orchestra_testkit::opencode::{fake_provider_config, require_opencode};
 use serde_json::json;
 
 fn start_workflow(engine: &TaskEngine, workflow: &str, task: &str) -> (String, String) {
@@ -48,23 +44,6 @@ fn resume(
         },
         None,
     )
-}
-
-async fn finish(engine: &TaskEngine, id: &str) -> JobRecord {
-    for _ in 0..6 {
-        let answer = engine
-            .await_tasks(&TaskAwaitParams {
-                task_id: Some(id.into()),
-                ..TaskAwaitParams::default()
-            })
-            .await
-            .unwrap();
-        let record = one(answer);
-        if record.status.is_final() {
-            return record;
-        }
-    }
-    panic!("workflow job {id} never finished");
 }
 
 fn run_of(engine: &TaskEngine, run_id: &str) -> WorkflowRun {
@@ -105,7 +84,7 @@ async fn boomerang_plans_implements_reviews_and_fixes_with_the_plan_carried() {
         });
         let (task, run_id) =
             start_workflow(world.engine(), "roocode-boomerang", "greet in hello.txt");
-        let record = finish(world.engine(), &task).await;
+        let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         assert_eq!(record.worker_id, "workflow:roocode-boomerang");
         assert_eq!(record.response_text.as_deref(), Some("## Summary\nNo changes needed"));
@@ -199,7 +178,7 @@ async fn a_failed_step_pauses_the_run_and_a_new_hub_resumes_it() {
             }
         });
         let (task, run_id) = start_workflow(world.engine(), "two-steps", "the job");
-        let record = finish(world.engine(), &task).await;
+        let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Failed, "{record:?}");
         let error = record.error.unwrap();
         assert!(error.contains("step `second` failed") && error.contains(&run_id), "{error}");
@@ -210,26 +189,9 @@ async fn a_failed_step_pauses_the_run_and_a_new_hub_resumes_it() {
         world.hub.shutdown().await;
         failing.store(false, Ordering::SeqCst);
 
-        let loaded = config::load(&LoadOptions {
-            project_dir: world.project.dir.clone(),
-            global_dir: Some(world.home.root.join("no-global")),
-            extra_file: Some(world.home.root.join("orchestrator-config/orchestrator.json")),
-        })
-        .unwrap();
-        let second = Hub::start(HubOptions {
-            project_dir: world.project.dir.clone(),
-            config: loaded.config,
-            launch: LaunchSettings {
-                binary: require_opencode().unwrap(),
-                project_dir: world.project.dir.clone(),
-                env: world.home.env(),
-                config_overlay: fake_provider_config(&world.fake.base_url()),
-            },
-        })
-        .await
-        .unwrap();
+        let second = world.another_hub().await;
         let resumed = resume(second.engine(), &run_id).unwrap();
-        let record = finish(second.engine(), &resumed.task_id).await;
+        let record = common::finish_on(second.engine(), &resumed.task_id).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         assert!(record.response_text.unwrap().contains("second done"));
         let run = run_of(second.engine(), &run_id);
@@ -266,7 +228,7 @@ async fn run_budgets_stop_a_run_with_a_clear_reason() {
         ]}}))
         .await;
         let (task, run_id) = start_workflow(world.engine(), "few-tokens", "hello");
-        let record = finish(world.engine(), &task).await;
+        let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Failed);
         let error = record.error.unwrap();
         assert!(error.contains("maxRunTokens budget of 1"), "{error}");
@@ -275,7 +237,7 @@ async fn run_budgets_stop_a_run_with_a_clear_reason() {
         assert_eq!(run.steps[1].status, WorkflowStepStatus::Pending);
 
         let (task, run_id) = start_workflow(world.engine(), "short", "DELAYMS:5000 slow");
-        let record = finish(world.engine(), &task).await;
+        let record = common::finish_on(world.engine(), &task).await;
         let error = record.error.unwrap();
         assert!(error.contains("maxRunMs budget of 1500 ms"), "{error}");
         let run = run_of(world.engine(), &run_id);
@@ -299,7 +261,7 @@ async fn a_parallel_group_runs_its_steps_at_the_same_time() {
             ]}]}}))
         .await;
         let (task, run_id) = start_workflow(world.engine(), "look-around", "the code");
-        let record = finish(world.engine(), &task).await;
+        let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         let run = run_of(world.engine(), &run_id);
         let (review, search) = (&run.steps[0], &run.steps[1]);

@@ -91,6 +91,30 @@ impl Client {
             .unwrap_or_else(|e| panic!("{tool} returned non-JSON ({e}): {text}"))
     }
 
+    /// The pid of the first worker server the hub runs.
+    pub async fn worker_pid(&self) -> u32 {
+        let workers = self
+            .call_json("task_list", json!({"view": "workers", "format": "json"}))
+            .await;
+        let pid = workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|w| w["pid"].as_u64())
+            .expect("no worker server is running");
+        u32::try_from(pid).unwrap()
+    }
+
+    /// SIGKILLs the hub process, as a crash would, and waits until it is gone.
+    pub async fn kill(self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(self.pid).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        wait_gone(self.pid).await;
+    }
+
     pub async fn finish(&self, id: &str) -> Value {
         for _ in 0..60 {
             let record = self.call_json("task_await", json!({"taskId": id})).await;

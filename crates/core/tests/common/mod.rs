@@ -20,11 +20,15 @@ pub struct World {
     pub home: IsolatedHome,
     pub project: TestProject,
     pub hub: Hub,
+    /// The orchestrator.json every hub of this world loads.
+    pub config_file: std::path::PathBuf,
+    /// The OpenCode config (providers) every hub's workers get.
+    pub overlay: Value,
 }
 
 impl World {
-    /// `orchestrator` is written to the project's `.opencode/orchestrator.json`
-    /// (merged over a store path inside the isolated home).
+    /// `orchestrator` is merged over a store path inside the isolated home and
+    /// loaded as an extra config file (`--config`).
     pub async fn start(orchestrator: Value) -> World {
         let fake = FakeLlm::start().await.unwrap();
         World::start_with(fake, orchestrator).await
@@ -58,7 +62,6 @@ impl World {
         extra_env: Vec<(String, String)>,
         overlay: Value,
     ) -> World {
-        let bin = require_opencode().unwrap();
         let project = TestProject::new().unwrap();
         let store = home.root.join("state/orchestra.db");
         let mut file = json!({"tasks": {"storePath": store}});
@@ -67,30 +70,28 @@ impl World {
         std::fs::create_dir_all(&config_dir).unwrap();
         let extra = config_dir.join("orchestrator.json");
         std::fs::write(&extra, file.to_string()).unwrap();
-        let loaded = config::load(&LoadOptions {
-            project_dir: project.dir.clone(),
-            global_dir: Some(home.root.join("no-global")),
-            extra_file: Some(extra),
-        })
-        .unwrap();
-        let hub = Hub::start(HubOptions {
-            project_dir: project.dir.clone(),
-            config: loaded.config,
-            launch: LaunchSettings {
-                binary: bin,
-                project_dir: project.dir.clone(),
-                env: home.env().into_iter().chain(extra_env).collect(),
-                config_overlay: overlay,
-            },
-        })
-        .await
-        .unwrap();
+        let hub = start_hub(&project, &home, &extra, &overlay, extra_env).await;
         World {
             fake,
             home,
             project,
             hub,
+            config_file: extra,
+            overlay,
         }
+    }
+
+    /// Another hub on the same project, config and store: a second OpenCode
+    /// window, or the hub started again after the first one went away.
+    pub async fn another_hub(&self) -> Hub {
+        start_hub(
+            &self.project,
+            &self.home,
+            &self.config_file,
+            &self.overlay,
+            Vec::new(),
+        )
+        .await
     }
 
     pub fn engine(&self) -> &TaskEngine {
@@ -114,21 +115,7 @@ impl World {
 
     /// Awaits until the job is final (re-awaiting past the 45 s cap).
     pub async fn finish(&self, id: &str) -> JobRecord {
-        for _ in 0..4 {
-            let answer = self
-                .engine()
-                .await_tasks(&TaskAwaitParams {
-                    task_id: Some(id.into()),
-                    ..TaskAwaitParams::default()
-                })
-                .await
-                .unwrap();
-            let record = one(answer);
-            if record.status.is_final() {
-                return record;
-            }
-        }
-        panic!("job {id} never finished");
+        finish_on(self.engine(), id).await
     }
 
     pub async fn run(&self, worker: &str, task: &str) -> JobRecord {
@@ -158,6 +145,51 @@ impl World {
             assert_gone(pid).await;
         }
     }
+}
+
+async fn start_hub(
+    project: &TestProject,
+    home: &IsolatedHome,
+    config_file: &std::path::Path,
+    overlay: &Value,
+    extra_env: Vec<(String, String)>,
+) -> Hub {
+    let loaded = config::load(&LoadOptions {
+        project_dir: project.dir.clone(),
+        global_dir: Some(home.root.join("no-global")),
+        extra_file: Some(config_file.to_path_buf()),
+    })
+    .unwrap();
+    Hub::start(HubOptions {
+        project_dir: project.dir.clone(),
+        config: loaded.config,
+        launch: LaunchSettings {
+            binary: require_opencode().unwrap(),
+            project_dir: project.dir.clone(),
+            env: home.env().into_iter().chain(extra_env).collect(),
+            config_overlay: overlay.clone(),
+        },
+    })
+    .await
+    .unwrap()
+}
+
+/// Awaits a job on any engine until it is final (re-awaiting past the 45 s cap).
+pub async fn finish_on(engine: &TaskEngine, id: &str) -> JobRecord {
+    for _ in 0..8 {
+        let answer = engine
+            .await_tasks(&TaskAwaitParams {
+                task_id: Some(id.into()),
+                ..TaskAwaitParams::default()
+            })
+            .await
+            .unwrap();
+        let record = one(answer);
+        if record.status.is_final() {
+            return record;
+        }
+    }
+    panic!("job {id} never finished");
 }
 
 pub fn one(answer: TaskAnswer) -> JobRecord {
