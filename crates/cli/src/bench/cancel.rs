@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::Outcome;
 use super::harness::ms;
 use super::report::Row;
 use super::warm::Warm;
-use super::Outcome;
 
 const TARGET_MS: f64 = 500.0;
 const WAIT: Duration = Duration::from_secs(30);

@@ -3,10 +3,10 @@
 
 use anyhow::{Context, anyhow};
 
+use super::Outcome;
 use super::harness::{Anchor, ms};
 use super::report::Row;
 use super::warm::Warm;
-use super::Outcome;
 
 const TARGET_MS: f64 = 100.0;
 
