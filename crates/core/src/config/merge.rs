@@ -148,6 +148,7 @@ fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &
         });
         set(&mut target.max_restarts, runtime.max_restarts);
         set(&mut target.restart_backoff_ms, runtime.restart_backoff_ms);
+        set(&mut target.snapshots, runtime.snapshots);
     }
     if let Some(workflows) = &file.workflows {
         apply_workflows(config, workflows);

@@ -576,6 +576,11 @@ pub struct RuntimeFile {
     /// Default: 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_backoff_ms: Option<u64>,
+    /// OpenCode's per-step git snapshots in the servers Orchestra starts. Default: false.
+    /// Worker sessions do not use OpenCode's undo, and snapshots cost about a quarter of
+    /// OpenCode's CPU per task (measured with `orchestra bench`). No effect on `attach`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<bool>,
 }
 
 /// `shared`: one OpenCode server for all workers; `process`: one server per worker;

@@ -98,6 +98,8 @@ pub struct RuntimeConfig {
     pub opencode_bin: Option<PathBuf>,
     pub max_restarts: u32,
     pub restart_backoff_ms: u64,
+    /// OpenCode's `snapshot` setting for the servers we start.
+    pub snapshots: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -374,6 +376,7 @@ impl Config {
                 opencode_bin: None,
                 max_restarts: 5,
                 restart_backoff_ms: 500,
+                snapshots: false,
             },
             workflows: WorkflowsConfig {
                 enabled: true,

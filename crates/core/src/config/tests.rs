@@ -121,6 +121,7 @@ fn defaults_equal_the_originals() {
     assert_eq!(c.runtime.isolation, Isolation::Shared);
     assert_eq!(c.runtime.max_restarts, 5);
     assert_eq!(c.runtime.restart_backoff_ms, 500);
+    assert!(!c.runtime.snapshots);
     let ids: Vec<&str> = c.profiles.keys().map(String::as_str).collect();
     assert_eq!(
         ids,

@@ -171,6 +171,7 @@ impl WorkerPool {
             "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
             "autoupdate": false,
             "share": "disabled",
+            "snapshot": self.inner.config.runtime.snapshots,
         });
         agents::merge_json(&mut content, &ours);
         let mut env = self.inner.launch.env.clone();
