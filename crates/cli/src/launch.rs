@@ -70,7 +70,7 @@ pub fn find_opencode(config: &Config) -> anyhow::Result<PathBuf> {
         }
     }
     bail!(
-        "OpenCode was not found. Install it (`npm ci --prefix tools/opencode` in the Open Orchestra repo, \
+        "OpenCode was not found. Install it (`scripts/install-opencode` in the Open Orchestra repo, \
          or `npm install -g opencode-ai`), or set runtime.opencodeBin / ORCHESTRA_OPENCODE_BIN"
     )
 }

@@ -86,6 +86,9 @@ enum Command {
         /// Show what would change without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure the hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table.
     Bench(bench::BenchArgs),
@@ -93,6 +96,9 @@ enum Command {
     Uninstall {
         #[arg(long)]
         global: bool,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -159,7 +165,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Profiles(args) => list(load()?, &project_dir, ListView::Profiles, args).await,
         Command::Tasks(args) => list(load()?, &project_dir, ListView::Tasks, args).await,
         Command::Output(args) => list(load()?, &project_dir, ListView::Output, args).await,
-        Command::Install { global, dry_run } => {
+        Command::Install {
+            global,
+            dry_run,
+            json,
+        } => {
             let loaded = load()?;
             let scope = install_scope(&project_dir, global)?;
             let options = install_options(&loaded.config)?;
@@ -168,13 +178,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 install::install(&scope, &options)?
             };
-            write_stdout(&format!("{report}\n"))?;
-            Ok(std::process::ExitCode::SUCCESS)
+            print_report(&report, json)
         }
-        Command::Uninstall { global } => {
+        Command::Uninstall { global, json } => {
             let report = install::uninstall(&install_scope(&project_dir, global)?)?;
-            write_stdout(&format!("{report}\n"))?;
-            Ok(std::process::ExitCode::SUCCESS)
+            print_report(&report, json)
         }
         Command::Bench(args) => bench::run(args).await,
         Command::Workflow(command) => workflow::run(command, load()?, &project_dir).await,
@@ -200,6 +208,18 @@ fn load_config(
         tracing::warn!("{warning}");
     }
     Ok(loaded)
+}
+
+fn print_report(
+    report: &install::InstallReport,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    if json {
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(report)?))?;
+    } else {
+        write_stdout(&format!("{report}\n"))?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn install_scope(project_dir: &std::path::Path, global: bool) -> anyhow::Result<install::Scope> {

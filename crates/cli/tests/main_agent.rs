@@ -59,6 +59,7 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
 
         let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
             .arg("install")
+            .arg("--json")
             .arg("--project")
             .arg(&project.dir)
             .envs(home.env())
@@ -69,6 +70,9 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
             "{}",
             String::from_utf8_lossy(&install.stderr)
         );
+        let report: serde_json::Value = serde_json::from_slice(&install.stdout).unwrap();
+        assert_eq!(report["outcome"], "created", "{report}");
+        assert_eq!(report["changes"][0]["entry"], "mcp.orchestra");
 
         let mut env = home.env();
         env.push(("OPENCODE_CONFIG_CONTENT".into(), provider));

@@ -97,8 +97,9 @@ pub fn default_orchestrator_prompt() -> &'static str {
     entries::orchestrator_prompt()
 }
 
-/// What install or uninstall did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What install or uninstall did (`--json` prints it as is).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstallReport {
     /// The OpenCode config file.
     pub file: PathBuf,
@@ -111,7 +112,8 @@ pub struct InstallReport {
 }
 
 /// Which call produced a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Action {
     Install,
     /// `install_dry_run`: the outcome and changes are what install would do; nothing was written.
@@ -119,7 +121,8 @@ pub enum Action {
     Uninstall,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum FileOutcome {
     Created,
     Updated,
@@ -131,14 +134,15 @@ pub enum FileOutcome {
     NotInstalled,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EntryChange {
     /// The entry's path, e.g. `mcp.orchestra` or `command["orchestrator.status"]`.
     pub entry: String,
     pub change: Change,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "fields")]
 pub enum Change {
     Added,
     /// These fields were rewritten, added or removed.

@@ -521,15 +521,8 @@ pub struct TasksFile {
     pub persist: Option<TasksPersistFile>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelPolicy {
-    /// Use the model the worker's profile resolves to at the time of each task.
-    #[default]
-    Dynamic,
-    /// Keep the model a worker started with.
-    Sticky,
-}
+/// The task tools' `modelPolicy`; `tasks.defaultModelPolicy` uses the same values.
+pub use orchestra_protocol::ModelPolicy;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

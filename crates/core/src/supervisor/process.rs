@@ -319,7 +319,7 @@ async fn wait_for_exit(exit: &mut watch::Receiver<Option<ExitReport>>) -> ExitRe
 fn spawn_hint(error: &std::io::Error) -> &'static str {
     match error.kind() {
         std::io::ErrorKind::NotFound => {
-            "no such executable; point the worker at an installed OpenCode (the pinned one is installed by `npm ci --prefix tools/opencode` at tools/opencode/node_modules/.bin/opencode)"
+            "no such executable; point the worker at an installed OpenCode (the pinned one is installed by `scripts/install-opencode` at tools/opencode/node_modules/.bin/opencode)"
         }
         std::io::ErrorKind::PermissionDenied => {
             "the file is not executable; check its permissions (chmod +x) or the path"

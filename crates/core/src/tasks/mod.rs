@@ -305,7 +305,7 @@ impl TaskEngine {
             task: params.task,
             from: params.from,
             model: params.model,
-            model_policy: params.model_policy.unwrap_or_default(),
+            model_policy: params.model_policy.unwrap_or(tasks.default_model_policy),
             attachments: prepared,
             auto_spawn: params
                 .auto_spawn

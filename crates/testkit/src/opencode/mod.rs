@@ -16,14 +16,14 @@ pub use temp_dir::TempDir;
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     #[error(
-        "pinned OpenCode not found at {}; run `npm ci --prefix tools/opencode` in {} \
+        "pinned OpenCode not found at {}; run `scripts/install-opencode` in {} \
          (or point ORCHESTRA_OPENCODE_BIN at an opencode 1.18.33 binary)",
         path.display(), root.display()
     )]
     OpencodeMissing { path: PathBuf, root: PathBuf },
     #[error(
         "ORCHESTRA_OPENCODE_BIN points at {}, which is not a file; fix the variable or unset it to use \
-         tools/opencode (installed by `npm ci --prefix tools/opencode`)",
+         tools/opencode (installed by `scripts/install-opencode`)",
         path.display()
     )]
     OpencodeEnvMissing { path: PathBuf },
