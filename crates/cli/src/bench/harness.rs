@@ -41,10 +41,15 @@ impl World {
     /// Isolated HOME/XDG, offline switches, the fake provider, and our OpenCode binary.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.home.env();
-        env.push((
-            "OPENCODE_CONFIG_CONTENT".into(),
-            fake_provider_config(&self.fake.base_url()).to_string(),
-        ));
+        env.push(("OPENCODE_CONFIG_CONTENT".into(), {
+            // OpenCode configured as the hub configures the servers it starts.
+            let mut config = fake_provider_config(&self.fake.base_url());
+            orchestra_core::workers::agents::merge_json(
+                &mut config,
+                &orchestra_core::workers::server_defaults(&Config::builtin()),
+            );
+            config.to_string()
+        }));
         env.push((
             "ORCHESTRA_OPENCODE_BIN".into(),
             self.opencode.display().to_string(),

@@ -8,7 +8,7 @@ use orchestra_protocol::WorkerStatus;
 use serde_json::json;
 
 use super::{ServerConn, ServerKey, Slot, WorkerError, WorkerPool, agents};
-use crate::config::Profile;
+use crate::config::{Config, Profile};
 use crate::opencode::{BasicAuth, OpenCodeClient};
 use crate::supervisor::{ExitReport, ServeSpec, ServerProcess, SupervisorError};
 
@@ -164,14 +164,12 @@ impl WorkerPool {
         if !content.is_object() {
             content = json!({});
         }
+        agents::merge_json(&mut content, &server_defaults(&self.inner.config));
         let ours = json!({
             "agent": agents::agents_block(hosted),
             // A worker must never load the orchestrator again (it would start
             // hubs inside workers if the user installed us globally).
             "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
-            "autoupdate": false,
-            "share": "disabled",
-            "snapshot": self.inner.config.runtime.snapshots,
         });
         agents::merge_json(&mut content, &ours);
         let mut env = self.inner.launch.env.clone();
@@ -279,6 +277,16 @@ fn launch_env_var(env: &[(String, String)], name: &str) -> Option<String> {
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.clone())
         .or_else(|| std::env::var(name).ok())
+}
+
+/// OpenCode settings for every server the hub starts (the benchmarks start
+/// their baseline servers with the same ones, so both sides match).
+pub fn server_defaults(config: &Config) -> serde_json::Value {
+    json!({
+        "autoupdate": false,
+        "share": "disabled",
+        "snapshot": config.runtime.snapshots,
+    })
 }
 
 fn has_exited(conn: &ServerConn) -> bool {

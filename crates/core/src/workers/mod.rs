@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::OpenCodeError;
 use crate::supervisor::SupervisorError;
-pub use lifecycle::describe_exit;
+pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
 
 /// How to start OpenCode for this hub.
