@@ -13,15 +13,20 @@ use serde_json::Value;
 pub enum ProviderChoice {
     /// The user's own OpenCode configuration; the text says what was found.
     User(String),
-    /// The built-in fake LLM on 127.0.0.1 (kept alive by this handle).
-    Fake(FakeLlm),
+    /// The built-in fake LLM on 127.0.0.1 (kept alive by this handle);
+    /// `asked` when `--fake` chose it rather than the lack of a provider.
+    Fake { fake: FakeLlm, asked: bool },
 }
 
 impl ProviderChoice {
     pub fn describe(&self) -> String {
         match self {
             ProviderChoice::User(why) => format!("using your OpenCode provider ({why})"),
-            ProviderChoice::Fake(fake) => format!(
+            ProviderChoice::Fake { fake, asked: true } => format!(
+                "using the built-in fake model at {} (--fake; it echoes prompts)",
+                fake.base_url()
+            ),
+            ProviderChoice::Fake { fake, asked: false } => format!(
                 "no OpenCode provider is configured, so this runs against the built-in fake model at {} \
                  (it echoes prompts; configure a provider in OpenCode to use a real model)",
                 fake.base_url()
@@ -132,7 +137,7 @@ pub fn launch_settings(
         Err(_) => Value::Object(Default::default()),
     };
     let mut env = Vec::new();
-    if let ProviderChoice::Fake(fake) = provider {
+    if let ProviderChoice::Fake { fake, .. } = provider {
         orchestra_core::workers::agents::merge_json(
             &mut overlay,
             &orchestra_testkit::opencode::fake_provider_config(&fake.base_url()),

@@ -271,7 +271,10 @@ pub async fn choose_provider(force_fake: bool) -> anyhow::Result<ProviderChoice>
     let fake = orchestra_testkit::fake_llm::FakeLlm::start()
         .await
         .context("starting the built-in fake model")?;
-    Ok(ProviderChoice::Fake(fake))
+    Ok(ProviderChoice::Fake {
+        fake,
+        asked: force_fake,
+    })
 }
 
 pub async fn start_hub(

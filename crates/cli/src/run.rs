@@ -153,7 +153,8 @@ async fn follow(
     id: &str,
     progress: &Progress,
 ) -> Option<JobRecord> {
-    let mut last = String::new();
+    let mut last_state = None;
+    let mut last_shown = std::time::Instant::now();
     loop {
         let answer = engine
             .await_tasks(&TaskAwaitParams {
@@ -167,25 +168,35 @@ async fn follow(
         if record.status.is_final() {
             return Some(record);
         }
+        let state = (
+            record.progress.tool_calls,
+            record.progress.last_output.clone(),
+        );
+        // A spinner redraws the clock every time; plain lines appear only when
+        // the worker did something, or every few seconds as a heartbeat.
+        let changed = last_state.as_ref() != Some(&state);
+        if !progress.is_live() && !changed && last_shown.elapsed() < PLAIN_HEARTBEAT {
+            continue;
+        }
         let elapsed_ms = orchestra_protocol::now_ms() - record.started_at;
-        let output = record
-            .progress
-            .last_output
+        let output = state
+            .1
             .as_deref()
             .map(|o| format!(" · {}", tail(&o.replace('\n', " "), 60)))
             .unwrap_or_default();
-        let line = format!(
+        progress.update(&format!(
             "{} · {:.1}s · {} tool call(s){output}",
             record.worker_id,
             elapsed_ms as f64 / 1000.0,
-            record.progress.tool_calls,
-        );
-        if line != last {
-            progress.update(&line);
-            last = line;
-        }
+            state.0,
+        ));
+        last_state = Some(state);
+        last_shown = std::time::Instant::now();
     }
 }
+
+/// How often a plain (non-terminal) progress line repeats when nothing changed.
+const PLAIN_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The last `max` characters of `text`.
 fn tail(text: &str, max: usize) -> &str {
@@ -209,6 +220,10 @@ impl Progress {
             bar
         });
         Progress { bar }
+    }
+
+    fn is_live(&self) -> bool {
+        self.bar.is_some()
     }
 
     fn update(&self, line: &str) {
