@@ -120,7 +120,6 @@ async fn drive(
     };
     record.model = Some(resolution.full_id());
     record.model_reason = Some(resolution.reason.clone());
-    sink.publish(record, true);
     let title = format!("orchestra {} ({})", short_id(&record.id), lease.profile.id);
     let session = match client
         .create_session(&CreateSessionRequest {
@@ -140,6 +139,7 @@ async fn drive(
     };
     let mut events = lease.conn.router.register(&session.id);
     record.session_id = Some(session.id.clone());
+    // One save for the model and the session: both are known now.
     sink.publish(record, true);
 
     let request = PromptRequest {
