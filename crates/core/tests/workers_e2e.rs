@@ -280,3 +280,28 @@ async fn process_isolation_gives_a_profile_its_own_server() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spawn_list_starts_workers_with_the_hub() {
+    bounded(async {
+        let world = World::start(json!({"workers": ["explorer"]})).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let snapshots = world.engine().pool().snapshots().await;
+            let explorer = snapshots.iter().find(|w| w.id == "explorer").unwrap();
+            if explorer.status == WorkerStatus::Ready {
+                assert!(explorer.pid.is_some());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "explorer never started: {explorer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // No task has run: the server was started by the hub itself.
+        assert!(world.fake.requests().is_empty());
+        world.shutdown().await;
+    })
+    .await;
+}
