@@ -292,6 +292,28 @@ pub async fn start_hub(
     Ok(hub)
 }
 
+/// Picks the provider, starts a hub and hands it one task. A refused task
+/// shuts the hub down again, so nothing is left running. The provider is
+/// returned because a fake model lives as long as its handle.
+pub async fn start_on_new_hub(
+    loaded: LoadedConfig,
+    project_dir: &std::path::Path,
+    fake: bool,
+    params: orchestra_protocol::TaskStartParams,
+    requested_by: &str,
+) -> anyhow::Result<(ProviderChoice, Hub, orchestra_protocol::TaskStartResult)> {
+    let provider = choose_provider(fake).await?;
+    eprintln!("orchestra: {}", provider.describe());
+    let hub = start_hub(loaded, project_dir, &provider).await?;
+    match hub.engine().start(params, Some(requested_by.to_owned())) {
+        Ok(started) => Ok((provider, hub, started)),
+        Err(err) => {
+            hub.shutdown().await;
+            Err(err).context("the task was refused")
+        }
+    }
+}
+
 async fn serve_mcp(
     loaded: LoadedConfig,
     project_dir: &std::path::Path,

@@ -10,7 +10,7 @@ use orchestra_protocol::{
     Attachment, AttachmentType, JobRecord, JobStatus, TaskAwaitParams, TaskKind, TaskStartParams,
 };
 
-use crate::{choose_provider, shutdown_signal, start_hub, write_stdout};
+use crate::{shutdown_signal, start_on_new_hub, write_stdout};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -48,11 +48,7 @@ pub async fn run(
     loaded: LoadedConfig,
     project_dir: &Path,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let provider = choose_provider(args.fake).await?;
     let interactive = std::io::stderr().is_terminal();
-    eprintln!("orchestra: {}", provider.describe());
-    let hub = start_hub(loaded, project_dir, &provider).await?;
-    let engine = hub.engine().clone();
     let mut attachments: Vec<Attachment> = args
         .files
         .iter()
@@ -63,29 +59,22 @@ pub async fn run(
             .iter()
             .map(|p| attachment(AttachmentType::Image, p)),
     );
-    let started = engine.start(
-        TaskStartParams {
-            kind: if args.worker.is_some() {
-                TaskKind::Worker
-            } else {
-                TaskKind::Auto
-            },
-            task: args.task.join(" "),
-            worker_id: args.worker.clone(),
-            model: args.model.clone(),
-            attachments,
-            timeout_ms: args.timeout_ms,
-            ..TaskStartParams::default()
+    let params = TaskStartParams {
+        kind: if args.worker.is_some() {
+            TaskKind::Worker
+        } else {
+            TaskKind::Auto
         },
-        Some("orchestra run".into()),
-    );
-    let started = match started {
-        Ok(started) => started,
-        Err(err) => {
-            hub.shutdown().await;
-            return Err(err).context("the task was refused");
-        }
+        task: args.task.join(" "),
+        worker_id: args.worker.clone(),
+        model: args.model.clone(),
+        attachments,
+        timeout_ms: args.timeout_ms,
+        ..TaskStartParams::default()
     };
+    let (_provider, hub, started) =
+        start_on_new_hub(loaded, project_dir, args.fake, params, "orchestra run").await?;
+    let engine = hub.engine().clone();
     let worker = started.worker_id.clone().unwrap_or_default();
     eprintln!(
         "orchestra: task {} on worker `{worker}` ({})",

@@ -11,7 +11,7 @@ use orchestra_protocol::{
     WorkflowRunStatus, WorkflowStepResult, WorkflowStepStatus,
 };
 
-use crate::{ListArgs, choose_provider, list, shutdown_signal, start_hub, write_stdout};
+use crate::{ListArgs, list, shutdown_signal, start_on_new_hub, write_stdout};
 
 #[derive(clap::Subcommand)]
 pub enum WorkflowCommand {
@@ -87,17 +87,9 @@ pub async fn run(
             json,
         ),
     };
-    let provider = choose_provider(fake).await?;
-    eprintln!("orchestra: {}", provider.describe());
-    let hub = start_hub(loaded, project_dir, &provider).await?;
+    let (_provider, hub, started) =
+        start_on_new_hub(loaded, project_dir, fake, params, "orchestra workflow").await?;
     let engine = hub.engine().clone();
-    let started = match engine.start(params, Some("orchestra workflow".into())) {
-        Ok(started) => started,
-        Err(err) => {
-            hub.shutdown().await;
-            return Err(err).context("the workflow was refused");
-        }
-    };
     let run_id = started.continue_run_id.clone().unwrap_or_default();
     eprintln!(
         "orchestra: workflow `{}`, run {run_id}, task {}",
