@@ -158,7 +158,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let load = || load_config(&project_dir, cli.config.clone());
     match cli.command {
         Command::Run(args) => run::run(args, load()?, &project_dir).await,
-        Command::Mcp { fake } => serve_mcp(load()?, &project_dir, fake).await,
+        Command::Mcp { fake } => serve_mcp(load(), &project_dir, fake).await,
         Command::FakeLlm { port } => fake_llm(port).await,
         Command::Status(args) => list(load()?, &project_dir, ListView::Status, args).await,
         Command::Workers(args) => list(load()?, &project_dir, ListView::Workers, args).await,
@@ -314,20 +314,46 @@ pub async fn start_on_new_hub(
     }
 }
 
+/// Serves MCP. A hub that cannot start still gets a server, whose tools
+/// answer with the reason and the fix: the main agent (and through it the
+/// user) sees what is wrong instead of a bare "MCP server failed".
 async fn serve_mcp(
-    loaded: LoadedConfig,
+    loaded: anyhow::Result<LoadedConfig>,
     project_dir: &std::path::Path,
     fake: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let provider = choose_provider(fake).await?;
-    tracing::info!("{}", provider.describe());
-    let hub = start_hub(loaded, project_dir, &provider).await?;
-    let server = orchestra_mcp::OrchestraMcp::new(hub.engine().clone());
+    let started = match loaded {
+        Ok(loaded) => match choose_provider(fake).await {
+            Ok(provider) => {
+                tracing::info!("{}", provider.describe());
+                start_hub(loaded, project_dir, &provider)
+                    .await
+                    .map(|hub| (provider, hub))
+            }
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    };
+    let (server, running) = match started {
+        Ok((provider, hub)) => (
+            orchestra_mcp::OrchestraMcp::new(hub.engine().clone()),
+            Some((provider, hub)),
+        ),
+        Err(err) => {
+            tracing::error!("{err:#}");
+            (
+                orchestra_mcp::OrchestraMcp::unavailable(format!("{err:#}")),
+                None,
+            )
+        }
+    };
     let result = tokio::select! {
         result = server.serve_stdio() => result.map_err(anyhow::Error::from),
         () = shutdown_signal() => Ok(()),
     };
-    hub.shutdown().await;
+    if let Some((_provider, hub)) = running {
+        hub.shutdown().await;
+    }
     result.map(|()| std::process::ExitCode::SUCCESS)
 }
 

@@ -208,3 +208,30 @@ async fn a_killed_hub_takes_its_workers_down_and_the_next_hub_marks_its_jobs_int
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_config_is_reported_through_the_tools() {
+    bounded(async {
+        let world = World::new(json!({"autoSpwn": true})).await;
+        let client = world.connect().await;
+        assert_eq!(client.service.list_all_tools().await.unwrap().len(), 5);
+        let (is_error, text) = client
+            .call(
+                "task_start",
+                json!({"kind": "worker", "workerId": "coder", "task": "x"}),
+            )
+            .await;
+        assert!(is_error, "{text}");
+        assert!(
+            text.contains("autoSpwn")
+                && text.contains("autoSpawn")
+                && text.contains("orchestrator.json"),
+            "the error should name the file, the key and the fix: {text}"
+        );
+        let (is_error, _) = client.call("task_list", json!({})).await;
+        assert!(is_error);
+        client.service.cancel().await.unwrap();
+        wait_gone(client.pid).await;
+    })
+    .await;
+}

@@ -41,14 +41,31 @@ pub enum McpError {
 /// The MCP server: a thin adapter over the task engine.
 #[derive(Clone)]
 pub struct OrchestraMcp {
-    engine: Arc<TaskEngine>,
+    backend: Backend,
     tools: Arc<Vec<Tool>>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Engine(Arc<TaskEngine>),
+    /// The hub could not start (a malformed config, say). The server still
+    /// comes up so the model reads why on every call, instead of OpenCode
+    /// only reporting that the MCP server failed.
+    Unavailable(Arc<str>),
 }
 
 impl OrchestraMcp {
     pub fn new(engine: Arc<TaskEngine>) -> OrchestraMcp {
         OrchestraMcp {
-            engine,
+            backend: Backend::Engine(engine),
+            tools: Arc::new(tool_list()),
+        }
+    }
+
+    /// A server whose every tool call fails with `reason`.
+    pub fn unavailable(reason: String) -> OrchestraMcp {
+        OrchestraMcp {
+            backend: Backend::Unavailable(reason.into()),
             tools: Arc::new(tool_list()),
         }
     }
@@ -72,30 +89,36 @@ impl OrchestraMcp {
         args: Value,
         client: Option<String>,
     ) -> Result<String, String> {
+        let engine = match &self.backend {
+            Backend::Engine(engine) => engine,
+            Backend::Unavailable(reason) => {
+                return Err(format!("Open Orchestra could not start: {reason}"));
+            }
+        };
         match name {
             "task_start" => {
                 let params: TaskStartParams = parse(name, args)?;
-                let result = self.engine.start(params, client).map_err(explain)?;
+                let result = engine.start(params, client).map_err(explain)?;
                 Ok(to_json(&result))
             }
             "task_await" => {
                 let params: TaskAwaitParams = parse(name, args)?;
-                let answer = self.engine.await_tasks(&params).await.map_err(explain)?;
+                let answer = engine.await_tasks(&params).await.map_err(explain)?;
                 Ok(to_json(&answer))
             }
             "task_peek" => {
                 let params: TaskPeekParams = parse(name, args)?;
-                let answer = self.engine.peek(&params).map_err(explain)?;
+                let answer = engine.peek(&params).map_err(explain)?;
                 Ok(to_json(&answer))
             }
             "task_list" => {
                 let params: TaskListParams = parse(name, args)?;
-                let listing = self.engine.list(&params).await.map_err(explain)?;
+                let listing = engine.list(&params).await.map_err(explain)?;
                 Ok(listing.text)
             }
             "task_cancel" => {
                 let params: TaskCancelParams = parse(name, args)?;
-                let answer = self.engine.cancel(&params).await.map_err(explain)?;
+                let answer = engine.cancel(&params).await.map_err(explain)?;
                 Ok(to_json(&answer))
             }
             other => Err(format!(
