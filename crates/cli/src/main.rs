@@ -19,7 +19,6 @@ use clap::{Parser, Subcommand};
 use orchestra_core::config::{self, LoadOptions, LoadedConfig};
 use orchestra_core::hub::{Hub, HubOptions};
 use orchestra_core::tasks::TaskEngine;
-use orchestra_core::workers::WorkerPool;
 use orchestra_protocol::{ListFormat, ListView, TaskListParams};
 use orchestra_store::{Store, default_store_path};
 
@@ -384,17 +383,7 @@ async fn list(
         .clone()
         .unwrap_or_else(|| default_store_path(project_dir));
     let store = Arc::new(Store::open(&store_path)?);
-    // Listing never starts a server, so the launch settings are never used.
-    let pool = WorkerPool::new(
-        config.clone(),
-        orchestra_core::workers::LaunchSettings {
-            binary: PathBuf::from("opencode"),
-            project_dir: project_dir.to_path_buf(),
-            env: Vec::new(),
-            config_overlay: serde_json::Value::Null,
-        },
-    );
-    let engine = TaskEngine::new(pool, store, "cli".into(), project_dir.to_path_buf());
+    let engine = TaskEngine::observer(config, store, project_dir.to_path_buf());
     let listing = engine
         .list(&TaskListParams {
             view,

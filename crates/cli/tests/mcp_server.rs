@@ -235,3 +235,50 @@ async fn a_malformed_config_is_reported_through_the_tools() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_sees_the_workers_of_a_running_hub() {
+    bounded(async {
+        let world = World::new(json!({})).await;
+        let client = world.connect().await;
+        let started = client
+            .call_json(
+                "task_start",
+                json!({"kind": "worker", "workerId": "coder", "task": "warm up"}),
+            )
+            .await;
+        client.finish(started["taskId"].as_str().unwrap()).await;
+        let opencode_pid = client.worker_pid().await;
+        // The hub publishes its workers within a second or so.
+        let mut seen = serde_json::Value::Null;
+        for _ in 0..50 {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
+                .args(["workers", "--json", "--project"])
+                .arg(&world.project.dir)
+                .envs(world.home.env())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            seen = serde_json::from_slice(&out.stdout).unwrap();
+            let coder = seen
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["id"] == "coder" && w["status"] == "ready");
+            if let Some(coder) = coder {
+                assert_eq!(coder["hubPid"], client.pid);
+                assert_eq!(coder["pid"], opencode_pid);
+                client.service.cancel().await.unwrap();
+                wait_gone(client.pid).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the running hub's workers never showed up: {seen}");
+    })
+    .await;
+}

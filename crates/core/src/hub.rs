@@ -16,6 +16,9 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A hub whose heartbeat is older than this is dead; its running jobs are
 /// marked interrupted by the next hub to start.
 pub(crate) const STALE_AFTER_MS: i64 = 60_000;
+/// How often worker state is checked for changes and published to the store,
+/// where other processes on the project (`orchestra workers`) read it.
+const PUBLISH_WORKERS: Duration = Duration::from_secs(1);
 /// How often old job records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
@@ -75,6 +78,7 @@ impl Hub {
             store,
             id.clone(),
             config.clone(),
+            pool.clone(),
             background.clone(),
         ));
         if config.auto_spawn {
@@ -129,13 +133,26 @@ async fn housekeeping(
     store: Arc<Store>,
     hub_id: String,
     config: Arc<Config>,
+    pool: WorkerPool,
     stop: CancellationToken,
 ) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut publish = tokio::time::interval(PUBLISH_WORKERS);
+    let mut published = Vec::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            _ = publish.tick() => {
+                // Written only when something changed: most ticks cost no I/O.
+                let workers = pool.snapshots().await;
+                if workers != published {
+                    match store.publish_workers(&hub_id, &workers) {
+                        Ok(()) => published = workers,
+                        Err(err) => tracing::warn!(error = %err, "publishing worker state failed"),
+                    }
+                }
+            }
             _ = heartbeat.tick() => {
                 if let Err(err) = store.heartbeat(&hub_id) {
                     tracing::warn!(error = %err, "hub heartbeat failed");

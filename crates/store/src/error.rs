@@ -93,6 +93,13 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    #[error("cannot encode or read the snapshot of worker `{worker}`: {source}")]
+    WorkerSnapshot {
+        worker: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
     #[error(
         "hub `{hub_id}` is not registered in the store; call register_hub first (a hub whose process looked dead may have been removed by another hub)"
     )]

@@ -55,8 +55,9 @@ impl Store {
     /// Removes the hub's row (on clean shutdown). Its jobs still running
     /// afterwards count as interrupted for the next [`Store::recover_interrupted`].
     pub fn unregister_hub(&self, hub_id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM hubs WHERE id = ?1", [hub_id])?;
+        let conn = self.conn();
+        conn.execute("DELETE FROM hubs WHERE id = ?1", [hub_id])?;
+        conn.execute("DELETE FROM worker_snapshots WHERE hub_id = ?1", [hub_id])?;
         tracing::debug!(hub_id, "hub unregistered");
         Ok(())
     }
@@ -121,7 +122,7 @@ pub(crate) struct HubState {
 }
 
 /// Every registered hub by id, judged alive or gone.
-fn hub_states(
+pub(crate) fn hub_states(
     conn: &Connection,
     is_alive: &dyn Fn(u32) -> bool,
     stale_after_ms: i64,

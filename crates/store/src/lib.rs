@@ -13,6 +13,7 @@
 //! - `jobs`: job records ([`JobFilter`]).
 //! - `logs`: the output log ([`LogEntry`]).
 //! - `runs`: workflow runs and their recovery after a hub died.
+//! - `workers`: worker snapshots published by each live hub ([`HubWorkers`]).
 //! - `liveness`: [`pid_is_alive`].
 
 mod error;
@@ -23,6 +24,7 @@ mod logs;
 mod runs;
 mod schema;
 mod store;
+mod workers;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,7 @@ pub use liveness::pid_is_alive;
 pub use logs::LogEntry;
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
+pub use workers::HubWorkers;
 
 /// Where a project's store lives unless `tasks.storePath` says otherwise:
 /// `$XDG_STATE_HOME/orchestra/projects/<name>-<hash>/orchestra.db`. Outside the

@@ -3,7 +3,7 @@
 //! `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`. Append new
 //! entries; never edit one that has shipped, because stores in the wild
 //! already ran it. Planned next:
-//! - 3: memory records (`memory(id, scope, key, body, created_at, …)`) with an
+//! - 4: memory records (`memory(id, scope, key, body, created_at, …)`) with an
 //!   FTS5 virtual table over `body` kept in sync by triggers; the bundled
 //!   SQLite is compiled with FTS5.
 
@@ -66,6 +66,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX workflow_runs_status ON workflow_runs(status);
     CREATE INDEX workflow_runs_started_at ON workflow_runs(started_at);
+    ",
+    // 3: the worker snapshots each live hub publishes, for other processes to show.
+    r"
+    CREATE TABLE worker_snapshots (
+        hub_id     TEXT NOT NULL,
+        worker_id  TEXT NOT NULL,
+        snapshot   TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (hub_id, worker_id)
+    );
     ",
 ];
 

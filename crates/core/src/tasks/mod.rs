@@ -210,6 +210,9 @@ pub struct TaskEngine {
     config: Arc<Config>,
     hub_id: String,
     project_dir: PathBuf,
+    /// Reads the store without running workers (the CLI's listings): its
+    /// own, never-started pool is left out of the worker views.
+    observer: bool,
 }
 
 impl TaskEngine {
@@ -228,6 +231,25 @@ impl TaskEngine {
             }),
             hub_id,
             project_dir,
+            observer: false,
+        }
+    }
+
+    /// An engine that only reads: listings from the store and the workers
+    /// the project's live hubs publish. It never starts OpenCode.
+    pub fn observer(config: Arc<Config>, store: Arc<Store>, project_dir: PathBuf) -> TaskEngine {
+        let pool = WorkerPool::new(
+            config,
+            crate::workers::LaunchSettings {
+                binary: PathBuf::from("opencode"),
+                project_dir: project_dir.clone(),
+                env: Vec::new(),
+                config_overlay: serde_json::Value::Null,
+            },
+        );
+        TaskEngine {
+            observer: true,
+            ..TaskEngine::new(pool, store, "observer".into(), project_dir)
         }
     }
 

@@ -1,6 +1,6 @@
 //! `task_list` views, as markdown tables for models and people or JSON for scripts.
 
-use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, now_ms};
+use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, WorkerSnapshot, now_ms};
 use orchestra_store::JobFilter;
 use serde_json::{Value, json};
 
@@ -32,12 +32,14 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
             (json!(jobs), tasks_table(&jobs))
         }
         ListView::Workers => {
-            let workers = engine.pool.snapshots().await;
+            let workers = all_workers(engine).await?;
             let rows: Vec<Vec<String>> = workers
                 .iter()
                 .map(|w| {
                     vec![
                         w.id.clone(),
+                        w.hub_pid
+                            .map_or_else(|| "this".to_owned(), |pid| format!("pid {pid}")),
                         w.status.as_str().into(),
                         w.isolation.clone(),
                         w.model_ref.clone(),
@@ -53,6 +55,7 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 table(
                     &[
                         "Worker",
+                        "Hub",
                         "Status",
                         "Isolation",
                         "Model",
@@ -104,23 +107,31 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         ListView::Workflows => crate::workflows::view::catalog(engine, limit)?,
         ListView::Workflow => crate::workflows::view::run(engine, params.run_id.as_deref())?,
         ListView::Status => {
-            let workers = engine.pool.snapshots().await;
+            let workers = all_workers(engine).await?;
             let jobs = recent_jobs(engine, None, 5)?;
             let running = engine.running_count();
+            let hubs = if engine.observer {
+                let mut pids: Vec<u32> = workers.iter().filter_map(|w| w.hub_pid).collect();
+                pids.dedup();
+                format!("{} hub process(es) running on this project", pids.len())
+            } else {
+                format!("hub `{}`, {running} task(s) running here", engine.hub_id)
+            };
+            let rows: Vec<Vec<String>> = workers
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.id.clone(),
+                        w.hub_pid
+                            .map_or_else(|| "this".to_owned(), |pid| format!("pid {pid}")),
+                        w.status.as_str().into(),
+                        w.active_jobs.to_string(),
+                    ]
+                })
+                .collect();
             let text = format!(
-                "## Open Orchestra\n\nhub `{}`, {running} task(s) running here\n\n### Workers\n{}\n### Recent tasks\n{}",
-                engine.hub_id,
-                table(
-                    &["Worker", "Status", "Jobs"],
-                    &workers
-                        .iter()
-                        .map(|w| vec![
-                            w.id.clone(),
-                            w.status.as_str().into(),
-                            w.active_jobs.to_string()
-                        ])
-                        .collect::<Vec<_>>()
-                ),
+                "## Open Orchestra\n\n{hubs}\n\n### Workers\n{}\n### Recent tasks\n{}",
+                table(&["Worker", "Hub", "Status", "Jobs"], &rows),
                 tasks_table(&jobs)
             );
             (
@@ -215,6 +226,28 @@ pub fn models_listing(catalog: &Catalog, filter: &CatalogFilter, limit: u32) -> 
         "smallModel": catalog.small_model,
     });
     (json, text)
+}
+
+/// This hub's workers (none for an observer such as the CLI) followed by the
+/// workers every other live hub on the project published to the store.
+async fn all_workers(engine: &TaskEngine) -> Result<Vec<WorkerSnapshot>, TaskError> {
+    let mut workers = if engine.observer {
+        Vec::new()
+    } else {
+        engine.pool.snapshots().await
+    };
+    let others = engine.store().live_hub_workers(
+        &orchestra_store::pid_is_alive,
+        crate::hub::STALE_AFTER_MS,
+        Some(&engine.hub_id),
+    )?;
+    for hub in others {
+        workers.extend(hub.workers.into_iter().map(|mut worker| {
+            worker.hub_pid = Some(hub.pid);
+            worker
+        }));
+    }
+    Ok(workers)
 }
 
 fn recent_jobs(

@@ -448,6 +448,7 @@ impl WorkerPool {
                 warning: state.warning,
                 purpose: profile.purpose.clone(),
                 read_only: profile.read_only(),
+                hub_pid: None,
             });
         }
         out
