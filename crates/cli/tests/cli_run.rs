@@ -15,6 +15,13 @@ fn orchestra(home: &IsolatedHome, project: &TestProject, args: &[&str]) -> Outpu
         .envs(home.env())
         .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
         .env_remove("OPENCODE_CONFIG_CONTENT")
+        // No provider may leak in from the environment: these tests are about
+        // the machine of someone who has none.
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .env_remove("GEMINI_API_KEY")
+        .env_remove("GROQ_API_KEY")
         .output()
         .unwrap()
 }
