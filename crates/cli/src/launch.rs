@@ -101,8 +101,10 @@ pub fn detect_user_provider() -> Option<String> {
     for name in ["opencode.json", "opencode.jsonc", "config.json"] {
         let path = config_dir.join(name);
         if let Ok(text) = std::fs::read_to_string(&path)
-            && let Ok(value) =
-                jsonc_parser::parse_to_serde_value::<Value>(&text, &Default::default())
+            && let Ok(value) = jsonc_parser::parse_to_serde_value::<Value>(
+                &text,
+                &orchestra_core::config::jsonc_options(),
+            )
             && (value.get("provider").is_some() || value.get("model").is_some())
         {
             return Some(format!("provider or model set in {}", path.display()));

@@ -6,29 +6,10 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstInputValue, CstNode, CstObject, CstRootNode, TrailingCommaMode};
 use serde_json::Value;
 
 use super::entries::Section;
-
-/// What OpenCode itself accepts: JSON plus comments and trailing commas. jsonc-parser would take
-/// more (single quotes, bare keys, hex numbers), but a file using those would not load in
-/// OpenCode, so we refuse it rather than edit it.
-fn opencode_parse_options() -> ParseOptions {
-    ParseOptions {
-        allow_comments: true,
-        allow_trailing_commas: true,
-        allow_loose_object_property_names: false,
-        allow_missing_commas: false,
-        allow_single_quoted_strings: false,
-        allow_hexadecimal_numbers: false,
-        allow_unary_plus_numbers: false,
-        allow_bare_decimal_point_numbers: false,
-        allow_non_finite_numbers: false,
-        allow_extended_string_escapes: false,
-    }
-}
 
 pub(super) struct ConfigDocument {
     path: PathBuf,
@@ -51,7 +32,7 @@ impl ConfigDocument {
             Err(err) if err.kind() == ErrorKind::NotFound => (String::new(), false),
             Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
         };
-        let root = CstRootNode::parse(&original, &opencode_parse_options()).map_err(|err| {
+        let root = CstRootNode::parse(&original, &orchestra_core::config::jsonc_options()).map_err(|err| {
             anyhow!(
                 "cannot parse {} (line {}, column {}): {}. OpenCode cannot load it either. Fix the \
                  file there, or move it aside, and run the command again; the file was not changed.",
@@ -164,7 +145,8 @@ fn contains_comment(node: &CstNode) -> bool {
 
 /// The JSON value of a CST node, for comparing what is in the file with what we would write.
 pub(super) fn node_json(node: &CstNode) -> Option<Value> {
-    jsonc_parser::parse_to_serde_value(&node.to_string(), &opencode_parse_options()).ok()
+    jsonc_parser::parse_to_serde_value(&node.to_string(), &orchestra_core::config::jsonc_options())
+        .ok()
 }
 
 pub(super) fn input_json(value: &CstInputValue) -> Value {

@@ -123,10 +123,11 @@ pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(&raw).map_err(|e| serde_error(path, e))
 }
 
-/// The file's object; an empty file is an empty object.
-pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, ConfigError> {
-    // JSONC as editors understand it: comments and trailing commas, nothing looser.
-    let options = jsonc_parser::ParseOptions {
+/// JSONC as OpenCode and editors accept it: JSON plus comments and trailing
+/// commas, nothing looser (no single quotes, bare keys or hex numbers), for
+/// `orchestrator.json` and for the `opencode.json(c)` files we read or edit.
+pub fn jsonc_options() -> jsonc_parser::ParseOptions {
+    jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
         allow_loose_object_property_names: false,
@@ -137,7 +138,12 @@ pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, Confi
         allow_bare_decimal_point_numbers: false,
         allow_non_finite_numbers: false,
         allow_extended_string_escapes: false,
-    };
+    }
+}
+
+/// The file's object; an empty file is an empty object.
+pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, ConfigError> {
+    let options = jsonc_options();
     let raw: Value =
         jsonc_parser::parse_to_serde_value(text, &options).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),

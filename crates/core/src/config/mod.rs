@@ -21,7 +21,7 @@ pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{
     BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, LoadOptions, MAX_AWAIT_CAP_MS, default_global_dir,
-    discover, load,
+    discover, jsonc_options, load,
 };
 pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,

@@ -38,8 +38,7 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 .map(|w| {
                     vec![
                         w.id.clone(),
-                        w.hub_pid
-                            .map_or_else(|| "this".to_owned(), |pid| format!("pid {pid}")),
+                        hub_label(w),
                         w.status.as_str().into(),
                         w.isolation.clone(),
                         w.model_ref.clone(),
@@ -122,8 +121,7 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 .map(|w| {
                     vec![
                         w.id.clone(),
-                        w.hub_pid
-                            .map_or_else(|| "this".to_owned(), |pid| format!("pid {pid}")),
+                        hub_label(w),
                         w.status.as_str().into(),
                         w.active_jobs.to_string(),
                     ]
@@ -226,6 +224,13 @@ pub fn models_listing(catalog: &Catalog, filter: &CatalogFilter, limit: u32) -> 
         "smallModel": catalog.small_model,
     });
     (json, text)
+}
+
+/// Which hub runs a worker: this one, or another process on the project.
+fn hub_label(worker: &WorkerSnapshot) -> String {
+    worker
+        .hub_pid
+        .map_or_else(|| "this".to_owned(), |pid| format!("pid {pid}"))
 }
 
 /// This hub's workers (none for an observer such as the CLI) followed by the
