@@ -117,7 +117,9 @@ pub async fn run(
         .store()
         .get_job(&started.task_id)?
         .context("the workflow's job record disappeared")?;
-    let run = orchestra_core::workflows::get_run(&engine, &run_id)?
+    let run = engine
+        .workflows()
+        .get_run(&run_id)?
         .context("the workflow run disappeared")?;
     if json {
         write_stdout(&format!("{}\n", serde_json::to_string_pretty(&run)?))?;
@@ -160,7 +162,7 @@ async fn follow(engine: &TaskEngine, task_id: &str, run_id: &str) {
                 ..TaskAwaitParams::default()
             })
             .await;
-        if let Ok(Some(run)) = orchestra_core::workflows::get_run(engine, run_id) {
+        if let Ok(Some(run)) = engine.workflows().get_run(run_id) {
             report_changes(&run, &mut seen);
         }
         let done = answer

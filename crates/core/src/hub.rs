@@ -1,26 +1,37 @@
-//! One hub per project: config, job store, worker pool and task engine.
+//! One hub per project: it owns the store, the event bus, the worker pool, the job runtime
+//! and the task facade, and the background tasks that keep them healthy.
+//!
+//! Ownership decides shutdown (no polling): the hub's background tasks live in one
+//! [`TaskTracker`] and stop on one token; jobs live in the runtime's tracker, which
+//! [`Hub::shutdown`] drains after canceling them; the pool stops the servers; the bus is
+//! flushed to the store last, so a later hub can replay every event.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orchestra_store::{Store, StoreError, default_store_path, pid_is_alive};
+use orchestra_store::{HUB_STALE_AFTER_MS, Store, StoreError, default_store_path, pid_is_alive};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::events::EventBus;
+use crate::jobs::JobRuntime;
 use crate::tasks::TaskEngine;
 use crate::workers::{LaunchSettings, WorkerPool};
 
-/// How often a hub proves it is alive to other hubs sharing the store.
+/// How often a hub proves it is alive to other processes sharing the store.
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// A hub whose heartbeat is older than this is dead; its running jobs are
-/// marked interrupted by the next hub to start.
-pub(crate) const STALE_AFTER_MS: i64 = 60_000;
-/// How often worker state is checked for changes and published to the store,
-/// where other processes on the project (`orchestra workers`) read it.
-const PUBLISH_WORKERS: Duration = Duration::from_secs(1);
-/// How often old job records are pruned.
+/// How often old job records, runs, logs and events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
+/// Log lines kept in the store.
+const KEEP_LOG_LINES: u64 = 10_000;
+/// Events kept in the store for replay: hours of a busy hub, a few tens of MB at most.
+const KEEP_EVENTS: u64 = 200_000;
+/// How long shutdown waits for canceled jobs to abort their sessions.
+const DRAIN_JOBS: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the last events to reach the store.
+const FLUSH_EVENTS: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -38,6 +49,7 @@ pub struct Hub {
     id: String,
     engine: Arc<TaskEngine>,
     background: CancellationToken,
+    tasks: TaskTracker,
     interrupted: usize,
 }
 
@@ -56,7 +68,7 @@ impl Hub {
             std::process::id(),
             &options.project_dir.display().to_string(),
         )?;
-        let interrupted = store.recover_interrupted(&pid_is_alive, STALE_AFTER_MS)?;
+        let interrupted = store.recover_interrupted(&pid_is_alive, HUB_STALE_AFTER_MS)?;
         for job in &interrupted {
             tracing::warn!(job = %job.id, "job was running when its hub died; marked failed");
         }
@@ -66,27 +78,29 @@ impl Hub {
             jobs.max_count,
         )?;
 
-        let pool = WorkerPool::new(config.clone(), options.launch);
+        let tasks = TaskTracker::new();
+        let background = CancellationToken::new();
+        let (bus, writer) = EventBus::with_store(store.clone())?;
+        tasks.spawn(writer.run());
+        let pool = WorkerPool::new(config.clone(), options.launch, bus.clone());
+        let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
         let engine = Arc::new(TaskEngine::new(
-            pool.clone(),
-            store.clone(),
-            id.clone(),
+            runtime,
+            config.clone(),
             options.project_dir,
         ));
-        let background = CancellationToken::new();
-        tokio::spawn(housekeeping(
-            store,
-            id.clone(),
-            config.clone(),
-            pool.clone(),
-            background.clone(),
-        ));
+        tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
+        tasks.spawn(prune(store, config.clone(), background.clone()));
         if config.auto_spawn {
             for profile in config.spawn.clone() {
                 let pool = pool.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = pool.warm_up(&profile).await {
-                        tracing::warn!(worker = %profile, error = %err, "auto-spawn failed");
+                let stop = background.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        warmed = pool.warm_up(&profile) => if let Err(err) = warmed {
+                            tracing::warn!(worker = %profile, error = %err, "auto-spawn failed");
+                        },
                     }
                 });
             }
@@ -95,6 +109,7 @@ impl Hub {
             id,
             engine,
             background,
+            tasks,
             interrupted: interrupted.len(),
         })
     }
@@ -107,6 +122,10 @@ impl Hub {
         &self.engine
     }
 
+    pub fn bus(&self) -> &EventBus {
+        self.engine.bus()
+    }
+
     /// Jobs of dead hubs this hub marked failed when it started.
     pub fn interrupted_on_start(&self) -> usize {
         self.interrupted
@@ -115,56 +134,54 @@ impl Hub {
     /// Cancels running jobs (their models stop), stops every server we own,
     /// and leaves the store consistent.
     pub async fn shutdown(&self) {
-        self.engine
-            .cancel_all("the Open Orchestra hub is shutting down");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.engine.running_count() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let runtime = self.engine.runtime();
+        runtime.cancel_all("the Open Orchestra hub is shutting down");
+        if !runtime.drain(DRAIN_JOBS).await {
+            tracing::warn!("some jobs did not stop in time; their servers are stopped anyway");
         }
         self.engine.pool().shutdown().await;
         self.background.cancel();
+        if !self.bus().flush(FLUSH_EVENTS).await {
+            tracing::warn!("the last events could not be saved before shutdown");
+        }
         if let Err(err) = self.engine.store().unregister_hub(&self.id) {
             tracing::warn!(error = %err, "unregistering the hub failed");
         }
+        self.tasks.close();
     }
 }
 
-async fn housekeeping(
-    store: Arc<Store>,
-    hub_id: String,
-    config: Arc<Config>,
-    pool: WorkerPool,
-    stop: CancellationToken,
-) {
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut publish = tokio::time::interval(PUBLISH_WORKERS);
-    let mut published = Vec::new();
+/// Proves the hub alive, in a task of its own so that nothing else the hub does can delay it.
+async fn heartbeat(store: Arc<Store>, hub_id: String, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = publish.tick() => {
-                // Written only when something changed: most ticks cost no I/O.
-                let workers = pool.snapshots().await;
-                if workers != published {
-                    match store.publish_workers(&hub_id, &workers) {
-                        Ok(()) => published = workers,
-                        Err(err) => tracing::warn!(error = %err, "publishing worker state failed"),
-                    }
-                }
-            }
-            _ = heartbeat.tick() => {
+            _ = tick.tick() => {
                 if let Err(err) = store.heartbeat(&hub_id) {
                     tracing::warn!(error = %err, "hub heartbeat failed");
                 }
             }
-            _ = prune.tick() => {
+        }
+    }
+}
+
+async fn prune(store: Arc<Store>, config: Arc<Config>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {
                 let jobs = &config.tasks.jobs;
-                if let Err(err) = store.prune_jobs(i64::try_from(jobs.max_age_ms).unwrap_or(i64::MAX), jobs.max_count) {
+                let max_age = i64::try_from(jobs.max_age_ms).unwrap_or(i64::MAX);
+                if let Err(err) = store.prune_jobs(max_age, jobs.max_count) {
                     tracing::warn!(error = %err, "pruning jobs failed");
                 }
-                if let Err(err) = store.prune_logs(10_000) {
+                if let Err(err) = store.prune_logs(KEEP_LOG_LINES) {
                     tracing::warn!(error = %err, "pruning logs failed");
+                }
+                if let Err(err) = store.prune_events(KEEP_EVENTS) {
+                    tracing::warn!(error = %err, "pruning events failed");
                 }
             }
         }

@@ -5,13 +5,20 @@
 //! - [`opencode`]: our thin typed client for OpenCode's HTTP API and SSE event stream.
 //! - [`supervisor`]: owns `opencode serve` child processes (process groups, death signal, logs).
 //! - [`models`]: the model catalog from OpenCode and tag/reference resolution.
+//! - [`events`]: the event bus — every change as one event with an increasing id.
 //! - [`workers`]: the worker pool — servers, profiles as OpenCode agents, restarts.
-//! - [`tasks`]: the task engine behind the five task tools.
-//! - [`workflows`]: multi-step workflows run across workers, persisted, resumable.
-//! - [`hub`]: ties config, store, workers and tasks together for one project.
+//! - [`jobs`]: the job runtime — live jobs, the runner that drives one session, attachments.
+//! - [`workflows`]: multi-step workflows run as jobs across workers, persisted, resumable.
+//! - [`tasks`]: the facade behind the five task tools: validation, routing, ops, views.
+//! - [`hub`]: owns all of the above for one project.
+//!
+//! Imports go one way, down this list (config lowest, hub highest); `scripts/check-layers`
+//! fails the build when a module imports one above it.
 
 pub mod config;
+pub mod events;
 pub mod hub;
+pub mod jobs;
 pub mod models;
 pub mod opencode;
 pub mod supervisor;

@@ -54,7 +54,6 @@ async fn snapshot_model(world: &World, worker: &str) -> (Option<String>, Option<
         .engine()
         .pool()
         .snapshots()
-        .await
         .into_iter()
         .find(|w| w.id == worker)
         .unwrap();
@@ -163,7 +162,7 @@ async fn models_are_resolved_from_opencode_and_reach_the_provider() {
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         assert_eq!(record.worker_id, "op:worker.model.set");
         assert!(record.response_text.unwrap().contains("now runs on visco/seer-vision"));
-        let snapshot = world.engine().pool().snapshots().await;
+        let snapshot = world.engine().pool().snapshots();
         let coder = snapshot.iter().find(|w| w.id == "coder").unwrap();
         assert_eq!((coder.model_ref.as_str(), coder.model_policy), ("seer-vision", Some(ModelPolicy::Sticky)));
         let record = run(&world, worker_task("coder", "SET-1 hi")).await;

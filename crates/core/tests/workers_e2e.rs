@@ -137,7 +137,6 @@ async fn a_killed_server_fails_its_task_and_the_worker_comes_back() {
                 .engine()
                 .pool()
                 .snapshots()
-                .await
                 .into_iter()
                 .find(|w| w.id == "coder")
                 .unwrap();
@@ -287,7 +286,7 @@ async fn the_spawn_list_starts_workers_with_the_hub() {
         let world = World::start(json!({"workers": ["explorer"]})).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let snapshots = world.engine().pool().snapshots().await;
+            let snapshots = world.engine().pool().snapshots();
             let explorer = snapshots.iter().find(|w| w.id == "explorer").unwrap();
             if explorer.status == WorkerStatus::Ready {
                 assert!(explorer.pid.is_some());

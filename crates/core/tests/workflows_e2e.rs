@@ -47,9 +47,7 @@ fn resume(
 }
 
 fn run_of(engine: &TaskEngine, run_id: &str) -> WorkflowRun {
-    orchestra_core::workflows::get_run(engine, run_id)
-        .unwrap()
-        .unwrap()
+    engine.workflows().get_run(run_id).unwrap().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@
 //! - [`job`]: job records, statuses, progress, token usage.
 //! - [`tools`]: parameters of the five task tools and their enums.
 //! - [`worker`]: worker snapshots and states.
-//! - [`event`]: the `orchestra.*` event envelope.
+//! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
 //! - [`workflow`]: workflow runs and their steps.
 
 pub mod event;
@@ -21,7 +21,10 @@ pub mod tools;
 pub mod worker;
 pub mod workflow;
 
-pub use event::{EVENT_VERSION, EventEnvelope};
+pub use event::{
+    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, PermissionQuestion,
+    PermissionReplyEvent, ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
+};
 pub use job::{
     JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,
 };

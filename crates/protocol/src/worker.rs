@@ -64,9 +64,4 @@ pub struct WorkerSnapshot {
     pub warning: Option<String>,
     pub purpose: String,
     pub read_only: bool,
-    /// The pid of the hub process that runs this worker, when it is another
-    /// hub on the same project (another OpenCode window); absent for the
-    /// listing hub's own workers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hub_pid: Option<u32>,
 }

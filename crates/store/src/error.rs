@@ -93,9 +93,9 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
-    #[error("cannot encode or read the snapshot of worker `{worker}`: {source}")]
-    WorkerSnapshot {
-        worker: String,
+    #[error("cannot encode event {id} as JSON: {source}")]
+    EncodeEvent {
+        id: u64,
         #[source]
         source: serde_json::Error,
     },

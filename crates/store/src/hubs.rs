@@ -57,7 +57,6 @@ impl Store {
     pub fn unregister_hub(&self, hub_id: &str) -> Result<(), StoreError> {
         let conn = self.conn();
         conn.execute("DELETE FROM hubs WHERE id = ?1", [hub_id])?;
-        conn.execute("DELETE FROM worker_snapshots WHERE hub_id = ?1", [hub_id])?;
         tracing::debug!(hub_id, "hub unregistered");
         Ok(())
     }

@@ -48,7 +48,7 @@ pub(crate) fn update_if_running(conn: &Connection, job: &JobRecord) -> Result<us
     Ok(conn.execute(
         "UPDATE jobs SET hub_id = ?2, worker_id = ?3, kind = ?4, status = ?5,
                 started_at = ?6, finished_at = ?7, record = ?8
-         WHERE id = ?1 AND status = 'running'",
+         WHERE id = ?1 AND hub_id = ?2 AND status = 'running'",
         params![
             job.id,
             job.hub_id,
@@ -98,36 +98,17 @@ impl Store {
         }
     }
 
-    /// Writes the full record, inserting or replacing. For progress updates
-    /// of a running job; use [`Store::finish_job`] to finalize.
-    pub fn save_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let json = encode(job)?;
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO jobs (id, hub_id, worker_id, kind, status, started_at, finished_at, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT(id) DO UPDATE SET
-                hub_id = excluded.hub_id, worker_id = excluded.worker_id,
-                kind = excluded.kind, status = excluded.status,
-                started_at = excluded.started_at, finished_at = excluded.finished_at,
-                record = excluded.record",
-            params![
-                job.id,
-                job.hub_id,
-                job.worker_id,
-                job.kind,
-                job.status.as_str(),
-                job.started_at,
-                job.finished_at,
-                json
-            ],
-        )?;
-        Ok(())
+    /// Writes a running job's progress. Only the hub that owns the job (its `hub_id`) may,
+    /// and only while the stored job is still running: a hub that was presumed dead and
+    /// recovered cannot flip the record back to `running`. Returns false when the write was
+    /// refused for that reason.
+    pub fn save_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
+        Ok(update_if_running(&self.conn(), job)? == 1)
     }
 
     /// Stores `job` (which must have a final status) only if the stored job
-    /// is still running, so a late completion cannot overwrite a cancel and
-    /// two hubs cannot both finish one job. Returns true if this call
+    /// is still running and owned by the job's hub, so a late completion cannot overwrite a
+    /// cancel and two hubs cannot both finish one job. Returns true if this call
     /// finalized it; false if it was already final or is not in the store.
     pub fn finish_job(&self, job: &JobRecord) -> Result<bool, StoreError> {
         if !job.status.is_final() {

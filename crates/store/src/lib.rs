@@ -13,10 +13,11 @@
 //! - `jobs`: job records ([`JobFilter`]).
 //! - `logs`: the output log ([`LogEntry`]).
 //! - `runs`: workflow runs and their recovery after a hub died.
-//! - `workers`: worker snapshots published by each live hub ([`HubWorkers`]).
+//! - `events`: the hub's event stream, kept for replay.
 //! - `liveness`: [`pid_is_alive`].
 
 mod error;
+mod events;
 mod hubs;
 mod jobs;
 mod liveness;
@@ -24,17 +25,15 @@ mod logs;
 mod runs;
 mod schema;
 mod store;
-mod workers;
 
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
 pub use jobs::JobFilter;
-pub use liveness::pid_is_alive;
+pub use liveness::{HUB_STALE_AFTER_MS, pid_is_alive};
 pub use logs::LogEntry;
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
-pub use workers::HubWorkers;
 
 /// Where a project's store lives unless `tasks.storePath` says otherwise:
 /// `$XDG_STATE_HOME/orchestra/projects/<name>-<hash>/orchestra.db`. Outside the

@@ -1,4 +1,10 @@
-//! Whether a hub's process still exists, std-only.
+//! Whether a hub's process still exists, std-only, and when a hub counts as gone.
+
+/// A hub whose heartbeat is older than this is gone: its running jobs are marked interrupted
+/// and its running workflow runs paused by the next hub on the store. The heartbeat runs in a
+/// task of its own every 10 s, so only a stopped process (SIGSTOP, a suspended laptop) misses
+/// six in a row.
+pub const HUB_STALE_AFTER_MS: i64 = 60_000;
 
 /// True if a process with this pid exists and is not a zombie.
 ///

@@ -84,6 +84,26 @@ impl Store {
         Ok(write(&self.conn(), run, Some(expected))? == 1)
     }
 
+    /// Writes a running run's progress or its end, only while the stored run is still running
+    /// and owned by `run.hub_id`: a driver whose hub was presumed dead (and whose run was
+    /// paused, maybe resumed by another hub) cannot overwrite it. Returns true if it wrote.
+    pub fn save_run_owned(&self, run: &WorkflowRun) -> Result<bool, StoreError> {
+        let state = encode(run)?;
+        let changed = self.conn().execute(
+            "UPDATE workflow_runs SET status = ?3, updated_at = ?4, finished_at = ?5, state = ?6
+             WHERE id = ?1 AND hub_id = ?2 AND status = 'running'",
+            params![
+                run.run_id,
+                run.hub_id,
+                run.status.as_str(),
+                run.updated_at,
+                run.finished_at,
+                state
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
     pub fn get_run(&self, id: &str) -> Result<Option<WorkflowRun>, StoreError> {
         let json: Option<String> = self
             .conn()

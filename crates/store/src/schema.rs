@@ -2,10 +2,7 @@
 //!
 //! `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`. Append new
 //! entries; never edit one that has shipped, because stores in the wild
-//! already ran it. Planned next:
-//! - 4: memory records (`memory(id, scope, key, body, created_at, …)`) with an
-//!   FTS5 virtual table over `body` kept in sync by triggers; the bundled
-//!   SQLite is compiled with FTS5.
+//! already ran it.
 
 use std::path::Path;
 
@@ -76,6 +73,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (hub_id, worker_id)
     );
+    ",
+    // 4: the hub's event stream, kept for replay to clients that reconnect. Worker snapshots
+    // are no longer published through the store: one hub per project serves them live.
+    r"
+    CREATE TABLE events (
+        id     INTEGER PRIMARY KEY,
+        type   TEXT NOT NULL,
+        at     INTEGER NOT NULL,
+        job_id TEXT,
+        body   TEXT NOT NULL
+    );
+    CREATE INDEX events_job_id ON events(job_id);
+    DROP TABLE worker_snapshots;
     ",
 ];
 

@@ -122,7 +122,7 @@ impl Direct {
         let messages = self.client.messages(&session).await?;
         let done_at = Instant::now();
         let total = done_at - began;
-        let summary = orchestra_core::tasks::runner::summarize(&messages);
+        let summary = orchestra_core::jobs::summarize(&messages);
         if summary.text.trim().is_empty() {
             bail!("the direct prompt got no text back");
         }

@@ -146,6 +146,17 @@ pub struct WorkflowStep {
     pub parallel: Vec<WorkflowStep>,
 }
 
+impl WorkflowStep {
+    /// The worker steps this step runs: itself, or its group's members.
+    pub fn members(&self) -> Vec<&WorkflowStep> {
+        if self.parallel.is_empty() {
+            vec![self]
+        } else {
+            self.parallel.iter().collect()
+        }
+    }
+}
+
 impl WorkflowDefinition {
     /// Every worker step (group members, not groups) with its key path: `steps[1]`,
     /// `steps[2].parallel[0]`.

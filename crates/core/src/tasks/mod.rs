@@ -1,22 +1,18 @@
-//! The task engine behind `task_start`, `task_await`, `task_peek`,
+//! The task facade: the five verbs behind `task_start`, `task_await`, `task_peek`,
 //! `task_list` and `task_cancel`.
 //!
-//! Every job is written to the store before `task_start` returns, so no
-//! record is ever lost; a running job's record lives in a `watch` channel
-//! that awaiting callers subscribe to, and is saved on every state change
-//! that matters (session created, finished) and at most once a second for
-//! progress in between.
+//! This is where caller input is checked (`tasks.maxTaskChars`, attachments, worker names)
+//! and routed by kind: worker tasks go to the job runtime, workflows to the workflow engine,
+//! ops to [`model_ops`]. The layers below never see an MCP or HTTP caller.
 
-pub mod attachments;
 mod model_ops;
 pub mod routing;
-pub mod runner;
 pub mod views;
+mod workflow_views;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use orchestra_protocol::tools::collect_ids;
 use orchestra_protocol::{
@@ -25,18 +21,17 @@ use orchestra_protocol::{
 };
 use orchestra_store::{Store, StoreError};
 use serde::Serialize;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
+use crate::events::EventBus;
+use crate::jobs::attachments::{self, AttachmentError};
+use crate::jobs::{JobError, JobRuntime, WorkerJob};
 use crate::workers::WorkerPool;
-use attachments::AttachmentError;
-use runner::JobInput;
+use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
 
-/// How often progress may be written to the store while a job runs.
-const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
-/// How often `task_await` re-reads a job that another hub process owns.
-const FOREIGN_POLL: Duration = Duration::from_millis(200);
+/// How long `task_cancel` waits for the runner to abort the session and write the final
+/// record before answering with the record as it is.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -54,97 +49,25 @@ pub enum TaskError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error(transparent)]
-    Attachment(#[from] AttachmentError),
     #[error("{what} is not available in this version of Open Orchestra yet; {hint}")]
     NotYetSupported { what: String, hint: String },
     #[error("pass `taskId` or `taskIds`; list tasks with task_list")]
     NoIds,
-    #[error("no task with id `{id}`; list tasks with task_list")]
-    UnknownTask { id: String },
-    #[error("the job store failed: {0}")]
-    Store(#[from] StoreError),
     #[error(transparent)]
-    Workflow(#[from] crate::workflows::WorkflowError),
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
 }
 
-/// Why a job was canceled, as given to `task_cancel`.
-#[derive(Debug, Clone)]
-pub struct CancelReason(pub String);
-
-struct LiveJob {
-    record: watch::Sender<JobRecord>,
-    cancel: CancellationToken,
-    reason: watch::Sender<Option<CancelReason>>,
-    last_saved: Instant,
-}
-
-/// Where running jobs report: the live channels and the store.
-pub struct JobSink {
-    store: Arc<Store>,
-    live: Mutex<HashMap<String, LiveJob>>,
-}
-
-impl JobSink {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveJob>> {
-        self.live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl From<StoreError> for TaskError {
+    fn from(err: StoreError) -> Self {
+        TaskError::Job(JobError::Store(err))
     }
+}
 
-    /// Shares a progress update; saves it when `force` or when the last save
-    /// is old enough.
-    pub fn publish(&self, record: &JobRecord, force: bool) {
-        let save = {
-            let mut live = self.lock();
-            let Some(job) = live.get_mut(&record.id) else {
-                return;
-            };
-            job.record.send_replace(record.clone());
-            let due = force || job.last_saved.elapsed() >= PROGRESS_SAVE_INTERVAL;
-            if due {
-                job.last_saved = Instant::now();
-            }
-            due
-        };
-        if save && let Err(err) = self.store.save_job(record) {
-            tracing::error!(job = %record.id, error = %err, "saving job progress failed");
-        }
-    }
-
-    /// Records the final state. The store refuses to finalize twice, so a
-    /// late completion can never overwrite a cancel.
-    pub async fn finish(&self, record: &JobRecord) {
-        match self.store.finish_job(record) {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(job = %record.id, "job was already final in the store"),
-            Err(err) => {
-                tracing::error!(job = %record.id, error = %err, "saving final job state failed")
-            }
-        }
-        let message = match record.status {
-            JobStatus::Succeeded => format!("job {} succeeded on {}", record.id, record.worker_id),
-            JobStatus::Failed => format!(
-                "job {} failed on {}: {}",
-                record.id,
-                record.worker_id,
-                record.error.as_deref().unwrap_or("")
-            ),
-            JobStatus::Canceled => format!("job {} canceled", record.id),
-            JobStatus::Running => format!("job {} running", record.id),
-        };
-        let level = if record.status == JobStatus::Failed {
-            "error"
-        } else {
-            "info"
-        };
-        if let Err(err) = self.store.append_log(Some(&record.id), level, &message) {
-            tracing::warn!(error = %err, "writing the job log failed");
-        }
-        let job = self.lock().remove(&record.id);
-        if let Some(job) = job {
-            job.record.send_replace(record.clone());
-        }
+impl From<AttachmentError> for TaskError {
+    fn from(err: AttachmentError) -> Self {
+        TaskError::Job(JobError::Attachment(err))
     }
 }
 
@@ -205,10 +128,9 @@ impl TaskAnswer {
 /// Cheap to clone: every clone shares the pool, the live jobs and the store.
 #[derive(Clone)]
 pub struct TaskEngine {
-    pool: WorkerPool,
-    sink: Arc<JobSink>,
+    runtime: JobRuntime,
+    workflows: Workflows,
     config: Arc<Config>,
-    hub_id: String,
     project_dir: PathBuf,
     /// Reads the store without running workers (the CLI's listings): its
     /// own, never-started pool is left out of the worker views.
@@ -216,53 +138,66 @@ pub struct TaskEngine {
 }
 
 impl TaskEngine {
-    pub fn new(
-        pool: WorkerPool,
-        store: Arc<Store>,
-        hub_id: String,
-        project_dir: PathBuf,
-    ) -> TaskEngine {
+    pub fn new(runtime: JobRuntime, config: Arc<Config>, project_dir: PathBuf) -> TaskEngine {
         TaskEngine {
-            config: pool.config().clone(),
-            pool,
-            sink: Arc::new(JobSink {
-                store,
-                live: Mutex::new(HashMap::new()),
-            }),
-            hub_id,
+            workflows: Workflows::new(runtime.clone(), config.clone(), project_dir.clone()),
+            runtime,
+            config,
             project_dir,
             observer: false,
         }
     }
 
-    /// An engine that only reads: listings from the store and the workers
-    /// the project's live hubs publish. It never starts OpenCode.
+    /// An engine that only reads: listings from the store. It never starts OpenCode.
     pub fn observer(config: Arc<Config>, store: Arc<Store>, project_dir: PathBuf) -> TaskEngine {
+        let bus = EventBus::in_memory();
         let pool = WorkerPool::new(
-            config,
+            config.clone(),
             crate::workers::LaunchSettings {
                 binary: PathBuf::from("opencode"),
                 project_dir: project_dir.clone(),
                 env: Vec::new(),
                 config_overlay: serde_json::Value::Null,
             },
+            bus.clone(),
         );
+        let runtime = JobRuntime::new(store, bus, pool, "observer".into());
         TaskEngine {
             observer: true,
-            ..TaskEngine::new(pool, store, "observer".into(), project_dir)
+            ..TaskEngine::new(runtime, config, project_dir)
         }
     }
 
     pub fn store(&self) -> &Arc<Store> {
-        &self.sink.store
+        self.runtime.store()
     }
 
     pub fn pool(&self) -> &WorkerPool {
-        &self.pool
+        self.runtime.pool()
+    }
+
+    pub fn runtime(&self) -> &JobRuntime {
+        &self.runtime
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        self.runtime.bus()
+    }
+
+    pub fn workflows(&self) -> &Workflows {
+        &self.workflows
     }
 
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    pub fn hub_id(&self) -> &str {
+        self.runtime.hub_id()
+    }
+
+    pub fn project_dir(&self) -> &std::path::Path {
+        &self.project_dir
     }
 
     /// Validates, records and launches a task; returns at once.
@@ -300,10 +235,13 @@ impl TaskEngine {
                     reason: "named by workerId".into(),
                 }
             }
-            TaskKind::Auto => routing::route(&params.task, &params.attachments, &self.config),
-            TaskKind::Workflow => {
-                return crate::workflows::start(self, params, requested_by);
+            TaskKind::Auto => {
+                let route = routing::route(&params.task, &params.attachments, &self.config);
+                // The default (`coder`) may have been removed from the profiles.
+                self.config.profile(&route.profile)?;
+                route
             }
+            TaskKind::Workflow => return self.start_workflow(params, requested_by),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
         let prepared = attachments::prepare(
@@ -311,18 +249,14 @@ impl TaskEngine {
             &self.project_dir,
             tasks.max_attachment_bytes,
         )?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut record = JobRecord::start(
-            id.clone(),
+        let mut record = self.runtime.new_record(
             route.profile.clone(),
             params.task.clone(),
             params.kind.as_str(),
-            &self.hub_id,
         );
         record.requested_by = requested_by;
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
-        let (cancel, reason_rx) = self.open_job(&record)?;
-        let input = JobInput {
+        let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,
             from: params.from,
@@ -335,14 +269,7 @@ impl TaskEngine {
             timeout: Duration::from_millis(params.timeout_ms.unwrap_or(tasks.default_timeout_ms)),
             retry_limit: tasks.provider_retry_limit,
         };
-        tokio::spawn(runner::run_job(
-            self.pool.clone(),
-            self.sink.clone(),
-            record,
-            input,
-            cancel,
-            reason_rx,
-        ));
+        let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {
             task_id: id,
             kind: params.kind,
@@ -356,59 +283,37 @@ impl TaskEngine {
         })
     }
 
-    /// Writes a new running job to the store and makes it live here: awaitable, cancelable
-    /// (through the returned token and reason) and reported through [`TaskEngine::sink`].
-    pub(crate) fn open_job(
+    fn start_workflow(
         &self,
-        record: &JobRecord,
-    ) -> Result<(CancellationToken, watch::Receiver<Option<CancelReason>>), TaskError> {
-        self.sink.store.insert_job(record)?;
-        let cancel = CancellationToken::new();
-        let (reason_tx, reason_rx) = watch::channel(None);
-        let (record_tx, _) = watch::channel(record.clone());
-        self.sink.lock().insert(
-            record.id.clone(),
-            LiveJob {
-                record: record_tx,
-                cancel: cancel.clone(),
-                reason: reason_tx,
-                last_saved: Instant::now(),
+        params: TaskStartParams,
+        requested_by: Option<String>,
+    ) -> Result<TaskStartResult, TaskError> {
+        let started = self.workflows.start(
+            WorkflowRequest {
+                workflow_id: params.workflow_id,
+                continue_run_id: params.continue_run_id,
+                task: params.task,
+                attachments: params.attachments,
+                auto_spawn: params.auto_spawn,
             },
-        );
-        Ok((cancel, reason_rx))
-    }
-
-    pub(crate) fn sink(&self) -> &Arc<JobSink> {
-        &self.sink
-    }
-
-    pub fn hub_id(&self) -> &str {
-        &self.hub_id
-    }
-
-    pub fn project_dir(&self) -> &std::path::Path {
-        &self.project_dir
+            requested_by,
+        )?;
+        Ok(TaskStartResult {
+            task_id: started.job_id,
+            kind: TaskKind::Workflow,
+            worker_id: Some(started.job_label),
+            workflow_id: Some(started.workflow_id),
+            continue_run_id: Some(started.run_id),
+            op: None,
+            route_reason: None,
+            status: JobStatus::Running,
+            next: "task_await".into(),
+        })
     }
 
     /// True while the job runs in this hub.
     pub fn is_live(&self, id: &str) -> bool {
-        self.sink.lock().contains_key(id)
-    }
-
-    /// Waits, with no cap, until the job is final; for callers inside the hub (workflow
-    /// steps), whose jobs carry their own timeouts.
-    pub async fn wait_final(&self, id: &str) -> Result<JobRecord, TaskError> {
-        loop {
-            // A day at a time keeps the deadline far from Instant overflow.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(86_400);
-            if let TaskLookup::Record(record) = self.await_one(id, deadline).await? {
-                if record.status.is_final() {
-                    return Ok(*record);
-                }
-            } else {
-                return Err(TaskError::UnknownTask { id: id.to_owned() });
-            }
-        }
+        self.runtime.is_live(id)
     }
 
     /// Waits until every named job is final or the (capped) timeout passes.
@@ -422,46 +327,9 @@ impl TaskEngine {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
-            out.push(self.await_one(id, deadline).await?);
+            out.push(lookup(id, self.runtime.await_until(id, deadline).await?));
         }
         Ok(TaskAnswer::from_lookups(params.task_ids.is_empty(), out))
-    }
-
-    async fn await_one(
-        &self,
-        id: &str,
-        deadline: tokio::time::Instant,
-    ) -> Result<TaskLookup, TaskError> {
-        let live = self.sink.lock().get(id).map(|job| job.record.subscribe());
-        if let Some(mut rx) = live {
-            loop {
-                let current = rx.borrow_and_update().clone();
-                if current.status.is_final() {
-                    return Ok(TaskLookup::Record(Box::new(current)));
-                }
-                tokio::select! {
-                    changed = rx.changed() => {
-                        if changed.is_err() {
-                            // The sender is gone: the job finished; the store has it.
-                            break;
-                        }
-                    }
-                    () = tokio::time::sleep_until(deadline) => {
-                        return Ok(TaskLookup::Record(Box::new(current)));
-                    }
-                }
-            }
-        }
-        // Not ours (or just finished): another hub may own it; re-read until final.
-        loop {
-            let Some(record) = self.sink.store.get_job(id)? else {
-                return Ok(TaskLookup::unknown(id));
-            };
-            if record.status.is_final() || tokio::time::Instant::now() >= deadline {
-                return Ok(TaskLookup::Record(Box::new(record)));
-            }
-            tokio::time::sleep(FOREIGN_POLL.min(deadline - tokio::time::Instant::now())).await;
-        }
     }
 
     /// The current records, without waiting.
@@ -472,19 +340,9 @@ impl TaskEngine {
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
-            out.push(self.lookup_now(id)?);
+            out.push(lookup(id, self.runtime.peek(id)?));
         }
         Ok(TaskAnswer::from_lookups(params.task_ids.is_empty(), out))
-    }
-
-    fn lookup_now(&self, id: &str) -> Result<TaskLookup, TaskError> {
-        if let Some(job) = self.sink.lock().get(id) {
-            return Ok(TaskLookup::Record(Box::new(job.record.borrow().clone())));
-        }
-        Ok(match self.sink.store.get_job(id)? {
-            Some(record) => TaskLookup::Record(Box::new(record)),
-            None => TaskLookup::unknown(id),
-        })
     }
 
     /// Aborts the workers' sessions (the model really stops) and returns the
@@ -498,26 +356,17 @@ impl TaskEngine {
             .reason
             .clone()
             .unwrap_or_else(|| "canceled by task_cancel".into());
-        let mut waiting = Vec::new();
+        let mut ours = Vec::new();
         for id in &ids {
-            let job = self.sink.lock().get(id).map(|job| {
-                job.reason.send_replace(Some(CancelReason(reason.clone())));
-                job.cancel.cancel();
-                job.record.subscribe()
-            });
-            waiting.extend(job);
-        }
-        // The runner aborts the session and writes the canceled record; wait
-        // for that (bounded) so the answer shows the final state.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        for mut rx in waiting {
-            while !rx.borrow_and_update().status.is_final() {
-                let changed = tokio::time::timeout_at(deadline, rx.changed()).await;
-                match changed {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => break,
-                }
+            if self.runtime.cancel(id, &reason) {
+                ours.push(id.clone());
             }
+        }
+        // The runner aborts the session and writes the canceled record; wait for that
+        // (bounded) so the answer shows the final state.
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        for id in &ours {
+            self.runtime.await_until(id, deadline).await?;
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
@@ -527,10 +376,10 @@ impl TaskEngine {
     }
 
     fn cancel_lookup(&self, id: &str) -> Result<TaskLookup, TaskError> {
-        let lookup = self.lookup_now(id)?;
-        if let TaskLookup::Record(record) = &lookup
+        let found = self.runtime.peek(id)?;
+        if let Some(record) = &found
             && record.status == JobStatus::Running
-            && record.hub_id != self.hub_id
+            && record.hub_id != self.runtime.hub_id()
         {
             return Ok(TaskLookup::Unknown {
                 id: id.to_owned(),
@@ -541,7 +390,7 @@ impl TaskEngine {
                 ),
             });
         }
-        Ok(lookup)
+        Ok(lookup(id, found))
     }
 
     pub async fn list(&self, params: &TaskListParams) -> Result<views::Listing, TaskError> {
@@ -550,15 +399,11 @@ impl TaskEngine {
 
     /// Cancels every running job of this hub (on shutdown).
     pub fn cancel_all(&self, reason: &str) {
-        for job in self.sink.lock().values() {
-            job.reason
-                .send_replace(Some(CancelReason(reason.to_owned())));
-            job.cancel.cancel();
-        }
+        self.runtime.cancel_all(reason);
     }
 
     pub fn running_count(&self) -> usize {
-        self.sink.lock().len()
+        self.runtime.running_count()
     }
 
     fn profile_ids(&self) -> String {
@@ -568,5 +413,12 @@ impl TaskEngine {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+fn lookup(id: &str, record: Option<JobRecord>) -> TaskLookup {
+    match record {
+        Some(record) => TaskLookup::Record(Box::new(record)),
+        None => TaskLookup::unknown(id),
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{TaskEngine, TaskError};
 use orchestra_protocol::{
-    JobRecord, JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
+    JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
 };
 
 const OPS: &str = "worker.model.set, worker.model.reset (memory.put, memory.link, memory.done need the memory feature)";
@@ -61,25 +61,33 @@ impl TaskEngine {
             })?;
         self.config.profile(&worker_id)?;
 
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut record = JobRecord::start(
-            id.clone(),
+        let mut record = self.runtime.new_record(
             format!("op:{}", op.as_str()),
             params.task.clone(),
             TaskKind::Op.as_str(),
-            &self.hub_id,
         );
         record.requested_by = requested_by;
-        // Ops finish in seconds; a cancel waits for them like any other job.
-        let _ = self.open_job(&record)?;
-        let pool = self.pool.clone();
-        let sink = self.sink.clone();
+        let id = record.id.clone();
+        let job = self.runtime.open(record.clone())?;
+        let pool = self.pool().clone();
         let worker = worker_id.clone();
         let respawn = payload.respawn;
-        tokio::spawn(async move {
-            let result = match &model_op {
-                ModelOp::Set { model, policy } => pool.set_model(&worker, model, *policy).await,
-                ModelOp::Reset => pool.reset_model(&worker).await,
+        self.runtime.spawn(id.clone(), async move {
+            let work = async {
+                match &model_op {
+                    ModelOp::Set { model, policy } => pool.set_model(&worker, model, *policy).await,
+                    ModelOp::Reset => pool.reset_model(&worker).await,
+                }
+            };
+            // An op may start the worker's server to read its catalog; a cancel stops waiting.
+            let result = tokio::select! {
+                result = work => result,
+                () = job.cancelled().cancelled() => {
+                    record.error = Some(job.cancel_reason());
+                    record.finish(JobStatus::Canceled, now_ms());
+                    job.finish(&record);
+                    return;
+                }
             };
             match result {
                 Ok(resolution) => {
@@ -107,7 +115,7 @@ impl TaskEngine {
                     record.finish(JobStatus::Failed, now_ms());
                 }
             }
-            sink.finish(&record).await;
+            job.finish(&record);
         });
         Ok(TaskStartResult {
             task_id: id,

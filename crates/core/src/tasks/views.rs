@@ -21,7 +21,7 @@ const MODELS_LIMIT: u32 = 100;
 pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<Listing, TaskError> {
     let format = params
         .format
-        .unwrap_or(engine.config.ui.default_list_format);
+        .unwrap_or(engine.config().ui.default_list_format);
     let limit = params.limit.unwrap_or(match params.view {
         ListView::Models => MODELS_LIMIT,
         _ => DEFAULT_LIMIT,
@@ -38,7 +38,6 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 .map(|w| {
                     vec![
                         w.id.clone(),
-                        hub_label(w),
                         w.status.as_str().into(),
                         w.isolation.clone(),
                         w.model_ref.clone(),
@@ -54,7 +53,6 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 table(
                     &[
                         "Worker",
-                        "Hub",
                         "Status",
                         "Isolation",
                         "Model",
@@ -103,44 +101,43 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
             )
         }
         ListView::Models => models(engine, params, limit).await,
-        ListView::Workflows => crate::workflows::view::catalog(engine, limit)?,
-        ListView::Workflow => crate::workflows::view::run(engine, params.run_id.as_deref())?,
+        ListView::Workflows => super::workflow_views::catalog(engine, limit)?,
+        ListView::Workflow => super::workflow_views::run(engine, params.run_id.as_deref())?,
         ListView::Status => {
             let workers = all_workers(engine).await?;
             let jobs = recent_jobs(engine, None, 5)?;
             let running = engine.running_count();
-            let hubs = if engine.observer {
-                let mut pids: Vec<u32> = workers.iter().filter_map(|w| w.hub_pid).collect();
-                pids.dedup();
-                format!("{} hub process(es) running on this project", pids.len())
-            } else {
-                format!("hub `{}`, {running} task(s) running here", engine.hub_id)
-            };
+            let hub = format!(
+                "hub `{}` (pid {}), {running} task(s) running",
+                engine.hub_id(),
+                std::process::id()
+            );
             let rows: Vec<Vec<String>> = workers
                 .iter()
                 .map(|w| {
                     vec![
                         w.id.clone(),
-                        hub_label(w),
                         w.status.as_str().into(),
                         w.active_jobs.to_string(),
                     ]
                 })
                 .collect();
             let text = format!(
-                "## Open Orchestra\n\n{hubs}\n\n### Workers\n{}\n### Recent tasks\n{}",
-                table(&["Worker", "Hub", "Status", "Jobs"], &rows),
+                "## Open Orchestra\n\n{hub}\n\n### Workers\n{}\n### Recent tasks\n{}",
+                table(&["Worker", "Status", "Jobs"], &rows),
                 tasks_table(&jobs)
             );
             (
-                json!({"hubId": engine.hub_id, "running": running, "workers": workers, "tasks": jobs}),
+                json!({"hubId": engine.hub_id(), "hubPid": std::process::id(), "running": running, "workers": workers, "tasks": jobs}),
                 text,
             )
         }
         ListView::Output => {
             let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
             let after = params.after.unwrap_or(now_ms() - 24 * 3600 * 1000);
-            let logs = engine.store().logs_after(after, limit.max(1) * 5)?;
+            let logs = engine
+                .store()
+                .logs_after(after, limit.max(1).saturating_mul(5))?;
             let log_json: Vec<Value> = logs
                 .iter()
                 .map(|l| json!({"at": l.at, "jobId": l.job_id, "level": l.level, "message": l.message}))
@@ -162,7 +159,7 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
 }
 
 async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Value, String) {
-    let Some(conn) = engine.pool.any_conn().await else {
+    let Some(conn) = engine.pool().any_conn().await else {
         let note = "No OpenCode worker server is running, so the model catalog cannot be read yet; start any task (or `orchestra models`, which starts one) and ask again.";
         return (json!({"models": [], "note": note}), note.to_owned());
     };
@@ -226,33 +223,13 @@ pub fn models_listing(catalog: &Catalog, filter: &CatalogFilter, limit: u32) -> 
     (json, text)
 }
 
-/// Which hub runs a worker: this one, or another process on the project.
-fn hub_label(worker: &WorkerSnapshot) -> String {
-    worker
-        .hub_pid
-        .map_or_else(|| "this".to_owned(), |pid| format!("pid {pid}"))
-}
-
-/// This hub's workers (none for an observer such as the CLI) followed by the
-/// workers every other live hub on the project published to the store.
+/// This hub's workers (none for an observer, which runs no servers).
 async fn all_workers(engine: &TaskEngine) -> Result<Vec<WorkerSnapshot>, TaskError> {
-    let mut workers = if engine.observer {
+    Ok(if engine.observer {
         Vec::new()
     } else {
-        engine.pool.snapshots().await
-    };
-    let others = engine.store().live_hub_workers(
-        &orchestra_store::pid_is_alive,
-        crate::hub::STALE_AFTER_MS,
-        Some(&engine.hub_id),
-    )?;
-    for hub in others {
-        workers.extend(hub.workers.into_iter().map(|mut worker| {
-            worker.hub_pid = Some(hub.pid);
-            worker
-        }));
-    }
-    Ok(workers)
+        engine.pool().snapshots()
+    })
 }
 
 fn recent_jobs(

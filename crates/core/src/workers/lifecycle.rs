@@ -37,7 +37,7 @@ impl WorkerPool {
             });
         }
         let conn = self.start_server(key, &profile.id).await?;
-        *current = Some(conn.clone());
+        slot.replace(&mut current, Some(conn.clone()));
         drop(current);
         self.watch_server(slot, conn.clone());
         Ok(conn)
@@ -230,7 +230,7 @@ impl WorkerPool {
         let hosted = self.profiles_on(&slot.key);
         let mut current = slot.current.lock().await;
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
-            *current = None;
+            slot.replace(&mut current, None);
         }
         self.set_status(&hosted, WorkerStatus::Error, Some(reason.clone()));
         let max = self.inner.config.runtime.max_restarts;
@@ -258,7 +258,7 @@ impl WorkerPool {
             let first = hosted.first().map(|p| p.id.clone()).unwrap_or_default();
             match self.start_server(&slot.key, &first).await {
                 Ok(new_conn) => {
-                    *current = Some(new_conn.clone());
+                    slot.replace(&mut current, Some(new_conn.clone()));
                     drop(current);
                     self.watch_server(slot.clone(), new_conn);
                     return;

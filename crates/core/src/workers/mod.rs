@@ -19,9 +19,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use orchestra_protocol::{ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
+use orchestra_protocol::{EventBody, ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
 
 use crate::config::{Config, ConfigError, Isolation, Profile};
+use crate::events::EventBus;
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::OpenCodeError;
 use crate::supervisor::SupervisorError;
@@ -101,10 +102,20 @@ impl ServerKey {
 /// One server position in the pool; the conn inside is replaced on restart.
 struct Slot {
     key: ServerKey,
+    /// Held through whole starts and restarts, so concurrent tasks wait for one spawn.
     current: tokio::sync::Mutex<Option<Arc<ServerConn>>>,
+    /// What listings show of the current server. Kept apart from `current` so that showing
+    /// the workers never waits for a server that is starting.
+    shown: Mutex<Option<ShownServer>>,
     /// The models of the current server, read when it started.
     catalog: Mutex<Option<Arc<Catalog>>>,
     restarts: AtomicU32,
+}
+
+#[derive(Debug, Clone)]
+struct ShownServer {
+    url: String,
+    pid: Option<u32>,
 }
 
 /// A model that replaces a profile's own (`worker.model.set`, sticky tasks).
@@ -142,6 +153,7 @@ impl Default for WorkerState {
 struct PoolInner {
     config: Arc<Config>,
     launch: LaunchSettings,
+    events: EventBus,
     slots: Mutex<HashMap<ServerKey, Arc<Slot>>>,
     workers: Mutex<HashMap<String, WorkerState>>,
     overrides: Mutex<HashMap<String, ModelOverride>>,
@@ -174,9 +186,13 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// Notes activity; not an event (it changes on every streamed token).
     pub fn touch(&self) {
         self.pool
-            .update(&self.profile.id, |w| w.last_activity_at = Some(now_ms()));
+            .lock_workers()
+            .entry(self.profile.id.clone())
+            .or_default()
+            .last_activity_at = Some(now_ms());
     }
 
     /// A sticky task model becomes the worker's model for later tasks.
@@ -212,11 +228,12 @@ impl Drop for Lease {
 }
 
 impl WorkerPool {
-    pub fn new(config: Arc<Config>, launch: LaunchSettings) -> WorkerPool {
+    pub fn new(config: Arc<Config>, launch: LaunchSettings, events: EventBus) -> WorkerPool {
         WorkerPool {
             inner: Arc::new(PoolInner {
                 config,
                 launch,
+                events,
                 slots: Mutex::new(HashMap::new()),
                 workers: Mutex::new(HashMap::new()),
                 overrides: Mutex::new(HashMap::new()),
@@ -410,48 +427,61 @@ impl WorkerPool {
         self.update(profile_id, |w| w.warning = Some(warning));
     }
 
-    pub async fn snapshots(&self) -> Vec<WorkerSnapshot> {
-        let mut out = Vec::new();
-        for profile in self.inner.config.profiles.values() {
-            let key = self.key_for(profile);
-            let slot = self.slot(&key);
-            let conn = slot.current.lock().await.clone();
-            let state = self
-                .lock_workers()
-                .get(&profile.id)
-                .cloned()
-                .unwrap_or_default();
-            let (url, pid) = match &conn {
-                Some(conn) => (Some(conn.client.base_url().to_owned()), conn.pid()),
-                None => (None, None),
-            };
-            let port = url
-                .as_deref()
-                .and_then(|u| u.rsplit(':').next())
-                .and_then(|p| p.trim_end_matches('/').parse().ok());
-            out.push(WorkerSnapshot {
-                id: profile.id.clone(),
-                name: profile.name.clone(),
-                status: state.status,
-                model_ref: self.model_ref(profile),
-                model: state.model,
-                model_resolution: state.model_resolution,
-                model_policy: self.lock_overrides().get(&profile.id).map(|o| o.policy),
-                agent: profile.agent_name(),
-                isolation: key_isolation(&key).into(),
-                server_url: url,
-                port,
-                pid,
-                active_jobs: state.active_jobs,
-                last_activity_at: state.last_activity_at,
-                restarts: slot.restarts.load(Ordering::Relaxed),
-                warning: state.warning,
-                purpose: profile.purpose.clone(),
-                read_only: profile.read_only(),
-                hub_pid: None,
-            });
+    /// Every profile's worker as it is now. Never waits for a starting server.
+    pub fn snapshots(&self) -> Vec<WorkerSnapshot> {
+        self.inner
+            .config
+            .profiles
+            .values()
+            .map(|profile| self.snapshot_of(profile))
+            .collect()
+    }
+
+    fn snapshot_of(&self, profile: &Profile) -> WorkerSnapshot {
+        let key = self.key_for(profile);
+        let slot = self.slot(&key);
+        let shown = slot.shown_now();
+        let state = self
+            .lock_workers()
+            .get(&profile.id)
+            .cloned()
+            .unwrap_or_default();
+        let port = shown
+            .as_ref()
+            .and_then(|s| s.url.rsplit(':').next())
+            .and_then(|p| p.trim_end_matches('/').parse().ok());
+        WorkerSnapshot {
+            id: profile.id.clone(),
+            name: profile.name.clone(),
+            status: state.status,
+            model_ref: self.model_ref(profile),
+            model: state.model,
+            model_resolution: state.model_resolution,
+            model_policy: self.lock_overrides().get(&profile.id).map(|o| o.policy),
+            agent: profile.agent_name(),
+            isolation: key_isolation(&key).into(),
+            server_url: shown.as_ref().map(|s| s.url.clone()),
+            port,
+            pid: shown.and_then(|s| s.pid),
+            active_jobs: state.active_jobs,
+            last_activity_at: state.last_activity_at,
+            restarts: slot.restarts.load(Ordering::Relaxed),
+            warning: state.warning,
+            purpose: profile.purpose.clone(),
+            read_only: profile.read_only(),
         }
-        out
+    }
+
+    /// Publishes the current state of these workers on the event bus.
+    fn announce<'a>(&self, profile_ids: impl IntoIterator<Item = &'a str>) {
+        for id in profile_ids {
+            if let Ok(profile) = self.inner.config.profile(id) {
+                let worker = self.snapshot_of(profile);
+                self.inner.events.publish(EventBody::WorkerStatus {
+                    worker: Box::new(worker),
+                });
+            }
+        }
     }
 
     /// Stops every server we own; later `acquire` calls fail.
@@ -459,16 +489,17 @@ impl WorkerPool {
         self.inner.shutdown.cancel();
         let slots: Vec<Arc<Slot>> = self.lock_slots().values().cloned().collect();
         for slot in slots {
-            let conn = slot.current.lock().await.take();
+            let mut current = slot.current.lock().await;
+            let conn = current.take();
+            slot.replace(&mut current, None);
+            drop(current);
             if let Some(conn) = conn {
                 conn.fail_all("the hub is shutting down");
                 conn.shutdown(Duration::from_secs(3)).await;
             }
         }
-        let mut workers = self.lock_workers();
-        for state in workers.values_mut() {
-            state.status = WorkerStatus::Stopped;
-        }
+        let profiles: Vec<Profile> = self.inner.config.profiles.values().cloned().collect();
+        self.set_status(&profiles, WorkerStatus::Stopped, None);
     }
 
     fn key_for(&self, profile: &Profile) -> ServerKey {
@@ -499,6 +530,7 @@ impl WorkerPool {
                 Arc::new(Slot {
                     key: key.clone(),
                     current: tokio::sync::Mutex::new(None),
+                    shown: Mutex::new(None),
                     catalog: Mutex::new(None),
                     restarts: AtomicU32::new(0),
                 })
@@ -507,21 +539,28 @@ impl WorkerPool {
     }
 
     fn set_status(&self, profiles: &[Profile], status: WorkerStatus, warning: Option<String>) {
-        let mut workers = self.lock_workers();
-        for profile in profiles {
-            let state = workers.entry(profile.id.clone()).or_default();
-            state.status = if status == WorkerStatus::Ready && state.active_jobs > 0 {
-                WorkerStatus::Busy
-            } else {
-                status
-            };
-            state.warning = warning.clone();
+        {
+            let mut workers = self.lock_workers();
+            for profile in profiles {
+                let state = workers.entry(profile.id.clone()).or_default();
+                state.status = if status == WorkerStatus::Ready && state.active_jobs > 0 {
+                    WorkerStatus::Busy
+                } else {
+                    status
+                };
+                state.warning = warning.clone();
+            }
         }
+        self.announce(profiles.iter().map(|p| p.id.as_str()));
     }
 
+    /// Changes one worker's state and publishes it.
     fn update(&self, profile_id: &str, f: impl FnOnce(&mut WorkerState)) {
-        let mut workers = self.lock_workers();
-        f(workers.entry(profile_id.to_owned()).or_default());
+        f(self
+            .lock_workers()
+            .entry(profile_id.to_owned())
+            .or_default());
+        self.announce([profile_id]);
     }
 
     fn lock_workers(&self) -> std::sync::MutexGuard<'_, HashMap<String, WorkerState>> {
@@ -547,6 +586,27 @@ impl WorkerPool {
 }
 
 impl Slot {
+    /// Replaces the current server (under the `current` lock the caller holds) and what
+    /// listings show of it.
+    fn replace(&self, current: &mut Option<Arc<ServerConn>>, conn: Option<Arc<ServerConn>>) {
+        *self
+            .shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            conn.as_ref().map(|conn| ShownServer {
+                url: conn.client.base_url().to_owned(),
+                pid: conn.pid(),
+            });
+        *current = conn;
+    }
+
+    fn shown_now(&self) -> Option<ShownServer> {
+        self.shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn catalog_now(&self) -> Option<Arc<Catalog>> {
         self.catalog
             .lock()

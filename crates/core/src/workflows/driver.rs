@@ -1,24 +1,25 @@
 //! Runs a workflow's steps as worker jobs, gates pauses, and writes the run at every step
 //! boundary and the workflow job at the end.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use orchestra_protocol::{
-    JobRecord, JobReport, JobStatus, TaskCancelParams, TaskKind, TaskStartParams, WorkflowRun,
-    WorkflowRunStatus, WorkflowStepResult, WorkflowStepStatus, now_ms,
+    EventBody, JobRecord, JobReport, JobStatus, TaskKind, WorkflowRun, WorkflowRunStatus,
+    WorkflowStepEvent, WorkflowStepResult, WorkflowStepStatus, now_ms,
 };
 use serde_json::json;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::tasks::{CancelReason, TaskEngine};
+use crate::jobs::{JobHandle, WorkerJob, attachments};
 
-use super::carry;
 use super::limits::budget_tokens;
+use super::{Workflows, carry, run_event};
+
+/// How long a canceled workflow waits for its steps' sessions to be aborted.
+const STEP_CANCEL_WAIT: Duration = Duration::from_secs(10);
 
 /// How a stretch of the run ended.
 enum End {
@@ -44,12 +45,11 @@ impl Clock {
 }
 
 pub(super) async fn drive(
-    engine: TaskEngine,
+    flows: Workflows,
     mut run: WorkflowRun,
     definition: WorkflowDefinition,
     mut record: JobRecord,
-    cancel: CancellationToken,
-    reason: watch::Receiver<Option<CancelReason>>,
+    job: JobHandle,
 ) {
     let execution: WorkflowExecution = parse_ui(&run.ui.execution);
     let intervene: WorkflowIntervene = parse_ui(&run.ui.intervene);
@@ -73,9 +73,9 @@ pub(super) async fn drive(
             workers_of(step)
         ));
         record.progress.last_activity_at = Some(now_ms());
-        engine.sink().publish(&record, true);
+        job.publish(&record, true);
 
-        let ran = run_step(&engine, &mut run, &definition, step, &clock, &cancel).await;
+        let ran = run_step(&flows, &job, &mut run, &definition, step, &clock).await;
         let members = run_members(&run, step);
         let failed: Vec<&WorkflowStepResult> = members
             .iter()
@@ -90,12 +90,12 @@ pub(super) async fn drive(
                 r.error.as_deref().unwrap_or("")
             )
         });
-        save(&engine, &mut run, &clock);
+        save(&flows, &mut run, &clock);
 
         // A canceled workflow job (task_cancel or hub shutdown) pauses the run; the
         // interrupted step runs again on resume.
-        if cancel.is_cancelled() || ran.is_err() {
-            let why = cancel_text(&reason);
+        if job.cancelled().is_cancelled() || ran.is_err() {
+            let why = job.cancel_reason();
             break End::Paused {
                 reason: format!(
                     "canceled ({why}) during step `{}`; resume to run it again",
@@ -149,24 +149,20 @@ pub(super) async fn drive(
             };
         }
     };
-    finish(&engine, run, &definition, record, end, &clock).await;
+    finish(&flows, run, &definition, record, job, end, &clock);
 }
 
 /// Starts the step's workers (every member of a group at once; on a retry only the members
 /// that did not succeed) and waits for all of them. `Err` when the workflow job was canceled.
 async fn run_step(
-    engine: &TaskEngine,
+    flows: &Workflows,
+    job: &JobHandle,
     run: &mut WorkflowRun,
     definition: &WorkflowDefinition,
     step: &WorkflowStep,
     clock: &Clock,
-    cancel: &CancellationToken,
 ) -> Result<(), ()> {
-    let members: Vec<&WorkflowStep> = if step.parallel.is_empty() {
-        vec![step]
-    } else {
-        step.parallel.iter().collect()
-    };
+    let runtime = job.runtime();
     let remaining = run
         .limits
         .max_run_ms
@@ -174,7 +170,7 @@ async fn run_step(
         .max(1);
     let first = run.current_step_index == 0;
     let mut started: Vec<(String, String)> = Vec::new();
-    for member in members {
+    for member in step.members() {
         if result(run, &member.id).is_some_and(|r| r.status == WorkflowStepStatus::Success) {
             continue;
         }
@@ -183,24 +179,7 @@ async fn run_step(
             .unwrap_or(run.limits.per_step_timeout_ms)
             .min(run.limits.per_step_timeout_ms)
             .min(remaining);
-        let params = TaskStartParams {
-            kind: TaskKind::Worker,
-            task: render(&member.prompt, run, definition),
-            worker_id: Some(member.worker_id.clone()),
-            model: member.model.clone(),
-            attachments: if first {
-                run.attachments.clone()
-            } else {
-                Vec::new()
-            },
-            auto_spawn: Some(run.auto_spawn),
-            timeout_ms: Some(timeout),
-            ..TaskStartParams::default()
-        };
-        let started_job = engine.start(
-            params,
-            Some(format!("workflow:{}/{}", run.workflow_id, run.run_id)),
-        );
+        let launched = start_member(flows, run, definition, member, first, timeout);
         let Some(slot) = result_mut(run, &member.id) else {
             continue;
         };
@@ -216,34 +195,33 @@ async fn run_step(
                 ..WorkflowStepResult::default()
             }
         };
-        match started_job {
-            Ok(result) => {
-                slot.task_id = Some(result.task_id.clone());
-                started.push((member.id.clone(), result.task_id));
+        match launched {
+            Ok(task_id) => {
+                slot.task_id = Some(task_id.clone());
+                started.push((member.id.clone(), task_id));
             }
             Err(err) => {
                 slot.status = WorkflowStepStatus::Error;
-                slot.error = Some(err.to_string());
+                slot.error = Some(err);
                 stamp_finish(slot);
             }
         }
+        step_event(runtime, run, &member.id);
     }
-    save(engine, run, clock);
+    save(flows, run, clock);
 
-    let waits = join_all(started.iter().map(|(_, task)| engine.wait_final(task)));
+    let waits = join_all(started.iter().map(|(_, task)| runtime.wait_final(task)));
     let records = tokio::select! {
         records = waits => records,
-        () = cancel.cancelled() => {
-            let ids: Vec<String> = started.iter().map(|(_, task)| task.clone()).collect();
-            let answer = engine
-                .cancel(&TaskCancelParams {
-                    task_ids: ids,
-                    reason: Some("the workflow was canceled".into()),
-                    ..TaskCancelParams::default()
-                })
-                .await;
-            if let Err(err) = answer {
-                tracing::warn!(error = %err, "canceling workflow steps failed");
+        () = job.cancelled().cancelled() => {
+            for (_, task) in &started {
+                runtime.cancel(task, "the workflow was canceled");
+            }
+            let deadline = tokio::time::Instant::now() + STEP_CANCEL_WAIT;
+            for (_, task) in &started {
+                if let Err(err) = runtime.await_until(task, deadline).await {
+                    tracing::warn!(error = %err, "waiting for a canceled workflow step failed");
+                }
             }
             for (id, _) in &started {
                 if let Some(slot) = result_mut(run, id) {
@@ -251,6 +229,7 @@ async fn run_step(
                     slot.error = Some("canceled with the workflow".into());
                     stamp_finish(slot);
                 }
+                step_event(runtime, run, id);
             }
             return Err(());
         }
@@ -285,19 +264,85 @@ async fn run_step(
             }
         }
         stamp_finish(slot);
+        step_event(runtime, run, id);
     }
     add_carry(run, step);
     Ok(())
 }
 
+/// Records and starts one member's worker job; the error text says why it could not start.
+/// Attachments go to the first step only, as in the original.
+fn start_member(
+    flows: &Workflows,
+    run: &WorkflowRun,
+    definition: &WorkflowDefinition,
+    member: &WorkflowStep,
+    first: bool,
+    timeout: u64,
+) -> Result<String, String> {
+    let config = flows.config();
+    config
+        .profile(&member.worker_id)
+        .map_err(|err| err.to_string())?;
+    let prepared = if first {
+        attachments::prepare(
+            &run.attachments,
+            flows.project_dir(),
+            config.tasks.max_attachment_bytes,
+        )
+        .map_err(|err| err.to_string())?
+    } else {
+        Vec::new()
+    };
+    let task = render(&member.prompt, run, definition);
+    let mut record = flows.runtime.new_record(
+        member.worker_id.clone(),
+        task.clone(),
+        TaskKind::Worker.as_str(),
+    );
+    record.requested_by = Some(format!("workflow:{}/{}", run.workflow_id, run.run_id));
+    let job = WorkerJob {
+        profile_id: member.worker_id.clone(),
+        task,
+        from: None,
+        model: member.model.clone(),
+        model_policy: config.tasks.default_model_policy,
+        attachments: prepared,
+        auto_spawn: run.auto_spawn,
+        timeout: Duration::from_millis(timeout),
+        retry_limit: config.tasks.provider_retry_limit,
+    };
+    flows
+        .runtime
+        .start_worker(record, job)
+        .map_err(|err| err.to_string())
+}
+
+/// Publishes one member's result as it is now.
+fn step_event(runtime: &crate::jobs::JobRuntime, run: &WorkflowRun, member_id: &str) {
+    let Some((index, step)) = run
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.id == member_id)
+    else {
+        return;
+    };
+    runtime
+        .bus()
+        .publish(EventBody::WorkflowStep(WorkflowStepEvent {
+            run_id: run.run_id.clone(),
+            job_id: run.job_id.clone(),
+            workflow_id: run.workflow_id.clone(),
+            index,
+            step: step.clone(),
+        }));
+}
+
 /// On success of every member, appends the carrying members' handoffs (in order) to the
 /// carry; trimming and missing headings become warnings on the member.
 fn add_carry(run: &mut WorkflowRun, step: &WorkflowStep) {
-    let members: Vec<&WorkflowStep> = if step.parallel.is_empty() {
-        vec![step]
-    } else {
-        step.parallel.iter().collect()
-    };
+    let members = step.members();
     let all_ok = members
         .iter()
         .all(|m| result(run, &m.id).is_some_and(|r| r.status == WorkflowStepStatus::Success));
@@ -404,14 +449,10 @@ fn result_mut<'a>(run: &'a mut WorkflowRun, id: &str) -> Option<&'a mut Workflow
 
 /// The results of a top-level step: itself, or its group's members.
 fn run_members<'a>(run: &'a WorkflowRun, step: &WorkflowStep) -> Vec<&'a WorkflowStepResult> {
-    if step.parallel.is_empty() {
-        result(run, &step.id).into_iter().collect()
-    } else {
-        step.parallel
-            .iter()
-            .filter_map(|m| result(run, &m.id))
-            .collect()
-    }
+    step.members()
+        .into_iter()
+        .filter_map(|m| result(run, &m.id))
+        .collect()
 }
 
 fn workers_of(step: &WorkflowStep) -> String {
@@ -450,20 +491,29 @@ fn over_budget(run: &WorkflowRun, clock: &Clock) -> Option<String> {
     None
 }
 
-/// Writes the run; a failed write is logged, because the job record still tells the outcome.
-fn save(engine: &TaskEngine, run: &mut WorkflowRun, clock: &Clock) {
+/// Writes the run while this hub still owns it; a failed write is logged, because the job
+/// record still tells the outcome.
+fn save(flows: &Workflows, run: &mut WorkflowRun, clock: &Clock) {
     run.active_ms = clock.active_ms();
     run.updated_at = now_ms();
-    if let Err(err) = engine.store().save_run(run) {
-        tracing::error!(run = %run.run_id, error = %err, "saving the workflow run failed");
+    match flows.runtime.store().save_run_owned(run) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            run = %run.run_id,
+            "the store refused a run write: the run was paused or taken over by another hub"
+        ),
+        Err(err) => {
+            tracing::error!(run = %run.run_id, error = %err, "saving the workflow run failed");
+        }
     }
 }
 
-async fn finish(
-    engine: &TaskEngine,
+fn finish(
+    flows: &Workflows,
     mut run: WorkflowRun,
     definition: &WorkflowDefinition,
     mut record: JobRecord,
+    job: JobHandle,
     end: End,
     clock: &Clock,
 ) {
@@ -510,14 +560,15 @@ async fn finish(
             (JobStatus::Failed, last_output, Some(reason))
         }
     };
-    save(engine, &mut run, clock);
+    save(flows, &mut run, clock);
+    flows.runtime.bus().publish(run_event(&run));
     record.report = Some(report(&run, definition));
     record.usage = run.usage;
     record.model = run.steps.iter().rev().find_map(|r| r.model.clone());
     record.response_text = response;
     record.error = error;
     record.finish(job_status, now_ms());
-    engine.sink().finish(&record).await;
+    job.finish(&record);
 }
 
 /// The original's report: `summary` is `<name> (<id>)`, `details` a JSON string of
@@ -560,11 +611,4 @@ fn report(run: &WorkflowRun, definition: &WorkflowDefinition) -> JobReport {
 
 fn parse_ui<T: serde::de::DeserializeOwned + Default>(name: &str) -> T {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).unwrap_or_default()
-}
-
-fn cancel_text(reason: &watch::Receiver<Option<CancelReason>>) -> String {
-    reason
-        .borrow()
-        .as_ref()
-        .map_or_else(|| "canceled".to_owned(), |r| r.0.clone())
 }

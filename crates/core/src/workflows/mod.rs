@@ -12,25 +12,29 @@
 //! - [`catalog`]: built-ins + `workflows.definitions` + `.opencode/workflows/*.json`.
 //! - [`limits`]: caps and budgets, checked before anything runs.
 //! - [`carry`]: the handoff between steps.
-//! - [`view`]: the `workflows` and `workflow` views of `task_list`.
 //! - `driver`: runs the steps, gates pauses, writes the job and the run.
+//!
+//! Workflows sit on the job runtime (`crate::jobs`): each step is an ordinary worker job, and
+//! the workflow itself is a job whose task is the driver. Nothing here knows about the task
+//! facade above.
 
 pub mod builtin;
 pub mod carry;
 pub mod catalog;
 mod driver;
 pub mod limits;
-pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use orchestra_protocol::{
-    JobRecord, JobStatus, TaskKind, TaskStartParams, TaskStartResult, WorkflowRun,
-    WorkflowRunStatus, WorkflowRunUi, WorkflowStepResult, now_ms,
+    Attachment, EventBody, JobRecord, TaskKind, WorkflowRun, WorkflowRunEvent, WorkflowRunStatus,
+    WorkflowRunUi, WorkflowStepResult, now_ms,
 };
-use orchestra_store::pid_is_alive;
+use orchestra_store::{HUB_STALE_AFTER_MS, StoreError, pid_is_alive};
 
-use crate::config::WorkflowDefinition;
-use crate::hub::STALE_AFTER_MS;
-use crate::tasks::{TaskEngine, TaskError};
+use crate::config::{Config, WorkflowDefinition};
+use crate::jobs::{JobError, JobRuntime};
 pub use catalog::{Catalog, Entry, Source};
 
 #[derive(Debug, thiserror::Error)]
@@ -113,111 +117,214 @@ pub enum WorkflowError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Job(#[from] JobError),
 }
 
-/// `task_start` with `kind: "workflow"`: a new run (`workflowId`) or a resumed one
-/// (`continueRunId`). Returns at once; the job's record tells how the run went.
-pub fn start(
-    engine: &TaskEngine,
-    params: TaskStartParams,
-    requested_by: Option<String>,
-) -> Result<TaskStartResult, TaskError> {
-    if let Some(run_id) = params.continue_run_id.clone() {
-        return resume(engine, &run_id, requested_by);
+impl From<StoreError> for WorkflowError {
+    fn from(err: StoreError) -> Self {
+        WorkflowError::Job(JobError::Store(err))
     }
-    let Some(workflow_id) = params.workflow_id.clone() else {
-        return Err(WorkflowError::MissingId.into());
-    };
-    let config = engine.config();
-    if !config.workflows.enabled {
-        return Err(WorkflowError::Disabled { id: workflow_id }.into());
-    }
-    let catalog = Catalog::load(config, engine.project_dir());
-    let definition = catalog.find(&workflow_id)?.definition.clone();
-    let limits = limits::effective(config, &definition)?;
-    limits::check_run(&definition, &limits, &params.task)?;
-
-    let record = job_record(engine, &definition, &params.task, requested_by);
-    let now = now_ms();
-    let run = WorkflowRun {
-        run_id: uuid::Uuid::new_v4().to_string(),
-        workflow_id: definition.id.clone(),
-        workflow_name: definition.name.clone(),
-        task: params.task.clone(),
-        auto_spawn: params
-            .auto_spawn
-            .unwrap_or(config.tasks.default_auto_spawn && config.auto_spawn),
-        limits,
-        attachments: params.attachments.clone(),
-        ui: WorkflowRunUi {
-            execution: ui_name(config.workflows.ui.execution),
-            intervene: ui_name(config.workflows.ui.intervene),
-        },
-        status: WorkflowRunStatus::Running,
-        current_step_index: 0,
-        steps: step_results(&definition),
-        carry: String::new(),
-        started_at: now,
-        updated_at: now,
-        finished_at: None,
-        active_ms: 0,
-        usage: Default::default(),
-        reason: None,
-        hub_id: engine.hub_id().to_owned(),
-        job_id: record.id.clone(),
-        job_ids: vec![record.id.clone()],
-        definition: serde_json::to_value(&definition).unwrap_or_default(),
-    };
-    engine.store().save_run(&run)?;
-    launch(engine, run, definition, record)
 }
 
-fn resume(
-    engine: &TaskEngine,
-    run_id: &str,
-    requested_by: Option<String>,
-) -> Result<TaskStartResult, TaskError> {
-    let store = engine.store();
-    store.recover_interrupted_runs(&pid_is_alive, STALE_AFTER_MS)?;
-    let Some(mut run) = store.get_run(run_id)? else {
-        return Err(WorkflowError::UnknownRun { id: run_id.into() }.into());
-    };
-    match run.status {
-        WorkflowRunStatus::Paused => {}
-        WorkflowRunStatus::Running => return Err(busy(&run).into()),
-        WorkflowRunStatus::Success | WorkflowRunStatus::Error => {
-            return Err(WorkflowError::RunFinished {
-                id: run.run_id.clone(),
-                status: run.status.as_str(),
-                workflow: run.workflow_id.clone(),
-            }
-            .into());
+/// What a caller asks of a workflow: a new run, or the resumption of a paused one.
+pub struct WorkflowRequest {
+    pub workflow_id: Option<String>,
+    pub continue_run_id: Option<String>,
+    pub task: String,
+    pub attachments: Vec<Attachment>,
+    pub auto_spawn: Option<bool>,
+}
+
+/// A run that was started or resumed: its workflow job and run ids.
+pub struct StartedRun {
+    pub job_id: String,
+    pub job_label: String,
+    pub workflow_id: String,
+    pub run_id: String,
+}
+
+/// Starts, resumes and lists workflow runs. Cheap to clone.
+#[derive(Clone)]
+pub struct Workflows {
+    runtime: JobRuntime,
+    config: Arc<Config>,
+    project_dir: PathBuf,
+}
+
+impl Workflows {
+    pub fn new(runtime: JobRuntime, config: Arc<Config>, project_dir: PathBuf) -> Workflows {
+        Workflows {
+            runtime,
+            config,
+            project_dir,
         }
     }
-    let definition: WorkflowDefinition =
-        serde_json::from_value(run.definition.clone()).map_err(|source| {
-            WorkflowError::CorruptDefinition {
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn project_dir(&self) -> &Path {
+        &self.project_dir
+    }
+
+    /// Built-ins, `workflows.definitions` and the project's workflow files.
+    pub fn catalog(&self) -> Catalog {
+        Catalog::load(&self.config, &self.project_dir)
+    }
+
+    /// A new run (`workflowId`) or a resumed one (`continueRunId`). Returns at once; the
+    /// workflow job's record tells how the run went.
+    pub fn start(
+        &self,
+        request: WorkflowRequest,
+        requested_by: Option<String>,
+    ) -> Result<StartedRun, WorkflowError> {
+        if let Some(run_id) = request.continue_run_id.clone() {
+            return self.resume(&run_id, requested_by);
+        }
+        let Some(workflow_id) = request.workflow_id.clone() else {
+            return Err(WorkflowError::MissingId);
+        };
+        let config = &self.config;
+        if !config.workflows.enabled {
+            return Err(WorkflowError::Disabled { id: workflow_id });
+        }
+        let catalog = self.catalog();
+        let definition = catalog.find(&workflow_id)?.definition.clone();
+        let limits = limits::effective(config, &definition)?;
+        limits::check_run(&definition, &limits, &request.task)?;
+
+        let record = self.job_record(&definition, &request.task, requested_by);
+        let now = now_ms();
+        let run = WorkflowRun {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            workflow_id: definition.id.clone(),
+            workflow_name: definition.name.clone(),
+            task: request.task.clone(),
+            auto_spawn: request
+                .auto_spawn
+                .unwrap_or(config.tasks.default_auto_spawn && config.auto_spawn),
+            limits,
+            attachments: request.attachments,
+            ui: WorkflowRunUi {
+                execution: ui_name(config.workflows.ui.execution),
+                intervene: ui_name(config.workflows.ui.intervene),
+            },
+            status: WorkflowRunStatus::Running,
+            current_step_index: 0,
+            steps: step_results(&definition),
+            carry: String::new(),
+            started_at: now,
+            updated_at: now,
+            finished_at: None,
+            active_ms: 0,
+            usage: Default::default(),
+            reason: None,
+            hub_id: self.runtime.hub_id().to_owned(),
+            job_id: record.id.clone(),
+            job_ids: vec![record.id.clone()],
+            definition: serde_json::to_value(&definition).unwrap_or_default(),
+        };
+        self.runtime.store().save_run(&run)?;
+        self.launch(run, definition, record)
+    }
+
+    fn resume(
+        &self,
+        run_id: &str,
+        requested_by: Option<String>,
+    ) -> Result<StartedRun, WorkflowError> {
+        let store = self.runtime.store();
+        store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS)?;
+        let Some(mut run) = store.get_run(run_id)? else {
+            return Err(WorkflowError::UnknownRun { id: run_id.into() });
+        };
+        match run.status {
+            WorkflowRunStatus::Paused => {}
+            WorkflowRunStatus::Running => return Err(busy(&run)),
+            WorkflowRunStatus::Success | WorkflowRunStatus::Error => {
+                return Err(WorkflowError::RunFinished {
+                    id: run.run_id.clone(),
+                    status: run.status.as_str(),
+                    workflow: run.workflow_id.clone(),
+                });
+            }
+        }
+        let definition: WorkflowDefinition = serde_json::from_value(run.definition.clone())
+            .map_err(|source| WorkflowError::CorruptDefinition {
                 id: run.run_id.clone(),
                 source,
-            }
-        })?;
-    // The limits of now: a cap lowered while the run was paused applies to the rest of it.
-    run.limits = limits::effective(engine.config(), &definition)?;
-    limits::check_run(&definition, &run.limits, &run.task)?;
+            })?;
+        // The limits of now: a cap lowered while the run was paused applies to the rest of it.
+        run.limits = limits::effective(&self.config, &definition)?;
+        limits::check_run(&definition, &run.limits, &run.task)?;
 
-    let record = job_record(engine, &definition, &run.task, requested_by);
-    run.status = WorkflowRunStatus::Running;
-    run.reason = None;
-    run.hub_id = engine.hub_id().to_owned();
-    run.job_id = record.id.clone();
-    run.job_ids.push(record.id.clone());
-    run.updated_at = now_ms();
-    if !store.save_run_if(&run, WorkflowRunStatus::Paused)? {
-        // Another hub resumed it between our read and our write.
-        let now = store.get_run(run_id)?.unwrap_or(run);
-        return Err(busy(&now).into());
+        let record = self.job_record(&definition, &run.task, requested_by);
+        run.status = WorkflowRunStatus::Running;
+        run.reason = None;
+        run.hub_id = self.runtime.hub_id().to_owned();
+        run.job_id = record.id.clone();
+        run.job_ids.push(record.id.clone());
+        run.updated_at = now_ms();
+        if !store.save_run_if(&run, WorkflowRunStatus::Paused)? {
+            // Another hub resumed it between our read and our write.
+            let now = store.get_run(run_id)?.unwrap_or(run);
+            return Err(busy(&now));
+        }
+        self.launch(run, definition, record)
     }
-    launch(engine, run, definition, record)
+
+    fn job_record(
+        &self,
+        definition: &WorkflowDefinition,
+        task: &str,
+        requested_by: Option<String>,
+    ) -> JobRecord {
+        let mut record = self.runtime.new_record(
+            format!("workflow:{}", definition.id),
+            task.to_owned(),
+            TaskKind::Workflow.as_str(),
+        );
+        record.requested_by = requested_by;
+        record
+    }
+
+    fn launch(
+        &self,
+        run: WorkflowRun,
+        definition: WorkflowDefinition,
+        record: JobRecord,
+    ) -> Result<StartedRun, WorkflowError> {
+        let handle = self.runtime.open(record.clone())?;
+        let started = StartedRun {
+            job_id: record.id.clone(),
+            job_label: record.worker_id.clone(),
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.run_id.clone(),
+        };
+        self.runtime.bus().publish(run_event(&run));
+        self.runtime.spawn(
+            record.id.clone(),
+            driver::drive(self.clone(), run, definition, record, handle),
+        );
+        Ok(started)
+    }
+
+    /// A run as stored now (pausing it first if its hub died).
+    pub fn get_run(&self, run_id: &str) -> Result<Option<WorkflowRun>, WorkflowError> {
+        let store = self.runtime.store();
+        store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS)?;
+        Ok(store.get_run(run_id)?)
+    }
+
+    /// Recent runs, newest first.
+    pub fn list_runs(&self, limit: u32) -> Result<Vec<WorkflowRun>, WorkflowError> {
+        let store = self.runtime.store();
+        store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS)?;
+        Ok(store.list_runs(None, limit)?)
+    }
 }
 
 fn busy(run: &WorkflowRun) -> WorkflowError {
@@ -228,50 +335,17 @@ fn busy(run: &WorkflowRun) -> WorkflowError {
     }
 }
 
-fn job_record(
-    engine: &TaskEngine,
-    definition: &WorkflowDefinition,
-    task: &str,
-    requested_by: Option<String>,
-) -> JobRecord {
-    let mut record = JobRecord::start(
-        uuid::Uuid::new_v4().to_string(),
-        format!("workflow:{}", definition.id),
-        task.to_owned(),
-        TaskKind::Workflow.as_str(),
-        engine.hub_id(),
-    );
-    record.requested_by = requested_by;
-    record
-}
-
-fn launch(
-    engine: &TaskEngine,
-    run: WorkflowRun,
-    definition: WorkflowDefinition,
-    record: JobRecord,
-) -> Result<TaskStartResult, TaskError> {
-    let (cancel, reason) = engine.open_job(&record)?;
-    let result = TaskStartResult {
-        task_id: record.id.clone(),
-        kind: TaskKind::Workflow,
-        worker_id: Some(record.worker_id.clone()),
-        workflow_id: Some(run.workflow_id.clone()),
-        continue_run_id: Some(run.run_id.clone()),
-        op: None,
-        route_reason: None,
-        status: JobStatus::Running,
-        next: "task_await".into(),
-    };
-    tokio::spawn(driver::drive(
-        engine.clone(),
-        run,
-        definition,
-        record,
-        cancel,
-        reason,
-    ));
-    Ok(result)
+/// The run-level event for a run as it is now.
+fn run_event(run: &WorkflowRun) -> EventBody {
+    EventBody::WorkflowRun(WorkflowRunEvent {
+        run_id: run.run_id.clone(),
+        job_id: run.job_id.clone(),
+        workflow_id: run.workflow_id.clone(),
+        status: run.status,
+        current_step_index: run.current_step_index,
+        reason: run.reason.clone(),
+        usage: run.usage,
+    })
 }
 
 /// A pending result for every worker step, group members flattened in order.
@@ -279,12 +353,7 @@ fn step_results(definition: &WorkflowDefinition) -> Vec<WorkflowStepResult> {
     let mut out = Vec::new();
     for step in &definition.steps {
         let group = (!step.parallel.is_empty()).then(|| step.id.clone());
-        let members: Vec<_> = if step.parallel.is_empty() {
-            vec![step]
-        } else {
-            step.parallel.iter().collect()
-        };
-        out.extend(members.into_iter().map(|m| WorkflowStepResult {
+        out.extend(step.members().into_iter().map(|m| WorkflowStepResult {
             id: m.id.clone(),
             title: m.title.clone(),
             worker_id: m.worker_id.clone(),
@@ -301,18 +370,4 @@ fn ui_name<T: serde::Serialize>(value: T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-/// A run as stored now (pausing it first if its hub died).
-pub fn get_run(engine: &TaskEngine, run_id: &str) -> Result<Option<WorkflowRun>, TaskError> {
-    let store = engine.store();
-    store.recover_interrupted_runs(&pid_is_alive, STALE_AFTER_MS)?;
-    Ok(store.get_run(run_id)?)
-}
-
-/// Recent runs, newest first.
-pub fn list_runs(engine: &TaskEngine, limit: u32) -> Result<Vec<WorkflowRun>, TaskError> {
-    let store = engine.store();
-    store.recover_interrupted_runs(&pid_is_alive, STALE_AFTER_MS)?;
-    Ok(store.list_runs(None, limit)?)
 }

@@ -128,7 +128,6 @@ impl World {
             .engine()
             .pool()
             .snapshots()
-            .await
             .iter()
             .filter_map(|w| w.pid)
             .collect();

@@ -1,14 +1,14 @@
 //! Runs one job on one fresh OpenCode session, driven by the server's events.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orchestra_protocol::{
-    AttachmentType, JobRecord, JobStatus, ModelPolicy, PermissionAnswer, TokenUsage, now_ms,
+    AttachmentType, EventBody, JobRecord, JobStatus, ModelPolicy, PermissionAnswer,
+    PermissionQuestion, PermissionReplyEvent, TokenUsage, ToolCallEvent, now_ms,
 };
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 use crate::config::PermissionReply;
 use crate::models::{self, Catalog, ModelNeeds, Resolution};
@@ -19,7 +19,7 @@ use crate::opencode::{
 use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs};
 
 use super::attachments::PreparedAttachment;
-use super::{CancelReason, JobSink};
+use super::{JobHandle, WorkerJob};
 
 /// How much of the worker's latest output a peek shows.
 const OUTPUT_TAIL_CHARS: usize = 400;
@@ -27,88 +27,52 @@ const OUTPUT_TAIL_CHARS: usize = 400;
 /// completion is seen from events long before this fires.
 const STATUS_POLL: Duration = Duration::from_secs(10);
 
-pub struct JobInput {
-    pub profile_id: String,
-    pub task: String,
-    pub from: Option<String>,
-    /// A per-task model (tag or reference) instead of the worker's.
-    pub model: Option<String>,
-    /// `Sticky` makes the per-task model the worker's model for later tasks.
-    pub model_policy: ModelPolicy,
-    pub attachments: Vec<PreparedAttachment>,
-    pub auto_spawn: bool,
-    pub timeout: Duration,
-    pub retry_limit: u32,
-}
-
 enum Outcome {
     Done,
     Failed(String),
     Canceled(String),
 }
 
-pub async fn run_job(
+pub(super) async fn run_job(
     pool: WorkerPool,
-    sink: Arc<JobSink>,
+    job: JobHandle,
     mut record: JobRecord,
-    input: JobInput,
-    cancel: CancellationToken,
-    reason: watch::Receiver<Option<CancelReason>>,
+    input: WorkerJob,
 ) {
     let deadline = Instant::now() + input.timeout;
     let lease = tokio::select! {
         lease = pool.acquire(&input.profile_id, input.auto_spawn) => lease,
-        () = cancel.cancelled() => {
-            let why = cancel_text(&reason);
-            finish(&sink, &mut record, JobStatus::Canceled, None, Some(why)).await;
+        () = job.cancelled().cancelled() => {
+            let why = job.cancel_reason();
+            finish(job, &mut record, JobStatus::Canceled, Some(why));
             return;
         }
     };
     let lease = match lease {
         Ok(lease) => lease,
         Err(err) => {
-            finish(
-                &sink,
-                &mut record,
-                JobStatus::Failed,
-                None,
-                Some(err.to_string()),
-            )
-            .await;
+            finish(job, &mut record, JobStatus::Failed, Some(err.to_string()));
             return;
         }
     };
-    let outcome = drive(
-        &lease,
-        &sink,
-        &mut record,
-        &input,
-        &cancel,
-        &reason,
-        deadline,
-    )
-    .await;
-    match outcome {
-        Outcome::Done => {}
-        Outcome::Failed(message) => {
-            finish(&sink, &mut record, JobStatus::Failed, None, Some(message)).await;
-        }
-        Outcome::Canceled(message) => {
-            finish(&sink, &mut record, JobStatus::Canceled, None, Some(message)).await;
-        }
-    }
+    let outcome = drive(&lease, &job, &mut record, &input, deadline).await;
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
+    }
+    match outcome {
+        Outcome::Done => finish(job, &mut record, JobStatus::Succeeded, None),
+        Outcome::Failed(message) => finish(job, &mut record, JobStatus::Failed, Some(message)),
+        Outcome::Canceled(message) => {
+            finish(job, &mut record, JobStatus::Canceled, Some(message));
+        }
     }
 }
 
 async fn drive(
     lease: &Lease,
-    sink: &JobSink,
+    job: &JobHandle,
     record: &mut JobRecord,
-    input: &JobInput,
-    cancel: &CancellationToken,
-    reason: &watch::Receiver<Option<CancelReason>>,
+    input: &WorkerJob,
     deadline: Instant,
 ) -> Outcome {
     let client = &lease.conn.client;
@@ -140,7 +104,7 @@ async fn drive(
     let mut events = lease.conn.router.register(&session.id);
     record.session_id = Some(session.id.clone());
     // One save for the model and the session: both are known now.
-    sink.publish(record, true);
+    job.publish(record, true);
 
     let request = PromptRequest {
         parts: prompt_parts(input),
@@ -161,8 +125,8 @@ async fn drive(
     poll.tick().await;
     loop {
         let signal = tokio::select! {
-            () = cancel.cancelled() => {
-                let why = cancel_text(reason);
+            () = job.cancelled().cancelled() => {
+                let why = job.cancel_reason();
                 abort(lease, &session.id).await;
                 return Outcome::Canceled(why);
             }
@@ -197,9 +161,9 @@ async fn drive(
             }
             SessionSignal::Event(event) => {
                 lease.touch();
-                match on_event(lease, record, input, &mut state, *event).await {
+                match on_event(lease, job, record, input, &mut state, *event).await {
                     Step::Continue => {}
-                    Step::Publish => sink.publish(record, false),
+                    Step::Publish => job.publish(record, false),
                     Step::Idle => break,
                     Step::Fail(message) => {
                         abort(lease, &session.id).await;
@@ -210,12 +174,12 @@ async fn drive(
         }
     }
     drop_events(&mut events);
-    collect_result(lease, sink, record, &session.id, state.error).await
+    collect_result(lease, record, &session.id, state.error).await
 }
 
 /// The task's model: its own `model`, else the worker's (override or profile), resolved
 /// against the server's catalog with the image needs of the profile and the attachments.
-async fn choose_model(lease: &Lease, input: &JobInput) -> Result<Resolution, String> {
+async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, String> {
     let catalog = match &lease.catalog {
         Some(catalog) => catalog.clone(),
         None => Arc::new(Catalog::read(&lease.conn.client).await.map_err(|err| {
@@ -278,6 +242,8 @@ async fn choose_model(lease: &Lease, input: &JobInput) -> Result<Resolution, Str
 struct Progress {
     seen_busy: bool,
     tool_calls: HashSet<String>,
+    /// The last status seen per tool call, so each change is published once.
+    tool_status: HashMap<String, String>,
     error: Option<String>,
 }
 
@@ -290,8 +256,9 @@ enum Step {
 
 async fn on_event(
     lease: &Lease,
+    job: &JobHandle,
     record: &mut JobRecord,
-    input: &JobInput,
+    input: &WorkerJob,
     state: &mut Progress,
     event: OpenCodeEvent,
 ) -> Step {
@@ -328,6 +295,10 @@ async fn on_event(
         OpenCodeEvent::MessagePartDelta { field, delta, .. } => {
             if field == "text" {
                 state.seen_busy = true;
+                job.emit(EventBody::JobDelta {
+                    job_id: record.id.clone(),
+                    text: delta.clone(),
+                });
                 let mut tail = record.progress.last_output.take().unwrap_or_default();
                 tail.push_str(&delta);
                 record.progress.last_output = Some(keep_tail(tail, OUTPUT_TAIL_CHARS));
@@ -338,8 +309,24 @@ async fn on_event(
             }
         }
         OpenCodeEvent::MessagePartUpdated { part } => match part {
-            Part::Tool { call_id, tool, .. } => {
+            Part::Tool {
+                call_id,
+                tool,
+                state: tool_state,
+                ..
+            } => {
                 state.seen_busy = true;
+                let status = tool_state.status.clone();
+                if state.tool_status.get(&call_id) != Some(&status) {
+                    job.emit(EventBody::JobTool(ToolCallEvent {
+                        job_id: record.id.clone(),
+                        call_id: call_id.clone(),
+                        tool: tool.clone(),
+                        status: status.clone(),
+                        title: tool_state.title.clone().filter(|t| !t.is_empty()),
+                    }));
+                    state.tool_status.insert(call_id.clone(), status);
+                }
                 if state.tool_calls.insert(call_id) {
                     record.progress.tool_calls += 1;
                     record.progress.last_tool = Some(tool);
@@ -352,6 +339,16 @@ async fn on_event(
             Part::Text { .. } | Part::StepFinish { .. } | Part::Other => Step::Continue,
         },
         OpenCodeEvent::PermissionAsked(request) => {
+            job.emit(EventBody::PermissionAsked(PermissionQuestion {
+                job_id: record.id.clone(),
+                worker_id: lease.profile.id.clone(),
+                request_id: request.id.clone(),
+                session_id: request.session_id.clone(),
+                permission: request.permission.clone(),
+                patterns: request.patterns.clone(),
+                asked_at: now,
+                expires_at: None,
+            }));
             let reply = match lease.profile.on_permission_ask {
                 PermissionReply::Reject => PermissionReplyKind::Reject,
                 PermissionReply::Once => PermissionReplyKind::Once,
@@ -375,6 +372,12 @@ async fn on_event(
                 tracing::warn!(error = %err, "answering a permission question failed");
             }
             tracing::info!(worker = %lease.profile.id, permission = %request.permission, reply = word, "answered permission question");
+            job.emit(EventBody::PermissionAnswered(PermissionReplyEvent {
+                job_id: record.id.clone(),
+                request_id: request.id.clone(),
+                reply: word.into(),
+                by: "profile".into(),
+            }));
             record.progress.permissions.push(PermissionAnswer {
                 permission: request.permission,
                 patterns: request.patterns,
@@ -393,7 +396,6 @@ async fn on_event(
 
 async fn collect_result(
     lease: &Lease,
-    sink: &JobSink,
     record: &mut JobRecord,
     session_id: &str,
     session_error: Option<String>,
@@ -416,7 +418,6 @@ async fn collect_result(
         ));
     }
     record.response_text = Some(summary.text);
-    finish(sink, record, JobStatus::Succeeded, None, None).await;
     Outcome::Done
 }
 
@@ -472,7 +473,7 @@ pub fn summarize(messages: &[MessageWithParts]) -> ReplySummary {
     }
 }
 
-fn prompt_parts(input: &JobInput) -> Vec<PartInput> {
+fn prompt_parts(input: &WorkerJob) -> Vec<PartInput> {
     let text = match &input.from {
         Some(from) => format!("<message-source from=\"{from}\">\n{}", input.task),
         None => input.task.clone(),
@@ -499,28 +500,12 @@ fn drop_events(events: &mut mpsc::UnboundedReceiver<SessionSignal>) {
     events.close();
 }
 
-async fn finish(
-    sink: &JobSink,
-    record: &mut JobRecord,
-    status: JobStatus,
-    response: Option<String>,
-    error: Option<String>,
-) {
-    if response.is_some() {
-        record.response_text = response;
-    }
+fn finish(job: JobHandle, record: &mut JobRecord, status: JobStatus, error: Option<String>) {
     if error.is_some() {
         record.error = error;
     }
     record.finish(status, now_ms());
-    sink.finish(record).await;
-}
-
-fn cancel_text(reason: &watch::Receiver<Option<CancelReason>>) -> String {
-    reason
-        .borrow()
-        .as_ref()
-        .map_or_else(|| "canceled".to_owned(), |r| r.0.clone())
+    job.finish(record);
 }
 
 /// OpenCode errors look like `{"name": "APIError", "data": {"message": "…"}}`.

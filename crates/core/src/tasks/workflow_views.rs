@@ -3,16 +3,16 @@
 use orchestra_protocol::WorkflowRun;
 use serde_json::{Value, json};
 
-use crate::tasks::views::table;
-use crate::tasks::{TaskEngine, TaskError};
-
-use super::{Catalog, WorkflowError, get_run, list_runs};
+use super::views::table;
+use super::{TaskEngine, TaskError};
+use crate::workflows::WorkflowError;
+use crate::workflows::limits::budget_tokens;
 
 /// Built-ins, `workflows.definitions`, workflow files (and the files that could not be read),
 /// then the most recent runs.
 pub fn catalog(engine: &TaskEngine, limit: u32) -> Result<(Value, String), TaskError> {
-    let catalog = Catalog::load(engine.config(), engine.project_dir());
-    let runs = list_runs(engine, limit)?;
+    let catalog = engine.workflows().catalog();
+    let runs = engine.workflows().list_runs(limit)?;
     let workflows: Vec<Value> = catalog
         .entries
         .iter()
@@ -108,7 +108,7 @@ pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String),
             hint: "list runs with task_list view \"workflows\"".into(),
         });
     };
-    let Some(run) = get_run(engine, run_id)? else {
+    let Some(run) = engine.workflows().get_run(run_id)? else {
         return Err(WorkflowError::UnknownRun { id: run_id.into() }.into());
     };
     let rows: Vec<Vec<String>> = run
@@ -123,7 +123,7 @@ pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String),
                 s.status.as_str().into(),
                 s.duration_ms.map_or_else(String::new, |d| d.to_string()),
                 s.model.clone().unwrap_or_default(),
-                super::limits::budget_tokens(&s.usage).to_string(),
+                budget_tokens(&s.usage).to_string(),
                 s.task_id.clone().unwrap_or_default(),
                 s.error
                     .clone()
@@ -141,7 +141,7 @@ pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String),
         run.current_step_index,
         step_count(&run),
         run.active_ms,
-        super::limits::budget_tokens(&run.usage),
+        budget_tokens(&run.usage),
         run.reason
             .as_ref()
             .map(|r| format!("\n\n{r}"))
