@@ -335,13 +335,17 @@ async fn serve_mcp(
     };
     let (server, running) = match started {
         Ok((provider, hub)) => (
-            orchestra_mcp::OrchestraMcp::new(hub.engine().clone()),
+            orchestra_mcp::OrchestraMcp::new(std::sync::Arc::new(orchestra_mcp::EngineTools(
+                hub.engine().clone(),
+            ))),
             Some((provider, hub)),
         ),
         Err(err) => {
             tracing::error!("{err:#}");
             (
-                orchestra_mcp::OrchestraMcp::unavailable(format!("{err:#}")),
+                orchestra_mcp::OrchestraMcp::new(std::sync::Arc::new(orchestra_mcp::Unavailable(
+                    format!("{err:#}"),
+                ))),
                 None,
             )
         }

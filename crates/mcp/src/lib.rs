@@ -1,4 +1,5 @@
-//! The MCP face of Open Orchestra: the five task tools over stdio.
+//! The MCP face of Open Orchestra: the five task tools, over stdio (`orchestra mcp`, which
+//! relays to the project's hub) and over Streamable HTTP (served by the hub itself).
 //!
 //! Tools are listed and dispatched by hand rather than through rmcp's
 //! `#[tool]` macros so that bad arguments (a misspelled enum, a missing
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use orchestra_core::tasks::{TaskEngine, TaskError};
 use orchestra_protocol::{
-    TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams, TaskStartParams,
+    TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams, TaskStartParams, ToolReply,
 };
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
@@ -35,37 +36,72 @@ task_cancel stops the worker's model, task_list shows tasks, workers, profiles a
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error("the MCP transport failed: {0}")]
-    Transport(String),
+    Transport(#[from] std::io::Error),
+    #[error("the MCP session with the client ended with an error: {0}")]
+    Session(String),
 }
 
-/// The MCP server: a thin adapter over the task engine.
+/// Where tool calls go: the hub's engine in this process, or the project's hub over HTTP
+/// (the stdio relay), or nowhere with a reason.
+pub trait ToolBackend: Send + Sync + 'static {
+    /// Runs one tool call. `client` is the MCP client's name (recorded as `requestedBy`).
+    fn call(
+        &self,
+        name: String,
+        args: Value,
+        client: Option<String>,
+    ) -> futures_util::future::BoxFuture<'static, ToolReply>;
+}
+
+/// The tools answered by a task engine in this process.
+#[derive(Clone)]
+pub struct EngineTools(pub Arc<TaskEngine>);
+
+impl ToolBackend for EngineTools {
+    fn call(
+        &self,
+        name: String,
+        args: Value,
+        client: Option<String>,
+    ) -> futures_util::future::BoxFuture<'static, ToolReply> {
+        let engine = self.0.clone();
+        Box::pin(async move { call_tool(&engine, &name, args, client).await })
+    }
+}
+
+/// Every call fails with one reason: the hub could not start (a malformed config, say). The
+/// server still comes up so the model reads why on every call, instead of OpenCode only
+/// reporting that the MCP server failed.
+pub struct Unavailable(pub String);
+
+impl ToolBackend for Unavailable {
+    fn call(
+        &self,
+        _name: String,
+        _args: Value,
+        _client: Option<String>,
+    ) -> futures_util::future::BoxFuture<'static, ToolReply> {
+        let text = format!("Open Orchestra could not start: {}", self.0);
+        Box::pin(async move {
+            ToolReply {
+                text,
+                is_error: true,
+            }
+        })
+    }
+}
+
+/// The MCP server: the five tools, dispatched to a backend.
 #[derive(Clone)]
 pub struct OrchestraMcp {
-    backend: Backend,
+    backend: Arc<dyn ToolBackend>,
     tools: Arc<Vec<Tool>>,
 }
 
-#[derive(Clone)]
-enum Backend {
-    Engine(Arc<TaskEngine>),
-    /// The hub could not start (a malformed config, say). The server still
-    /// comes up so the model reads why on every call, instead of OpenCode
-    /// only reporting that the MCP server failed.
-    Unavailable(Arc<str>),
-}
-
 impl OrchestraMcp {
-    pub fn new(engine: Arc<TaskEngine>) -> OrchestraMcp {
+    pub fn new(backend: Arc<dyn ToolBackend>) -> OrchestraMcp {
         OrchestraMcp {
-            backend: Backend::Engine(engine),
-            tools: Arc::new(tool_list()),
-        }
-    }
-
-    /// A server whose every tool call fails with `reason`.
-    pub fn unavailable(reason: String) -> OrchestraMcp {
-        OrchestraMcp {
-            backend: Backend::Unavailable(reason.into()),
+            backend,
             tools: Arc::new(tool_list()),
         }
     }
@@ -75,56 +111,71 @@ impl OrchestraMcp {
         let service = self
             .serve(rmcp::transport::stdio())
             .await
-            .map_err(|e| McpError::Transport(e.to_string()))?;
+            .map_err(|e| McpError::Session(e.to_string()))?;
         service
             .waiting()
             .await
-            .map_err(|e| McpError::Transport(e.to_string()))?;
+            .map_err(|e| McpError::Session(e.to_string()))?;
         Ok(())
     }
+}
 
-    async fn dispatch(
-        &self,
-        name: &str,
-        args: Value,
-        client: Option<String>,
-    ) -> Result<String, String> {
-        let engine = match &self.backend {
-            Backend::Engine(engine) => engine,
-            Backend::Unavailable(reason) => {
-                return Err(format!("Open Orchestra could not start: {reason}"));
-            }
-        };
-        match name {
-            "task_start" => {
-                let params: TaskStartParams = parse(name, args)?;
-                let result = engine.start(params, client).map_err(explain)?;
-                Ok(to_json(&result))
-            }
-            "task_await" => {
-                let params: TaskAwaitParams = parse(name, args)?;
-                let answer = engine.await_tasks(&params).await.map_err(explain)?;
-                Ok(to_json(&answer))
-            }
-            "task_peek" => {
-                let params: TaskPeekParams = parse(name, args)?;
-                let answer = engine.peek(&params).map_err(explain)?;
-                Ok(to_json(&answer))
-            }
-            "task_list" => {
-                let params: TaskListParams = parse(name, args)?;
-                let listing = engine.list(&params).await.map_err(explain)?;
-                Ok(listing.text)
-            }
-            "task_cancel" => {
-                let params: TaskCancelParams = parse(name, args)?;
-                let answer = engine.cancel(&params).await.map_err(explain)?;
-                Ok(to_json(&answer))
-            }
-            other => Err(format!(
-                "unknown tool `{other}`; the tools are task_start, task_await, task_peek, task_list and task_cancel"
-            )),
+/// One tool call on an engine: arguments are checked against the tool's parameter type, and
+/// every refusal is a reply with `is_error` naming the field and the fix — never a protocol
+/// error or a panic.
+pub async fn call_tool(
+    engine: &TaskEngine,
+    name: &str,
+    args: Value,
+    client: Option<String>,
+) -> ToolReply {
+    match dispatch(engine, name, args, client).await {
+        Ok(text) => ToolReply {
+            text,
+            is_error: false,
+        },
+        Err(text) => ToolReply {
+            text,
+            is_error: true,
+        },
+    }
+}
+
+async fn dispatch(
+    engine: &TaskEngine,
+    name: &str,
+    args: Value,
+    client: Option<String>,
+) -> Result<String, String> {
+    match name {
+        "task_start" => {
+            let params: TaskStartParams = parse(name, args)?;
+            let result = engine.start(params, client).map_err(explain)?;
+            Ok(to_json(&result))
         }
+        "task_await" => {
+            let params: TaskAwaitParams = parse(name, args)?;
+            let answer = engine.await_tasks(&params).await.map_err(explain)?;
+            Ok(to_json(&answer))
+        }
+        "task_peek" => {
+            let params: TaskPeekParams = parse(name, args)?;
+            let answer = engine.peek(&params).map_err(explain)?;
+            Ok(to_json(&answer))
+        }
+        "task_list" => {
+            let params: TaskListParams = parse(name, args)?;
+            let listing = engine.list(&params).await.map_err(explain)?;
+            Ok(listing.text)
+        }
+        "task_cancel" => {
+            let params: TaskCancelParams = parse(name, args)?;
+            let answer = engine.cancel(&params).await.map_err(explain)?;
+            Ok(to_json(&answer))
+        }
+        other => Err(format!(
+            "unknown tool `{other}`; the tools are task_start, task_await, task_peek, task_list and task_cancel"
+        )),
     }
 }
 
@@ -208,12 +259,15 @@ impl ServerHandler for OrchestraMcp {
             .peer
             .peer_info()
             .map(|info| info.client_info.name.clone());
-        let result = match self.dispatch(&request.name, args, client).await {
-            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(message) => {
-                tracing::info!(tool = %request.name, %message, "tool call refused");
-                CallToolResult::error(vec![ContentBlock::text(message)])
-            }
+        let reply = self
+            .backend
+            .call(request.name.to_string(), args, client)
+            .await;
+        let result = if reply.is_error {
+            tracing::info!(tool = %request.name, message = %reply.text, "tool call refused");
+            CallToolResult::error(vec![ContentBlock::text(reply.text)])
+        } else {
+            CallToolResult::success(vec![ContentBlock::text(reply.text)])
         };
         Ok(result.into())
     }

@@ -14,13 +14,16 @@
 //! - [`worker`]: worker snapshots and states.
 //! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
 //! - [`workflow`]: workflow runs and their steps.
+//! - [`api`]: the hub's HTTP API shapes (health, tool replies, errors, login links).
 
+pub mod api;
 pub mod event;
 pub mod job;
 pub mod tools;
 pub mod worker;
 pub mod workflow;
 
+pub use api::{ApiError, HubHealth, LoginLink, ToolReply};
 pub use event::{
     EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, PermissionQuestion,
     PermissionReplyEvent, ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,

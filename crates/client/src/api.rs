@@ -1,0 +1,189 @@
+//! Typed calls to a running hub's HTTP API, and its event stream.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use orchestra_protocol::{
+    ApiError, HubEvent, HubHealth, ListFormat, LoginLink, TaskListParams, ToolReply,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::ClientError;
+use crate::discovery::HubInfo;
+
+/// Bounds every call except the event stream and tool calls (`task_await` waits up to 45 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Tool calls wait for `task_await` (≤ 45 s, `tasks.awaitCapMs`) and `task_cancel` (≤ 10 s).
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A client of one hub. Cheap to clone.
+#[derive(Clone)]
+pub struct HubClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// A `task_list` view as the API returns it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListingReply {
+    pub json: Value,
+    pub text: String,
+}
+
+impl HubClient {
+    pub fn new(info: &HubInfo) -> Result<HubClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // The hub is on 127.0.0.1; a proxy from the environment must not see its token.
+            .no_proxy()
+            .build()
+            .map_err(|err| ClientError::Http {
+                what: "building the HTTP client".into(),
+                message: err.to_string(),
+            })?;
+        Ok(HubClient {
+            base: info.url.trim_end_matches('/').to_owned(),
+            token: info.token.clone(),
+            http,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn health(&self) -> Result<HubHealth, ClientError> {
+        self.get("/api/v1/health").await
+    }
+
+    /// One MCP tool call, answered exactly as the hub's MCP server answers it.
+    pub async fn tool(
+        &self,
+        name: &str,
+        args: &Value,
+        client: Option<&str>,
+    ) -> Result<ToolReply, ClientError> {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/tools/{name}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(TOOL_TIMEOUT)
+            .json(args);
+        if let Some(client) = client {
+            request = request.header("x-orchestra-client", client);
+        }
+        decode(request.send().await, "calling a tool").await
+    }
+
+    /// A `task_list` view.
+    pub async fn list(&self, params: &TaskListParams) -> Result<ListingReply, ClientError> {
+        let mut params = params.clone();
+        params.format.get_or_insert(ListFormat::Markdown);
+        self.post("/api/v1/list", &params).await
+    }
+
+    pub async fn login_link(&self) -> Result<LoginLink, ClientError> {
+        self.post("/api/v1/login", &Value::Null).await
+    }
+
+    /// Asks the hub to stop (its jobs are canceled and its workers stopped).
+    pub async fn shutdown(&self) -> Result<(), ClientError> {
+        let _: Value = self.post("/api/v1/shutdown", &Value::Null).await?;
+        Ok(())
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(CALL_TIMEOUT);
+        decode(request.send().await, path).await
+    }
+
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(TOOL_TIMEOUT)
+            .json(body);
+        decode(request.send().await, path).await
+    }
+
+    /// The hub's events from now on, or — with `after` — every kept event with a higher id
+    /// first. The stream ends when the hub closes it (it stopped).
+    pub async fn events(
+        &self,
+        after: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<HubEvent, ClientError>> + use<>, ClientError> {
+        let mut request = self
+            .http
+            .get(format!("{}/api/v1/events", self.base))
+            .bearer_auth(&self.token);
+        if let Some(after) = after {
+            request = request.header("Last-Event-ID", after.to_string());
+        }
+        let response = request.send().await.map_err(|err| ClientError::Http {
+            what: "opening the hub's event stream".into(),
+            message: err.to_string(),
+        })?;
+        let response = check(response, "opening the hub's event stream").await?;
+        Ok(response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|item| async move {
+                match item {
+                    Ok(event) if event.data.is_empty() => None,
+                    Ok(event) => Some(serde_json::from_str::<HubEvent>(&event.data).map_err(
+                        |err| ClientError::Http {
+                            what: "reading an event".into(),
+                            message: err.to_string(),
+                        },
+                    )),
+                    Err(err) => Some(Err(ClientError::Http {
+                        what: "reading the hub's event stream".into(),
+                        message: err.to_string(),
+                    })),
+                }
+            }))
+    }
+}
+
+async fn check(response: reqwest::Response, what: &str) -> Result<reqwest::Response, ClientError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ApiError>(&body).map_or(body, |e| e.error);
+    Err(ClientError::Api {
+        what: what.to_owned(),
+        status,
+        message,
+    })
+}
+
+async fn decode<T: DeserializeOwned>(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    what: &str,
+) -> Result<T, ClientError> {
+    let response = sent.map_err(|err| ClientError::Http {
+        what: what.to_owned(),
+        message: err.to_string(),
+    })?;
+    let response = check(response, what).await?;
+    response.json::<T>().await.map_err(|err| ClientError::Http {
+        what: what.to_owned(),
+        message: err.to_string(),
+    })
+}

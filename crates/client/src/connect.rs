@@ -1,0 +1,218 @@
+//! Finding the project's hub, and starting one in the background when none serves.
+//!
+//! Two clients that find no hub at the same moment may both start `orchestra serve`; the hub
+//! lock lets exactly one of them serve (the other says where the running one is and exits 0),
+//! and both clients end up on the same hub.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ClientError;
+use crate::api::HubClient;
+use crate::discovery::{HubFiles, HubInfo, env_differences, env_fingerprint};
+
+/// How long a client waits for a hub it started (or saw starting) to answer.
+const START_WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(40);
+/// How much of a failed hub's log a client shows.
+const LOG_TAIL_BYTES: u64 = 4096;
+
+pub struct ConnectOptions {
+    pub project_dir: PathBuf,
+    /// The `orchestra` binary that serves (`orchestra serve`).
+    pub orchestra_exe: PathBuf,
+    /// Ask for a hub that runs on the built-in fake model (`--fake`).
+    pub fake: bool,
+    /// An extra `orchestrator.json` for a hub this client starts (`--config`).
+    pub config_file: Option<PathBuf>,
+    /// Start a hub in the background when none serves the project.
+    pub start: bool,
+}
+
+/// A client on the project's hub.
+pub struct Connection {
+    pub client: HubClient,
+    pub info: HubInfo,
+    /// This call started the hub.
+    pub started: bool,
+    /// Things the person should know (the hub's environment differs from ours, …).
+    pub warnings: Vec<String>,
+}
+
+pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError> {
+    let files = HubFiles::for_project(&options.project_dir);
+    let deadline = Instant::now() + START_WAIT;
+    let mut spawned: Option<Spawned> = None;
+    loop {
+        if let Some(info) = files.read_info() {
+            let client = HubClient::new(&info)?;
+            if let Ok(health) = client.health().await
+                && health.hub_id == info.hub_id
+            {
+                return finish(options, client, info, spawned.is_some());
+            }
+        }
+        let locked = files.is_locked()?;
+        if !locked {
+            if !options.start {
+                return Err(ClientError::NoHub {
+                    project: options.project_dir.clone(),
+                });
+            }
+            match &mut spawned {
+                None => spawned = Some(spawn(options, &files)?),
+                Some(child) => {
+                    if let Some(failure) = child.failure(&files) {
+                        return Err(failure);
+                    }
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(match files.read_info() {
+                Some(info) if locked => ClientError::HubNotAnswering {
+                    pid: info.pid,
+                    url: info.url,
+                },
+                _ => ClientError::StartTimedOut {
+                    log: files.log.clone(),
+                    tail: spawned.map(|s| s.log_tail(&files)).unwrap_or_default(),
+                },
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn finish(
+    options: &ConnectOptions,
+    client: HubClient,
+    info: HubInfo,
+    started: bool,
+) -> Result<Connection, ClientError> {
+    if info.fake != options.fake {
+        return Err(ClientError::ModeMismatch {
+            pid: info.pid,
+            hub_fake: info.fake,
+        });
+    }
+    let mut warnings = Vec::new();
+    let differ = env_differences(&info.env, &env_fingerprint());
+    if !started && !differ.is_empty() {
+        warnings.push(format!(
+            "the project's hub (pid {}) was started with a different environment: {} differ; \
+             its workers use the hub's environment. Run `orchestra stop` and try again to restart \
+             the hub with yours",
+            info.pid,
+            differ.join(", ")
+        ));
+    }
+    Ok(Connection {
+        client,
+        info,
+        started,
+        warnings,
+    })
+}
+
+/// A hub this client started.
+struct Spawned {
+    exited: std::sync::mpsc::Receiver<Option<i32>>,
+    log_from: u64,
+    status: Option<Option<i32>>,
+}
+
+fn spawn(options: &ConnectOptions, files: &HubFiles) -> Result<Spawned, ClientError> {
+    std::fs::create_dir_all(&files.dir).map_err(|source| ClientError::Files {
+        path: files.dir.clone(),
+        source,
+    })?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&files.log)
+        .map_err(|source| ClientError::Files {
+            path: files.log.clone(),
+            source,
+        })?;
+    let log_from = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let log_err = log.try_clone().map_err(|source| ClientError::Files {
+        path: files.log.clone(),
+        source,
+    })?;
+    let mut command = Command::new(&options.orchestra_exe);
+    command
+        .arg("serve")
+        .arg("--background")
+        .arg("--project")
+        .arg(&options.project_dir);
+    if options.fake {
+        command.arg("--fake");
+    }
+    if let Some(config) = &options.config_file {
+        command.arg("--config").arg(config);
+    }
+    // Its own process group: the hub outlives this client (an OpenCode window, a CLI command)
+    // and a Ctrl-C in the client's terminal does not reach it.
+    command
+        .current_dir(&options.project_dir)
+        .env("PWD", &options.project_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0);
+    let mut child = command.spawn().map_err(|source| ClientError::Spawn {
+        exe: options.orchestra_exe.clone(),
+        source,
+    })?;
+    tracing::info!(
+        pid = child.id(),
+        "started the project's hub in the background"
+    );
+    // Reaped by a thread of ours, so the hub never lingers as a zombie of this client.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let code = child.wait().ok().and_then(|status| status.code());
+        let _ = tx.send(code);
+    });
+    Ok(Spawned {
+        exited: rx,
+        log_from,
+        status: None,
+    })
+}
+
+impl Spawned {
+    /// The error to report when the hub we started has exited without serving.
+    fn failure(&mut self, files: &HubFiles) -> Option<ClientError> {
+        if self.status.is_none() {
+            self.status = self.exited.try_recv().ok();
+        }
+        match self.status {
+            // Exit 0 means another hub won the lock; keep waiting for that one.
+            Some(Some(0)) | None => None,
+            Some(code) => Some(ClientError::HubFailed {
+                code,
+                log: files.log.clone(),
+                tail: self.log_tail(files),
+            }),
+        }
+    }
+
+    fn log_tail(&self, files: &HubFiles) -> String {
+        read_tail(&files.log, self.log_from).unwrap_or_default()
+    }
+}
+
+fn read_tail(path: &Path, from: u64) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = from.max(len.saturating_sub(LOG_TAIL_BYTES));
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.take(LOG_TAIL_BYTES).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+}

@@ -1,0 +1,97 @@
+//! Every failure the API answers with is JSON naming the problem and the fix.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use orchestra_core::tasks::TaskError;
+use orchestra_protocol::ApiError;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug)]
+pub struct ApiFailure {
+    status: StatusCode,
+    kind: &'static str,
+    error: String,
+}
+
+impl ApiFailure {
+    pub fn new(status: StatusCode, kind: &'static str, error: impl Into<String>) -> ApiFailure {
+        ApiFailure {
+            status,
+            kind,
+            error: error.into(),
+        }
+    }
+
+    pub fn bad_request(error: impl Into<String>) -> ApiFailure {
+        ApiFailure::new(StatusCode::BAD_REQUEST, "bad_request", error)
+    }
+
+    pub fn not_found(error: impl Into<String>) -> ApiFailure {
+        ApiFailure::new(StatusCode::NOT_FOUND, "not_found", error)
+    }
+
+    pub fn forbidden(error: impl Into<String>) -> ApiFailure {
+        ApiFailure::new(StatusCode::FORBIDDEN, "forbidden", error)
+    }
+
+    pub fn unauthorized(error: impl Into<String>) -> ApiFailure {
+        ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", error)
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ApiError {
+                error: self.error,
+                kind: self.kind.to_owned(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<TaskError> for ApiFailure {
+    fn from(err: TaskError) -> Self {
+        let status = match &err {
+            TaskError::Job(orchestra_core::jobs::JobError::Store(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            TaskError::Job(orchestra_core::jobs::JobError::UnknownTask { .. }) => {
+                StatusCode::NOT_FOUND
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let kind = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => "internal",
+            StatusCode::NOT_FOUND => "not_found",
+            _ => "bad_request",
+        };
+        ApiFailure::new(status, kind, err.to_string())
+    }
+}
+
+/// A JSON body parsed into `T`, naming the field that is wrong when it does not fit. An empty
+/// body reads as `{}`, so calls whose fields are all optional need no body.
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiFailure> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." || path.is_empty() {
+            ApiFailure::bad_request(format!("the body of {what} is not valid: {inner}"))
+        } else {
+            ApiFailure::bad_request(format!(
+                "`{path}` in the body of {what} is not valid: {inner}"
+            ))
+        }
+    })
+}

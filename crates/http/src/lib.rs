@@ -1,0 +1,205 @@
+//! The hub's HTTP server: one listener on 127.0.0.1 serving the JSON API (`/api/v1`, the routes are
+//! listed in `api.rs`), the event stream over SSE (`/api/v1/events`), MCP over Streamable HTTP (`/mcp`)
+//! for clients that connect by URL, and the page (`/`).
+//!
+//! Every route goes through `auth::guard`: the hub's own `Host`, no foreign `Origin`, and
+//! the token (bearer) or a session cookie from a one-time login link. The server holds no
+//! logic of its own: every answer comes from the task facade and the event bus of
+//! `orchestra-core`.
+//!
+//! # Layout
+//! - `auth`: token, login links, sessions, the request guard.
+//! - `api`: JSON routes.
+//! - `sse`: the event stream.
+//! - `page`: `/` and `/login`.
+//! - `activity`: who is connected, for the idle stop.
+//! - `error`: JSON errors.
+
+mod activity;
+mod api;
+mod auth;
+mod error;
+mod page;
+mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use orchestra_core::tasks::TaskEngine;
+use orchestra_mcp::{EngineTools, OrchestraMcp};
+use orchestra_protocol::now_ms;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use activity::Activity;
+use auth::Access;
+
+/// Request bodies up to this size: a task with base64 attachments (10 MiB each by default).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// How often the idle stop looks at the hub.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("could not listen on {addr}: {source}; is the port in use? choose another with --port")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct ServeOptions {
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Stop after this long with no client and no running job (`None`: never).
+    pub idle_stop: Option<Duration>,
+    /// The hub runs on the built-in fake model (shown in health).
+    pub fake: bool,
+    /// The hub's token; every request must carry it.
+    pub token: String,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    engine: Arc<TaskEngine>,
+    access: Arc<Access>,
+    activity: Arc<Activity>,
+    /// Canceled to stop the hub (API `shutdown`, idle stop); the owner of the server decides
+    /// what stopping means.
+    stop: CancellationToken,
+    base_url: String,
+    started_at: i64,
+    fake: bool,
+}
+
+/// A running HTTP server for one hub.
+pub struct HubServer {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl HubServer {
+    /// Binds 127.0.0.1 and serves until [`HubServer::close`].
+    pub async fn start(
+        engine: Arc<TaskEngine>,
+        options: ServeOptions,
+    ) -> Result<HubServer, HttpError> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        let stop = CancellationToken::new();
+        let state = AppState {
+            engine: engine.clone(),
+            access: Arc::new(Access::new(options.token, addr.port())),
+            activity: Activity::new(),
+            stop: stop.clone(),
+            base_url: format!("http://127.0.0.1:{}", addr.port()),
+            started_at: now_ms(),
+            fake: options.fake,
+        };
+        if let Some(idle) = options.idle_stop {
+            tokio::spawn(idle_stop(state.clone(), idle));
+        }
+        let app = router(state, stop.child_token());
+        let shutdown = stop.clone();
+        let served = tokio::spawn(async move {
+            let serving = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            if let Err(err) = serving.await {
+                tracing::error!(error = %err, "the hub's HTTP server failed");
+            }
+        });
+        tracing::info!(%addr, "hub serving");
+        Ok(HubServer { addr, stop, served })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Resolves when something asked the hub to stop (the API's shutdown, the idle stop).
+    pub async fn stop_requested(&self) {
+        self.stop.cancelled().await;
+    }
+
+    /// Stops accepting requests, ends the event streams, and waits for the server to finish.
+    pub async fn close(self) {
+        self.stop.cancel();
+        if let Err(err) = self.served.await {
+            tracing::warn!(error = %err, "the hub's HTTP server task ended badly");
+        }
+    }
+}
+
+fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
+    let engine = state.engine.clone();
+    let mut mcp_config = StreamableHttpServerConfig::default();
+    mcp_config.cancellation_token = mcp_stop;
+    mcp_config.sse_keep_alive = Some(Duration::from_secs(15));
+    let mcp = StreamableHttpService::new(
+        move || Ok(OrchestraMcp::new(Arc::new(EngineTools(engine.clone())))),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    let v1 = Router::new()
+        .route("/health", get(api::health))
+        .route("/tools/{name}", post(api::tool))
+        .route("/tasks", post(api::start_task))
+        .route("/tasks/await", post(api::await_tasks))
+        .route("/tasks/{id}", get(api::peek_task))
+        .route("/tasks/{id}/cancel", post(api::cancel_task))
+        .route("/list", post(api::list))
+        .route("/workers", get(api::workers))
+        .route("/runs/{id}", get(api::run))
+        .route("/events", get(sse::events))
+        .route("/login", post(api::login))
+        .route("/shutdown", post(api::shutdown))
+        .fallback(api::no_route);
+    Router::new()
+        .route("/", get(page::index))
+        .route("/login", get(page::login))
+        .nest("/api/v1", v1)
+        .nest_service("/mcp", mcp)
+        .fallback(api::no_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .with_state(state)
+}
+
+/// Asks the hub to stop once nobody has used it for `idle` and no job runs.
+async fn idle_stop(state: AppState, idle: Duration) {
+    let mut tick = tokio::time::interval(IDLE_CHECK.min(idle));
+    loop {
+        tokio::select! {
+            () = state.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let quiet = state.activity.idle_for().is_some_and(|d| d >= idle);
+        if quiet && state.engine.running_count() == 0 {
+            tracing::info!(
+                idle_ms = idle.as_millis(),
+                "no clients and no work: the hub stops"
+            );
+            state.stop.cancel();
+            return;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `GET /api/v1/events`: the hub's event stream over SSE. Each SSE event carries the hub
+//! event's id, so a client that reconnects with `Last-Event-ID` gets exactly what it missed
+//! (from the bus's ring, or further back from the store).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::ApiFailure;
+
+/// A comment line this often keeps proxies and idle timeouts from closing the stream, and lets
+/// a client notice a dead hub.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Replay events after this id (the same as `Last-Event-ID`, for clients that cannot set
+    /// headers).
+    after: Option<u64>,
+    /// Only this job's events.
+    job: Option<String>,
+}
+
+pub async fn events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(err) => {
+            return ApiFailure::bad_request(format!(
+                "bad query for the event stream: {err}; use ?after=<event id>&job=<task id>"
+            ))
+            .into_response();
+        }
+    };
+    let after = match headers.get("last-event-id").map(|v| v.to_str()) {
+        Some(Ok(text)) => match text.trim().parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return ApiFailure::bad_request(format!(
+                    "Last-Event-ID `{text}` is not an event id (a whole number)"
+                ))
+                .into_response();
+            }
+        },
+        Some(Err(_)) => {
+            return ApiFailure::bad_request("Last-Event-ID is not readable text").into_response();
+        }
+        None => query.after,
+    };
+    let subscription = app.engine.bus().subscribe(after);
+    let presence = app.activity.enter_stream();
+    let stop = app.stop.clone();
+    let job = query.job;
+    let events = stream::unfold(
+        (subscription, presence, stop, job),
+        |(mut subscription, presence, stop, job)| async move {
+            loop {
+                let event = tokio::select! {
+                    () = stop.cancelled() => return None,
+                    event = subscription.next() => event?,
+                };
+                if job.as_deref().is_some_and(|id| event.job_id() != Some(id)) {
+                    continue;
+                }
+                let sse = match Event::default()
+                    .id(event.id.to_string())
+                    .event(event.body.type_name())
+                    .json_data(&*event)
+                {
+                    Ok(sse) => sse,
+                    Err(err) => {
+                        tracing::warn!(error = %err, id = event.id, "an event could not be encoded");
+                        continue;
+                    }
+                };
+                return Some((
+                    Ok::<Event, Infallible>(sse),
+                    (subscription, presence, stop, job),
+                ));
+            }
+        },
+    );
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}

@@ -1,0 +1,80 @@
+//! A hub with its HTTP server on 127.0.0.1, in a temp project and store.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use orchestra_client::{HubClient, HubInfo};
+use orchestra_core::config::Config;
+use orchestra_core::hub::{Hub, HubOptions};
+use orchestra_core::workers::LaunchSettings;
+use orchestra_http::{HubServer, ServeOptions};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+pub struct Served {
+    pub hub: Hub,
+    pub server: HubServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    pub async fn start() -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::builtin();
+        config.tasks.store_path = Some(dir.path().join("orchestra.db"));
+        let hub = Hub::start(HubOptions {
+            project_dir: dir.path().to_path_buf(),
+            config,
+            launch: LaunchSettings {
+                // Never started: no test here runs a task on a worker.
+                binary: dir.path().join("no-opencode"),
+                project_dir: dir.path().to_path_buf(),
+                env: Vec::new(),
+                config_overlay: serde_json::Value::Null,
+            },
+        })
+        .await
+        .unwrap();
+        let server = HubServer::start(
+            Arc::clone(hub.engine()),
+            ServeOptions {
+                port: 0,
+                idle_stop: None,
+                fake: false,
+                token: TOKEN.into(),
+            },
+        )
+        .await
+        .unwrap();
+        Served { hub, server, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    pub fn client(&self) -> HubClient {
+        HubClient::new(&HubInfo {
+            version: orchestra_client::discovery::HUB_INFO_VERSION,
+            hub_id: self.hub.id().into(),
+            pid: std::process::id(),
+            url: self.server.url(),
+            token: TOKEN.into(),
+            project_dir: self.dir.path().display().to_string(),
+            started_at: 0,
+            fake: false,
+            orchestra_version: String::new(),
+            env: Default::default(),
+        })
+        .unwrap()
+    }
+
+    pub fn http() -> reqwest::Client {
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.server.close().await;
+        self.hub.shutdown().await;
+    }
+}
