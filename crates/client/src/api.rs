@@ -126,17 +126,27 @@ impl HubClient {
         &self,
         after: Option<u64>,
     ) -> Result<impl Stream<Item = Result<HubEvent, ClientError>> + use<>, ClientError> {
+        self.events_of(after, None).await
+    }
+
+    /// Like [`HubClient::events`], only the events of one job.
+    pub async fn events_of(
+        &self,
+        after: Option<u64>,
+        job: Option<&str>,
+    ) -> Result<impl Stream<Item = Result<HubEvent, ClientError>> + use<>, ClientError> {
+        let query = job.map_or_else(String::new, |job| format!("?job={}", encode(job)));
         let mut request = self
             .http
-            .get(format!("{}/api/v1/events", self.base))
+            .get(format!("{}/api/v1/events{query}", self.base))
             .bearer_auth(&self.token);
         if let Some(after) = after {
             request = request.header("Last-Event-ID", after.to_string());
         }
-        let response = request.send().await.map_err(|err| ClientError::Http {
-            what: "opening the hub's event stream".into(),
-            message: err.to_string(),
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| send_error(&err, "opening the hub's event stream"))?;
         let response = check(response, "opening the hub's event stream").await?;
         Ok(response
             .bytes_stream()
@@ -159,6 +169,18 @@ impl HubClient {
     }
 }
 
+/// Percent-encodes everything but unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 async fn check(response: reqwest::Response, what: &str) -> Result<reqwest::Response, ClientError> {
     if response.status().is_success() {
         return Ok(response);
@@ -173,14 +195,27 @@ async fn check(response: reqwest::Response, what: &str) -> Result<reqwest::Respo
     })
 }
 
+/// A failed send: `Unreachable` when nothing answered at all (the request never reached a
+/// hub, so repeating it against a new hub is safe), else `Http`.
+fn send_error(err: &reqwest::Error, what: &str) -> ClientError {
+    if err.is_connect() {
+        ClientError::Unreachable {
+            url: err.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default(),
+            message: err.to_string(),
+        }
+    } else {
+        ClientError::Http {
+            what: what.to_owned(),
+            message: err.to_string(),
+        }
+    }
+}
+
 async fn decode<T: DeserializeOwned>(
     sent: Result<reqwest::Response, reqwest::Error>,
     what: &str,
 ) -> Result<T, ClientError> {
-    let response = sent.map_err(|err| ClientError::Http {
-        what: what.to_owned(),
-        message: err.to_string(),
-    })?;
+    let response = sent.map_err(|err| send_error(&err, what))?;
     let response = check(response, what).await?;
     response.json::<T>().await.map_err(|err| ClientError::Http {
         what: what.to_owned(),

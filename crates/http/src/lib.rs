@@ -78,6 +78,11 @@ pub(crate) struct AppState {
     fake: bool,
 }
 
+/// A new random token for a hub (244 bits from the OS).
+pub fn new_token() -> String {
+    auth::secret()
+}
+
 /// A running HTTP server for one hub.
 pub struct HubServer {
     addr: SocketAddr,

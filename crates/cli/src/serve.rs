@@ -1,0 +1,137 @@
+//! `orchestra serve`: the project's hub as a long-lived process. It owns the workers, the
+//! store and the event stream, and serves the HTTP API, the event stream, MCP over HTTP and
+//! the panel on 127.0.0.1. Exactly one serves a project: the hub lock decides, and a second
+//! `orchestra serve` says where the running one is and exits 0.
+//!
+//! Shutdown order matters to clients: `hub.json` goes first (no client picks this hub any
+//! more), then the HTTP server (event streams end), then the hub (jobs canceled, workers
+//! stopped), and the lock last — a client that finds no hub waits for the lock, and starts a
+//! new hub only once this one has let go of everything.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use orchestra_client::discovery::{HUB_INFO_VERSION, env_fingerprint};
+use orchestra_client::{HubFiles, HubInfo};
+use orchestra_core::config::LoadedConfig;
+use orchestra_core::hub::{Hub, HubOptions};
+use orchestra_http::{HubServer, ServeOptions};
+use orchestra_protocol::now_ms;
+
+use crate::{launch, shutdown_signal, write_stdout};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Run the workers on the built-in fake model (it echoes prompts) instead of your
+    /// OpenCode providers.
+    #[arg(long)]
+    fake: bool,
+    /// The port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Stop after this many milliseconds with no client and no running work. Default: never
+    /// for a hub you start; `hub.idleStopMs` for one a client started in the background.
+    #[arg(long)]
+    idle_stop_ms: Option<u64>,
+    /// Started by a client (`orchestra mcp`, `orchestra run`, …), not by a person.
+    #[arg(long, hide = true)]
+    background: bool,
+}
+
+pub async fn serve(
+    args: ServeArgs,
+    loaded: anyhow::Result<LoadedConfig>,
+    project_dir: &Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let files = HubFiles::for_project(project_dir);
+    let Some(lock) = files.try_lock()? else {
+        let message = match files.read_info() {
+            Some(info) => format!(
+                "a hub already serves {} at {} (pid {}); `orchestra stop` stops it",
+                project_dir.display(),
+                info.url,
+                info.pid
+            ),
+            None => format!(
+                "a hub for {} is starting in another process; `orchestra status` shows it",
+                project_dir.display()
+            ),
+        };
+        write_stdout(&format!("orchestra: {message}\n"))?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    };
+    let loaded = loaded?;
+    let idle_stop = match (args.idle_stop_ms, args.background) {
+        (Some(ms), _) => Some(Duration::from_millis(ms)),
+        (None, true) => Some(Duration::from_millis(loaded.config.hub.idle_stop_ms)),
+        (None, false) => None,
+    };
+    let port = if args.port != 0 {
+        args.port
+    } else {
+        loaded.config.hub.port
+    };
+    let launch = launch::prepare(&loaded.config, project_dir, args.fake).await?;
+    let hub = Hub::start(HubOptions {
+        project_dir: project_dir.to_path_buf(),
+        config: loaded.config,
+        launch: launch.settings,
+    })
+    .await?;
+    let token = orchestra_http::new_token();
+    let server = match HubServer::start(
+        Arc::clone(hub.engine()),
+        ServeOptions {
+            port,
+            idle_stop,
+            fake: args.fake,
+            token: token.clone(),
+        },
+    )
+    .await
+    {
+        Ok(server) => server,
+        Err(err) => {
+            hub.shutdown().await;
+            return Err(err).context("starting the hub's HTTP server");
+        }
+    };
+    let info = HubInfo {
+        version: HUB_INFO_VERSION,
+        hub_id: hub.id().to_owned(),
+        pid: std::process::id(),
+        url: server.url(),
+        token,
+        project_dir: project_dir.display().to_string(),
+        started_at: now_ms(),
+        fake: args.fake,
+        orchestra_version: env!("CARGO_PKG_VERSION").to_owned(),
+        env: env_fingerprint(),
+    };
+    if let Err(err) = files.write_info(&info, &lock) {
+        server.close().await;
+        hub.shutdown().await;
+        return Err(err).context("announcing the hub");
+    }
+    write_stdout(&format!(
+        "orchestra: hub {} serving {} at {} (pid {}); {}\n",
+        hub.id(),
+        project_dir.display(),
+        info.url,
+        info.pid,
+        launch.describe()
+    ))?;
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("signal: the hub stops"),
+        () = server.stop_requested() => {}
+    }
+    files.remove_info(&lock);
+    server.close().await;
+    hub.shutdown().await;
+    drop(launch.fake);
+    drop(lock);
+    write_stdout("orchestra: hub stopped\n")?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
