@@ -22,8 +22,6 @@ use orchestra_core::tasks::TaskEngine;
 use orchestra_protocol::{ListFormat, ListView, TaskListParams};
 use orchestra_store::{Store, default_store_path};
 
-use launch::ProviderChoice;
-
 #[derive(Parser)]
 #[command(
     name = "orchestra",
@@ -50,14 +48,22 @@ enum Command {
     Run(run::RunArgs),
     /// Serve the five task tools over MCP on stdin/stdout (what OpenCode runs).
     Mcp {
-        /// Use the built-in fake model instead of your OpenCode provider.
+        /// Run the workers on the built-in fake model (it echoes prompts) instead of the
+        /// providers your OpenCode configuration offers.
         #[arg(long)]
         fake: bool,
     },
-    /// Run the scripted OpenAI-compatible fake LLM on 127.0.0.1 until Ctrl-C.
+    /// Run the OpenAI-compatible fake LLM on 127.0.0.1 until Ctrl-C (it echoes prompts).
     FakeLlm {
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Let directives in the prompt (`CALL_TOOL:`, `SLOW:`, `FAIL:` …) script the replies.
+        /// Off by default: with it, text in a prompt can make an OpenCode agent run tools.
+        #[arg(long)]
+        directives: bool,
+        /// How many requests the fake keeps in its log (a ring; it is only read in-process).
+        #[arg(long, default_value_t = orchestra_fake_llm::DEFAULT_LOG_CAPACITY)]
+        keep_requests: usize,
     },
     /// Workers and recent tasks.
     Status(ListArgs),
@@ -158,7 +164,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, load()?, &project_dir).await,
         Command::Mcp { fake } => serve_mcp(load(), &project_dir, fake).await,
-        Command::FakeLlm { port } => fake_llm(port).await,
+        Command::FakeLlm {
+            port,
+            directives,
+            keep_requests,
+        } => fake_llm(port, directives, keep_requests).await,
         Command::Status(args) => list(load()?, &project_dir, ListView::Status, args).await,
         Command::Workers(args) => list(load()?, &project_dir, ListView::Workers, args).await,
         Command::Profiles(args) => list(load()?, &project_dir, ListView::Profiles, args).await,
@@ -262,52 +272,56 @@ fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOp
     })
 }
 
-/// Chooses the provider: `--fake`, else the user's, else the fake.
-pub async fn choose_provider(force_fake: bool) -> anyhow::Result<ProviderChoice> {
-    if !force_fake && let Some(why) = launch::detect_user_provider() {
-        return Ok(ProviderChoice::User(why));
-    }
-    let fake = orchestra_testkit::fake_llm::FakeLlm::start()
-        .await
-        .context("starting the built-in fake model")?;
-    Ok(ProviderChoice::Fake {
-        fake,
-        asked: force_fake,
-    })
+/// A hub and, in `--fake` mode, the fake model its workers run on (which stops when this is
+/// dropped).
+pub struct StartedHub {
+    pub hub: Hub,
+    _fake: Option<orchestra_fake_llm::FakeLlm>,
 }
 
+/// Starts a hub with the launch settings `launch::prepare` builds: the user's own providers,
+/// or the built-in fake with `fake`. `describe` receives one line saying which.
 pub async fn start_hub(
     loaded: LoadedConfig,
     project_dir: &std::path::Path,
-    provider: &ProviderChoice,
-) -> anyhow::Result<Hub> {
-    let launch = launch::launch_settings(&loaded.config, project_dir, provider)?;
+    fake: bool,
+    describe: impl FnOnce(&str),
+) -> anyhow::Result<StartedHub> {
+    let launch = launch::prepare(&loaded.config, project_dir, fake).await?;
+    describe(&launch.describe());
     let hub = Hub::start(HubOptions {
         project_dir: project_dir.to_path_buf(),
         config: loaded.config,
-        launch,
+        launch: launch.settings,
     })
     .await?;
-    Ok(hub)
+    Ok(StartedHub {
+        hub,
+        _fake: launch.fake,
+    })
 }
 
-/// Picks the provider, starts a hub and hands it one task. A refused task
-/// shuts the hub down again, so nothing is left running. The provider is
-/// returned because a fake model lives as long as its handle.
+/// Starts a hub and hands it one task. A refused task shuts the hub down again, so nothing is
+/// left running.
 pub async fn start_on_new_hub(
     loaded: LoadedConfig,
     project_dir: &std::path::Path,
     fake: bool,
     params: orchestra_protocol::TaskStartParams,
     requested_by: &str,
-) -> anyhow::Result<(ProviderChoice, Hub, orchestra_protocol::TaskStartResult)> {
-    let provider = choose_provider(fake).await?;
-    eprintln!("orchestra: {}", provider.describe());
-    let hub = start_hub(loaded, project_dir, &provider).await?;
-    match hub.engine().start(params, Some(requested_by.to_owned())) {
-        Ok(started) => Ok((provider, hub, started)),
+) -> anyhow::Result<(StartedHub, orchestra_protocol::TaskStartResult)> {
+    let started = start_hub(loaded, project_dir, fake, |line| {
+        eprintln!("orchestra: {line}");
+    })
+    .await?;
+    match started
+        .hub
+        .engine()
+        .start(params, Some(requested_by.to_owned()))
+    {
+        Ok(task) => Ok((started, task)),
         Err(err) => {
-            hub.shutdown().await;
+            started.hub.shutdown().await;
             Err(err).context("the task was refused")
         }
     }
@@ -322,21 +336,23 @@ async fn serve_mcp(
     fake: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
     let started = match loaded {
-        Ok(loaded) => match choose_provider(fake).await {
-            Ok(provider) => {
-                tracing::info!("{}", provider.describe());
-                start_hub(loaded, project_dir, &provider)
-                    .await
-                    .map(|hub| (provider, hub))
-            }
-            Err(err) => Err(err),
-        },
+        Ok(loaded) => {
+            start_hub(loaded, project_dir, fake, |line| {
+                // Visible at the default `warn` level when the user asked for the fake.
+                if fake {
+                    tracing::warn!("{line}");
+                } else {
+                    tracing::info!("{line}");
+                }
+            })
+            .await
+        }
         Err(err) => Err(err),
     };
     let (server, running) = match started {
-        Ok((provider, hub)) => (
-            orchestra_mcp::OrchestraMcp::new(hub.engine().clone()),
-            Some((provider, hub)),
+        Ok(started) => (
+            orchestra_mcp::OrchestraMcp::new(started.hub.engine().clone()),
+            Some(started),
         ),
         Err(err) => {
             tracing::error!("{err:#}");
@@ -350,19 +366,38 @@ async fn serve_mcp(
         result = server.serve_stdio() => result.map_err(anyhow::Error::from),
         () = shutdown_signal() => Ok(()),
     };
-    if let Some((_provider, hub)) = running {
-        hub.shutdown().await;
+    if let Some(started) = running {
+        started.hub.shutdown().await;
     }
     result.map(|()| std::process::ExitCode::SUCCESS)
 }
 
-async fn fake_llm(port: u16) -> anyhow::Result<std::process::ExitCode> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let fake = orchestra_testkit::fake_llm::FakeLlm::start_on(addr).await?;
+async fn fake_llm(
+    port: u16,
+    directives: bool,
+    keep_requests: usize,
+) -> anyhow::Result<std::process::ExitCode> {
+    use orchestra_fake_llm::{Directives, FakeLlm, FakeLlmConfig};
+    let fake = FakeLlm::start_with(FakeLlmConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        directives: if directives {
+            Directives::On
+        } else {
+            Directives::Off
+        },
+        log_capacity: keep_requests,
+        ..FakeLlmConfig::default()
+    })
+    .await?;
+    let mode = if directives {
+        "directives in prompts script the replies"
+    } else {
+        "it echoes prompts"
+    };
     write_stdout(&format!(
-        "fake LLM listening on {}\nOpenCode provider config: {}\n",
+        "fake LLM listening on {} ({mode})\nOpenCode provider config: {}\n",
         fake.base_url(),
-        orchestra_testkit::opencode::fake_provider_config(&fake.base_url())
+        orchestra_fake_llm::opencode::fake_mode_config(&fake.base_url())
     ))?;
     shutdown_signal().await;
     fake.shutdown().await;

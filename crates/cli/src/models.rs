@@ -7,7 +7,7 @@ use anyhow::Context;
 use orchestra_core::config::LoadedConfig;
 use orchestra_protocol::{ListFormat, ListView, ModelScope, TaskListParams};
 
-use crate::{choose_provider, start_hub, write_stdout};
+use crate::{start_hub, write_stdout};
 
 #[derive(clap::Args)]
 pub struct ModelsArgs {
@@ -23,7 +23,7 @@ pub struct ModelsArgs {
     /// At most this many rows (default 100).
     #[arg(long)]
     limit: Option<u32>,
-    /// Use the built-in fake model instead of your OpenCode provider.
+    /// Start the worker with the built-in fake model added (and tasks pinned to it).
     #[arg(long)]
     fake: bool,
     /// JSON instead of a table.
@@ -36,15 +36,17 @@ pub async fn run(
     loaded: LoadedConfig,
     project_dir: &Path,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let provider = choose_provider(args.fake).await?;
-    eprintln!("orchestra: {}", provider.describe());
     let warm = ["coder"]
         .into_iter()
         .map(str::to_owned)
         .find(|id| loaded.config.profiles.contains_key(id))
         .or_else(|| loaded.config.profiles.keys().next().cloned())
         .context("no worker profile is configured, so no OpenCode server can be started")?;
-    let hub = start_hub(loaded, project_dir, &provider).await?;
+    let running = start_hub(loaded, project_dir, args.fake, |line| {
+        eprintln!("orchestra: {line}");
+    })
+    .await?;
+    let hub = &running.hub;
     let engine = hub.engine().clone();
     let listed = async {
         engine

@@ -32,7 +32,8 @@ pub struct RunArgs {
     /// Abort the task after this many milliseconds.
     #[arg(long)]
     timeout_ms: Option<u64>,
-    /// Use the built-in fake model even if you have a provider configured.
+    /// Run on the built-in fake model (it echoes prompts) instead of the providers your
+    /// OpenCode configuration offers.
     #[arg(long)]
     fake: bool,
     /// Print the final job record as JSON.
@@ -72,8 +73,9 @@ pub async fn run(
         timeout_ms: args.timeout_ms,
         ..TaskStartParams::default()
     };
-    let (_provider, hub, started) =
+    let (running, started) =
         start_on_new_hub(loaded, project_dir, args.fake, params, "orchestra run").await?;
+    let hub = &running.hub;
     let engine = hub.engine().clone();
     let worker = started.worker_id.clone().unwrap_or_default();
     eprintln!(

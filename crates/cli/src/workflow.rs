@@ -27,7 +27,8 @@ pub enum WorkflowCommand {
     Run {
         /// The workflow id (see `orchestra workflow list`).
         id: String,
-        /// Use the built-in fake model even if you have a provider configured.
+        /// Run on the built-in fake model (it echoes prompts) instead of the providers your
+        /// OpenCode configuration offers.
         #[arg(long)]
         fake: bool,
         /// Print the final run as JSON.
@@ -40,6 +41,7 @@ pub enum WorkflowCommand {
     /// Resume a paused run (also one whose hub was stopped or killed).
     Resume {
         run_id: String,
+        /// Run on the built-in fake model (it echoes prompts).
         #[arg(long)]
         fake: bool,
         #[arg(long)]
@@ -87,8 +89,9 @@ pub async fn run(
             json,
         ),
     };
-    let (_provider, hub, started) =
+    let (running, started) =
         start_on_new_hub(loaded, project_dir, fake, params, "orchestra workflow").await?;
+    let hub = &running.hub;
     let engine = hub.engine().clone();
     let run_id = started.continue_run_id.clone().unwrap_or_default();
     eprintln!(

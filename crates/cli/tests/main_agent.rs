@@ -50,7 +50,7 @@ fn main_agent(request: &ChatRequest) -> Option<Script> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_as_the_main_agent_delegates_through_orchestra() {
     tokio::time::timeout(Duration::from_secs(150), async {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         fake.set_responder(main_agent);
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();

@@ -19,7 +19,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() {
     bounded(async {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let theirs = TestProject::new().unwrap();
         let mut env = home.env();

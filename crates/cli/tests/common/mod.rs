@@ -29,7 +29,7 @@ pub struct Client {
 
 impl World {
     pub async fn new(orchestrator: Value) -> World {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
         let config = home.root.join("orchestrator.json");

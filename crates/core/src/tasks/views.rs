@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{TaskEngine, TaskError};
 use crate::models::{Catalog, CatalogFilter};
+use crate::workers::ModelPlan;
 
 /// A rendered view: `text` is what a tool returns, `json` the same data.
 #[derive(Debug, Clone)]
@@ -171,11 +172,50 @@ async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Va
         providers: params.providers.clone(),
         query: params.query.clone(),
     };
+    let plans = engine
+        .pool
+        .read_catalog(&conn.client)
+        .await
+        .map(|catalog| engine.pool.model_plans(&catalog))
+        .map_err(|err| err.to_string());
     match Catalog::read_scope(&conn.client, filter.scope).await {
-        Ok(catalog) => models_listing(&catalog, &filter, limit),
+        Ok(catalog) => {
+            let (mut json, mut text) = models_listing(&catalog, &filter, limit);
+            let (plans_json, plans_text) = plans_section(&plans, engine.pool.provider_pin());
+            json["wouldRunOn"] = plans_json;
+            json["providerPin"] = json!(engine.pool.provider_pin());
+            text.push_str(&plans_text);
+            (json, text)
+        }
         Err(err) => {
             let note = format!("reading OpenCode's providers failed: {err}");
             (json!({"models": [], "note": note}), note)
+        }
+    }
+}
+
+/// Which model each profile's task would get and why: one "would run on" line per profile.
+pub fn plans_section(plans: &Result<Vec<ModelPlan>, String>, pin: Option<&str>) -> (Value, String) {
+    let mut text = String::from("\n### Would run on\n");
+    if let Some(provider) = pin {
+        text.push_str(&format!(
+            "Pinned to provider `{provider}` (--fake): tasks run only on its models; the table lists everything OpenCode offers.\n"
+        ));
+    }
+    match plans {
+        Ok(plans) => {
+            for plan in plans {
+                let model = plan.model.as_deref().unwrap_or("no model");
+                text.push_str(&format!(
+                    "- `{}` (`{}`) would run on {model}: {}\n",
+                    plan.profile, plan.reference, plan.reason
+                ));
+            }
+            (json!(plans), text)
+        }
+        Err(err) => {
+            text.push_str(&format!("could not read OpenCode's usable models: {err}\n"));
+            (json!([]), text)
         }
     }
 }

@@ -23,7 +23,7 @@ use orchestra_protocol::{ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
 
 use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
-use crate::opencode::OpenCodeError;
+use crate::opencode::{OpenCodeClient, OpenCodeError};
 use crate::supervisor::SupervisorError;
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
@@ -33,11 +33,15 @@ pub use server::{ServerConn, SessionSignal};
 pub struct LaunchSettings {
     pub binary: PathBuf,
     pub project_dir: PathBuf,
-    /// Extra environment for every OpenCode child (isolation, offline switches).
+    /// Extra environment for every OpenCode child, on top of this process's (tests put their
+    /// isolation here; the product adds nothing).
     pub env: Vec<(String, String)>,
-    /// Merged into `OPENCODE_CONFIG_CONTENT` under our agent definitions
-    /// (a provider block, for instance).
+    /// Merged into `OPENCODE_CONFIG_CONTENT` under our agent definitions: the user's own
+    /// `OPENCODE_CONFIG_CONTENT`, plus the fake provider in `--fake` mode.
     pub config_overlay: Value,
+    /// Only this provider's models may run tasks (`--fake` pins the built-in fake); `None`:
+    /// every provider OpenCode reports as usable for the project.
+    pub provider_pin: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +109,19 @@ struct Slot {
     /// The models of the current server, read when it started.
     catalog: Mutex<Option<Arc<Catalog>>>,
     restarts: AtomicU32,
+}
+
+/// The model a profile's next task would run on, and why (the models view shows one per
+/// profile).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPlan {
+    pub profile: String,
+    /// The reference in force: an override (`worker.model.set`) or the profile's `model`.
+    pub reference: String,
+    /// `provider/model`, or `None` when nothing resolves (the reason says why).
+    pub model: Option<String>,
+    pub reason: String,
 }
 
 /// A model that replaces a profile's own (`worker.model.set`, sticky tasks).
@@ -248,7 +265,17 @@ impl WorkerPool {
             ServerKey::Attach => None,
             ServerKey::Shared | ServerKey::Profile(_) => Some(profile.agent_name()),
         };
-        let catalog = self.slot(&key).catalog_now();
+        let slot = self.slot(&key);
+        let mut catalog = slot.catalog_now();
+        if catalog.is_none() {
+            // Read at start failed; try again here so the task resolves against the catalog
+            // with this hub's provider pin (the runner reads it itself only if this fails too).
+            if let Ok(read) = self.read_catalog(&conn.client).await {
+                let read = Arc::new(read);
+                slot.set_catalog(Some(read.clone()));
+                catalog = Some(read);
+            }
+        }
         let model_ref = self.model_ref(&profile);
         Ok(Lease {
             conn,
@@ -280,17 +307,53 @@ impl WorkerPool {
         if let Some(catalog) = slot.catalog_now() {
             return Ok(catalog);
         }
-        let catalog =
-            Arc::new(
-                Catalog::read(&conn.client)
-                    .await
-                    .map_err(|source| WorkerError::Catalog {
-                        profile: profile.id.clone(),
-                        source,
-                    })?,
-            );
+        let catalog = Arc::new(self.read_catalog(&conn.client).await.map_err(|source| {
+            WorkerError::Catalog {
+                profile: profile.id.clone(),
+                source,
+            }
+        })?);
         slot.set_catalog(Some(catalog.clone()));
         Ok(catalog)
+    }
+
+    /// The usable models of one of our servers, as tasks resolve against them: what OpenCode
+    /// reports for the project, narrowed to the provider pin if this hub has one.
+    pub async fn read_catalog(&self, client: &OpenCodeClient) -> Result<Catalog, OpenCodeError> {
+        let mut catalog = Catalog::read(client).await?;
+        if let Some(provider) = &self.inner.launch.provider_pin {
+            catalog.pin_provider(provider);
+        }
+        Ok(catalog)
+    }
+
+    /// The provider every task is pinned to (`--fake`), if any.
+    pub fn provider_pin(&self) -> Option<&str> {
+        self.inner.launch.provider_pin.as_deref()
+    }
+
+    /// Which model each profile's task would get on `catalog` now, and why: the override or
+    /// the profile's own reference, resolved with the profile's needs.
+    pub fn model_plans(&self, catalog: &Catalog) -> Vec<ModelPlan> {
+        self.inner
+            .config
+            .profiles
+            .values()
+            .map(|profile| {
+                let reference = self.model_ref(profile);
+                let (model, reason) =
+                    match models::resolve(catalog, &reference, profile_needs(profile)) {
+                        Ok(resolution) => (Some(resolution.full_id()), resolution.reason),
+                        Err(err) => (None, err.to_string()),
+                    };
+                ModelPlan {
+                    profile: profile.id.clone(),
+                    reference,
+                    model,
+                    reason,
+                }
+            })
+            .collect()
     }
 
     /// `worker.model.set` and sticky tasks: resolves `reference` for the profile (starting its
@@ -362,7 +425,7 @@ impl WorkerPool {
                 }
             }
         }
-        match Catalog::read(&conn.client).await {
+        match self.read_catalog(&conn.client).await {
             Ok(catalog) => {
                 for profile in hosted {
                     let resolution =
