@@ -100,20 +100,24 @@ pub async fn run(
             .get_job(&started.task_id)?
             .context("the job record disappeared")?,
     };
+    // A failure is said on stderr in both modes, so a script reading the JSON still shows why.
+    match record.status {
+        JobStatus::Succeeded => {}
+        JobStatus::Failed | JobStatus::Canceled | JobStatus::Running => eprintln!(
+            "orchestra: task {} {}: {}",
+            record.id,
+            record.status.as_str(),
+            record.error.as_deref().unwrap_or("no error recorded")
+        ),
+    }
     if args.json {
         write_stdout(&format!("{}\n", serde_json::to_string_pretty(&record)?))?;
     } else {
-        match record.status {
-            JobStatus::Succeeded => write_stdout(&format!(
+        if record.status == JobStatus::Succeeded {
+            write_stdout(&format!(
                 "{}\n",
                 record.response_text.as_deref().unwrap_or("")
-            ))?,
-            JobStatus::Failed | JobStatus::Canceled | JobStatus::Running => eprintln!(
-                "orchestra: task {} {}: {}",
-                record.id,
-                record.status.as_str(),
-                record.error.as_deref().unwrap_or("no error recorded")
-            ),
+            ))?;
         }
         eprintln!(
             "orchestra: {} in {} ms on {} ({} tokens)",

@@ -1,27 +1,26 @@
 //! `orchestra run` and the listing commands, as a person would use them:
-//! the real binary, a real OpenCode worker, no provider configured.
+//! the real binary, a real OpenCode worker, the built-in fake model asked for
+//! with `--fake`.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Output;
 
-use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
+use orchestra_testkit::opencode::{
+    FOREIGN_CONFIG_VARS, IsolatedHome, TestProject, require_opencode,
+};
 use serde_json::Value;
 
 fn orchestra(home: &IsolatedHome, project: &TestProject, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
+    for var in FOREIGN_CONFIG_VARS {
+        command.env_remove(var);
+    }
+    command
         .args(args)
         .arg("--project")
         .arg(&project.dir)
         .envs(home.env())
         .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
-        .env_remove("OPENCODE_CONFIG_CONTENT")
-        // No provider may leak in from the environment: these tests are about
-        // the machine of someone who has none.
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENROUTER_API_KEY")
-        .env_remove("GEMINI_API_KEY")
-        .env_remove("GROQ_API_KEY")
         .output()
         .unwrap()
 }
@@ -31,19 +30,25 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn run_without_a_provider_uses_the_fake_model_and_says_so() {
+fn run_with_fake_says_so_answers_and_the_listings_show_the_task() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
     let out = orchestra(
         &home,
         &project,
-        &["run", "--worker", "coder", "hello", "newcomer"],
+        &["run", "--fake", "--worker", "coder", "hello", "newcomer"],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout.trim(), "ECHO: hello newcomer");
-    assert!(stderr.contains("built-in fake model"), "{stderr}");
-    assert!(stderr.contains("succeeded"), "{stderr}");
+    assert!(
+        stderr.contains("--fake: the workers run on the built-in fake model"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("succeeded") && stderr.contains("orchestra-fake/fake-model"),
+        "{stderr}"
+    );
 
     // The job was recorded and the listing commands show it.
     let out = orchestra(&home, &project, &["tasks", "--json"]);
@@ -52,6 +57,7 @@ fn run_without_a_provider_uses_the_fake_model_and_says_so() {
     let task = &tasks.as_array().unwrap()[0];
     assert_eq!(task["status"], "succeeded");
     assert_eq!(task["workerId"], "coder");
+    assert_eq!(task["model"], "orchestra-fake/fake-model");
     let out = orchestra(&home, &project, &["profiles"]);
     let profiles = text(&out.stdout);
     assert!(

@@ -32,6 +32,16 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxEr
     move |source| SandboxError::Io { what, source }
 }
 
+/// Variables through which the developer's own OpenCode setup would reach a test's OpenCode
+/// (HOME and XDG are replaced by [`IsolatedHome::env`]; these must be removed).
+pub const FOREIGN_CONFIG_VARS: [&str; 5] = [
+    "OPENCODE_CONFIG",
+    "OPENCODE_CONFIG_CONTENT",
+    "OPENCODE_CONFIG_DIR",
+    "OPENCODE_DISABLE_PROJECT_CONFIG",
+    "OPENCODE_MODELS_URL",
+];
+
 /// Environment switches that keep OpenCode offline and free of plugins, updates and foreign config.
 pub fn offline_env() -> Vec<(String, String)> {
     [

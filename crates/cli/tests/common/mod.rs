@@ -1,5 +1,6 @@
 //! `orchestra mcp` as a child process, driven by rmcp's client, against real
-//! OpenCode workers and the fake LLM. Shared by the MCP tests.
+//! OpenCode workers and the fake LLM. Shared by the MCP tests. The fake LLM is the
+//! project's own provider `fake`, in its `opencode.json`, where users keep theirs.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode,
+    FOREIGN_CONFIG_VARS, IsolatedHome, TestProject, fake_provider_config, require_opencode,
+    write_project_config,
 };
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -32,6 +34,7 @@ impl World {
         let fake = FakeLlm::start_scripted().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
+        write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
         let config = home.root.join("orchestrator.json");
         std::fs::write(&config, orchestrator.to_string()).unwrap();
         World {
@@ -43,18 +46,24 @@ impl World {
     }
 
     pub async fn connect(&self) -> Client {
+        self.connect_with(&[], &[]).await
+    }
+
+    /// `orchestra mcp <args>` with extra environment.
+    pub async fn connect_with(&self, args: &[&str], env: &[(&str, &str)]) -> Client {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
+        for var in FOREIGN_CONFIG_VARS {
+            command.env_remove(var);
+        }
         command
             .arg("mcp")
+            .args(args)
             .arg("--project")
             .arg(&self.project.dir)
             .arg("--config")
             .arg(&self.config)
             .envs(self.home.env())
-            .env(
-                "OPENCODE_CONFIG_CONTENT",
-                fake_provider_config(&self.fake.base_url()).to_string(),
-            )
+            .envs(env.iter().copied())
             .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
             .env("ORCHESTRA_LOG", "warn");
         let transport = TokioChildProcess::new(command).unwrap();

@@ -11,7 +11,7 @@ use orchestra_fake_llm::opencode::provider_entry;
 use serde_json::{Value, json};
 
 pub use orchestra_fake_llm::sandbox::{
-    IsolatedHome, SandboxError, TempDir, TestProject, offline_env,
+    FOREIGN_CONFIG_VARS, IsolatedHome, SandboxError, TempDir, TestProject, offline_env,
 };
 
 #[derive(Debug, thiserror::Error)]
