@@ -79,7 +79,10 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
             &std::fs::read_to_string(project.dir.join("opencode.json")).unwrap(),
         )
         .unwrap();
-        assert_eq!(edited["model"], "fake/fake-model", "the user's provider stays");
+        assert_eq!(
+            edited["model"], "fake/fake-model",
+            "the user's provider stays"
+        );
 
         let mut env = home.env();
         env.push((

@@ -84,7 +84,11 @@ impl Machine {
         let (ok, record, stderr) = self.run(&marker).await;
         assert!(ok, "{record}\n{stderr}");
         assert_eq!(record["status"], "succeeded", "{record}\n{stderr}");
-        assert_eq!(record["model"], format!("{provider}/fake-model"), "{record}");
+        assert_eq!(
+            record["model"],
+            format!("{provider}/fake-model"),
+            "{record}"
+        );
         assert_eq!(
             record["responseText"],
             format!("ECHO: {marker} please answer")
@@ -103,7 +107,12 @@ fn request_for(llm: &FakeLlm, marker: &str) -> RecordedRequest {
     llm.requests()
         .into_iter()
         .find(|r| r.last_user_text.contains(marker))
-        .unwrap_or_else(|| panic!("the user's provider never got {marker:?}: {:?}", llm.requests()))
+        .unwrap_or_else(|| {
+            panic!(
+                "the user's provider never got {marker:?}: {:?}",
+                llm.requests()
+            )
+        })
 }
 
 /// JSONC as users write it: comments and a trailing comma.
@@ -119,13 +128,7 @@ async fn project_opencode_json_over_mcp_and_the_models_view() {
         // The project's opencode.json has provider `fake` (common::World puts it there).
         let world = World::new(json!({})).await;
         let client = world.connect().await;
-        let started = client
-            .call_json(
-                "task_start",
-                json!({"kind": "worker", "workerId": "coder", "task": "MARK-project hi"}),
-            )
-            .await;
-        let record = client.finish(started["taskId"].as_str().unwrap()).await;
+        let record = client.run("coder", "MARK-project hi").await;
         assert_eq!(record["status"], "succeeded", "{record}");
         assert_eq!(record["model"], "fake/fake-model");
         let request = request_for(&world.fake, "MARK-project");
@@ -142,7 +145,10 @@ async fn project_opencode_json_over_mcp_and_the_models_view() {
             .iter()
             .map(|m| m["providerId"].as_str().unwrap())
             .collect();
-        assert!(!ids.is_empty() && ids.iter().all(|p| *p == "fake"), "{models}");
+        assert!(
+            !ids.is_empty() && ids.iter().all(|p| *p == "fake"),
+            "{models}"
+        );
         let plans = models["wouldRunOn"].as_array().unwrap();
         assert_eq!(plans.len(), 6, "one per profile: {models}");
         for plan in plans {
@@ -152,9 +158,7 @@ async fn project_opencode_json_over_mcp_and_the_models_view() {
             );
             assert!(!plan["reason"].as_str().unwrap().is_empty(), "{plan}");
         }
-        let (_, text) = client
-            .call("task_list", json!({"view": "models"}))
-            .await;
+        let (_, text) = client.call("task_list", json!({"view": "models"})).await;
         assert!(
             text.contains(
                 "- `coder` (`node`) would run on fake/fake-model: fallback to default model"
@@ -171,7 +175,10 @@ async fn project_opencode_jsonc() {
     bounded(async {
         let machine = Machine::new().await;
         let config = machine.config("jsoncprov", Some("sk-jsonc"));
-        machine.project.write("opencode.jsonc", &jsonc(&config)).unwrap();
+        machine
+            .project
+            .write("opencode.jsonc", &jsonc(&config))
+            .unwrap();
         machine.assert_runs_on("jsoncprov", "sk-jsonc").await;
     })
     .await;
@@ -310,13 +317,20 @@ async fn no_provider_anywhere_is_refused_with_the_fix_before_any_model_is_called
         assert_eq!(record["status"], "failed", "{record}");
         let error = record["error"].as_str().unwrap();
         for fix in ["opencode auth login", "opencode.json", "--fake"] {
-            assert!(error.contains(fix), "the error should name `{fix}`: {error}");
+            assert!(
+                error.contains(fix),
+                "the error should name `{fix}`: {error}"
+            );
             assert!(stderr.contains(fix), "stderr should say `{fix}`: {stderr}");
         }
         assert!(record["sessionId"].is_null(), "no session: {record}");
         assert!(record["model"].is_null(), "{record}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(machine.llm.requests().is_empty(), "{:?}", machine.llm.requests());
+        assert!(
+            machine.llm.requests().is_empty(),
+            "{:?}",
+            machine.llm.requests()
+        );
     })
     .await;
 }
@@ -327,13 +341,7 @@ async fn fake_mode_never_collides_with_a_users_provider_called_fake() {
         // The project's own provider is called `fake` (common::World) and served by world.fake.
         let world = World::new(json!({})).await;
         let client = world.connect_with(&["--fake"], &[]).await;
-        let started = client
-            .call_json(
-                "task_start",
-                json!({"kind": "worker", "workerId": "coder", "task": "COLLIDE hello"}),
-            )
-            .await;
-        let record = client.finish(started["taskId"].as_str().unwrap()).await;
+        let record = client.run("coder", "COLLIDE hello").await;
         assert_eq!(record["status"], "succeeded", "{record}");
         assert_eq!(record["model"], "orchestra-fake/fake-model");
         assert_eq!(record["responseText"], "ECHO: COLLIDE hello");
@@ -344,13 +352,7 @@ async fn fake_mode_never_collides_with_a_users_provider_called_fake() {
             "CALL_TOOL:write {}",
             json!({"filePath": target.display().to_string(), "content": "x"})
         );
-        let started = client
-            .call_json(
-                "task_start",
-                json!({"kind": "worker", "workerId": "coder", "task": call}),
-            )
-            .await;
-        let record = client.finish(started["taskId"].as_str().unwrap()).await;
+        let record = client.run("coder", &call).await;
         assert_eq!(record["status"], "succeeded", "{record}");
         assert_eq!(record["responseText"], format!("ECHO: {call}"));
         assert_eq!(record["progress"]["toolCalls"], 0, "{record}");
@@ -364,7 +366,13 @@ async fn fake_mode_never_collides_with_a_users_provider_called_fake() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| format!("{}/{}", m["providerId"].as_str().unwrap(), m["modelId"].as_str().unwrap()))
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m["providerId"].as_str().unwrap(),
+                    m["modelId"].as_str().unwrap()
+                )
+            })
             .collect();
         assert!(listed.contains(&"fake/fake-model".to_owned()), "{listed:?}");
         assert!(

@@ -12,7 +12,7 @@ use orchestra_core::supervisor::{ServeSpec, ServerProcess};
 use orchestra_protocol::JobStatus;
 use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode,
+    IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
 };
 use serde_json::json;
 
@@ -22,8 +22,9 @@ async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() 
         let fake = FakeLlm::start_scripted().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let theirs = TestProject::new().unwrap();
-        let mut env = home.env();
-        env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
+        // Their server's provider is in their project's opencode.json.
+        write_project_config(&theirs, &fake_provider_config(&fake.base_url())).unwrap();
+        let env = home.env();
         let server = ServerProcess::spawn(ServeSpec {
             binary: require_opencode().unwrap(),
             cwd: theirs.dir.clone(),

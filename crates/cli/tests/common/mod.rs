@@ -124,6 +124,17 @@ impl Client {
         wait_gone(self.pid).await;
     }
 
+    /// Starts a task on `worker` and awaits its final record.
+    pub async fn run(&self, worker: &str, task: &str) -> Value {
+        let started = self
+            .call_json(
+                "task_start",
+                json!({"kind": "worker", "workerId": worker, "task": task}),
+            )
+            .await;
+        self.finish(started["taskId"].as_str().unwrap()).await
+    }
+
     pub async fn finish(&self, id: &str) -> Value {
         for _ in 0..60 {
             let record = self.call_json("task_await", json!({"taskId": id})).await;

@@ -203,6 +203,21 @@ pub fn plans_section(plans: &Result<Vec<ModelPlan>, String>, pin: Option<&str>) 
         ));
     }
     match plans {
+        Ok(plans)
+            if plans.len() > 1
+                && plans
+                    .iter()
+                    .all(|p| p.model.is_none() && p.reason == plans[0].reason) =>
+        {
+            // One cause for every profile (no provider at all): say it once.
+            let ids: Vec<&str> = plans.iter().map(|p| p.profile.as_str()).collect();
+            text.push_str(&format!(
+                "- every profile ({}) would run on no model: {}\n",
+                ids.join(", "),
+                plans[0].reason
+            ));
+            (json!(plans), text)
+        }
         Ok(plans) => {
             for plan in plans {
                 let model = plan.model.as_deref().unwrap_or("no model");

@@ -427,13 +427,20 @@ impl WorkerPool {
         }
         match self.read_catalog(&conn.client).await {
             Ok(catalog) => {
+                let mut failed: Vec<(String, &str)> = Vec::new();
                 for profile in hosted {
                     let resolution =
                         models::resolve(&catalog, &self.model_ref(profile), profile_needs(profile));
                     if let Err(err) = &resolution {
-                        tracing::warn!(worker = %profile.id, error = %err, "no model for worker");
+                        failed.push((err.to_string(), profile.id.as_str()));
                     }
                     self.record_model(&profile.id, &resolution);
+                }
+                // One line per cause, not per worker: without a provider every worker fails alike.
+                failed.sort();
+                for group in failed.chunk_by(|a, b| a.0 == b.0) {
+                    let workers: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+                    tracing::warn!(workers = %workers.join(", "), error = %group[0].0, "no model for worker");
                 }
                 slot.set_catalog(Some(Arc::new(catalog)));
             }
