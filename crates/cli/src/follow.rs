@@ -2,6 +2,7 @@
 //! on a terminal, plain lines otherwise — one per change, and a heartbeat when nothing happens
 //! for a while.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -46,8 +47,7 @@ pub async fn job(
     let progress = Progress::new();
     let mut events = Box::pin(events);
     let started = now_ms();
-    let mut tools = 0u32;
-    let mut last_tool = String::new();
+    let mut calls: HashSet<String> = HashSet::new();
     let mut output = String::new();
     let mut last_line = String::new();
     let mut shown_at = Instant::now();
@@ -64,10 +64,7 @@ pub async fn job(
                     output = tail(&output.replace('\n', " "), 60).to_owned();
                 }
                 EventBody::JobTool(tool) => {
-                    if tool.status == "running" || tool.status == "pending" {
-                        tools += u32::from(last_tool != tool.call_id);
-                        last_tool = tool.call_id;
-                    }
+                    calls.insert(tool.call_id);
                 }
                 EventBody::PermissionAsked(question) => progress.line(&format!(
                     "the worker asks permission for {} {}",
@@ -93,7 +90,7 @@ pub async fn job(
         }
         let line = format!(
             "{worker} · {} tool call(s){}",
-            tools,
+            calls.len(),
             if output.is_empty() {
                 String::new()
             } else {

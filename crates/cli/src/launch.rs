@@ -1,38 +1,124 @@
-//! How this `orchestra` process starts OpenCode: which binary, which
-//! environment, and which model provider (the user's, or the built-in fake).
+//! How this `orchestra` process starts OpenCode: which binary, which environment, and which
+//! models the workers may use.
+//!
+//! OpenCode is the authority on model providers. It already merges `auth.json` credentials,
+//! provider environment variables, the global config, `OPENCODE_CONFIG`, the project's
+//! `opencode.json(c)`, `.opencode/` and `OPENCODE_CONFIG_CONTENT`, so in real mode the hub adds
+//! nothing about providers: no `enabled_providers`, `disabled_providers`, `model` or
+//! `small_model`, and none of OpenCode's offline switches. The workers inherit this process's
+//! environment, and the models a task may use are the ones the worker's own OpenCode reports
+//! for the project. The built-in fake model enters only through an explicit `--fake`.
+//!
+//! [`prepare`] is the one place that decides this; every command that starts a hub calls it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use orchestra_core::config::Config;
 use orchestra_core::workers::LaunchSettings;
-use orchestra_testkit::fake_llm::FakeLlm;
+use orchestra_core::workers::agents::merge_json;
+use orchestra_fake_llm::{Directives, FakeLlm, FakeLlmConfig};
 use serde_json::Value;
 
-/// Where the model answers come from for this run.
-pub enum ProviderChoice {
-    /// The user's own OpenCode configuration; the text says what was found.
-    User(String),
-    /// The built-in fake LLM on 127.0.0.1 (kept alive by this handle);
-    /// `asked` when `--fake` chose it rather than the lack of a provider.
-    Fake { fake: FakeLlm, asked: bool },
+/// The settings a hub starts OpenCode with, and in `--fake` mode the fake model they point at
+/// (it stops when this is dropped, so keep it as long as the hub).
+pub struct Launch {
+    pub settings: LaunchSettings,
+    pub fake: Option<FakeLlm>,
 }
 
-impl ProviderChoice {
+impl Launch {
+    /// One line for people: where the answers will come from.
     pub fn describe(&self) -> String {
-        match self {
-            ProviderChoice::User(why) => format!("using your OpenCode provider ({why})"),
-            ProviderChoice::Fake { fake, asked: true } => format!(
-                "using the built-in fake model at {} (--fake; it echoes prompts)",
-                fake.base_url()
+        match &self.fake {
+            Some(fake) => format!(
+                "--fake: the workers run on the built-in fake model at {} (`{}`; it echoes prompts), \
+                 not on your own providers",
+                fake.base_url(),
+                orchestra_fake_llm::opencode::MODEL
             ),
-            ProviderChoice::Fake { fake, asked: false } => format!(
-                "no OpenCode provider is configured, so this runs against the built-in fake model at {} \
-                 (it echoes prompts; configure a provider in OpenCode to use a real model)",
-                fake.base_url()
-            ),
+            None => "the workers use the model providers your OpenCode configuration offers for this project"
+                .to_owned(),
         }
     }
+}
+
+/// Launch settings from the config and an explicit `fake` switch: real mode passes the user's
+/// OpenCode configuration through untouched; `fake` starts the echo-only fake model and adds it
+/// as provider `orchestra-fake`.
+pub async fn prepare(config: &Config, project_dir: &Path, fake: bool) -> anyhow::Result<Launch> {
+    let binary = find_opencode(config)?;
+    let user_content = std::env::var("OPENCODE_CONFIG_CONTENT").ok();
+    let fake = if fake {
+        let started = FakeLlm::start_with(FakeLlmConfig {
+            // Text in a task must never make a worker run a tool.
+            directives: Directives::Off,
+            // Nothing in the product reads the request log, so it keeps none.
+            log_capacity: 0,
+            ..FakeLlmConfig::default()
+        })
+        .await
+        .context("starting the built-in fake model")?;
+        Some(started)
+    } else {
+        None
+    };
+    let settings = launch_settings(
+        binary,
+        project_dir,
+        user_content.as_deref(),
+        fake.as_ref().map(FakeLlm::base_url).as_deref(),
+    )?;
+    Ok(Launch { settings, fake })
+}
+
+/// The settings themselves. `user_content` is the user's `OPENCODE_CONFIG_CONTENT`: our
+/// `OPENCODE_CONFIG_CONTENT` replaces it in the workers' environment, so it is kept as the base
+/// our additions (agents, and the fake provider with `fake_base_url`) are merged over.
+pub fn launch_settings(
+    binary: PathBuf,
+    project_dir: &Path,
+    user_content: Option<&str>,
+    fake_base_url: Option<&str>,
+) -> anyhow::Result<LaunchSettings> {
+    let mut overlay = match user_content.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => {
+            let value = jsonc_parser::parse_to_serde_value::<Value>(
+                text,
+                &orchestra_core::config::jsonc_options(),
+            )
+            .context(
+                "OPENCODE_CONFIG_CONTENT is set but is not valid JSON; fix it or unset it \
+                 (OpenCode would refuse it too)",
+            )?;
+            if !value.is_object() {
+                bail!(
+                    "OPENCODE_CONFIG_CONTENT is set but is not a JSON object; fix it or unset it"
+                );
+            }
+            value
+        }
+        None => Value::Object(Default::default()),
+    };
+    let provider_pin = match fake_base_url {
+        Some(base_url) => {
+            merge_json(
+                &mut overlay,
+                &orchestra_fake_llm::opencode::fake_mode_config(base_url),
+            );
+            // Tags such as `auto:vision` pick by score among the usable models; pinned, they can
+            // only pick the fake, never one of the user's providers.
+            Some(orchestra_fake_llm::opencode::PROVIDER_ID.to_owned())
+        }
+        None => None,
+    };
+    Ok(LaunchSettings {
+        binary,
+        project_dir: project_dir.to_path_buf(),
+        env: Vec::new(),
+        config_overlay: overlay,
+        provider_pin,
+    })
 }
 
 /// The OpenCode binary: config `runtime.opencodeBin`, then
@@ -80,76 +166,81 @@ pub fn find_opencode(config: &Config) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Finds a provider the user configured for OpenCode, if any.
-pub fn detect_user_provider() -> Option<String> {
-    if let Ok(content) = std::env::var("OPENCODE_CONFIG_CONTENT")
-        && let Ok(value) = serde_json::from_str::<Value>(&content)
-        && (value.get("provider").is_some() || value.get("model").is_some())
-    {
-        return Some("OPENCODE_CONFIG_CONTENT names a provider or model".into());
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from)?;
-    let data =
-        std::env::var_os("XDG_DATA_HOME").map_or_else(|| home.join(".local/share"), PathBuf::from);
-    let auth = data.join("opencode/auth.json");
-    if std::fs::read_to_string(&auth).is_ok_and(|text| text.trim().len() > 2) {
-        return Some(format!("credentials in {}", auth.display()));
-    }
-    let config_dir = std::env::var_os("XDG_CONFIG_HOME")
-        .map_or_else(|| home.join(".config"), PathBuf::from)
-        .join("opencode");
-    for name in ["opencode.json", "opencode.jsonc", "config.json"] {
-        let path = config_dir.join(name);
-        if let Ok(text) = std::fs::read_to_string(&path)
-            && let Ok(value) = jsonc_parser::parse_to_serde_value::<Value>(
-                &text,
-                &orchestra_core::config::jsonc_options(),
-            )
-            && (value.get("provider").is_some() || value.get("model").is_some())
-        {
-            return Some(format!("provider or model set in {}", path.display()));
-        }
-    }
-    for var in [
-        "ANTHROPIC_API_KEY",
-        "OPENAI_API_KEY",
-        "OPENROUTER_API_KEY",
-        "GEMINI_API_KEY",
-        "GROQ_API_KEY",
-    ] {
-        if std::env::var_os(var).is_some() {
-            return Some(format!("{var} is set"));
-        }
-    }
-    None
-}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
 
-/// Launch settings for this process. OpenCode children inherit our
-/// environment (so a test's isolated HOME reaches them), and an inherited
-/// `OPENCODE_CONFIG_CONTENT` is kept under our agent definitions.
-pub fn launch_settings(
-    config: &Config,
-    project_dir: &Path,
-    provider: &ProviderChoice,
-) -> anyhow::Result<LaunchSettings> {
-    let binary = find_opencode(config)?;
-    let mut overlay = match std::env::var("OPENCODE_CONFIG_CONTENT") {
-        Ok(text) => serde_json::from_str(&text)
-            .context("OPENCODE_CONFIG_CONTENT is set but is not valid JSON")?,
-        Err(_) => Value::Object(Default::default()),
-    };
-    let mut env = Vec::new();
-    if let ProviderChoice::Fake { fake, .. } = provider {
-        orchestra_core::workers::agents::merge_json(
-            &mut overlay,
-            &orchestra_testkit::opencode::fake_provider_config(&fake.base_url()),
-        );
-        env.extend(orchestra_testkit::opencode::offline_env());
+    const OVERRIDES: [&str; 4] = [
+        "enabled_providers",
+        "disabled_providers",
+        "model",
+        "small_model",
+    ];
+
+    fn settings(user: Option<&str>, fake: Option<&str>) -> LaunchSettings {
+        launch_settings("opencode".into(), Path::new("/p"), user, fake).unwrap()
     }
-    Ok(LaunchSettings {
-        binary,
-        project_dir: project_dir.to_path_buf(),
-        env,
-        config_overlay: overlay,
-    })
+
+    #[test]
+    fn real_mode_adds_nothing_about_providers_and_no_switches() {
+        let real = settings(None, None);
+        assert_eq!(real.config_overlay, json!({}));
+        assert!(real.env.is_empty(), "{:?}", real.env);
+        assert_eq!(real.provider_pin, None);
+    }
+
+    #[test]
+    fn a_users_config_content_is_kept_as_it_is() {
+        let user = r#"{"provider": {"mine": {"options": {"baseURL": "http://x"}}},
+                       "model": "mine/a", "enabled_providers": ["mine"], // JSONC, as OpenCode takes it
+                       "small_model": "mine/b"}"#;
+        let real = settings(Some(user), None);
+        assert_eq!(real.config_overlay["model"], "mine/a");
+        assert_eq!(real.config_overlay["small_model"], "mine/b");
+        assert_eq!(real.config_overlay["enabled_providers"], json!(["mine"]));
+        assert_eq!(
+            real.config_overlay["provider"]["mine"]["options"]["baseURL"],
+            "http://x"
+        );
+    }
+
+    #[test]
+    fn fake_mode_adds_its_own_provider_and_pins_it_without_disabling_the_users() {
+        let fake = settings(
+            Some(r#"{"provider": {"fake": {"name": "the user's own"}}}"#),
+            Some("http://127.0.0.1:1/v1"),
+        );
+        let overlay = &fake.config_overlay;
+        assert_eq!(overlay["provider"]["fake"]["name"], "the user's own");
+        assert_eq!(
+            overlay["provider"]["orchestra-fake"]["options"]["baseURL"],
+            "http://127.0.0.1:1/v1"
+        );
+        assert_eq!(overlay["model"], "orchestra-fake/fake-model");
+        assert!(overlay.get("enabled_providers").is_none());
+        assert!(overlay.get("disabled_providers").is_none());
+        assert_eq!(fake.provider_pin.as_deref(), Some("orchestra-fake"));
+        assert!(fake.env.is_empty());
+        for key in OVERRIDES {
+            assert!(
+                settings(None, None).config_overlay.get(key).is_none(),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_config_content_is_refused_with_the_fix() {
+        for bad in ["{not json", "[1, 2]"] {
+            let err =
+                launch_settings("opencode".into(), Path::new("/p"), Some(bad), None).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("OPENCODE_CONFIG_CONTENT"),
+                "{err:#}"
+            );
+        }
+        assert_eq!(settings(Some("  "), None).config_overlay, json!({}));
+    }
 }

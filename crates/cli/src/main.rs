@@ -1,28 +1,29 @@
 //! `orchestra`: CLI commands for people, `orchestra mcp` for agents.
 //!
-//! This binary only wires the library crates together; `anyhow` lives here
-//! and nowhere else. In `mcp` mode stdout belongs to the protocol, so every
-//! log line goes to stderr.
+//! One hub serves each project (`orchestra serve`); every other command is its client and
+//! starts it in the background when none runs. This binary only wires the library crates
+//! together; `anyhow` lives here and nowhere else. In `mcp` mode stdout belongs to the
+//! protocol, so every log line goes to stderr.
 
 mod bench;
+mod follow;
+mod hub_link;
 mod install;
 mod launch;
 mod models;
+mod relay;
 mod run;
+mod serve;
 mod workflow;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orchestra_core::config::{self, LoadOptions, LoadedConfig};
-use orchestra_core::hub::{Hub, HubOptions};
-use orchestra_core::tasks::TaskEngine;
-use orchestra_protocol::{ListFormat, ListView, TaskListParams};
-use orchestra_store::{Store, default_store_path};
+use orchestra_protocol::ListView;
 
-use launch::ProviderChoice;
+use hub_link::{HubTarget, ListArgs};
 
 #[derive(Parser)]
 #[command(
@@ -48,20 +49,43 @@ struct Cli {
 enum Command {
     /// Run one task on one worker and print its answer.
     Run(run::RunArgs),
-    /// Serve the five task tools over MCP on stdin/stdout (what OpenCode runs).
-    Mcp {
-        /// Use the built-in fake model instead of your OpenCode provider.
+    /// Run the project's hub: the workers, the store, the event stream, the HTTP API, MCP
+    /// over HTTP and the panel, on 127.0.0.1. One per project.
+    Serve(serve::ServeArgs),
+    /// Stop the project's hub (its running tasks are canceled, its workers stopped).
+    Stop,
+    /// Open the control panel in your browser, logged in (starts the hub if none runs).
+    Panel {
+        /// Only print the one-time login URL.
+        #[arg(long)]
+        url: bool,
+        /// A hub on the built-in fake model, if one has to be started.
         #[arg(long)]
         fake: bool,
     },
-    /// Run the scripted OpenAI-compatible fake LLM on 127.0.0.1 until Ctrl-C.
+    /// Serve the five task tools over MCP on stdin/stdout (what OpenCode runs); a relay to the
+    /// project's hub.
+    Mcp {
+        /// Run the workers on the built-in fake model (it echoes prompts) instead of the
+        /// providers your OpenCode configuration offers.
+        #[arg(long)]
+        fake: bool,
+    },
+    /// Run the OpenAI-compatible fake LLM on 127.0.0.1 until Ctrl-C (it echoes prompts).
     FakeLlm {
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Let directives in the prompt (`CALL_TOOL:`, `SLOW:`, `FAIL:` …) script the replies.
+        /// Off by default: with it, text in a prompt can make an OpenCode agent run tools.
+        #[arg(long)]
+        directives: bool,
+        /// How many requests the fake keeps in its log (a ring; it is only read in-process).
+        #[arg(long, default_value_t = orchestra_fake_llm::DEFAULT_LOG_CAPACITY)]
+        keep_requests: usize,
     },
     /// Workers and recent tasks.
     Status(ListArgs),
-    /// Worker profiles and their state in this process.
+    /// The hub's workers and their state.
     Workers(ListArgs),
     /// Worker profiles: model, access, purpose.
     Profiles(ListArgs),
@@ -99,18 +123,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(clap::Args)]
-struct ListArgs {
-    /// JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    #[arg(long)]
-    limit: Option<u32>,
-    /// Only tasks of this worker.
-    #[arg(long)]
-    worker: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -155,15 +167,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         .canonicalize()
         .with_context(|| format!("project directory {} does not exist", project_dir.display()))?;
     let load = || load_config(&project_dir, cli.config.clone());
+    let hub = |fake: bool| HubTarget {
+        project_dir: project_dir.clone(),
+        config_file: cli.config.clone(),
+        fake,
+    };
     match cli.command {
-        Command::Run(args) => run::run(args, load()?, &project_dir).await,
-        Command::Mcp { fake } => serve_mcp(load(), &project_dir, fake).await,
-        Command::FakeLlm { port } => fake_llm(port).await,
-        Command::Status(args) => list(load()?, &project_dir, ListView::Status, args).await,
-        Command::Workers(args) => list(load()?, &project_dir, ListView::Workers, args).await,
-        Command::Profiles(args) => list(load()?, &project_dir, ListView::Profiles, args).await,
-        Command::Tasks(args) => list(load()?, &project_dir, ListView::Tasks, args).await,
-        Command::Output(args) => list(load()?, &project_dir, ListView::Output, args).await,
+        Command::Run(args) => {
+            let target = hub(args.fake);
+            run::run(args, &target).await
+        }
+        Command::Serve(args) => {
+            let candidates = config::candidate_files(&LoadOptions {
+                project_dir: project_dir.clone(),
+                global_dir: None,
+                extra_file: cli.config.clone(),
+            });
+            let sources = serve::ConfigSources::stamp(
+                candidates.iter().map(|p| p.display().to_string()).collect(),
+            );
+            serve::serve(args, sources, load(), &project_dir).await
+        }
+        Command::Stop => hub_link::stop(&hub(false)).await,
+        Command::Panel { url, fake } => hub_link::panel(&hub(fake), url).await,
+        Command::Mcp { fake } => {
+            relay::serve_mcp(project_dir.clone(), cli.config.clone(), fake).await
+        }
+        Command::FakeLlm {
+            port,
+            directives,
+            keep_requests,
+        } => fake_llm(port, directives, keep_requests).await,
+        Command::Status(args) => hub_link::list(&hub(args.fake), ListView::Status, args).await,
+        Command::Workers(args) => hub_link::list(&hub(args.fake), ListView::Workers, args).await,
+        Command::Profiles(args) => hub_link::list(&hub(args.fake), ListView::Profiles, args).await,
+        Command::Tasks(args) => hub_link::list(&hub(args.fake), ListView::Tasks, args).await,
+        Command::Output(args) => hub_link::list(&hub(args.fake), ListView::Output, args).await,
         Command::Install {
             global,
             dry_run,
@@ -184,8 +223,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_report(&report, json)
         }
         Command::Bench(args) => bench::run(args).await,
-        Command::Workflow(command) => workflow::run(command, load()?, &project_dir).await,
-        Command::Models(args) => models::run(args, load()?, &project_dir).await,
+        Command::Workflow(command) => workflow::run(command, &hub(false)).await,
+        Command::Models(args) => {
+            let target = hub(args.fake);
+            models::run(args, &target).await
+        }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&config::json_schema())?;
             write_stdout(&format!("{schema}\n"))?;
@@ -262,146 +304,35 @@ fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOp
     })
 }
 
-/// Chooses the provider: `--fake`, else the user's, else the fake.
-pub async fn choose_provider(force_fake: bool) -> anyhow::Result<ProviderChoice> {
-    if !force_fake && let Some(why) = launch::detect_user_provider() {
-        return Ok(ProviderChoice::User(why));
-    }
-    let fake = orchestra_testkit::fake_llm::FakeLlm::start()
-        .await
-        .context("starting the built-in fake model")?;
-    Ok(ProviderChoice::Fake {
-        fake,
-        asked: force_fake,
-    })
-}
-
-pub async fn start_hub(
-    loaded: LoadedConfig,
-    project_dir: &std::path::Path,
-    provider: &ProviderChoice,
-) -> anyhow::Result<Hub> {
-    let launch = launch::launch_settings(&loaded.config, project_dir, provider)?;
-    let hub = Hub::start(HubOptions {
-        project_dir: project_dir.to_path_buf(),
-        config: loaded.config,
-        launch,
+async fn fake_llm(
+    port: u16,
+    directives: bool,
+    keep_requests: usize,
+) -> anyhow::Result<std::process::ExitCode> {
+    use orchestra_fake_llm::{Directives, FakeLlm, FakeLlmConfig};
+    let fake = FakeLlm::start_with(FakeLlmConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        directives: if directives {
+            Directives::On
+        } else {
+            Directives::Off
+        },
+        log_capacity: keep_requests,
+        ..FakeLlmConfig::default()
     })
     .await?;
-    Ok(hub)
-}
-
-/// Picks the provider, starts a hub and hands it one task. A refused task
-/// shuts the hub down again, so nothing is left running. The provider is
-/// returned because a fake model lives as long as its handle.
-pub async fn start_on_new_hub(
-    loaded: LoadedConfig,
-    project_dir: &std::path::Path,
-    fake: bool,
-    params: orchestra_protocol::TaskStartParams,
-    requested_by: &str,
-) -> anyhow::Result<(ProviderChoice, Hub, orchestra_protocol::TaskStartResult)> {
-    let provider = choose_provider(fake).await?;
-    eprintln!("orchestra: {}", provider.describe());
-    let hub = start_hub(loaded, project_dir, &provider).await?;
-    match hub.engine().start(params, Some(requested_by.to_owned())) {
-        Ok(started) => Ok((provider, hub, started)),
-        Err(err) => {
-            hub.shutdown().await;
-            Err(err).context("the task was refused")
-        }
-    }
-}
-
-/// Serves MCP. A hub that cannot start still gets a server, whose tools
-/// answer with the reason and the fix: the main agent (and through it the
-/// user) sees what is wrong instead of a bare "MCP server failed".
-async fn serve_mcp(
-    loaded: anyhow::Result<LoadedConfig>,
-    project_dir: &std::path::Path,
-    fake: bool,
-) -> anyhow::Result<std::process::ExitCode> {
-    let started = match loaded {
-        Ok(loaded) => match choose_provider(fake).await {
-            Ok(provider) => {
-                tracing::info!("{}", provider.describe());
-                start_hub(loaded, project_dir, &provider)
-                    .await
-                    .map(|hub| (provider, hub))
-            }
-            Err(err) => Err(err),
-        },
-        Err(err) => Err(err),
+    let mode = if directives {
+        "directives in prompts script the replies"
+    } else {
+        "it echoes prompts"
     };
-    let (server, running) = match started {
-        Ok((provider, hub)) => (
-            orchestra_mcp::OrchestraMcp::new(std::sync::Arc::new(orchestra_mcp::EngineTools(
-                hub.engine().clone(),
-            ))),
-            Some((provider, hub)),
-        ),
-        Err(err) => {
-            tracing::error!("{err:#}");
-            (
-                orchestra_mcp::OrchestraMcp::new(std::sync::Arc::new(orchestra_mcp::Unavailable(
-                    format!("{err:#}"),
-                ))),
-                None,
-            )
-        }
-    };
-    let result = tokio::select! {
-        result = server.serve_stdio() => result.map_err(anyhow::Error::from),
-        () = shutdown_signal() => Ok(()),
-    };
-    if let Some((_provider, hub)) = running {
-        hub.shutdown().await;
-    }
-    result.map(|()| std::process::ExitCode::SUCCESS)
-}
-
-async fn fake_llm(port: u16) -> anyhow::Result<std::process::ExitCode> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let fake = orchestra_testkit::fake_llm::FakeLlm::start_on(addr).await?;
     write_stdout(&format!(
-        "fake LLM listening on {}\nOpenCode provider config: {}\n",
+        "fake LLM listening on {} ({mode})\nOpenCode provider config: {}\n",
         fake.base_url(),
-        orchestra_testkit::opencode::fake_provider_config(&fake.base_url())
+        orchestra_fake_llm::opencode::fake_mode_config(&fake.base_url())
     ))?;
     shutdown_signal().await;
     fake.shutdown().await;
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// Listing commands read the store and config; they start no OpenCode.
-async fn list(
-    loaded: LoadedConfig,
-    project_dir: &std::path::Path,
-    view: ListView,
-    args: ListArgs,
-) -> anyhow::Result<std::process::ExitCode> {
-    let config = Arc::new(loaded.config);
-    let store_path = config
-        .tasks
-        .store_path
-        .clone()
-        .unwrap_or_else(|| default_store_path(project_dir));
-    let store = Arc::new(Store::open(&store_path)?);
-    let engine = TaskEngine::observer(config, store, project_dir.to_path_buf());
-    let listing = engine
-        .list(&TaskListParams {
-            view,
-            worker_id: args.worker,
-            limit: args.limit,
-            format: Some(if args.json {
-                ListFormat::Json
-            } else {
-                ListFormat::Markdown
-            }),
-            ..TaskListParams::default()
-        })
-        .await?;
-    write_stdout(&format!("{}\n", listing.text))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -1,13 +1,11 @@
 //! `orchestra models`: the models OpenCode offers, as the workers see them. The catalog lives in
-//! OpenCode, so this starts a hub, warms up one worker server, reads it, and shuts down.
-
-use std::path::Path;
+//! OpenCode, so the hub reads it from its worker server (starting one if none runs).
 
 use anyhow::Context;
-use orchestra_core::config::LoadedConfig;
 use orchestra_protocol::{ListFormat, ListView, ModelScope, TaskListParams};
 
-use crate::{choose_provider, start_hub, write_stdout};
+use crate::hub_link::HubTarget;
+use crate::write_stdout;
 
 #[derive(clap::Args)]
 pub struct ModelsArgs {
@@ -23,46 +21,29 @@ pub struct ModelsArgs {
     /// At most this many rows (default 100).
     #[arg(long)]
     limit: Option<u32>,
-    /// Use the built-in fake model instead of your OpenCode provider.
+    /// If no hub runs, start one on the built-in fake model.
     #[arg(long)]
-    fake: bool,
+    pub fake: bool,
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(
-    args: ModelsArgs,
-    loaded: LoadedConfig,
-    project_dir: &Path,
-) -> anyhow::Result<std::process::ExitCode> {
-    let provider = choose_provider(args.fake).await?;
-    eprintln!("orchestra: {}", provider.describe());
-    let warm = ["coder"]
-        .into_iter()
-        .map(str::to_owned)
-        .find(|id| loaded.config.profiles.contains_key(id))
-        .or_else(|| loaded.config.profiles.keys().next().cloned())
-        .context("no worker profile is configured, so no OpenCode server can be started")?;
-    let hub = start_hub(loaded, project_dir, &provider).await?;
-    let engine = hub.engine().clone();
-    let listed = async {
-        engine
-            .pool()
-            .warm_up(&warm)
-            .await
-            .with_context(|| format!("starting worker `{warm}` to read OpenCode's models"))?;
-        let scope = if args.all {
-            ModelScope::All
-        } else {
-            ModelScope::Configured
-        };
-        let format = if args.json {
-            ListFormat::Json
-        } else {
-            ListFormat::Markdown
-        };
-        let params = TaskListParams {
+pub async fn run(args: ModelsArgs, target: &HubTarget) -> anyhow::Result<std::process::ExitCode> {
+    let hub = target.connect_any().await?;
+    let scope = if args.all {
+        ModelScope::All
+    } else {
+        ModelScope::Configured
+    };
+    let format = if args.json {
+        ListFormat::Json
+    } else {
+        ListFormat::Markdown
+    };
+    let listing = hub
+        .client
+        .list(&TaskListParams {
             view: ListView::Models,
             scope: Some(scope),
             providers: args.providers,
@@ -70,12 +51,9 @@ pub async fn run(
             limit: args.limit,
             format: Some(format),
             ..TaskListParams::default()
-        };
-        let listing = engine.list(&params).await?;
-        anyhow::Ok(listing.text)
-    }
-    .await;
-    hub.shutdown().await;
-    write_stdout(&format!("{}\n", listed?))?;
+        })
+        .await
+        .context("reading the models from the hub")?;
+    write_stdout(&format!("{}\n", listing.text))?;
     Ok(std::process::ExitCode::SUCCESS)
 }

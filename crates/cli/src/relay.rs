@@ -31,6 +31,7 @@ pub async fn serve_mcp(
             project_dir,
             orchestra_exe: std::env::current_exe()?,
             fake,
+            any_mode: false,
             config_file,
             start: true,
         },
@@ -117,7 +118,9 @@ impl Relay {
         for attempt in 0..2 {
             let client = match self.client().await {
                 Ok(client) => client,
-                Err(err) => return refused(format!("Open Orchestra could not reach its hub: {err}")),
+                Err(err) => {
+                    return refused(format!("Open Orchestra could not reach its hub: {err}"));
+                }
             };
             match client.tool(name, args, caller).await {
                 Ok(reply) => return reply,
@@ -131,7 +134,10 @@ impl Relay {
                 }
             }
         }
-        refused("Open Orchestra's hub could not be reached twice in a row; see `orchestra status`".into())
+        refused(
+            "Open Orchestra's hub could not be reached twice in a row; see `orchestra status`"
+                .into(),
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use orchestra_client::discovery::{HUB_INFO_VERSION, env_fingerprint};
+use orchestra_client::discovery::{HUB_INFO_VERSION, config_stamp, env_fingerprint};
 use orchestra_client::{HubFiles, HubInfo};
 use orchestra_core::config::LoadedConfig;
 use orchestra_core::hub::{Hub, HubOptions};
@@ -21,6 +21,22 @@ use orchestra_http::{HubServer, ServeOptions};
 use orchestra_protocol::now_ms;
 
 use crate::{launch, shutdown_signal, write_stdout};
+
+/// The configuration files a hub watches, stamped before they are loaded (so an edit made
+/// while loading counts as a change).
+pub struct ConfigSources {
+    pub files: Vec<String>,
+    pub stamp: u64,
+}
+
+impl ConfigSources {
+    pub fn stamp(files: Vec<String>) -> ConfigSources {
+        ConfigSources {
+            stamp: config_stamp(&files),
+            files,
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -42,9 +58,14 @@ pub struct ServeArgs {
 
 pub async fn serve(
     args: ServeArgs,
+    config: ConfigSources,
     loaded: anyhow::Result<LoadedConfig>,
     project_dir: &Path,
 ) -> anyhow::Result<std::process::ExitCode> {
+    let ConfigSources {
+        files: config_files,
+        stamp,
+    } = config;
     let files = HubFiles::for_project(project_dir);
     let Some(lock) = files.try_lock()? else {
         let message = match files.read_info() {
@@ -74,10 +95,12 @@ pub async fn serve(
         loaded.config.hub.port
     };
     let launch = launch::prepare(&loaded.config, project_dir, args.fake).await?;
+    let providers = launch.describe();
     let hub = Hub::start(HubOptions {
         project_dir: project_dir.to_path_buf(),
         config: loaded.config,
         launch: launch.settings,
+        warm: true,
     })
     .await?;
     let token = orchestra_http::new_token();
@@ -109,6 +132,8 @@ pub async fn serve(
         fake: args.fake,
         orchestra_version: env!("CARGO_PKG_VERSION").to_owned(),
         env: env_fingerprint(),
+        config_files,
+        config_stamp: stamp,
     };
     if let Err(err) = files.write_info(&info, &lock) {
         server.close().await;
@@ -121,7 +146,7 @@ pub async fn serve(
         project_dir.display(),
         info.url,
         info.pid,
-        launch.describe()
+        providers
     ))?;
     tokio::select! {
         () = shutdown_signal() => tracing::info!("signal: the hub stops"),

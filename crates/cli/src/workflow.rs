@@ -1,17 +1,18 @@
 //! `orchestra workflow list | run <id> "task" | resume <runId>`, with one line per step change.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use anyhow::Context;
-use orchestra_core::config::LoadedConfig;
-use orchestra_core::tasks::TaskEngine;
+use futures_util::{Stream, StreamExt};
+use orchestra_client::ClientError;
 use orchestra_protocol::{
-    JobStatus, ListView, TaskAwaitParams, TaskCancelParams, TaskKind, TaskStartParams, WorkflowRun,
-    WorkflowRunStatus, WorkflowStepResult, WorkflowStepStatus,
+    EventBody, HubEvent, JobRecord, JobStatus, ListView, TaskKind, TaskStartParams,
+    TaskStartResult, WorkflowRun, WorkflowRunStatus, WorkflowStepResult, WorkflowStepStatus,
 };
 
-use crate::{ListArgs, list, shutdown_signal, start_on_new_hub, write_stdout};
+use crate::follow::JobEvents;
+use crate::hub_link::{HubTarget, ListArgs, list};
+use crate::{shutdown_signal, write_stdout};
 
 #[derive(clap::Subcommand)]
 pub enum WorkflowCommand {
@@ -27,7 +28,8 @@ pub enum WorkflowCommand {
     Run {
         /// The workflow id (see `orchestra workflow list`).
         id: String,
-        /// Use the built-in fake model even if you have a provider configured.
+        /// Run on the built-in fake model (it echoes prompts) instead of the providers your
+        /// OpenCode configuration offers.
         #[arg(long)]
         fake: bool,
         /// Print the final run as JSON.
@@ -40,6 +42,7 @@ pub enum WorkflowCommand {
     /// Resume a paused run (also one whose hub was stopped or killed).
     Resume {
         run_id: String,
+        /// Run on the built-in fake model (it echoes prompts).
         #[arg(long)]
         fake: bool,
         #[arg(long)]
@@ -49,8 +52,7 @@ pub enum WorkflowCommand {
 
 pub async fn run(
     command: WorkflowCommand,
-    loaded: LoadedConfig,
-    project_dir: &Path,
+    base: &HubTarget,
 ) -> anyhow::Result<std::process::ExitCode> {
     let (params, fake, json) = match command {
         WorkflowCommand::List { json, limit } => {
@@ -58,8 +60,9 @@ pub async fn run(
                 json,
                 limit,
                 worker: None,
+                fake: false,
             };
-            return list(loaded, project_dir, ListView::Workflows, args).await;
+            return list(base, ListView::Workflows, args).await;
         }
         WorkflowCommand::Run {
             id,
@@ -87,40 +90,47 @@ pub async fn run(
             json,
         ),
     };
-    let (_provider, hub, started) =
-        start_on_new_hub(loaded, project_dir, fake, params, "orchestra workflow").await?;
-    let engine = hub.engine().clone();
+    let target = HubTarget {
+        fake,
+        ..base.clone()
+    };
+    let hub = target.connect().await?;
+    let client = &hub.client;
+    let events = JobEvents::mark(client).await?;
+    let started: TaskStartResult = client
+        .post("/api/v1/tasks", &params)
+        .await
+        .context("the workflow was refused")?;
     let run_id = started.continue_run_id.clone().unwrap_or_default();
     eprintln!(
         "orchestra: workflow `{}`, run {run_id}, task {}",
         started.workflow_id.as_deref().unwrap_or(""),
         started.task_id
     );
+    let stream = events.follow(&started.task_id).await?;
     tokio::select! {
-        () = follow(&engine, &started.task_id, &run_id) => {}
+        () = follow_steps(stream) => {}
         () = shutdown_signal() => {
             eprintln!("orchestra: interrupted; pausing the run");
-            let canceled = engine
-                .cancel(&TaskCancelParams {
-                    task_id: Some(started.task_id.clone()),
-                    reason: Some("interrupted from the terminal".into()),
-                    ..TaskCancelParams::default()
-                })
+            let canceled: Result<serde_json::Value, _> = client
+                .post(
+                    &format!("/api/v1/tasks/{}/cancel", started.task_id),
+                    &serde_json::json!({"reason": "interrupted from the terminal"}),
+                )
                 .await;
             if let Err(err) = canceled {
                 eprintln!("orchestra: canceling failed: {err}");
             }
         }
     }
-    hub.shutdown().await;
-    let job = engine
-        .store()
-        .get_job(&started.task_id)?
-        .context("the workflow's job record disappeared")?;
-    let run = engine
-        .workflows()
-        .get_run(&run_id)?
-        .context("the workflow run disappeared")?;
+    let job: JobRecord = client
+        .get(&format!("/api/v1/tasks/{}", started.task_id))
+        .await
+        .context("reading the workflow's job record")?;
+    let run: WorkflowRun = client
+        .get(&format!("/api/v1/runs/{run_id}"))
+        .await
+        .context("reading the workflow run")?;
     if json {
         write_stdout(&format!("{}\n", serde_json::to_string_pretty(&run)?))?;
     } else if let Some(text) = &job.response_text {
@@ -136,9 +146,9 @@ pub async fn run(
             run.reason.as_deref().unwrap_or("")
         ),
         WorkflowRunStatus::Success | WorkflowRunStatus::Running => eprintln!(
-            "orchestra: run {} in {} ms working, {} tokens",
+            "orchestra: run {} in {:.1} s working, {} tokens",
             run.status.as_str(),
-            run.active_ms,
+            run.active_ms as f64 / 1000.0,
             run.usage.total()
         ),
     }
@@ -152,38 +162,26 @@ pub async fn run(
 }
 
 /// Prints a line whenever a step changes status, until the workflow's job is final.
-async fn follow(engine: &TaskEngine, task_id: &str, run_id: &str) {
+async fn follow_steps(events: impl Stream<Item = Result<HubEvent, ClientError>>) {
+    let mut events = Box::pin(events);
     let mut seen: HashMap<String, WorkflowStepStatus> = HashMap::new();
-    loop {
-        let answer = engine
-            .await_tasks(&TaskAwaitParams {
-                task_id: Some(task_id.to_owned()),
-                timeout_ms: Some(500),
-                ..TaskAwaitParams::default()
-            })
-            .await;
-        if let Ok(Some(run)) = engine.workflows().get_run(run_id) {
-            report_changes(&run, &mut seen);
-        }
-        let done = answer
-            .ok()
-            .and_then(|a| a.lookups().first().and_then(|l| l.record()).cloned())
-            .is_none_or(|record| record.status.is_final());
-        if done {
-            return;
-        }
-    }
-}
-
-fn report_changes(run: &WorkflowRun, seen: &mut HashMap<String, WorkflowStepStatus>) {
-    let total = run.steps.len();
-    for (i, step) in run.steps.iter().enumerate() {
-        if seen.get(&step.id) == Some(&step.status) {
-            continue;
-        }
-        seen.insert(step.id.clone(), step.status);
-        if step.status != WorkflowStepStatus::Pending {
-            eprintln!("orchestra: [{}/{total}] {}", i + 1, describe(step));
+    while let Some(Ok(event)) = events.next().await {
+        match &event.body {
+            EventBody::WorkflowStep(step) => {
+                if seen.get(&step.step.id) == Some(&step.step.status)
+                    || step.step.status == WorkflowStepStatus::Pending
+                {
+                    continue;
+                }
+                seen.insert(step.step.id.clone(), step.step.status);
+                eprintln!(
+                    "orchestra: [step {}] {}",
+                    step.index + 1,
+                    describe(&step.step)
+                );
+            }
+            EventBody::JobFinished { .. } => return,
+            _ => {}
         }
     }
 }
@@ -197,8 +195,8 @@ fn describe(step: &WorkflowStepResult) -> String {
         WorkflowStepStatus::Pending => format!("{name} pending"),
         WorkflowStepStatus::Running => format!("{name} running on {}", step.worker_id),
         WorkflowStepStatus::Success => format!(
-            "{name} done in {} ms on {} ({} tokens)",
-            step.duration_ms.unwrap_or_default(),
+            "{name} done in {:.1} s on {} ({} tokens)",
+            step.duration_ms.unwrap_or_default() as f64 / 1000.0,
             step.model.as_deref().unwrap_or("unknown model"),
             step.usage.total()
         ),

@@ -1,27 +1,28 @@
 //! `orchestra run` and the listing commands, as a person would use them:
-//! the real binary, a real OpenCode worker, no provider configured.
+//! the real binary, a real OpenCode worker, the built-in fake model asked for
+//! with `--fake`.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::process::Output;
 
-use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
+use orchestra_testkit::opencode::{
+    FOREIGN_CONFIG_VARS, IsolatedHome, TestProject, require_opencode,
+};
 use serde_json::Value;
 
 fn orchestra(home: &IsolatedHome, project: &TestProject, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
+    for var in FOREIGN_CONFIG_VARS {
+        command.env_remove(var);
+    }
+    command
         .args(args)
         .arg("--project")
         .arg(&project.dir)
         .envs(home.env())
         .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
-        .env_remove("OPENCODE_CONFIG_CONTENT")
-        // No provider may leak in from the environment: these tests are about
-        // the machine of someone who has none.
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENROUTER_API_KEY")
-        .env_remove("GEMINI_API_KEY")
-        .env_remove("GROQ_API_KEY")
         .output()
         .unwrap()
 }
@@ -30,20 +31,37 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Stops the hub the commands started in the background, also when a test fails.
+struct StopHub<'a>(&'a IsolatedHome, &'a TestProject);
+
+impl Drop for StopHub<'_> {
+    fn drop(&mut self) {
+        common::stop_hub(self.0, &self.1.dir);
+    }
+}
+
 #[test]
-fn run_without_a_provider_uses_the_fake_model_and_says_so() {
+fn run_with_fake_says_so_answers_and_the_listings_show_the_task() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
+    let _hub = StopHub(&home, &project);
     let out = orchestra(
         &home,
         &project,
-        &["run", "--worker", "coder", "hello", "newcomer"],
+        &["run", "--fake", "--worker", "coder", "hello", "newcomer"],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout.trim(), "ECHO: hello newcomer");
-    assert!(stderr.contains("built-in fake model"), "{stderr}");
-    assert!(stderr.contains("succeeded"), "{stderr}");
+    assert!(
+        stderr.contains("started the project's hub")
+            && stderr.contains("on the built-in fake model (--fake)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("succeeded") && stderr.contains("orchestra-fake/fake-model"),
+        "{stderr}"
+    );
 
     // The job was recorded and the listing commands show it.
     let out = orchestra(&home, &project, &["tasks", "--json"]);
@@ -52,6 +70,7 @@ fn run_without_a_provider_uses_the_fake_model_and_says_so() {
     let task = &tasks.as_array().unwrap()[0];
     assert_eq!(task["status"], "succeeded");
     assert_eq!(task["workerId"], "coder");
+    assert_eq!(task["model"], "orchestra-fake/fake-model");
     let out = orchestra(&home, &project, &["profiles"]);
     let profiles = text(&out.stdout);
     assert!(
@@ -66,6 +85,7 @@ fn run_without_a_provider_uses_the_fake_model_and_says_so() {
 fn run_json_prints_the_whole_record_and_auto_routing() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
+    let _hub = StopHub(&home, &project);
     let out = orchestra(
         &home,
         &project,
@@ -83,6 +103,7 @@ fn run_json_prints_the_whole_record_and_auto_routing() {
 fn bad_input_is_refused_with_the_fix_and_nothing_is_left_running() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
+    let _hub = StopHub(&home, &project);
     let out = orchestra(&home, &project, &["run", "--fake", "--worker", "codr", "x"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);

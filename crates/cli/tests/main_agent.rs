@@ -1,7 +1,11 @@
 //! Issue 3 §6: real OpenCode as the main agent, configured by `orchestra
 //! install`, calls our MCP tools; the task runs on a worker and its answer
-//! reaches the main session's reply.
+//! reaches the main session's reply. Issue 8: the provider is in the project's
+//! `opencode.json`, as a user's would be, and `install` adds itself beside it;
+//! the main agent and the workers both use it.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::time::Duration;
 
@@ -9,7 +13,7 @@ use orchestra_core::opencode::{CreateSessionRequest, PromptRequest};
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
 use orchestra_testkit::fake_llm::{ChatRequest, FakeLlm, Script};
 use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode,
+    IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
 };
 use serde_json::json;
 
@@ -50,12 +54,12 @@ fn main_agent(request: &ChatRequest) -> Option<Script> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_as_the_main_agent_delegates_through_orchestra() {
     tokio::time::timeout(Duration::from_secs(150), async {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         fake.set_responder(main_agent);
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
         let opencode = require_opencode().unwrap();
-        let provider = fake_provider_config(&fake.base_url()).to_string();
+        write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
 
         let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
             .arg("install")
@@ -71,11 +75,18 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
             String::from_utf8_lossy(&install.stderr)
         );
         let report: serde_json::Value = serde_json::from_slice(&install.stdout).unwrap();
-        assert_eq!(report["outcome"], "created", "{report}");
+        assert_eq!(report["outcome"], "updated", "{report}");
         assert_eq!(report["changes"][0]["entry"], "mcp.orchestra");
+        let edited: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(project.dir.join("opencode.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            edited["model"], "fake/fake-model",
+            "the user's provider stays"
+        );
 
         let mut env = home.env();
-        env.push(("OPENCODE_CONFIG_CONTENT".into(), provider));
         env.push((
             "ORCHESTRA_OPENCODE_BIN".into(),
             opencode.display().to_string(),
@@ -120,6 +131,8 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
         // The main agent made three calls: start, await, answer.
         assert_eq!(requests.len() - worker_calls.len(), 3);
         main.stop(Duration::from_secs(5)).await.unwrap();
+        // The relay OpenCode ran started the project's hub; it outlives the window by design.
+        common::stop_hub(&home, &project.dir);
     })
     .await
     .expect("test took longer than 150 s");

@@ -1,12 +1,13 @@
-//! `orchestra mcp` as a real child process, driven by a real MCP client
-//! (rmcp), with real OpenCode workers and the fake LLM.
+//! `orchestra mcp` as a real child process, driven by a real MCP client (rmcp), with real
+//! OpenCode workers and the fake LLM. The relay starts the project's hub in the background;
+//! these tests also cover what that hub does when clients come and go, or when it is killed.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{World, bounded, wait_gone};
+use common::{World, alive, bounded, children_of, hub_info, kill, wait_gone};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,20 +171,25 @@ async fn the_five_tools_work_over_stdio_and_bad_input_gets_tool_errors() {
         let (_, output) = client.call("task_list", json!({"view": "output"})).await;
         assert!(output.contains("succeeded on coder"), "{output}");
 
+        // The MCP client leaves; the hub (a separate process) stays for the next client,
+        // until `orchestra stop` takes it and its workers down.
         let opencode_pid = coder["pid"].as_u64().unwrap() as u32;
-        client.service.cancel().await.unwrap();
-        wait_gone(client.pid).await;
+        let hub = hub_info(&world.home, &world.project.dir).await;
+        client.close().await;
+        assert!(alive(hub.pid) && alive(opencode_pid));
+        common::stop_hub(&world.home, &world.project.dir);
+        wait_gone(hub.pid).await;
         wait_gone(opencode_pid).await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_hub_takes_its_workers_down_and_the_next_hub_marks_its_jobs_interrupted() {
+async fn a_killed_hub_is_replaced_on_the_next_call_and_nothing_of_it_survives() {
     bounded(async {
         let world = World::new(json!({})).await;
-        let first = world.connect().await;
-        let started = first
+        let client = world.connect().await;
+        let started = client
             .call_json(
                 "task_start",
                 json!({"kind": "worker", "workerId": "coder", "task": "SLOW:30 interrupted"}),
@@ -195,16 +201,34 @@ async fn a_killed_hub_takes_its_workers_down_and_the_next_hub_marks_its_jobs_int
             .wait_for_requests(1, Duration::from_secs(30))
             .await
             .unwrap();
-        let opencode_pid = first.worker_pid().await;
-        first.kill().await;
-        // PR_SET_PDEATHSIG: the worker dies with the hub.
+        let old = hub_info(&world.home, &world.project.dir).await;
+        let opencode_pid = client.worker_pid().await;
+        let old_children = children_of(old.pid);
+        assert!(old_children.contains(&opencode_pid), "{old_children:?}");
+        kill(old.pid).await;
+        // PR_SET_PDEATHSIG: the worker server dies with the hub.
         wait_gone(opencode_pid).await;
 
-        let second = world.connect().await;
-        let record = second.call_json("task_peek", json!({"taskId": id})).await;
+        // The same MCP client's next call brings a new hub up, which marks the old job.
+        let killed_at = Instant::now();
+        let record = client.call_json("task_peek", json!({"taskId": id})).await;
         assert_eq!(record["status"], "failed", "{record}");
         assert_eq!(record["error"], "interrupted by hub restart");
-        second.service.cancel().await.unwrap();
+        let new = hub_info(&world.home, &world.project.dir).await;
+        assert_ne!(new.pid, old.pid);
+        assert_ne!(new.hub_id, old.hub_id);
+        for pid in old_children {
+            while alive(pid) {
+                assert!(
+                    killed_at.elapsed() < Duration::from_secs(5),
+                    "process {pid} of the killed hub is still alive"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let next = client.run("coder", "after the crash").await;
+        assert_eq!(next["status"], "succeeded", "{next}");
+        client.close().await;
     })
     .await;
 }
@@ -230,55 +254,105 @@ async fn a_malformed_config_is_reported_through_the_tools() {
         );
         let (is_error, _) = client.call("task_list", json!({})).await;
         assert!(is_error);
-        client.service.cancel().await.unwrap();
-        wait_gone(client.pid).await;
+        // Once the file is fixed, the same MCP session works: the next call starts the hub.
+        std::fs::write(&world.config, json!({"autoSpawn": true}).to_string()).unwrap();
+        let (is_error, text) = client.call("task_list", json!({"view": "profiles"})).await;
+        assert!(!is_error, "{text}");
+        client.close().await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_process_sees_the_workers_of_a_running_hub() {
+async fn two_clients_share_one_hub_and_one_worker_server() {
     bounded(async {
         let world = World::new(json!({})).await;
-        let client = world.connect().await;
-        let started = client
-            .call_json(
-                "task_start",
-                json!({"kind": "worker", "workerId": "coder", "task": "warm up"}),
-            )
+        let first = world.connect().await;
+        let second = world.connect().await;
+        let (one, two) = tokio::join!(
+            first.run("coder", "from the first window"),
+            second.run("architect", "from the second window")
+        );
+        assert_eq!(one["status"], "succeeded", "{one}");
+        assert_eq!(two["status"], "succeeded", "{two}");
+        // Each sees the other's task.
+        let seen_by_first = first
+            .call_json("task_list", json!({"view": "tasks", "format": "json"}))
             .await;
-        client.finish(started["taskId"].as_str().unwrap()).await;
-        let opencode_pid = client.worker_pid().await;
-        // The hub publishes its workers within a second or so.
-        let mut seen = serde_json::Value::Null;
-        for _ in 0..50 {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
-                .args(["workers", "--json", "--project"])
-                .arg(&world.project.dir)
-                .envs(world.home.env())
-                .output()
-                .unwrap();
+        let ids: Vec<&str> = seen_by_first
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&two["id"].as_str().unwrap()), "{ids:?}");
+        let seen_by_second = second
+            .call_json("task_peek", json!({"taskId": one["id"]}))
+            .await;
+        assert_eq!(seen_by_second["status"], "succeeded");
+        // One hub, one OpenCode worker server in all.
+        let hub = hub_info(&world.home, &world.project.dir).await;
+        let servers = children_of(hub.pid);
+        assert_eq!(servers.len(), 1, "worker servers: {servers:?}");
+        // The relays run no OpenCode of their own (the first one is the hub's parent).
+        for relay in [first.pid, second.pid] {
             assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+                children_of(relay).iter().all(|pid| *pid == hub.pid),
+                "relay {relay} has children {:?}",
+                children_of(relay)
             );
-            seen = serde_json::from_slice(&out.stdout).unwrap();
-            let coder = seen
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|w| w["id"] == "coder" && w["status"] == "ready");
-            if let Some(coder) = coder {
-                assert_eq!(coder["hubPid"], client.pid);
-                assert_eq!(coder["pid"], opencode_pid);
-                client.service.cancel().await.unwrap();
-                wait_gone(client.pid).await;
-                return;
-            }
+        }
+        // The CLI in another terminal sees the same workers.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
+            .args(["workers", "--json", "--project"])
+            .arg(&world.project.dir)
+            .envs(world.home.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let workers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let coder = workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == "coder")
+            .unwrap();
+        assert_eq!(coder["pid"].as_u64(), Some(u64::from(servers[0])));
+        first.close().await;
+        second.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_stops_by_itself_once_idle_and_leaves_nothing_running() {
+    bounded(async {
+        let world = World::new(json!({"hub": {"idleStopMs": 1500}})).await;
+        let client = world.connect().await;
+        let record = client.run("coder", "one task").await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+        let hub = hub_info(&world.home, &world.project.dir).await;
+        let servers = children_of(hub.pid);
+        assert!(!servers.is_empty());
+        // While a client is connected the hub stays, however long.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        assert!(alive(hub.pid), "the hub stopped under a connected client");
+        client.close().await;
+        let gone_by = Instant::now() + Duration::from_secs(15);
+        while alive(hub.pid) {
+            assert!(Instant::now() < gone_by, "the idle hub did not stop");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the running hub's workers never showed up: {seen}");
+        for pid in servers {
+            wait_gone(pid).await;
+        }
+        let files = common::hub_files(&world.home, &world.project.dir);
+        assert!(files.read_info().is_none(), "hub.json outlived the hub");
+        assert!(!files.is_locked().unwrap());
     })
     .await;
 }

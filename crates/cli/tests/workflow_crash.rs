@@ -1,6 +1,6 @@
-//! Issue 5 §4: a workflow step interrupted by a crash of the hub (SIGKILL of
-//! `orchestra mcp`) runs again from its start when the run is resumed by the
-//! next hub, and the run completes.
+//! A workflow step interrupted by a crash of the hub (SIGKILL of the project's hub process)
+//! runs again from its start when the run is resumed through the next hub, and the run
+//! completes.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{World, bounded, wait_gone};
+use common::{World, bounded, hub_info, kill, wait_gone};
 use orchestra_testkit::fake_llm::{Script, Step};
 use serde_json::json;
 
@@ -60,9 +60,12 @@ async fn a_step_cut_by_a_hub_crash_reruns_on_resume() {
             .await
             .unwrap();
         let opencode_pid = first.worker_pid().await;
-        first.kill().await;
+        let hub = hub_info(&world.home, &world.project.dir).await;
+        kill(hub.pid).await;
         wait_gone(opencode_pid).await;
+        first.close().await;
 
+        // A new MCP client (OpenCode restarted) brings a new hub up.
         let second = world.connect().await;
         let resumed = second
             .call_json(
@@ -90,7 +93,7 @@ async fn a_step_cut_by_a_hub_crash_reruns_on_resume() {
             .call("task_list", json!({"view": "workflow", "runId": run_id}))
             .await;
         assert!(view.contains("success"), "{view}");
-        second.service.cancel().await.unwrap();
+        second.close().await;
     })
     .await;
 }

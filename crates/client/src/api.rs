@@ -200,7 +200,10 @@ async fn check(response: reqwest::Response, what: &str) -> Result<reqwest::Respo
 fn send_error(err: &reqwest::Error, what: &str) -> ClientError {
     if err.is_connect() {
         ClientError::Unreachable {
-            url: err.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default(),
+            url: err
+                .url()
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default(),
             message: err.to_string(),
         }
     } else {

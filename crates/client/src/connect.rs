@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::ClientError;
 use crate::api::HubClient;
-use crate::discovery::{HubFiles, HubInfo, env_differences, env_fingerprint};
+use crate::discovery::{HubFiles, HubInfo, config_stamp, env_differences, env_fingerprint};
 
 /// How long a client waits for a hub it started (or saw starting) to answer.
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -26,6 +26,9 @@ pub struct ConnectOptions {
     pub orchestra_exe: PathBuf,
     /// Ask for a hub that runs on the built-in fake model (`--fake`).
     pub fake: bool,
+    /// Accept the running hub whichever model it runs on (listings, `stop`); `fake` then only
+    /// says how to start one when none runs.
+    pub any_mode: bool,
     /// An extra `orchestrator.json` for a hub this client starts (`--config`).
     pub config_file: Option<PathBuf>,
     /// Start a hub in the background when none serves the project.
@@ -46,13 +49,36 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError
     let files = HubFiles::for_project(&options.project_dir);
     let deadline = Instant::now() + START_WAIT;
     let mut spawned: Option<Spawned> = None;
+    let mut notes = Vec::new();
     loop {
         if let Some(info) = files.read_info() {
             let client = HubClient::new(&info)?;
             if let Ok(health) = client.health().await
                 && health.hub_id == info.hub_id
             {
-                return finish(options, client, info, spawned.is_some());
+                if spawned.is_none() && options.start && config_changed(&info, options) {
+                    if health.running == 0 {
+                        // Nothing runs: restart it so the new configuration applies now.
+                        tracing::info!(
+                            pid = info.pid,
+                            "the configuration changed; restarting the hub"
+                        );
+                        client.shutdown().await?;
+                        wait_unlocked(&files, deadline).await?;
+                        notes.push(format!(
+                            "the configuration changed since the hub (pid {}) started, so it was restarted",
+                            info.pid
+                        ));
+                        continue;
+                    }
+                    notes.push(format!(
+                        "the configuration changed since the hub (pid {}) started; it keeps the old one while {} task(s) run — `orchestra stop` applies the new one",
+                        info.pid, health.running
+                    ));
+                }
+                let mut connection = finish(options, client, info, spawned.is_some())?;
+                connection.warnings.splice(0..0, notes);
+                return Ok(connection);
             }
         }
         let locked = files.is_locked()?;
@@ -87,13 +113,39 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError
     }
 }
 
+/// The hub's configuration files changed since it loaded them, or this client asks for a
+/// `--config` file the hub did not load.
+fn config_changed(info: &HubInfo, options: &ConnectOptions) -> bool {
+    let asked_other_file = options.config_file.as_ref().is_some_and(|file| {
+        !info
+            .config_files
+            .iter()
+            .any(|f| std::path::Path::new(f) == file.as_path())
+    });
+    asked_other_file || config_stamp(&info.config_files) != info.config_stamp
+}
+
+/// Waits until the hub lock is free (the hub we asked to stop has let go).
+async fn wait_unlocked(files: &HubFiles, deadline: Instant) -> Result<(), ClientError> {
+    while files.is_locked()? {
+        if Instant::now() >= deadline {
+            return Err(ClientError::HubNotAnswering {
+                pid: files.read_info().map_or(0, |i| i.pid),
+                url: String::new(),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
 fn finish(
     options: &ConnectOptions,
     client: HubClient,
     info: HubInfo,
     started: bool,
 ) -> Result<Connection, ClientError> {
-    if info.fake != options.fake {
+    if info.fake != options.fake && !options.any_mode {
         return Err(ClientError::ModeMismatch {
             pid: info.pid,
             hub_fake: info.fake,

@@ -52,6 +52,12 @@ pub struct HubInfo {
     /// with a different environment can say which variables differ (names only).
     #[serde(default)]
     pub env: BTreeMap<String, u64>,
+    /// Every `orchestrator.json` the hub read or would read if it existed.
+    #[serde(default)]
+    pub config_files: Vec<String>,
+    /// [`config_stamp`] of `config_files` when the hub loaded its configuration.
+    #[serde(default)]
+    pub config_stamp: u64,
 }
 
 /// The lock that makes a process the project's one hub; released when dropped or when the
@@ -214,6 +220,24 @@ pub fn env_differences(hub: &BTreeMap<String, u64>, ours: &BTreeMap<String, u64>
     names
 }
 
+/// A hash of these files' paths and contents (an absent file counts as absent): it changes
+/// when one of them is created, edited or removed.
+pub fn config_stamp(files: &[String]) -> u64 {
+    let mut bytes = Vec::new();
+    for file in files {
+        bytes.extend_from_slice(file.as_bytes());
+        bytes.push(0);
+        match std::fs::read(file) {
+            Ok(content) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&fnv1a(&content).to_le_bytes());
+            }
+            Err(_) => bytes.push(2),
+        }
+    }
+    fnv1a(&bytes)
+}
+
 /// FNV-1a: stable across processes and Rust versions, unlike `DefaultHasher`.
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -241,6 +265,8 @@ mod tests {
             fake: false,
             orchestra_version: "0".into(),
             env: BTreeMap::new(),
+            config_files: Vec::new(),
+            config_stamp: 0,
         }
     }
 

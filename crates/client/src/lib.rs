@@ -63,7 +63,9 @@ pub enum ClientError {
     ModeMismatch { pid: u32, hub_fake: bool },
     #[error("{what} failed: {message}; is the hub still running? (`orchestra status`)")]
     Http { what: String, message: String },
-    #[error("the hub at {url} is not reachable ({message}); it may have stopped — the next call starts a new one")]
+    #[error(
+        "the hub at {url} is not reachable ({message}); it may have stopped — the next call starts a new one"
+    )]
     Unreachable { url: String, message: String },
     #[error("{what}: the hub answered {status}: {message}")]
     Api {

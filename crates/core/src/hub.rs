@@ -43,6 +43,9 @@ pub struct HubOptions {
     pub project_dir: PathBuf,
     pub config: Config,
     pub launch: LaunchSettings,
+    /// Start the default worker server at once (a long-lived hub), so the first task does not
+    /// wait for a cold OpenCode. The spawn list (`workers`) starts either way.
+    pub warm: bool,
 }
 
 pub struct Hub {
@@ -92,7 +95,14 @@ impl Hub {
         tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
         tasks.spawn(prune(store, config.clone(), background.clone()));
         if config.auto_spawn {
-            for profile in config.spawn.clone() {
+            let mut warm: Vec<String> = config.spawn.clone();
+            if options.warm
+                && let Some(profile) = pool.default_profile()
+                && !warm.contains(&profile)
+            {
+                warm.insert(0, profile);
+            }
+            for profile in warm {
                 let pool = pool.clone();
                 let stop = background.clone();
                 tasks.spawn(async move {

@@ -11,19 +11,19 @@ use common::{World, bounded};
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
 use orchestra_protocol::JobStatus;
 use orchestra_testkit::fake_llm::FakeLlm;
-use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode,
-};
+use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() {
     bounded(async {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let theirs = TestProject::new().unwrap();
-        let mut env = home.env();
-        env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
+        // Their server was started in a project with no provider at all. Our project's
+        // opencode.json has one (World puts it there): tasks can only run if OpenCode loads the
+        // project the hub names in `x-opencode-directory`, not the one it was started in.
+        let env = home.env();
         let server = ServerProcess::spawn(ServeSpec {
             binary: require_opencode().unwrap(),
             cwd: theirs.dir.clone(),

@@ -63,9 +63,9 @@ async fn snapshot_model(world: &World, worker: &str) -> (Option<String>, Option<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_are_resolved_from_opencode_and_reach_the_provider() {
     bounded(async {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         let overlay = models_providers::two_providers(&fake.base_url());
-        let world = World::start_with_overlay(
+        let world = World::start_with_opencode_config(
             fake,
             overlay,
             json!({"profiles": [{
@@ -192,6 +192,24 @@ async fn models_are_resolved_from_opencode_and_reach_the_provider() {
             .map(|m| m["modelId"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["plain-text", "seer-vision"], "{}", listing.text);
+        // … and says which model each profile's task would get, and why.
+        let plans = listing.json["wouldRunOn"].as_array().unwrap();
+        let plan = |id: &str| plans.iter().find(|p| p["profile"] == id).unwrap().clone();
+        assert_eq!(plans.len(), world.engine().config().profiles.len());
+        assert_eq!(plan("vision")["model"], "visco/seer-vision");
+        assert!(plan("vision")["reason"].as_str().unwrap().contains("auto:vision"));
+        assert_eq!(plan("coder")["model"], "textco/plain-text");
+        assert!(plan("coder")["reason"].as_str().unwrap().contains("fallback to default model"));
+        assert_eq!((plan("explorer")["reference"].as_str(), plan("explorer")["model"].as_str()),
+            (Some("visco/seer-vision"), Some("visco/seer-vision")));
+        let markdown = world
+            .engine()
+            .list(&TaskListParams { view: ListView::Models, format: Some(ListFormat::Markdown), ..TaskListParams::default() })
+            .await
+            .unwrap()
+            .text;
+        assert!(markdown.contains("### Would run on"), "{markdown}");
+        assert!(markdown.contains("- `vision` (`node:vision`) would run on visco/seer-vision: auto:vision"), "{markdown}");
         world.shutdown().await;
     })
     .await;
@@ -200,9 +218,9 @@ async fn models_are_resolved_from_opencode_and_reach_the_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vision_worker_without_image_models_fails_with_the_configured_models() {
     bounded(async {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         let overlay = models_providers::text_only(&fake.base_url());
-        let world = World::start_with_overlay(fake, overlay, json!({})).await;
+        let world = World::start_with_opencode_config(fake, overlay, json!({})).await;
         let record = run(
             &world,
             TaskStartParams {

@@ -29,7 +29,7 @@ struct Rig {
 
 impl Rig {
     async fn start(label: &str) -> Rig {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
         let mut env = home.env();

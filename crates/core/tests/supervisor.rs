@@ -26,7 +26,7 @@ struct Setup {
 impl Setup {
     async fn new() -> Setup {
         Setup {
-            fake: FakeLlm::start().await.unwrap(),
+            fake: FakeLlm::start_scripted().await.unwrap(),
             home: IsolatedHome::new().unwrap(),
             project: TestProject::new().unwrap(),
         }

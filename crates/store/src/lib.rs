@@ -43,9 +43,15 @@ pub fn default_store_path(project_dir: &Path) -> PathBuf {
     project_state_dir(project_dir).join("orchestra.db")
 }
 
-/// The folder where Orchestra keeps a project's state (store, install record).
+/// The folder where Orchestra keeps a project's state (store, install record, hub files).
 pub fn project_state_dir(project_dir: &Path) -> PathBuf {
-    state_home()
+    project_state_dir_in(&state_home(), project_dir)
+}
+
+/// [`project_state_dir`] under a given `$XDG_STATE_HOME` (for a process that looks at another
+/// environment's state, such as a test driving an isolated home).
+pub fn project_state_dir_in(state_home: &Path, project_dir: &Path) -> PathBuf {
+    state_home
         .join("orchestra")
         .join("projects")
         .join(project_key(project_dir))

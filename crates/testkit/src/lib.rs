@@ -1,8 +1,11 @@
 //! Test support for Open Orchestra.
 //!
-//! * [`fake_llm`]: a real HTTP server speaking the OpenAI chat-completions dialect that OpenCode's
-//!   `@ai-sdk/openai-compatible` provider accepts, scripted by directives in the prompt or by a closure.
-//! * [`opencode`]: helpers to run the pinned OpenCode binary isolated from the developer's home and offline.
+//! * [`fake_llm`]: the `orchestra-fake-llm` crate: a real HTTP server speaking the OpenAI
+//!   chat-completions dialect that OpenCode's `@ai-sdk/openai-compatible` provider accepts. Tests
+//!   start it with [`fake_llm::FakeLlm::start_scripted`], so directives in the prompt or a
+//!   closure script its replies.
+//! * [`opencode`]: the pinned OpenCode binary, isolated from the developer's home and offline,
+//!   and the fake configured as a user's provider where users put theirs.
 
-pub mod fake_llm;
+pub use orchestra_fake_llm as fake_llm;
 pub mod opencode;

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow, bail};
 use orchestra_core::config::Config;
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
-use orchestra_testkit::fake_llm::{FakeLlm, RecordedRequest};
-use orchestra_testkit::opencode::{IsolatedHome, TestProject, fake_provider_config};
+use orchestra_fake_llm::opencode::fake_mode_config;
+use orchestra_fake_llm::sandbox::{IsolatedHome, TestProject};
+use orchestra_fake_llm::{FakeLlm, RecordedRequest};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{Peer, RoleClient, RunningService};
@@ -31,7 +32,8 @@ impl World {
     pub async fn new() -> anyhow::Result<World> {
         let opencode = crate::launch::find_opencode(&Config::builtin())?;
         Ok(World {
-            fake: FakeLlm::start().await?,
+            // The bench scripts delays and cancels through directives in its own prompts.
+            fake: FakeLlm::start_scripted().await?,
             home: IsolatedHome::new()?,
             project: TestProject::new()?,
             opencode,
@@ -43,7 +45,7 @@ impl World {
         let mut env = self.home.env();
         env.push(("OPENCODE_CONFIG_CONTENT".into(), {
             // OpenCode configured as the hub configures the servers it starts.
-            let mut config = fake_provider_config(&self.fake.base_url());
+            let mut config = fake_mode_config(&self.fake.base_url());
             orchestra_core::workers::agents::merge_json(
                 &mut config,
                 &orchestra_core::workers::server_defaults(&Config::builtin()),

@@ -71,6 +71,21 @@ pub fn discover(opts: &LoadOptions) -> Vec<PathBuf> {
     files
 }
 
+/// Every file [`load`] would read if it existed, in [`discover`]'s order: what a long-lived hub
+/// watches to tell its clients that its configuration changed.
+pub fn candidate_files(opts: &LoadOptions) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Some(global_dir) = opts.global_dir.clone().or_else(default_global_dir) {
+        files.push(global_dir.join(CONFIG_FILE_NAME));
+    }
+    files.push(opts.project_dir.join(".opencode").join(CONFIG_FILE_NAME));
+    files.push(opts.project_dir.join(CONFIG_FILE_NAME));
+    if let Some(extra) = &opts.extra_file {
+        files.push(extra.clone());
+    }
+    files
+}
+
 /// Loads the configuration: built-in defaults < global file < project file < `extra_file`.
 ///
 /// Objects merge key by key and arrays replace, except profiles: the `profiles` and `workers`

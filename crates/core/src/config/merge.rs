@@ -150,6 +150,10 @@ fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &
         set(&mut target.restart_backoff_ms, runtime.restart_backoff_ms);
         set(&mut target.snapshots, runtime.snapshots);
     }
+    if let Some(hub) = &file.hub {
+        set(&mut config.hub.idle_stop_ms, hub.idle_stop_ms);
+        set(&mut config.hub.port, hub.port);
+    }
     if let Some(workflows) = &file.workflows {
         apply_workflows(config, workflows);
     }

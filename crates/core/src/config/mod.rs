@@ -20,8 +20,8 @@ mod tests;
 pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{
-    BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, LoadOptions, MAX_AWAIT_CAP_MS, default_global_dir,
-    discover, jsonc_options, load,
+    BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, LoadOptions, MAX_AWAIT_CAP_MS, candidate_files,
+    default_global_dir, discover, jsonc_options, load,
 };
 pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
@@ -30,7 +30,7 @@ pub use model::{
 pub use profiles::{BUILTIN_PROFILE_IDS, builtin_profiles};
 pub use resolved::{
     AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,
-    DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, JobsConfig, LoadedConfig, MemoryConfig,
+    DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, HubConfig, JobsConfig, LoadedConfig, MemoryConfig,
     MemoryInjectConfig, MemorySummariesConfig, MemoryTrimConfig, Profile, RoocodeBoomerangConfig,
     RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
     WorkflowDefinition, WorkflowLimits, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,

@@ -55,6 +55,9 @@ pub struct OrchestratorConfigFile {
     pub tasks: Option<TasksFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeFile>,
+    /// The project's hub (`orchestra serve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubFile>,
     /// Worker profiles: a built-in id, or an object that overrides a built-in field by field or
     /// defines a new profile. Entries accumulate across config files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -544,6 +547,20 @@ pub struct TasksPersistFile {
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<u64>,
+}
+
+/// The project's hub: the long-lived `orchestra serve` process every client shares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HubFile {
+    /// A hub a client started in the background stops after this long with no client and no
+    /// running work (its workers stop with it). Default: 600000 (10 min). A hub you start with
+    /// `orchestra serve` runs until stopped unless `--idle-stop-ms` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_stop_ms: Option<u64>,
+    /// The port on 127.0.0.1; 0 picks a free one. Default: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 /// How workers get an OpenCode server.

@@ -32,6 +32,7 @@ pub struct Config {
     pub commands: CommandsConfig,
     pub tasks: TasksConfig,
     pub runtime: RuntimeConfig,
+    pub hub: HubConfig,
     pub workflows: WorkflowsConfig,
     pub security: SecurityConfig,
     pub memory: MemoryConfig,
@@ -85,6 +86,12 @@ pub struct TasksConfig {
 pub struct JobsConfig {
     pub max_age_ms: u64,
     pub max_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HubConfig {
+    pub idle_stop_ms: u64,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -388,6 +395,10 @@ impl Config {
                 max_restarts: 5,
                 restart_backoff_ms: 500,
                 snapshots: false,
+            },
+            hub: HubConfig {
+                idle_stop_ms: 600_000,
+                port: 0,
             },
             workflows: WorkflowsConfig {
                 enabled: true,

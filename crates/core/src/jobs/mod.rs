@@ -465,6 +465,7 @@ mod tests {
                 project_dir: std::env::temp_dir(),
                 env: Vec::new(),
                 config_overlay: serde_json::Value::Null,
+                provider_pin: None,
             },
             bus.clone(),
         );

@@ -11,7 +11,7 @@ use orchestra_protocol::{
 use tokio::sync::mpsc;
 
 use crate::config::PermissionReply;
-use crate::models::{self, Catalog, ModelNeeds, Resolution};
+use crate::models::{self, ModelNeeds, Resolution};
 use crate::opencode::{
     CreateSessionRequest, MessageWithParts, OpenCodeEvent, Part, PartInput, PermissionReplyKind,
     PromptRequest, SessionStatus,
@@ -182,7 +182,7 @@ async fn drive(
 async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, String> {
     let catalog = match &lease.catalog {
         Some(catalog) => catalog.clone(),
-        None => Arc::new(Catalog::read(&lease.conn.client).await.map_err(|err| {
+        None => Arc::new(lease.read_catalog().await.map_err(|err| {
             format!(
                 "could not read the model catalog from worker `{}`: {err}",
                 lease.profile.id

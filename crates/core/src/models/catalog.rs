@@ -88,6 +88,9 @@ pub struct Catalog {
     pub small_model: Option<String>,
     /// Each provider's own default model id.
     pub provider_defaults: BTreeMap<String, String>,
+    /// Set by [`Catalog::pin_provider`]: only this provider's models are usable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_provider: Option<String>,
 }
 
 /// What a listing asks for: the original's `scope`, `providers` and `query` filters.
@@ -190,7 +193,19 @@ impl Catalog {
             default_model: text("model"),
             small_model: text("small_model"),
             provider_defaults: BTreeMap::new(),
+            pinned_provider: None,
         }
+    }
+
+    /// Only `provider_id`'s models stay usable (`--fake` pins the built-in fake, so no tag can
+    /// pick one of the user's providers); the others are still listed.
+    pub fn pin_provider(&mut self, provider_id: &str) {
+        for model in &mut self.models {
+            if model.provider_id != provider_id {
+                model.usable = false;
+            }
+        }
+        self.pinned_provider = Some(provider_id.to_owned());
     }
 
     /// The models a worker can run on.

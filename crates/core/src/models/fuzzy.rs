@@ -1,5 +1,9 @@
 //! Fuzzy model-id matching (case, `prefix:` parts, date and version suffixes) and the
 //! "did you mean" suggestions for a miss.
+//!
+//! Every string here comes from a user, a config or OpenCode's catalog, so nothing slices at a
+//! byte offset that might fall inside a character: suffixes are matched on character
+//! boundaries and distances count characters.
 
 use super::catalog::{Catalog, CatalogModel, provider_rank};
 
@@ -38,9 +42,10 @@ pub fn normalize(id: &str) -> String {
 
 fn strip_suffix(text: &str) -> String {
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
-    // -YYYY-MM-DD
-    if text.len() > 11 {
-        let (head, tail) = text.split_at(text.len() - 11);
+    // -YYYY-MM-DD: eleven ASCII bytes, so a cut inside a character can never be one.
+    if let Some(at) = text.len().checked_sub(11).filter(|&at| at > 0)
+        && let Some((head, tail)) = text.split_at_checked(at)
+    {
         let parts: Vec<&str> = tail.split('-').collect();
         if !head.is_empty()
             && parts.len() == 4
@@ -169,7 +174,8 @@ pub fn suggestions(catalog: &Catalog, reference: &str) -> Vec<Suggestion> {
         .collect()
 }
 
-/// Levenshtein distance over chars.
+/// Levenshtein distance over chars. Callers bound the lengths (a model reference is at most
+/// [`super::resolve::MAX_REFERENCE_CHARS`] characters), since the cost is their product.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();

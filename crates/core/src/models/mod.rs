@@ -8,10 +8,14 @@
 
 mod catalog;
 pub mod fuzzy;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod odd_inputs;
 mod resolve;
 
 pub use catalog::{Catalog, CatalogFilter, CatalogModel, is_usable, provider_rank};
 pub use resolve::{
-    ModelNeeds, ModelRequest, ModelTag, Resolution, ResolveError, check_image_input, docs_score,
-    fast_score, resolve, resolve_explicit, vision_named, vision_score,
+    MAX_REFERENCE_CHARS, ModelNeeds, ModelRequest, ModelTag, Resolution, ResolveError,
+    check_image_input, docs_score, fast_score, resolve, resolve_explicit, vision_named,
+    vision_score,
 };

@@ -15,6 +15,11 @@ use super::fuzzy::{self, Suggestion};
 /// How many suggestions an error message shows (the error keeps up to 20).
 const SHOWN_SUGGESTIONS: usize = 5;
 
+/// The longest model reference accepted. Real ids are far shorter
+/// (`accounts/fireworks/models/…` is about 60 characters), and fuzzy matching costs the
+/// product of the lengths for every model in the catalog.
+pub const MAX_REFERENCE_CHARS: usize = 200;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelTag {
     /// `auto`, `node`: the configured default model.
@@ -51,6 +56,10 @@ impl ModelRequest {
         let reference = reference.trim();
         if reference.is_empty() {
             return Err(ResolveError::Empty);
+        }
+        let chars = reference.chars().count();
+        if chars > MAX_REFERENCE_CHARS {
+            return Err(ResolveError::TooLong { chars });
         }
         let lower = reference.to_lowercase();
         let (head, tail) = match lower.split_once(':') {
@@ -112,13 +121,21 @@ pub enum ResolveError {
     )]
     Empty,
     #[error(
+        "the model reference is {chars} characters long, more than the {MAX_REFERENCE_CHARS} a model id can have; give a tag (auto, auto:fast, auto:vision, auto:docs) or `provider/model`"
+    )]
+    TooLong { chars: usize },
+    #[error(
         "unknown model tag `{0}`; known tags: auto, auto:fast, auto:vision, auto:docs (node:… works too), or give `provider/model`"
     )]
     UnknownTag(String),
     #[error(
-        "OpenCode has no usable model: no provider is configured, connected or set in the environment; configure one in opencode.json or with `opencode auth login`"
+        "OpenCode reports no usable model for this project: no provider is configured, logged in or set in the environment. Fix: run `opencode auth login`, or add a provider to opencode.json (the project's, or ~/.config/opencode/opencode.json); to try Orchestra without a model, use --fake"
     )]
     NoUsableModels,
+    #[error(
+        "the workers are pinned to provider `{0}` (--fake), but OpenCode does not offer it for this project; an `enabled_providers` or `disabled_providers` in your OpenCode config leaves it out: allow `{0}` there, or run without --fake"
+    )]
+    PinnedProviderMissing(String),
     #[error(
         "no configured model takes image input, so {wanted} cannot be resolved; configure a model with image input (OpenCode: `attachment: true` and `modalities.input` with \"image\"). Configured models: {}",
         configured_list(.configured)
@@ -201,7 +218,7 @@ pub fn resolve(
 ) -> Result<Resolution, ResolveError> {
     let request = ModelRequest::parse(reference)?;
     if catalog.usable().next().is_none() {
-        return Err(ResolveError::NoUsableModels);
+        return Err(no_usable_models(catalog));
     }
     match request {
         ModelRequest::Explicit(text) => {
@@ -209,6 +226,13 @@ pub fn resolve(
             check_image_input(catalog, resolution, needs, "the worker needs image input")
         }
         ModelRequest::Tag(tag) => resolve_tag(catalog, tag, needs),
+    }
+}
+
+fn no_usable_models(catalog: &Catalog) -> ResolveError {
+    match &catalog.pinned_provider {
+        Some(provider) => ResolveError::PinnedProviderMissing(provider.clone()),
+        None => ResolveError::NoUsableModels,
     }
 }
 
@@ -303,7 +327,7 @@ fn fallback_model(catalog: &Catalog) -> Result<Resolution, ResolveError> {
     let first = catalog
         .usable()
         .next()
-        .ok_or(ResolveError::NoUsableModels)?;
+        .ok_or_else(|| no_usable_models(catalog))?;
     Ok(Resolution::new(
         first,
         format!(
@@ -425,13 +449,11 @@ pub fn vision_named(model: &CatalogModel) -> bool {
         .iter()
         .flat_map(|text| text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.')))
         .any(|token| {
-            let token = token.to_lowercase();
-            token.len() >= 2
-                && token.ends_with('v')
-                && token[..token.len() - 1]
-                    .chars()
-                    .last()
-                    .is_some_and(|c| c.is_ascii_digit())
+            token
+                .to_ascii_lowercase()
+                .strip_suffix('v')
+                .and_then(|head| head.chars().last())
+                .is_some_and(|c| c.is_ascii_digit())
         })
 }
 

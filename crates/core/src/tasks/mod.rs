@@ -158,6 +158,7 @@ impl TaskEngine {
                 project_dir: project_dir.clone(),
                 env: Vec::new(),
                 config_overlay: serde_json::Value::Null,
+                provider_pin: None,
             },
             bus.clone(),
         );

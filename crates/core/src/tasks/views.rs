@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{TaskEngine, TaskError};
 use crate::models::{Catalog, CatalogFilter};
+use crate::workers::ModelPlan;
 
 /// A rendered view: `text` is what a tool returns, `json` the same data.
 #[derive(Debug, Clone)]
@@ -159,8 +160,18 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
 }
 
 async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Value, String) {
-    let Some(conn) = engine.pool().any_conn().await else {
-        let note = "No OpenCode worker server is running, so the model catalog cannot be read yet; start any task (or `orchestra models`, which starts one) and ask again.";
+    let pool = engine.pool();
+    // The catalog lives in OpenCode: with no server up yet, bring one up (as a task would).
+    if pool.any_conn().await.is_none()
+        && engine.config().auto_spawn
+        && let Some(profile) = pool.default_profile()
+        && let Err(err) = pool.warm_up(&profile).await
+    {
+        let note = format!("no OpenCode worker server could be started to read the models: {err}");
+        return (json!({"models": [], "note": note}), note);
+    }
+    let Some(conn) = pool.any_conn().await else {
+        let note = "No OpenCode worker server is running (autoSpawn is off), so the model catalog cannot be read; start any task and ask again.";
         return (json!({"models": [], "note": note}), note.to_owned());
     };
     let filter = CatalogFilter {
@@ -168,11 +179,65 @@ async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Va
         providers: params.providers.clone(),
         query: params.query.clone(),
     };
+    let plans = engine
+        .pool()
+        .read_catalog(&conn.client)
+        .await
+        .map(|catalog| engine.pool().model_plans(&catalog))
+        .map_err(|err| err.to_string());
     match Catalog::read_scope(&conn.client, filter.scope).await {
-        Ok(catalog) => models_listing(&catalog, &filter, limit),
+        Ok(catalog) => {
+            let (mut json, mut text) = models_listing(&catalog, &filter, limit);
+            let (plans_json, plans_text) = plans_section(&plans, engine.pool().provider_pin());
+            json["wouldRunOn"] = plans_json;
+            json["providerPin"] = json!(engine.pool().provider_pin());
+            text.push_str(&plans_text);
+            (json, text)
+        }
         Err(err) => {
             let note = format!("reading OpenCode's providers failed: {err}");
             (json!({"models": [], "note": note}), note)
+        }
+    }
+}
+
+/// Which model each profile's task would get and why: one "would run on" line per profile.
+pub fn plans_section(plans: &Result<Vec<ModelPlan>, String>, pin: Option<&str>) -> (Value, String) {
+    let mut text = String::from("\n### Would run on\n");
+    if let Some(provider) = pin {
+        text.push_str(&format!(
+            "Pinned to provider `{provider}` (--fake): tasks run only on its models; the table lists everything OpenCode offers.\n"
+        ));
+    }
+    match plans {
+        Ok(plans)
+            if plans.len() > 1
+                && plans
+                    .iter()
+                    .all(|p| p.model.is_none() && p.reason == plans[0].reason) =>
+        {
+            // One cause for every profile (no provider at all): say it once.
+            let ids: Vec<&str> = plans.iter().map(|p| p.profile.as_str()).collect();
+            text.push_str(&format!(
+                "- every profile ({}) would run on no model: {}\n",
+                ids.join(", "),
+                plans[0].reason
+            ));
+            (json!(plans), text)
+        }
+        Ok(plans) => {
+            for plan in plans {
+                let model = plan.model.as_deref().unwrap_or("no model");
+                text.push_str(&format!(
+                    "- `{}` (`{}`) would run on {model}: {}\n",
+                    plan.profile, plan.reference, plan.reason
+                ));
+            }
+            (json!(plans), text)
+        }
+        Err(err) => {
+            text.push_str(&format!("could not read OpenCode's usable models: {err}\n"));
+            (json!([]), text)
         }
     }
 }

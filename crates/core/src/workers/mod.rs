@@ -24,7 +24,7 @@ use orchestra_protocol::{EventBody, ModelPolicy, WorkerSnapshot, WorkerStatus, n
 use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::events::EventBus;
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
-use crate::opencode::OpenCodeError;
+use crate::opencode::{OpenCodeClient, OpenCodeError};
 use crate::supervisor::SupervisorError;
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
@@ -34,11 +34,15 @@ pub use server::{ServerConn, SessionSignal};
 pub struct LaunchSettings {
     pub binary: PathBuf,
     pub project_dir: PathBuf,
-    /// Extra environment for every OpenCode child (isolation, offline switches).
+    /// Extra environment for every OpenCode child, on top of this process's (tests put their
+    /// isolation here; the product adds nothing).
     pub env: Vec<(String, String)>,
-    /// Merged into `OPENCODE_CONFIG_CONTENT` under our agent definitions
-    /// (a provider block, for instance).
+    /// Merged into `OPENCODE_CONFIG_CONTENT` under our agent definitions: the user's own
+    /// `OPENCODE_CONFIG_CONTENT`, plus the fake provider in `--fake` mode.
     pub config_overlay: Value,
+    /// Only this provider's models may run tasks (`--fake` pins the built-in fake); `None`:
+    /// every provider OpenCode reports as usable for the project.
+    pub provider_pin: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,19 @@ struct Slot {
 struct ShownServer {
     url: String,
     pid: Option<u32>,
+}
+
+/// The model a profile's next task would run on, and why (the models view shows one per
+/// profile).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPlan {
+    pub profile: String,
+    /// The reference in force: an override (`worker.model.set`) or the profile's `model`.
+    pub reference: String,
+    /// `provider/model`, or `None` when nothing resolves (the reason says why).
+    pub model: Option<String>,
+    pub reason: String,
 }
 
 /// A model that replaces a profile's own (`worker.model.set`, sticky tasks).
@@ -208,6 +225,11 @@ impl Lease {
             .record_model(&self.profile.id, &Ok(resolution.clone()));
     }
 
+    /// The server's catalog as tasks must see it (pinned to `--fake`'s provider, if any).
+    pub async fn read_catalog(&self) -> Result<Catalog, OpenCodeError> {
+        self.pool.read_catalog(&self.conn.client).await
+    }
+
     pub fn system_prompt(&self) -> Option<String> {
         match self.agent {
             Some(_) => None,
@@ -265,7 +287,17 @@ impl WorkerPool {
             ServerKey::Attach => None,
             ServerKey::Shared | ServerKey::Profile(_) => Some(profile.agent_name()),
         };
-        let catalog = self.slot(&key).catalog_now();
+        let slot = self.slot(&key);
+        let mut catalog = slot.catalog_now();
+        if catalog.is_none() {
+            // Read at start failed; try again here so the task resolves against the catalog
+            // with this hub's provider pin (the runner reads it itself only if this fails too).
+            if let Ok(read) = self.read_catalog(&conn.client).await {
+                let read = Arc::new(read);
+                slot.set_catalog(Some(read.clone()));
+                catalog = Some(read);
+            }
+        }
         let model_ref = self.model_ref(&profile);
         Ok(Lease {
             conn,
@@ -297,17 +329,53 @@ impl WorkerPool {
         if let Some(catalog) = slot.catalog_now() {
             return Ok(catalog);
         }
-        let catalog =
-            Arc::new(
-                Catalog::read(&conn.client)
-                    .await
-                    .map_err(|source| WorkerError::Catalog {
-                        profile: profile.id.clone(),
-                        source,
-                    })?,
-            );
+        let catalog = Arc::new(self.read_catalog(&conn.client).await.map_err(|source| {
+            WorkerError::Catalog {
+                profile: profile.id.clone(),
+                source,
+            }
+        })?);
         slot.set_catalog(Some(catalog.clone()));
         Ok(catalog)
+    }
+
+    /// The usable models of one of our servers, as tasks resolve against them: what OpenCode
+    /// reports for the project, narrowed to the provider pin if this hub has one.
+    pub async fn read_catalog(&self, client: &OpenCodeClient) -> Result<Catalog, OpenCodeError> {
+        let mut catalog = Catalog::read(client).await?;
+        if let Some(provider) = &self.inner.launch.provider_pin {
+            catalog.pin_provider(provider);
+        }
+        Ok(catalog)
+    }
+
+    /// The provider every task is pinned to (`--fake`), if any.
+    pub fn provider_pin(&self) -> Option<&str> {
+        self.inner.launch.provider_pin.as_deref()
+    }
+
+    /// Which model each profile's task would get on `catalog` now, and why: the override or
+    /// the profile's own reference, resolved with the profile's needs.
+    pub fn model_plans(&self, catalog: &Catalog) -> Vec<ModelPlan> {
+        self.inner
+            .config
+            .profiles
+            .values()
+            .map(|profile| {
+                let reference = self.model_ref(profile);
+                let (model, reason) =
+                    match models::resolve(catalog, &reference, profile_needs(profile)) {
+                        Ok(resolution) => (Some(resolution.full_id()), resolution.reason),
+                        Err(err) => (None, err.to_string()),
+                    };
+                ModelPlan {
+                    profile: profile.id.clone(),
+                    reference,
+                    model,
+                    reason,
+                }
+            })
+            .collect()
     }
 
     /// `worker.model.set` and sticky tasks: resolves `reference` for the profile (starting its
@@ -379,15 +447,22 @@ impl WorkerPool {
                 }
             }
         }
-        match Catalog::read(&conn.client).await {
+        match self.read_catalog(&conn.client).await {
             Ok(catalog) => {
+                let mut failed: Vec<(String, &str)> = Vec::new();
                 for profile in hosted {
                     let resolution =
                         models::resolve(&catalog, &self.model_ref(profile), profile_needs(profile));
                     if let Err(err) = &resolution {
-                        tracing::warn!(worker = %profile.id, error = %err, "no model for worker");
+                        failed.push((err.to_string(), profile.id.as_str()));
                     }
                     self.record_model(&profile.id, &resolution);
+                }
+                // One line per cause, not per worker: without a provider every worker fails alike.
+                failed.sort();
+                for group in failed.chunk_by(|a, b| a.0 == b.0) {
+                    let workers: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+                    tracing::warn!(workers = %workers.join(", "), error = %group[0].0, "no model for worker");
                 }
                 slot.set_catalog(Some(Arc::new(catalog)));
             }
@@ -396,6 +471,16 @@ impl WorkerPool {
                 slot.set_catalog(None);
             }
         }
+    }
+
+    /// The profile whose server a warm start brings up: `coder` if there is one (in `shared`
+    /// isolation its server hosts every profile), else the first.
+    pub fn default_profile(&self) -> Option<String> {
+        let profiles = &self.inner.config.profiles;
+        if profiles.contains_key("coder") {
+            return Some("coder".to_owned());
+        }
+        profiles.keys().next().cloned()
     }
 
     /// Starts a worker's server without running a task (the `spawn` list).

@@ -1,5 +1,7 @@
 //! A hub on the real pinned OpenCode, pointed at the fake LLM, in a throw-away
-//! project with an isolated HOME. Shared by the end-to-end tests.
+//! project with an isolated HOME. Shared by the end-to-end tests. The fake is the
+//! project's own provider, in its `opencode.json`, where users keep theirs; the hub
+//! adds nothing about providers.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -11,7 +13,7 @@ use orchestra_core::workers::LaunchSettings;
 use orchestra_protocol::{JobRecord, TaskAwaitParams, TaskKind, TaskStartParams};
 use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode,
+    IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
 };
 use serde_json::{Value, json};
 
@@ -22,15 +24,15 @@ pub struct World {
     pub hub: Hub,
     /// The orchestrator.json every hub of this world loads.
     pub config_file: std::path::PathBuf,
-    /// The OpenCode config (providers) every hub's workers get.
-    pub overlay: Value,
+    /// The project's `opencode.json` (its providers), which every hub's workers read.
+    pub opencode_config: Value,
 }
 
 impl World {
     /// `orchestrator` is merged over a store path inside the isolated home and
     /// loaded as an extra config file (`--config`).
     pub async fn start(orchestrator: Value) -> World {
-        let fake = FakeLlm::start().await.unwrap();
+        let fake = FakeLlm::start_scripted().await.unwrap();
         World::start_with(fake, orchestrator).await
     }
 
@@ -45,14 +47,19 @@ impl World {
         orchestrator: Value,
         extra_env: Vec<(String, String)>,
     ) -> World {
-        let overlay = fake_provider_config(&fake.base_url());
-        World::start_configured(fake, home, orchestrator, extra_env, overlay).await
+        let opencode_config = fake_provider_config(&fake.base_url());
+        World::start_configured(fake, home, orchestrator, extra_env, opencode_config).await
     }
 
-    /// A hub whose OpenCode gets `overlay` (several providers, …) instead of the one fake provider.
-    pub async fn start_with_overlay(fake: FakeLlm, overlay: Value, orchestrator: Value) -> World {
+    /// A hub in a project whose `opencode.json` is `opencode_config` (several providers, …)
+    /// instead of the one fake provider.
+    pub async fn start_with_opencode_config(
+        fake: FakeLlm,
+        opencode_config: Value,
+        orchestrator: Value,
+    ) -> World {
         let home = IsolatedHome::new().unwrap();
-        World::start_configured(fake, home, orchestrator, Vec::new(), overlay).await
+        World::start_configured(fake, home, orchestrator, Vec::new(), opencode_config).await
     }
 
     async fn start_configured(
@@ -60,9 +67,10 @@ impl World {
         home: IsolatedHome,
         orchestrator: Value,
         extra_env: Vec<(String, String)>,
-        overlay: Value,
+        opencode_config: Value,
     ) -> World {
         let project = TestProject::new().unwrap();
+        write_project_config(&project, &opencode_config).unwrap();
         let store = home.root.join("state/orchestra.db");
         let mut file = json!({"tasks": {"storePath": store}});
         merge(&mut file, &orchestrator);
@@ -70,28 +78,21 @@ impl World {
         std::fs::create_dir_all(&config_dir).unwrap();
         let extra = config_dir.join("orchestrator.json");
         std::fs::write(&extra, file.to_string()).unwrap();
-        let hub = start_hub(&project, &home, &extra, &overlay, extra_env).await;
+        let hub = start_hub(&project, &home, &extra, extra_env).await;
         World {
             fake,
             home,
             project,
             hub,
             config_file: extra,
-            overlay,
+            opencode_config,
         }
     }
 
     /// Another hub on the same project, config and store: a second OpenCode
     /// window, or the hub started again after the first one went away.
     pub async fn another_hub(&self) -> Hub {
-        start_hub(
-            &self.project,
-            &self.home,
-            &self.config_file,
-            &self.overlay,
-            Vec::new(),
-        )
-        .await
+        start_hub(&self.project, &self.home, &self.config_file, Vec::new()).await
     }
 
     pub fn engine(&self) -> &TaskEngine {
@@ -150,7 +151,6 @@ async fn start_hub(
     project: &TestProject,
     home: &IsolatedHome,
     config_file: &std::path::Path,
-    overlay: &Value,
     extra_env: Vec<(String, String)>,
 ) -> Hub {
     let loaded = config::load(&LoadOptions {
@@ -166,8 +166,10 @@ async fn start_hub(
             binary: require_opencode().unwrap(),
             project_dir: project.dir.clone(),
             env: home.env().into_iter().chain(extra_env).collect(),
-            config_overlay: overlay.clone(),
+            config_overlay: json!({}),
+            provider_pin: None,
         },
+        warm: false,
     })
     .await
     .unwrap()

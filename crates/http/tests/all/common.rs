@@ -31,7 +31,9 @@ impl Served {
                 project_dir: dir.path().to_path_buf(),
                 env: Vec::new(),
                 config_overlay: serde_json::Value::Null,
+                provider_pin: None,
             },
+            warm: false,
         })
         .await
         .unwrap();
@@ -65,6 +67,8 @@ impl Served {
             fake: false,
             orchestra_version: String::new(),
             env: Default::default(),
+            config_files: Vec::new(),
+            config_stamp: 0,
         })
         .unwrap()
     }

@@ -1,17 +1,18 @@
 //! Running the pinned OpenCode (1.18.33, `tools/opencode`) isolated from the developer's home and offline.
 //!
-//! A test spawns `opencode serve` with [`IsolatedHome::env`], `OPENCODE_CONFIG_CONTENT` =
-//! [`fake_provider_config`], `current_dir` and `PWD` both set to a [`TestProject`] (OpenCode reads `$PWD`),
-//! in its own process group.
-
-mod temp_dir;
+//! A test spawns `opencode serve` (or `orchestra`) with [`IsolatedHome::env`], `current_dir` and
+//! `PWD` both set to a [`TestProject`] (OpenCode reads `$PWD`), in its own process group. The
+//! model provider goes where users put theirs: [`write_project_config`] writes
+//! [`fake_provider_config`] into the project's `opencode.json`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use orchestra_fake_llm::opencode::provider_entry;
 use serde_json::{Value, json};
 
-pub use temp_dir::TempDir;
+pub use orchestra_fake_llm::sandbox::{
+    FOREIGN_CONFIG_VARS, IsolatedHome, SandboxError, TempDir, TestProject, offline_env,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -27,22 +28,13 @@ pub enum HarnessError {
         path.display()
     )]
     OpencodeEnvMissing { path: PathBuf },
-    #[error("could not {what}: {source}")]
-    Io {
-        what: String,
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("could not write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
         source: std::io::Error,
     },
-    #[error("`git {args}` failed in {}: {stderr}; is git installed and working?", dir.display())]
-    Git {
-        args: String,
-        dir: PathBuf,
-        stderr: String,
-    },
-}
-
-fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
-    let what = what.into();
-    move |source| HarnessError::Io { what, source }
 }
 
 /// The repository root, fixed at compile time from this crate's manifest dir (`crates/testkit/../..`).
@@ -86,189 +78,92 @@ pub fn require_opencode() -> Option<PathBuf> {
     }
 }
 
-/// Environment switches that keep OpenCode offline and free of plugins, updates and foreign config.
-pub fn offline_env() -> Vec<(String, String)> {
-    [
-        ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
-        ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
-        ("OPENCODE_DISABLE_LSP_DOWNLOAD", "1"),
-        ("OPENCODE_DISABLE_SHARE", "1"),
-        ("OPENCODE_DISABLE_CLAUDE_CODE", "1"),
-        ("OPENCODE_DISABLE_EXTERNAL_SKILLS", "1"),
-        ("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1"),
-        ("OPENCODE_PURE", "1"),
-        // A dead port: any npm install OpenCode attempts fails fast instead of downloading.
-        ("npm_config_registry", "http://127.0.0.1:9/"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-/// A throwaway HOME with the XDG dirs OpenCode writes to (config, data incl. its DB, cache, state).
-#[derive(Debug)]
-pub struct IsolatedHome {
-    pub root: PathBuf,
-    _dir: TempDir,
-}
-
-impl IsolatedHome {
-    pub fn new() -> Result<Self, HarnessError> {
-        let dir = TempDir::new("orchestra-home").map_err(io_error("create a temp dir for HOME"))?;
-        let root = dir.path().to_path_buf();
-        let home = IsolatedHome { root, _dir: dir };
-        for sub in [".config", ".local/share", ".cache", ".local/state"] {
-            let path = home.home().join(sub);
-            std::fs::create_dir_all(&path)
-                .map_err(io_error(format!("create {}", path.display())))?;
-        }
-        Ok(home)
-    }
-
-    /// `<root>/home`.
-    pub fn home(&self) -> PathBuf {
-        self.root.join("home")
-    }
-
-    /// HOME and XDG_* pointing inside this dir, plus [`offline_env`].
-    pub fn env(&self) -> Vec<(String, String)> {
-        let home = self.home();
-        let at = |sub: &str| home.join(sub).to_string_lossy().into_owned();
-        let mut env = vec![
-            ("HOME".to_owned(), home.to_string_lossy().into_owned()),
-            ("XDG_CONFIG_HOME".to_owned(), at(".config")),
-            ("XDG_DATA_HOME".to_owned(), at(".local/share")),
-            ("XDG_CACHE_HOME".to_owned(), at(".cache")),
-            ("XDG_STATE_HOME".to_owned(), at(".local/state")),
-        ];
-        env.extend(offline_env());
-        env
-    }
-}
-
-/// Config for `OPENCODE_CONFIG_CONTENT`: only provider `fake` (at `base_url`, e.g. [`crate::fake_llm::FakeLlm::base_url`])
-/// with `fake-model` (tools + images), `fake-text` (tools, text only) and `fake-mini` (tools, text; the small model
-/// that writes titles).
-pub fn fake_provider_config(base_url: &str) -> Value {
-    let limit = json!({"context": 128000, "output": 4096});
+/// A user's OpenCode config whose own provider `provider_id` is served by the fake LLM at
+/// `base_url` (e.g. [`orchestra_fake_llm::FakeLlm::base_url`]) with the fake's three models, and
+/// `model` / `small_model` pointing at it. Without `api_key` the provider entry has no key, so
+/// OpenCode takes it from `auth.json` or the environment.
+pub fn user_provider_config(provider_id: &str, base_url: &str, api_key: Option<&str>) -> Value {
     json!({
         "$schema": "https://opencode.ai/config.json",
-        "provider": {
-            "fake": {
-                "npm": "@ai-sdk/openai-compatible",
-                "name": "Fake Provider",
-                "options": {"baseURL": base_url, "apiKey": "sk-fake"},
-                "models": {
-                    "fake-model": {
-                        "name": "Fake Model", "tool_call": true, "attachment": true,
-                        "modalities": {"input": ["text", "image"], "output": ["text"]},
-                        "limit": limit,
-                    },
-                    "fake-text": {
-                        "name": "Fake Text-only", "tool_call": true, "attachment": false,
-                        "modalities": {"input": ["text"], "output": ["text"]},
-                        "limit": limit,
-                    },
-                    "fake-mini": {
-                        "name": "Fake Mini", "tool_call": true, "attachment": false,
-                        "modalities": {"input": ["text"], "output": ["text"]},
-                        "limit": limit,
-                    },
-                },
-            },
-        },
-        "enabled_providers": ["fake"],
-        "model": "fake/fake-model",
-        "small_model": "fake/fake-mini",
-        "autoupdate": false,
-        "share": "disabled",
+        "provider": {provider_id: provider_entry(&format!("{provider_id} (test)"), base_url, api_key)},
+        "model": format!("{provider_id}/fake-model"),
+        "small_model": format!("{provider_id}/fake-mini"),
     })
 }
 
-/// A temp git repository (OpenCode wants one) with a committed `README.md`; removed on drop.
-#[derive(Debug)]
-pub struct TestProject {
-    pub dir: PathBuf,
-    _temp: TempDir,
+/// The test suite's usual provider: `fake` at `base_url` with key `sk-fake`, the default model
+/// `fake/fake-model` (tools + images), plus `fake-text` (tools, text only) and `fake-mini`
+/// (the small model that writes titles).
+pub fn fake_provider_config(base_url: &str) -> Value {
+    user_provider_config("fake", base_url, Some("sk-fake"))
 }
 
-impl TestProject {
-    pub fn new() -> Result<Self, HarnessError> {
-        let temp =
-            TempDir::new("orchestra-project").map_err(io_error("create a temp project dir"))?;
-        let dir = temp.path().to_path_buf();
-        std::fs::write(dir.join("README.md"), "# test project\n")
-            .map_err(io_error(format!("write README.md in {}", dir.display())))?;
-        git(&dir, &["init", "-q"])?;
-        git(&dir, &["add", "README.md"])?;
-        git(&dir, &["commit", "-q", "-m", "initial commit"])?;
-        Ok(TestProject { dir, _temp: temp })
-    }
+/// Writes `config` as the project's `opencode.json`, where users keep their provider.
+pub fn write_project_config(
+    project: &TestProject,
+    config: &Value,
+) -> Result<PathBuf, HarnessError> {
+    write_json(&project.dir.join("opencode.json"), config)
 }
 
-/// Runs git with a fixed identity and without the user's or system's config (signing hooks, templates).
-fn git(dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=orchestra-testkit",
-            "-c",
-            "user.email=testkit@localhost",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .map_err(io_error("run git (is it installed?)"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(HarnessError::Git {
-            args: args.join(" "),
-            dir: dir.to_path_buf(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
+/// Writes `config` as OpenCode's global config (`$XDG_CONFIG_HOME/opencode/opencode.json`).
+pub fn write_global_config(home: &IsolatedHome, config: &Value) -> Result<PathBuf, HarnessError> {
+    write_json(&home.opencode_config_dir().join("opencode.json"), config)
+}
+
+/// Stores an API key for `provider_id` in OpenCode's `auth.json`, as `opencode auth login` does.
+pub fn write_auth_key(
+    home: &IsolatedHome,
+    provider_id: &str,
+    key: &str,
+) -> Result<PathBuf, HarnessError> {
+    write_json(
+        &home.opencode_data_dir().join("auth.json"),
+        &json!({provider_id: {"type": "api", "key": key}}),
+    )
+}
+
+/// A models.dev-style catalog entry (for [`IsolatedHome::set_models_catalog`]): an
+/// OpenAI-compatible provider at `base_url` that OpenCode offers once `env_var` holds a key (or
+/// `auth.json` has one), as it does for the providers it ships with.
+pub fn catalog_provider(provider_id: &str, env_var: &str, base_url: &str) -> Value {
+    json!({
+        "id": provider_id,
+        "name": format!("{provider_id} (catalog)"),
+        "env": [env_var],
+        "npm": "@ai-sdk/openai-compatible",
+        "api": base_url,
+        "models": {
+            "fake-model": {
+                "id": "fake-model", "name": "Fake Model",
+                "attachment": false, "reasoning": false, "tool_call": true, "temperature": true,
+                "release_date": "2025-01-01", "last_updated": "2025-01-01", "open_weights": false,
+                "modalities": {"input": ["text"], "output": ["text"]},
+                "cost": {"input": 0, "output": 0},
+                "limit": {"context": 128000, "output": 4096},
+            },
+        },
+    })
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<PathBuf, HarnessError> {
+    let write = || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, value.to_string())
+    };
+    write().map_err(|source| HarnessError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(path.to_path_buf())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn isolated_home_has_xdg_dirs_and_offline_switches() {
-        let home = IsolatedHome::new().unwrap();
-        let env: std::collections::HashMap<_, _> = home.env().into_iter().collect();
-        for key in [
-            "XDG_CONFIG_HOME",
-            "XDG_DATA_HOME",
-            "XDG_CACHE_HOME",
-            "XDG_STATE_HOME",
-        ] {
-            let path = Path::new(&env[key]);
-            assert!(path.is_dir(), "{key}");
-            assert!(path.starts_with(&home.root));
-        }
-        assert_eq!(env["OPENCODE_PURE"], "1");
-        assert_eq!(env["npm_config_registry"], "http://127.0.0.1:9/");
-        let root = home.root.clone();
-        drop(home);
-        assert!(!root.exists());
-    }
-
-    #[test]
-    fn test_project_is_a_git_repo_with_a_commit() {
-        let project = TestProject::new().unwrap();
-        assert!(project.dir.join(".git").is_dir());
-        assert!(project.dir.join("README.md").is_file());
-        git(&project.dir, &["rev-parse", "HEAD"]).unwrap();
-    }
 
     #[test]
     fn workspace_root_holds_the_pin() {
@@ -287,9 +182,23 @@ mod tests {
             "http://127.0.0.1:1/v1"
         );
         assert_eq!(config["small_model"], "fake/fake-mini");
-        assert_eq!(
-            config["provider"]["fake"]["models"]["fake-model"]["attachment"],
-            true
-        );
+        assert_eq!(config["model"], "fake/fake-model");
+        assert_eq!(config["provider"]["fake"]["options"]["apiKey"], "sk-fake");
+        // A user's config: nothing that switches their other providers off.
+        assert!(config.get("enabled_providers").is_none());
+    }
+
+    #[test]
+    fn configs_go_where_users_put_them() {
+        let home = IsolatedHome::new().unwrap();
+        let project = TestProject::new().unwrap();
+        let config = fake_provider_config("http://127.0.0.1:1/v1");
+        let written = write_project_config(&project, &config).unwrap();
+        assert_eq!(written, project.dir.join("opencode.json"));
+        let global = write_global_config(&home, &config).unwrap();
+        assert!(global.ends_with(".config/opencode/opencode.json"));
+        let auth = write_auth_key(&home, "mine", "sk-1").unwrap();
+        let stored: Value = serde_json::from_str(&std::fs::read_to_string(auth).unwrap()).unwrap();
+        assert_eq!(stored["mine"]["key"], "sk-1");
     }
 }

@@ -1,15 +1,27 @@
-//! An OpenAI-compatible fake LLM that is a real HTTP server on 127.0.0.1.
+//! A fake OpenAI-compatible model that is a real HTTP server on 127.0.0.1.
 //!
-//! Point OpenCode's `@ai-sdk/openai-compatible` provider at [`FakeLlm::base_url`]. Replies come from a
-//! [`FakeLlm::set_responder`] closure, or else from directives typed in the prompt (see the `directives`
-//! module docs: `CALL_TOOL:`, `SLOW:`, `SLOWMS:`, `DELAYMS:`, `FAIL:`, `CUT:`, title requests, tool
-//! results, echo). Every chat-completions request is recorded with how its response ended.
+//! Point OpenCode's `@ai-sdk/openai-compatible` provider at [`FakeLlm::base_url`] (the
+//! [`opencode`] module builds that provider block). Replies come from a [`FakeLlm::set_responder`]
+//! closure, else from the default rules: a title for title requests, `TOOL_RESULT_SEEN:` after a
+//! tool result, and otherwise an echo of the prompt. With [`Directives::On`] (tests and
+//! benchmarks) the prompt text can also script the reply (see the `directives` module docs:
+//! `CALL_TOOL:`, `SLOW:`, `SLOWMS:`, `DELAYMS:`, `FAIL:`, `CUT:`). The product's `--fake` mode and
+//! `orchestra fake-llm` run with [`Directives::Off`]: text copied into a task must never make the
+//! worker run a tool. The last [`FakeLlmConfig::log_capacity`] chat-completions requests are kept
+//! with how their responses ended.
+//!
+//! [`sandbox`] runs OpenCode against this fake isolated from the user's home and offline (the
+//! benchmarks and the test kit use it).
 
 mod directives;
+pub mod opencode;
 mod request;
+pub mod sandbox;
 mod server;
+mod temp_dir;
 mod wire;
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -78,7 +90,7 @@ impl Script {
 #[derive(Debug, thiserror::Error)]
 pub enum FakeLlmError {
     #[error(
-        "fake LLM could not listen on {addr}: {source}; use FakeLlm::start() to get a free port"
+        "fake LLM could not listen on {addr}: {source}; use FakeLlm::start_scripted() to get a free port"
     )]
     Bind {
         addr: SocketAddr,
@@ -95,12 +107,30 @@ pub enum FakeLlmError {
     },
 }
 
-/// How to start a [`FakeLlm`]; [`FakeLlm::start`] uses the default.
+/// Whether text in a prompt may script the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directives {
+    /// Echo only: a prompt is never read as instructions. The product's `--fake` mode uses
+    /// this, because a directive such as `CALL_TOOL:bash` in a task would make the worker run it.
+    Off,
+    /// `CALL_TOOL:`, `SLOW:`, `FAIL:` … in the prompt script the reply (tests, benchmarks).
+    On,
+}
+
+/// How many requests the log keeps by default.
+pub const DEFAULT_LOG_CAPACITY: usize = 1000;
+
+/// How to start a [`FakeLlm`]. The default listens on a free port of 127.0.0.1, echoes
+/// ([`Directives::Off`]) and keeps the last [`DEFAULT_LOG_CAPACITY`] requests.
 #[derive(Debug, Clone)]
 pub struct FakeLlmConfig {
     pub addr: SocketAddr,
     /// Names listed by `GET /v1/models`. The fake answers chat requests for any model name.
     pub models: Vec<String>,
+    pub directives: Directives,
+    /// The request log is a ring of this many requests (bodies included, so it is bounded);
+    /// 0 keeps none.
+    pub log_capacity: usize,
 }
 
 impl Default for FakeLlmConfig {
@@ -110,6 +140,8 @@ impl Default for FakeLlmConfig {
             models: ["fake-model", "fake-vision", "fake-mini"]
                 .map(String::from)
                 .to_vec(),
+            directives: Directives::Off,
+            log_capacity: DEFAULT_LOG_CAPACITY,
         }
     }
 }
@@ -119,7 +151,9 @@ type Responder = Arc<dyn Fn(&ChatRequest) -> Option<Script> + Send + Sync>;
 /// State shared by the handle and the request handlers. Locks are held only for quick copies,
 /// never across an await.
 pub(crate) struct Shared {
-    records: Mutex<Vec<RecordedRequest>>,
+    records: Mutex<VecDeque<RecordedRequest>>,
+    log_capacity: usize,
+    directives: Directives,
     next_index: AtomicUsize,
     changed: watch::Sender<u64>,
     responder: RwLock<Option<Responder>>,
@@ -128,7 +162,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn records(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+    fn records(&self) -> MutexGuard<'_, VecDeque<RecordedRequest>> {
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -136,11 +170,17 @@ impl Shared {
         self.changed.send_modify(|generation| *generation += 1);
     }
 
-    fn record(&self, req: &ChatRequest) -> usize {
+    fn record(&self, req: &ChatRequest, headers: Vec<(String, String)>) -> usize {
         let index = self.next_index.fetch_add(1, Ordering::SeqCst);
-        let recorded = req.record(index, Instant::now());
-        tracing::debug!(index, model = %recorded.model, text = %recorded.last_user_text, "fake LLM request");
-        self.records().push(recorded);
+        tracing::debug!(index, model = %req.model, "fake LLM request");
+        if self.log_capacity > 0 {
+            let recorded = req.record(index, Instant::now(), headers);
+            let mut records = self.records();
+            while records.len() >= self.log_capacity {
+                records.pop_front();
+            }
+            records.push_back(recorded);
+        }
         self.notify();
         index
     }
@@ -179,14 +219,15 @@ pub struct FakeLlm {
 }
 
 impl FakeLlm {
-    /// Listens on 127.0.0.1 with a free port.
-    pub async fn start() -> Result<FakeLlm, FakeLlmError> {
+    /// Echo only, on a free port of 127.0.0.1: the product's `--fake` model.
+    pub async fn start_echo() -> Result<FakeLlm, FakeLlmError> {
         FakeLlm::start_with(FakeLlmConfig::default()).await
     }
 
-    pub async fn start_on(addr: SocketAddr) -> Result<FakeLlm, FakeLlmError> {
+    /// Scripted by directives in the prompt, on a free port of 127.0.0.1: tests and benchmarks.
+    pub async fn start_scripted() -> Result<FakeLlm, FakeLlmError> {
         FakeLlm::start_with(FakeLlmConfig {
-            addr,
+            directives: Directives::On,
             ..FakeLlmConfig::default()
         })
         .await
@@ -205,7 +246,9 @@ impl FakeLlm {
         })?;
         let (stop, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
-            records: Mutex::new(Vec::new()),
+            records: Mutex::new(VecDeque::new()),
+            log_capacity: config.log_capacity,
+            directives: config.directives,
             next_index: AtomicUsize::new(0),
             changed: watch::channel(0).0,
             responder: RwLock::new(None),
@@ -243,9 +286,14 @@ impl FakeLlm {
         self.addr
     }
 
-    /// Every chat-completions request received since start (or the last clear), in arrival order.
+    /// The chat-completions requests received since start (or the last clear), in arrival order;
+    /// at most [`FakeLlmConfig::log_capacity`] of them, the oldest dropped first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.records().clone()
+        self.shared.records().iter().cloned().collect()
+    }
+
+    pub fn directives(&self) -> Directives {
+        self.shared.directives
     }
 
     pub fn clear_requests(&self) {
@@ -253,14 +301,15 @@ impl FakeLlm {
         self.shared.notify();
     }
 
-    /// Waits until at least `n` requests are recorded and returns all of them.
+    /// Waits until at least `n` requests are in the log and returns all of them (so `n` must not
+    /// exceed the log capacity).
     pub async fn wait_for_requests(
         &self,
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<RecordedRequest>, FakeLlmError> {
         self.wait_until(timeout, format!("{n} request(s)"), |records| {
-            (records.len() >= n).then(|| records.to_vec())
+            (records.len() >= n).then(|| records.iter().cloned().collect())
         })
         .await
     }
@@ -283,7 +332,7 @@ impl FakeLlm {
         &self,
         timeout: Duration,
         what: String,
-        check: impl Fn(&[RecordedRequest]) -> Option<T>,
+        check: impl Fn(&VecDeque<RecordedRequest>) -> Option<T>,
     ) -> Result<T, FakeLlmError> {
         // Subscribing before checking means no change between the check and the wait is missed.
         let mut changes = self.shared.changed.subscribe();
@@ -307,7 +356,8 @@ impl FakeLlm {
         }
     }
 
-    /// Scripts replies; returning `None` falls back to the directive rules. Replaces any earlier responder.
+    /// Scripts replies; returning `None` falls back to the default rules (directives only when
+    /// they are on). Replaces any earlier responder.
     pub fn set_responder(
         &self,
         f: impl Fn(&ChatRequest) -> Option<Script> + Send + Sync + 'static,
@@ -319,7 +369,7 @@ impl FakeLlm {
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
     }
 
-    /// Back to the directive rules only.
+    /// Back to the default rules only.
     pub fn clear_responder(&self) {
         *self
             .shared

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -33,7 +33,7 @@ async fn list_models(State(shared): State<Arc<Shared>>) -> Response {
     let data: Vec<_> = shared
         .models
         .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "orchestra-testkit"}))
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "orchestra-fake-llm"}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
@@ -50,7 +50,11 @@ fn error_response(status: u16, message: &str) -> Response {
     (code, axum::Json(error_json(status, message))).into_response()
 }
 
-async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -58,17 +62,17 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         }
     };
     let req = ChatRequest::from_body(body);
-    let index = shared.record(&req);
+    let index = shared.record(&req, header_pairs(&headers));
     let mut guard = ResponseGuard {
         shared: shared.clone(),
         index,
         settled: false,
     };
-    // The responder runs outside any lock; a None falls back to the directive rules.
+    // The responder runs outside any lock; a None falls back to the default rules.
     let script = shared
         .responder()
         .and_then(|respond| respond(&req))
-        .unwrap_or_else(|| default_script(&req));
+        .unwrap_or_else(|| default_script(&req, shared.directives));
     let mut shutdown = shared.shutdown.clone();
 
     // An error must decide the status line, so the leading delays are served before any header.
@@ -97,6 +101,20 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
     } else {
         json_response(&completion, script, prompt_chars, guard, shutdown).await
     }
+}
+
+/// Header names (lower case) and values, for tests that check what the client sent (which API
+/// key, for instance). Values that are not text are kept lossily.
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Marks how the response to one recorded request ended. Dropped without being settled means the

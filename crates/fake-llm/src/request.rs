@@ -42,6 +42,18 @@ pub struct RecordedRequest {
     /// Set when the response (stream or JSON) was fully handed to the client.
     pub completed_at: Option<Instant>,
     pub system_prompt: String,
+    /// The HTTP headers of the request (names in lower case), e.g. `authorization`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 impl ChatRequest {
@@ -103,7 +115,12 @@ impl ChatRequest {
             .unwrap_or(false)
     }
 
-    pub(crate) fn record(&self, index: usize, received_at: Instant) -> RecordedRequest {
+    pub(crate) fn record(
+        &self,
+        index: usize,
+        received_at: Instant,
+        headers: Vec<(String, String)>,
+    ) -> RecordedRequest {
         RecordedRequest {
             index,
             received_at,
@@ -117,6 +134,7 @@ impl ChatRequest {
             disconnected_at: None,
             completed_at: None,
             system_prompt: self.system_prompt.clone(),
+            headers,
         }
     }
 }

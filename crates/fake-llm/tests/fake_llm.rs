@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use orchestra_testkit::fake_llm::{FakeLlm, Script, Step};
+use orchestra_fake_llm::{Directives, FakeLlm, FakeLlmConfig, Script, Step};
 use serde_json::{Value, json};
 
 fn chat_body(text: &str, stream: bool) -> Value {
@@ -49,7 +49,7 @@ fn content_of(chunks: &[Value]) -> String {
 
 #[tokio::test]
 async fn stream_echo_has_the_shape_opencode_accepts() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let resp = post(&fake, &chat_body("hello there fake", true)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -87,7 +87,7 @@ async fn stream_echo_has_the_shape_opencode_accepts() {
 
 #[tokio::test]
 async fn non_stream_reply_is_a_chat_completion() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let body: Value = post(&fake, &chat_body("plain json", false))
         .await
         .json()
@@ -114,7 +114,7 @@ async fn non_stream_reply_is_a_chat_completion() {
 
 #[tokio::test]
 async fn tool_call_chunks_carry_id_name_then_argument_fragments() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let text = r#"please CALL_TOOL:write {"filePath":"/tmp/x.txt","content":"hi"} thanks"#;
     let payloads = sse_payloads(
         &post(&fake, &chat_body(text, true))
@@ -164,7 +164,7 @@ async fn tool_call_chunks_carry_id_name_then_argument_fragments() {
 
 #[tokio::test]
 async fn fail_directive_returns_openai_error_bodies() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     for (code, kind) in [(500, "server_error"), (429, "rate_limit_error")] {
         for stream in [true, false] {
             let resp = post(&fake, &chat_body(&format!("FAIL:{code} ignored"), stream)).await;
@@ -178,7 +178,7 @@ async fn fail_directive_returns_openai_error_bodies() {
 
 #[tokio::test]
 async fn cut_drops_the_connection_without_finish_or_done() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let resp = post(&fake, &chat_body("CUT:2", true)).await;
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
@@ -223,7 +223,7 @@ async fn cut_drops_the_connection_without_finish_or_done() {
 
 #[tokio::test]
 async fn delayms_holds_the_first_token_then_echoes_the_rest() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let started = Instant::now();
     let resp = post(&fake, &chat_body("DELAYMS:300 late hello", true)).await;
     let mut stream = resp.bytes_stream();
@@ -248,7 +248,7 @@ async fn delayms_holds_the_first_token_then_echoes_the_rest() {
 
 #[tokio::test]
 async fn image_parts_are_counted_anywhere_in_the_conversation() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let image =
         json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}});
     let body = json!({"model": "fake-model", "stream": false, "messages": [
@@ -266,7 +266,7 @@ async fn image_parts_are_counted_anywhere_in_the_conversation() {
 
 #[tokio::test]
 async fn custom_responder_scripts_replies_and_none_falls_back() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     fake.set_responder(|req| {
         (req.model == "scripted").then(|| Script {
             steps: vec![
@@ -316,7 +316,7 @@ async fn custom_responder_scripts_replies_and_none_falls_back() {
 
 #[tokio::test]
 async fn client_hanging_up_mid_stream_is_recorded() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let resp = post(&fake, &chat_body("SLOW:10", true)).await;
     let mut stream = resp.bytes_stream();
     let mut received = String::new();
@@ -342,7 +342,7 @@ async fn client_hanging_up_mid_stream_is_recorded() {
 
 #[tokio::test]
 async fn sixty_four_slow_streams_run_concurrently() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let client = reqwest::Client::new();
     let url = format!("{}/chat/completions", fake.base_url());
     let started = Instant::now();
@@ -379,7 +379,7 @@ async fn sixty_four_slow_streams_run_concurrently() {
 
 #[tokio::test]
 async fn models_titles_and_unknown_routes() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let models: Value = reqwest::get(format!("{}/models", fake.base_url()))
         .await
         .unwrap()
@@ -417,7 +417,7 @@ async fn models_titles_and_unknown_routes() {
 
 #[tokio::test]
 async fn waits_time_out_with_a_useful_error_and_clear_resets() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let err = fake
         .wait_for_requests(1, Duration::from_millis(50))
         .await
@@ -434,7 +434,7 @@ async fn waits_time_out_with_a_useful_error_and_clear_resets() {
 
 #[tokio::test]
 async fn shutdown_cuts_running_streams_and_frees_the_port() {
-    let fake = FakeLlm::start().await.unwrap();
+    let fake = FakeLlm::start_scripted().await.unwrap();
     let addr = fake.addr();
     let resp = post(&fake, &chat_body("SLOW:30", true)).await;
     let reader = tokio::spawn(async move { resp.text().await.is_err() });
@@ -445,6 +445,69 @@ async fn shutdown_cuts_running_streams_and_frees_the_port() {
     fake.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(reader.await.unwrap(), "the stream should end with an error");
-    let again = FakeLlm::start_on(addr).await.unwrap();
+    let again = FakeLlm::start_with(FakeLlmConfig {
+        addr,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .unwrap();
     assert_eq!(again.addr(), addr);
+}
+
+#[tokio::test]
+async fn the_echo_fake_never_turns_prompt_text_into_a_tool_call() {
+    let fake = FakeLlm::start_echo().await.unwrap();
+    assert_eq!(fake.directives(), Directives::Off);
+    let text = r#"CALL_TOOL:bash {"command":"touch /tmp/pwned"}"#;
+    let chunks = parse_chunks(&sse_payloads(
+        &post(&fake, &chat_body(text, true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    ));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.pointer("/choices/0/delta/tool_calls").is_none()),
+        "{chunks:?}"
+    );
+    assert_eq!(content_of(&chunks), format!("ECHO: {text}"));
+    let resp = post(&fake, &chat_body("FAIL:500", false)).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn the_log_is_a_ring_and_keeps_the_headers() {
+    let fake = FakeLlm::start_with(FakeLlmConfig {
+        directives: Directives::On,
+        log_capacity: 3,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        reqwest::Client::new()
+            .post(format!("{}/chat/completions", fake.base_url()))
+            .bearer_auth(format!("sk-{i}"))
+            .json(&chat_body(&format!("request {i}"), false))
+            .send()
+            .await
+            .unwrap();
+    }
+    let kept = fake.requests();
+    let indexes: Vec<usize> = kept.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, [2, 3, 4]);
+    assert_eq!(kept[0].last_user_text, "request 2");
+    assert_eq!(kept[2].header("Authorization"), Some("Bearer sk-4"));
+
+    let none = FakeLlm::start_with(FakeLlmConfig {
+        log_capacity: 0,
+        ..FakeLlmConfig::default()
+    })
+    .await
+    .unwrap();
+    let resp = post(&none, &chat_body("kept nowhere", false)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(none.requests().is_empty());
 }

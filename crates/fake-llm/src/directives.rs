@@ -1,9 +1,11 @@
-//! The fake's default behaviour: a reply chosen from directives typed in the prompt.
+//! The fake's default behaviour: an echo, or with [`Directives::On`] a reply chosen from
+//! directives typed in the prompt.
 //!
 //! Checked in this order:
 //! 1. system prompt starts with `You are a title generator` → `Fake title`;
 //! 2. last message is `role:"tool"` → `TOOL_RESULT_SEEN: <tool content>`;
-//! 3. the earliest directive in the first text part of the last user message:
+//! 3. only with [`Directives::On`], the earliest directive in the first text part of the last
+//!    user message:
 //!    * `CALL_TOOL:<name> <json args>` → one tool call (`{}` when no JSON follows);
 //!    * `SLOW:<n>` → n chunks `chunk1 ` … `chunkn `, each after a 1 s pause;
 //!    * `SLOWMS:<ms>:<n>` → the same with `ms` milliseconds pauses;
@@ -20,7 +22,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::request::ChatRequest;
-use super::{Script, Step};
+use super::{Directives, Script, Step};
 
 const TITLE_GENERATOR_PREFIX: &str = "You are a title generator";
 const ECHO_LIMIT_CHARS: usize = 200;
@@ -33,7 +35,7 @@ const DIRECTIVES: [&str; 6] = [
     "CUT:",
 ];
 
-pub(crate) fn default_script(req: &ChatRequest) -> Script {
+pub(crate) fn default_script(req: &ChatRequest, directives: Directives) -> Script {
     if req
         .system_prompt
         .trim_start()
@@ -45,9 +47,12 @@ pub(crate) fn default_script(req: &ChatRequest) -> Script {
         return Script::text(format!("TOOL_RESULT_SEEN: {result}"));
     }
     let text = req.last_user_text.as_str();
-    find_directive(text)
-        .and_then(|(start, token)| directive_script(req, text, start, token))
-        .unwrap_or_else(|| Script::text(echo(text, req.image_parts)))
+    let scripted = match directives {
+        Directives::On => find_directive(text)
+            .and_then(|(start, token)| directive_script(req, text, start, token)),
+        Directives::Off => None,
+    };
+    scripted.unwrap_or_else(|| Script::text(echo(text, req.image_parts)))
 }
 
 /// Earliest directive token at a word start: (byte offset, token).
@@ -172,7 +177,27 @@ mod tests {
 
     fn script_for(text: &str) -> Vec<Step> {
         let req = ChatRequest::from_body(json!({"messages": [{"role": "user", "content": text}]}));
-        default_script(&req).steps
+        default_script(&req, Directives::On).steps
+    }
+
+    #[test]
+    fn with_directives_off_every_directive_is_echoed() {
+        for text in [
+            r#"CALL_TOOL:bash {"command":"rm -rf ~"}"#,
+            "SLOW:3",
+            "SLOWMS:10:2",
+            "DELAYMS:50 hi",
+            "FAIL:500",
+            "CUT:1",
+        ] {
+            let req =
+                ChatRequest::from_body(json!({"messages": [{"role": "user", "content": text}]}));
+            assert_eq!(
+                default_script(&req, Directives::Off).steps,
+                [Step::Text(format!("ECHO: {text}"))],
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -261,14 +286,14 @@ mod tests {
             {"role": "system", "content": "You are a title generator. You output ONLY a thread title."},
             {"role": "user", "content": "SLOW:30"}]}));
         assert_eq!(
-            default_script(&title).steps,
+            default_script(&title, Directives::On).steps,
             [Step::Text("Fake title".into())]
         );
         let tool = ChatRequest::from_body(json!({"messages": [
             {"role": "user", "content": "FAIL:500"},
             {"role": "tool", "tool_call_id": "c", "content": "ok"}]}));
         assert_eq!(
-            default_script(&tool).steps,
+            default_script(&tool, Directives::Off).steps,
             [Step::Text("TOOL_RESULT_SEEN: ok".into())]
         );
     }
