@@ -9,6 +9,7 @@
 
 pub mod attachments;
 mod runner;
+mod turn;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
-pub use runner::{ReplySummary, error_text, summarize};
+pub use turn::{ReplySummary, error_text, summarize};
 
 /// How often progress may be written to the store while a job runs; the event stream and
 /// awaiting callers see every change at once regardless.

@@ -1,31 +1,49 @@
 //! Runs one job on one fresh OpenCode session, driven by the server's events.
+//!
+//! Every phase — waiting for the worker, choosing the model, creating the session, sending the
+//! prompt, the model's turn — runs under the job's cancel token and its one deadline
+//! (`timeoutMs`), so a cancel or a timeout is honoured wherever the job is; once a session
+//! exists, stopping it aborts the session, so the model really stops.
 
-use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orchestra_protocol::{
-    AttachmentType, EventBody, JobRecord, JobStatus, ModelPolicy, PermissionAnswer,
-    PermissionQuestion, PermissionReplyEvent, TokenUsage, ToolCallEvent, now_ms,
-};
-use tokio::sync::mpsc;
+use orchestra_protocol::{AttachmentType, JobRecord, JobStatus, ModelPolicy, now_ms};
 
-use crate::config::PermissionReply;
 use crate::models::{self, ModelNeeds, Resolution};
-use crate::opencode::{
-    CreateSessionRequest, MessageWithParts, OpenCodeEvent, Part, PartInput, PermissionReplyKind,
-    PromptRequest, SessionStatus,
-};
+use crate::opencode::{CreateSessionRequest, PartInput, PromptRequest};
 use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs};
 
 use super::attachments::PreparedAttachment;
+use super::turn::{self, Progress, Step, summarize};
 use super::{JobHandle, WorkerJob};
 
-/// How much of the worker's latest output a peek shows.
-const OUTPUT_TAIL_CHARS: usize = 400;
-/// A safety net for events lost while the event stream reconnects; normal
-/// completion is seen from events long before this fires.
+/// A safety net for events lost while the event stream reconnects (a reconnect itself
+/// reconciles at once); normal completion is seen from events long before this fires.
 const STATUS_POLL: Duration = Duration::from_secs(10);
+
+/// After the event stream came back, the session is checked once more this soon.
+const RECHECK_AFTER_RECONNECT: Duration = Duration::from_millis(500);
+
+/// Why a phase of the job stopped before it finished.
+enum Interrupt {
+    Canceled(String),
+    TimedOut,
+}
+
+/// Runs `work` unless the job is canceled or its deadline passes first.
+async fn or_stop<T>(
+    job: &JobHandle,
+    deadline: Instant,
+    work: impl Future<Output = T>,
+) -> Result<T, Interrupt> {
+    tokio::select! {
+        value = work => Ok(value),
+        () = job.cancelled().cancelled() => Err(Interrupt::Canceled(job.cancel_reason())),
+        () = tokio::time::sleep_until(deadline.into()) => Err(Interrupt::TimedOut),
+    }
+}
 
 enum Outcome {
     Done,
@@ -40,18 +58,31 @@ pub(super) async fn run_job(
     input: WorkerJob,
 ) {
     let deadline = Instant::now() + input.timeout;
-    let lease = tokio::select! {
-        lease = pool.acquire(&input.profile_id, input.auto_spawn) => lease,
-        () = job.cancelled().cancelled() => {
-            let why = job.cancel_reason();
+    // The server start this may wait for belongs to the pool: giving up here never stops a
+    // start other tasks are waiting for.
+    let acquired = or_stop(
+        &job,
+        deadline,
+        pool.acquire(&input.profile_id, input.auto_spawn),
+    )
+    .await;
+    let lease = match acquired {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(err)) => {
+            finish(job, &mut record, JobStatus::Failed, Some(err.to_string()));
+            return;
+        }
+        Err(Interrupt::Canceled(why)) => {
             finish(job, &mut record, JobStatus::Canceled, Some(why));
             return;
         }
-    };
-    let lease = match lease {
-        Ok(lease) => lease,
-        Err(err) => {
-            finish(job, &mut record, JobStatus::Failed, Some(err.to_string()));
+        Err(Interrupt::TimedOut) => {
+            let why = format!(
+                "timed out after {} ms (timeoutMs) while waiting for worker `{}` to start",
+                input.timeout.as_millis(),
+                input.profile_id
+            );
+            finish(job, &mut record, JobStatus::Failed, Some(why));
             return;
         }
     };
@@ -76,30 +107,38 @@ async fn drive(
     deadline: Instant,
 ) -> Outcome {
     let client = &lease.conn.client;
+    let timed_out = |phase: &str| {
+        Outcome::Failed(format!(
+            "timed out after {} ms (timeoutMs) while {phase}",
+            input.timeout.as_millis()
+        ))
+    };
     // Chosen before the session exists: a model that cannot take the task's images, or a
     // reference that matches nothing, fails here without spending a token.
-    let resolution = match choose_model(lease, input).await {
-        Ok(resolution) => resolution,
-        Err(message) => return Outcome::Failed(message),
+    let resolution = match or_stop(job, deadline, choose_model(lease, input)).await {
+        Ok(Ok(resolution)) => resolution,
+        Ok(Err(message)) => return Outcome::Failed(message),
+        Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
+        Err(Interrupt::TimedOut) => return timed_out("choosing the model"),
     };
     record.model = Some(resolution.full_id());
     record.model_reason = Some(resolution.reason.clone());
     let title = format!("orchestra {} ({})", short_id(&record.id), lease.profile.id);
-    let session = match client
-        .create_session(&CreateSessionRequest {
-            title: Some(title),
-            permission: Some(agents::session_permission_rules(&lease.profile)),
-            ..CreateSessionRequest::default()
-        })
-        .await
-    {
-        Ok(session) => session,
-        Err(err) => {
+    let request = CreateSessionRequest {
+        title: Some(title),
+        permission: Some(agents::session_permission_rules(&lease.profile)),
+        ..CreateSessionRequest::default()
+    };
+    let session = match or_stop(job, deadline, client.create_session(&request)).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(err)) => {
             return Outcome::Failed(format!(
                 "could not create a session on worker `{}`: {err}",
                 lease.profile.id
             ));
         }
+        Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
+        Err(Interrupt::TimedOut) => return timed_out("creating the worker's session"),
     };
     let mut events = lease.conn.router.register(&session.id);
     record.session_id = Some(session.id.clone());
@@ -113,68 +152,74 @@ async fn drive(
         system: lease.system_prompt(),
         tools: None,
     };
-    if let Err(err) = client.prompt_async(&session.id, &request).await {
-        return Outcome::Failed(format!(
-            "worker `{}` refused the prompt: {err}",
-            lease.profile.id
-        ));
+    match or_stop(job, deadline, client.prompt_async(&session.id, &request)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            return Outcome::Failed(format!(
+                "worker `{}` refused the prompt: {err}",
+                lease.profile.id
+            ));
+        }
+        Err(stop) => return stopped(lease, &session.id, stop, input).await,
     }
 
     let mut state = Progress::default();
     let mut poll = tokio::time::interval(STATUS_POLL);
     poll.tick().await;
     loop {
-        let signal = tokio::select! {
+        let step = tokio::select! {
             () = job.cancelled().cancelled() => {
                 let why = job.cancel_reason();
-                abort(lease, &session.id).await;
-                return Outcome::Canceled(why);
+                return stopped(lease, &session.id, Interrupt::Canceled(why), input).await;
             }
             () = tokio::time::sleep_until(deadline.into()) => {
+                return stopped(lease, &session.id, Interrupt::TimedOut, input).await;
+            }
+            _ = poll.tick() => turn::reconcile(lease, job, record, &mut state, &session.id).await,
+            signal = events.recv() => match signal {
+                None => return Outcome::Failed("the worker's event stream closed".into()),
+                Some(SessionSignal::ServerGone(why)) => {
+                    return Outcome::Failed(format!(
+                        "{why} while running this task; the worker is being restarted, start the task again"
+                    ));
+                }
+                Some(SessionSignal::Resubscribed) => {
+                    tracing::info!(job = %record.id, "event stream back; reconciling the session");
+                    // The first calls after a drop may meet dead pooled connections: look
+                    // again shortly, not only at the next slow poll.
+                    poll.reset_after(RECHECK_AFTER_RECONNECT);
+                    turn::reconcile(lease, job, record, &mut state, &session.id).await
+                }
+                Some(SessionSignal::Event(event)) => {
+                    lease.touch();
+                    turn::on_event(lease, job, record, input, &mut state, *event).await
+                }
+            },
+        };
+        match step {
+            Step::Continue => {}
+            Step::Publish => job.publish(record, false),
+            Step::Idle => break,
+            Step::Fail(message) => {
                 abort(lease, &session.id).await;
-                return Outcome::Failed(format!(
-                    "timed out after {} ms (timeoutMs); the worker's model was stopped",
-                    input.timeout.as_millis()
-                ));
-            }
-            _ = poll.tick() => {
-                if session_is_idle(lease, &session.id).await && state.seen_busy {
-                    break;
-                }
-                continue;
-            }
-            signal = events.recv() => signal,
-        };
-        let Some(signal) = signal else {
-            return Outcome::Failed("the worker's event stream closed".into());
-        };
-        match signal {
-            SessionSignal::ServerGone(why) => {
-                return Outcome::Failed(format!(
-                    "{why} while running this task; the worker is being restarted, start the task again"
-                ));
-            }
-            SessionSignal::Resubscribed => {
-                if session_is_idle(lease, &session.id).await && state.seen_busy {
-                    break;
-                }
-            }
-            SessionSignal::Event(event) => {
-                lease.touch();
-                match on_event(lease, job, record, input, &mut state, *event).await {
-                    Step::Continue => {}
-                    Step::Publish => job.publish(record, false),
-                    Step::Idle => break,
-                    Step::Fail(message) => {
-                        abort(lease, &session.id).await;
-                        return Outcome::Failed(message);
-                    }
-                }
+                return Outcome::Failed(message);
             }
         }
     }
-    drop_events(&mut events);
+    events.close();
     collect_result(lease, record, &session.id, state.error).await
+}
+
+/// A job stopped after its session existed: the session is aborted, so the model stops.
+async fn stopped(lease: &Lease, session_id: &str, stop: Interrupt, input: &WorkerJob) -> Outcome {
+    abort(lease, session_id).await;
+    match stop {
+        Interrupt::Canceled(why) => Outcome::Canceled(why),
+        Interrupt::TimedOut => Outcome::Failed(format!(
+            "timed out after {} ms (timeoutMs); the worker's model was stopped",
+            input.timeout.as_millis()
+        )),
+    }
 }
 
 /// The task's model: its own `model`, else the worker's (override or profile), resolved
@@ -238,162 +283,6 @@ async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, St
     Ok(resolution)
 }
 
-#[derive(Default)]
-struct Progress {
-    seen_busy: bool,
-    tool_calls: HashSet<String>,
-    /// The last status seen per tool call, so each change is published once.
-    tool_status: HashMap<String, String>,
-    error: Option<String>,
-}
-
-enum Step {
-    Continue,
-    Publish,
-    Idle,
-    Fail(String),
-}
-
-async fn on_event(
-    lease: &Lease,
-    job: &JobHandle,
-    record: &mut JobRecord,
-    input: &WorkerJob,
-    state: &mut Progress,
-    event: OpenCodeEvent,
-) -> Step {
-    let now = now_ms();
-    match event {
-        OpenCodeEvent::SessionIdle { .. } => Step::Idle,
-        OpenCodeEvent::SessionStatus { status, .. } => match status {
-            SessionStatus::Busy => {
-                state.seen_busy = true;
-                Step::Continue
-            }
-            SessionStatus::Idle => Step::Idle,
-            SessionStatus::Retry {
-                attempt, message, ..
-            } => {
-                state.seen_busy = true;
-                record.progress.retries = attempt;
-                record.progress.last_activity_at = Some(now);
-                if attempt >= input.retry_limit {
-                    Step::Fail(format!(
-                        "the model provider keeps failing: {message} (OpenCode retried {attempt} times; \
-                         the limit is tasks.providerRetryLimit = {}). Check the provider's key, quota and URL",
-                        input.retry_limit
-                    ))
-                } else {
-                    Step::Publish
-                }
-            }
-        },
-        OpenCodeEvent::SessionError { error, .. } => {
-            state.error = Some(error_text(error.as_ref()));
-            Step::Continue
-        }
-        OpenCodeEvent::MessagePartDelta { field, delta, .. } => {
-            if field == "text" {
-                state.seen_busy = true;
-                job.emit(EventBody::JobDelta {
-                    job_id: record.id.clone(),
-                    text: delta.clone(),
-                });
-                let mut tail = record.progress.last_output.take().unwrap_or_default();
-                tail.push_str(&delta);
-                record.progress.last_output = Some(keep_tail(tail, OUTPUT_TAIL_CHARS));
-                record.progress.last_activity_at = Some(now);
-                Step::Publish
-            } else {
-                Step::Continue
-            }
-        }
-        OpenCodeEvent::MessagePartUpdated { part } => match part {
-            Part::Tool {
-                call_id,
-                tool,
-                state: tool_state,
-                ..
-            } => {
-                state.seen_busy = true;
-                let status = tool_state.status.clone();
-                if state.tool_status.get(&call_id) != Some(&status) {
-                    job.emit(EventBody::JobTool(ToolCallEvent {
-                        job_id: record.id.clone(),
-                        call_id: call_id.clone(),
-                        tool: tool.clone(),
-                        status: status.clone(),
-                        title: tool_state.title.clone().filter(|t| !t.is_empty()),
-                    }));
-                    state.tool_status.insert(call_id.clone(), status);
-                }
-                if state.tool_calls.insert(call_id) {
-                    record.progress.tool_calls += 1;
-                    record.progress.last_tool = Some(tool);
-                    record.progress.last_activity_at = Some(now);
-                    Step::Publish
-                } else {
-                    Step::Continue
-                }
-            }
-            Part::Text { .. } | Part::StepFinish { .. } | Part::Other => Step::Continue,
-        },
-        OpenCodeEvent::PermissionAsked(request) => {
-            job.emit(EventBody::PermissionAsked(PermissionQuestion {
-                job_id: record.id.clone(),
-                worker_id: lease.profile.id.clone(),
-                request_id: request.id.clone(),
-                session_id: request.session_id.clone(),
-                permission: request.permission.clone(),
-                patterns: request.patterns.clone(),
-                asked_at: now,
-                expires_at: None,
-            }));
-            let reply = match lease.profile.on_permission_ask {
-                PermissionReply::Reject => PermissionReplyKind::Reject,
-                PermissionReply::Once => PermissionReplyKind::Once,
-                PermissionReply::Always => PermissionReplyKind::Always,
-            };
-            let word = match reply {
-                PermissionReplyKind::Reject => "reject",
-                PermissionReplyKind::Once => "once",
-                PermissionReplyKind::Always => "always",
-            };
-            let message = format!(
-                "Open Orchestra answered `{word}` for worker `{}` (profile onPermissionAsk)",
-                lease.profile.id
-            );
-            if let Err(err) = lease
-                .conn
-                .client
-                .reply_permission(&request.id, reply, Some(&message))
-                .await
-            {
-                tracing::warn!(error = %err, "answering a permission question failed");
-            }
-            tracing::info!(worker = %lease.profile.id, permission = %request.permission, reply = word, "answered permission question");
-            job.emit(EventBody::PermissionAnswered(PermissionReplyEvent {
-                job_id: record.id.clone(),
-                request_id: request.id.clone(),
-                reply: word.into(),
-                by: "profile".into(),
-            }));
-            record.progress.permissions.push(PermissionAnswer {
-                permission: request.permission,
-                patterns: request.patterns,
-                reply: word.into(),
-                at: now,
-            });
-            Step::Publish
-        }
-        OpenCodeEvent::MessageUpdated { .. }
-        | OpenCodeEvent::PermissionReplied { .. }
-        | OpenCodeEvent::ServerConnected
-        | OpenCodeEvent::Heartbeat
-        | OpenCodeEvent::Other { .. } => Step::Continue,
-    }
-}
-
 async fn collect_result(
     lease: &Lease,
     record: &mut JobRecord,
@@ -421,58 +310,6 @@ async fn collect_result(
     Outcome::Done
 }
 
-pub struct ReplySummary {
-    pub text: String,
-    pub usage: TokenUsage,
-    pub model: Option<String>,
-    pub error: Option<String>,
-}
-
-/// The final answer is the text of the last assistant message; usage is summed
-/// over every assistant message (a tool loop makes several).
-pub fn summarize(messages: &[MessageWithParts]) -> ReplySummary {
-    let mut usage = TokenUsage::default();
-    let mut model = None;
-    let mut text = String::new();
-    let mut error = None;
-    for message in messages.iter().filter(|m| m.info.role == "assistant") {
-        if let Some(tokens) = &message.info.tokens {
-            usage.add(&TokenUsage {
-                input: tokens.input,
-                output: tokens.output,
-                reasoning: tokens.reasoning,
-                cache_read: tokens.cache.read,
-                cache_write: tokens.cache.write,
-                cost: 0.0,
-            });
-        }
-        usage.cost += message.info.cost.unwrap_or(0.0);
-        if let (Some(provider), Some(model_id)) =
-            (&message.info.provider_id, &message.info.model_id)
-        {
-            model = Some(format!("{provider}/{model_id}"));
-        }
-        let texts: Vec<&str> = message
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::Text { text, .. } => Some(text.as_str()),
-                Part::Tool { .. } | Part::StepFinish { .. } | Part::Other => None,
-            })
-            .collect();
-        if !texts.is_empty() {
-            text = texts.join("\n");
-        }
-        error = message.info.error.as_ref().map(|e| error_text(Some(e)));
-    }
-    ReplySummary {
-        text,
-        usage,
-        model,
-        error,
-    }
-}
-
 fn prompt_parts(input: &WorkerJob) -> Vec<PartInput> {
     let text = match &input.from {
         Some(from) => format!("<message-source from=\"{from}\">\n{}", input.task),
@@ -489,50 +326,12 @@ async fn abort(lease: &Lease, session_id: &str) {
     }
 }
 
-async fn session_is_idle(lease: &Lease, session_id: &str) -> bool {
-    match lease.conn.client.session_status().await {
-        Ok(statuses) => !statuses.contains_key(session_id),
-        Err(_) => false,
-    }
-}
-
-fn drop_events(events: &mut mpsc::UnboundedReceiver<SessionSignal>) {
-    events.close();
-}
-
 fn finish(job: JobHandle, record: &mut JobRecord, status: JobStatus, error: Option<String>) {
     if error.is_some() {
         record.error = error;
     }
     record.finish(status, now_ms());
     job.finish(record);
-}
-
-/// OpenCode errors look like `{"name": "APIError", "data": {"message": "…"}}`.
-pub fn error_text(error: Option<&serde_json::Value>) -> String {
-    let Some(error) = error else {
-        return "unknown error".into();
-    };
-    let name = error
-        .get("name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("Error");
-    let message = error
-        .pointer("/data/message")
-        .or_else(|| error.get("message"))
-        .and_then(|v| v.as_str());
-    match message {
-        Some(message) => format!("{name}: {message}"),
-        None => format!("{name}: {error}"),
-    }
-}
-
-fn keep_tail(text: String, max: usize) -> String {
-    let count = text.chars().count();
-    if count <= max {
-        return text;
-    }
-    text.chars().skip(count - max).collect()
 }
 
 fn short_id(id: &str) -> &str {

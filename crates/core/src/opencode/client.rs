@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 
 use super::events::{EventStream, decode_sse};
 use super::types::{
-    AgentInfo, CreateSessionRequest, Health, MessageWithParts, PermissionReplyKind, PromptRequest,
-    ProviderListResponse, ProvidersResponse, SessionInfo, SessionStatus,
+    AgentInfo, CreateSessionRequest, Health, MessageWithParts, PermissionReplyKind,
+    PermissionRequest, PromptRequest, ProviderListResponse, ProvidersResponse, SessionInfo,
+    SessionStatus,
 };
 
 /// OpenCode's default basic-auth user name.
@@ -127,6 +128,7 @@ enum Route<'a> {
     Abort(&'a str),
     Messages(&'a str),
     SessionStatus,
+    Permissions,
     ReplyPermission(&'a str),
     Events,
 }
@@ -141,6 +143,7 @@ impl Route<'_> {
             | Self::Agents
             | Self::Messages(_)
             | Self::SessionStatus
+            | Self::Permissions
             | Self::Events => Method::GET,
             Self::CreateSession
             | Self::PromptAsync(_)
@@ -166,6 +169,7 @@ impl Route<'_> {
             }
             Self::Abort(id) => format!("/session/{}/abort", encode_component(id)),
             Self::SessionStatus => "/session/status".to_owned(),
+            Self::Permissions => "/permission".to_owned(),
             Self::ReplyPermission(id) => format!("/permission/{}/reply", encode_component(id)),
             Self::Events => "/event".to_owned(),
         }
@@ -342,6 +346,12 @@ impl OpenCodeClient {
     /// Busy and retrying sessions; idle ones are usually absent.
     pub async fn session_status(&self) -> Result<HashMap<String, SessionStatus>, OpenCodeError> {
         self.call_json(Route::SessionStatus, None::<&()>, Deadline::Default)
+            .await
+    }
+
+    /// Permission questions waiting for an answer, on every session of the instance.
+    pub async fn pending_permissions(&self) -> Result<Vec<PermissionRequest>, OpenCodeError> {
+        self.call_json(Route::Permissions, None::<&()>, Deadline::Default)
             .await
     }
 

@@ -5,6 +5,7 @@
 //! and routed by kind: worker tasks go to the job runtime, workflows to the workflow engine,
 //! ops to [`model_ops`]. The layers below never see an MCP or HTTP caller.
 
+mod human;
 mod model_ops;
 pub mod routing;
 pub mod views;

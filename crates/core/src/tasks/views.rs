@@ -4,7 +4,7 @@ use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, Worker
 use orchestra_store::JobFilter;
 use serde_json::{Value, json};
 
-use super::{TaskEngine, TaskError};
+use super::{TaskEngine, TaskError, human};
 use crate::models::{Catalog, CatalogFilter};
 use crate::workers::ModelPlan;
 
@@ -135,7 +135,8 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         }
         ListView::Output => {
             let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
-            let after = params.after.unwrap_or(now_ms() - 24 * 3600 * 1000);
+            let now = now_ms();
+            let after = params.after.unwrap_or(now - 24 * 3600 * 1000);
             let logs = engine
                 .store()
                 .logs_after(after, limit.max(1).saturating_mul(5))?;
@@ -147,7 +148,12 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
             text.push_str(&tasks_table(&jobs));
             text.push_str("\n### Log\n");
             for l in &logs {
-                text.push_str(&format!("- {} [{}] {}\n", l.at, l.level, l.message));
+                text.push_str(&format!(
+                    "- {} [{}] {}\n",
+                    human::ago(l.at, now),
+                    l.level,
+                    l.message
+                ));
             }
             (json!({"tasks": jobs, "logs": log_json}), text)
         }
@@ -310,21 +316,28 @@ fn recent_jobs(
 }
 
 fn tasks_table(jobs: &[JobRecord]) -> String {
+    let now = now_ms();
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
+            let took = j
+                .duration_ms
+                .unwrap_or_else(|| now.saturating_sub(j.started_at));
             vec![
                 j.id.clone(),
                 j.worker_id.clone(),
                 j.status.as_str().into(),
-                j.started_at.to_string(),
-                j.duration_ms.map_or_else(String::new, |d| d.to_string()),
+                human::ago(j.started_at, now),
+                human::duration(took),
+                j.usage.total().to_string(),
                 j.message.chars().take(60).collect(),
             ]
         })
         .collect();
     table(
-        &["Task", "Worker", "Status", "Started", "ms", "Message"],
+        &[
+            "Task", "Worker", "Status", "Started", "Took", "Tokens", "Message",
+        ],
         &rows,
     )
 }

@@ -4,7 +4,7 @@ use orchestra_protocol::WorkflowRun;
 use serde_json::{Value, json};
 
 use super::views::table;
-use super::{TaskEngine, TaskError};
+use super::{TaskEngine, TaskError, human};
 use crate::workflows::WorkflowError;
 use crate::workflows::limits::budget_tokens;
 
@@ -121,7 +121,7 @@ pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String),
                     .map_or_else(|| s.id.clone(), |g| format!("{g}/{}", s.id)),
                 s.worker_id.clone(),
                 s.status.as_str().into(),
-                s.duration_ms.map_or_else(String::new, |d| d.to_string()),
+                s.duration_ms.map_or_else(String::new, human::duration),
                 s.model.clone().unwrap_or_default(),
                 budget_tokens(&s.usage).to_string(),
                 s.task_id.clone().unwrap_or_default(),
@@ -133,14 +133,14 @@ pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String),
         })
         .collect();
     let text = format!(
-        "## Workflow run `{}`\n\n{} (`{}`): **{}**, step {}/{}, {} ms working, {} tokens{}\n\n{}",
+        "## Workflow run `{}`\n\n{} (`{}`): **{}**, step {}/{}, {} working, {} tokens{}\n\n{}",
         run.run_id,
         run.workflow_name,
         run.workflow_id,
         run.status.as_str(),
         run.current_step_index,
         step_count(&run),
-        run.active_ms,
+        human::duration(i64::try_from(run.active_ms).unwrap_or(i64::MAX)),
         budget_tokens(&run.usage),
         run.reason
             .as_ref()
@@ -148,7 +148,7 @@ pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String),
             .unwrap_or_default(),
         table(
             &[
-                "Step", "Worker", "Status", "ms", "Model", "Tokens", "Task", "Note"
+                "Step", "Worker", "Status", "Took", "Model", "Tokens", "Task", "Note"
             ],
             &rows
         )

@@ -156,7 +156,11 @@ impl Drop for ServerConn {
     }
 }
 
-/// Reads the SSE stream for the server's life, re-subscribing when it drops.
+/// OpenCode sends `server.heartbeat` about every 10 s; a stream silent for this long has
+/// stalled (a half-open connection, a proxy that stopped forwarding) and is replaced.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// Reads the SSE stream for the server's life, re-subscribing when it drops or stalls.
 async fn pump_events(
     label: String,
     client: OpenCodeClient,
@@ -169,7 +173,13 @@ async fn pump_events(
     loop {
         let next = tokio::select! {
             () = stop.cancelled() => return,
-            next = stream.next() => next,
+            next = tokio::time::timeout(STALLED_AFTER, stream.next()) => match next {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!(server = %label, "no event or heartbeat for 30 s; reconnecting the event stream");
+                    None
+                }
+            },
         };
         match next {
             Some(Ok(OpenCodeEvent::ServerConnected)) => {
@@ -191,6 +201,7 @@ async fn pump_events(
                     match client.events().await {
                         Ok(new_stream) => {
                             stream = new_stream;
+                            tracing::info!(server = %label, "event stream reconnected");
                             router.broadcast(SessionSignal::Resubscribed);
                             break;
                         }
@@ -200,7 +211,7 @@ async fn pump_events(
                                 () = stop.cancelled() => return,
                                 () = tokio::time::sleep(backoff) => {}
                             }
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                            backoff = (backoff * 2).min(Duration::from_millis(800));
                         }
                     }
                 }

@@ -1,0 +1,328 @@
+//! What happens inside one worker turn: the session's events turned into progress and hub
+//! events, permission questions answered, and — after the event stream was cut — the turn
+//! reconciled from OpenCode's own state (status, messages, pending questions), so a task whose
+//! turn ended during the gap finishes with its real answer at once instead of timing out.
+
+use std::collections::{HashMap, HashSet};
+
+use orchestra_protocol::{
+    EventBody, JobRecord, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, TokenUsage,
+    ToolCallEvent, now_ms,
+};
+
+use crate::config::PermissionReply;
+use crate::opencode::{
+    MessageWithParts, OpenCodeEvent, Part, PermissionReplyKind, PermissionRequest, SessionStatus,
+};
+use crate::workers::Lease;
+
+use super::{JobHandle, WorkerJob};
+
+/// How much of the worker's latest output a peek shows.
+const OUTPUT_TAIL_CHARS: usize = 400;
+
+/// What the runner knows about the turn so far.
+#[derive(Default)]
+pub(super) struct Progress {
+    pub seen_busy: bool,
+    tool_calls: HashSet<String>,
+    /// The last status seen per tool call, so each change is published once.
+    tool_status: HashMap<String, String>,
+    pub error: Option<String>,
+    /// Permission questions already answered (the live event and a reconcile may both see
+    /// one).
+    answered: HashSet<String>,
+}
+
+/// What the runner does after an event.
+pub(super) enum Step {
+    Continue,
+    Publish,
+    Idle,
+    Fail(String),
+}
+
+pub(super) async fn on_event(
+    lease: &Lease,
+    job: &JobHandle,
+    record: &mut JobRecord,
+    input: &WorkerJob,
+    state: &mut Progress,
+    event: OpenCodeEvent,
+) -> Step {
+    let now = now_ms();
+    match event {
+        OpenCodeEvent::SessionIdle { .. } => Step::Idle,
+        OpenCodeEvent::SessionStatus { status, .. } => match status {
+            SessionStatus::Busy => {
+                state.seen_busy = true;
+                Step::Continue
+            }
+            SessionStatus::Idle => Step::Idle,
+            SessionStatus::Retry {
+                attempt, message, ..
+            } => {
+                state.seen_busy = true;
+                record.progress.retries = attempt;
+                record.progress.last_activity_at = Some(now);
+                if attempt >= input.retry_limit {
+                    Step::Fail(format!(
+                        "the model provider keeps failing: {message} (OpenCode retried {attempt} times; \
+                         the limit is tasks.providerRetryLimit = {}). Check the provider's key, quota and URL",
+                        input.retry_limit
+                    ))
+                } else {
+                    Step::Publish
+                }
+            }
+        },
+        OpenCodeEvent::SessionError { error, .. } => {
+            state.error = Some(error_text(error.as_ref()));
+            Step::Continue
+        }
+        OpenCodeEvent::MessagePartDelta { field, delta, .. } => {
+            if field == "text" {
+                state.seen_busy = true;
+                job.emit(EventBody::JobDelta {
+                    job_id: record.id.clone(),
+                    text: delta.clone(),
+                });
+                let mut tail = record.progress.last_output.take().unwrap_or_default();
+                tail.push_str(&delta);
+                record.progress.last_output = Some(keep_tail(tail, OUTPUT_TAIL_CHARS));
+                record.progress.last_activity_at = Some(now);
+                Step::Publish
+            } else {
+                Step::Continue
+            }
+        }
+        OpenCodeEvent::MessagePartUpdated { part } => match part {
+            Part::Tool {
+                call_id,
+                tool,
+                state: tool_state,
+                ..
+            } => {
+                state.seen_busy = true;
+                let status = tool_state.status.clone();
+                if state.tool_status.get(&call_id) != Some(&status) {
+                    job.emit(EventBody::JobTool(ToolCallEvent {
+                        job_id: record.id.clone(),
+                        call_id: call_id.clone(),
+                        tool: tool.clone(),
+                        status: status.clone(),
+                        title: tool_state.title.clone().filter(|t| !t.is_empty()),
+                    }));
+                    state.tool_status.insert(call_id.clone(), status);
+                }
+                if state.tool_calls.insert(call_id) {
+                    record.progress.tool_calls += 1;
+                    record.progress.last_tool = Some(tool);
+                    record.progress.last_activity_at = Some(now);
+                    Step::Publish
+                } else {
+                    Step::Continue
+                }
+            }
+            Part::Text { .. } | Part::StepFinish { .. } | Part::Other => Step::Continue,
+        },
+        OpenCodeEvent::PermissionAsked(request) => {
+            answer_permission(lease, job, record, state, request).await
+        }
+        OpenCodeEvent::MessageUpdated { .. }
+        | OpenCodeEvent::PermissionReplied { .. }
+        | OpenCodeEvent::ServerConnected
+        | OpenCodeEvent::Heartbeat
+        | OpenCodeEvent::Other { .. } => Step::Continue,
+    }
+}
+
+pub struct ReplySummary {
+    pub text: String,
+    pub usage: TokenUsage,
+    pub model: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The final answer is the text of the last assistant message; usage is summed
+/// over every assistant message (a tool loop makes several).
+pub fn summarize(messages: &[MessageWithParts]) -> ReplySummary {
+    let mut usage = TokenUsage::default();
+    let mut model = None;
+    let mut text = String::new();
+    let mut error = None;
+    for message in messages.iter().filter(|m| m.info.role == "assistant") {
+        if let Some(tokens) = &message.info.tokens {
+            usage.add(&TokenUsage {
+                input: tokens.input,
+                output: tokens.output,
+                reasoning: tokens.reasoning,
+                cache_read: tokens.cache.read,
+                cache_write: tokens.cache.write,
+                cost: 0.0,
+            });
+        }
+        usage.cost += message.info.cost.unwrap_or(0.0);
+        if let (Some(provider), Some(model_id)) =
+            (&message.info.provider_id, &message.info.model_id)
+        {
+            model = Some(format!("{provider}/{model_id}"));
+        }
+        let texts: Vec<&str> = message
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text, .. } => Some(text.as_str()),
+                Part::Tool { .. } | Part::StepFinish { .. } | Part::Other => None,
+            })
+            .collect();
+        if !texts.is_empty() {
+            text = texts.join("\n");
+        }
+        error = message.info.error.as_ref().map(|e| error_text(Some(e)));
+    }
+    ReplySummary {
+        text,
+        usage,
+        model,
+        error,
+    }
+}
+
+/// OpenCode errors look like `{"name": "APIError", "data": {"message": "…"}}`.
+pub fn error_text(error: Option<&serde_json::Value>) -> String {
+    let Some(error) = error else {
+        return "unknown error".into();
+    };
+    let name = error
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("Error");
+    let message = error
+        .pointer("/data/message")
+        .or_else(|| error.get("message"))
+        .and_then(|v| v.as_str());
+    match message {
+        Some(message) => format!("{name}: {message}"),
+        None => format!("{name}: {error}"),
+    }
+}
+
+fn keep_tail(text: String, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    text.chars().skip(count - max).collect()
+}
+
+/// Answers one permission question by the profile's `onPermissionAsk`, once.
+async fn answer_permission(
+    lease: &Lease,
+    job: &JobHandle,
+    record: &mut JobRecord,
+    state: &mut Progress,
+    request: PermissionRequest,
+) -> Step {
+    if !state.answered.insert(request.id.clone()) {
+        return Step::Continue;
+    }
+    let now = now_ms();
+    job.emit(EventBody::PermissionAsked(PermissionQuestion {
+        job_id: record.id.clone(),
+        worker_id: lease.profile.id.clone(),
+        request_id: request.id.clone(),
+        session_id: request.session_id.clone(),
+        permission: request.permission.clone(),
+        patterns: request.patterns.clone(),
+        asked_at: now,
+        expires_at: None,
+    }));
+    let reply = match lease.profile.on_permission_ask {
+        PermissionReply::Reject => PermissionReplyKind::Reject,
+        PermissionReply::Once => PermissionReplyKind::Once,
+        PermissionReply::Always => PermissionReplyKind::Always,
+    };
+    let word = match reply {
+        PermissionReplyKind::Reject => "reject",
+        PermissionReplyKind::Once => "once",
+        PermissionReplyKind::Always => "always",
+    };
+    let message = format!(
+        "Open Orchestra answered `{word}` for worker `{}` (profile onPermissionAsk)",
+        lease.profile.id
+    );
+    if let Err(err) = lease
+        .conn
+        .client
+        .reply_permission(&request.id, reply, Some(&message))
+        .await
+    {
+        tracing::warn!(error = %err, "answering a permission question failed");
+    }
+    tracing::info!(worker = %lease.profile.id, permission = %request.permission, reply = word, "answered permission question");
+    job.emit(EventBody::PermissionAnswered(PermissionReplyEvent {
+        job_id: record.id.clone(),
+        request_id: request.id.clone(),
+        reply: word.into(),
+        by: "profile".into(),
+    }));
+    record.progress.permissions.push(PermissionAnswer {
+        permission: request.permission,
+        patterns: request.patterns,
+        reply: word.into(),
+        at: now,
+    });
+    Step::Publish
+}
+
+/// After the event stream came back (or on the slow safety poll): what did the session do
+/// while we could not hear it? Questions asked in the gap are answered now; a turn that ended
+/// in the gap is over now.
+pub(super) async fn reconcile(
+    lease: &Lease,
+    job: &JobHandle,
+    record: &mut JobRecord,
+    state: &mut Progress,
+    session_id: &str,
+) -> Step {
+    let client = &lease.conn.client;
+    let mut step = Step::Continue;
+    match client.pending_permissions().await {
+        Ok(pending) => {
+            for request in pending.into_iter().filter(|p| p.session_id == session_id) {
+                if let Step::Publish = answer_permission(lease, job, record, state, request).await {
+                    step = Step::Publish;
+                }
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "listing pending permission questions failed"),
+    }
+    let busy = match client.session_status().await {
+        Ok(statuses) => statuses.contains_key(session_id),
+        // Unknown: keep waiting for events; the next poll asks again.
+        Err(_) => return step,
+    };
+    if busy {
+        state.seen_busy = true;
+        return step;
+    }
+    // Idle before the turn began looks the same as idle after it ended; the messages tell
+    // which: a finished (or failed) assistant reply means the turn is over.
+    if state.seen_busy || turn_answered(lease, session_id).await {
+        return Step::Idle;
+    }
+    step
+}
+
+async fn turn_answered(lease: &Lease, session_id: &str) -> bool {
+    match lease.conn.client.messages(session_id).await {
+        Ok(messages) => messages.iter().any(|m| {
+            m.info.role == "assistant"
+                && (m.info.finish.is_some()
+                    || m.info.error.is_some()
+                    || m.info.time.completed.is_some())
+        }),
+        Err(_) => false,
+    }
+}
