@@ -91,7 +91,11 @@ fn payload(record: &MemoryRecord) -> Result<serde_json::Value, MemoryError> {
     })
 }
 
-fn log_record(tx: &MemoryTx<'_>, action: ChangeAction, record: &MemoryRecord) -> Result<(), MemoryError> {
+fn log_record(
+    tx: &MemoryTx<'_>,
+    action: ChangeAction,
+    record: &MemoryRecord,
+) -> Result<(), MemoryError> {
     tx.log(
         action,
         &record.id,
@@ -190,12 +194,14 @@ impl MemoryBank {
                 None => None,
             };
             let target = match (&put.supersedes, &existing) {
-                (Some(reference), _) => Some(resolve(tx, owner, reference)?.ok_or_else(|| {
-                    MemoryError::NotFound {
-                        reference: reference.clone(),
-                        scope: owner.label(),
-                    }
-                })?),
+                (Some(reference), _) => {
+                    Some(
+                        resolve(tx, owner, reference)?.ok_or_else(|| MemoryError::NotFound {
+                            reference: reference.clone(),
+                            scope: owner.label(),
+                        })?,
+                    )
+                }
                 (None, _) => None,
             };
             if let (Some(existing), None) = (&existing, &target) {
@@ -261,7 +267,9 @@ impl MemoryBank {
                 scope: owner.scope,
                 project_id: (owner.scope == MemoryScope::Project).then(|| owner.project.clone()),
                 kind,
-                key: put.key.or_else(|| replaced.first().and_then(|r| r.key.clone())),
+                key: put
+                    .key
+                    .or_else(|| replaced.first().and_then(|r| r.key.clone())),
                 title: put.title.unwrap_or_default(),
                 body: put.body,
                 tags: put.tags,

@@ -15,11 +15,11 @@ use orchestra_protocol::memory::{
 };
 use orchestra_store::MemoryListFilter;
 
+use crate::MemoryError;
 use crate::cursor::fnv1a;
 use crate::service::{MAX_QUERY_TERMS, MemoryService, first_chars};
 use crate::settings::PROJECT_SUMMARY_KEY;
 use crate::tokenize::{estimate_tokens, identifiers, query_terms, words};
-use crate::MemoryError;
 
 const HEADER: &str = "## Project memory (orchestra)\n";
 /// Pinned records may use at most this share of the budget; the rest is for relevant ones.
@@ -71,7 +71,10 @@ fn overlap(record: &MemoryRecord, task_words: &[String], task_idents: &[String])
     let record_words: HashSet<String> = found.drain(..).collect();
     identifiers(&text, &mut found);
     let record_idents: HashSet<String> = found.into_iter().collect();
-    let from_words = task_words.iter().filter(|w| record_words.contains(*w)).count();
+    let from_words = task_words
+        .iter()
+        .filter(|w| record_words.contains(*w))
+        .count();
     let from_idents = task_idents
         .iter()
         .filter(|w| record_idents.contains(*w))
@@ -190,11 +193,8 @@ impl MemoryService {
                 .then_with(|| a.id.cmp(&b.id))
         });
         pinned.extend(rest);
-        let relevant = self.relevant(
-            MemoryScope::Project,
-            task_text,
-            settings.inject_max_entries,
-        )?;
+        let relevant =
+            self.relevant(MemoryScope::Project, task_text, settings.inject_max_entries)?;
         let global = if include_global {
             self.relevant(
                 MemoryScope::Global,

@@ -27,7 +27,10 @@ pub enum MemoryError {
     },
 
     #[error("{field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 
     #[error("no memory record `{reference}` in {scope} memory; search for it with `memory.search`")]
     NotFound { reference: String, scope: String },

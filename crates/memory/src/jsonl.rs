@@ -86,9 +86,11 @@ impl MemoryService {
             loop {
                 let (rows, last) = store.memory_scan(after, BATCH)?;
                 let Some(last) = last else { break };
-                report
-                    .skipped
-                    .extend(rows.skipped.into_iter().map(|s| format!("{}: {}", s.id, s.reason)));
+                report.skipped.extend(
+                    rows.skipped
+                        .into_iter()
+                        .map(|s| format!("{}: {}", s.id, s.reason)),
+                );
                 for row in rows.rows {
                     if !(project.owns(&row.record) || global.owns(&row.record)) {
                         continue;
@@ -137,7 +139,10 @@ impl MemoryService {
                 Ok(Line::Record(record)) => {
                     let mut record = *record;
                     if record.body.chars().count() > max_body {
-                        report.reject(number, format!("the body is longer than `memory.maxChars` ({max_body})"));
+                        report.reject(
+                            number,
+                            format!("the body is longer than `memory.maxChars` ({max_body})"),
+                        );
                         continue;
                     }
                     let (body, a) = redact(&record.body);

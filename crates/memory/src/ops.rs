@@ -44,12 +44,19 @@ fn scope_of(payload: &MemoryPayload) -> Result<Option<MemoryScope>, MemoryError>
     match payload.scope.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(text) => MemoryScope::parse(text).map(Some).ok_or_else(|| {
-            MemoryError::invalid("scope", format!("`{text}` is not a scope; use `project` or `global`"))
+            MemoryError::invalid(
+                "scope",
+                format!("`{text}` is not a scope; use `project` or `global`"),
+            )
         }),
     }
 }
 
-fn required<'a>(value: &'a Option<String>, field: &'static str, op: MemoryOp) -> Result<&'a str, MemoryError> {
+fn required<'a>(
+    value: &'a Option<String>,
+    field: &'static str,
+    op: MemoryOp,
+) -> Result<&'a str, MemoryError> {
     value
         .as_deref()
         .map(str::trim)

@@ -66,20 +66,22 @@ pub fn redact(text: &str) -> (String, u32) {
         if !rule.regex.is_match(&current) {
             continue;
         }
-        let replaced = rule.regex.replace_all(&current, |caps: &regex::Captures<'_>| {
-            let whole = caps.get(0).map_or("", |m| m.as_str());
-            let prefix = if rule.keep_prefix {
-                caps.get(1).map_or("", |m| m.as_str())
-            } else {
-                ""
-            };
-            // An assignment whose value is already redacted is left alone.
-            if whole[prefix.len()..].starts_with(REDACTED) {
-                return whole.to_owned();
-            }
-            count = count.saturating_add(1);
-            format!("{prefix}{REDACTED}")
-        });
+        let replaced = rule
+            .regex
+            .replace_all(&current, |caps: &regex::Captures<'_>| {
+                let whole = caps.get(0).map_or("", |m| m.as_str());
+                let prefix = if rule.keep_prefix {
+                    caps.get(1).map_or("", |m| m.as_str())
+                } else {
+                    ""
+                };
+                // An assignment whose value is already redacted is left alone.
+                if whole[prefix.len()..].starts_with(REDACTED) {
+                    return whole.to_owned();
+                }
+                count = count.saturating_add(1);
+                format!("{prefix}{REDACTED}")
+            });
         current = replaced.into_owned();
     }
     (current, count)
@@ -97,7 +99,8 @@ mod tests {
 
     #[test]
     fn plain_text_is_untouched() {
-        let text = "use src/db/pool.rs; fn_parse_header fails with E0502 when the token stream ends";
+        let text =
+            "use src/db/pool.rs; fn_parse_header fails with E0502 when the token stream ends";
         assert_eq!(redact(text), (text.to_owned(), 0));
     }
 }

@@ -12,7 +12,7 @@ use orchestra_protocol::memory::{
 use orchestra_store::{MemoryRow, Store};
 
 use crate::bank::{ForgetResult, MemoryBank, Owner};
-use crate::index::{IndexHit, IndexQuery, owner_term, status_rank};
+use crate::index::{IndexHit, IndexQuery, owner_term};
 use crate::redact::redact;
 use crate::settings::MemorySettings;
 use crate::tokenize::{estimate_tokens, query_terms};
@@ -80,7 +80,9 @@ fn cap_chars(field: &'static str, text: &str, max: usize) -> Result<(), MemoryEr
     if chars > max {
         return Err(MemoryError::invalid(
             field,
-            format!("{chars} characters is more than the {max} allowed; shorten it or split it into several records"),
+            format!(
+                "{chars} characters is more than the {max} allowed; shorten it or split it into several records"
+            ),
         ));
     }
     Ok(())
@@ -134,8 +136,13 @@ impl MemoryService {
         settings: MemorySettings,
     ) -> Result<MemoryService, MemoryError> {
         let project = Arc::new(MemoryBank::open(project_store)?);
-        let global = global_store.map(MemoryBank::open).transpose()?.map(Arc::new);
-        Ok(MemoryService::with_banks(project_id, project, global, settings))
+        let global = global_store
+            .map(MemoryBank::open)
+            .transpose()?
+            .map(Arc::new);
+        Ok(MemoryService::with_banks(
+            project_id, project, global, settings,
+        ))
     }
 
     /// The same, over banks already open (several projects' services may share one global bank
@@ -240,11 +247,17 @@ impl MemoryService {
         if let Some(key) = &put.key {
             cap_chars("key", key, MAX_KEY_CHARS)?;
             if key.trim().is_empty() {
-                return Err(MemoryError::invalid("key", "the key is empty; leave it out or name it"));
+                return Err(MemoryError::invalid(
+                    "key",
+                    "the key is empty; leave it out or name it",
+                ));
             }
         }
         if put.tags.len() > MAX_TAGS {
-            return Err(MemoryError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+            return Err(MemoryError::invalid(
+                "tags",
+                format!("at most {MAX_TAGS} tags"),
+            ));
         }
         if put.entities.files.len() + put.entities.symbols.len() > MAX_ENTITIES {
             return Err(MemoryError::invalid(
@@ -369,7 +382,8 @@ impl MemoryService {
                 scope: scope.map_or("project or global".to_owned(), |s| self.owner(s).label()),
             });
         };
-        self.bank(scope).forget(&self.owner(scope), &record.id, mode)
+        self.bank(scope)
+            .forget(&self.owner(scope), &record.id, mode)
     }
 
     fn scopes_of(params: &MemorySearchParams) -> Vec<MemoryScope> {
@@ -413,52 +427,41 @@ impl MemoryService {
         if params.include_retracted {
             statuses.push(MemoryStatus::Retracted);
         }
-        let has_text = !words.is_empty() || !idents.is_empty();
         let mut skipped = Vec::new();
-        let mut candidates: Vec<(MemoryRow, f32)> = Vec::new();
+        // (bank, hit): ranked as each index ranked them, banks merged by the same keys.
+        let mut hits: Vec<(usize, IndexHit)> = Vec::new();
+        let targets = self.targets(&Self::scopes_of(params));
         let wanted = offset + count + 1;
-        for (bank, owners) in self.targets(&Self::scopes_of(params)) {
+        for (at, (bank, owners)) in targets.iter().enumerate() {
             bank.sync()?;
             let query = IndexQuery {
                 words: words.clone(),
                 idents: idents.clone(),
-                owners,
+                owners: owners.clone(),
                 statuses: statuses.clone(),
                 kinds: params.kinds.clone(),
                 tags: params.tags.clone(),
                 offset: 0,
                 limit: wanted,
             };
-            let hits: Vec<IndexHit> = bank.index().search(&query)?;
-            let docs: Vec<i64> = hits.iter().map(|h| h.doc).collect();
-            let rows = bank.store().memory_by_docs(&docs)?;
-            skipped.extend(rows.skipped);
-            for row in rows.rows {
-                let score = hits
-                    .iter()
-                    .find(|h| h.doc == row.doc)
-                    .map_or(0.0, |h| h.score);
-                candidates.push((row, score));
-            }
+            hits.extend(bank.index().search(&query)?.into_iter().map(|h| (at, h)));
         }
-        candidates.sort_by(|(a, sa), (b, sb)| {
-            status_rank(a.record.status)
-                .cmp(&status_rank(b.record.status))
-                .then_with(|| {
-                    if has_text {
-                        sb.total_cmp(sa)
-                    } else {
-                        std::cmp::Ordering::Equal
-                    }
-                })
-                .then_with(|| b.record.updated_at.cmp(&a.record.updated_at))
-                .then_with(|| a.record.id.cmp(&b.record.id))
+        hits.sort_by(|(bank_a, a), (bank_b, b)| {
+            b.order
+                .total_cmp(&a.order)
+                .then_with(|| bank_a.cmp(bank_b))
+                .then_with(|| a.address.cmp(&b.address))
         });
-        let more = candidates.len() > offset + count;
-        let window = candidates.into_iter().skip(offset).take(count).collect();
-        Ok((window, skipped, more))
+        let more = hits.len() > offset + count;
+        let window: Vec<(usize, IndexHit)> = hits.into_iter().skip(offset).take(count).collect();
+        let mut candidates = Vec::with_capacity(window.len());
+        for (at, hit) in window {
+            let rows = targets[at].0.store().memory_by_docs(&[hit.doc])?;
+            skipped.extend(rows.skipped);
+            candidates.extend(rows.rows.into_iter().map(|row| (row, hit.score)));
+        }
+        Ok((candidates, skipped, more))
     }
-
     fn hit(record: MemoryRecord, score: f32, detail: MemoryDetail) -> MemoryHit {
         let title = if record.title.is_empty() {
             first_chars(&record.body, 80)

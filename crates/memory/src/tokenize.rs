@@ -49,13 +49,28 @@ pub fn identifiers(text: &str, out: &mut Vec<String>) {
         c.is_whitespace()
             || matches!(
                 c,
-                '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' | '"' | '\'' | '`' | ',' | ';' | '|'
+                '(' | ')'
+                    | '['
+                    | ']'
+                    | '{'
+                    | '}'
+                    | '<'
+                    | '>'
+                    | '"'
+                    | '\''
+                    | '`'
+                    | ','
+                    | ';'
+                    | '|'
                     | '='
             )
     };
     for raw in text.split(delimiters) {
         let token = raw.trim_matches(|c: char| {
-            matches!(c, '.' | ':' | '!' | '?' | '*' | '#' | '@' | '&' | '-' | '/' | '\\')
+            matches!(
+                c,
+                '.' | ':' | '!' | '?' | '*' | '#' | '@' | '&' | '-' | '/' | '\\'
+            )
         });
         if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
             continue;

@@ -99,10 +99,7 @@ pub(crate) fn document(fields: &Fields, row: &MemoryRow) -> TantivyDocument {
     doc.add_u64(fields.doc, u64::try_from(row.doc).unwrap_or(0));
     doc.add_text(
         fields.owner,
-        owner_term(
-            record.scope,
-            orchestra_store::memory_project_column(record),
-        ),
+        owner_term(record.scope, orchestra_store::memory_project_column(record)),
     );
     doc.add_text(fields.status, record.status.as_str());
     doc.add_u64(fields.status_rank, status_rank(record.status));

@@ -25,8 +25,8 @@ use tantivy::indexer::NoMergePolicy;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::MemoryError;
+pub(crate) use fields::owner_term;
 use fields::{Fields, INDEX_FORMAT, document, register_tokenizers, schema};
-pub(crate) use fields::{owner_term, status_rank};
 pub(crate) use query::{IndexHit, IndexQuery};
 
 /// Writer memory for catching up (a few records) and for rebuilds (everything).

@@ -25,11 +25,15 @@ pub(crate) struct IndexQuery {
     pub limit: usize,
 }
 
-/// A ranked hit: the store's `doc` and the score (0 when listing newest first).
+/// A ranked hit: the store's `doc`, the BM25 score (0 when listing newest first), and what
+/// tantivy ranked it by — `order` (the score, lowered by a band per non-active status) then
+/// `address` ascending — so a caller merging pages ranks exactly as the index did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct IndexHit {
     pub doc: i64,
     pub score: f32,
+    pub order: f32,
+    pub address: (u32, u32),
 }
 
 /// Separates the status bands when non-active records are included: any BM25 score is far
@@ -129,7 +133,13 @@ pub(crate) fn run(
         let found = searcher.search(&boolean, &window.order_by_u64_field("doc", Order::Desc))?;
         for (_, address) in found {
             if let Some(doc) = doc_of(searcher, address)? {
-                hits.push(IndexHit { doc, score: 0.0 });
+                hits.push(IndexHit {
+                    doc,
+                    score: 0.0,
+                    // Newest first: a larger doc ranks first.
+                    order: 0.0,
+                    address: (0, u32::MAX - u32::try_from(doc).unwrap_or(u32::MAX)),
+                });
             }
         }
         return Ok(hits);
@@ -149,15 +159,16 @@ pub(crate) fn run(
                 score - STATUS_BAND * rank as f32
             }
         });
-        searcher
-            .search(&boolean, &banded)?
-            .into_iter()
-            .map(|(score, address)| (score.rem_euclid(STATUS_BAND), address))
-            .collect()
+        searcher.search(&boolean, &banded)?.into_iter().collect()
     };
-    for (score, address) in found {
+    for (order, address) in found {
         if let Some(doc) = doc_of(searcher, address)? {
-            hits.push(IndexHit { doc, score });
+            hits.push(IndexHit {
+                doc,
+                score: order.rem_euclid(STATUS_BAND),
+                order,
+                address: (address.segment_ord, address.doc_id),
+            });
         }
     }
     Ok(hits)
