@@ -12,7 +12,10 @@ fn a_deleted_index_folder_is_rebuilt_from_the_store() {
         let id = put(&memory, "fact", None, "rebuild_marker survives")
             .record
             .id;
-        assert_eq!(search_ids(&memory, "rebuild_marker"), [id.clone()]);
+        assert_eq!(
+            search_ids(&memory, "rebuild_marker"),
+            std::slice::from_ref(&id)
+        );
         (id, index_dir_of(memory.project_bank().store()).unwrap())
     };
     std::fs::remove_dir_all(&index_dir).unwrap();

@@ -52,11 +52,14 @@ fn export_then_import_into_another_project_keeps_records_links_and_statuses() {
     );
     assert_eq!(
         search_ids(&gamma, "rusqlite_calls"),
-        [new.record.id.clone()]
+        std::slice::from_ref(&new.record.id)
     );
     assert!(search_ids(&gamma, "dieselzz").is_empty());
     assert!(search_ids(&gamma, "retractedzz").is_empty());
-    assert_eq!(search_ids(&gamma, "globalzz"), [global.record.id.clone()]);
+    assert_eq!(
+        search_ids(&gamma, "globalzz"),
+        std::slice::from_ref(&global.record.id)
+    );
 
     // Importing twice adds nothing; a bad line is reported, not fatal.
     let mut again = exported.clone();

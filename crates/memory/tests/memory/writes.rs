@@ -33,7 +33,10 @@ fn a_put_with_the_same_key_updates_the_active_record() {
     assert_eq!(updated.outcome, PutOutcome::Updated);
     assert_eq!(updated.record.id, first.record.id);
     assert_eq!(updated.record.body, "We use SQLite (WAL) for jobs.");
-    assert_eq!(search_ids(&memory, "WAL"), [first.record.id.clone()]);
+    assert_eq!(
+        search_ids(&memory, "WAL"),
+        std::slice::from_ref(&first.record.id)
+    );
     let changes = memory
         .project_bank()
         .store()
@@ -63,14 +66,14 @@ fn supersede_then_search_returns_the_new_record_not_the_old() {
         })
         .unwrap();
     assert_eq!(new.outcome, PutOutcome::Created);
-    assert_eq!(new.superseded, [old.record.id.clone()]);
+    assert_eq!(new.superseded, std::slice::from_ref(&old.record.id));
     assert_eq!(
         new.record.supersedes.as_deref(),
         Some(old.record.id.as_str())
     );
     assert_eq!(
         search_ids(&memory, "HTTP client hyper"),
-        [new.record.id.clone()]
+        std::slice::from_ref(&new.record.id)
     );
     let stale = memory.get(&old.record.id, None).unwrap().unwrap();
     assert_eq!(stale.status, MemoryStatus::Superseded);
@@ -135,7 +138,10 @@ fn retract_hides_and_delete_removes_and_scrubs_the_change_log() {
         .forget(&secret.record.id, None, ForgetMode::Delete)
         .unwrap();
     assert!(memory.get(&secret.record.id, None).unwrap().is_none());
-    assert_eq!(search_ids(&memory, "Quince"), [other.record.id.clone()]);
+    assert_eq!(
+        search_ids(&memory, "Quince"),
+        std::slice::from_ref(&other.record.id)
+    );
     let changes = memory
         .project_bank()
         .store()
@@ -234,7 +240,7 @@ fn links_are_typed_and_found_from_both_ends() {
         .link("fix:pool", "bug:pool", Some("fixes"), None)
         .unwrap();
     let from_bug = memory.get_with_links("bug:pool", None, None).unwrap();
-    assert_eq!(from_bug.links, [link.clone()]);
+    assert_eq!(from_bug.links, std::slice::from_ref(&link));
     let default = memory.link("bug:pool", "fix:pool", None, None).unwrap();
     assert_eq!(default.relation, "relates_to");
     assert!(matches!(
