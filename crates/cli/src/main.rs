@@ -7,6 +7,7 @@
 mod bench;
 mod install;
 mod launch;
+mod memory;
 mod models;
 mod run;
 mod workflow;
@@ -89,6 +90,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Project memory: search, show, put, forget, export, import (JSONL), context.
+    Memory(memory::MemoryArgs),
     /// Measure the hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table.
     Bench(bench::BenchArgs),
     /// Remove exactly what `orchestra install` added.
@@ -184,6 +187,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_report(&report, json)
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Memory(args) => memory::run(args, load()?, &project_dir),
         Command::Workflow(command) => workflow::run(command, load()?, &project_dir).await,
         Command::Models(args) => models::run(args, load()?, &project_dir).await,
         Command::Schema => {
