@@ -109,6 +109,15 @@ enum MemoryCommand {
     },
     /// Read a JSONL export (`-` for stdin).
     Import { file: PathBuf },
+    /// For `orchestra bench`: open the stores, run the searches in QUERIES (one a line) and
+    /// print this process's RSS, so the bench measures memory in a process of its own.
+    #[command(hide = true)]
+    Probe {
+        #[arg(long)]
+        project_id: String,
+        #[arg(long)]
+        queries: PathBuf,
+    },
     /// The memory block a worker would get for TASK.
     Context {
         task: Vec<String>,
@@ -190,11 +199,67 @@ fn hit_line(hit: &MemoryHit) -> String {
     line
 }
 
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn probe(
+    args: &MemoryArgs,
+    config: &Config,
+    project_id: &str,
+    queries: &Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let store_path = args.store.clone().context("probe needs --store")?;
+    let global_path = args
+        .global_store
+        .clone()
+        .context("probe needs --global-store")?;
+    let memory = MemoryService::open(
+        Arc::new(Store::open(&store_path)?),
+        project_id,
+        Some(Arc::new(Store::open(&global_path)?)),
+        memory_settings(config),
+    )?;
+    let opened_kb = status_kb("VmRSS:");
+    let text = std::fs::read_to_string(queries)
+        .with_context(|| format!("cannot read {}", queries.display()))?;
+    let mut searches = 0;
+    for query in text.lines() {
+        memory.search(&MemorySearchParams {
+            query: query.to_owned(),
+            ..Default::default()
+        })?;
+        searches += 1;
+    }
+    print_json(&serde_json::json!({
+        "searches": searches,
+        "openedRssKb": opened_kb,
+        "rssKb": status_kb("VmRSS:"),
+        "hwmKb": status_kb("VmHWM:"),
+    }))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 pub fn run(
     args: MemoryArgs,
     loaded: LoadedConfig,
     project_dir: &Path,
 ) -> anyhow::Result<std::process::ExitCode> {
+    if let MemoryCommand::Probe {
+        project_id,
+        queries,
+    } = &args.command
+    {
+        return probe(&args, &loaded.config, project_id, queries);
+    }
     let memory = open(&args, &loaded.config, project_dir)?;
     let json = args.json;
     match args.command {
@@ -363,6 +428,7 @@ pub fn run(
                 write_stdout(&text)?;
             }
         }
+        MemoryCommand::Probe { .. } => {}
         MemoryCommand::Context { task, budget } => {
             let block = memory.render_context(&task.join(" "), budget)?;
             if json {

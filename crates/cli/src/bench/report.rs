@@ -57,7 +57,7 @@ impl Stats {
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     pub measurement: String,
-    /// `ms`, `MB`, `s` or `×`.
+    /// `ms`, `MB`, `s`, `/s`, `×`, `r` (a ratio) or empty (a count).
     pub unit: &'static str,
     /// Our figure (usually the median of `samples`).
     pub ours: f64,
@@ -127,6 +127,20 @@ impl Row {
     /// A comparison shown without a verdict.
     pub fn with_comparison(mut self, shown: String) -> Row {
         self.comparison = shown;
+        self
+    }
+
+    /// Judges `value` against `limit` (≥), describing the comparison.
+    pub fn judged_at_least(
+        mut self,
+        target: impl Into<String>,
+        value: f64,
+        limit: f64,
+        shown: String,
+    ) -> Row {
+        self.target = target.into();
+        self.comparison = shown;
+        self.pass = Some(value.is_finite() && value >= limit);
         self
     }
 
@@ -220,6 +234,10 @@ pub fn number(value: f64, unit: &str) -> String {
     }
     if unit.is_empty() {
         return format!("{value:.0}");
+    }
+    if unit == "r" {
+        // A ratio such as recall: three decimals, no unit.
+        return format!("{value:.3}");
     }
     let digits = match unit {
         "×" => 2,
