@@ -105,13 +105,23 @@ fn log_record(
     Ok(())
 }
 
-fn link_payload(link: &MemoryLink) -> Result<serde_json::Value, MemoryError> {
-    serde_json::to_value(link).map_err(|source| {
-        MemoryError::Store(StoreError::EncodeMemory {
-            id: link.from.clone(),
-            source,
-        })
-    })
+/// Adds a link and its change-log entry (nothing when the link already exists).
+fn add_link(tx: &MemoryTx<'_>, owner: &Owner, link: MemoryLink) -> Result<MemoryLink, MemoryError> {
+    if tx.insert_link(&link)? {
+        let payload = serde_json::to_value(&link).map_err(|source| {
+            MemoryError::Store(StoreError::EncodeMemory {
+                id: link.from.clone(),
+                source,
+            })
+        })?;
+        tx.log(
+            ChangeAction::Link,
+            &link.from,
+            &owner.project,
+            Some(&payload),
+        )?;
+    }
+    Ok(link)
 }
 
 /// A record id or a key, resolved within one owner: the record with that id, else the active
@@ -286,20 +296,16 @@ impl MemoryBank {
             tx.insert(&record)?;
             log_record(tx, ChangeAction::Put, &record)?;
             for old in &replaced {
-                let link = MemoryLink {
-                    from: record.id.clone(),
-                    to: old.id.clone(),
-                    relation: "supersedes".to_owned(),
-                    created_at: now,
-                };
-                if tx.insert_link(&link)? {
-                    tx.log(
-                        ChangeAction::Link,
-                        &link.from,
-                        &owner.project,
-                        Some(&link_payload(&link)?),
-                    )?;
-                }
+                add_link(
+                    tx,
+                    owner,
+                    MemoryLink {
+                        from: record.id.clone(),
+                        to: old.id.clone(),
+                        relation: "supersedes".to_owned(),
+                        created_at: now,
+                    },
+                )?;
             }
             Ok(MemoryPutResult {
                 record,
@@ -323,21 +329,16 @@ impl MemoryBank {
                 reference: from.to_owned(),
                 scope: owner.label(),
             })?;
-            let link = MemoryLink {
-                from: from_row.record.id.clone(),
-                to: to_id.to_owned(),
-                relation: relation.to_owned(),
-                created_at: now_ms(),
-            };
-            if tx.insert_link(&link)? {
-                tx.log(
-                    ChangeAction::Link,
-                    &link.from,
-                    &owner.project,
-                    Some(&link_payload(&link)?),
-                )?;
-            }
-            Ok(link)
+            add_link(
+                tx,
+                owner,
+                MemoryLink {
+                    from: from_row.record.id.clone(),
+                    to: to_id.to_owned(),
+                    relation: relation.to_owned(),
+                    created_at: now_ms(),
+                },
+            )
         })
     }
 

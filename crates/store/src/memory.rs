@@ -386,26 +386,27 @@ impl Store {
 
     /// The rows with these `doc`s, in the order given; missing ones are left out.
     pub fn memory_by_docs(&self, docs: &[i64]) -> Result<MemoryRows, StoreError> {
-        let conn = self.conn();
-        let mut select =
-            conn.prepare_cached("SELECT doc, id, record FROM memory_records WHERE doc = ?1")?;
-        let mut out = MemoryRows::default();
-        for doc in docs {
-            if let Some((doc, id, json)) = select.query_row([doc], row_triple).optional()? {
-                decode_into(doc, id, &json, &mut out);
-            }
-        }
-        Ok(out)
+        self.memory_rows_by("doc", docs)
     }
 
     /// The rows with these ids, in the order given; missing ones are left out.
     pub fn memory_by_ids(&self, ids: &[String]) -> Result<MemoryRows, StoreError> {
+        self.memory_rows_by("id", ids)
+    }
+
+    /// One lookup per key on a unique column (`doc` or `id`), in the order given.
+    fn memory_rows_by<K: rusqlite::ToSql>(
+        &self,
+        column: &'static str,
+        keys: &[K],
+    ) -> Result<MemoryRows, StoreError> {
         let conn = self.conn();
-        let mut select =
-            conn.prepare_cached("SELECT doc, id, record FROM memory_records WHERE id = ?1")?;
+        let mut select = conn.prepare_cached(&format!(
+            "SELECT doc, id, record FROM memory_records WHERE {column} = ?1"
+        ))?;
         let mut out = MemoryRows::default();
-        for id in ids {
-            if let Some((doc, id, json)) = select.query_row([id], row_triple).optional()? {
+        for key in keys {
+            if let Some((doc, id, json)) = select.query_row([key], row_triple).optional()? {
                 decode_into(doc, id, &json, &mut out);
             }
         }
@@ -475,30 +476,25 @@ impl Store {
 
     /// Links from or to `id`.
     pub fn memory_links_of(&self, id: &str) -> Result<Vec<MemoryLink>, StoreError> {
-        let conn = self.conn();
-        let mut select = conn.prepare_cached(
-            "SELECT from_id, to_id, relation, created_at FROM memory_links
-             WHERE from_id = ?1 OR to_id = ?1 ORDER BY created_at, from_id, to_id, relation",
-        )?;
-        let rows = select.query_map([id], |row| {
-            Ok(MemoryLink {
-                from: row.get(0)?,
-                to: row.get(1)?,
-                relation: row.get(2)?,
-                created_at: row.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.memory_links_where("from_id = ?1 OR to_id = ?1", Some(id))
     }
 
     /// Every link, in a stable order (for export).
     pub fn memory_all_links(&self) -> Result<Vec<MemoryLink>, StoreError> {
+        self.memory_links_where("?1 IS NULL", None)
+    }
+
+    fn memory_links_where(
+        &self,
+        condition: &'static str,
+        id: Option<&str>,
+    ) -> Result<Vec<MemoryLink>, StoreError> {
         let conn = self.conn();
-        let mut select = conn.prepare_cached(
+        let mut select = conn.prepare_cached(&format!(
             "SELECT from_id, to_id, relation, created_at FROM memory_links
-             ORDER BY created_at, from_id, to_id, relation",
-        )?;
-        let rows = select.query_map([], |row| {
+             WHERE {condition} ORDER BY created_at, from_id, to_id, relation"
+        ))?;
+        let rows = select.query_map([id], |row| {
             Ok(MemoryLink {
                 from: row.get(0)?,
                 to: row.get(1)?,

@@ -67,6 +67,14 @@ impl Substring {
     }
 }
 
+/// A p95 row beside the substring scan's p95.
+fn p95_row(measurement: String, ours: &[f64], theirs: &[f64], limit: f64) -> Row {
+    let mut row = Row::info(measurement, "ms", p95(ours)).with_samples(ours);
+    row.baseline = Some(p95(theirs));
+    row.baseline_samples = Some(Stats::of(theirs));
+    row.at_most(limit, "substring scan")
+}
+
 fn search_ms(memory: &MemoryService, queries: &[String]) -> anyhow::Result<Vec<f64>> {
     let mut samples = Vec::with_capacity(queries.len());
     for query in queries {
@@ -441,10 +449,12 @@ fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
         )
         .at_most(2.0, "substring scan"),
     );
-    let (ours95, theirs95) = (p95(&ours), p95(&theirs));
-    let mut row = Row::info(format!("memory: search p95, {small} records"), "ms", ours95);
-    row.baseline = Some(theirs95);
-    rows.push(row.at_most(10.0, "substring scan"));
+    rows.push(p95_row(
+        format!("memory: search p95, {small} records"),
+        &ours,
+        &theirs,
+        10.0,
+    ));
     let mut block_ms = Vec::new();
     for query in queries.iter().take(100) {
         let began = Instant::now();
@@ -473,15 +483,8 @@ fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
         ));
         let ours = search_ms(&big, &queries)?;
         let theirs = baseline_ms(&baseline, "p0", &queries);
-        let mut row = Row::info(
-            format!("memory: search p95, {records} records"),
-            "ms",
-            p95(&ours),
-        )
-        .with_samples(&ours);
-        row.baseline = Some(p95(&theirs));
-        row.baseline_samples = Some(Stats::of(&theirs));
-        rows.push(row.at_most(50.0, "substring scan"));
+        let measurement = format!("memory: search p95, {records} records");
+        rows.push(p95_row(measurement, &ours, &theirs, 50.0));
         drop(big);
         drop(baseline);
         let (rss, hwm) = rss_probe(dir, "big", &queries)?;
@@ -491,15 +494,9 @@ fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
         let (shared, baseline) = build_shared(dir, records)?;
         let ours = search_ms(&shared, &queries)?;
         let theirs = baseline_ms(&baseline, "p3", &queries);
-        let mut row = Row::info(
-            format!("memory: project-scoped search p95, {records} records in {PROJECTS} projects"),
-            "ms",
-            p95(&ours),
-        )
-        .with_samples(&ours);
-        row.baseline = Some(p95(&theirs));
-        row.baseline_samples = Some(Stats::of(&theirs));
-        rows.push(row.at_most(20.0, "substring scan"));
+        let measurement =
+            format!("memory: project-scoped search p95, {records} records in {PROJECTS} projects");
+        rows.push(p95_row(measurement, &ours, &theirs, 20.0));
     } else {
         notes.push(format!(
             "1M rows skipped: --records {records} (run with --records 1000000 for them)"

@@ -132,29 +132,24 @@ impl Row {
 
     /// Judges `value` against `limit` (≥), describing the comparison.
     pub fn judged_at_least(
-        mut self,
+        self,
         target: impl Into<String>,
         value: f64,
         limit: f64,
         shown: String,
     ) -> Row {
-        self.target = target.into();
-        self.comparison = shown;
-        self.pass = Some(value.is_finite() && value >= limit);
-        self
+        self.verdict(target.into(), shown, value.is_finite() && value >= limit)
     }
 
     /// Judges `value` against `limit` (≤), describing the comparison.
-    pub fn judged(
-        mut self,
-        target: impl Into<String>,
-        value: f64,
-        limit: f64,
-        shown: String,
-    ) -> Row {
-        self.target = target.into();
+    pub fn judged(self, target: impl Into<String>, value: f64, limit: f64, shown: String) -> Row {
+        self.verdict(target.into(), shown, value.is_finite() && value <= limit)
+    }
+
+    fn verdict(mut self, target: String, shown: String, pass: bool) -> Row {
+        self.target = target;
         self.comparison = shown;
-        self.pass = Some(value.is_finite() && value <= limit);
+        self.pass = Some(pass);
         self
     }
 }

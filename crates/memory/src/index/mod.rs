@@ -32,6 +32,8 @@ pub(crate) use query::{IndexHit, IndexQuery};
 /// Writer memory for catching up (a few records) and for rebuilds (everything).
 const SYNC_WRITER_BYTES: usize = 20_000_000;
 const REBUILD_WRITER_BYTES: usize = 120_000_000;
+/// Changes past which a catch-up indexes with the rebuild's writer.
+const BIG_CATCH_UP: i64 = 20_000;
 /// Records read from the store per step of a sync or rebuild.
 const BATCH: u32 = 5_000;
 /// Small segments (fewer docs than this) are merged once there are this many of them, so a
@@ -252,9 +254,12 @@ impl MemoryIndex {
 
     /// Runs `query` against the current reader (call [`MemoryIndex::sync`] first).
     pub(crate) fn search(&self, query: &IndexQuery) -> Result<Vec<IndexHit>, MemoryError> {
-        let state = self.state();
-        let searcher = state.reader.searcher();
-        query::run(&searcher, &state.fields, query).map_err(|e| self.error(e))
+        // The searcher is a snapshot; searches run without holding the state lock.
+        let (searcher, fields) = {
+            let state = self.state();
+            (state.reader.searcher(), state.fields)
+        };
+        query::run(&searcher, &fields, query).map_err(|e| self.error(e))
     }
 
     /// Documents in the index (for stats and tests).
@@ -287,9 +292,17 @@ fn apply_changes(
     store: &Store,
     from: i64,
 ) -> Result<i64, SyncError> {
-    let mut writer: IndexWriter<TantivyDocument> =
-        index.writer_with_num_threads(1, SYNC_WRITER_BYTES)?;
-    writer.set_merge_policy(Box::new(NoMergePolicy));
+    // A big catch-up (an import, another process's burst) gets the rebuild's writer.
+    // Its segments are merged by tantivy's default policy (waited for below); small catch-ups
+    // merge their own small segments in `compact`.
+    let big = store.memory_head_seq()?.saturating_sub(from) > BIG_CATCH_UP;
+    let mut writer: IndexWriter<TantivyDocument> = if big {
+        index.writer_with_num_threads(writer_threads(), REBUILD_WRITER_BYTES)?
+    } else {
+        let writer = index.writer_with_num_threads(1, SYNC_WRITER_BYTES)?;
+        writer.set_merge_policy(Box::new(NoMergePolicy));
+        writer
+    };
     let mut seq = from;
     let mut removed = false;
     loop {
@@ -308,7 +321,11 @@ fn apply_changes(
         seq = last;
     }
     commit(&mut writer, seq)?;
-    compact(index, &mut writer, removed)?;
+    if big {
+        writer.wait_merging_threads()?;
+    } else {
+        compact(index, &mut writer, removed)?;
+    }
     Ok(seq)
 }
 
@@ -335,6 +352,10 @@ fn compact(
         }
     }
     Ok(())
+}
+
+fn writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 fn lock(dir: &Path) -> Result<IndexLock, MemoryError> {
@@ -475,9 +496,8 @@ fn build_ram(store: &Store) -> Result<State, MemoryError> {
 /// change made during the scan is applied again by the next sync, which is harmless).
 fn fill(index: &Index, fields: &Fields, store: &Store) -> Result<(), SyncError> {
     let head = store.memory_head_seq()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
     let mut writer: IndexWriter<TantivyDocument> =
-        index.writer_with_num_threads(threads, REBUILD_WRITER_BYTES)?;
+        index.writer_with_num_threads(writer_threads(), REBUILD_WRITER_BYTES)?;
     let mut after = 0;
     loop {
         let (rows, last) = store.memory_scan(after, BATCH)?;

@@ -84,22 +84,47 @@ fn text_query(fields: &Fields, query: &IndexQuery) -> Option<Box<dyn Query>> {
     (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
 }
 
-fn filters(fields: &Fields, query: &IndexQuery) -> Vec<(Occur, Box<dyn Query>)> {
+/// True when every document of the index (deleted ones included) holds `value` in `field`: a
+/// filter on it changes nothing, and leaving it out keeps the query a plain union of terms,
+/// which tantivy ranks with block-max WAND instead of scoring every match.
+fn matches_everything(searcher: &Searcher, field: Field, value: &str) -> tantivy::Result<bool> {
+    let all: u64 = searcher
+        .segment_readers()
+        .iter()
+        .map(|segment| u64::from(segment.max_doc()))
+        .sum();
+    Ok(searcher.doc_freq(&Term::from_field_text(field, value))? == all)
+}
+
+fn filters(
+    searcher: &Searcher,
+    fields: &Fields,
+    query: &IndexQuery,
+) -> tantivy::Result<Vec<(Occur, Box<dyn Query>)>> {
     let mut clauses = Vec::new();
-    clauses.push((Occur::Must, filter(fields.owner, &query.owners)));
+    let mut filter_on = |field: Field, values: &[String]| -> tantivy::Result<()> {
+        if let [only] = values
+            && matches_everything(searcher, field, only)?
+        {
+            return Ok(());
+        }
+        clauses.push((Occur::Must, filter(field, values)));
+        Ok(())
+    };
+    filter_on(fields.owner, &query.owners)?;
     let statuses: Vec<String> = query
         .statuses
         .iter()
         .map(|s| s.as_str().to_owned())
         .collect();
-    clauses.push((Occur::Must, filter(fields.status, &statuses)));
+    filter_on(fields.status, &statuses)?;
     if !query.kinds.is_empty() {
-        clauses.push((Occur::Must, filter(fields.kind, &query.kinds)));
+        filter_on(fields.kind, &query.kinds)?;
     }
     for tag in &query.tags {
-        clauses.push((Occur::Must, filter(fields.tag, std::slice::from_ref(tag))));
+        filter_on(fields.tag, std::slice::from_ref(tag))?;
     }
-    clauses
+    Ok(clauses)
 }
 
 fn doc_of(searcher: &Searcher, address: DocAddress) -> tantivy::Result<Option<i64>> {
@@ -120,17 +145,23 @@ pub(crate) fn run(
     if query.limit == 0 || query.owners.is_empty() || query.statuses.is_empty() {
         return Ok(Vec::new());
     }
-    let mut clauses = filters(fields, query);
+    let mut clauses = filters(searcher, fields, query)?;
     let text = text_query(fields, query);
     let has_text = text.is_some();
-    if let Some(text) = text {
-        clauses.push((Occur::Must, text));
-    }
-    let boolean = BooleanQuery::new(clauses);
+    let boolean: Box<dyn Query> = match text {
+        // No filter left: the text query alone, so block-max WAND applies.
+        Some(text) if clauses.is_empty() => text,
+        Some(text) => {
+            clauses.push((Occur::Must, text));
+            Box::new(BooleanQuery::new(clauses))
+        }
+        None if clauses.is_empty() => Box::new(AllQuery),
+        None => Box::new(BooleanQuery::new(clauses)),
+    };
     let window = TopDocs::with_limit(query.limit).and_offset(query.offset);
     let mut hits = Vec::new();
     if !has_text {
-        let found = searcher.search(&boolean, &window.order_by_u64_field("doc", Order::Desc))?;
+        let found = searcher.search(&*boolean, &window.order_by_u64_field("doc", Order::Desc))?;
         for (_, address) in found {
             if let Some(doc) = doc_of(searcher, address)? {
                 hits.push(IndexHit {
@@ -146,7 +177,7 @@ pub(crate) fn run(
     }
     let only_active = query.statuses == [MemoryStatus::Active];
     let found: Vec<(Score, DocAddress)> = if only_active {
-        searcher.search(&boolean, &window.order_by_score())?
+        searcher.search(&*boolean, &window.order_by_score())?
     } else {
         let banded = window.tweak_score(|segment: &SegmentReader| {
             let ranks = segment
@@ -159,7 +190,7 @@ pub(crate) fn run(
                 score - STATUS_BAND * rank as f32
             }
         });
-        searcher.search(&boolean, &banded)?.into_iter().collect()
+        searcher.search(&*boolean, &banded)?.into_iter().collect()
     };
     for (order, address) in found {
         if let Some(doc) = doc_of(searcher, address)? {
