@@ -13,7 +13,6 @@ use std::collections::HashSet;
 use orchestra_protocol::memory::{
     MemoryContext, MemoryRecord, MemoryScope, MemorySearchParams, MemoryStatus,
 };
-use orchestra_store::MemoryListFilter;
 
 use crate::MemoryError;
 use crate::cursor::fnv1a;
@@ -120,14 +119,10 @@ impl Block {
 impl MemoryService {
     fn pinned(&self, scope: MemoryScope) -> Result<Vec<MemoryRecord>, MemoryError> {
         let owner = self.owner(scope);
-        let rows = self.bank(scope).store().memory_list(&MemoryListFilter {
-            project_id: Some(owner.project.clone()),
-            scope: Some(scope),
-            status: Some(MemoryStatus::Active),
-            pinned_only: true,
-            before_doc: None,
-            limit: MAX_PINNED,
-        })?;
+        let rows = self
+            .bank(scope)
+            .store()
+            .memory_pinned(scope, &owner.project, MAX_PINNED)?;
         Ok(rows.rows.into_iter().map(|r| r.record).collect())
     }
 

@@ -124,6 +124,7 @@ impl MemoryService {
         let mut scope_of: HashMap<String, MemoryScope> = HashMap::new();
         let mut links = Vec::new();
         let max_body = self.settings().max_body_chars;
+        let started = std::time::Instant::now();
         for (number, line) in input.lines().enumerate() {
             let number = number + 1;
             let line = line.map_err(|source| MemoryError::Io {
@@ -185,10 +186,17 @@ impl MemoryService {
         for (scope, links) in by_scope {
             self.import_batch(scope, &[], &links, &mut report)?;
         }
+        let stored = started.elapsed();
         self.project_bank().sync()?;
         if let Some(global) = self.global_bank() {
             global.sync()?;
         }
+        tracing::debug!(
+            records = report.records,
+            stored_ms = stored.as_millis(),
+            indexed_ms = (started.elapsed() - stored).as_millis(),
+            "memory import"
+        );
         Ok(report)
     }
 

@@ -433,7 +433,6 @@ impl MemoryService {
         let targets = self.targets(&Self::scopes_of(params));
         let wanted = offset + count + 1;
         for (at, (bank, owners)) in targets.iter().enumerate() {
-            bank.sync()?;
             let query = IndexQuery {
                 words: words.clone(),
                 idents: idents.clone(),
@@ -444,7 +443,8 @@ impl MemoryService {
                 offset: 0,
                 limit: wanted,
             };
-            hits.extend(bank.index().search(&query)?.into_iter().map(|h| (at, h)));
+            let found = bank.index().sync_and_search(bank.store(), &query)?;
+            hits.extend(found.into_iter().map(|h| (at, h)));
         }
         hits.sort_by(|(bank_a, a), (bank_b, b)| {
             b.order

@@ -183,7 +183,8 @@ impl MemoryTx<'_> {
         project_id: &str,
         payload: Option<&serde_json::Value>,
     ) -> Result<i64, StoreError> {
-        log_change(self.conn, action, record_id, project_id, payload)
+        let payload = payload.map(serde_json::Value::to_string);
+        log_change(self.conn, action, record_id, project_id, payload.as_deref())
     }
 
     /// Sets `payload` to NULL in every change-log entry about `record_id` (as source or
@@ -207,7 +208,10 @@ fn get_row(conn: &Connection, id: &str) -> Result<Option<MemoryRow>, StoreError>
 }
 
 fn insert_record(conn: &Connection, record: &MemoryRecord) -> Result<i64, StoreError> {
-    let json = encode(record)?;
+    insert_encoded(conn, record, &encode(record)?)
+}
+
+fn insert_encoded(conn: &Connection, record: &MemoryRecord, json: &str) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO memory_records
             (id, scope, project_id, kind, key, status, pinned, updated_at, record)
@@ -248,9 +252,8 @@ fn log_change(
     action: ChangeAction,
     record_id: &str,
     project_id: &str,
-    payload: Option<&serde_json::Value>,
+    payload: Option<&str>,
 ) -> Result<i64, StoreError> {
-    let payload = payload.map(serde_json::Value::to_string);
     conn.prepare_cached(
         "INSERT INTO memory_changes (at, action, record_id, project_id, payload)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -323,7 +326,11 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut counts = MemoryImportCounts::default();
         for record in records {
-            if get_row(&tx, &record.id)?.is_some() {
+            let exists: Option<i64> = tx
+                .prepare_cached("SELECT doc FROM memory_records WHERE id = ?1")?
+                .query_row([&record.id], |row| row.get(0))
+                .optional()?;
+            if exists.is_some() {
                 counts.existing += 1;
                 continue;
             }
@@ -343,25 +350,22 @@ impl Store {
                     record.status = MemoryStatus::Superseded;
                 }
             }
-            insert_record(&tx, &record)?;
-            let payload =
-                serde_json::to_value(&record).map_err(|source| StoreError::EncodeMemory {
-                    id: record.id.clone(),
-                    source,
-                })?;
+            // One encoding serves the row and its change-log entry.
+            let json = encode(&record)?;
+            insert_encoded(&tx, &record, &json)?;
             log_change(
                 &tx,
                 ChangeAction::Put,
                 &record.id,
                 memory_project_column(&record),
-                Some(&payload),
+                Some(&json),
             )?;
             counts.records += 1;
         }
         for link in links {
             if insert_link(&tx, link)? {
                 let payload =
-                    serde_json::to_value(link).map_err(|source| StoreError::EncodeMemory {
+                    serde_json::to_string(link).map_err(|source| StoreError::EncodeMemory {
                         id: link.from.clone(),
                         source,
                     })?;
@@ -437,6 +441,29 @@ impl Store {
             ],
             row_triple,
         )?;
+        let mut out = MemoryRows::default();
+        for row in rows {
+            let (doc, id, json) = row?;
+            decode_into(doc, id, &json, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// The active pinned records of one owner (project column `""` for global), newest first.
+    pub fn memory_pinned(
+        &self,
+        scope: MemoryScope,
+        project_id: &str,
+        limit: u32,
+    ) -> Result<MemoryRows, StoreError> {
+        let conn = self.conn();
+        // Spelled to match the partial index `memory_records_pinned`.
+        let mut select = conn.prepare_cached(
+            "SELECT doc, id, record FROM memory_records
+             WHERE project_id = ?1 AND scope = ?2 AND pinned = 1 AND status = 'active'
+             ORDER BY doc DESC LIMIT ?3",
+        )?;
+        let rows = select.query_map(params![project_id, scope.as_str(), limit], row_triple)?;
         let mut out = MemoryRows::default();
         for row in rows {
             let (doc, id, json) = row?;

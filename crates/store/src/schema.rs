@@ -96,6 +96,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ON memory_records(scope, project_id, key) WHERE key IS NOT NULL AND status = 'active';
     CREATE INDEX memory_records_listing ON memory_records(project_id, scope, status, updated_at);
     CREATE INDEX memory_records_pinned ON memory_records(project_id, scope) WHERE pinned = 1;
+    CREATE INDEX memory_records_key ON memory_records(project_id, key) WHERE key IS NOT NULL;
 
     CREATE TABLE memory_links (
         from_id    TEXT NOT NULL,

@@ -12,6 +12,7 @@
 //! A missing folder, an unreadable index, another format, or an index ahead of its store is
 //! rebuilt from the store (logged), in a side folder swapped in when complete.
 
+mod directory;
 mod fields;
 mod query;
 
@@ -25,6 +26,7 @@ use tantivy::indexer::NoMergePolicy;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::MemoryError;
+use directory::UnsyncedDirectory;
 pub(crate) use fields::owner_term;
 use fields::{Fields, INDEX_FORMAT, document, register_tokenizers, schema};
 pub(crate) use query::{IndexHit, IndexQuery};
@@ -252,6 +254,25 @@ impl MemoryIndex {
         self.rebuild_locked(&mut state, store, reason)
     }
 
+    /// Brings the index up to the store and runs `query`. A failure of the index (a segment
+    /// torn by a crash: the index skips fsyncs) rebuilds it from the store and tries once more.
+    pub(crate) fn sync_and_search(
+        &self,
+        store: &Store,
+        query: &IndexQuery,
+    ) -> Result<Vec<IndexHit>, MemoryError> {
+        let first = self.sync(store).and_then(|()| self.search(query));
+        match first {
+            Err(MemoryError::Index { source, .. }) => {
+                let reason = format!("the index failed: {source}");
+                self.rebuild(store, &reason)?;
+                self.sync(store)?;
+                self.search(query)
+            }
+            other => other,
+        }
+    }
+
     /// Runs `query` against the current reader (call [`MemoryIndex::sync`] first).
     pub(crate) fn search(&self, query: &IndexQuery) -> Result<Vec<IndexHit>, MemoryError> {
         // The searcher is a snapshot; searches run without holding the state lock.
@@ -402,7 +423,8 @@ fn open_dir(dir: &Path) -> Result<State, String> {
     if !dir.join("meta.json").exists() {
         return Err("no index there".to_owned());
     }
-    let index = Index::open_in_dir(dir).map_err(|e| e.to_string())?;
+    let directory = UnsyncedDirectory::open(dir).map_err(|e| e.to_string())?;
+    let index = Index::open(directory).map_err(|e| e.to_string())?;
     let (expected, fields) = schema();
     if index.schema() != expected {
         return Err("the index has another schema".to_owned());
@@ -447,7 +469,9 @@ fn rebuild_dir(dir: &Path, store: &Store) -> Result<State, MemoryError> {
     };
     let (schema, fields) = schema();
     {
-        let index = Index::create_in_dir(&fresh, schema).map_err(tantivy_error)?;
+        let directory = UnsyncedDirectory::open(&fresh).map_err(tantivy_error)?;
+        let index = Index::create(directory, schema, tantivy::IndexSettings::default())
+            .map_err(tantivy_error)?;
         register_tokenizers(&index);
         fill(&index, &fields, store).map_err(|e| match e {
             SyncError::Tantivy(source) => tantivy_error(source),
