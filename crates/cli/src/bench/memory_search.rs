@@ -506,6 +506,6 @@ fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
         "search: {QUERIES} queries of two Zipf-distributed words and an identifier, top 10, warm, one thread; baseline: the original's case-insensitive substring match (whole query, newest first) as an in-memory scan in this process ({BASELINE_QUERIES} queries) — faster than the original's Neo4j scan"
     ));
     notes.push("writes: WAL with synchronous=NORMAL, so a put survives a process crash at once and an OS crash after the next checkpoint".to_owned());
-    notes.push("quality: 120 identifier, file-path, error-string and decision queries over ~6k records in two projects sharing one store (the sibling holds near-duplicates); baseline store holds current versions only, as the original overwrote keys".to_owned());
+    notes.push("quality: 170 identifier, file-path, error-string and decision queries over about 6,400 records in two projects sharing one store (the sibling holds near-duplicates); baseline store holds current versions only, as the original overwrote keys".to_owned());
     Ok(Outcome { rows, notes })
 }
