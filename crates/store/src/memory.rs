@@ -593,31 +593,49 @@ impl Store {
         Ok(changes)
     }
 
-    /// Distinct record ids changed after `seq` (at most `limit` entries read), and the last
-    /// sequence number read. For keeping a search index in step.
+    /// Distinct record ids changed after `seq` (at most `limit` entries read), each with
+    /// whether its first change there is its creation (`put`), and the last sequence number
+    /// read. For keeping a search index in step: a record created after the index's snapshot
+    /// has no document to replace.
     pub fn memory_changed_ids_after(
         &self,
         seq: i64,
         limit: u32,
-    ) -> Result<(Vec<String>, i64), StoreError> {
+    ) -> Result<(Vec<(String, bool)>, i64), StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
-            "SELECT seq, record_id FROM memory_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, record_id, action FROM memory_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = select.query_map(params![seq, limit], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })?;
         let mut last = seq;
-        let mut ids: Vec<String> = Vec::new();
+        let mut ids: Vec<(String, bool)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for row in rows {
-            let (seq, id) = row?;
+            let (seq, id, action) = row?;
             last = seq;
             if seen.insert(id.clone()) {
-                ids.push(id);
+                let created = action == ChangeAction::Put.as_str();
+                ids.push((id, created));
             }
         }
         Ok((ids, last))
+    }
+
+    /// The change log's head and the largest `doc`, read together: an index built from the
+    /// records up to that `doc` reflects the log up to that head.
+    pub fn memory_snapshot_heads(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM memory_changes),
+                    (SELECT COALESCE(MAX(doc), 0) FROM memory_records)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?)
     }
 
     /// Where the change-log consumer `name` stopped (0 if it never ran).

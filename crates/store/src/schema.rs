@@ -79,8 +79,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     -- `record` (the full MemoryRecord as JSON) is the source of truth; the other columns copy
     -- fields out of it for lookups. `doc` is the search index's handle on the row.
+    -- AUTOINCREMENT: a `doc` is never reused, so a record created after an index snapshot always
+    -- has a larger `doc` than every record in it.
     CREATE TABLE memory_records (
-        doc         INTEGER PRIMARY KEY,
+        doc         INTEGER PRIMARY KEY AUTOINCREMENT,
         id          TEXT NOT NULL UNIQUE,
         scope       TEXT NOT NULL,
         project_id  TEXT NOT NULL,

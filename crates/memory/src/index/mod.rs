@@ -331,9 +331,14 @@ fn apply_changes(
         if ids.is_empty() {
             break;
         }
+        let (ids, created): (Vec<String>, Vec<bool>) = ids.into_iter().unzip();
         let rows = store.memory_by_ids(&ids)?;
-        for id in &ids {
-            writer.delete_term(Term::from_field_text(fields.id, id));
+        for (id, created) in ids.iter().zip(created) {
+            // A record created after `from` is not in the index (rebuilds snapshot the records
+            // with the log's head, see `fill`), so there is nothing to delete.
+            if !created {
+                writer.delete_term(Term::from_field_text(fields.id, id));
+            }
         }
         removed |= rows.rows.len() + rows.skipped.len() < ids.len();
         for row in &rows.rows {
@@ -516,10 +521,13 @@ fn build_ram(store: &Store) -> Result<State, MemoryError> {
     })
 }
 
-/// Indexes every record of the store and commits with the head read before the scan (so a
-/// change made during the scan is applied again by the next sync, which is harmless).
+/// Indexes every record of the store and commits with the change log's head read with the
+/// largest `doc` (a change to an indexed record made during the scan is applied again by the
+/// next sync, which is harmless).
 fn fill(index: &Index, fields: &Fields, store: &Store) -> Result<(), SyncError> {
-    let head = store.memory_head_seq()?;
+    // Only records that existed at `head`: one created later is added by the next sync, which
+    // does not look for an old document of a record it sees created.
+    let (head, last_doc) = store.memory_snapshot_heads()?;
     let mut writer: IndexWriter<TantivyDocument> =
         index.writer_with_num_threads(writer_threads(), REBUILD_WRITER_BYTES)?;
     let mut after = 0;
@@ -528,8 +536,11 @@ fn fill(index: &Index, fields: &Fields, store: &Store) -> Result<(), SyncError> 
         let Some(last) = last else {
             break;
         };
-        for row in &rows.rows {
+        for row in rows.rows.iter().filter(|row| row.doc <= last_doc) {
             writer.add_document(document(fields, row))?;
+        }
+        if last >= last_doc {
+            break;
         }
         after = last;
     }

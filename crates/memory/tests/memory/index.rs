@@ -21,7 +21,17 @@ fn a_deleted_index_folder_is_rebuilt_from_the_store() {
     std::fs::remove_dir_all(&index_dir).unwrap();
     let memory = service(dir.path(), "alpha");
     assert!(index_dir.join("meta.json").exists());
-    assert_eq!(search_ids(&memory, "rebuild_marker"), [id]);
+    assert_eq!(
+        search_ids(&memory, "rebuild_marker"),
+        std::slice::from_ref(&id)
+    );
+    // Writes after the rebuild (an update of an indexed record, a new one) replace or add
+    // exactly one document each.
+    put(&memory, "fact", Some("k"), "rebuild_marker keyed");
+    put(&memory, "fact", Some("k"), "rebuild_marker keyed, updated");
+    let bank = memory.project_bank();
+    assert_eq!(bank.indexed_docs().unwrap(), 2);
+    assert_eq!(search_ids(&memory, "updated").len(), 1);
 }
 
 #[test]

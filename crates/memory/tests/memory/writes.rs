@@ -91,6 +91,12 @@ fn supersede_then_search_returns_the_new_record_not_the_old() {
         .unwrap();
     let ids: Vec<&str> = page.items.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(ids, [new.record.id.as_str(), old.record.id.as_str()]);
+    // One document per record: updates and supersessions replace documents, never add copies.
+    let bank = memory.project_bank();
+    assert_eq!(
+        bank.indexed_docs().unwrap(),
+        bank.store().memory_count().unwrap()
+    );
     // The supersession is a link too.
     let links = memory
         .get_with_links(&new.record.id, None, None)
