@@ -287,13 +287,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let value = write(&MemoryTx { conn: &tx })?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(value)
+        self.memory_transaction(TransactionBehavior::Immediate, write)
     }
 
     /// Runs `read` in one deferred (read) transaction, so its lookups see one snapshot without
@@ -305,11 +299,22 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.memory_transaction(TransactionBehavior::Deferred, read)
+    }
+
+    fn memory_transaction<T, E>(
+        &self,
+        behavior: TransactionBehavior,
+        run: impl FnOnce(&MemoryTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let mut conn = self.conn();
         let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .transaction_with_behavior(behavior)
             .map_err(StoreError::from)?;
-        let value = read(&MemoryTx { conn: &tx })?;
+        let value = run(&MemoryTx { conn: &tx })?;
         tx.commit().map_err(StoreError::from)?;
         Ok(value)
     }

@@ -75,17 +75,18 @@ fn p95_row(measurement: String, ours: &[f64], theirs: &[f64], limit: f64) -> Row
     row.at_most(limit, "substring scan")
 }
 
+/// How long one default search for `query` takes.
+fn one_search_ms(memory: &MemoryService, query: &str) -> anyhow::Result<f64> {
+    let began = Instant::now();
+    memory.search(&MemorySearchParams {
+        query: query.to_owned(),
+        ..Default::default()
+    })?;
+    Ok(ms(began))
+}
+
 fn search_ms(memory: &MemoryService, queries: &[String]) -> anyhow::Result<Vec<f64>> {
-    let mut samples = Vec::with_capacity(queries.len());
-    for query in queries {
-        let began = Instant::now();
-        memory.search(&MemorySearchParams {
-            query: query.clone(),
-            ..Default::default()
-        })?;
-        samples.push(ms(began));
-    }
-    Ok(samples)
+    queries.iter().map(|q| one_search_ms(memory, q)).collect()
 }
 
 fn baseline_ms(baseline: &Substring, project: &str, queries: &[String]) -> Vec<f64> {
@@ -414,12 +415,7 @@ fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
             body: corpus::body(&vocabulary, &mut rng),
             ..Default::default()
         })?;
-        let began = Instant::now();
-        writer.search(&MemorySearchParams {
-            query: query.clone(),
-            ..Default::default()
-        })?;
-        after_write.push(ms(began));
+        after_write.push(one_search_ms(&writer, query)?);
     }
     rows.push(Row::observed(
         "memory: search right after a write (index catches up), median",
