@@ -71,6 +71,20 @@ fn decode_into(doc: i64, id: String, json: &str, out: &mut MemoryRows) {
     }
 }
 
+/// Decodes `(doc, id, record)` rows, skipping unreadable ones; also returns the last `doc` read.
+fn collect_rows(
+    rows: impl Iterator<Item = rusqlite::Result<(i64, String, String)>>,
+) -> Result<(MemoryRows, Option<i64>), StoreError> {
+    let mut out = MemoryRows::default();
+    let mut last = None;
+    for row in rows {
+        let (doc, id, json) = row?;
+        last = Some(doc);
+        decode_into(doc, id, &json, &mut out);
+    }
+    Ok((out, last))
+}
+
 fn row_triple(row: &Row<'_>) -> rusqlite::Result<(i64, String, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
@@ -446,12 +460,7 @@ impl Store {
             ],
             row_triple,
         )?;
-        let mut out = MemoryRows::default();
-        for row in rows {
-            let (doc, id, json) = row?;
-            decode_into(doc, id, &json, &mut out);
-        }
-        Ok(out)
+        Ok(collect_rows(rows)?.0)
     }
 
     /// The active pinned records of one owner (project column `""` for global), newest first.
@@ -469,12 +478,7 @@ impl Store {
              ORDER BY doc DESC LIMIT ?3",
         )?;
         let rows = select.query_map(params![project_id, scope.as_str(), limit], row_triple)?;
-        let mut out = MemoryRows::default();
-        for row in rows {
-            let (doc, id, json) = row?;
-            decode_into(doc, id, &json, &mut out);
-        }
-        Ok(out)
+        Ok(collect_rows(rows)?.0)
     }
 
     /// Records in `doc` order after `after_doc` (for rebuilding the index and exporting), and
@@ -489,14 +493,7 @@ impl Store {
             "SELECT doc, id, record FROM memory_records WHERE doc > ?1 ORDER BY doc LIMIT ?2",
         )?;
         let rows = select.query_map(params![after_doc, limit], row_triple)?;
-        let mut out = MemoryRows::default();
-        let mut last = None;
-        for row in rows {
-            let (doc, id, json) = row?;
-            last = Some(doc);
-            decode_into(doc, id, &json, &mut out);
-        }
-        Ok((out, last))
+        collect_rows(rows)
     }
 
     pub fn memory_count(&self) -> Result<u64, StoreError> {
