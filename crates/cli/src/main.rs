@@ -10,6 +10,7 @@ mod follow;
 mod hub_link;
 mod install;
 mod launch;
+mod memory;
 mod models;
 mod relay;
 mod run;
@@ -113,6 +114,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Project memory: search, show, put, forget, export, import (JSONL), context.
+    Memory(memory::MemoryArgs),
     /// Measure the hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table.
     Bench(bench::BenchArgs),
     /// Remove exactly what `orchestra install` added.
@@ -223,6 +226,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_report(&report, json)
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Memory(args) => memory::run(args, load()?, &project_dir),
         Command::Workflow(command) => workflow::run(command, &hub(false)).await,
         Command::Models(args) => {
             let target = hub(args.fake);

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`job`]: job records, statuses, progress, token usage.
+//! - [`memory`]: memory records, links, searches, pages, the context block.
 //! - [`tools`]: parameters of the five task tools and their enums.
 //! - [`worker`]: worker snapshots and states.
 //! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod event;
 pub mod job;
+pub mod memory;
 pub mod tools;
 pub mod worker;
 pub mod workflow;

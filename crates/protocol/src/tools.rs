@@ -90,27 +90,37 @@ pub struct Attachment {
     pub mime_type: Option<String>,
 }
 
-/// Payload of the `memory.*` operations.
+/// Payload of the `memory.*` operations. The original's fields (`taskId`, `scope`, `key`,
+/// `value`, `tags`, `fromKey`, `toKey`, `relation`, `summary`, `storedKeys`, `linkedKeys`,
+/// `notes`) keep their meaning; `value` is the record's body. The rest are ours.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryPayload {
+    /// The memory task this op reports to (`memory.done`), or the task that produced the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     /// `project` or `global`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// `memory.put`: the natural key (a put with the same scope and key updates the record);
+    /// `memory.get` / `memory.forget`: the record to act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// `memory.put`: the record's body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// `memory.link`: key or id of the source record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_key: Option<String>,
+    /// `memory.link`: key or id of the target record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_key: Option<String>,
+    /// `memory.link`: the link type (default `relates_to`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relation: Option<String>,
+    /// `memory.done`: what the memory task recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,6 +129,43 @@ pub struct MemoryPayload {
     pub linked_keys: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// `memory.put`: decision, convention, fact (default), bug, fix, todo, summary, artifact,
+    /// preference, error, observation, or your own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `memory.put`: files and symbols the record is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<crate::memory::MemoryEntities>,
+    /// `memory.put`: id or key of the record this one replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
+    /// `memory.put`: pin the record into every worker's memory block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    /// `memory.search`: words, identifiers, file paths or error strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// `memory.search`: at most this many hits (default 10, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `memory.search` / `memory.get`: stop before the answer exceeds this many tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u32>,
+    /// `memory.search`: `nextCursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// `memory.search`: `index` (default), `summary` or `full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<crate::memory::MemoryDetail>,
+    /// `memory.forget`: `retract` (default; hidden, kept for the audit trail) or `delete`
+    /// (removed, and scrubbed from the change log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::memory::ForgetMode>,
+    /// `memory.get` / `memory.forget`: the record's id (instead of `key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Payload of the `worker.model.*` operations.

@@ -100,6 +100,27 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    #[error("cannot encode memory record `{id}` as JSON: {source}")]
+    EncodeMemory {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "memory record `{id}` in the store is unreadable: {source}; forget it with `orchestra memory forget {id} --mode delete`, or restore it from an export"
+    )]
+    CorruptMemory {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error(
+        "memory record `{id}` (or an active record with its scope and key) already exists; put with the same key to update it"
+    )]
+    DuplicateMemory { id: String },
+
     #[error(
         "hub `{hub_id}` is not registered in the store; call register_hub first (a hub whose process looked dead may have been removed by another hub)"
     )]

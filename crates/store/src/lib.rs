@@ -14,6 +14,7 @@
 //! - `logs`: the output log ([`LogEntry`]).
 //! - `runs`: workflow runs and their recovery after a hub died.
 //! - `events`: the hub's event stream, kept for replay.
+//! - `memory`: memory records, links, the change log ([`MemoryTx`], [`MemoryListFilter`]).
 //! - `liveness`: [`pid_is_alive`].
 
 mod error;
@@ -22,6 +23,7 @@ mod hubs;
 mod jobs;
 mod liveness;
 mod logs;
+mod memory;
 mod runs;
 mod schema;
 mod store;
@@ -32,6 +34,9 @@ pub use error::StoreError;
 pub use jobs::JobFilter;
 pub use liveness::{HUB_STALE_AFTER_MS, pid_is_alive};
 pub use logs::LogEntry;
+pub use memory::{
+    MemoryImportCounts, MemoryListFilter, MemoryRow, MemoryRows, MemoryTx, memory_project_column,
+};
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
 
@@ -57,6 +62,12 @@ pub fn project_state_dir_in(state_home: &Path, project_dir: &Path) -> PathBuf {
         .join(project_key(project_dir))
 }
 
+/// The folder of the user-level state shared by every project: the store that holds
+/// `global` memory records (`$XDG_STATE_HOME/orchestra/global/`).
+pub fn global_state_dir() -> PathBuf {
+    state_home().join("orchestra").join("global")
+}
+
 /// `$XDG_STATE_HOME`, else `~/.local/state`, else a temp folder.
 fn state_home() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
@@ -66,6 +77,12 @@ fn state_home() -> PathBuf {
         Some(home) => PathBuf::from(home).join(".local").join("state"),
         None => std::env::temp_dir(),
     }
+}
+
+/// The id memory records carry for the project at `project_dir`: the name of its state folder
+/// (`<name>-<hash of the canonical path>`), so it is stable and names one project.
+pub fn project_id(project_dir: &Path) -> String {
+    project_key(project_dir)
 }
 
 /// A readable, stable folder name for a project: its last path component

@@ -87,6 +87,60 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_job_id ON events(job_id);
     DROP TABLE worker_snapshots;
     ",
+    // 5: memory records, links, the append-only change log, sync cursors. Full-text search is
+    // a tantivy index kept beside the store (orchestra-memory), rebuilt from these tables.
+    r"
+    -- `record` (the full MemoryRecord as JSON) is the source of truth; the other columns copy
+    -- fields out of it for lookups. `doc` is the search index's handle on the row.
+    -- AUTOINCREMENT: a `doc` is never reused, so a record created after an index snapshot always
+    -- has a larger `doc` than every record in it.
+    CREATE TABLE memory_records (
+        doc         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT NOT NULL UNIQUE,
+        scope       TEXT NOT NULL,
+        project_id  TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        key         TEXT,
+        status      TEXT NOT NULL,
+        pinned      INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        record      TEXT NOT NULL
+    );
+    -- A put with the same scope and key updates the one active record.
+    CREATE UNIQUE INDEX memory_records_active_key
+        ON memory_records(scope, project_id, key) WHERE key IS NOT NULL AND status = 'active';
+    CREATE INDEX memory_records_listing ON memory_records(project_id, scope, status, updated_at);
+    CREATE INDEX memory_records_pinned ON memory_records(project_id, scope) WHERE pinned = 1;
+    CREATE INDEX memory_records_key ON memory_records(project_id, key) WHERE key IS NOT NULL;
+
+    CREATE TABLE memory_links (
+        from_id    TEXT NOT NULL,
+        to_id      TEXT NOT NULL,
+        relation   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (from_id, to_id, relation)
+    );
+    CREATE INDEX memory_links_to ON memory_links(to_id);
+
+    -- Append-only: every put, update, supersede, link, retract and delete. `payload` is the
+    -- record or link after the change; a delete sets it to NULL in every row of that record.
+    CREATE TABLE memory_changes (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        action     TEXT NOT NULL,
+        record_id  TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        payload    TEXT
+    );
+    CREATE INDEX memory_changes_record ON memory_changes(record_id);
+
+    -- How far a consumer of the change log (the Neo4j sync) has got.
+    CREATE TABLE memory_cursors (
+        name       TEXT PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -26,14 +26,30 @@ fn insert_get_and_duplicate() {
 }
 
 #[test]
-fn save_job_upserts_the_full_record() {
+fn save_job_writes_progress_only_for_the_owning_hub_of_a_running_job() {
     let store = Store::open_in_memory().unwrap();
     let mut job = running_job("j1", "coder", "h1", 1_000);
-    store.save_job(&job).unwrap();
+    // Nothing to update before the job was inserted.
+    assert!(!store.save_job(&job).unwrap());
+    store.insert_job(&job).unwrap();
     job.progress.last_output = Some("halfway".into());
     job.session_id = Some("ses_1".into());
-    store.save_job(&job).unwrap();
-    assert_eq!(store.get_job("j1").unwrap(), Some(job));
+    assert!(store.save_job(&job).unwrap());
+    assert_eq!(store.get_job("j1").unwrap(), Some(job.clone()));
+    // Another hub cannot write it.
+    let mut foreign = job.clone();
+    foreign.hub_id = "h2".into();
+    foreign.progress.last_output = Some("not mine".into());
+    assert!(!store.save_job(&foreign).unwrap());
+    // Once final (a cancel, a recovery), a late progress write cannot make it running again.
+    let mut done = job.clone();
+    done.finish(JobStatus::Canceled, 2_000);
+    assert!(store.finish_job(&done).unwrap());
+    assert!(!store.save_job(&job).unwrap());
+    assert_eq!(
+        store.get_job("j1").unwrap().unwrap().status,
+        JobStatus::Canceled
+    );
     assert_eq!(store.count_jobs().unwrap(), 1);
 }
 

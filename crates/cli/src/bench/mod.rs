@@ -11,9 +11,11 @@ mod direct;
 mod dispatch;
 mod first_prompt;
 mod harness;
-mod memory;
+mod memory_corpus;
+mod memory_search;
 mod process_stats;
 mod report;
+mod rss;
 mod warm;
 
 use std::time::Instant;
@@ -23,11 +25,12 @@ use anyhow::bail;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 8] = [
     "dispatch",
     "concurrency",
     "completion",
     "cancel",
+    "rss",
     "memory",
     "cold",
     "first-prompt",
@@ -42,9 +45,13 @@ pub struct BenchArgs {
     /// JSON instead of the table.
     #[arg(long)]
     json: bool,
-    /// Run only these groups: dispatch, concurrency, completion, cancel, memory, cold, first-prompt.
+    /// Run only these groups: dispatch, concurrency, completion, cancel, rss, memory, cold,
+    /// first-prompt.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
+    /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -73,7 +80,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "concurrency" => concurrency::run(slow).await?,
             "completion" => completion::run(quick).await?,
             "cancel" => cancel::run(quick.min(10)).await?,
-            "memory" => memory::run().await?,
+            "rss" => rss::run().await?,
+            "memory" => memory_search::run(args.records).await?,
             "cold" => cold::run(slow).await?,
             "first-prompt" => first_prompt::run(slow).await?,
             other => bail!("benchmark `{other}` has no runner"),

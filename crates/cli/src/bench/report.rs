@@ -57,7 +57,7 @@ impl Stats {
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     pub measurement: String,
-    /// `ms`, `MB`, `s` or `×`.
+    /// `ms`, `MB`, `s`, `/s`, `×`, `r` (a ratio) or empty (a count).
     pub unit: &'static str,
     /// Our figure (usually the median of `samples`).
     pub ours: f64,
@@ -130,17 +130,26 @@ impl Row {
         self
     }
 
-    /// Judges `value` against `limit` (≤), describing the comparison.
-    pub fn judged(
-        mut self,
+    /// Judges `value` against `limit` (≥), describing the comparison.
+    pub fn judged_at_least(
+        self,
         target: impl Into<String>,
         value: f64,
         limit: f64,
         shown: String,
     ) -> Row {
-        self.target = target.into();
+        self.verdict(target.into(), shown, value.is_finite() && value >= limit)
+    }
+
+    /// Judges `value` against `limit` (≤), describing the comparison.
+    pub fn judged(self, target: impl Into<String>, value: f64, limit: f64, shown: String) -> Row {
+        self.verdict(target.into(), shown, value.is_finite() && value <= limit)
+    }
+
+    fn verdict(mut self, target: String, shown: String, pass: bool) -> Row {
+        self.target = target;
         self.comparison = shown;
-        self.pass = Some(value.is_finite() && value <= limit);
+        self.pass = Some(pass);
         self
     }
 }
@@ -220,6 +229,10 @@ pub fn number(value: f64, unit: &str) -> String {
     }
     if unit.is_empty() {
         return format!("{value:.0}");
+    }
+    if unit == "r" {
+        // A ratio such as recall: three decimals, no unit.
+        return format!("{value:.3}");
     }
     let digits = match unit {
         "×" => 2,

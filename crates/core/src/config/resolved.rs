@@ -449,7 +449,8 @@ impl Config {
                     max_projects_global: 25,
                 },
                 inject: MemoryInjectConfig {
-                    max_chars: 2000,
+                    // About 800 tokens (issue 9); the original's 2000 characters was ~500.
+                    max_chars: 3200,
                     max_entries: 8,
                     include_messages: false,
                     include_session_summary: true,

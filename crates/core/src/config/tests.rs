@@ -264,6 +264,8 @@ fn inert_keys_are_accepted_with_warnings() {
           "pruning": {"enabled": true},
           "telemetry": {"enabled": false},
           "tasks": {"persist": {"enabled": true}},
+          "memory": {"autoSpawn": true, "trim": {"maxMessagesGlobal": 10},
+                     "inject": {"includeMessages": false, "maxEntries": 4}},
           "workers": [{"id": "coder", "port": 4000, "kind": "server"}]
         }"#,
     );
@@ -282,6 +284,9 @@ fn inert_keys_are_accepted_with_warnings() {
             "pruning",
             "telemetry",
             "tasks.persist",
+            "memory.autoSpawn",
+            "memory.trim",
+            "memory.inject.includeMessages",
             "workers[0].kind",
             "workers[0].port",
         ]

@@ -271,7 +271,7 @@ pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[
 }
 
 /// (key path, reason) of keys that are accepted for compatibility but do nothing here.
-const INERT_KEYS: [(&str, &str); 10] = [
+const INERT_KEYS: [(&str, &str); 15] = [
     ("ui.toasts", "it shows no OpenCode toasts"),
     (
         "ui.injectSystemContext",
@@ -299,6 +299,26 @@ const INERT_KEYS: [(&str, &str); 10] = [
     (
         "agent.applyToBuild",
         "it does not change OpenCode's build agent",
+    ),
+    (
+        "memory.autoSpawn",
+        "the memory worker starts when a memory task or workflow first needs it",
+    ),
+    (
+        "memory.summaries",
+        "no rolling session or project summaries are written; a record keyed `summary:project` opens the memory block (`memory.inject.includeProjectSummary`)",
+    ),
+    (
+        "memory.trim",
+        "memory records are not trimmed by count; superseded and retracted records are hidden from search, and `orchestra memory forget` removes records",
+    ),
+    (
+        "memory.inject.includeMessages",
+        "no per-message memory records are kept",
+    ),
+    (
+        "memory.inject.includeSessionSummary",
+        "there are no session summaries",
     ),
 ];
 

@@ -1,4 +1,4 @@
-//! Hub memory: RSS of the `orchestra mcp` process idle, and with 1,000 job records made by
+//! Hub RSS: the `orchestra mcp` process idle, and with 1,000 job records made by
 //! real tasks; the OpenCode worker's RSS as context.
 
 use std::sync::Arc;
@@ -74,14 +74,14 @@ pub async fn run() -> anyhow::Result<Outcome> {
     hub.close().await;
 
     let mut rows = vec![
-        Row::info("memory: orchestra mcp RSS, idle", "MB", idle).judged(
+        Row::info("rss: orchestra mcp RSS, idle", "MB", idle).judged(
             format!("≤ {IDLE_TARGET_MB:.0} MB"),
             idle,
             IDLE_TARGET_MB,
             "—".into(),
         ),
         Row::info(
-            format!("memory: orchestra mcp RSS, {JOBS} job records"),
+            format!("rss: orchestra mcp RSS, {JOBS} job records"),
             "MB",
             loaded,
         )
@@ -92,14 +92,14 @@ pub async fn run() -> anyhow::Result<Outcome> {
             format!("peak {}", number(peak, "MB")),
         ),
         Row::info(
-            format!("memory: {REAL} real tasks, {PARALLEL} at a time (throughput)"),
+            format!("rss: {REAL} real tasks, {PARALLEL} at a time (throughput)"),
             "tasks/s",
             REAL as f64 / took.as_secs_f64(),
         ),
     ];
     if let Some(worker) = worker {
         rows.push(Row::info(
-            "memory: OpenCode worker RSS after them (not ours; process group)",
+            "rss: OpenCode worker RSS after them (not ours; process group)",
             "MB",
             worker,
         ));

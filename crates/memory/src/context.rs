@@ -1,0 +1,227 @@
+//! The memory block injected into a worker's `system` prompt.
+//!
+//! Deterministic by construction, so the provider's prompt cache keeps working: no timestamps,
+//! no scores, no order that depends on the index's internals. Pinned records come first,
+//! sorted by kind (conventions first) and key/title/id; then records relevant to the task,
+//! chosen from the search's top candidates by a score computed from the record's own text —
+//! how many distinct task terms it contains, identifiers weighing three times a word — with
+//! ties broken by recency and id. So the block changes only when memory that it shows or that
+//! competes for it changes, not when an unrelated write shifts BM25 statistics.
+
+use std::collections::HashSet;
+
+use orchestra_protocol::memory::{
+    MemoryContext, MemoryRecord, MemoryScope, MemorySearchParams, MemoryStatus,
+};
+
+use crate::MemoryError;
+use crate::cursor::fnv1a;
+use crate::service::{MAX_QUERY_TERMS, MemoryService, first_chars};
+use crate::settings::PROJECT_SUMMARY_KEY;
+use crate::tokenize::{estimate_tokens, identifiers, query_terms, words};
+
+const HEADER: &str = "## Project memory (orchestra)\n";
+/// Pinned records may use at most this share of the budget; the rest is for relevant ones.
+const PINNED_SHARE_PERCENT: u32 = 50;
+const MAX_PINNED: u32 = 64;
+/// Candidates read from the index per scope before the deterministic re-ranking.
+const CANDIDATES: u32 = 32;
+const ENTRY_BODY_CHARS: usize = 280;
+
+fn kind_order(kind: &str) -> u8 {
+    match kind {
+        "convention" => 0,
+        "preference" => 1,
+        "decision" => 2,
+        _ => 3,
+    }
+}
+
+fn entry(record: &MemoryRecord) -> String {
+    let body = first_chars(&record.body, ENTRY_BODY_CHARS);
+    if record.title.is_empty() {
+        format!("- [{}] {} ({})\n", record.kind, body, record.id)
+    } else {
+        format!(
+            "- [{}] {}: {} ({})\n",
+            record.kind,
+            first_chars(&record.title, 120),
+            body,
+            record.id
+        )
+    }
+}
+
+/// Distinct task terms found in the record: words count 1, identifiers 3.
+fn overlap(record: &MemoryRecord, task_words: &[String], task_idents: &[String]) -> u32 {
+    let mut text = format!(
+        "{}\n{}\n{}\n{}",
+        record.title,
+        record.key.as_deref().unwrap_or(""),
+        record.body,
+        record.tags.join(" ")
+    );
+    for extra in record.entities.files.iter().chain(&record.entities.symbols) {
+        text.push('\n');
+        text.push_str(extra);
+    }
+    let mut found = Vec::new();
+    words(&text, &mut found);
+    let record_words: HashSet<String> = found.drain(..).collect();
+    identifiers(&text, &mut found);
+    let record_idents: HashSet<String> = found.into_iter().collect();
+    let from_words = task_words
+        .iter()
+        .filter(|w| record_words.contains(*w))
+        .count();
+    let from_idents = task_idents
+        .iter()
+        .filter(|w| record_idents.contains(*w))
+        .count();
+    u32::try_from(from_words + 3 * from_idents).unwrap_or(u32::MAX)
+}
+
+struct Block {
+    text: String,
+    tokens: u32,
+    ids: Vec<String>,
+    shown: HashSet<String>,
+}
+
+impl Block {
+    /// Adds a section title and then each record that fits under `limit` tokens.
+    fn section(&mut self, title: &str, records: &[MemoryRecord], limit: u32) {
+        let mut header_written = false;
+        for record in records {
+            if self.shown.contains(&record.id) {
+                continue;
+            }
+            let line = entry(record);
+            let mut cost = estimate_tokens(&line);
+            if !header_written {
+                cost += estimate_tokens(title);
+            }
+            if self.tokens + cost > limit {
+                continue;
+            }
+            if !header_written {
+                self.text.push_str(title);
+                header_written = true;
+            }
+            self.text.push_str(&line);
+            self.tokens += cost;
+            self.ids.push(record.id.clone());
+            self.shown.insert(record.id.clone());
+        }
+    }
+}
+
+impl MemoryService {
+    fn pinned(&self, scope: MemoryScope) -> Result<Vec<MemoryRecord>, MemoryError> {
+        let owner = self.owner(scope);
+        let rows = self
+            .bank(scope)
+            .store()
+            .memory_pinned(scope, &owner.project, MAX_PINNED)?;
+        Ok(rows.rows.into_iter().map(|r| r.record).collect())
+    }
+
+    fn relevant(
+        &self,
+        scope: MemoryScope,
+        task_text: &str,
+        max: usize,
+    ) -> Result<Vec<MemoryRecord>, MemoryError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let (task_words, task_idents) = query_terms(task_text, MAX_QUERY_TERMS);
+        if task_words.is_empty() && task_idents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = MemorySearchParams {
+            query: task_text.to_owned(),
+            scopes: vec![scope],
+            ..Default::default()
+        };
+        let (window, _, _) = self.ranked(&params, 0, CANDIDATES as usize)?;
+        let mut scored: Vec<(u32, MemoryRecord)> = window
+            .into_iter()
+            .map(|(row, _)| (overlap(&row.record, &task_words, &task_idents), row.record))
+            .filter(|(score, _)| *score > 0)
+            .collect();
+        scored.sort_by(|(sa, a), (sb, b)| {
+            sb.cmp(sa)
+                .then_with(|| b.updated_at.cmp(&a.updated_at))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(scored.into_iter().take(max).map(|(_, r)| r).collect())
+    }
+
+    /// The block for a task (see the module header): at most `budget_tokens` (default
+    /// `memory.inject.maxChars` / 4), empty when there is nothing to show.
+    pub fn render_context(
+        &self,
+        task_text: &str,
+        budget_tokens: Option<u32>,
+    ) -> Result<MemoryContext, MemoryError> {
+        let settings = self.settings();
+        let budget = budget_tokens.unwrap_or(settings.inject_budget_tokens);
+        let include_global = settings.inject_include_global;
+        let mut pinned = Vec::new();
+        if settings.inject_project_summary
+            && let Some(summary) = self.get(PROJECT_SUMMARY_KEY, Some(MemoryScope::Project))?
+            && summary.status == MemoryStatus::Active
+        {
+            pinned.push(summary);
+        }
+        let mut rest = self.pinned(MemoryScope::Project)?;
+        if include_global {
+            rest.extend(self.pinned(MemoryScope::Global)?);
+        }
+        rest.sort_by(|a, b| {
+            kind_order(&a.kind)
+                .cmp(&kind_order(&b.kind))
+                .then_with(|| a.scope.cmp(&b.scope))
+                .then_with(|| a.key.cmp(&b.key))
+                .then_with(|| a.title.cmp(&b.title))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        pinned.extend(rest);
+        let relevant =
+            self.relevant(MemoryScope::Project, task_text, settings.inject_max_entries)?;
+        let global = if include_global {
+            self.relevant(
+                MemoryScope::Global,
+                task_text,
+                settings.inject_max_global_entries,
+            )?
+        } else {
+            Vec::new()
+        };
+        let mut block = Block {
+            text: HEADER.to_owned(),
+            tokens: estimate_tokens(HEADER),
+            ids: Vec::new(),
+            shown: HashSet::new(),
+        };
+        let pinned_limit = budget.saturating_mul(PINNED_SHARE_PERCENT) / 100;
+        block.section("Pinned:\n", &pinned, pinned_limit);
+        block.section("Relevant to this task:\n", &relevant, budget);
+        block.section("From your other projects (global):\n", &global, budget);
+        if block.ids.is_empty() {
+            return Ok(MemoryContext {
+                text: String::new(),
+                hash: format!("{:016x}", fnv1a(b"")),
+                tokens: 0,
+                record_ids: Vec::new(),
+            });
+        }
+        Ok(MemoryContext {
+            hash: format!("{:016x}", fnv1a(block.text.as_bytes())),
+            tokens: block.tokens,
+            text: block.text,
+            record_ids: block.ids,
+        })
+    }
+}
