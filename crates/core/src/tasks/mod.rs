@@ -133,9 +133,6 @@ pub struct TaskEngine {
     workflows: Workflows,
     config: Arc<Config>,
     project_dir: PathBuf,
-    /// Reads the store without running workers (the CLI's listings): its
-    /// own, never-started pool is left out of the worker views.
-    observer: bool,
 }
 
 impl TaskEngine {
@@ -145,28 +142,6 @@ impl TaskEngine {
             runtime,
             config,
             project_dir,
-            observer: false,
-        }
-    }
-
-    /// An engine that only reads: listings from the store. It never starts OpenCode.
-    pub fn observer(config: Arc<Config>, store: Arc<Store>, project_dir: PathBuf) -> TaskEngine {
-        let bus = EventBus::in_memory();
-        let pool = WorkerPool::new(
-            config.clone(),
-            crate::workers::LaunchSettings {
-                binary: PathBuf::from("opencode"),
-                project_dir: project_dir.clone(),
-                env: Vec::new(),
-                config_overlay: serde_json::Value::Null,
-                provider_pin: None,
-            },
-            bus.clone(),
-        );
-        let runtime = JobRuntime::new(store, bus, pool, "observer".into());
-        TaskEngine {
-            observer: true,
-            ..TaskEngine::new(runtime, config, project_dir)
         }
     }
 

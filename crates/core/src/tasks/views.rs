@@ -294,13 +294,9 @@ pub fn models_listing(catalog: &Catalog, filter: &CatalogFilter, limit: u32) -> 
     (json, text)
 }
 
-/// This hub's workers (none for an observer, which runs no servers).
+/// This hub's workers.
 async fn all_workers(engine: &TaskEngine) -> Result<Vec<WorkerSnapshot>, TaskError> {
-    Ok(if engine.observer {
-        Vec::new()
-    } else {
-        engine.pool().snapshots()
-    })
+    Ok(engine.pool().snapshots())
 }
 
 fn recent_jobs(
