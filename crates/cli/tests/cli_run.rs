@@ -13,7 +13,7 @@ fn orchestra(home: &IsolatedHome, project: &TestProject, args: &[&str]) -> Outpu
         .arg("--project")
         .arg(&project.dir)
         .envs(home.env())
-        .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
+        .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
         .env_remove("OPENCODE_CONFIG_CONTENT")
         // No provider may leak in from the environment: these tests are about
         // the machine of someone who has none.

@@ -255,6 +255,8 @@ async fn another_process_sees_the_workers_of_a_running_hub() {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
                 .args(["workers", "--json", "--project"])
                 .arg(&world.project.dir)
+                .arg("--config")
+                .arg(&world.config)
                 .envs(world.home.env())
                 .output()
                 .unwrap();

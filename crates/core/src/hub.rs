@@ -51,6 +51,7 @@ impl Hub {
             .unwrap_or_else(|| default_store_path(&options.project_dir));
         let store = Arc::new(Store::open(&store_path)?);
         let id = uuid::Uuid::new_v4().to_string();
+        let ledger = crate::supervisor::reap_orphans(&store, &id);
         store.register_hub(
             &id,
             std::process::id(),
@@ -67,6 +68,7 @@ impl Hub {
         )?;
 
         let pool = WorkerPool::new(config.clone(), options.launch);
+        pool.record_groups(ledger);
         let engine = Arc::new(TaskEngine::new(
             pool.clone(),
             store.clone(),

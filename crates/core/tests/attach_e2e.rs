@@ -25,7 +25,7 @@ async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() 
         let mut env = home.env();
         env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
         let server = ServerProcess::spawn(ServeSpec {
-            binary: require_opencode().unwrap(),
+            binary: require_opencode(),
             cwd: theirs.dir.clone(),
             env,
             password: "attach-secret".into(),

@@ -13,10 +13,12 @@
 //! - `jobs`: job records ([`JobFilter`]).
 //! - `logs`: the output log ([`LogEntry`]).
 //! - `runs`: workflow runs and their recovery after a hub died.
+//! - `groups`: process groups of worker servers ([`ProcessGroupRecord`]), for orphan reaping.
 //! - `workers`: worker snapshots published by each live hub ([`HubWorkers`]).
 //! - `liveness`: [`pid_is_alive`].
 
 mod error;
+mod groups;
 mod hubs;
 mod jobs;
 mod liveness;
@@ -29,6 +31,7 @@ mod workers;
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
+pub use groups::ProcessGroupRecord;
 pub use jobs::JobFilter;
 pub use liveness::pid_is_alive;
 pub use logs::LogEntry;

@@ -3,7 +3,7 @@
 //! `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`. Append new
 //! entries; never edit one that has shipped, because stores in the wild
 //! already ran it. Planned next:
-//! - 4: memory records (`memory(id, scope, key, body, created_at, …)`) with an
+//! - memory records (`memory(id, scope, key, body, created_at, …)`) with an
 //!   FTS5 virtual table over `body` kept in sync by triggers; the bundled
 //!   SQLite is compiled with FTS5.
 
@@ -75,6 +75,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         snapshot   TEXT NOT NULL,
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (hub_id, worker_id)
+    );
+    ",
+    // 4: the process groups of the worker servers each hub process started, and the groups
+    // their descendants moved into, so the next hub can kill what a crashed one left behind.
+    r"
+    CREATE TABLE process_groups (
+        owner_pid    INTEGER NOT NULL,
+        owner_start  INTEGER NOT NULL,
+        pgid         INTEGER NOT NULL,
+        leader_pid   INTEGER NOT NULL,
+        leader_start INTEGER NOT NULL,
+        boot_id      TEXT NOT NULL,
+        hub_id       TEXT NOT NULL,
+        server_pgid  INTEGER NOT NULL,
+        label        TEXT NOT NULL,
+        recorded_at  INTEGER NOT NULL,
+        PRIMARY KEY (owner_pid, owner_start, pgid)
     );
     ",
 ];

@@ -9,6 +9,7 @@ use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode,
 };
+use orchestra_testkit::processes;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
@@ -19,7 +20,12 @@ pub struct World {
     pub fake: FakeLlm,
     pub home: IsolatedHome,
     pub project: TestProject,
+    /// The `--config` file every hub of this world gets; it sets [`World::store_path`].
     pub config: PathBuf,
+    pub store_path: PathBuf,
+    /// In the environment of every `orchestra mcp` this world starts, and so of everything
+    /// those start (see `orchestra_testkit::processes::with_marker`).
+    pub marker: String,
 }
 
 pub struct Client {
@@ -33,13 +39,23 @@ impl World {
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
         let config = home.root.join("orchestrator.json");
-        std::fs::write(&config, orchestrator.to_string()).unwrap();
+        let store_path = home.root.join("state/orchestra.db");
+        let mut file = json!({"tasks": {"storePath": store_path}});
+        orchestra_core::workers::agents::merge_json(&mut file, &orchestrator);
+        std::fs::write(&config, file.to_string()).unwrap();
         World {
             fake,
             home,
             project,
             config,
+            store_path,
+            marker: processes::new_marker(),
         }
+    }
+
+    /// The store every hub of this world uses, opened by the test.
+    pub fn store(&self) -> orchestra_store::Store {
+        orchestra_store::Store::open(&self.store_path).unwrap()
     }
 
     pub async fn connect(&self) -> Client {
@@ -55,8 +71,9 @@ impl World {
                 "OPENCODE_CONFIG_CONTENT",
                 fake_provider_config(&self.fake.base_url()).to_string(),
             )
-            .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
-            .env("ORCHESTRA_LOG", "warn");
+            .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
+            .env("ORCHESTRA_LOG", "warn")
+            .env(processes::MARKER_VAR, &self.marker);
         let transport = TokioChildProcess::new(command).unwrap();
         let pid = transport.id().unwrap();
         let service = ().serve(transport).await.unwrap();

@@ -142,7 +142,7 @@ impl WorkerPool {
         let mut attempt = 1;
         loop {
             let startup = self.inner.startups.lock().await;
-            let result = ServerProcess::spawn(spec.clone()).await;
+            let result = ServerProcess::spawn_recorded(spec.clone(), self.inner.ledger.get()).await;
             drop(startup);
             match result {
                 Err(err @ SupervisorError::ExitedDuringStartup { .. })

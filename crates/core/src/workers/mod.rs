@@ -24,7 +24,7 @@ use orchestra_protocol::{ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
 use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::OpenCodeError;
-use crate::supervisor::SupervisorError;
+use crate::supervisor::{GroupLedger, SupervisorError};
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
 
@@ -150,6 +150,8 @@ struct PoolInner {
     /// locked"), and on two cores parallel starts are not faster anyway.
     startups: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+    /// Where the process groups of the servers we start are recorded (set once by the hub).
+    ledger: std::sync::OnceLock<GroupLedger>,
 }
 
 /// Cheap to clone; all clones share one pool.
@@ -222,12 +224,21 @@ impl WorkerPool {
                 overrides: Mutex::new(HashMap::new()),
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
+                ledger: std::sync::OnceLock::new(),
             }),
         }
     }
 
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.config
+    }
+
+    /// Records the process groups of every server started from now on in `ledger`
+    /// (see [`crate::supervisor::reap_orphans`]). The first ledger given is kept.
+    pub fn record_groups(&self, ledger: Option<GroupLedger>) {
+        if let Some(ledger) = ledger {
+            let _ = self.inner.ledger.set(ledger);
+        }
     }
 
     /// Holds a worker for one task, starting its server first when needed.

@@ -164,7 +164,7 @@ async fn start_hub(
         project_dir: project.dir.clone(),
         config: loaded.config,
         launch: LaunchSettings {
-            binary: require_opencode().unwrap(),
+            binary: require_opencode(),
             project_dir: project.dir.clone(),
             env: home.env().into_iter().chain(extra_env).collect(),
             config_overlay: overlay.clone(),

@@ -1,0 +1,106 @@
+//! Nothing a worker started outlives its hub: not OpenCode, and not the commands OpenCode's bash
+//! tool started in sessions of their own, even when the hub is SIGKILLed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{World, bounded, wait_gone};
+use orchestra_testkit::processes;
+use serde_json::json;
+
+/// The process groups the hub recorded for a worker server: the server's own and those of its
+/// descendants. Waits until a group other than the server's is recorded.
+async fn recorded_groups(world: &World, server_pid: u32) -> Vec<u32> {
+    let store = world.store();
+    for _ in 0..200 {
+        let groups: Vec<u32> = store
+            .process_groups()
+            .unwrap()
+            .iter()
+            .filter(|g| g.server_pgid == i32::try_from(server_pid).unwrap())
+            .map(|g| u32::try_from(g.pgid).unwrap())
+            .collect();
+        if groups.iter().any(|&g| g != server_pid) {
+            return groups;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the hub never recorded the group of the worker's bash command");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_hub_leaves_nothing_running_once_the_next_hub_starts() {
+    bounded(async {
+        let world = World::new(json!({})).await;
+        let first = world.connect().await;
+        first
+            .call_json(
+                "task_start",
+                json!({"kind": "worker", "workerId": "coder",
+                       "task": r#"CALL_TOOL:bash {"command":"sleep 600","description":"sleep"}"#}),
+            )
+            .await;
+        let opencode = first.worker_pid().await;
+        let groups = recorded_groups(&world, opencode).await;
+        // Every process of the old tree, found through the recorded groups.
+        let tree: Vec<u32> = groups
+            .iter()
+            .flat_map(|&g| processes::group_members(g))
+            .collect();
+        let sleep = tree
+            .iter()
+            .copied()
+            .find(|&pid| processes::cmdline(pid) == "sleep 600")
+            .unwrap_or_else(|| panic!("no `sleep 600` among {tree:?}"));
+        // OpenCode ran the command in a group of its own: the group kill alone would miss it.
+        assert_ne!(processes::stat(sleep).unwrap().1, opencode);
+
+        let first_pid = first.pid;
+        first.kill().await;
+        // PR_SET_PDEATHSIG takes OpenCode down with the hub, but not its command.
+        wait_gone(opencode).await;
+        assert!(
+            processes::running(sleep),
+            "the sleep died with the hub; this test would prove nothing"
+        );
+
+        let started = Instant::now();
+        let second = world.connect().await;
+        let left = processes::wait_all_gone(&tree, Duration::from_secs(5));
+        let took = started.elapsed();
+        assert!(
+            left.is_empty(),
+            "still running {took:?} after the next hub started: {left:?}"
+        );
+        // Nothing else the first hub's tree started is left either: every process carrying this
+        // world's marker belongs to the second hub.
+        let mut second_tree = processes::descendants(second.pid);
+        second_tree.push(second.pid);
+        let strays: Vec<u32> = processes::with_marker(&world.marker)
+            .into_iter()
+            .filter(|pid| !second_tree.contains(pid))
+            .collect();
+        assert!(strays.is_empty(), "left running: {strays:?}");
+        eprintln!(
+            "old tree: {} processes in {} groups; {} left {took:?} after the next hub started",
+            tree.len(),
+            groups.len(),
+            left.len() + strays.len()
+        );
+        // The reaped groups are forgotten.
+        let first_pid = i32::try_from(first_pid).unwrap();
+        assert!(
+            world
+                .store()
+                .process_groups()
+                .unwrap()
+                .iter()
+                .all(|g| g.owner_pid != first_pid)
+        );
+        second.service.cancel().await.unwrap();
+        wait_gone(second.pid).await;
+    })
+    .await;
+}
