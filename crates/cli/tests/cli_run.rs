@@ -3,11 +3,23 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Output;
+use std::time::Duration;
 
 use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
+use orchestra_testkit::processes;
 use serde_json::Value;
 
 fn orchestra(home: &IsolatedHome, project: &TestProject, args: &[&str]) -> Output {
+    orchestra_marked(home, project, args, &processes::new_marker())
+}
+
+/// `orchestra` with `marker` in its environment, so whatever it leaves running can be found.
+fn orchestra_marked(
+    home: &IsolatedHome,
+    project: &TestProject,
+    args: &[&str],
+    marker: &str,
+) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
         .args(args)
         .arg("--project")
@@ -22,6 +34,7 @@ fn orchestra(home: &IsolatedHome, project: &TestProject, args: &[&str]) -> Outpu
         .env_remove("OPENROUTER_API_KEY")
         .env_remove("GEMINI_API_KEY")
         .env_remove("GROQ_API_KEY")
+        .env(processes::MARKER_VAR, marker)
         .output()
         .unwrap()
 }
@@ -79,31 +92,56 @@ fn run_json_prints_the_whole_record_and_auto_routing() {
     assert!(record["usage"]["output"].as_u64().unwrap() > 0);
 }
 
+/// Every process the run started (and their descendants, wherever they were re-parented) is
+/// gone once `orchestra` has exited.
+fn assert_nothing_left(marker: &str, case: &str) {
+    let left = processes::wait_all_gone(&processes::with_marker(marker), Duration::from_secs(2));
+    assert!(
+        left.is_empty(),
+        "{case}: still running after orchestra exited: {:?}",
+        left.iter()
+            .map(|&pid| format!("{pid} {}", processes::cmdline(pid)))
+            .collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn bad_input_is_refused_with_the_fix_and_nothing_is_left_running() {
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let out = orchestra(&home, &project, &["run", "--fake", "--worker", "codr", "x"]);
+    let marker = processes::new_marker();
+    let run = |args: &[&str]| orchestra_marked(&home, &project, args, &marker);
+
+    let out = run(&["run", "--fake", "--worker", "codr", "x"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("codr") && stderr.contains("coder"),
         "{stderr}"
     );
+    assert_nothing_left(&marker, "unknown worker");
 
-    let out = orchestra(
-        &home,
-        &project,
-        &[
-            "run", "--fake", "--file", "nope.txt", "--worker", "coder", "x",
-        ],
-    );
+    // The same refusal while the hub is starting a worker server (the spawn list): that server
+    // must not outlive the refused run.
+    let spawning = home.root.join("spawn-coder.json");
+    std::fs::write(&spawning, r#"{"workers": ["coder"]}"#).unwrap();
+    let config = spawning.display().to_string();
+    let out = run(&[
+        "run", "--fake", "--config", &config, "--worker", "codr", "x",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert_nothing_left(&marker, "unknown worker while a server starts");
+
+    let out = run(&[
+        "run", "--fake", "--file", "nope.txt", "--worker", "coder", "x",
+    ]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("does not exist"),
         "{}",
         text(&out.stderr)
     );
+    assert_nothing_left(&marker, "missing attachment");
 
     std::fs::create_dir_all(project.dir.join(".opencode")).unwrap();
     std::fs::write(
@@ -111,15 +149,12 @@ fn bad_input_is_refused_with_the_fix_and_nothing_is_left_running() {
         r#"{"autoSpwn": true}"#,
     )
     .unwrap();
-    let out = orchestra(
-        &home,
-        &project,
-        &["run", "--fake", "--worker", "coder", "x"],
-    );
+    let out = run(&["run", "--fake", "--worker", "coder", "x"]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("autoSpwn") && stderr.contains("autoSpawn"),
         "{stderr}"
     );
+    assert_nothing_left(&marker, "malformed config");
 }

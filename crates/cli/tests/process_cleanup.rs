@@ -104,3 +104,45 @@ async fn a_sigkilled_hub_leaves_nothing_running_once_the_next_hub_starts() {
     })
     .await;
 }
+
+/// On a normal stop OpenCode gets SIGTERM and ends its commands itself; the recorded groups
+/// are killed after it as a backstop, and forgotten either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_stops_normally_takes_the_commands_of_its_workers_along() {
+    bounded(async {
+        let world = World::new(json!({})).await;
+        let client = world.connect().await;
+        client
+            .call_json(
+                "task_start",
+                json!({"kind": "worker", "workerId": "coder",
+                       "task": r#"CALL_TOOL:bash {"command":"sleep 600","description":"sleep"}"#}),
+            )
+            .await;
+        let opencode = client.worker_pid().await;
+        let groups = recorded_groups(&world, opencode).await;
+        let tree: Vec<u32> = groups
+            .iter()
+            .flat_map(|&g| processes::group_members(g))
+            .collect();
+        assert!(
+            tree.iter()
+                .any(|&pid| processes::cmdline(pid) == "sleep 600"),
+            "{tree:?}"
+        );
+        // Closing stdin ends `orchestra mcp` the normal way: shutdown, then exit.
+        client.service.cancel().await.unwrap();
+        wait_gone(client.pid).await;
+        let left = processes::wait_all_gone(&tree, Duration::from_secs(5));
+        assert!(
+            left.is_empty(),
+            "left running after a normal stop: {left:?}"
+        );
+        assert_eq!(processes::with_marker(&world.marker), Vec::<u32>::new());
+        assert!(
+            world.store().process_groups().unwrap().is_empty(),
+            "a normal stop forgets its records"
+        );
+    })
+    .await;
+}
