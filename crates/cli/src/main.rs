@@ -170,6 +170,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             json,
         } => {
             let loaded = load()?;
+            if global
+                && let Some(key) = loaded
+                    .project_keys
+                    .iter()
+                    .find(|k| matches!(k.as_str(), "agent" | "commands"))
+            {
+                anyhow::bail!(
+                    "this project's orchestrator.json sets `{key}`, and `install --global` would \
+                     write it into your global OpenCode config, for every project; run \
+                     `orchestra install --global` outside this project, or move `{key}` to \
+                     ~/.config/opencode/orchestrator.json"
+                );
+            }
             let scope = install_scope(&project_dir, global)?;
             let options = install_options(&loaded.config)?;
             let report = if dry_run {

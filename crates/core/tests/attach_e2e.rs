@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{World, bounded};
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
-use orchestra_protocol::JobStatus;
+use orchestra_protocol::{JobStatus, WorkerStatus};
 use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode,
@@ -68,6 +68,77 @@ async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() 
         world.hub.shutdown().await;
         assert!(server.client(None).unwrap().health(Duration::from_secs(2)).await.is_ok());
         server.stop(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it_returns() {
+    bounded(async {
+        let fake = FakeLlm::start().await.unwrap();
+        let home = IsolatedHome::new().unwrap();
+        let theirs = TestProject::new().unwrap();
+        let mut env = home.env();
+        env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
+        let spec = ServeSpec {
+            binary: require_opencode(),
+            cwd: theirs.dir.clone(),
+            env,
+            password: "attach-secret".into(),
+            port: 0,
+            startup_timeout: Duration::from_secs(60),
+            label: "someone else's".into(),
+        };
+        let server = ServerProcess::spawn(spec.clone()).await.unwrap();
+        let url = server.url().to_owned();
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        let config = json!({
+            "healthCheckInterval": 1000,
+            "runtime": {"isolation": "attach", "attachUrl": url, "attachPasswordEnv": "ORCHESTRA_TEST_ATTACH_PW",
+                        "maxRestarts": 20, "restartBackoffMs": 200}
+        });
+        let world = World::start_in(
+            fake,
+            home,
+            config,
+            vec![("ORCHESTRA_TEST_ATTACH_PW".into(), "attach-secret".into())],
+        )
+        .await;
+        let record = world.run("coder", "before the outage").await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+
+        let id = world.start_task("coder", "SLOW:120 during the outage");
+        world.fake.wait_for_requests(2, Duration::from_secs(30)).await.unwrap();
+        server.stop(Duration::ZERO).await.unwrap();
+        let lost_at = std::time::Instant::now();
+        let record = world.finish(&id).await;
+        assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+        let error = record.error.unwrap_or_default();
+        assert!(error.contains("health checks") && error.contains(&url), "{error}");
+        assert!(lost_at.elapsed() < Duration::from_secs(15), "took {:?}", lost_at.elapsed());
+        let coder = world.engine().pool().snapshots().await.into_iter().find(|w| w.id == "coder").unwrap();
+        assert!(
+            matches!(coder.status, WorkerStatus::Error | WorkerStatus::Starting),
+            "{coder:?}"
+        );
+
+        // The server comes back on the same address: the hub reconnects by itself.
+        let back = ServerProcess::spawn(ServeSpec { port, ..spec }).await.unwrap();
+        assert_eq!(back.url(), url);
+        let mut status = coder.status;
+        for _ in 0..300 {
+            let coder = world.engine().pool().snapshots().await.into_iter().find(|w| w.id == "coder").unwrap();
+            status = coder.status;
+            if status == WorkerStatus::Ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, WorkerStatus::Ready);
+        let record = world.run("coder", "after the outage").await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+        world.hub.shutdown().await;
+        back.stop(Duration::from_secs(5)).await.unwrap();
     })
     .await;
 }

@@ -69,7 +69,12 @@ pub(super) fn resolve(layers: &[Layer], project_dir: &Path) -> Result<Config, Co
         })?;
 
     let mut config = Config::builtin();
-    apply_file(&mut config, &file, project_dir);
+    // A relative `opencodeBin` is taken from the folder of the (trusted) file that sets it,
+    // never from the project: a repository must not be able to supply the binary.
+    let bin_base = blame(layers, "/runtime/opencodeBin")
+        .parent()
+        .map_or_else(|| project_dir.to_path_buf(), Path::to_path_buf);
+    apply_file(&mut config, &file, project_dir, &bin_base);
 
     if config.runtime.isolation == Isolation::Attach && config.runtime.attach_url.is_none() {
         return Err(invalid(
@@ -90,7 +95,12 @@ pub(super) fn resolve(layers: &[Layer], project_dir: &Path) -> Result<Config, Co
     Ok(config)
 }
 
-fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &Path) {
+fn apply_file(
+    config: &mut Config,
+    file: &OrchestratorConfigFile,
+    project_dir: &Path,
+    bin_base: &Path,
+) {
     set(&mut config.auto_spawn, file.auto_spawn);
     set(&mut config.startup_timeout_ms, file.startup_timeout);
     set(
@@ -141,7 +151,7 @@ fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &
         // A bare name is looked up on PATH; anything with a separator is a path.
         target.opencode_bin = runtime.opencode_bin.as_ref().map(|bin| {
             if bin.contains(std::path::MAIN_SEPARATOR) || bin.contains('/') {
-                project_dir.join(bin)
+                bin_base.join(bin)
             } else {
                 PathBuf::from(bin)
             }

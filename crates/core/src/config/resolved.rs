@@ -20,6 +20,8 @@ pub struct LoadedConfig {
     /// The files that were read, lowest priority first.
     pub sources: Vec<PathBuf>,
     pub warnings: Vec<ConfigWarning>,
+    /// The top-level keys the project's own file sets (what the repository decided).
+    pub project_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

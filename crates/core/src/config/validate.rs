@@ -36,6 +36,51 @@ pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), Config
     Ok(())
 }
 
+/// Keys that choose what the hub executes, where it sends credentials, or where it reads and
+/// writes every task's prompts and answers: (key path, what it decides). Only the user's own
+/// files (global, `--config`) may set them; a repository's file that does is an error.
+pub const TRUSTED_ONLY_KEYS: [(&str, &str); 4] = [
+    ("runtime.opencodeBin", "the program the hub runs"),
+    (
+        "runtime.attachUrl",
+        "the server the hub sends its work and a password to",
+    ),
+    (
+        "runtime.attachPasswordEnv",
+        "which of your environment variables is sent to a server as a password",
+    ),
+    (
+        "tasks.storePath",
+        "where the hub stores, and from where it reads, every task's prompts and answers",
+    ),
+];
+
+pub(super) fn reject_untrusted_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
+    for (key_path, decides) in TRUSTED_ONLY_KEYS {
+        let pointer = format!("/{}", key_path.replace('.', "/"));
+        if raw.pointer(&pointer).is_some() {
+            return Err(invalid(
+                path,
+                key_path,
+                format!(
+                    "a project's own config cannot set `{key_path}`: it decides {decides}, and a \
+                     repository must not decide that for whoever opens it"
+                ),
+                Some(format!(
+                    "move `{key_path}` to your global ~/.config/opencode/orchestrator.json or to a \
+                     file you pass with --config{}",
+                    if key_path == "runtime.opencodeBin" {
+                        " (or set ORCHESTRA_OPENCODE_BIN)"
+                    } else {
+                        ""
+                    }
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
     let path = layer.path.as_path();
     let file = &layer.file;

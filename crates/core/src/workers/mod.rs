@@ -102,9 +102,16 @@ impl ServerKey {
 struct Slot {
     key: ServerKey,
     current: tokio::sync::Mutex<Option<Arc<ServerConn>>>,
+    /// A copy of `current` for readers that must not wait for a start or a restart, which
+    /// hold `current` for as long as they take (worker listings, the publisher).
+    shown: Mutex<Option<Arc<ServerConn>>>,
     /// The models of the current server, read when it started.
     catalog: Mutex<Option<Arc<Catalog>>>,
+    /// Restarts over the slot's life (shown in worker listings).
     restarts: AtomicU32,
+    /// Restarts since the server last passed a health check: what `runtime.maxRestarts` caps,
+    /// so a server that crashes now and then is restarted each time, one that crash-loops is not.
+    failures_in_row: AtomicU32,
 }
 
 /// A model that replaces a profile's own (`worker.model.set`, sticky tasks).
@@ -426,7 +433,7 @@ impl WorkerPool {
         for profile in self.inner.config.profiles.values() {
             let key = self.key_for(profile);
             let slot = self.slot(&key);
-            let conn = slot.current.lock().await.clone();
+            let conn = slot.shown_now();
             let state = self
                 .lock_workers()
                 .get(&profile.id)
@@ -471,6 +478,7 @@ impl WorkerPool {
         let slots: Vec<Arc<Slot>> = self.lock_slots().values().cloned().collect();
         for slot in slots {
             let conn = slot.current.lock().await.take();
+            slot.show(None);
             if let Some(conn) = conn {
                 conn.fail_all("the hub is shutting down");
                 conn.shutdown(Duration::from_secs(3)).await;
@@ -510,8 +518,10 @@ impl WorkerPool {
                 Arc::new(Slot {
                     key: key.clone(),
                     current: tokio::sync::Mutex::new(None),
+                    shown: Mutex::new(None),
                     catalog: Mutex::new(None),
                     restarts: AtomicU32::new(0),
+                    failures_in_row: AtomicU32::new(0),
                 })
             })
             .clone()
@@ -558,6 +568,20 @@ impl WorkerPool {
 }
 
 impl Slot {
+    fn show(&self, conn: Option<Arc<ServerConn>>) {
+        *self
+            .shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+    }
+
+    fn shown_now(&self) -> Option<Arc<ServerConn>> {
+        self.shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn catalog_now(&self) -> Option<Arc<Catalog>> {
         self.catalog
             .lock()
