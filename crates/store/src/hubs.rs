@@ -90,7 +90,20 @@ impl Store {
 
         let mut recovered = Vec::new();
         for (id, hub_id, json) in orphans {
-            let mut job = decode(&id, &json)?;
+            let mut job = match decode(&id, &json) {
+                Ok(job) => job,
+                Err(error) => {
+                    // Its hub is gone all the same: take it out of `running` (the record stays
+                    // as it is, for whoever wants to look at it) and go on with the others.
+                    tx.execute(
+                        "UPDATE jobs SET status = 'failed', finished_at = ?2
+                         WHERE id = ?1 AND status = 'running'",
+                        params![id, now],
+                    )?;
+                    tracing::warn!(job_id = %id, hub_id, "{error}; marked failed without rewriting it");
+                    continue;
+                }
+            };
             job.error = Some(INTERRUPTED.to_owned());
             job.finish(JobStatus::Failed, now);
             if update_if_running(&tx, &job)? == 1 {

@@ -4,7 +4,7 @@
 use orchestra_protocol::{JobRecord, JobStatus, now_ms};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use crate::{Store, StoreError};
+use crate::{Rows, Store, StoreError};
 
 /// Which jobs [`Store::list_jobs`] returns. `None` fields match anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,8 +169,14 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Jobs matching `filter`, newest first (by start time, then insertion).
+    /// Jobs matching `filter`, newest first (by start time, then insertion). Rows that do
+    /// not decode are skipped (and logged); [`Store::list_jobs_reporting`] also returns them.
     pub fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.list_jobs_reporting(filter)?.items)
+    }
+
+    /// [`Store::list_jobs`], with the rows that were skipped because they do not decode.
+    pub fn list_jobs_reporting(&self, filter: &JobFilter) -> Result<Rows<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
             "SELECT id, record FROM jobs
@@ -189,10 +195,10 @@ impl Store {
             ],
             |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
         )?;
-        let mut jobs = Vec::new();
+        let mut jobs = Rows::new();
         for row in rows {
             let (id, json) = row?;
-            jobs.push(decode(&id, &json)?);
+            jobs.push("jobs", &id, serde_json::from_str(&json));
         }
         Ok(jobs)
     }

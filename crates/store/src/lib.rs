@@ -16,6 +16,7 @@
 //! - `groups`: process groups of worker servers ([`ProcessGroupRecord`]), for orphan reaping.
 //! - `workers`: worker snapshots published by each live hub ([`HubWorkers`]).
 //! - `liveness`: [`pid_is_alive`].
+//! - `unreadable`: rows that do not decode are skipped and reported ([`Rows`]), never fatal.
 
 mod error;
 mod groups;
@@ -26,6 +27,7 @@ mod logs;
 mod runs;
 mod schema;
 mod store;
+mod unreadable;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ pub use liveness::pid_is_alive;
 pub use logs::LogEntry;
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
+pub use unreadable::{Rows, UnreadableRow};
 pub use workers::HubWorkers;
 
 /// Where a project's store lives unless `tasks.storePath` says otherwise:

@@ -10,7 +10,7 @@ use orchestra_protocol::{WorkflowRun, WorkflowRunStatus, WorkflowStepStatus, now
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::hubs::orphaned_rows;
-use crate::{Store, StoreError};
+use crate::{Rows, Store, StoreError};
 
 /// The reason recorded on runs whose hub disappeared while they ran.
 pub const RUN_INTERRUPTED: &str = "interrupted: the hub running it stopped";
@@ -96,12 +96,22 @@ impl Store {
         json.map(|json| decode(id, &json)).transpose()
     }
 
-    /// Runs newest first, optionally of one workflow only.
+    /// Runs newest first, optionally of one workflow only. Rows that do not decode are skipped
+    /// (and logged); [`Store::list_runs_reporting`] also returns them.
     pub fn list_runs(
         &self,
         workflow_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkflowRun>, StoreError> {
+        Ok(self.list_runs_reporting(workflow_id, limit)?.items)
+    }
+
+    /// [`Store::list_runs`], with the rows that were skipped because they do not decode.
+    pub fn list_runs_reporting(
+        &self,
+        workflow_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Rows<WorkflowRun>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
             "SELECT id, state FROM workflow_runs
@@ -112,10 +122,10 @@ impl Store {
         let rows = select.query_map(params![workflow_id, limit], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?;
-        let mut runs = Vec::new();
+        let mut runs = Rows::new();
         for row in rows {
             let (id, json) = row?;
-            runs.push(decode(&id, &json)?);
+            runs.push("workflow_runs", &id, serde_json::from_str(&json));
         }
         Ok(runs)
     }
@@ -140,7 +150,19 @@ impl Store {
         )?;
         let mut recovered = Vec::new();
         for (id, hub_id, json) in orphans {
-            let mut run = decode(&id, &json)?;
+            let mut run = match decode(&id, &json) {
+                Ok(run) => run,
+                Err(error) => {
+                    // Unreadable, so it cannot be resumed either: take it out of `running`.
+                    tx.execute(
+                        "UPDATE workflow_runs SET status = 'failed', updated_at = ?2
+                         WHERE id = ?1 AND status = 'running'",
+                        params![id, now],
+                    )?;
+                    tracing::warn!(run_id = %id, hub_id, "{error}; marked failed without rewriting it");
+                    continue;
+                }
+            };
             run.status = WorkflowRunStatus::Paused;
             run.reason = Some(format!(
                 "{RUN_INTERRUPTED} (hub {hub_id}); resume it with continueRunId and the interrupted step runs again"

@@ -6,7 +6,7 @@ use orchestra_protocol::{WorkerSnapshot, now_ms};
 use rusqlite::{TransactionBehavior, params};
 
 use crate::hubs::hub_states;
-use crate::{Store, StoreError};
+use crate::{Rows, Store, StoreError};
 
 /// The workers one live hub published.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,13 +48,26 @@ impl Store {
     }
 
     /// The workers of every live hub (pid alive, heartbeat fresh) except
-    /// `except_hub`, ordered by hub start and worker id.
+    /// `except_hub`, ordered by hub start and worker id. Snapshots that do not decode are
+    /// skipped (and logged); [`Store::live_hub_workers_reporting`] also returns them.
     pub fn live_hub_workers(
         &self,
         is_alive: &dyn Fn(u32) -> bool,
         stale_after_ms: i64,
         except_hub: Option<&str>,
     ) -> Result<Vec<HubWorkers>, StoreError> {
+        Ok(self
+            .live_hub_workers_reporting(is_alive, stale_after_ms, except_hub)?
+            .items)
+    }
+
+    /// [`Store::live_hub_workers`], with the snapshots that were skipped.
+    pub fn live_hub_workers_reporting(
+        &self,
+        is_alive: &dyn Fn(u32) -> bool,
+        stale_after_ms: i64,
+        except_hub: Option<&str>,
+    ) -> Result<Rows<HubWorkers>, StoreError> {
         let conn = self.conn();
         let states = hub_states(&conn, is_alive, stale_after_ms, now_ms())?;
         let mut hubs = conn.prepare("SELECT id, pid FROM hubs ORDER BY started_at, id")?;
@@ -64,7 +77,7 @@ impl Store {
         let mut select = conn.prepare(
             "SELECT worker_id, snapshot FROM worker_snapshots WHERE hub_id = ?1 ORDER BY worker_id",
         )?;
-        let mut out = Vec::new();
+        let mut out = Rows::new();
         for (hub_id, pid) in live {
             if Some(hub_id.as_str()) == except_hub || states.get(&hub_id).is_none_or(|s| s.gone) {
                 continue;
@@ -72,14 +85,17 @@ impl Store {
             let rows: Vec<(String, String)> = select
                 .query_map([&hub_id], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            let mut workers = Vec::with_capacity(rows.len());
+            let mut workers = Rows::new();
             for (worker, json) in rows {
                 workers.push(
-                    serde_json::from_str(&json)
-                        .map_err(|source| StoreError::WorkerSnapshot { worker, source })?,
+                    "worker_snapshots",
+                    &format!("{hub_id}/{worker}"),
+                    serde_json::from_str(&json),
                 );
             }
-            out.push(HubWorkers {
+            out.skipped.append(&mut workers.skipped);
+            let workers = workers.items;
+            out.items.push(HubWorkers {
                 hub_id,
                 pid: u32::try_from(pid).unwrap_or_default(),
                 workers,

@@ -1,56 +1,13 @@
 //! Workflow runs: saving, conditional claims, listing and recovery after a hub died.
 #![allow(clippy::unwrap_used)]
 
-use orchestra_protocol::{
-    TokenUsage, WorkflowRun, WorkflowRunLimits, WorkflowRunStatus, WorkflowRunUi,
-    WorkflowStepResult, WorkflowStepStatus, now_ms,
-};
+mod fixtures;
+
+use fixtures::run;
+use orchestra_protocol::{WorkflowRunStatus, WorkflowStepStatus, now_ms};
 use orchestra_store::{RUN_INTERRUPTED, Store};
 
 const LIVE_PID: u32 = 1001;
-
-fn run(id: &str, hub: &str, status: WorkflowRunStatus, started_at: i64) -> WorkflowRun {
-    WorkflowRun {
-        run_id: id.into(),
-        workflow_id: "roocode-boomerang".into(),
-        workflow_name: "Boomerang".into(),
-        task: "do it".into(),
-        auto_spawn: true,
-        limits: WorkflowRunLimits::default(),
-        attachments: Vec::new(),
-        ui: WorkflowRunUi {
-            execution: "auto".into(),
-            intervene: "on-error".into(),
-        },
-        status,
-        current_step_index: 1,
-        steps: vec![
-            WorkflowStepResult {
-                id: "plan".into(),
-                status: WorkflowStepStatus::Success,
-                response: Some("## Summary\nplan".into()),
-                ..WorkflowStepResult::default()
-            },
-            WorkflowStepResult {
-                id: "implement".into(),
-                status: WorkflowStepStatus::Running,
-                task_id: Some("job-2".into()),
-                ..WorkflowStepResult::default()
-            },
-        ],
-        carry: "### Plan".into(),
-        started_at,
-        updated_at: started_at,
-        finished_at: None,
-        active_ms: 0,
-        usage: TokenUsage::default(),
-        reason: None,
-        hub_id: hub.into(),
-        job_id: "job-1".into(),
-        job_ids: vec!["job-1".into()],
-        definition: serde_json::json!({"id": "roocode-boomerang"}),
-    }
-}
 
 #[test]
 fn a_saved_run_reads_back_whole_and_lists_newest_first() {

@@ -1,7 +1,7 @@
 //! `task_list` views, as markdown tables for models and people or JSON for scripts.
 
 use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, WorkerSnapshot, now_ms};
-use orchestra_store::JobFilter;
+use orchestra_store::{JobFilter, UnreadableRow};
 use serde_json::{Value, json};
 
 use super::{TaskEngine, TaskError};
@@ -26,13 +26,15 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         ListView::Models => MODELS_LIMIT,
         _ => DEFAULT_LIMIT,
     });
-    let (json, markdown) = match params.view {
+    // Rows the store could not read: skipped, and said so under the view.
+    let mut skipped: Vec<UnreadableRow> = Vec::new();
+    let (json, mut markdown) = match params.view {
         ListView::Tasks => {
-            let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
+            let jobs = recent_jobs(engine, params.worker_id.clone(), limit, &mut skipped)?;
             (json!(jobs), tasks_table(&jobs))
         }
         ListView::Workers => {
-            let workers = all_workers(engine).await?;
+            let workers = all_workers(engine, &mut skipped).await?;
             let rows: Vec<Vec<String>> = workers
                 .iter()
                 .map(|w| {
@@ -106,8 +108,8 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         ListView::Workflows => crate::workflows::view::catalog(engine, limit)?,
         ListView::Workflow => crate::workflows::view::run(engine, params.run_id.as_deref())?,
         ListView::Status => {
-            let workers = all_workers(engine).await?;
-            let jobs = recent_jobs(engine, None, 5)?;
+            let workers = all_workers(engine, &mut skipped).await?;
+            let jobs = recent_jobs(engine, None, 5, &mut skipped)?;
             let running = engine.running_count();
             let hubs = if engine.observer {
                 let mut pids: Vec<u32> = workers.iter().filter_map(|w| w.hub_pid).collect();
@@ -132,15 +134,21 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 table(&["Worker", "Hub", "Status", "Jobs"], &rows),
                 tasks_table(&jobs)
             );
+            let warnings: Vec<String> = skipped.iter().map(ToString::to_string).collect();
             (
-                json!({"hubId": engine.hub_id, "running": running, "workers": workers, "tasks": jobs}),
+                json!({"hubId": engine.hub_id, "running": running, "workers": workers, "tasks": jobs,
+                       "warnings": warnings}),
                 text,
             )
         }
         ListView::Output => {
-            let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
-            let after = params.after.unwrap_or(now_ms() - 24 * 3600 * 1000);
-            let logs = engine.store().logs_after(after, limit.max(1) * 5)?;
+            let jobs = recent_jobs(engine, params.worker_id.clone(), limit, &mut skipped)?;
+            let after = params
+                .after
+                .unwrap_or_else(|| now_ms().saturating_sub(24 * 3600 * 1000));
+            let logs = engine
+                .store()
+                .logs_after(after, limit.max(1).saturating_mul(5))?;
             let log_json: Vec<Value> = logs
                 .iter()
                 .map(|l| json!({"at": l.at, "jobId": l.job_id, "level": l.level, "message": l.message}))
@@ -154,6 +162,9 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
             (json!({"tasks": jobs, "logs": log_json}), text)
         }
     };
+    for row in &skipped {
+        markdown.push_str(&format!("\n> warning: {row}\n"));
+    }
     let text = match format {
         ListFormat::Markdown => markdown,
         ListFormat::Json => serde_json::to_string_pretty(&json).unwrap_or_default(),
@@ -235,18 +246,22 @@ fn hub_label(worker: &WorkerSnapshot) -> String {
 
 /// This hub's workers (none for an observer such as the CLI) followed by the
 /// workers every other live hub on the project published to the store.
-async fn all_workers(engine: &TaskEngine) -> Result<Vec<WorkerSnapshot>, TaskError> {
+async fn all_workers(
+    engine: &TaskEngine,
+    skipped: &mut Vec<UnreadableRow>,
+) -> Result<Vec<WorkerSnapshot>, TaskError> {
     let mut workers = if engine.observer {
         Vec::new()
     } else {
         engine.pool.snapshots().await
     };
-    let others = engine.store().live_hub_workers(
+    let mut others = engine.store().live_hub_workers_reporting(
         &orchestra_store::pid_is_alive,
         crate::hub::STALE_AFTER_MS,
         Some(&engine.hub_id),
     )?;
-    for hub in others {
+    skipped.append(&mut others.skipped);
+    for hub in others.items {
         workers.extend(hub.workers.into_iter().map(|mut worker| {
             worker.hub_pid = Some(hub.pid);
             worker
@@ -259,12 +274,15 @@ fn recent_jobs(
     engine: &TaskEngine,
     worker_id: Option<String>,
     limit: u32,
+    skipped: &mut Vec<UnreadableRow>,
 ) -> Result<Vec<JobRecord>, TaskError> {
-    Ok(engine.store().list_jobs(&JobFilter {
+    let mut jobs = engine.store().list_jobs_reporting(&JobFilter {
         worker_id,
         limit,
         ..JobFilter::default()
-    })?)
+    })?;
+    skipped.append(&mut jobs.skipped);
+    Ok(jobs.items)
 }
 
 fn tasks_table(jobs: &[JobRecord]) -> String {

@@ -1,0 +1,70 @@
+//! Rows the store could not decode. One such row (written by an incompatible build, or damaged
+//! by hand) must never take a listing or a hub start down: it is skipped, logged, and reported
+//! to whoever asked for the listing.
+
+use std::fmt;
+
+/// A row skipped because its JSON did not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRow {
+    /// `jobs`, `workflow_runs` or `worker_snapshots`.
+    pub table: &'static str,
+    /// The row's id (for snapshots: `<hub>/<worker>`).
+    pub id: String,
+    /// What the decoder said.
+    pub reason: String,
+}
+
+impl fmt::Display for UnreadableRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.table {
+            "jobs" => "job",
+            "workflow_runs" => "workflow run",
+            "worker_snapshots" => "worker snapshot",
+            other => other,
+        };
+        write!(
+            f,
+            "skipped unreadable {what} `{}` ({}); it was written by an incompatible orchestra or \
+             damaged: delete that row or move the store aside",
+            self.id, self.reason
+        )
+    }
+}
+
+/// Rows that decoded, and the ones that did not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows<T> {
+    pub items: Vec<T>,
+    pub skipped: Vec<UnreadableRow>,
+}
+
+impl<T> Rows<T> {
+    pub(crate) fn new() -> Self {
+        Rows {
+            items: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Adds a decoded row, or records and logs one that did not decode.
+    pub(crate) fn push(
+        &mut self,
+        table: &'static str,
+        id: &str,
+        decoded: Result<T, serde_json::Error>,
+    ) {
+        match decoded {
+            Ok(item) => self.items.push(item),
+            Err(error) => {
+                let row = UnreadableRow {
+                    table,
+                    id: id.to_owned(),
+                    reason: error.to_string(),
+                };
+                tracing::warn!("{row}");
+                self.skipped.push(row);
+            }
+        }
+    }
+}
