@@ -25,11 +25,25 @@ async fn a_task_returns_the_models_text_tokens_and_model() {
         // One model call: the session got a title, so no title-generation call.
         let requests = world.fake.requests();
         assert_eq!(requests.len(), 1, "{requests:?}");
-        // The coder's prompt reached the model as the agent's system prompt.
+        // The coder's own prompt reached the model as the agent's system prompt, and not some
+        // other profile's: its first line is in the system prompt, the architect's is not.
+        let config = world.engine().config();
+        let first_line = |id: &str| {
+            let prompt = &config.profile(id).unwrap().prompt;
+            prompt
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap()
+                .to_owned()
+        };
+        let (coder, architect) = (first_line("coder"), first_line("architect"));
+        assert_ne!(coder, architect, "the check needs prompts that differ");
         assert!(
-            requests[0].system_prompt.contains("Orchestra")
-                || !requests[0].system_prompt.is_empty()
+            requests[0].system_prompt.contains(&coder),
+            "`{coder}` is not in the system prompt: {}",
+            requests[0].system_prompt
         );
+        assert!(!requests[0].system_prompt.contains(&architect));
         world.shutdown().await;
     })
     .await;
@@ -301,6 +315,35 @@ async fn the_spawn_list_starts_workers_with_the_hub() {
         }
         // No task has run: the server was started by the hub itself.
         assert!(world.fake.requests().is_empty());
+        world.shutdown().await;
+    })
+    .await;
+}
+
+/// `runtime.keepSessions`: a final job's session stays in OpenCode while it is among the last N,
+/// and is deleted when it falls out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_sessions_beyond_keep_sessions_are_deleted() {
+    bounded(async {
+        let world = World::start(json!({"runtime": {"keepSessions": 1}})).await;
+        let first = world.run("coder", "first").await;
+        let second = world.run("coder", "second").await;
+        let pool = world.engine().pool();
+        let conn = pool.running_conn("coder").await.unwrap();
+        let first_session = first.session_id.unwrap();
+        let second_session = second.session_id.unwrap();
+        assert!(conn.client.messages(&first_session).await.is_ok());
+        pool.retire_session(&conn, &first_session).await;
+        assert!(
+            conn.client.messages(&first_session).await.is_ok(),
+            "kept: the last 1"
+        );
+        pool.retire_session(&conn, &second_session).await;
+        assert!(
+            conn.client.messages(&first_session).await.is_err(),
+            "the older session was not deleted"
+        );
+        assert!(conn.client.messages(&second_session).await.is_ok());
         world.shutdown().await;
     })
     .await;

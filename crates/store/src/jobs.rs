@@ -212,8 +212,16 @@ impl Store {
 
     /// Deletes final jobs that ended more than `max_age_ms` ago, then the
     /// oldest final jobs beyond `max_count`. Running jobs are never deleted
-    /// and do not count toward `max_count`. Returns how many were deleted.
+    /// and do not count toward `max_count`. Workflow runs are pruned by the same
+    /// limits ([`Store::prune_runs`]), so every caller that prunes jobs bounds
+    /// them too. Returns how many jobs and runs were deleted.
     pub fn prune_jobs(&self, max_age_ms: i64, max_count: u64) -> Result<u64, StoreError> {
+        let jobs = self.prune_job_records(max_age_ms, max_count)?;
+        let runs = self.prune_runs(max_age_ms, max_count)?;
+        Ok(jobs.saturating_add(runs))
+    }
+
+    fn prune_job_records(&self, max_age_ms: i64, max_count: u64) -> Result<u64, StoreError> {
         let cutoff = now_ms().saturating_sub(max_age_ms);
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

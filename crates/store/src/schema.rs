@@ -94,6 +94,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (owner_pid, owner_start, pgid)
     );
     ",
+    // 5: a run's attachments, stored once when the run is first saved instead of inside its
+    // state (which is rewritten at every step boundary), and dropped once the run is final.
+    r"
+    CREATE TABLE workflow_run_attachments (
+        run_id      TEXT PRIMARY KEY,
+        attachments TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

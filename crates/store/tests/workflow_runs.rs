@@ -100,3 +100,80 @@ fn runs_of_gone_hubs_are_paused_with_their_running_step_marked_for_rerun() {
             .is_empty()
     );
 }
+
+#[test]
+fn runs_are_pruned_like_jobs_but_live_ones_only_when_abandoned() {
+    let store = Store::open_in_memory().unwrap();
+    let now = now_ms();
+    let hour = 3_600_000;
+    let mut old_done = run("old-done", "h", WorkflowRunStatus::Success, now - 48 * hour);
+    old_done.finished_at = Some(now - 47 * hour);
+    let mut fresh_done = run("fresh-done", "h", WorkflowRunStatus::Error, now - 2 * hour);
+    fresh_done.finished_at = Some(now - hour);
+    let mut newer_done = run("newer-done", "h", WorkflowRunStatus::Success, now - hour);
+    newer_done.finished_at = Some(now - 1000);
+    let paused = run("paused", "h", WorkflowRunStatus::Paused, now - 2 * hour);
+    let mut abandoned = run("abandoned", "h", WorkflowRunStatus::Paused, now - 72 * hour);
+    abandoned.updated_at = now - 71 * hour;
+    let running = run("running", "h", WorkflowRunStatus::Running, now - hour);
+    for r in [
+        &old_done,
+        &fresh_done,
+        &newer_done,
+        &paused,
+        &abandoned,
+        &running,
+    ] {
+        store.save_run(r).unwrap();
+    }
+    // 24 h, keep one final run: the old one goes by age, the older fresh one by count; the
+    // live runs stay (the paused one untouched for three days goes).
+    assert_eq!(store.prune_runs(24 * hour, 1).unwrap(), 3);
+    let mut left: Vec<String> = store
+        .list_runs(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["newer-done", "paused", "running"]);
+}
+
+#[test]
+fn attachments_are_stored_once_and_dropped_when_the_run_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orchestra.db");
+    let store = Store::open(&path).unwrap();
+    let mut r = run("r", "h", WorkflowRunStatus::Running, now_ms());
+    r.attachments = vec![orchestra_protocol::Attachment {
+        kind: orchestra_protocol::AttachmentType::Image,
+        path: None,
+        base64: Some("A".repeat(100_000)),
+        mime_type: Some("image/png".into()),
+    }];
+    store.save_run(&r).unwrap();
+    r.current_step_index = 2;
+    store.save_run(&r).unwrap();
+    assert_eq!(store.get_run("r").unwrap().unwrap(), r, "read back whole");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let state_len: i64 = conn
+        .query_row(
+            "SELECT length(state) FROM workflow_runs WHERE id = 'r'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        state_len < 10_000,
+        "the state carries the attachment: {state_len} bytes"
+    );
+    r.status = WorkflowRunStatus::Success;
+    store.save_run(&r).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM workflow_run_attachments", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, 0);
+    assert!(store.get_run("r").unwrap().unwrap().attachments.is_empty());
+}

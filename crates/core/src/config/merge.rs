@@ -134,6 +134,11 @@ fn apply_file(
         set(&mut target.await_cap_ms, tasks.await_cap_ms);
         set(&mut target.max_task_chars, tasks.max_task_chars);
         set(&mut target.max_attachment_bytes, tasks.max_attachment_bytes);
+        set(&mut target.max_attachments, tasks.max_attachments);
+        set(
+            &mut target.max_attachments_bytes,
+            tasks.max_attachments_bytes,
+        );
         set(&mut target.provider_retry_limit, tasks.provider_retry_limit);
         if let Some(jobs) = &tasks.jobs {
             set(&mut target.jobs.max_age_ms, jobs.max_age_ms);
@@ -158,6 +163,7 @@ fn apply_file(
         });
         set(&mut target.max_restarts, runtime.max_restarts);
         set(&mut target.restart_backoff_ms, runtime.restart_backoff_ms);
+        set(&mut target.keep_sessions, runtime.keep_sessions);
         set(&mut target.snapshots, runtime.snapshots);
     }
     if let Some(workflows) = &file.workflows {

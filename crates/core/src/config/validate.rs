@@ -94,6 +94,8 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         at_least_one("tasks.defaultTimeoutMs", tasks.default_timeout_ms)?;
         at_least_one("tasks.maxTaskChars", tasks.max_task_chars)?;
         at_least_one("tasks.maxAttachmentBytes", tasks.max_attachment_bytes)?;
+        at_least_one("tasks.maxAttachments", tasks.max_attachments)?;
+        at_least_one("tasks.maxAttachmentsBytes", tasks.max_attachments_bytes)?;
         match tasks.await_cap_ms {
             Some(0) => {
                 return Err(invalid(

@@ -306,11 +306,8 @@ impl TaskEngine {
             }
             TaskKind::Op => return self.start_op(params, requested_by),
         };
-        let prepared = attachments::prepare(
-            &params.attachments,
-            &self.project_dir,
-            tasks.max_attachment_bytes,
-        )?;
+        let prepared =
+            attachments::prepare_blocking(&params.attachments, &self.project_dir, tasks.into())?;
         let id = uuid::Uuid::new_v4().to_string();
         let mut record = JobRecord::start(
             id.clone(),

@@ -159,6 +159,8 @@ struct PoolInner {
     shutdown: CancellationToken,
     /// Where the process groups of the servers we start are recorded (set once by the hub).
     ledger: std::sync::OnceLock<GroupLedger>,
+    /// Sessions of final jobs still kept in OpenCode, oldest first (`runtime.keepSessions`).
+    finished_sessions: Mutex<std::collections::VecDeque<(std::sync::Weak<ServerConn>, String)>>,
 }
 
 /// Cheap to clone; all clones share one pool.
@@ -232,6 +234,7 @@ impl WorkerPool {
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
                 ledger: std::sync::OnceLock::new(),
+                finished_sessions: Mutex::new(std::collections::VecDeque::new()),
             }),
         }
     }
@@ -422,6 +425,32 @@ impl WorkerPool {
             }
         }
         None
+    }
+
+    /// Call once a job is final and its record written: keeps the job's session in OpenCode's
+    /// session list while it is among the last `runtime.keepSessions`, and deletes the sessions
+    /// that fall out (with 0, this one at once). A session whose server is gone is skipped;
+    /// a failed delete is logged, never an error of the job.
+    pub async fn retire_session(&self, conn: &Arc<ServerConn>, session_id: &str) {
+        let keep = usize::try_from(self.inner.config.runtime.keep_sessions).unwrap_or(usize::MAX);
+        let expired: Vec<(std::sync::Weak<ServerConn>, String)> = {
+            let mut kept = self
+                .inner
+                .finished_sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            kept.push_back((Arc::downgrade(conn), session_id.to_owned()));
+            let excess = kept.len().saturating_sub(keep);
+            kept.drain(..excess).collect()
+        };
+        for (conn, session_id) in expired {
+            let Some(conn) = conn.upgrade() else {
+                continue;
+            };
+            if let Err(err) = conn.client.delete_session(&session_id).await {
+                tracing::debug!(server = %conn.label, session = %session_id, error = %err, "could not delete a finished worker session");
+            }
+        }
     }
 
     pub fn record_warning(&self, profile_id: &str, warning: String) {
