@@ -30,6 +30,8 @@ fn options(binary: &str) -> InstallOptions {
             model: None,
             prompt: default_orchestrator_prompt().to_string(),
             color: None,
+            tools: Default::default(),
+            permission: Default::default(),
         }),
         commands_prefix: Some("orchestrator.".to_string()),
     }

@@ -35,10 +35,10 @@ pub use resolved::{
     RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
     WorkflowDefinition, WorkflowLimits, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
 };
-pub use validate::TRUSTED_ONLY_KEYS;
+pub use validate::{INERT_KEYS, NOT_YET_EFFECTIVE_KEYS, TRUSTED_ONLY_KEYS};
 pub use workflow_file::{
     STEP_OUTPUT_PREFIX, WORKFLOW_SCHEMA_PATH, parse_workflow_file, step_references,
-    workflow_json_schema,
+    workflow_file_warnings, workflow_json_schema,
 };
 
 /// Where the generated schema is committed, relative to the workspace root.

@@ -584,3 +584,88 @@ fn a_workflow_file_cannot_carry_runtime_settings() {
     let (_, key, _, _) = invalid_parts(parse_workflow_file(&path, step).unwrap_err());
     assert!(key.ends_with("opencodeBin"), "{key}");
 }
+
+/// Every key in the no-effect tables warns, naming the key and saying why; a key that takes
+/// effect (`ui.debug`, `agent.tools`, `agent.permission`, `memory.enabled`) does not.
+#[test]
+fn every_key_without_effect_warns() {
+    let text = r#"{
+        "ui": {"toasts": true, "injectSystemContext": true, "systemContextMaxWorkers": 3,
+               "wakeupInjection": true, "logToConsole": true, "debug": true},
+        "notifications": {"idle": {"enabled": true}},
+        "pruning": {"enabled": true},
+        "telemetry": {"enabled": false},
+        "tasks": {"persist": {"enabled": true}},
+        "agent": {"applyToBuild": true, "tools": {"read": true}, "permission": {"webfetch": "deny"}},
+        "memory": {"enabled": true, "autoSpawn": true, "autoRecord": true, "autoInject": true,
+                   "scope": "global", "maxChars": 10, "summaries": {"enabled": true},
+                   "trim": {"maxMessagesGlobal": 1}, "inject": {"maxChars": 5}},
+        "runtime": {"keepSessions": 3},
+        "workflows": {
+            "triggers": {"visionOnImage": {"enabled": false}},
+            "roocodeBoomerang": {"steps": [{"id": "plan", "requiredSkills": ["x"]}]},
+            "definitions": [{"id": "w", "name": "W", "steps": [
+                {"id": "a", "title": "A", "requiredSkills": ["y"]},
+                {"id": "g", "title": "G", "parallel": [
+                    {"id": "b", "title": "B", "requiredSkills": ["z"]},
+                    {"id": "c", "title": "C"}]}]}]}
+    }"#;
+    let loaded = load_project(text).unwrap();
+    let keys: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .map(|w| w.key_path.as_str())
+        .collect();
+    let generic = |key: &str| {
+        let mut out = String::new();
+        let mut in_index = false;
+        for c in key.chars() {
+            match c {
+                '[' => {
+                    in_index = true;
+                    out.push('[');
+                }
+                ']' => {
+                    in_index = false;
+                    out.push(']');
+                }
+                _ if in_index => {}
+                _ => out.push(c),
+            }
+        }
+        out
+    };
+    for (pattern, reason) in INERT_KEYS.iter().chain(NOT_YET_EFFECTIVE_KEYS.iter()) {
+        let warning = loaded
+            .warnings
+            .iter()
+            .find(|w| generic(&w.key_path) == *pattern)
+            .unwrap_or_else(|| panic!("no warning for `{pattern}`; warnings: {keys:?}"));
+        assert!(
+            warning.message.contains(&format!("`{}`", warning.key_path))
+                && warning.message.contains(reason),
+            "{}",
+            warning.message
+        );
+    }
+    for effective in [
+        "ui.debug",
+        "agent.tools",
+        "agent.permission",
+        "memory.enabled",
+    ] {
+        assert!(!keys.contains(&effective), "{effective} warned: {keys:?}");
+    }
+    assert_eq!(
+        keys.len(),
+        INERT_KEYS.len() + NOT_YET_EFFECTIVE_KEYS.len(),
+        "{keys:?}"
+    );
+
+    // A workflow file's step says the same about its own keys.
+    let path = PathBuf::from("/p/.opencode/workflows/w.json");
+    let file = r#"{"id": "w", "name": "W", "steps": [{"id": "a", "title": "A", "requiredSkills": ["s"]}]}"#;
+    let warnings = workflow_file_warnings(&path, file);
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].key_path, "steps[0].requiredSkills");
+}

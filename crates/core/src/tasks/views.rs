@@ -77,7 +77,7 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 .map(|p| {
                     json!({"id": p.id, "name": p.name, "model": p.model, "supportsVision": p.supports_vision,
                            "supportsWeb": p.supports_web, "readOnly": p.read_only(), "purpose": p.purpose,
-                           "whenToUse": p.when_to_use})
+                           "whenToUse": p.when_to_use, "tags": p.tags})
                 })
                 .collect();
             let rows: Vec<Vec<String>> = engine
