@@ -133,17 +133,11 @@ impl ServerProcess {
                 "stdout",
                 spec.label.clone(),
                 output.clone(),
-                listening_tx.clone(),
+                Some(listening_tx),
             );
         }
         if let Some(stderr) = child.stderr.take() {
-            drain(
-                stderr,
-                "stderr",
-                spec.label.clone(),
-                output.clone(),
-                listening_tx,
-            );
+            drain(stderr, "stderr", spec.label.clone(), output.clone(), None);
         }
         let exit = watch_exit(child, group.clone());
         if let Some(records) = &records {
