@@ -39,7 +39,8 @@ pub fn normalize(id: &str) -> String {
 fn strip_suffix(text: &str) -> String {
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     // -YYYY-MM-DD
-    if text.len() > 11 {
+    // A byte index: only split where a char starts (a multi-byte char there is no date).
+    if text.len() > 11 && text.is_char_boundary(text.len() - 11) {
         let (head, tail) = text.split_at(text.len() - 11);
         let parts: Vec<&str> = tail.split('-').collect();
         if !head.is_empty()
@@ -199,6 +200,8 @@ mod tests {
             ("qwen3.6:27b", "qwen3.6:27b"),
             ("v2", "v2"),
             ("gpt-5", "gpt-5"),
+            // A multi-byte char where a date suffix would start: no panic, nothing stripped.
+            ("aé1234567890", "aé1234567890"),
         ] {
             assert_eq!(normalize(input), want, "{input}");
         }
