@@ -320,6 +320,11 @@ fn readable_type_names(message: &str) -> String {
             message.push_str(json);
         }
     }
+    // "expected struct UiFile" names our Rust type; the user wrote JSON.
+    if let Some(at) = message.find("expected struct ") {
+        message.truncate(at);
+        message.push_str("expected an object");
+    }
     message
 }
 
