@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::{World, bounded, wait_gone};
-use orchestra_testkit::opencode::{fake_provider_config, require_opencode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
@@ -72,18 +71,8 @@ async fn every_malformed_call_gets_a_clear_error_and_the_server_keeps_serving() 
     bounded(async {
         let world =
             World::new(json!({"tasks": {"maxTaskChars": 2000, "maxAttachments": 2, "maxAttachmentBytes": 1000}})).await;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
-            .arg("mcp")
-            .arg("--project")
-            .arg(&world.project.dir)
-            .arg("--config")
-            .arg(&world.config)
-            .envs(world.home.env())
-            .env(
-                "OPENCODE_CONFIG_CONTENT",
-                fake_provider_config(&world.fake.base_url()).to_string(),
-            )
-            .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
+        let mut child = world
+            .mcp_command()
             .env("ORCHESTRA_LOG", "error")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

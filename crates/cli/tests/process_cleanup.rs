@@ -30,30 +30,41 @@ async fn recorded_groups(world: &World, server_pid: u32) -> Vec<u32> {
     panic!("the hub never recorded the group of the worker's bash command");
 }
 
+/// Has the coder run `sleep 600` through its bash tool; returns the worker server's pid, the
+/// groups the hub recorded for it, and every process in them (the sleep among them).
+async fn sleeping_worker(world: &World, client: &common::Client) -> (u32, Vec<u32>, Vec<u32>) {
+    client
+        .call_json(
+            "task_start",
+            json!({"kind": "worker", "workerId": "coder",
+                   "task": r#"CALL_TOOL:bash {"command":"sleep 600","description":"sleep"}"#}),
+        )
+        .await;
+    let opencode = client.worker_pid().await;
+    let groups = recorded_groups(world, opencode).await;
+    let tree: Vec<u32> = groups
+        .iter()
+        .flat_map(|&g| processes::group_members(g))
+        .collect();
+    assert!(
+        tree.iter()
+            .any(|&pid| processes::cmdline(pid) == "sleep 600"),
+        "no `sleep 600` among {tree:?}"
+    );
+    (opencode, groups, tree)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_hub_leaves_nothing_running_once_the_next_hub_starts() {
     bounded(async {
         let world = World::new(json!({})).await;
         let first = world.connect().await;
-        first
-            .call_json(
-                "task_start",
-                json!({"kind": "worker", "workerId": "coder",
-                       "task": r#"CALL_TOOL:bash {"command":"sleep 600","description":"sleep"}"#}),
-            )
-            .await;
-        let opencode = first.worker_pid().await;
-        let groups = recorded_groups(&world, opencode).await;
-        // Every process of the old tree, found through the recorded groups.
-        let tree: Vec<u32> = groups
-            .iter()
-            .flat_map(|&g| processes::group_members(g))
-            .collect();
+        let (opencode, groups, tree) = sleeping_worker(&world, &first).await;
         let sleep = tree
             .iter()
             .copied()
             .find(|&pid| processes::cmdline(pid) == "sleep 600")
-            .unwrap_or_else(|| panic!("no `sleep 600` among {tree:?}"));
+            .unwrap();
         // OpenCode ran the command in a group of its own: the group kill alone would miss it.
         assert_ne!(processes::stat(sleep).unwrap().1, opencode);
 
@@ -112,24 +123,7 @@ async fn a_hub_that_stops_normally_takes_the_commands_of_its_workers_along() {
     bounded(async {
         let world = World::new(json!({})).await;
         let client = world.connect().await;
-        client
-            .call_json(
-                "task_start",
-                json!({"kind": "worker", "workerId": "coder",
-                       "task": r#"CALL_TOOL:bash {"command":"sleep 600","description":"sleep"}"#}),
-            )
-            .await;
-        let opencode = client.worker_pid().await;
-        let groups = recorded_groups(&world, opencode).await;
-        let tree: Vec<u32> = groups
-            .iter()
-            .flat_map(|&g| processes::group_members(g))
-            .collect();
-        assert!(
-            tree.iter()
-                .any(|&pid| processes::cmdline(pid) == "sleep 600"),
-            "{tree:?}"
-        );
+        let (_, _, tree) = sleeping_worker(&world, &client).await;
         // Closing stdin ends `orchestra mcp` the normal way: shutdown, then exit.
         client.service.cancel().await.unwrap();
         wait_gone(client.pid).await;

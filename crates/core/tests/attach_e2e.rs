@@ -14,7 +14,41 @@ use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode,
 };
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// A server someone else started on their project: the fake model, a password of its own.
+fn their_server(fake: &FakeLlm, home: &IsolatedHome, theirs: &TestProject) -> ServeSpec {
+    let mut env = home.env();
+    env.push((
+        "OPENCODE_CONFIG_CONTENT".into(),
+        fake_provider_config(&fake.base_url()).to_string(),
+    ));
+    ServeSpec {
+        binary: require_opencode(),
+        cwd: theirs.dir.clone(),
+        env,
+        password: "attach-secret".into(),
+        port: 0,
+        startup_timeout: Duration::from_secs(60),
+        label: "someone else's".into(),
+    }
+}
+
+/// A hub attached to `url` with its password in the launch environment; `extra` is merged over
+/// the attach settings.
+async fn attached_world(fake: FakeLlm, home: IsolatedHome, url: &str, extra: Value) -> World {
+    let mut config = json!({"runtime": {
+        "isolation": "attach", "attachUrl": url, "attachPasswordEnv": "ORCHESTRA_TEST_ATTACH_PW"
+    }});
+    orchestra_core::workers::agents::merge_json(&mut config, &extra);
+    World::start_in(
+        fake,
+        home,
+        config,
+        vec![("ORCHESTRA_TEST_ATTACH_PW".into(), "attach-secret".into())],
+    )
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() {
@@ -22,33 +56,17 @@ async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() 
         let fake = FakeLlm::start().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let theirs = TestProject::new().unwrap();
-        let mut env = home.env();
-        env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
-        let server = ServerProcess::spawn(ServeSpec {
-            binary: require_opencode(),
-            cwd: theirs.dir.clone(),
-            env,
-            password: "attach-secret".into(),
-            port: 0,
-            startup_timeout: Duration::from_secs(60),
-            label: "someone else's".into(),
-        })
-        .await
-        .unwrap();
-        let config = json!({"runtime": {
-            "isolation": "attach", "attachUrl": server.url(), "attachPasswordEnv": "ORCHESTRA_TEST_ATTACH_PW"
-        }});
-        let world = World::start_in(
-            fake,
-            home,
-            config,
-            vec![("ORCHESTRA_TEST_ATTACH_PW".into(), "attach-secret".into())],
-        )
-        .await;
+        let server = ServerProcess::spawn(their_server(&fake, &home, &theirs))
+            .await
+            .unwrap();
+        let world = attached_world(fake, home, server.url(), json!({})).await;
 
         let record = world.run("coder", "hello attached").await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
-        assert_eq!(record.response_text.as_deref(), Some("ECHO: hello attached"));
+        assert_eq!(
+            record.response_text.as_deref(),
+            Some("ECHO: hello attached")
+        );
         // The profile's prompt reached the model as system text.
         let coder_prompt = &world.engine().config().profile("coder").unwrap().prompt;
         let first_line = coder_prompt.lines().next().unwrap();
@@ -61,12 +79,22 @@ async fn an_attached_server_runs_tasks_and_keeps_read_only_profiles_read_only() 
         );
         let record = world.run("architect", &call).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
-        assert!(!target.exists(), "the read-only architect wrote through an attached server");
+        assert!(
+            !target.exists(),
+            "the read-only architect wrote through an attached server"
+        );
 
         // The hub does not own the attached server: shutting down leaves it running.
         assert!(world.pids().await.is_empty());
         world.hub.shutdown().await;
-        assert!(server.client(None).unwrap().health(Duration::from_secs(2)).await.is_ok());
+        assert!(
+            server
+                .client(None)
+                .unwrap()
+                .health(Duration::from_secs(2))
+                .await
+                .is_ok()
+        );
         server.stop(Duration::from_secs(5)).await.unwrap();
     })
     .await;
@@ -78,56 +106,55 @@ async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it
         let fake = FakeLlm::start().await.unwrap();
         let home = IsolatedHome::new().unwrap();
         let theirs = TestProject::new().unwrap();
-        let mut env = home.env();
-        env.push(("OPENCODE_CONFIG_CONTENT".into(), fake_provider_config(&fake.base_url()).to_string()));
-        let spec = ServeSpec {
-            binary: require_opencode(),
-            cwd: theirs.dir.clone(),
-            env,
-            password: "attach-secret".into(),
-            port: 0,
-            startup_timeout: Duration::from_secs(60),
-            label: "someone else's".into(),
-        };
+        let spec = their_server(&fake, &home, &theirs);
         let server = ServerProcess::spawn(spec.clone()).await.unwrap();
         let url = server.url().to_owned();
         let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-        let config = json!({
-            "healthCheckInterval": 1000,
-            "runtime": {"isolation": "attach", "attachUrl": url, "attachPasswordEnv": "ORCHESTRA_TEST_ATTACH_PW",
-                        "maxRestarts": 20, "restartBackoffMs": 200}
-        });
-        let world = World::start_in(
+        let world = attached_world(
             fake,
             home,
-            config,
-            vec![("ORCHESTRA_TEST_ATTACH_PW".into(), "attach-secret".into())],
+            &url,
+            json!({"healthCheckInterval": 1000,
+                   "runtime": {"maxRestarts": 20, "restartBackoffMs": 200}}),
         )
         .await;
         let record = world.run("coder", "before the outage").await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
 
         let id = world.start_task("coder", "SLOW:120 during the outage");
-        world.fake.wait_for_requests(2, Duration::from_secs(30)).await.unwrap();
+        world
+            .fake
+            .wait_for_requests(2, Duration::from_secs(30))
+            .await
+            .unwrap();
         server.stop(Duration::ZERO).await.unwrap();
         let lost_at = std::time::Instant::now();
         let record = world.finish(&id).await;
         assert_eq!(record.status, JobStatus::Failed, "{record:?}");
         let error = record.error.unwrap_or_default();
-        assert!(error.contains("health checks") && error.contains(&url), "{error}");
-        assert!(lost_at.elapsed() < Duration::from_secs(15), "took {:?}", lost_at.elapsed());
-        let coder = world.engine().pool().snapshots().await.into_iter().find(|w| w.id == "coder").unwrap();
+        assert!(
+            error.contains("health checks") && error.contains(&url),
+            "{error}"
+        );
+        assert!(
+            lost_at.elapsed() < Duration::from_secs(15),
+            "took {:?}",
+            lost_at.elapsed()
+        );
+        let coder = world.worker("coder").await;
         assert!(
             matches!(coder.status, WorkerStatus::Error | WorkerStatus::Starting),
             "{coder:?}"
         );
 
         // The server comes back on the same address: the hub reconnects by itself.
-        let back = ServerProcess::spawn(ServeSpec { port, ..spec }).await.unwrap();
+        let back = ServerProcess::spawn(ServeSpec { port, ..spec })
+            .await
+            .unwrap();
         assert_eq!(back.url(), url);
         let mut status = coder.status;
         for _ in 0..300 {
-            let coder = world.engine().pool().snapshots().await.into_iter().find(|w| w.id == "coder").unwrap();
+            let coder = world.worker("coder").await;
             status = coder.status;
             if status == WorkerStatus::Ready {
                 break;

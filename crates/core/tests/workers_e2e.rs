@@ -147,14 +147,7 @@ async fn a_killed_server_fails_its_task_and_the_worker_comes_back() {
         // The pool restarts the server by itself.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let coder = world
-                .engine()
-                .pool()
-                .snapshots()
-                .await
-                .into_iter()
-                .find(|w| w.id == "coder")
-                .unwrap();
+            let coder = world.worker("coder").await;
             if coder.status == WorkerStatus::Ready && coder.pid.is_some() {
                 assert_ne!(coder.pid, Some(old_pids[0]));
                 assert!(coder.restarts >= 1);

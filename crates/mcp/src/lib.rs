@@ -186,14 +186,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 /// Why a `tools/call` that rmcp could not read is malformed: a JSON-RPC error that names the
 /// offending field, instead of rmcp's bare "method not found".
 fn malformed_call(params: Option<&Value>) -> String {
-    let kind = |value: &Value| match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+    let kind = orchestra_core::config::json_kind;
     let tools = "task_start, task_await, task_peek, task_list or task_cancel";
     let Some(params) = params else {
         return format!("tools/call needs params {{name, arguments}}; name one of {tools}");

@@ -38,6 +38,26 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A row as a record; `None` when a number does not fit its type.
+fn record_of_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ProcessGroupRecord>> {
+    let pid = |i: usize| row.get::<_, i64>(i).map(|n| i32::try_from(n).ok());
+    let ticks = |i: usize| row.get::<_, i64>(i).map(|n| u64::try_from(n).ok());
+    let record = (|| {
+        Some(ProcessGroupRecord {
+            owner_pid: pid(0).ok()??,
+            owner_start: ticks(1).ok()??,
+            pgid: pid(2).ok()??,
+            leader_pid: pid(3).ok()??,
+            leader_start: ticks(4).ok()??,
+            boot_id: row.get(5).ok()?,
+            hub_id: row.get(6).ok()?,
+            server_pgid: pid(7).ok()??,
+            label: row.get(8).ok()?,
+        })
+    })();
+    Ok(record)
+}
+
 impl Store {
     /// Records a group; recording one that is already there changes nothing.
     pub fn record_process_group(&self, record: &ProcessGroupRecord) -> Result<(), StoreError> {
@@ -71,66 +91,13 @@ impl Store {
                     server_pgid, label
              FROM process_groups ORDER BY recorded_at, rowid",
         )?;
-        let rows = select.query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, i64>(7)?,
-                row.get::<_, String>(8)?,
-            ))
-        })?;
+        let rows = select.query_map([], record_of_row)?;
         let mut out = Vec::new();
         for row in rows {
-            let (
-                owner_pid,
-                owner_start,
-                pgid,
-                leader_pid,
-                leader_start,
-                boot_id,
-                hub_id,
-                server_pgid,
-                label,
-            ) = row?;
-            let (
-                Ok(owner_pid),
-                Ok(owner_start),
-                Ok(pgid),
-                Ok(leader_pid),
-                Ok(leader_start),
-                Ok(server_pgid),
-            ) = (
-                i32::try_from(owner_pid),
-                u64::try_from(owner_start),
-                i32::try_from(pgid),
-                i32::try_from(leader_pid),
-                u64::try_from(leader_start),
-                i32::try_from(server_pgid),
-            )
-            else {
-                tracing::warn!(
-                    owner_pid,
-                    pgid,
-                    "skipping a process-group row with out-of-range numbers"
-                );
-                continue;
-            };
-            out.push(ProcessGroupRecord {
-                owner_pid,
-                owner_start,
-                pgid,
-                leader_pid,
-                leader_start,
-                boot_id,
-                hub_id,
-                server_pgid,
-                label,
-            });
+            match row? {
+                Some(record) => out.push(record),
+                None => tracing::warn!("skipping a process-group row with out-of-range numbers"),
+            }
         }
         Ok(out)
     }

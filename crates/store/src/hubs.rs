@@ -10,6 +10,7 @@ use orchestra_protocol::{JobRecord, JobStatus, now_ms};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::jobs::{decode, update_if_running};
+use crate::unreadable::retire_unreadable;
 use crate::{Store, StoreError};
 
 /// The error recorded on jobs whose hub disappeared while they ran.
@@ -93,14 +94,7 @@ impl Store {
             let mut job = match decode(&id, &json) {
                 Ok(job) => job,
                 Err(error) => {
-                    // Its hub is gone all the same: take it out of `running` (the record stays
-                    // as it is, for whoever wants to look at it) and go on with the others.
-                    tx.execute(
-                        "UPDATE jobs SET status = 'failed', finished_at = ?2
-                         WHERE id = ?1 AND status = 'running'",
-                        params![id, now],
-                    )?;
-                    tracing::warn!(job_id = %id, hub_id, "{error}; marked failed without rewriting it");
+                    retire_unreadable(&tx, "jobs", &id, now, &error)?;
                     continue;
                 }
             };

@@ -10,6 +10,7 @@ use orchestra_protocol::{WorkflowRun, WorkflowRunStatus, WorkflowStepStatus, now
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::hubs::orphaned_rows;
+use crate::unreadable::retire_unreadable;
 use crate::{Rows, Store, StoreError};
 
 /// The reason recorded on runs whose hub disappeared while they ran.
@@ -220,13 +221,7 @@ impl Store {
             let mut run = match decode(&id, &json) {
                 Ok(run) => run,
                 Err(error) => {
-                    // Unreadable, so it cannot be resumed either: take it out of `running`.
-                    tx.execute(
-                        "UPDATE workflow_runs SET status = 'failed', updated_at = ?2
-                         WHERE id = ?1 AND status = 'running'",
-                        params![id, now],
-                    )?;
-                    tracing::warn!(run_id = %id, hub_id, "{error}; marked failed without rewriting it");
+                    retire_unreadable(&tx, "workflow_runs", &id, now, &error)?;
                     continue;
                 }
             };

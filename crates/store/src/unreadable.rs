@@ -32,6 +32,33 @@ impl fmt::Display for UnreadableRow {
     }
 }
 
+/// Takes a running row whose JSON does not decode out of `running` (its hub is gone; it can be
+/// neither finished nor resumed), leaving the record itself as it is for whoever looks at it.
+pub(crate) fn retire_unreadable(
+    conn: &rusqlite::Connection,
+    table: &'static str,
+    id: &str,
+    now: i64,
+    error: &crate::StoreError,
+) -> Result<(), crate::StoreError> {
+    let sql = match table {
+        "jobs" => {
+            "UPDATE jobs SET status = 'failed', finished_at = ?2 WHERE id = ?1 AND status = 'running'"
+        }
+        _ => {
+            "UPDATE workflow_runs SET status = 'error', updated_at = ?2
+             WHERE id = ?1 AND status = 'running'"
+        }
+    };
+    conn.execute(sql, rusqlite::params![id, now])?;
+    tracing::warn!(
+        table,
+        id,
+        "{error}; taken out of running without rewriting it"
+    );
+    Ok(())
+}
+
 /// Rows that decoded, and the ones that did not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rows<T> {

@@ -58,7 +58,8 @@ impl World {
         orchestra_store::Store::open(&self.store_path).unwrap()
     }
 
-    pub async fn connect(&self) -> Client {
+    /// `orchestra mcp` on this world's project, config, home and fake model.
+    pub fn mcp_command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
         command
             .arg("mcp")
@@ -74,6 +75,11 @@ impl World {
             .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
             .env("ORCHESTRA_LOG", "warn")
             .env(processes::MARKER_VAR, &self.marker);
+        command
+    }
+
+    pub async fn connect(&self) -> Client {
+        let command = self.mcp_command();
         let transport = TokioChildProcess::new(command).unwrap();
         let pid = transport.id().unwrap();
         let service = ().serve(transport).await.unwrap();

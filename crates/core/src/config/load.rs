@@ -213,7 +213,7 @@ pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, Confi
                 ".",
                 format!(
                     "the file must contain a JSON object, found {}",
-                    kind_of(&other)
+                    json_kind(&other)
                 ),
                 None,
             ));
@@ -222,7 +222,8 @@ pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, Confi
     Ok(raw)
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What kind of JSON value this is, as error messages say it ("an array", "a number", …).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

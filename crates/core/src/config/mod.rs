@@ -21,7 +21,7 @@ pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{
     BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, ConfigOrigin, LoadOptions, MAX_AWAIT_CAP_MS,
-    check_file, default_global_dir, discover, discover_with_origin, jsonc_options, load,
+    check_file, default_global_dir, discover, discover_with_origin, json_kind, jsonc_options, load,
 };
 pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,

@@ -69,15 +69,20 @@ pub(crate) fn drain<R>(
 {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
-        let mut line = Vec::new();
-        let mut dropped = 0usize;
-        let mut listening = listening;
+        let mut sink = LineSink {
+            line: Vec::new(),
+            dropped: 0,
+            stream,
+            label,
+            log,
+            listening,
+        };
         loop {
             let chunk = match reader.fill_buf().await {
                 Ok([]) => break,
                 Ok(chunk) => chunk,
                 Err(error) => {
-                    tracing::debug!(worker = %label, stream, %error, "stopped reading OpenCode output");
+                    tracing::debug!(worker = %sink.label, stream, %error, "stopped reading OpenCode output");
                     break;
                 }
             };
@@ -85,59 +90,57 @@ pub(crate) fn drain<R>(
                 Some(at) => (&chunk[..at], true),
                 None => (chunk, false),
             };
-            let room = MAX_LINE_BYTES.saturating_sub(line.len());
-            let keep = part.len().min(room);
-            line.extend_from_slice(&part[..keep]);
-            dropped = dropped.saturating_add(part.len() - keep);
+            sink.extend(part);
             let consumed = part.len() + usize::from(ends_line);
             reader.consume(consumed);
             if ends_line {
-                take_line(
-                    &mut line,
-                    &mut dropped,
-                    stream,
-                    &label,
-                    &log,
-                    &mut listening,
-                );
+                sink.finish_line();
             }
         }
-        if !line.is_empty() {
-            take_line(
-                &mut line,
-                &mut dropped,
-                stream,
-                &label,
-                &log,
-                &mut listening,
-            );
+        if !sink.line.is_empty() {
+            sink.finish_line();
         }
     });
 }
 
-fn take_line(
-    buffer: &mut Vec<u8>,
-    dropped: &mut usize,
+/// The line being read, and where finished lines go.
+struct LineSink {
+    line: Vec<u8>,
+    /// Bytes of the current line beyond [`MAX_LINE_BYTES`], dropped.
+    dropped: usize,
     stream: &'static str,
-    label: &str,
-    log: &OutputLog,
-    listening: &mut Option<mpsc::Sender<String>>,
-) {
-    let line = String::from_utf8_lossy(buffer).trim_end().to_owned();
-    buffer.clear();
-    if *dropped > 0 {
-        tracing::debug!(worker = %label, stream, dropped = *dropped, "{line} …(line cut)");
-        *dropped = 0;
-    } else {
-        tracing::debug!(worker = %label, stream, "{line}");
+    label: String,
+    log: Arc<OutputLog>,
+    listening: Option<mpsc::Sender<String>>,
+}
+
+impl LineSink {
+    fn extend(&mut self, part: &[u8]) {
+        let room = MAX_LINE_BYTES.saturating_sub(self.line.len());
+        let keep = part.len().min(room);
+        self.line.extend_from_slice(&part[..keep]);
+        self.dropped = self.dropped.saturating_add(part.len() - keep);
     }
-    if let Some(url) = listening.as_ref().and_then(|_| listening_url(&line))
-        && let Some(sender) = listening.take()
-    {
-        // The receiver may be gone once startup is over; nothing to do then.
-        let _ = sender.try_send(url);
+
+    fn finish_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.line).trim_end().to_owned();
+        self.line.clear();
+        let (label, stream) = (&self.label, self.stream);
+        if self.dropped > 0 {
+            tracing::debug!(worker = %label, stream, dropped = self.dropped, "{line} …(line cut)");
+            self.dropped = 0;
+        } else {
+            tracing::debug!(worker = %label, stream, "{line}");
+        }
+        if let Some(url) = self.listening.as_ref().and_then(|_| listening_url(&line))
+            && let Some(sender) = self.listening.take()
+        {
+            // The receiver may be gone once startup is over; nothing to do then.
+            let _ = sender.try_send(url);
+        }
+        self.log
+            .push(line.chars().take(MAX_KEPT_LINE_CHARS).collect());
     }
-    log.push(line.chars().take(MAX_KEPT_LINE_CHARS).collect());
 }
 
 /// `opencode server listening on http://127.0.0.1:4096` → `http://127.0.0.1:4096`. Only a

@@ -297,8 +297,7 @@ async fn wait_exit(
     let Some(exit) = exit else {
         return std::future::pending().await;
     };
-    let report = exit.wait_for(Option::is_some).await.ok().and_then(|r| *r);
-    report
+    exit.wait_for(Option::is_some).await.ok().and_then(|r| *r)
 }
 
 /// A variable from the launch environment (what OpenCode children get),

@@ -123,6 +123,17 @@ impl World {
         self.finish(&id).await
     }
 
+    /// What this hub's pool says about one worker now.
+    pub async fn worker(&self, id: &str) -> orchestra_protocol::WorkerSnapshot {
+        self.engine()
+            .pool()
+            .snapshots()
+            .await
+            .into_iter()
+            .find(|w| w.id == id)
+            .unwrap()
+    }
+
     pub async fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self
             .engine()
