@@ -115,7 +115,7 @@ async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it
             home,
             &url,
             json!({"healthCheckInterval": 1000,
-                   "runtime": {"maxRestarts": 20, "restartBackoffMs": 200}}),
+                   "runtime": {"maxRestarts": 40, "restartBackoffMs": 50}}),
         )
         .await;
         let record = world.run("coder", "before the outage").await;
@@ -153,7 +153,7 @@ async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it
             .unwrap();
         assert_eq!(back.url(), url);
         let mut status = coder.status;
-        for _ in 0..300 {
+        for _ in 0..600 {
             let coder = world.worker("coder").await;
             status = coder.status;
             if status == WorkerStatus::Ready {

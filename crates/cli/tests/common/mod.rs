@@ -114,18 +114,24 @@ impl Client {
             .unwrap_or_else(|e| panic!("{tool} returned non-JSON ({e}): {text}"))
     }
 
-    /// The pid of the first worker server the hub runs.
+    /// The pid of the first worker server the hub runs, waiting (up to a minute) for one that
+    /// is still starting: worker listings do not wait for a start.
     pub async fn worker_pid(&self) -> u32 {
-        let workers = self
-            .call_json("task_list", json!({"view": "workers", "format": "json"}))
-            .await;
-        let pid = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|w| w["pid"].as_u64())
-            .expect("no worker server is running");
-        u32::try_from(pid).unwrap()
+        for _ in 0..600 {
+            let workers = self
+                .call_json("task_list", json!({"view": "workers", "format": "json"}))
+                .await;
+            if let Some(pid) = workers
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|w| w["pid"].as_u64())
+            {
+                return u32::try_from(pid).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no worker server is running");
     }
 
     /// SIGKILLs the hub process, as a crash would, and waits until it is gone.
