@@ -238,9 +238,19 @@ impl WorkerPool {
             return;
         }
         tracing::warn!(%reason, "worker server lost; restarting");
+        let hosted = self.profiles_on(&slot.key);
+        // The worker shows the loss before its tasks hear of it, so whoever sees a task fail
+        // never sees the dead server as ready. Only while no one is starting a replacement
+        // (that holds the lock, and sets the status itself).
+        if let Ok(mut current) = slot.current.try_lock()
+            && current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn))
+        {
+            *current = None;
+            slot.show(None);
+            self.set_status(&hosted, WorkerStatus::Error, Some(reason.clone()));
+        }
         conn.fail_all(&reason);
         conn.shutdown(Duration::ZERO).await;
-        let hosted = self.profiles_on(&slot.key);
         let mut current = slot.current.lock().await;
         match current.as_ref() {
             Some(c) if Arc::ptr_eq(c, &conn) => {
@@ -320,7 +330,7 @@ pub fn server_defaults(config: &Config) -> serde_json::Value {
     })
 }
 
-fn has_exited(conn: &ServerConn) -> bool {
+pub(super) fn has_exited(conn: &ServerConn) -> bool {
     conn.exit_watch().is_some_and(|w| w.borrow().is_some())
 }
 

@@ -462,7 +462,7 @@ impl WorkerPool {
         for profile in self.inner.config.profiles.values() {
             let key = self.key_for(profile);
             let slot = self.slot(&key);
-            let conn = slot.shown_now();
+            let conn = slot.shown_now().filter(|conn| !lifecycle::has_exited(conn));
             let state = self
                 .lock_workers()
                 .get(&profile.id)
