@@ -147,18 +147,46 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+type FilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Set when neither `ORCHESTRA_LOG` nor `-v` chose the log level, so `ui.debug` may raise it.
+static DEBUG_SWITCH: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+/// What `ui.debug: true` turns on: our own crates at debug, everything else at info.
+const UI_DEBUG_FILTER: &str =
+    "info,orchestra=debug,orchestra_core=debug,orchestra_store=debug,orchestra_mcp=debug";
+
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let default = match verbose {
         0 => "warn",
         1 => "info,orchestra=info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG").ok();
+    let chosen = from_env.is_some() || verbose > 0;
+    let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    if !chosen {
+        let _ = DEBUG_SWITCH.set(handle);
+    }
+}
+
+/// `ui.debug`: verbose logging, unless `ORCHESTRA_LOG` or `-v` already chose the level.
+fn apply_ui_debug(config: &config::Config) {
+    if config.ui.debug
+        && let Some(handle) = DEBUG_SWITCH.get()
+        && let Err(err) = handle.reload(tracing_subscriber::EnvFilter::new(UI_DEBUG_FILTER))
+    {
+        tracing::warn!(error = %err, "could not raise the log level for ui.debug");
+    }
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -212,6 +240,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             json,
         } => {
             let loaded = load()?;
+            if global
+                && let Some(key) = loaded
+                    .project_keys
+                    .iter()
+                    .find(|k| matches!(k.as_str(), "agent" | "commands"))
+            {
+                anyhow::bail!(
+                    "this project's orchestrator.json sets `{key}`, and `install --global` would \
+                     write it into your global OpenCode config, for every project; run \
+                     `orchestra install --global` outside this project, or move `{key}` to \
+                     ~/.config/opencode/orchestrator.json"
+                );
+            }
             let scope = install_scope(&project_dir, global)?;
             let options = install_options(&loaded.config)?;
             let report = if dry_run {
@@ -249,6 +290,7 @@ fn load_config(
         global_dir: None,
         extra_file: extra,
     })?;
+    apply_ui_debug(&loaded.config);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -297,6 +339,8 @@ fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOp
             .clone()
             .unwrap_or_else(|| install::default_orchestrator_prompt().to_owned()),
         color: config.agent.color.clone(),
+        tools: config.agent.tools.clone().unwrap_or_default(),
+        permission: config.agent.permission.clone().unwrap_or_default(),
     });
     Ok(install::InstallOptions {
         orchestra_command: vec![exe.display().to_string(), "mcp".to_owned()],

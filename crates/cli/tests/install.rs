@@ -30,6 +30,8 @@ fn options(binary: &str) -> InstallOptions {
             model: None,
             prompt: default_orchestrator_prompt().to_string(),
             color: None,
+            tools: Default::default(),
+            permission: Default::default(),
         }),
         commands_prefix: Some("orchestrator.".to_string()),
     }
@@ -699,9 +701,7 @@ fn an_empty_command_is_refused() {
 /// the MCP entry all appear in its API.
 #[tokio::test]
 async fn opencode_accepts_the_installed_config() {
-    let Some(opencode) = orchestra_testkit::opencode::require_opencode() else {
-        return;
-    };
+    let opencode = orchestra_testkit::opencode::require_opencode();
     let home = orchestra_testkit::opencode::IsolatedHome::new().unwrap();
     let project = orchestra_testkit::opencode::TestProject::new().unwrap();
     let scope = Scope::Project {

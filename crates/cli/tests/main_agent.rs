@@ -58,7 +58,7 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
         fake.set_responder(main_agent);
         let home = IsolatedHome::new().unwrap();
         let project = TestProject::new().unwrap();
-        let opencode = require_opencode().unwrap();
+        let opencode = require_opencode();
         write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
 
         let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))

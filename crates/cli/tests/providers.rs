@@ -63,7 +63,7 @@ impl Machine {
             .arg(&self.project.dir)
             .envs(self.home.env())
             .envs(self.env.iter().cloned())
-            .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
+            .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
             .output()
             .await
             .unwrap()

@@ -36,7 +36,7 @@ async fn serve_is_one_hub_per_project_with_mcp_over_http_and_a_panel_login() {
                 .arg("--project")
                 .arg(&world.project.dir)
                 .envs(world.home.env())
-                .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap());
+                .env("ORCHESTRA_OPENCODE_BIN", require_opencode());
             command
         };
         let mut serving = tokio::process::Command::from(orchestra(&["serve"]))

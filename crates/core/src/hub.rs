@@ -66,6 +66,7 @@ impl Hub {
             .unwrap_or_else(|| default_store_path(&options.project_dir));
         let store = Arc::new(Store::open(&store_path)?);
         let id = uuid::Uuid::new_v4().to_string();
+        let ledger = crate::supervisor::reap_orphans(&store, &id);
         store.register_hub(
             &id,
             std::process::id(),
@@ -74,6 +75,10 @@ impl Hub {
         let interrupted = store.recover_interrupted(&pid_is_alive, HUB_STALE_AFTER_MS)?;
         for job in &interrupted {
             tracing::warn!(job = %job.id, "job was running when its hub died; marked failed");
+        }
+        // Runs a dead hub was driving are paused now, not only when someone looks at them.
+        if let Err(err) = store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS) {
+            tracing::warn!(error = %err, "pausing the workflow runs of a dead hub failed");
         }
         let jobs = &config.tasks.jobs;
         store.prune_jobs(
@@ -86,6 +91,7 @@ impl Hub {
         let (bus, writer) = EventBus::with_store(store.clone())?;
         tasks.spawn(writer.run());
         let pool = WorkerPool::new(config.clone(), options.launch, bus.clone());
+        pool.record_groups(ledger);
         let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
         let engine = Arc::new(TaskEngine::new(
             runtime,

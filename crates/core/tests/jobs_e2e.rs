@@ -20,7 +20,9 @@ async fn two_hubs_on_one_project_share_the_store_without_touching_each_others_jo
         // A second hub (a second OpenCode window) on the same project and store.
         let second = world.another_hub().await;
 
-        let slow = world.start_task("coder", "DELAYMS:3000 from the first hub");
+        let slow = world
+            .start_task("coder", "DELAYMS:3000 from the first hub")
+            .await;
         // Starting a third hub must not mark the first hub's running job interrupted.
         let third = world.another_hub().await;
         assert_eq!(third.interrupted_on_start(), 0);
@@ -37,6 +39,7 @@ async fn two_hubs_on_one_project_share_the_store_without_touching_each_others_jo
                 },
                 None,
             )
+            .await
             .unwrap()
             .task_id;
         // Each hub sees the other's job; the second hub can await the first hub's job.
@@ -107,6 +110,7 @@ async fn images_and_files_reach_the_model_as_file_parts() {
                 },
                 None,
             )
+            .await
             .unwrap()
             .task_id;
         let record = world.finish(&id).await;

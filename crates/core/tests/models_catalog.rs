@@ -46,7 +46,7 @@ async fn capture(config: &Value) -> Value {
     env.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
     let started = Instant::now();
     let server = ServerProcess::spawn(ServeSpec {
-        binary: require_opencode().unwrap(),
+        binary: require_opencode(),
         cwd: project.dir.clone(),
         env,
         password: PASSWORD.into(),
@@ -75,7 +75,7 @@ async fn capture(config: &Value) -> Value {
 async fn check_fixture(name: &str, config: Value) -> Value {
     let captured = capture(&config).await;
     let path = fixture_path(name);
-    if std::env::var_os("UPDATE_CATALOG_FIXTURES").is_some() {
+    if orchestra_testkit::fixtures::update_requested("UPDATE_CATALOG_FIXTURES") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(
             &path,

@@ -28,7 +28,7 @@ fn image() -> Attachment {
 }
 
 async fn run(world: &World, params: TaskStartParams) -> JobRecord {
-    let id = world.engine().start(params, None).unwrap().task_id;
+    let id = world.engine().start(params, None).await.unwrap().task_id;
     world.finish(&id).await
 }
 

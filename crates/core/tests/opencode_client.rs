@@ -39,7 +39,7 @@ impl Rig {
         ));
         let started = Instant::now();
         let server = ServerProcess::spawn(ServeSpec {
-            binary: require_opencode().unwrap(),
+            binary: require_opencode(),
             cwd: project.dir.clone(),
             env,
             password: PASSWORD.to_owned(),

@@ -57,7 +57,7 @@ async fn setup() -> Setup {
     let home = IsolatedHome::new().unwrap();
     let theirs = TestProject::new().unwrap();
     let server = ServerProcess::spawn(ServeSpec {
-        binary: require_opencode().unwrap(),
+        binary: require_opencode(),
         cwd: theirs.dir.clone(),
         env: home.env(),
         password: "proxy-secret".into(),
@@ -104,7 +104,7 @@ async fn through_a_cut(
     let warm = world.run("coder", "warm up").await;
     assert_eq!(warm.status, JobStatus::Succeeded, "{warm:?}");
     let before = world.fake.requests().len();
-    let id = world.start_task("coder", task);
+    let id = world.start_task("coder", task).await;
     world
         .fake
         .wait_for_requests(before + 1, Duration::from_secs(20))

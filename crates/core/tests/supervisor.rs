@@ -39,7 +39,7 @@ impl Setup {
             fake_provider_config(&self.fake.base_url()).to_string(),
         ));
         ServeSpec {
-            binary: require_opencode().unwrap(),
+            binary: require_opencode(),
             cwd: self.project.dir.clone(),
             env,
             password: PASSWORD.to_owned(),

@@ -25,11 +25,25 @@ async fn a_task_returns_the_models_text_tokens_and_model() {
         // One model call: the session got a title, so no title-generation call.
         let requests = world.fake.requests();
         assert_eq!(requests.len(), 1, "{requests:?}");
-        // The coder's prompt reached the model as the agent's system prompt.
+        // The coder's own prompt reached the model as the agent's system prompt, and not some
+        // other profile's: its first line is in the system prompt, the architect's is not.
+        let config = world.engine().config();
+        let first_line = |id: &str| {
+            let prompt = &config.profile(id).unwrap().prompt;
+            prompt
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap()
+                .to_owned()
+        };
+        let (coder, architect) = (first_line("coder"), first_line("architect"));
+        assert_ne!(coder, architect, "the check needs prompts that differ");
         assert!(
-            requests[0].system_prompt.contains("Orchestra")
-                || !requests[0].system_prompt.is_empty()
+            requests[0].system_prompt.contains(&coder),
+            "`{coder}` is not in the system prompt: {}",
+            requests[0].system_prompt
         );
+        assert!(!requests[0].system_prompt.contains(&architect));
         world.shutdown().await;
     })
     .await;
@@ -110,7 +124,7 @@ async fn a_killed_server_fails_its_task_and_the_worker_comes_back() {
         assert_eq!(warm.status, JobStatus::Succeeded);
         let old_pids = world.pids().await;
         assert_eq!(old_pids.len(), 1, "shared isolation runs one server");
-        let id = world.start_task("coder", "SLOW:30 never finishes");
+        let id = world.start_task("coder", "SLOW:30 never finishes").await;
         world
             .fake
             .wait_for_requests(2, Duration::from_secs(20))
@@ -133,13 +147,7 @@ async fn a_killed_server_fails_its_task_and_the_worker_comes_back() {
         // The pool restarts the server by itself.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let coder = world
-                .engine()
-                .pool()
-                .snapshots()
-                .into_iter()
-                .find(|w| w.id == "coder")
-                .unwrap();
+            let coder = world.worker("coder").await;
             if coder.status == WorkerStatus::Ready && coder.pid.is_some() {
                 assert_ne!(coder.pid, Some(old_pids[0]));
                 assert!(coder.restarts >= 1);
@@ -162,7 +170,7 @@ async fn a_killed_server_fails_its_task_and_the_worker_comes_back() {
 async fn cancel_stops_the_model_and_the_worker_takes_the_next_task() {
     bounded(async {
         let world = World::start(json!({})).await;
-        let id = world.start_task("coder", "SLOW:30 cancel me");
+        let id = world.start_task("coder", "SLOW:30 cancel me").await;
         world
             .fake
             .wait_for_requests(1, Duration::from_secs(20))
@@ -203,9 +211,14 @@ async fn many_tasks_run_at_once_on_one_profile() {
         let world = World::start(json!({})).await;
         let _ = world.run("explorer", "warm up").await;
         world.fake.clear_requests();
-        let ids: Vec<String> = (0..6)
-            .map(|i| world.start_task("explorer", &format!("DELAYMS:3000 task {i}")))
-            .collect();
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            ids.push(
+                world
+                    .start_task("explorer", &format!("DELAYMS:3000 task {i}"))
+                    .await,
+            );
+        }
         for (i, id) in ids.iter().enumerate() {
             let record = world.finish(id).await;
             assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
@@ -300,6 +313,35 @@ async fn the_spawn_list_starts_workers_with_the_hub() {
         }
         // No task has run: the server was started by the hub itself.
         assert!(world.fake.requests().is_empty());
+        world.shutdown().await;
+    })
+    .await;
+}
+
+/// `runtime.keepSessions`: a final job's session stays in OpenCode while it is among the last N,
+/// and is deleted when it falls out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_sessions_beyond_keep_sessions_are_deleted() {
+    bounded(async {
+        let world = World::start(json!({"runtime": {"keepSessions": 1}})).await;
+        let first = world.run("coder", "first").await;
+        let second = world.run("coder", "second").await;
+        let pool = world.engine().pool();
+        let conn = pool.running_conn("coder").await.unwrap();
+        let first_session = first.session_id.unwrap();
+        let second_session = second.session_id.unwrap();
+        assert!(conn.client.messages(&first_session).await.is_ok());
+        pool.retire_session(&conn, &first_session).await;
+        assert!(
+            conn.client.messages(&first_session).await.is_ok(),
+            "kept: the last 1"
+        );
+        pool.retire_session(&conn, &second_session).await;
+        assert!(
+            conn.client.messages(&first_session).await.is_err(),
+            "the older session was not deleted"
+        );
+        assert!(conn.client.messages(&second_session).await.is_ok());
         world.shutdown().await;
     })
     .await;

@@ -16,7 +16,7 @@ use orchestra_protocol::{
 use orchestra_testkit::fake_llm::Script;
 use serde_json::json;
 
-fn start_workflow(engine: &TaskEngine, workflow: &str, task: &str) -> (String, String) {
+async fn start_workflow(engine: &TaskEngine, workflow: &str, task: &str) -> (String, String) {
     let started = engine
         .start(
             TaskStartParams {
@@ -27,23 +27,26 @@ fn start_workflow(engine: &TaskEngine, workflow: &str, task: &str) -> (String, S
             },
             None,
         )
+        .await
         .unwrap();
     (started.task_id, started.continue_run_id.unwrap())
 }
 
-fn resume(
+async fn resume(
     engine: &TaskEngine,
     run_id: &str,
 ) -> Result<orchestra_protocol::TaskStartResult, orchestra_core::tasks::TaskError> {
-    engine.start(
-        TaskStartParams {
-            kind: TaskKind::Workflow,
-            task: "continue".into(),
-            continue_run_id: Some(run_id.into()),
-            ..TaskStartParams::default()
-        },
-        None,
-    )
+    engine
+        .start(
+            TaskStartParams {
+                kind: TaskKind::Workflow,
+                task: "continue".into(),
+                continue_run_id: Some(run_id.into()),
+                ..TaskStartParams::default()
+            },
+            None,
+        )
+        .await
 }
 
 fn run_of(engine: &TaskEngine, run_id: &str) -> WorkflowRun {
@@ -81,7 +84,7 @@ async fn boomerang_plans_implements_reviews_and_fixes_with_the_plan_carried() {
             }
         });
         let (task, run_id) =
-            start_workflow(world.engine(), "roocode-boomerang", "greet in hello.txt");
+            start_workflow(world.engine(), "roocode-boomerang", "greet in hello.txt").await;
         let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         assert_eq!(record.worker_id, "workflow:roocode-boomerang");
@@ -175,7 +178,7 @@ async fn a_failed_step_pauses_the_run_and_a_new_hub_resumes_it() {
                 None
             }
         });
-        let (task, run_id) = start_workflow(world.engine(), "two-steps", "the job");
+        let (task, run_id) = start_workflow(world.engine(), "two-steps", "the job").await;
         let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Failed, "{record:?}");
         let error = record.error.unwrap();
@@ -188,7 +191,7 @@ async fn a_failed_step_pauses_the_run_and_a_new_hub_resumes_it() {
         failing.store(false, Ordering::SeqCst);
 
         let second = world.another_hub().await;
-        let resumed = resume(second.engine(), &run_id).unwrap();
+        let resumed = resume(second.engine(), &run_id).await.unwrap();
         let record = common::finish_on(second.engine(), &resumed.task_id).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         assert!(record.response_text.unwrap().contains("second done"));
@@ -206,7 +209,7 @@ async fn a_failed_step_pauses_the_run_and_a_new_hub_resumes_it() {
             .count();
         assert_eq!(firsts, 1);
         // A finished run cannot be resumed again.
-        let again = resume(second.engine(), &run_id);
+        let again = resume(second.engine(), &run_id).await;
         assert!(again.unwrap_err().to_string().contains("already finished"));
         second.shutdown().await;
     })
@@ -225,7 +228,7 @@ async fn run_budgets_stop_a_run_with_a_clear_reason() {
             {"id": "short", "name": "Short", "steps": steps, "limits": {"maxRunMs": 1500}}
         ]}}))
         .await;
-        let (task, run_id) = start_workflow(world.engine(), "few-tokens", "hello");
+        let (task, run_id) = start_workflow(world.engine(), "few-tokens", "hello").await;
         let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Failed);
         let error = record.error.unwrap();
@@ -234,7 +237,7 @@ async fn run_budgets_stop_a_run_with_a_clear_reason() {
         assert_eq!(run.status, WorkflowRunStatus::Error);
         assert_eq!(run.steps[1].status, WorkflowStepStatus::Pending);
 
-        let (task, run_id) = start_workflow(world.engine(), "short", "DELAYMS:5000 slow");
+        let (task, run_id) = start_workflow(world.engine(), "short", "DELAYMS:5000 slow").await;
         let record = common::finish_on(world.engine(), &task).await;
         let error = record.error.unwrap();
         assert!(error.contains("maxRunMs budget of 1500 ms"), "{error}");
@@ -258,7 +261,7 @@ async fn a_parallel_group_runs_its_steps_at_the_same_time() {
                 {"id": "sum", "title": "Sum", "workerId": "docs", "prompt": "JOIN {steps.review} AND {steps.search}"}
             ]}]}}))
         .await;
-        let (task, run_id) = start_workflow(world.engine(), "look-around", "the code");
+        let (task, run_id) = start_workflow(world.engine(), "look-around", "the code").await;
         let record = common::finish_on(world.engine(), &task).await;
         assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
         let run = run_of(world.engine(), &run_id);

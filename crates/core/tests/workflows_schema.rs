@@ -15,7 +15,7 @@ fn committed_workflow_schema_is_up_to_date() {
         "{}\n",
         serde_json::to_string_pretty(&workflow_json_schema()).unwrap()
     );
-    if std::env::var_os("UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+    if orchestra_testkit::fixtures::update_requested("UPDATE_SCHEMA") {
         std::fs::write(&path, &generated).unwrap();
         return;
     }

@@ -73,7 +73,7 @@ pub async fn start_task(
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
     let params: TaskStartParams = parse_body(&body, "task_start")?;
-    let started = app.engine.start(params, caller(&headers))?;
+    let started = app.engine.start(params, caller(&headers)).await?;
     Ok(Json(started).into_response())
 }
 

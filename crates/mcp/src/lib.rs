@@ -17,8 +17,9 @@ use orchestra_protocol::{
 };
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
@@ -150,7 +151,7 @@ async fn dispatch(
     match name {
         "task_start" => {
             let params: TaskStartParams = parse(name, args)?;
-            let result = engine.start(params, client).map_err(explain)?;
+            let result = engine.start(params, client).await.map_err(explain)?;
             Ok(to_json(&result))
         }
         "task_await" => {
@@ -233,6 +234,40 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// Why a `tools/call` that rmcp could not read is malformed: a JSON-RPC error that names the
+/// offending field, instead of rmcp's bare "method not found".
+fn malformed_call(params: Option<&Value>) -> String {
+    let kind = orchestra_core::config::json_kind;
+    let tools = "task_start, task_await, task_peek, task_list or task_cancel";
+    let Some(params) = params else {
+        return format!("tools/call needs params {{name, arguments}}; name one of {tools}");
+    };
+    let Some(object) = params.as_object() else {
+        return format!(
+            "tools/call params must be an object {{name, arguments}}, got {}",
+            kind(params)
+        );
+    };
+    match object.get("name") {
+        None => return format!("tools/call params have no `name`; name one of {tools}"),
+        Some(Value::String(_)) => {}
+        Some(other) => {
+            return format!(
+                "tools/call `name` must be a string ({tools}), got {}",
+                kind(other)
+            );
+        }
+    }
+    match object.get("arguments") {
+        Some(arguments) if !arguments.is_object() && !arguments.is_null() => format!(
+            "tools/call `arguments` must be an object of the tool's arguments, got {}",
+            kind(arguments)
+        ),
+        _ => "tools/call params could not be read; send {\"name\": <tool>, \"arguments\": {…}}"
+            .to_owned(),
+    }
+}
+
 impl ServerHandler for OrchestraMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -246,6 +281,26 @@ impl ServerHandler for OrchestraMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        // rmcp hands over requests it could not parse as one of its own; for `tools/call` that
+        // means malformed params.
+        if request.method == "tools/call" {
+            return Err(ErrorData::invalid_params(
+                malformed_call(request.params.as_ref()),
+                None,
+            ));
+        }
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("unknown method `{}`", request.method),
+            None,
+        ))
     }
 
     async fn call_tool(

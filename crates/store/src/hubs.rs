@@ -10,6 +10,7 @@ use orchestra_protocol::{JobRecord, JobStatus, now_ms};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::jobs::{decode, update_if_running};
+use crate::unreadable::retire_unreadable;
 use crate::{Store, StoreError};
 
 /// The error recorded on jobs whose hub disappeared while they ran.
@@ -89,7 +90,13 @@ impl Store {
 
         let mut recovered = Vec::new();
         for (id, hub_id, json) in orphans {
-            let mut job = decode(&id, &json)?;
+            let mut job = match decode(&id, &json) {
+                Ok(job) => job,
+                Err(error) => {
+                    retire_unreadable(&tx, "jobs", &id, now, &error)?;
+                    continue;
+                }
+            };
             job.error = Some(INTERRUPTED.to_owned());
             job.finish(JobStatus::Failed, now);
             if update_if_running(&tx, &job)? == 1 {

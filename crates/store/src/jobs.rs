@@ -4,7 +4,7 @@
 use orchestra_protocol::{JobRecord, JobStatus, now_ms};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use crate::{Store, StoreError};
+use crate::{Rows, Store, StoreError};
 
 /// Which jobs [`Store::list_jobs`] returns. `None` fields match anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,8 +150,14 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Jobs matching `filter`, newest first (by start time, then insertion).
+    /// Jobs matching `filter`, newest first (by start time, then insertion). Rows that do
+    /// not decode are skipped (and logged); [`Store::list_jobs_reporting`] also returns them.
     pub fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.list_jobs_reporting(filter)?.items)
+    }
+
+    /// [`Store::list_jobs`], with the rows that were skipped because they do not decode.
+    pub fn list_jobs_reporting(&self, filter: &JobFilter) -> Result<Rows<JobRecord>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
             "SELECT id, record FROM jobs
@@ -170,10 +176,10 @@ impl Store {
             ],
             |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
         )?;
-        let mut jobs = Vec::new();
+        let mut jobs = Rows::new();
         for row in rows {
             let (id, json) = row?;
-            jobs.push(decode(&id, &json)?);
+            jobs.push("jobs", &id, serde_json::from_str(&json));
         }
         Ok(jobs)
     }
@@ -187,8 +193,16 @@ impl Store {
 
     /// Deletes final jobs that ended more than `max_age_ms` ago, then the
     /// oldest final jobs beyond `max_count`. Running jobs are never deleted
-    /// and do not count toward `max_count`. Returns how many were deleted.
+    /// and do not count toward `max_count`. Workflow runs are pruned by the same
+    /// limits ([`Store::prune_runs`]), so every caller that prunes jobs bounds
+    /// them too. Returns how many jobs and runs were deleted.
     pub fn prune_jobs(&self, max_age_ms: i64, max_count: u64) -> Result<u64, StoreError> {
+        let jobs = self.prune_job_records(max_age_ms, max_count)?;
+        let runs = self.prune_runs(max_age_ms, max_count)?;
+        Ok(jobs.saturating_add(runs))
+    }
+
+    fn prune_job_records(&self, max_age_ms: i64, max_count: u64) -> Result<u64, StoreError> {
         let cutoff = now_ms().saturating_sub(max_age_ms);
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -15,10 +15,13 @@
 //! - `runs`: workflow runs and their recovery after a hub died.
 //! - `events`: the hub's event stream, kept for replay.
 //! - `memory`: memory records, links, the change log ([`MemoryTx`], [`MemoryListFilter`]).
+//! - `groups`: process groups of worker servers ([`ProcessGroupRecord`]), for orphan reaping.
 //! - `liveness`: [`pid_is_alive`].
+//! - `unreadable`: rows that do not decode are skipped and reported ([`Rows`]), never fatal.
 
 mod error;
 mod events;
+mod groups;
 mod hubs;
 mod jobs;
 mod liveness;
@@ -27,10 +30,12 @@ mod memory;
 mod runs;
 mod schema;
 mod store;
+mod unreadable;
 
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
+pub use groups::ProcessGroupRecord;
 pub use jobs::JobFilter;
 pub use liveness::{HUB_STALE_AFTER_MS, pid_is_alive};
 pub use logs::LogEntry;
@@ -39,6 +44,7 @@ pub use memory::{
 };
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
+pub use unreadable::{Rows, UnreadableRow};
 
 /// Where a project's store lives unless `tasks.storePath` says otherwise:
 /// `$XDG_STATE_HOME/orchestra/projects/<name>-<hash>/orchestra.db`. Outside the

@@ -141,6 +141,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     ",
+    // 6: the process groups of the worker servers each hub process started, and the groups
+    // their descendants moved into, so the next hub can kill what a crashed one left behind.
+    r"
+    CREATE TABLE process_groups (
+        owner_pid    INTEGER NOT NULL,
+        owner_start  INTEGER NOT NULL,
+        pgid         INTEGER NOT NULL,
+        leader_pid   INTEGER NOT NULL,
+        leader_start INTEGER NOT NULL,
+        boot_id      TEXT NOT NULL,
+        hub_id       TEXT NOT NULL,
+        server_pgid  INTEGER NOT NULL,
+        label        TEXT NOT NULL,
+        recorded_at  INTEGER NOT NULL,
+        PRIMARY KEY (owner_pid, owner_start, pgid)
+    );
+    ",
+    // 7: a run's attachments, stored once when the run is first saved instead of inside its
+    // state (which is rewritten at every step boundary), and dropped once the run is final.
+    r"
+    CREATE TABLE workflow_run_attachments (
+        run_id      TEXT PRIMARY KEY,
+        attachments TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,56 +1,13 @@
 //! Workflow runs: saving, conditional claims, listing and recovery after a hub died.
 #![allow(clippy::unwrap_used)]
 
-use orchestra_protocol::{
-    TokenUsage, WorkflowRun, WorkflowRunLimits, WorkflowRunStatus, WorkflowRunUi,
-    WorkflowStepResult, WorkflowStepStatus, now_ms,
-};
+mod fixtures;
+
+use fixtures::run;
+use orchestra_protocol::{WorkflowRunStatus, WorkflowStepStatus, now_ms};
 use orchestra_store::{RUN_INTERRUPTED, Store};
 
 const LIVE_PID: u32 = 1001;
-
-fn run(id: &str, hub: &str, status: WorkflowRunStatus, started_at: i64) -> WorkflowRun {
-    WorkflowRun {
-        run_id: id.into(),
-        workflow_id: "roocode-boomerang".into(),
-        workflow_name: "Boomerang".into(),
-        task: "do it".into(),
-        auto_spawn: true,
-        limits: WorkflowRunLimits::default(),
-        attachments: Vec::new(),
-        ui: WorkflowRunUi {
-            execution: "auto".into(),
-            intervene: "on-error".into(),
-        },
-        status,
-        current_step_index: 1,
-        steps: vec![
-            WorkflowStepResult {
-                id: "plan".into(),
-                status: WorkflowStepStatus::Success,
-                response: Some("## Summary\nplan".into()),
-                ..WorkflowStepResult::default()
-            },
-            WorkflowStepResult {
-                id: "implement".into(),
-                status: WorkflowStepStatus::Running,
-                task_id: Some("job-2".into()),
-                ..WorkflowStepResult::default()
-            },
-        ],
-        carry: "### Plan".into(),
-        started_at,
-        updated_at: started_at,
-        finished_at: None,
-        active_ms: 0,
-        usage: TokenUsage::default(),
-        reason: None,
-        hub_id: hub.into(),
-        job_id: "job-1".into(),
-        job_ids: vec!["job-1".into()],
-        definition: serde_json::json!({"id": "roocode-boomerang"}),
-    }
-}
 
 #[test]
 fn a_saved_run_reads_back_whole_and_lists_newest_first() {
@@ -142,4 +99,81 @@ fn runs_of_gone_hubs_are_paused_with_their_running_step_marked_for_rerun() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn runs_are_pruned_like_jobs_but_live_ones_only_when_abandoned() {
+    let store = Store::open_in_memory().unwrap();
+    let now = now_ms();
+    let hour = 3_600_000;
+    let mut old_done = run("old-done", "h", WorkflowRunStatus::Success, now - 48 * hour);
+    old_done.finished_at = Some(now - 47 * hour);
+    let mut fresh_done = run("fresh-done", "h", WorkflowRunStatus::Error, now - 2 * hour);
+    fresh_done.finished_at = Some(now - hour);
+    let mut newer_done = run("newer-done", "h", WorkflowRunStatus::Success, now - hour);
+    newer_done.finished_at = Some(now - 1000);
+    let paused = run("paused", "h", WorkflowRunStatus::Paused, now - 2 * hour);
+    let mut abandoned = run("abandoned", "h", WorkflowRunStatus::Paused, now - 72 * hour);
+    abandoned.updated_at = now - 71 * hour;
+    let running = run("running", "h", WorkflowRunStatus::Running, now - hour);
+    for r in [
+        &old_done,
+        &fresh_done,
+        &newer_done,
+        &paused,
+        &abandoned,
+        &running,
+    ] {
+        store.save_run(r).unwrap();
+    }
+    // 24 h, keep one final run: the old one goes by age, the older fresh one by count; the
+    // live runs stay (the paused one untouched for three days goes).
+    assert_eq!(store.prune_runs(24 * hour, 1).unwrap(), 3);
+    let mut left: Vec<String> = store
+        .list_runs(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["newer-done", "paused", "running"]);
+}
+
+#[test]
+fn attachments_are_stored_once_and_dropped_when_the_run_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orchestra.db");
+    let store = Store::open(&path).unwrap();
+    let mut r = run("r", "h", WorkflowRunStatus::Running, now_ms());
+    r.attachments = vec![orchestra_protocol::Attachment {
+        kind: orchestra_protocol::AttachmentType::Image,
+        path: None,
+        base64: Some("A".repeat(100_000)),
+        mime_type: Some("image/png".into()),
+    }];
+    store.save_run(&r).unwrap();
+    r.current_step_index = 2;
+    store.save_run(&r).unwrap();
+    assert_eq!(store.get_run("r").unwrap().unwrap(), r, "read back whole");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let state_len: i64 = conn
+        .query_row(
+            "SELECT length(state) FROM workflow_runs WHERE id = 'r'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        state_len < 10_000,
+        "the state carries the attachment: {state_len} bytes"
+    );
+    r.status = WorkflowRunStatus::Success;
+    store.save_run(&r).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM workflow_run_attachments", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, 0);
+    assert!(store.get_run("r").unwrap().unwrap().attachments.is_empty());
 }

@@ -46,7 +46,7 @@ fn text_parts(reply: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_opencode_talks_to_the_fake_and_runs_the_write_tool() {
-    let bin = require_opencode().unwrap();
+    let bin = require_opencode();
     let fake = FakeLlm::start_scripted().await.unwrap();
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();

@@ -101,19 +101,22 @@ pub(super) fn desired_entries(opts: &InstallOptions) -> Vec<DesiredEntry> {
         fields.push(field("prompt", agent.prompt.as_str()));
         // The orchestrator delegates: the tool switches hide the editing tools from the model,
         // and the permissions still refuse them if another config turns a switch back on.
-        fields.push(field(
-            "tools",
-            object(vec![
-                field(&format!("{MCP_SERVER_NAME}_*"), true),
-                field("bash", false),
-                field("edit", false),
-                field("write", false),
-            ]),
-        ));
-        fields.push(field(
-            "permission",
-            object(vec![field("edit", "deny"), field("bash", "deny")]),
-        ));
+        // `agent.tools` and `agent.permission` change these key by key.
+        let mut tools: Vec<(String, CstInputValue)> = vec![
+            field(&format!("{MCP_SERVER_NAME}_*"), true),
+            field("bash", false),
+            field("edit", false),
+            field("write", false),
+        ];
+        for (name, on) in &agent.tools {
+            set_field(&mut tools, name, CstInputValue::Bool(*on));
+        }
+        fields.push(field("tools", object(tools)));
+        let mut permission = vec![field("edit", "deny"), field("bash", "deny")];
+        for (name, value) in &agent.permission {
+            set_field(&mut permission, name, json_input(value));
+        }
+        fields.push(field("permission", object(permission)));
         entries.push(DesiredEntry {
             section: Section::Agent,
             name: agent.name.clone(),
@@ -248,10 +251,80 @@ impl SlashCommand {
     }
 }
 
+/// Replaces the field `name` in place, or appends it.
+fn set_field(fields: &mut Vec<(String, CstInputValue)>, name: &str, value: CstInputValue) {
+    match fields.iter_mut().find(|(existing, _)| existing == name) {
+        Some((_, slot)) => *slot = value,
+        None => fields.push((name.to_owned(), value)),
+    }
+}
+
+/// A JSON value as something the CST editor can write.
+fn json_input(value: &serde_json::Value) -> CstInputValue {
+    match value {
+        serde_json::Value::Null => CstInputValue::Null,
+        serde_json::Value::Bool(flag) => CstInputValue::Bool(*flag),
+        serde_json::Value::Number(number) => CstInputValue::Number(number.to_string()),
+        serde_json::Value::String(text) => CstInputValue::String(text.clone()),
+        serde_json::Value::Array(items) => {
+            CstInputValue::Array(items.iter().map(json_input).collect())
+        }
+        serde_json::Value::Object(fields) => CstInputValue::Object(
+            fields
+                .iter()
+                .map(|(name, value)| (name.clone(), json_input(value)))
+                .collect(),
+        ),
+    }
+}
+
 fn field(name: &str, value: impl Into<CstInputValue>) -> (String, CstInputValue) {
     (name.to_string(), value.into())
 }
 
 fn object(fields: Vec<(String, CstInputValue)>) -> CstInputValue {
     CstInputValue::Object(fields)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::{AgentSpec, InstallOptions};
+    use super::*;
+
+    /// `agent.tools` and `agent.permission` from orchestrator.json change what install writes
+    /// for the orchestrator agent, key by key over the defaults.
+    #[test]
+    fn agent_tools_and_permission_reach_the_written_agent() {
+        let mut tools = std::collections::BTreeMap::new();
+        tools.insert("webfetch".to_owned(), false);
+        tools.insert("bash".to_owned(), true);
+        let permission = serde_json::json!({"webfetch": "deny", "bash": {"git status": "allow"}});
+        let opts = InstallOptions {
+            orchestra_command: vec!["orchestra".into(), "mcp".into()],
+            agent: Some(AgentSpec {
+                name: "orchestrator".into(),
+                mode: "primary".into(),
+                model: None,
+                prompt: "p".into(),
+                color: None,
+                tools,
+                permission: permission.as_object().unwrap().clone(),
+            }),
+            commands_prefix: None,
+        };
+        let agent = desired_entries(&opts)
+            .into_iter()
+            .find(|e| e.section == Section::Agent)
+            .unwrap();
+        let value = super::super::document::input_json(&agent.value());
+        assert_eq!(
+            value["tools"],
+            serde_json::json!({"orchestra_*": true, "bash": true, "edit": false, "write": false, "webfetch": false})
+        );
+        assert_eq!(
+            value["permission"],
+            serde_json::json!({"edit": "deny", "bash": {"git status": "allow"}, "webfetch": "deny"})
+        );
+    }
 }

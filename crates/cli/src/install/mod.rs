@@ -50,6 +50,12 @@ pub struct AgentSpec {
     /// Usually `default_orchestrator_prompt()`.
     pub prompt: String,
     pub color: Option<String>,
+    /// `agent.tools`: switches merged key by key over the defaults (the `orchestra_*` tools
+    /// on; bash, edit and write off).
+    pub tools: std::collections::BTreeMap<String, bool>,
+    /// `agent.permission`: OpenCode permissions merged key by key over the defaults (edit and
+    /// bash denied).
+    pub permission: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where OpenCode's config lives.

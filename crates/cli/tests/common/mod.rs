@@ -13,6 +13,7 @@ use orchestra_testkit::opencode::{
     FOREIGN_CONFIG_VARS, IsolatedHome, TestProject, fake_provider_config, require_opencode,
     write_project_config,
 };
+use orchestra_testkit::processes;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
@@ -24,6 +25,9 @@ pub struct World {
     pub home: IsolatedHome,
     pub project: TestProject,
     pub config: PathBuf,
+    /// In the environment of every `orchestra mcp` this world starts, and so of the hub and
+    /// everything it starts (see `orchestra_testkit::processes::with_marker`).
+    pub marker: String,
 }
 
 /// No test leaves a hub behind: the project's hub is stopped when the world goes, also when
@@ -120,7 +124,14 @@ impl World {
             home,
             project,
             config,
+            marker: processes::new_marker(),
         }
+    }
+
+    /// The project's store (where the hub keeps jobs, runs, events, process groups).
+    pub fn store(&self) -> orchestra_store::Store {
+        let dir = hub_files(&self.home, &self.project.dir).dir;
+        orchestra_store::Store::open(&dir.join("orchestra.db")).unwrap()
     }
 
     pub async fn connect(&self) -> Client {
@@ -129,6 +140,16 @@ impl World {
 
     /// `orchestra mcp <args>` with extra environment.
     pub async fn connect_with(&self, args: &[&str], env: &[(&str, &str)]) -> Client {
+        let mut command = self.mcp_command(args);
+        command.envs(env.iter().copied());
+        let transport = TokioChildProcess::new(command).unwrap();
+        let pid = transport.id().unwrap();
+        let service = ().serve(transport).await.unwrap();
+        Client { service, pid }
+    }
+
+    /// `orchestra mcp <args>` on this world's project, config and home.
+    pub fn mcp_command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
         for var in FOREIGN_CONFIG_VARS {
             command.env_remove(var);
@@ -141,13 +162,10 @@ impl World {
             .arg("--config")
             .arg(&self.config)
             .envs(self.home.env())
-            .envs(env.iter().copied())
-            .env("ORCHESTRA_OPENCODE_BIN", require_opencode().unwrap())
-            .env("ORCHESTRA_LOG", "warn");
-        let transport = TokioChildProcess::new(command).unwrap();
-        let pid = transport.id().unwrap();
-        let service = ().serve(transport).await.unwrap();
-        Client { service, pid }
+            .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
+            .env("ORCHESTRA_LOG", "warn")
+            .env(processes::MARKER_VAR, &self.marker);
+        command
     }
 }
 
@@ -178,18 +196,24 @@ impl Client {
             .unwrap_or_else(|e| panic!("{tool} returned non-JSON ({e}): {text}"))
     }
 
-    /// The pid of the first worker server the hub runs.
+    /// The pid of the first worker server the hub runs, waiting (up to a minute) for one that
+    /// is still starting: worker listings do not wait for a start.
     pub async fn worker_pid(&self) -> u32 {
-        let workers = self
-            .call_json("task_list", json!({"view": "workers", "format": "json"}))
-            .await;
-        let pid = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|w| w["pid"].as_u64())
-            .expect("no worker server is running");
-        u32::try_from(pid).unwrap()
+        for _ in 0..600 {
+            let workers = self
+                .call_json("task_list", json!({"view": "workers", "format": "json"}))
+                .await;
+            if let Some(pid) = workers
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|w| w["pid"].as_u64())
+            {
+                return u32::try_from(pid).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no worker server is running");
     }
 
     /// Ends the MCP session (the client went away) and waits for the relay to exit.

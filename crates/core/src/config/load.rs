@@ -9,7 +9,9 @@ use super::error::{ConfigError, closest_match};
 use super::merge::resolve;
 use super::model::OrchestratorConfigFile;
 use super::resolved::LoadedConfig;
-use super::validate::{check_layer, inert_key_warnings, reject_removed_keys};
+use super::validate::{
+    check_layer, inert_key_warnings, reject_removed_keys, reject_untrusted_keys,
+};
 
 /// The file name looked for in every config location.
 pub const CONFIG_FILE_NAME: &str = "orchestrator.json";
@@ -48,14 +50,34 @@ pub fn default_global_dir() -> Option<PathBuf> {
     Some(config_home.join("opencode"))
 }
 
+/// Where a config file came from, which decides what it may set: a project's own file comes
+/// with the repository, so it cannot choose what the hub executes or where it sends secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// `~/.config/opencode/orchestrator.json`: the user's own.
+    Global,
+    /// `.opencode/orchestrator.json` or `orchestrator.json` in the project: the repository's.
+    Project,
+    /// `--config FILE`: chosen by the user for this run.
+    CommandLine,
+}
+
 /// The files [`load`] reads, lowest priority first: global, then the first existing project
 /// file (`.opencode/orchestrator.json` before `orchestrator.json`), then `extra_file`.
 pub fn discover(opts: &LoadOptions) -> Vec<PathBuf> {
+    discover_with_origin(opts)
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// [`discover`], with where each file came from.
+pub fn discover_with_origin(opts: &LoadOptions) -> Vec<(PathBuf, ConfigOrigin)> {
     let mut files = Vec::new();
     if let Some(global_dir) = opts.global_dir.clone().or_else(default_global_dir) {
         let global = global_dir.join(CONFIG_FILE_NAME);
         if global.is_file() {
-            files.push(global);
+            files.push((global, ConfigOrigin::Global));
         }
     }
     let project_candidates = [
@@ -63,10 +85,10 @@ pub fn discover(opts: &LoadOptions) -> Vec<PathBuf> {
         opts.project_dir.join(CONFIG_FILE_NAME),
     ];
     if let Some(project) = project_candidates.into_iter().find(|p| p.is_file()) {
-        files.push(project);
+        files.push((project, ConfigOrigin::Project));
     }
     if let Some(extra) = &opts.extra_file {
-        files.push(extra.clone());
+        files.push((extra.clone(), ConfigOrigin::CommandLine));
     }
     files
 }
@@ -95,35 +117,65 @@ pub fn candidate_files(opts: &LoadOptions) -> Vec<PathBuf> {
 pub fn load(opts: &LoadOptions) -> Result<LoadedConfig, ConfigError> {
     let mut layers = Vec::new();
     let mut warnings = Vec::new();
-    for path in discover(opts) {
+    for (path, origin) in discover_with_origin(opts) {
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
             path: path.clone(),
             source,
         })?;
-        let layer = parse_layer(path, &text)?;
+        let layer = parse_layer(path, origin, &text)?;
         warnings.extend(inert_key_warnings(&layer));
         layers.push(layer);
     }
     let config = resolve(&layers, &opts.project_dir)?;
+    let project_keys = layers
+        .iter()
+        .filter(|l| l.origin == ConfigOrigin::Project)
+        .flat_map(|l| {
+            l.raw
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys().cloned())
+        })
+        .collect();
     Ok(LoadedConfig {
         config,
         sources: layers.into_iter().map(|l| l.path).collect(),
         warnings,
+        project_keys,
     })
 }
 
 /// One config file, parsed and checked on its own.
 pub(crate) struct Layer {
     pub path: PathBuf,
+    pub origin: ConfigOrigin,
     pub raw: Value,
     pub file: OrchestratorConfigFile,
 }
 
-pub(crate) fn parse_layer(path: PathBuf, text: &str) -> Result<Layer, ConfigError> {
+/// Parses and checks one config file's text. Public for the malformed-config corpus and the
+/// property tests, which drive exactly what [`load`] does with each file.
+pub fn check_file(path: &Path, origin: ConfigOrigin, text: &str) -> Result<(), ConfigError> {
+    parse_layer(path.to_path_buf(), origin, text).map(|_| ())
+}
+
+pub(crate) fn parse_layer(
+    path: PathBuf,
+    origin: ConfigOrigin,
+    text: &str,
+) -> Result<Layer, ConfigError> {
     let raw = parse_jsonc_object(&path, text)?;
     reject_removed_keys(&path, &raw)?;
+    if origin == ConfigOrigin::Project {
+        reject_untrusted_keys(&path, &raw)?;
+    }
     let file = serde_path_to_error::deserialize(&raw).map_err(|e| serde_error(&path, e))?;
-    let layer = Layer { path, raw, file };
+    let layer = Layer {
+        path,
+        origin,
+        raw,
+        file,
+    };
     check_layer(&layer)?;
     Ok(layer)
 }
@@ -176,7 +228,7 @@ pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, Confi
                 ".",
                 format!(
                     "the file must contain a JSON object, found {}",
-                    kind_of(&other)
+                    json_kind(&other)
                 ),
                 None,
             ));
@@ -185,7 +237,8 @@ pub(crate) fn parse_jsonc_object(path: &Path, text: &str) -> Result<Value, Confi
     Ok(raw)
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What kind of JSON value this is, as error messages say it ("an array", "a number", …).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -282,6 +335,11 @@ fn readable_type_names(message: &str) -> String {
             message.truncate(message.len() - rust.len());
             message.push_str(json);
         }
+    }
+    // "expected struct UiFile" names our Rust type; the user wrote JSON.
+    if let Some(at) = message.find("expected struct ") {
+        message.truncate(at);
+        message.push_str("expected an object");
     }
     message
 }

@@ -69,7 +69,12 @@ pub(super) fn resolve(layers: &[Layer], project_dir: &Path) -> Result<Config, Co
         })?;
 
     let mut config = Config::builtin();
-    apply_file(&mut config, &file, project_dir);
+    // A relative `opencodeBin` is taken from the folder of the (trusted) file that sets it,
+    // never from the project: a repository must not be able to supply the binary.
+    let bin_base = blame(layers, "/runtime/opencodeBin")
+        .parent()
+        .map_or_else(|| project_dir.to_path_buf(), Path::to_path_buf);
+    apply_file(&mut config, &file, project_dir, &bin_base);
 
     if config.runtime.isolation == Isolation::Attach && config.runtime.attach_url.is_none() {
         return Err(invalid(
@@ -90,7 +95,12 @@ pub(super) fn resolve(layers: &[Layer], project_dir: &Path) -> Result<Config, Co
     Ok(config)
 }
 
-fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &Path) {
+fn apply_file(
+    config: &mut Config,
+    file: &OrchestratorConfigFile,
+    project_dir: &Path,
+    bin_base: &Path,
+) {
     set(&mut config.auto_spawn, file.auto_spawn);
     set(&mut config.startup_timeout_ms, file.startup_timeout);
     set(
@@ -124,6 +134,11 @@ fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &
         set(&mut target.await_cap_ms, tasks.await_cap_ms);
         set(&mut target.max_task_chars, tasks.max_task_chars);
         set(&mut target.max_attachment_bytes, tasks.max_attachment_bytes);
+        set(&mut target.max_attachments, tasks.max_attachments);
+        set(
+            &mut target.max_attachments_bytes,
+            tasks.max_attachments_bytes,
+        );
         set(&mut target.provider_retry_limit, tasks.provider_retry_limit);
         if let Some(jobs) = &tasks.jobs {
             set(&mut target.jobs.max_age_ms, jobs.max_age_ms);
@@ -141,13 +156,14 @@ fn apply_file(config: &mut Config, file: &OrchestratorConfigFile, project_dir: &
         // A bare name is looked up on PATH; anything with a separator is a path.
         target.opencode_bin = runtime.opencode_bin.as_ref().map(|bin| {
             if bin.contains(std::path::MAIN_SEPARATOR) || bin.contains('/') {
-                project_dir.join(bin)
+                bin_base.join(bin)
             } else {
                 PathBuf::from(bin)
             }
         });
         set(&mut target.max_restarts, runtime.max_restarts);
         set(&mut target.restart_backoff_ms, runtime.restart_backoff_ms);
+        set(&mut target.keep_sessions, runtime.keep_sessions);
         set(&mut target.snapshots, runtime.snapshots);
     }
     if let Some(hub) = &file.hub {

@@ -20,8 +20,9 @@ mod tests;
 pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{
-    BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, LoadOptions, MAX_AWAIT_CAP_MS, candidate_files,
-    default_global_dir, discover, jsonc_options, load,
+    BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, ConfigOrigin, LoadOptions, MAX_AWAIT_CAP_MS,
+    candidate_files, check_file, default_global_dir, discover, discover_with_origin, json_kind,
+    jsonc_options, load,
 };
 pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
@@ -35,9 +36,10 @@ pub use resolved::{
     RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
     WorkflowDefinition, WorkflowLimits, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
 };
+pub use validate::{INERT_KEYS, NOT_YET_EFFECTIVE_KEYS, TRUSTED_ONLY_KEYS};
 pub use workflow_file::{
     STEP_OUTPUT_PREFIX, WORKFLOW_SCHEMA_PATH, parse_workflow_file, step_references,
-    workflow_json_schema,
+    workflow_file_warnings, workflow_json_schema,
 };
 
 /// Where the generated schema is committed, relative to the workspace root.

@@ -507,10 +507,18 @@ pub struct TasksFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_task_chars: Option<u64>,
-    /// Default: 10485760 (10 MiB).
+    /// Largest single attachment, in bytes. Default: 10485760 (10 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_attachment_bytes: Option<u64>,
+    /// Most attachments one task may carry. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_attachments: Option<u64>,
+    /// Most bytes all attachments of one task may add up to. Default: 20971520 (20 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_attachments_bytes: Option<u64>,
     /// Abort a task after OpenCode reports this many provider retries. Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_retry_limit: Option<u32>,
@@ -586,6 +594,10 @@ pub struct RuntimeFile {
     /// Default: 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_backoff_ms: Option<u64>,
+    /// How many finished worker sessions to keep in OpenCode's session list; older ones are
+    /// deleted once their job is final. Default: 0 (delete each when its job is final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_sessions: Option<u64>,
     /// OpenCode's per-step git snapshots in the servers Orchestra starts. Default: false.
     /// Worker sessions do not use OpenCode's undo, and snapshots cost about a quarter of
     /// OpenCode's CPU per task (measured with `orchestra bench`). No effect on `attach`.

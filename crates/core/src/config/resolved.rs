@@ -20,6 +20,8 @@ pub struct LoadedConfig {
     /// The files that were read, lowest priority first.
     pub sources: Vec<PathBuf>,
     pub warnings: Vec<ConfigWarning>,
+    /// The top-level keys the project's own file sets (what the repository decided).
+    pub project_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,7 +76,12 @@ pub struct TasksConfig {
     /// Longest a single `task_await` blocks; always within 1..=45000.
     pub await_cap_ms: u64,
     pub max_task_chars: u64,
+    /// Largest single attachment.
     pub max_attachment_bytes: u64,
+    /// Most attachments per task.
+    pub max_attachments: u64,
+    /// Most bytes of all attachments of one task together.
+    pub max_attachments_bytes: u64,
     /// Abort a task after OpenCode reports this many provider retries.
     pub provider_retry_limit: u32,
     pub jobs: JobsConfig,
@@ -105,6 +112,8 @@ pub struct RuntimeConfig {
     pub opencode_bin: Option<PathBuf>,
     pub max_restarts: u32,
     pub restart_backoff_ms: u64,
+    /// Finished worker sessions kept in OpenCode; older ones are deleted (0: delete each).
+    pub keep_sessions: u64,
     /// OpenCode's `snapshot` setting for the servers we start.
     pub snapshots: bool,
 }
@@ -380,6 +389,8 @@ impl Config {
                 await_cap_ms: 45_000,
                 max_task_chars: 100_000,
                 max_attachment_bytes: 10 * 1024 * 1024,
+                max_attachments: 10,
+                max_attachments_bytes: 20 * 1024 * 1024,
                 provider_retry_limit: 3,
                 jobs: JobsConfig {
                     max_age_ms: 86_400_000,
@@ -394,6 +405,7 @@ impl Config {
                 opencode_bin: None,
                 max_restarts: 5,
                 restart_backoff_ms: 500,
+                keep_sessions: 0,
                 snapshots: false,
             },
             hub: HubConfig {

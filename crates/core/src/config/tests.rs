@@ -415,19 +415,86 @@ fn attach_needs_an_http_url() {
     assert_eq!(key, "runtime.attachUrl");
     assert!(hint.unwrap().contains("http://"));
 
-    let (_, key, _, _) = invalid_parts(
-        load_project(r#"{"runtime": {"isolation": "attach", "attachUrl": "https://x"}}"#)
-            .unwrap_err(),
-    );
+    let d = dirs();
+    d.write_global(r#"{"runtime": {"isolation": "attach", "attachUrl": "https://x"}}"#);
+    let (_, key, _, _) = invalid_parts(load(&d.opts()).unwrap_err());
     assert_eq!(key, "runtime.attachUrl");
-    let ok = load_project(
+    let d = dirs();
+    d.write_global(
         r#"{"runtime": {"isolation": "attach", "attachUrl": "http://127.0.0.1:4096", "attachPasswordEnv": "OC_PW"}}"#,
-    )
-    .unwrap();
+    );
+    let ok = load(&d.opts()).unwrap();
     assert_eq!(
         ok.config.runtime.attach_url.as_deref(),
         Some("http://127.0.0.1:4096")
     );
+}
+
+/// A repository's own config cannot choose the executable, the attach server, the password
+/// variable or the store; the user's global file and `--config` can.
+#[test]
+fn a_project_file_cannot_set_keys_that_choose_executables_or_send_secrets() {
+    let cases = [
+        (
+            r#"{"runtime": {"opencodeBin": "/tmp/evil"}}"#,
+            "runtime.opencodeBin",
+        ),
+        (
+            r#"{"runtime": {"opencodeBin": null}}"#,
+            "runtime.opencodeBin",
+        ),
+        (
+            r#"{"runtime": {"attachUrl": "http://attacker.example:80"}}"#,
+            "runtime.attachUrl",
+        ),
+        (
+            r#"{"runtime": {"attachPasswordEnv": "AWS_SECRET_ACCESS_KEY"}}"#,
+            "runtime.attachPasswordEnv",
+        ),
+        (
+            r#"{"tasks": {"storePath": "/home/someone/other.db"}}"#,
+            "tasks.storePath",
+        ),
+    ];
+    for (text, expected) in cases {
+        for dot_opencode in [false, true] {
+            let d = dirs();
+            let file = if dot_opencode {
+                d.write_dot_opencode(text)
+            } else {
+                d.write_project(text)
+            };
+            let (path, key, message, hint) = invalid_parts(load(&d.opts()).unwrap_err());
+            assert_eq!(path, file, "{text}");
+            assert_eq!(key, expected, "{text}");
+            assert!(message.contains("project"), "{message}");
+            let hint = hint.unwrap();
+            assert!(
+                hint.contains("global") && hint.contains("--config"),
+                "{hint}"
+            );
+        }
+        // The same key from the user's own files is fine.
+        let d = dirs();
+        d.write_global(text);
+        load(&d.opts()).unwrap_or_else(|e| panic!("global {text}: {e}"));
+        let d = dirs();
+        let extra = d.global.join("extra.json");
+        write(&extra, text);
+        let mut opts = d.opts();
+        opts.extra_file = Some(extra);
+        load(&opts).unwrap_or_else(|e| panic!("--config {text}: {e}"));
+    }
+    // The checks cover every key the table lists.
+    assert_eq!(TRUSTED_ONLY_KEYS.len(), 4);
+}
+
+#[test]
+fn install_global_knows_what_the_project_decided() {
+    let d = dirs();
+    d.write_project(r#"{"agent": {"prompt": "p"}, "ui": {"debug": true}}"#);
+    let loaded = load(&d.opts()).unwrap();
+    assert_eq!(loaded.project_keys, ["agent", "ui"]);
 }
 
 #[test]
@@ -478,18 +545,20 @@ fn null_resets_a_key_to_its_default() {
 }
 
 #[test]
-fn relative_paths_resolve_against_the_project() {
+fn relative_paths_resolve_against_the_declaring_file_or_the_project() {
     let d = dirs();
-    d.write_project(r#"{"runtime": {"opencodeBin": "tools/opencode"}, "tasks": {"storePath": "data/tasks.db"}}"#);
+    d.write_global(r#"{"runtime": {"opencodeBin": "tools/opencode"}, "tasks": {"storePath": "data/tasks.db"}}"#);
     let c = load(&d.opts()).unwrap().config;
+    // The binary is never taken from the project folder: the repository does not supply it.
     assert_eq!(
         c.runtime.opencode_bin,
-        Some(d.project.join("tools/opencode"))
+        Some(d.global.join("tools/opencode"))
     );
     assert_eq!(c.tasks.store_path, Some(d.project.join("data/tasks.db")));
-    let bare = load_project(r#"{"runtime": {"opencodeBin": "opencode"}}"#).unwrap();
+    let d = dirs();
+    d.write_global(r#"{"runtime": {"opencodeBin": "opencode"}}"#);
     assert_eq!(
-        bare.config.runtime.opencode_bin,
+        load(&d.opts()).unwrap().config.runtime.opencode_bin,
         Some(PathBuf::from("opencode"))
     );
 }
@@ -503,4 +572,105 @@ fn schema_has_title_and_draft() {
         "https://json-schema.org/draft/2020-12/schema"
     );
     assert!(schema["properties"]["tasks"].is_object());
+}
+
+/// A workflow file in the repository has no key that could choose an executable or send
+/// credentials: `runtime` (or any other config section) in it is an unknown key.
+#[test]
+fn a_workflow_file_cannot_carry_runtime_settings() {
+    let d = dirs();
+    let path = d.project.join("w.json");
+    let text = r#"{"id": "w", "name": "W", "steps": [{"id": "a", "title": "A"}],
+                  "runtime": {"opencodeBin": "/tmp/evil"}}"#;
+    let (_, key, message, _) = invalid_parts(parse_workflow_file(&path, text).unwrap_err());
+    assert_eq!(key, "runtime", "{message}");
+    let step =
+        r#"{"id": "w", "name": "W", "steps": [{"id": "a", "title": "A", "opencodeBin": "x"}]}"#;
+    let (_, key, _, _) = invalid_parts(parse_workflow_file(&path, step).unwrap_err());
+    assert!(key.ends_with("opencodeBin"), "{key}");
+}
+
+/// Every key in the no-effect tables warns, naming the key and saying why; a key that takes
+/// effect (`ui.debug`, `agent.tools`, `agent.permission`, `memory.enabled`) does not.
+#[test]
+fn every_key_without_effect_warns() {
+    let text = r#"{
+        "ui": {"toasts": true, "injectSystemContext": true, "systemContextMaxWorkers": 3,
+               "wakeupInjection": true, "logToConsole": true, "debug": true},
+        "notifications": {"idle": {"enabled": true}},
+        "pruning": {"enabled": true},
+        "telemetry": {"enabled": false},
+        "tasks": {"persist": {"enabled": true}},
+        "agent": {"applyToBuild": true, "tools": {"read": true}, "permission": {"webfetch": "deny"}},
+        "memory": {"enabled": true, "autoSpawn": true, "autoRecord": true, "autoInject": true,
+                   "scope": "global", "maxChars": 10, "summaries": {"enabled": true},
+                   "trim": {"maxMessagesGlobal": 1}, "inject": {"maxChars": 5}},
+        "runtime": {"keepSessions": 3},
+        "workflows": {
+            "triggers": {"visionOnImage": {"enabled": false}},
+            "roocodeBoomerang": {"steps": [{"id": "plan", "requiredSkills": ["x"]}]},
+            "definitions": [{"id": "w", "name": "W", "steps": [
+                {"id": "a", "title": "A", "requiredSkills": ["y"]},
+                {"id": "g", "title": "G", "parallel": [
+                    {"id": "b", "title": "B", "requiredSkills": ["z"]},
+                    {"id": "c", "title": "C"}]}]}]}
+    }"#;
+    let loaded = load_project(text).unwrap();
+    let keys: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .map(|w| w.key_path.as_str())
+        .collect();
+    let generic = |key: &str| {
+        let mut out = String::new();
+        let mut in_index = false;
+        for c in key.chars() {
+            match c {
+                '[' => {
+                    in_index = true;
+                    out.push('[');
+                }
+                ']' => {
+                    in_index = false;
+                    out.push(']');
+                }
+                _ if in_index => {}
+                _ => out.push(c),
+            }
+        }
+        out
+    };
+    for (pattern, reason) in INERT_KEYS.iter().chain(NOT_YET_EFFECTIVE_KEYS.iter()) {
+        let warning = loaded
+            .warnings
+            .iter()
+            .find(|w| generic(&w.key_path) == *pattern)
+            .unwrap_or_else(|| panic!("no warning for `{pattern}`; warnings: {keys:?}"));
+        assert!(
+            warning.message.contains(&format!("`{}`", warning.key_path))
+                && warning.message.contains(reason),
+            "{}",
+            warning.message
+        );
+    }
+    for effective in [
+        "ui.debug",
+        "agent.tools",
+        "agent.permission",
+        "memory.enabled",
+    ] {
+        assert!(!keys.contains(&effective), "{effective} warned: {keys:?}");
+    }
+    assert_eq!(
+        keys.len(),
+        INERT_KEYS.len() + NOT_YET_EFFECTIVE_KEYS.len(),
+        "{keys:?}"
+    );
+
+    // A workflow file's step says the same about its own keys.
+    let path = PathBuf::from("/p/.opencode/workflows/w.json");
+    let file = r#"{"id": "w", "name": "W", "steps": [{"id": "a", "title": "A", "requiredSkills": ["s"]}]}"#;
+    let warnings = workflow_file_warnings(&path, file);
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].key_path, "steps[0].requiredSkills");
 }

@@ -36,6 +36,51 @@ pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), Config
     Ok(())
 }
 
+/// Keys that choose what the hub executes, where it sends credentials, or where it reads and
+/// writes every task's prompts and answers: (key path, what it decides). Only the user's own
+/// files (global, `--config`) may set them; a repository's file that does is an error.
+pub const TRUSTED_ONLY_KEYS: [(&str, &str); 4] = [
+    ("runtime.opencodeBin", "the program the hub runs"),
+    (
+        "runtime.attachUrl",
+        "the server the hub sends its work and a password to",
+    ),
+    (
+        "runtime.attachPasswordEnv",
+        "which of your environment variables is sent to a server as a password",
+    ),
+    (
+        "tasks.storePath",
+        "where the hub stores, and from where it reads, every task's prompts and answers",
+    ),
+];
+
+pub(super) fn reject_untrusted_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
+    for (key_path, decides) in TRUSTED_ONLY_KEYS {
+        let pointer = format!("/{}", key_path.replace('.', "/"));
+        if raw.pointer(&pointer).is_some() {
+            return Err(invalid(
+                path,
+                key_path,
+                format!(
+                    "a project's own config cannot set `{key_path}`: it decides {decides}, and a \
+                     repository must not decide that for whoever opens it"
+                ),
+                Some(format!(
+                    "move `{key_path}` to your global ~/.config/opencode/orchestrator.json or to a \
+                     file you pass with --config{}",
+                    if key_path == "runtime.opencodeBin" {
+                        " (or set ORCHESTRA_OPENCODE_BIN)"
+                    } else {
+                        ""
+                    }
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
     let path = layer.path.as_path();
     let file = &layer.file;
@@ -49,6 +94,8 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         at_least_one("tasks.defaultTimeoutMs", tasks.default_timeout_ms)?;
         at_least_one("tasks.maxTaskChars", tasks.max_task_chars)?;
         at_least_one("tasks.maxAttachmentBytes", tasks.max_attachment_bytes)?;
+        at_least_one("tasks.maxAttachments", tasks.max_attachments)?;
+        at_least_one("tasks.maxAttachmentsBytes", tasks.max_attachments_bytes)?;
         match tasks.await_cap_ms {
             Some(0) => {
                 return Err(invalid(
@@ -270,8 +317,9 @@ pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[
     ]
 }
 
-/// (key path, reason) of keys that are accepted for compatibility but do nothing here.
-const INERT_KEYS: [(&str, &str); 15] = [
+/// (key path, reason) of keys of the original plugin that are accepted for compatibility but
+/// will never do anything here.
+pub const INERT_KEYS: [(&str, &str); 15] = [
     ("ui.toasts", "it shows no OpenCode toasts"),
     (
         "ui.injectSystemContext",
@@ -354,19 +402,104 @@ const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
     ),
 ];
 
+/// Keys that are read and checked but do nothing yet, because the work that uses them has not
+/// landed: (key path, what is missing). `[]` stands for every element of an array. Later work
+/// removes an entry when it makes its key take effect.
+pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 6] = [
+    ("memory.autoRecord", MEMORY_PENDING),
+    ("memory.autoInject", MEMORY_PENDING),
+    (
+        "workflows.triggers",
+        "workflow triggers (visionOnImage, memoryOnTurnEnd) are not run yet; start the workflow \
+         with task_start({kind: \"workflow\"})",
+    ),
+    (
+        "workflows.definitions[].steps[].requiredSkills",
+        SKILLS_UNCHECKED,
+    ),
+    (
+        "workflows.definitions[].steps[].parallel[].requiredSkills",
+        SKILLS_UNCHECKED,
+    ),
+    (
+        "workflows.roocodeBoomerang.steps[].requiredSkills",
+        SKILLS_UNCHECKED,
+    ),
+];
+
+const MEMORY_PENDING: &str = "the hub does not record or inject memory yet; `orchestra memory` \
+    reads and writes the store directly";
+const SKILLS_UNCHECKED: &str = "skills are not checked before a step runs";
+
+/// The concrete key paths in `raw` that match `pattern` (dotted, `[]` for every array element).
+fn matching_paths(raw: &Value, pattern: &str) -> Vec<String> {
+    let mut found = vec![(String::new(), raw)];
+    for segment in pattern.split('.') {
+        let (name, every) = match segment.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (segment, false),
+        };
+        let mut next = Vec::new();
+        for (path, value) in found {
+            let Some(child) = value.get(name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let path = if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
+            if every {
+                for (i, item) in child.as_array().into_iter().flatten().enumerate() {
+                    next.push((format!("{path}[{i}]"), item));
+                }
+            } else {
+                next.push((path, child));
+            }
+        }
+        found = next;
+    }
+    found.into_iter().map(|(path, _)| path).collect()
+}
+
+/// Warnings for keys of `raw` that have no effect. `prefix` is where `raw` sits in a config
+/// file: "" for `orchestrator.json`, `workflows.definitions[].` for a workflow file (whose key
+/// paths are then reported from the file's own top).
+pub(crate) fn no_effect_warnings(path: &Path, raw: &Value, prefix: &str) -> Vec<ConfigWarning> {
+    let warn = |key_path: String, reason: &str, not_yet: bool| ConfigWarning {
+        path: path.to_path_buf(),
+        message: if not_yet {
+            format!("`{key_path}` has no effect yet: {reason}")
+        } else {
+            format!("`{key_path}` has no effect in Orchestra: {reason}")
+        },
+        key_path,
+    };
+    let mut warnings = Vec::new();
+    let tables = [
+        (&INERT_KEYS[..], false),
+        (&NOT_YET_EFFECTIVE_KEYS[..], true),
+    ];
+    for (table, not_yet) in tables {
+        for (pattern, reason) in table {
+            let Some(pattern) = pattern.strip_prefix(prefix) else {
+                continue;
+            };
+            for key_path in matching_paths(raw, pattern) {
+                warnings.push(warn(key_path, reason, not_yet));
+            }
+        }
+    }
+    warnings
+}
+
 pub(super) fn inert_key_warnings(layer: &Layer) -> Vec<ConfigWarning> {
     let warn = |key_path: String, reason: &str| ConfigWarning {
         path: layer.path.clone(),
         message: format!("`{key_path}` has no effect in Orchestra: {reason}"),
         key_path,
     };
-    let mut warnings = Vec::new();
-    for (key_path, reason) in INERT_KEYS {
-        let pointer = format!("/{}", key_path.replace('.', "/"));
-        if layer.raw.pointer(&pointer).is_some_and(|v| !v.is_null()) {
-            warnings.push(warn(key_path.to_owned(), reason));
-        }
-    }
+    let mut warnings = no_effect_warnings(&layer.path, &layer.raw, "");
     for list in ["profiles", "workers"] {
         let entries = layer.raw.get(list).and_then(Value::as_array);
         for (i, entry) in entries.into_iter().flatten().enumerate() {

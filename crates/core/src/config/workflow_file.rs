@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigWarning};
 use super::load::{invalid, parse_document, parse_jsonc_object};
 use super::merge::resolve_definition;
 use super::model::{WorkflowDefinitionFile, WorkflowLimitsFile, WorkflowStepFile};
 use super::resolved::WorkflowDefinition;
-use super::validate::is_valid_id;
+use super::validate::{is_valid_id, no_effect_warnings};
 
 /// Where the generated schema of workflow files is committed, relative to the workspace root.
 pub const WORKFLOW_SCHEMA_PATH: &str = "schema/workflow.schema.json";
@@ -29,7 +29,18 @@ pub fn parse_workflow_file(path: &Path, text: &str) -> Result<WorkflowDefinition
     let file: WorkflowDefinitionFile =
         parse_document(path, text).map_err(|error| name_the_step(path, text, error))?;
     check_workflow_definition(path, "", &file)?;
+    for warning in workflow_file_warnings(path, text) {
+        tracing::warn!("{warning}");
+    }
     Ok(resolve_definition(&file))
+}
+
+/// Keys of a workflow file that have no effect (yet), e.g. a step's `requiredSkills`.
+pub fn workflow_file_warnings(path: &Path, text: &str) -> Vec<ConfigWarning> {
+    match parse_jsonc_object(path, text) {
+        Ok(raw) => no_effect_warnings(path, &raw, "workflows.definitions[]."),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Adds the step's id to a type error at `steps[N]…`, so the message names the step even when

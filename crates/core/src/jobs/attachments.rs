@@ -43,6 +43,41 @@ pub enum AttachmentError {
     },
     #[error("attachment {index}: `{mime}` is not an image; use type \"file\" for it")]
     NotAnImage { index: usize, mime: String },
+    #[error(
+        "{count} attachments is more than tasks.maxAttachments ({max}); send fewer (combine files into one) or raise the limit"
+    )]
+    TooMany { count: usize, max: u64 },
+    #[error(
+        "attachment {index} brings the attachments to {total} bytes, more than tasks.maxAttachmentsBytes ({max}); send fewer or smaller files, or raise the limit"
+    )]
+    TooMuchInTotal { index: usize, total: u64, max: u64 },
+    #[error(
+        "attachment {index}: `{path}` is not a regular file ({kind}); attach a file, not a directory, FIFO or device"
+    )]
+    NotAFile {
+        index: usize,
+        path: String,
+        kind: &'static str,
+    },
+}
+
+/// What the attachments of one task may add up to (`tasks.maxAttachmentBytes`,
+/// `tasks.maxAttachments`, `tasks.maxAttachmentsBytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentLimits {
+    pub max_count: u64,
+    pub max_file_bytes: u64,
+    pub max_total_bytes: u64,
+}
+
+impl From<&crate::config::TasksConfig> for AttachmentLimits {
+    fn from(tasks: &crate::config::TasksConfig) -> Self {
+        AttachmentLimits {
+            max_count: tasks.max_attachments,
+            max_file_bytes: tasks.max_attachment_bytes,
+            max_total_bytes: tasks.max_attachments_bytes,
+        }
+    }
 }
 
 /// A checked attachment, ready to send.
@@ -64,40 +99,94 @@ impl PreparedAttachment {
     }
 }
 
-pub fn prepare(
+/// Checks and reads the attachments of one task, refusing before any token is spent: too many,
+/// too large (each or together), outside the project, not a regular file, or undecodable.
+/// Files are read on the blocking pool, so the async runtime is never held up by a disk.
+pub async fn prepare(
     attachments: &[Attachment],
     project_dir: &Path,
-    max_bytes: u64,
+    limits: AttachmentLimits,
 ) -> Result<Vec<PreparedAttachment>, AttachmentError> {
-    attachments
-        .iter()
-        .enumerate()
-        .map(|(index, a)| prepare_one(index, a, project_dir, max_bytes))
-        .collect()
+    let attachments = attachments.to_vec();
+    let project_dir = project_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || prepare_blocking(&attachments, &project_dir, limits))
+        .await
+    {
+        Ok(result) => result,
+        Err(join) => Err(AttachmentError::Read {
+            index: 0,
+            path: String::new(),
+            message: format!("reading the attachments was interrupted: {join}"),
+        }),
+    }
+}
+
+/// [`prepare`] on the calling thread, for callers that are not async. Reads at most the
+/// configured bytes; never blocks on a FIFO or device (they are refused).
+pub fn prepare_blocking(
+    attachments: &[Attachment],
+    project_dir: &Path,
+    limits: AttachmentLimits,
+) -> Result<Vec<PreparedAttachment>, AttachmentError> {
+    if u64::try_from(attachments.len()).unwrap_or(u64::MAX) > limits.max_count {
+        return Err(AttachmentError::TooMany {
+            count: attachments.len(),
+            max: limits.max_count,
+        });
+    }
+    let mut total = 0u64;
+    let mut out = Vec::with_capacity(attachments.len());
+    for (index, attachment) in attachments.iter().enumerate() {
+        // What is left of the total, and never more than one file may be.
+        let room = limits
+            .max_file_bytes
+            .min(limits.max_total_bytes.saturating_sub(total));
+        let prepared = prepare_one(index, attachment, project_dir, limits, total, room)?;
+        total = total.saturating_add(prepared.1);
+        out.push(prepared.0);
+    }
+    Ok(out)
+}
+
+/// The error for `size` bytes that do not fit: the single-file cap, else the total.
+fn too_large(
+    index: usize,
+    size: u64,
+    limits: AttachmentLimits,
+    total_before: u64,
+) -> AttachmentError {
+    if size > limits.max_file_bytes {
+        AttachmentError::TooLarge {
+            index,
+            size,
+            max: limits.max_file_bytes,
+        }
+    } else {
+        AttachmentError::TooMuchInTotal {
+            index,
+            total: total_before.saturating_add(size),
+            max: limits.max_total_bytes,
+        }
+    }
 }
 
 fn prepare_one(
     index: usize,
     attachment: &Attachment,
     project_dir: &Path,
-    max_bytes: u64,
-) -> Result<PreparedAttachment, AttachmentError> {
+    limits: AttachmentLimits,
+    total_before: u64,
+    room: u64,
+) -> Result<(PreparedAttachment, u64), AttachmentError> {
     let (bytes, filename, mime_from_source) = match (&attachment.path, &attachment.base64) {
         (None, None) => return Err(AttachmentError::NoSource { index }),
         (Some(_), Some(_)) => return Err(AttachmentError::BothSources { index }),
         (Some(path), None) => {
-            let resolved = resolve_inside(index, path, project_dir)?;
-            let size = std::fs::metadata(&resolved)
-                .map_err(|e| read_error(index, path, &e))?
-                .len();
-            if size > max_bytes {
-                return Err(AttachmentError::TooLarge {
-                    index,
-                    size,
-                    max: max_bytes,
-                });
-            }
-            let bytes = std::fs::read(&resolved).map_err(|e| read_error(index, path, &e))?;
+            let (resolved, bytes) =
+                read_inside(index, path, project_dir, room).map_err(|error| match error {
+                    ReadFailure::TooLarge(size) => too_large(index, size, limits, total_before),
+                    ReadFailure::Refused(error) => error,
+                })?;
             let filename = resolved.file_name().map_or_else(
                 || "attachment".to_owned(),
                 |n| n.to_string_lossy().into_owned(),
@@ -107,13 +196,9 @@ fn prepare_one(
         (None, Some(encoded)) => {
             let (mime, payload) = split_data_url(encoded);
             // Base64 is 4/3 of the payload: reject before decoding a huge one.
-            let approx = (payload.len() as u64) / 4 * 3;
-            if approx > max_bytes {
-                return Err(AttachmentError::TooLarge {
-                    index,
-                    size: approx,
-                    max: max_bytes,
-                });
+            let approx = u64::try_from(payload.len()).unwrap_or(u64::MAX) / 4 * 3;
+            if approx > room {
+                return Err(too_large(index, approx, limits, total_before));
             }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(payload.trim())
@@ -124,6 +209,7 @@ fn prepare_one(
             (bytes, format!("attachment-{}", index + 1), mime)
         }
     };
+    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     let mime = attachment
         .mime_type
         .clone()
@@ -136,12 +222,89 @@ fn prepare_one(
         "data:{mime};base64,{}",
         base64::engine::general_purpose::STANDARD.encode(&bytes)
     );
-    Ok(PreparedAttachment {
-        kind: attachment.kind,
-        mime,
-        filename,
-        data_url,
-    })
+    Ok((
+        PreparedAttachment {
+            kind: attachment.kind,
+            mime,
+            filename,
+            data_url,
+        },
+        size,
+    ))
+}
+
+enum ReadFailure {
+    /// The file has this many bytes, more than there is room for.
+    TooLarge(u64),
+    Refused(AttachmentError),
+}
+
+/// Opens the file once and checks what was opened, not the path: its real location (through
+/// `/proc/self/fd`, so a symlink swapped in after the path check cannot redirect the read), that
+/// it is a regular file (a FIFO would block, a device never end), and its size; then reads at
+/// most `room + 1` bytes, so a file that grows after the check is still caught.
+fn read_inside(
+    index: usize,
+    path: &str,
+    project_dir: &Path,
+    room: u64,
+) -> Result<(PathBuf, Vec<u8>), ReadFailure> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+    let refused = ReadFailure::Refused;
+    let (resolved, project) = resolve_inside(index, path, project_dir).map_err(refused)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // Opening a FIFO for reading would wait for a writer; O_NONBLOCK returns at once.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .open(&resolved)
+        .map_err(|e| refused(read_error(index, path, &e)))?;
+    // Without procfs the canonical path checked above is all there is.
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    if let Ok(actual) = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        && !actual.starts_with(&project)
+    {
+        return Err(refused(AttachmentError::OutsideProject {
+            index,
+            path: path.to_owned(),
+            project: project.display().to_string(),
+        }));
+    }
+    let metadata = file
+        .metadata()
+        .map_err(|e| refused(read_error(index, path, &e)))?;
+    let file_type = metadata.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else if file_type.is_block_device() || file_type.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(refused(AttachmentError::NotAFile {
+            index,
+            path: path.to_owned(),
+            kind,
+        }));
+    }
+    if metadata.len() > room {
+        return Err(ReadFailure::TooLarge(metadata.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(room.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| refused(read_error(index, path, &e)))?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > room {
+        return Err(ReadFailure::TooLarge(read));
+    }
+    Ok((resolved, bytes))
 }
 
 fn read_error(index: usize, path: &str, err: &std::io::Error) -> AttachmentError {
@@ -152,11 +315,13 @@ fn read_error(index: usize, path: &str, err: &std::io::Error) -> AttachmentError
     }
 }
 
+/// The canonical path of `path` (relative to the project) and the canonical project folder,
+/// refusing a path that resolves outside it.
 fn resolve_inside(
     index: usize,
     path: &str,
     project_dir: &Path,
-) -> Result<PathBuf, AttachmentError> {
+) -> Result<(PathBuf, PathBuf), AttachmentError> {
     let candidate = if Path::new(path).is_absolute() {
         PathBuf::from(path)
     } else {
@@ -179,7 +344,7 @@ fn resolve_inside(
             project: project.display().to_string(),
         });
     }
-    Ok(resolved)
+    Ok((resolved, project))
 }
 
 fn split_data_url(value: &str) -> (Option<String>, &str) {
@@ -237,6 +402,22 @@ mod tests {
 
     fn dir() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    fn limits(max_file_bytes: u64) -> AttachmentLimits {
+        AttachmentLimits {
+            max_count: 10,
+            max_file_bytes,
+            max_total_bytes: 10 * max_file_bytes,
+        }
+    }
+
+    fn prepare(
+        attachments: &[Attachment],
+        project: &Path,
+        max_file_bytes: u64,
+    ) -> Result<Vec<PreparedAttachment>, AttachmentError> {
+        prepare_blocking(attachments, project, limits(max_file_bytes))
     }
 
     fn by_path(kind: AttachmentType, path: &str) -> Attachment {
@@ -314,5 +495,105 @@ mod tests {
         let out = prepare(&[a], project.path(), 1000).unwrap();
         assert_eq!(out[0].mime, "image/png");
         assert!(out[0].data_url.starts_with("data:image/png;base64,"));
+    }
+
+    #[test]
+    fn count_and_total_are_capped_before_anything_is_read() {
+        let project = dir();
+        for name in ["a.txt", "b.txt", "c.txt"] {
+            std::fs::write(project.path().join(name), vec![b'x'; 60]).unwrap();
+        }
+        let three: Vec<Attachment> = ["a.txt", "b.txt", "c.txt"]
+            .iter()
+            .map(|n| by_path(AttachmentType::File, n))
+            .collect();
+        let few = AttachmentLimits {
+            max_count: 2,
+            max_file_bytes: 100,
+            max_total_bytes: 1000,
+        };
+        let error = prepare_blocking(&three, project.path(), few).unwrap_err();
+        assert!(matches!(
+            error,
+            AttachmentError::TooMany { count: 3, max: 2 }
+        ));
+        assert!(
+            error.to_string().contains("tasks.maxAttachments"),
+            "{error}"
+        );
+        let small_total = AttachmentLimits {
+            max_count: 10,
+            max_file_bytes: 100,
+            max_total_bytes: 150,
+        };
+        let error = prepare_blocking(&three, project.path(), small_total).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AttachmentError::TooMuchInTotal {
+                    index: 2,
+                    total: 180,
+                    max: 150
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("tasks.maxAttachmentsBytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn fifos_directories_and_devices_are_refused_without_blocking() {
+        let project = dir();
+        let fifo = project.path().join("pipe");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::create_dir(project.path().join("sub")).unwrap();
+        for (path, kind) in [("pipe", "a FIFO"), ("sub", "a directory")] {
+            let error =
+                prepare(&[by_path(AttachmentType::File, path)], project.path(), 100).unwrap_err();
+            match error {
+                AttachmentError::NotAFile { kind: found, .. } => assert_eq!(found, kind),
+                other => panic!("{path}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_project_is_refused() {
+        let project = dir();
+        let outside = dir();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), project.path().join("link"))
+            .unwrap();
+        let error = prepare(
+            &[by_path(AttachmentType::File, "link")],
+            project.path(),
+            100,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, AttachmentError::OutsideProject { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_async_prepare_reads_on_the_blocking_pool() {
+        let project = dir();
+        std::fs::write(project.path().join("notes.md"), "hello").unwrap();
+        let out = super::prepare(
+            &[by_path(AttachmentType::File, "notes.md")],
+            project.path(),
+            limits(100),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out[0].data_url, "data:text/plain;base64,aGVsbG8=");
     }
 }

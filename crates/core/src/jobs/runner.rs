@@ -97,6 +97,11 @@ pub(super) async fn run_job(
             finish(job, &mut record, JobStatus::Canceled, Some(message));
         }
     }
+    // The record is final and holds the answer: the session itself is no longer needed, and
+    // left alone every task would stay in the user's OpenCode session list for good.
+    if let Some(session_id) = &record.session_id {
+        pool.retire_session(&lease.conn, session_id).await;
+    }
 }
 
 async fn drive(

@@ -205,6 +205,8 @@ mod tests {
             ("qwen3.6:27b", "qwen3.6:27b"),
             ("v2", "v2"),
             ("gpt-5", "gpt-5"),
+            // A multi-byte char where a date suffix would start: no panic, nothing stripped.
+            ("aé1234567890", "aé1234567890"),
         ] {
             assert_eq!(normalize(input), want, "{input}");
         }

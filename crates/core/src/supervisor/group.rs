@@ -9,7 +9,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -20,20 +20,33 @@ use tokio::process::Child;
 use tokio::sync::{oneshot, watch};
 
 use super::ExitReport;
+use super::ledger::ServerGroups;
 
-#[derive(Debug)]
 pub(crate) struct ProcessGroup {
     pgid: Pid,
     label: String,
     reaped: Mutex<bool>,
+    /// The store records of this group and its descendants' groups, when the hub keeps them.
+    records: Option<Arc<ServerGroups>>,
+}
+
+impl std::fmt::Debug for ProcessGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessGroup")
+            .field("pgid", &self.pgid)
+            .field("label", &self.label)
+            .field("recorded", &self.records.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProcessGroup {
-    pub(crate) fn new(pgid: Pid, label: String) -> Self {
+    pub(crate) fn new(pgid: Pid, label: String, records: Option<Arc<ServerGroups>>) -> Self {
         Self {
             pgid,
             label,
             reaped: Mutex::new(false),
+            records,
         }
     }
 
@@ -115,7 +128,7 @@ pub(crate) fn set_parent_death_signal(command: &mut tokio::process::Command) {
 /// for the ordering that makes group signals safe.
 pub(crate) fn watch_exit(
     mut child: Child,
-    group: std::sync::Arc<ProcessGroup>,
+    group: Arc<ProcessGroup>,
 ) -> watch::Receiver<Option<ExitReport>> {
     let (report_tx, report_rx) = watch::channel(None);
     let (zombie_tx, zombie_rx) = oneshot::channel::<bool>();
@@ -163,6 +176,10 @@ pub(crate) fn watch_exit(
             }
         };
         group.mark_reaped();
+        // The server's own group is dead now; the groups its commands moved to go next.
+        if let Some(records) = &group.records {
+            records.close();
+        }
         tracing::debug!(worker = %group.label, ?report, "OpenCode exited");
         report_tx.send_replace(Some(report));
     });

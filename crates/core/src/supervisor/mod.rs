@@ -3,17 +3,20 @@
 //! signalled by the pgid we recorded.
 
 mod group;
+mod ledger;
 mod output;
 mod process;
+mod procfs;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ledger::{GroupLedger, ReapReport, reap_orphan_groups, reap_orphans};
 pub use process::ServerProcess;
 
 /// How to start one `opencode serve`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeSpec {
     /// The `opencode` executable.
     pub binary: PathBuf,
@@ -29,6 +32,24 @@ pub struct ServeSpec {
     pub startup_timeout: Duration,
     /// Worker name for logs and errors.
     pub label: String,
+}
+
+// By hand: the password and the environment (which may hold provider keys) stay out of logs.
+impl fmt::Debug for ServeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeSpec")
+            .field("binary", &self.binary)
+            .field("cwd", &self.cwd)
+            .field(
+                "env",
+                &self.env.iter().map(|(key, _)| key).collect::<Vec<_>>(),
+            )
+            .field("password", &"<redacted>")
+            .field("port", &self.port)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("label", &self.label)
+            .finish()
+    }
 }
 
 /// How a server process ended.
@@ -102,6 +123,28 @@ pub enum SupervisorError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_the_password_and_env_values() {
+        let spec = ServeSpec {
+            binary: PathBuf::from("opencode"),
+            cwd: PathBuf::from("/tmp"),
+            env: vec![("OPENAI_API_KEY".into(), "sk-secret-value".into())],
+            password: "hunter2-password".into(),
+            port: 0,
+            startup_timeout: Duration::from_secs(1),
+            label: "coder".into(),
+        };
+        let text = format!("{spec:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("sk-secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("OPENAI_API_KEY") && text.contains("<redacted>"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn exit_reports_read_well() {

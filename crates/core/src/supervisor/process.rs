@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::group::{ProcessGroup, set_parent_death_signal, watch_exit};
+use super::ledger::GroupLedger;
 use super::output::{OutputLog, drain};
 use super::{ExitReport, ServeSpec, SupervisorError};
 use crate::opencode::{BasicAuth, DEFAULT_USERNAME, OpenCodeClient, OpenCodeError};
@@ -22,7 +23,6 @@ const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const AFTER_KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// A running `opencode serve`, in its own process group. Dropping it SIGKILLs the group.
-#[derive(Debug)]
 pub struct ServerProcess {
     url: String,
     pid: u32,
@@ -31,6 +31,19 @@ pub struct ServerProcess {
     group: Arc<ProcessGroup>,
     output: Arc<OutputLog>,
     exit: watch::Receiver<Option<ExitReport>>,
+}
+
+// By hand: the password must never reach a log line.
+impl std::fmt::Debug for ServerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerProcess")
+            .field("url", &self.url)
+            .field("pid", &self.pid)
+            .field("password", &"<redacted>")
+            .field("label", &self.label)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the startup wait saw before giving up, for the error message.
@@ -46,6 +59,15 @@ impl ServerProcess {
     ///
     /// Call this from async code, never from `spawn_blocking` (see `set_parent_death_signal`).
     pub async fn spawn(spec: ServeSpec) -> Result<ServerProcess, SupervisorError> {
+        ServerProcess::spawn_recorded(spec, None).await
+    }
+
+    /// [`ServerProcess::spawn`], recording the server's process group and the groups of its
+    /// descendants in `ledger`, so a later hub can kill them if this process dies abruptly.
+    pub async fn spawn_recorded(
+        spec: ServeSpec,
+        ledger: Option<&GroupLedger>,
+    ) -> Result<ServerProcess, SupervisorError> {
         let deadline = Instant::now() + spec.startup_timeout;
         let cwd = std::fs::canonicalize(&spec.cwd)
             .ok()
@@ -95,9 +117,11 @@ impl ServerProcess {
             });
         }
         // process_group(0) makes the child the leader of a group whose id is its pid.
+        let records = ledger.and_then(|ledger| ledger.record_server(raw_pid, &spec.label));
         let group = Arc::new(ProcessGroup::new(
             Pid::from_raw(raw_pid),
             spec.label.clone(),
+            records.clone(),
         ));
         tracing::debug!(worker = %spec.label, pid, cwd = %cwd.display(), "spawned opencode serve");
 
@@ -109,19 +133,16 @@ impl ServerProcess {
                 "stdout",
                 spec.label.clone(),
                 output.clone(),
-                listening_tx.clone(),
+                Some(listening_tx),
             );
         }
         if let Some(stderr) = child.stderr.take() {
-            drain(
-                stderr,
-                "stderr",
-                spec.label.clone(),
-                output.clone(),
-                listening_tx,
-            );
+            drain(stderr, "stderr", spec.label.clone(), output.clone(), None);
         }
         let exit = watch_exit(child, group.clone());
+        if let Some(records) = &records {
+            records.watch_descendants(exit.clone());
+        }
 
         let mut process = ServerProcess {
             url: String::new(),

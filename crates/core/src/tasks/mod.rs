@@ -177,8 +177,8 @@ impl TaskEngine {
         &self.project_dir
     }
 
-    /// Validates, records and launches a task; returns at once.
-    pub fn start(
+    /// Validates, records and launches a task; returns as soon as the job is recorded.
+    pub async fn start(
         &self,
         params: TaskStartParams,
         requested_by: Option<String>,
@@ -221,11 +221,8 @@ impl TaskEngine {
             TaskKind::Workflow => return self.start_workflow(params, requested_by),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
-        let prepared = attachments::prepare(
-            &params.attachments,
-            &self.project_dir,
-            tasks.max_attachment_bytes,
-        )?;
+        let prepared =
+            attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
         let mut record = self.runtime.new_record(
             route.profile.clone(),
             params.task.clone(),

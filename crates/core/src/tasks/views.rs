@@ -1,7 +1,7 @@
 //! `task_list` views, as markdown tables for models and people or JSON for scripts.
 
 use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, WorkerSnapshot, now_ms};
-use orchestra_store::JobFilter;
+use orchestra_store::{JobFilter, UnreadableRow};
 use serde_json::{Value, json};
 
 use super::{TaskEngine, TaskError, human};
@@ -27,13 +27,15 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         ListView::Models => MODELS_LIMIT,
         _ => DEFAULT_LIMIT,
     });
-    let (json, markdown) = match params.view {
+    // Rows the store could not read: skipped, and said so under the view.
+    let mut skipped: Vec<UnreadableRow> = Vec::new();
+    let (json, mut markdown) = match params.view {
         ListView::Tasks => {
-            let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
+            let jobs = recent_jobs(engine, params.worker_id.clone(), limit, &mut skipped)?;
             (json!(jobs), tasks_table(&jobs))
         }
         ListView::Workers => {
-            let workers = all_workers(engine).await?;
+            let workers = all_workers(engine);
             let rows: Vec<Vec<String>> = workers
                 .iter()
                 .map(|w| {
@@ -74,7 +76,7 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 .map(|p| {
                     json!({"id": p.id, "name": p.name, "model": p.model, "supportsVision": p.supports_vision,
                            "supportsWeb": p.supports_web, "readOnly": p.read_only(), "purpose": p.purpose,
-                           "whenToUse": p.when_to_use})
+                           "whenToUse": p.when_to_use, "tags": p.tags})
                 })
                 .collect();
             let rows: Vec<Vec<String>> = engine
@@ -105,8 +107,8 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         ListView::Workflows => super::workflow_views::catalog(engine, limit)?,
         ListView::Workflow => super::workflow_views::run(engine, params.run_id.as_deref())?,
         ListView::Status => {
-            let workers = all_workers(engine).await?;
-            let jobs = recent_jobs(engine, None, 5)?;
+            let workers = all_workers(engine);
+            let jobs = recent_jobs(engine, None, 5, &mut skipped)?;
             let running = engine.running_count();
             let hub = format!(
                 "hub `{}` (pid {}), {running} task(s) running",
@@ -128,15 +130,19 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 table(&["Worker", "Status", "Jobs"], &rows),
                 tasks_table(&jobs)
             );
+            let warnings: Vec<String> = skipped.iter().map(ToString::to_string).collect();
             (
-                json!({"hubId": engine.hub_id(), "hubPid": std::process::id(), "running": running, "workers": workers, "tasks": jobs}),
+                json!({"hubId": engine.hub_id(), "hubPid": std::process::id(), "running": running,
+                       "workers": workers, "tasks": jobs, "warnings": warnings}),
                 text,
             )
         }
         ListView::Output => {
-            let jobs = recent_jobs(engine, params.worker_id.clone(), limit)?;
+            let jobs = recent_jobs(engine, params.worker_id.clone(), limit, &mut skipped)?;
             let now = now_ms();
-            let after = params.after.unwrap_or(now - 24 * 3600 * 1000);
+            let after = params
+                .after
+                .unwrap_or_else(|| now.saturating_sub(24 * 3600 * 1000));
             let logs = engine
                 .store()
                 .logs_after(after, limit.max(1).saturating_mul(5))?;
@@ -158,6 +164,9 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
             (json!({"tasks": jobs, "logs": log_json}), text)
         }
     };
+    for row in &skipped {
+        markdown.push_str(&format!("\n> warning: {row}\n"));
+    }
     let text = match format {
         ListFormat::Markdown => markdown,
         ListFormat::Json => serde_json::to_string_pretty(&json).unwrap_or_default(),
@@ -295,20 +304,23 @@ pub fn models_listing(catalog: &Catalog, filter: &CatalogFilter, limit: u32) -> 
 }
 
 /// This hub's workers.
-async fn all_workers(engine: &TaskEngine) -> Result<Vec<WorkerSnapshot>, TaskError> {
-    Ok(engine.pool().snapshots())
+fn all_workers(engine: &TaskEngine) -> Vec<WorkerSnapshot> {
+    engine.pool().snapshots()
 }
 
 fn recent_jobs(
     engine: &TaskEngine,
     worker_id: Option<String>,
     limit: u32,
+    skipped: &mut Vec<UnreadableRow>,
 ) -> Result<Vec<JobRecord>, TaskError> {
-    Ok(engine.store().list_jobs(&JobFilter {
+    let mut jobs = engine.store().list_jobs_reporting(&JobFilter {
         worker_id,
         limit,
         ..JobFilter::default()
-    })?)
+    })?;
+    skipped.append(&mut jobs.skipped);
+    Ok(jobs.items)
 }
 
 fn tasks_table(jobs: &[JobRecord]) -> String {

@@ -37,7 +37,8 @@ impl WorkerPool {
             });
         }
         let conn = self.start_server(key, &profile.id).await?;
-        slot.replace(&mut current, Some(conn.clone()));
+        *current = Some(conn.clone());
+        slot.show(Some(conn.clone()));
         drop(current);
         self.watch_server(slot, conn.clone());
         Ok(conn)
@@ -142,7 +143,7 @@ impl WorkerPool {
         let mut attempt = 1;
         loop {
             let startup = self.inner.startups.lock().await;
-            let result = ServerProcess::spawn(spec.clone()).await;
+            let result = ServerProcess::spawn_recorded(spec.clone(), self.inner.ledger.get()).await;
             drop(startup);
             match result {
                 Err(err @ SupervisorError::ExitedDuringStartup { .. })
@@ -178,67 +179,95 @@ impl WorkerPool {
         env
     }
 
-    /// Restarts the server with backoff when it dies, and pings its health at
-    /// `healthCheckInterval`, killing it when it stops answering.
+    /// Pings the server's health at `healthCheckInterval` and handles its loss: a server we
+    /// started is killed after three missed pings and restarted when it exits; an attached
+    /// server that misses three pings is given up (its tasks fail with the reason) and
+    /// reconnected with the same backoff.
     fn watch_server(&self, slot: Arc<Slot>, conn: Arc<ServerConn>) {
-        let Some(mut exit) = conn.exit_watch() else {
-            return;
-        };
+        let mut exit = conn.exit_watch();
         let pool = self.clone();
         tokio::spawn(async move {
             let interval =
                 Duration::from_millis(pool.inner.config.health_check_interval_ms.max(1000));
             let mut failures = 0u32;
-            let report: ExitReport = loop {
+            let reason: String = loop {
                 tokio::select! {
                     () = pool.inner.shutdown.cancelled() => return,
-                    changed = exit.changed() => {
-                        if changed.is_err() { return; }
-                        let report = *exit.borrow();
-                        if let Some(report) = report { break report; }
-                    }
+                    report = wait_exit(exit.as_mut()) => match report {
+                        Some(report) => break format!(
+                            "the OpenCode server for {} (pid {}) {}",
+                            conn.label,
+                            conn.pid().unwrap_or_default(),
+                            describe_exit(&report)
+                        ),
+                        None => return,
+                    },
                     () = tokio::time::sleep(interval) => {
                         match conn.client.health(Duration::from_secs(5)).await {
-                            Ok(_) => failures = 0,
+                            Ok(_) => {
+                                failures = 0;
+                                // Up for a whole interval: a later crash is a new incident.
+                                slot.failures_in_row.store(0, Ordering::Relaxed);
+                            }
                             Err(err) => {
                                 failures += 1;
                                 tracing::warn!(server = %conn.label, error = %err, failures, "health check failed");
-                                if failures >= 3 && let Some(process) = &conn.process {
-                                    let _ = process.stop(Duration::from_secs(2)).await;
+                                if failures >= 3 {
+                                    match &conn.process {
+                                        // Its exit ends this loop through the exit watch.
+                                        Some(process) => {
+                                            let _ = process.stop(Duration::from_secs(2)).await;
+                                        }
+                                        None => break format!(
+                                            "the OpenCode server attached at {} did not answer {failures} health checks in a row ({err})",
+                                            conn.client.base_url()
+                                        ),
+                                    }
                                 }
                             }
                         }
                     }
                 }
             };
-            pool.on_server_exit(slot, conn, report).await;
+            pool.on_server_lost(slot, conn, reason).await;
         });
     }
 
-    async fn on_server_exit(&self, slot: Arc<Slot>, conn: Arc<ServerConn>, report: ExitReport) {
+    async fn on_server_lost(&self, slot: Arc<Slot>, conn: Arc<ServerConn>, reason: String) {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
-        let how = describe_exit(&report);
-        let reason = format!(
-            "the OpenCode server for {} (pid {}) {how}",
-            conn.label,
-            conn.pid().unwrap_or_default()
-        );
-        tracing::warn!(%reason, "worker server died; restarting");
-        conn.fail_all(&reason);
+        tracing::warn!(%reason, "worker server lost; restarting");
         let hosted = self.profiles_on(&slot.key);
+        // The worker shows the loss before its tasks hear of it, so whoever sees a task fail
+        // never sees the dead server as ready. Only while no one is starting a replacement
+        // (that holds the lock, and sets the status itself).
+        if let Ok(mut current) = slot.current.try_lock()
+            && current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn))
+        {
+            *current = None;
+            slot.show(None);
+            self.set_status(&hosted, WorkerStatus::Error, Some(reason.clone()));
+        }
+        conn.fail_all(&reason);
+        conn.shutdown(Duration::ZERO).await;
         let mut current = slot.current.lock().await;
-        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
-            slot.replace(&mut current, None);
+        match current.as_ref() {
+            Some(c) if Arc::ptr_eq(c, &conn) => {
+                *current = None;
+                slot.show(None);
+            }
+            // A task already started a replacement: it is what the worker shows.
+            Some(_) => return,
+            None => {}
         }
         self.set_status(&hosted, WorkerStatus::Error, Some(reason.clone()));
         let max = self.inner.config.runtime.max_restarts;
         let base = self.inner.config.runtime.restart_backoff_ms;
         let mut attempt = 0u32;
         while current.is_none() {
-            let done = slot.restarts.fetch_add(1, Ordering::Relaxed);
-            if done >= max {
+            let in_row = slot.failures_in_row.fetch_add(1, Ordering::Relaxed);
+            if in_row >= max {
                 self.set_status(
                     &hosted,
                     WorkerStatus::Error,
@@ -246,9 +275,10 @@ impl WorkerPool {
                         "{reason}; gave up after {max} restarts (runtime.maxRestarts); the next task will try again"
                     )),
                 );
-                slot.restarts.store(0, Ordering::Relaxed);
+                slot.failures_in_row.store(0, Ordering::Relaxed);
                 return;
             }
+            slot.restarts.fetch_add(1, Ordering::Relaxed);
             let delay = base.saturating_mul(1u64 << attempt.min(6));
             attempt += 1;
             tokio::select! {
@@ -258,7 +288,8 @@ impl WorkerPool {
             let first = hosted.first().map(|p| p.id.clone()).unwrap_or_default();
             match self.start_server(&slot.key, &first).await {
                 Ok(new_conn) => {
-                    slot.replace(&mut current, Some(new_conn.clone()));
+                    *current = Some(new_conn.clone());
+                    slot.show(Some(new_conn.clone()));
                     drop(current);
                     self.watch_server(slot.clone(), new_conn);
                     return;
@@ -267,6 +298,16 @@ impl WorkerPool {
             }
         }
     }
+}
+
+/// The exit report of a server we own; never resolves for an attached server (no process).
+async fn wait_exit(
+    exit: Option<&mut tokio::sync::watch::Receiver<Option<ExitReport>>>,
+) -> Option<ExitReport> {
+    let Some(exit) = exit else {
+        return std::future::pending().await;
+    };
+    exit.wait_for(Option::is_some).await.ok().and_then(|r| *r)
 }
 
 /// A variable from the launch environment (what OpenCode children get),
@@ -289,7 +330,7 @@ pub fn server_defaults(config: &Config) -> serde_json::Value {
     })
 }
 
-fn has_exited(conn: &ServerConn) -> bool {
+pub(super) fn has_exited(conn: &ServerConn) -> bool {
     conn.exit_watch().is_some_and(|w| w.borrow().is_some())
 }
 

@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::events::EventBus;
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::{OpenCodeClient, OpenCodeError};
-use crate::supervisor::SupervisorError;
+use crate::supervisor::{GroupLedger, SupervisorError};
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
 
@@ -108,18 +108,16 @@ struct Slot {
     key: ServerKey,
     /// Held through whole starts and restarts, so concurrent tasks wait for one spawn.
     current: tokio::sync::Mutex<Option<Arc<ServerConn>>>,
-    /// What listings show of the current server. Kept apart from `current` so that showing
-    /// the workers never waits for a server that is starting.
-    shown: Mutex<Option<ShownServer>>,
+    /// A copy of `current` for readers that must not wait for a start or a restart, which
+    /// hold `current` for as long as they take (worker listings, the publisher).
+    shown: Mutex<Option<Arc<ServerConn>>>,
     /// The models of the current server, read when it started.
     catalog: Mutex<Option<Arc<Catalog>>>,
+    /// Restarts over the slot's life (shown in worker listings).
     restarts: AtomicU32,
-}
-
-#[derive(Debug, Clone)]
-struct ShownServer {
-    url: String,
-    pid: Option<u32>,
+    /// Restarts since the server last passed a health check: what `runtime.maxRestarts` caps,
+    /// so a server that crashes now and then is restarted each time, one that crash-loops is not.
+    failures_in_row: AtomicU32,
 }
 
 /// The model a profile's next task would run on, and why (the models view shows one per
@@ -179,6 +177,10 @@ struct PoolInner {
     /// locked"), and on two cores parallel starts are not faster anyway.
     startups: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+    /// Where the process groups of the servers we start are recorded (set once by the hub).
+    ledger: std::sync::OnceLock<GroupLedger>,
+    /// Sessions of final jobs still kept in OpenCode, oldest first (`runtime.keepSessions`).
+    finished_sessions: Mutex<std::collections::VecDeque<(std::sync::Weak<ServerConn>, String)>>,
 }
 
 /// Cheap to clone; all clones share one pool.
@@ -261,12 +263,22 @@ impl WorkerPool {
                 overrides: Mutex::new(HashMap::new()),
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
+                ledger: std::sync::OnceLock::new(),
+                finished_sessions: Mutex::new(std::collections::VecDeque::new()),
             }),
         }
     }
 
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.config
+    }
+
+    /// Records the process groups of every server started from now on in `ledger`
+    /// (see [`crate::supervisor::reap_orphans`]). The first ledger given is kept.
+    pub fn record_groups(&self, ledger: Option<GroupLedger>) {
+        if let Some(ledger) = ledger {
+            let _ = self.inner.ledger.set(ledger);
+        }
     }
 
     /// Holds a worker for one task, starting its server first when needed.
@@ -508,6 +520,32 @@ impl WorkerPool {
         None
     }
 
+    /// Call once a job is final and its record written: keeps the job's session in OpenCode's
+    /// session list while it is among the last `runtime.keepSessions`, and deletes the sessions
+    /// that fall out (with 0, this one at once). A session whose server is gone is skipped;
+    /// a failed delete is logged, never an error of the job.
+    pub async fn retire_session(&self, conn: &Arc<ServerConn>, session_id: &str) {
+        let keep = usize::try_from(self.inner.config.runtime.keep_sessions).unwrap_or(usize::MAX);
+        let expired: Vec<(std::sync::Weak<ServerConn>, String)> = {
+            let mut kept = self
+                .inner
+                .finished_sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            kept.push_back((Arc::downgrade(conn), session_id.to_owned()));
+            let excess = kept.len().saturating_sub(keep);
+            kept.drain(..excess).collect()
+        };
+        for (conn, session_id) in expired {
+            let Some(conn) = conn.upgrade() else {
+                continue;
+            };
+            if let Err(err) = conn.client.delete_session(&session_id).await {
+                tracing::debug!(server = %conn.label, session = %session_id, error = %err, "could not delete a finished worker session");
+            }
+        }
+    }
+
     pub fn record_warning(&self, profile_id: &str, warning: String) {
         self.update(profile_id, |w| w.warning = Some(warning));
     }
@@ -525,15 +563,16 @@ impl WorkerPool {
     fn snapshot_of(&self, profile: &Profile) -> WorkerSnapshot {
         let key = self.key_for(profile);
         let slot = self.slot(&key);
-        let shown = slot.shown_now();
+        let shown = slot.shown_now().filter(|conn| !lifecycle::has_exited(conn));
         let state = self
             .lock_workers()
             .get(&profile.id)
             .cloned()
             .unwrap_or_default();
-        let port = shown
-            .as_ref()
-            .and_then(|s| s.url.rsplit(':').next())
+        let url = shown.as_ref().map(|conn| conn.client.base_url().to_owned());
+        let port = url
+            .as_deref()
+            .and_then(|u| u.rsplit(':').next())
             .and_then(|p| p.trim_end_matches('/').parse().ok());
         WorkerSnapshot {
             id: profile.id.clone(),
@@ -545,9 +584,9 @@ impl WorkerPool {
             model_policy: self.lock_overrides().get(&profile.id).map(|o| o.policy),
             agent: profile.agent_name(),
             isolation: key_isolation(&key).into(),
-            server_url: shown.as_ref().map(|s| s.url.clone()),
+            server_url: url,
             port,
-            pid: shown.and_then(|s| s.pid),
+            pid: shown.and_then(|conn| conn.pid()),
             active_jobs: state.active_jobs,
             last_activity_at: state.last_activity_at,
             restarts: slot.restarts.load(Ordering::Relaxed),
@@ -574,10 +613,8 @@ impl WorkerPool {
         self.inner.shutdown.cancel();
         let slots: Vec<Arc<Slot>> = self.lock_slots().values().cloned().collect();
         for slot in slots {
-            let mut current = slot.current.lock().await;
-            let conn = current.take();
-            slot.replace(&mut current, None);
-            drop(current);
+            let conn = slot.current.lock().await.take();
+            slot.show(None);
             if let Some(conn) = conn {
                 conn.fail_all("the hub is shutting down");
                 conn.shutdown(Duration::from_secs(3)).await;
@@ -618,6 +655,7 @@ impl WorkerPool {
                     shown: Mutex::new(None),
                     catalog: Mutex::new(None),
                     restarts: AtomicU32::new(0),
+                    failures_in_row: AtomicU32::new(0),
                 })
             })
             .clone()
@@ -671,21 +709,14 @@ impl WorkerPool {
 }
 
 impl Slot {
-    /// Replaces the current server (under the `current` lock the caller holds) and what
-    /// listings show of it.
-    fn replace(&self, current: &mut Option<Arc<ServerConn>>, conn: Option<Arc<ServerConn>>) {
+    fn show(&self, conn: Option<Arc<ServerConn>>) {
         *self
             .shown
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            conn.as_ref().map(|conn| ShownServer {
-                url: conn.client.base_url().to_owned(),
-                pid: conn.pid(),
-            });
-        *current = conn;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
     }
 
-    fn shown_now(&self) -> Option<ShownServer> {
+    fn shown_now(&self) -> Option<Arc<ServerConn>> {
         self.shown
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

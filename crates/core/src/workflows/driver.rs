@@ -179,7 +179,7 @@ async fn run_step(
             .unwrap_or(run.limits.per_step_timeout_ms)
             .min(run.limits.per_step_timeout_ms)
             .min(remaining);
-        let launched = start_member(flows, run, definition, member, first, timeout);
+        let launched = start_member(flows, run, definition, member, first, timeout).await;
         let Some(slot) = result_mut(run, &member.id) else {
             continue;
         };
@@ -272,7 +272,7 @@ async fn run_step(
 
 /// Records and starts one member's worker job; the error text says why it could not start.
 /// Attachments go to the first step only, as in the original.
-fn start_member(
+async fn start_member(
     flows: &Workflows,
     run: &WorkflowRun,
     definition: &WorkflowDefinition,
@@ -288,8 +288,9 @@ fn start_member(
         attachments::prepare(
             &run.attachments,
             flows.project_dir(),
-            config.tasks.max_attachment_bytes,
+            (&config.tasks).into(),
         )
+        .await
         .map_err(|err| err.to_string())?
     } else {
         Vec::new()

@@ -99,7 +99,7 @@ impl World {
         self.hub.engine()
     }
 
-    pub fn start_task(&self, worker: &str, task: &str) -> String {
+    pub async fn start_task(&self, worker: &str, task: &str) -> String {
         self.engine()
             .start(
                 TaskStartParams {
@@ -110,6 +110,7 @@ impl World {
                 },
                 None,
             )
+            .await
             .unwrap()
             .task_id
     }
@@ -120,8 +121,18 @@ impl World {
     }
 
     pub async fn run(&self, worker: &str, task: &str) -> JobRecord {
-        let id = self.start_task(worker, task);
+        let id = self.start_task(worker, task).await;
         self.finish(&id).await
+    }
+
+    /// What this hub's pool says about one worker now.
+    pub async fn worker(&self, id: &str) -> orchestra_protocol::WorkerSnapshot {
+        self.engine()
+            .pool()
+            .snapshots()
+            .into_iter()
+            .find(|w| w.id == id)
+            .unwrap()
     }
 
     pub async fn pids(&self) -> Vec<u32> {
@@ -163,7 +174,7 @@ async fn start_hub(
         project_dir: project.dir.clone(),
         config: loaded.config,
         launch: LaunchSettings {
-            binary: require_opencode().unwrap(),
+            binary: require_opencode(),
             project_dir: project.dir.clone(),
             env: home.env().into_iter().chain(extra_env).collect(),
             config_overlay: json!({}),

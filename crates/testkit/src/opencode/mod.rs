@@ -66,11 +66,11 @@ pub fn pinned_opencode_bin() -> Result<PathBuf, HarnessError> {
     }
 }
 
-/// For tests: the pinned binary, or a panic that says how to install it. Tests never skip for a missing
-/// OpenCode, locally or in CI, so this never returns `None`; the `Option` keeps call sites uniform.
-pub fn require_opencode() -> Option<PathBuf> {
+/// For tests: the pinned binary, or a panic that says how to install it. Tests never skip for a
+/// missing OpenCode, locally or in CI.
+pub fn require_opencode() -> PathBuf {
     match pinned_opencode_bin() {
-        Ok(bin) => Some(bin),
+        Ok(bin) => bin,
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!("CI: OpenCode is required and missing, this is a test failure, not a skip: {e}")
         }
