@@ -101,8 +101,10 @@ pub async fn serve(
         config: loaded.config,
         launch: launch.settings,
         warm: true,
+        provenance: loaded.provenance,
     })
     .await?;
+    crate::log_capture::start(hub.bus().clone());
     let token = orchestra_http::new_token();
     let server = match HubServer::start(
         Arc::clone(hub.engine()),

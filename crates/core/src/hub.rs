@@ -46,6 +46,8 @@ pub struct HubOptions {
     /// Start the default worker server at once (a long-lived hub), so the first task does not
     /// wait for a cold OpenCode. The spawn list (`workers`) starts either way.
     pub warm: bool,
+    /// Which config file set each key (the panel's config view); empty when not known.
+    pub provenance: crate::config::Provenance,
 }
 
 pub struct Hub {
@@ -93,11 +95,10 @@ impl Hub {
         let pool = WorkerPool::new(config.clone(), options.launch, bus.clone());
         pool.record_groups(ledger);
         let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
-        let engine = Arc::new(TaskEngine::new(
-            runtime,
-            config.clone(),
-            options.project_dir,
-        ));
+        let engine = Arc::new(
+            TaskEngine::new(runtime, config.clone(), options.project_dir)
+                .with_provenance(options.provenance),
+        );
         tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
         tasks.spawn(prune(store, config.clone(), background.clone()));
         if config.auto_spawn {

@@ -14,6 +14,9 @@
 //! | `GET /api/v1/events` | the event stream (SSE, `Last-Event-ID` replay; `?job=` filters) |
 //! | `POST /api/v1/login` | a one-time login link for a browser ([`LoginLink`]) |
 //! | `POST /api/v1/shutdown` | stop the hub |
+//!
+//! The routes people use through the panel (questions, worker restart, run controls, a task's
+//! events, logs, config) are listed in `panel_api.rs`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -32,7 +35,7 @@ use crate::auth::LOGIN_LINK_TTL;
 use crate::error::{ApiFailure, parse_body};
 
 /// The MCP client (or other caller) a request comes from, recorded as `requestedBy`.
-fn caller(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn caller(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-orchestra-client")
         .and_then(|v| v.to_str().ok())
@@ -171,6 +174,6 @@ pub async fn shutdown(State(app): State<AppState>) -> Json<Value> {
 
 pub async fn no_route() -> ApiFailure {
     ApiFailure::not_found(
-        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs/{id}, events, login, shutdown) and MCP is at /mcp",
+        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs, questions, logs, config, events, login, shutdown), MCP is at /mcp and the panel at /",
     )
 }

@@ -1,6 +1,6 @@
 //! The hub's HTTP server: one listener on 127.0.0.1 serving the JSON API (`/api/v1`, the routes are
 //! listed in `api.rs`), the event stream over SSE (`/api/v1/events`), MCP over Streamable HTTP (`/mcp`)
-//! for clients that connect by URL, and the page (`/`).
+//! for clients that connect by URL, and the control panel (`/`, `/assets/…`).
 //!
 //! Every route goes through `auth::guard`: the hub's own `Host`, no foreign `Origin`, and
 //! the token (bearer) or a session cookie from a one-time login link. The server holds no
@@ -9,9 +9,11 @@
 //!
 //! # Layout
 //! - `auth`: token, login links, sessions, the request guard.
-//! - `api`: JSON routes.
+//! - `api`: JSON routes of the five tools and the listings.
+//! - `panel_api`: JSON routes for people: the inbox, worker restart, run controls, logs, config.
 //! - `sse`: the event stream.
-//! - `page`: `/` and `/login`.
+//! - `panel`: the control panel's page and assets, embedded in the binary.
+//! - `page`: `/login`.
 //! - `activity`: who is connected, for the idle stop.
 //! - `error`: JSON errors.
 
@@ -20,6 +22,8 @@ mod api;
 mod auth;
 mod error;
 mod page;
+mod panel;
+mod panel_api;
 mod sse;
 
 use std::net::SocketAddr;
@@ -76,6 +80,11 @@ pub(crate) struct AppState {
     base_url: String,
     started_at: i64,
     fake: bool,
+}
+
+/// The bytes a first visit to the panel downloads (every embedded file).
+pub fn panel_weight() -> usize {
+    panel::total_bytes()
 }
 
 /// A new random token for a hub (244 bits from the OS).
@@ -170,13 +179,24 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/tasks/{id}/cancel", post(api::cancel_task))
         .route("/list", post(api::list))
         .route("/workers", get(api::workers))
+        .route("/runs", get(panel_api::runs))
         .route("/runs/{id}", get(api::run))
+        .route("/runs/{id}/pause", post(panel_api::pause_run))
+        .route("/runs/{id}/resume", post(panel_api::resume_run))
+        .route("/runs/{id}/cancel", post(panel_api::cancel_run))
+        .route("/tasks/{id}/events", get(panel_api::task_events))
+        .route("/workers/{id}/restart", post(panel_api::restart_worker))
+        .route("/questions", get(panel_api::questions))
+        .route("/questions/{request_id}", post(panel_api::answer_question))
+        .route("/logs", get(panel_api::logs))
+        .route("/config", get(panel_api::config))
         .route("/events", get(sse::events))
         .route("/login", post(api::login))
         .route("/shutdown", post(api::shutdown))
         .fallback(api::no_route);
     Router::new()
-        .route("/", get(page::index))
+        .route("/", get(panel::index))
+        .route("/assets/{*path}", get(panel::asset))
         .route("/login", get(page::login))
         .nest("/api/v1", v1)
         .nest_service("/mcp", mcp)

@@ -8,6 +8,7 @@
 //! `failed` with the panic's message instead of leaving it `running`.
 
 pub mod attachments;
+pub mod questions;
 mod runner;
 mod turn;
 
@@ -63,6 +64,8 @@ pub struct WorkerJob {
     /// Covers the whole job: acquiring the worker, choosing the model, the model's turn.
     pub timeout: Duration,
     pub retry_limit: u32,
+    /// How long a permission question waits for a person (profiles with `onPermissionAsk: ask`).
+    pub permission_ask_timeout: Duration,
 }
 
 struct LiveJob {
@@ -86,6 +89,7 @@ struct Inner {
     live: Mutex<HashMap<String, LiveJob>>,
     /// Owns every job task, so shutdown can wait for exactly those.
     tasks: TaskTracker,
+    questions: questions::QuestionInbox,
 }
 
 /// A running job's hold on its record: publish progress, emit events, finish once.
@@ -101,6 +105,7 @@ impl JobRuntime {
         JobRuntime {
             inner: Arc::new(Inner {
                 store,
+                questions: questions::QuestionInbox::new(bus.clone()),
                 bus,
                 pool,
                 hub_id,
@@ -124,6 +129,11 @@ impl JobRuntime {
 
     pub fn hub_id(&self) -> &str {
         &self.inner.hub_id
+    }
+
+    /// Permission questions waiting for a person.
+    pub fn questions(&self) -> &questions::QuestionInbox {
+        &self.inner.questions
     }
 
     /// A new running record owned by this hub.
@@ -364,6 +374,7 @@ impl JobRuntime {
         self.inner.bus.publish(EventBody::Log(LogEvent {
             level: level.into(),
             message,
+            target: Some("orchestra_core::jobs".into()),
             job_id: Some(record.id.clone()),
             worker_id: Some(record.worker_id.clone()),
         }));

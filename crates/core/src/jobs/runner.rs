@@ -90,6 +90,8 @@ pub(super) async fn run_job(
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
     }
+    // Questions still waiting for a person cannot be answered once the turn is over.
+    job.runtime().questions().drop_job(&record.id);
     match outcome {
         Outcome::Done => finish(job, &mut record, JobStatus::Succeeded, None),
         Outcome::Failed(message) => finish(job, &mut record, JobStatus::Failed, Some(message)),
@@ -168,7 +170,8 @@ async fn drive(
         Err(stop) => return stopped(lease, &session.id, stop, input).await,
     }
 
-    let mut state = Progress::default();
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    let mut state = Progress::new(answers, input.permission_ask_timeout);
     let mut poll = tokio::time::interval(STATUS_POLL);
     poll.tick().await;
     loop {
@@ -181,6 +184,12 @@ async fn drive(
                 return stopped(lease, &session.id, Interrupt::TimedOut, input).await;
             }
             _ = poll.tick() => turn::reconcile(lease, job, record, &mut state, &session.id).await,
+            // `state` holds a sender, so this never ends while the loop runs.
+            Some(answer) = answered.recv() => {
+                record.progress.permissions.push(answer);
+                record.progress.last_activity_at = Some(now_ms());
+                Step::Publish
+            }
             signal = events.recv() => match signal {
                 None => return Outcome::Failed("the worker's event stream closed".into()),
                 Some(SessionSignal::ServerGone(why)) => {

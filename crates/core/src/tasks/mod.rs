@@ -5,6 +5,7 @@
 //! and routed by kind: worker tasks go to the job runtime, workflows to the workflow engine,
 //! ops to [`model_ops`]. The layers below never see an MCP or HTTP caller.
 
+mod control;
 mod human;
 mod model_ops;
 pub mod routing;
@@ -23,11 +24,13 @@ use orchestra_protocol::{
 use orchestra_store::{Store, StoreError};
 use serde::Serialize;
 
+use crate::config::Provenance;
 use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::jobs::attachments::{self, AttachmentError};
+use crate::jobs::questions::QuestionError;
 use crate::jobs::{JobError, JobRuntime, WorkerJob};
-use crate::workers::WorkerPool;
+use crate::workers::{WorkerError, WorkerPool};
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
 
 /// How long `task_cancel` waits for the runner to abort the session and write the final
@@ -58,6 +61,16 @@ pub enum TaskError {
     Job(#[from] JobError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error(transparent)]
+    Question(#[from] QuestionError),
+    #[error("`{field}` = `{value}` is not valid; {hint}")]
+    BadValue {
+        field: &'static str,
+        value: String,
+        hint: String,
+    },
 }
 
 impl From<StoreError> for TaskError {
@@ -133,6 +146,8 @@ pub struct TaskEngine {
     workflows: Workflows,
     config: Arc<Config>,
     project_dir: PathBuf,
+    /// Which config file set each key (shown by the panel's config view).
+    provenance: Arc<Provenance>,
 }
 
 impl TaskEngine {
@@ -142,7 +157,14 @@ impl TaskEngine {
             runtime,
             config,
             project_dir,
+            provenance: Arc::new(Provenance::default()),
         }
+    }
+
+    /// The engine, knowing where its config came from.
+    pub fn with_provenance(mut self, provenance: Provenance) -> TaskEngine {
+        self.provenance = Arc::new(provenance);
+        self
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -229,6 +251,7 @@ impl TaskEngine {
             params.kind.as_str(),
         );
         record.requested_by = requested_by;
+        record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
         let job = WorkerJob {
             profile_id: route.profile.clone(),
@@ -242,6 +265,7 @@ impl TaskEngine {
                 .unwrap_or(tasks.default_auto_spawn && self.config.auto_spawn),
             timeout: Duration::from_millis(params.timeout_ms.unwrap_or(tasks.default_timeout_ms)),
             retry_limit: tasks.provider_retry_limit,
+            permission_ask_timeout: Duration::from_millis(tasks.permission_ask_timeout_ms),
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {

@@ -97,6 +97,8 @@ pub struct ServerConn {
     /// `None` for a server we attached to and do not own.
     pub process: Option<ServerProcess>,
     pub label: String,
+    /// When the hub connected to it (unix ms): the worker's uptime counts from here.
+    pub started_at: i64,
     stop: CancellationToken,
 }
 
@@ -116,6 +118,7 @@ impl ServerConn {
             router: router.clone(),
             process,
             label: label.clone(),
+            started_at: orchestra_protocol::now_ms(),
             stop: stop.clone(),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -128,6 +131,11 @@ impl ServerConn {
 
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(ServerProcess::pid)
+    }
+
+    /// Resident memory of the server process we started (`None` for an attached server).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.process.as_ref().and_then(ServerProcess::rss_bytes)
     }
 
     pub fn exit_watch(&self) -> Option<watch::Receiver<Option<ExitReport>>> {

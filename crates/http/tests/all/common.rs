@@ -34,6 +34,7 @@ impl Served {
                 provider_pin: None,
             },
             warm: false,
+            provenance: Default::default(),
         })
         .await
         .unwrap();
