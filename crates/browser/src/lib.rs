@@ -415,7 +415,12 @@ impl Page {
 
     /// Presses a key as a person would (keydown, char, keyup), e.g. `j`, `Enter`, `?`.
     pub async fn press(&self, key: &str) -> Result<(), BrowserError> {
-        let text = if key.chars().count() == 1 { key } else { "" };
+        // Enter's text is a carriage return: that is what activates a focused link.
+        let text = match key {
+            "Enter" => "\r",
+            _ if key.chars().count() == 1 => key,
+            _ => "",
+        };
         let code = match key {
             "Enter" => 13,
             "Escape" => 27,
