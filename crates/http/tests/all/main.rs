@@ -8,3 +8,4 @@ mod access;
 mod common;
 mod events;
 mod mcp;
+mod memory;
