@@ -369,7 +369,8 @@ async fn memory_ops_run_through_the_tools_with_the_originals_payload() {
         "{found}"
     );
     let got = result_of(&op(&served, "memory.get", json!({"key": "decision:cache2"})).await);
-    assert_eq!(got["links"][0]["to"].as_str().is_some(), true, "{got}");
+    assert_eq!(got["links"][0]["relation"], "depends_on", "{got}");
+    assert_eq!(got["links"][0]["from"], new.as_str(), "{got}");
     let forgot = result_of(
         &op(
             &served,
