@@ -604,7 +604,8 @@ fn every_key_without_effect_warns() {
         "agent": {"applyToBuild": true, "tools": {"read": true}, "permission": {"webfetch": "deny"}},
         "memory": {"enabled": true, "autoSpawn": true, "autoRecord": true, "autoInject": true,
                    "scope": "global", "maxChars": 10, "summaries": {"enabled": true},
-                   "trim": {"maxMessagesGlobal": 1}, "inject": {"maxChars": 5}},
+                   "trim": {"maxMessagesGlobal": 1},
+                   "inject": {"maxChars": 5, "includeMessages": true, "includeSessionSummary": true}},
         "runtime": {"keepSessions": 3},
         "workflows": {
             "triggers": {"visionOnImage": {"enabled": false}},
