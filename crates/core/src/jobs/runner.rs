@@ -90,6 +90,10 @@ pub(super) async fn run_job(
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
     }
+    // The worker is free before the record says the job is over: whoever reads the final
+    // record never sees the worker still busy with it.
+    let conn = lease.conn.clone();
+    drop(lease);
     match outcome {
         Outcome::Done => finish(job, &mut record, JobStatus::Succeeded, None),
         Outcome::Failed(message) => finish(job, &mut record, JobStatus::Failed, Some(message)),
@@ -100,7 +104,7 @@ pub(super) async fn run_job(
     // The record is final and holds the answer: the session itself is no longer needed, and
     // left alone every task would stay in the user's OpenCode session list for good.
     if let Some(session_id) = &record.session_id {
-        pool.retire_session(&lease.conn, session_id).await;
+        pool.retire_session(&conn, session_id).await;
     }
 }
 

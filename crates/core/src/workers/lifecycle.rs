@@ -16,7 +16,32 @@ use crate::supervisor::{ExitReport, ServeSpec, ServerProcess, SupervisorError};
 const STARTUP_ATTEMPTS: u32 = 3;
 
 impl WorkerPool {
+    /// The slot's running server, started if needed. The start runs in a task of the pool's,
+    /// not the caller's: a caller that stops waiting (its task was canceled or timed out) never
+    /// stops a start that other tasks wait for, and never leaves the worker `starting`.
     pub(super) async fn ensure_server(
+        &self,
+        key: &ServerKey,
+        profile: &Profile,
+        auto_spawn: bool,
+    ) -> Result<Arc<ServerConn>, WorkerError> {
+        let pool = self.clone();
+        let key = key.clone();
+        let profile = profile.clone();
+        let started =
+            tokio::spawn(
+                async move { pool.ensure_server_locked(&key, &profile, auto_spawn).await },
+            );
+        match started.await {
+            Ok(result) => result,
+            // The pool's task panicked or the runtime is going down.
+            Err(join) => Err(WorkerError::Interrupted {
+                reason: join.to_string(),
+            }),
+        }
+    }
+
+    async fn ensure_server_locked(
         &self,
         key: &ServerKey,
         profile: &Profile,

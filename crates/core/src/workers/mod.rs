@@ -91,6 +91,8 @@ pub enum WorkerError {
     AttachUrlMissing,
     #[error("the hub is shutting down; no new work is accepted")]
     ShuttingDown,
+    #[error("starting the worker's server was interrupted ({reason}); start the task again")]
+    Interrupted { reason: String },
     #[error("could not read the model catalog from OpenCode for worker `{profile}`: {source}")]
     Catalog {
         profile: String,

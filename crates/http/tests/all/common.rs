@@ -28,6 +28,8 @@ impl Served {
     /// A hub whose config `change` adjusts first (memory off, …).
     pub async fn start_with(change: impl FnOnce(&mut Config)) -> Served {
         let dir = tempfile::tempdir().unwrap();
+        // As in the test projects of the other suites (the corpora refer to it).
+        std::fs::write(dir.path().join("README.md"), "# test project\n").unwrap();
         let mut config = Config::builtin();
         config.tasks.store_path = Some(dir.path().join("orchestra.db"));
         change(&mut config);
