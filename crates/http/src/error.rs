@@ -83,7 +83,7 @@ fn status_of(err: &TaskError) -> (StatusCode, &'static str) {
         TaskError::EmptyTask
         | TaskError::TaskTooLong { .. }
         | TaskError::MissingField { .. }
-        | TaskError::NotYetSupported { .. }
+        | TaskError::InvalidField { .. }
         | TaskError::NoIds
         | TaskError::BadValue { .. } => BAD,
         TaskError::Config(ConfigError::UnknownProfile { .. }) => NOT_FOUND,
@@ -111,11 +111,18 @@ fn status_of(err: &TaskError) -> (StatusCode, &'static str) {
             WorkerError::Config(_)
             | WorkerError::NotRunning { .. }
             | WorkerError::AttachUrlMissing => BAD,
-            WorkerError::ShuttingDown => UNAVAILABLE,
+            WorkerError::ShuttingDown | WorkerError::Interrupted { .. } => UNAVAILABLE,
             WorkerError::Spawn { .. }
             | WorkerError::Connect { .. }
             | WorkerError::Catalog { .. }
             | WorkerError::Model { .. } => UPSTREAM,
+        },
+        TaskError::WorkerRestricted { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        TaskError::Memory(err) => match err.kind() {
+            "memory_disabled" => (StatusCode::NOT_FOUND, "memory_disabled"),
+            "not_found" => NOT_FOUND,
+            "bad_request" => BAD,
+            _ => INTERNAL,
         },
         TaskError::Question(err) => match err {
             QuestionError::Unknown { .. } => NOT_FOUND,

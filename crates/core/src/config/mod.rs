@@ -29,7 +29,7 @@ pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
     PermissionReply, WorkflowExecution, WorkflowIntervene,
 };
-pub use profiles::{BUILTIN_PROFILE_IDS, builtin_profiles};
+pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, builtin_profiles};
 pub use provenance::{KeySource, Provenance};
 pub use resolved::{
     AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,

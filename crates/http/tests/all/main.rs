@@ -6,6 +6,8 @@
 
 mod access;
 mod common;
+mod corpus;
 mod events;
 mod mcp;
 mod panel;
+mod memory;
