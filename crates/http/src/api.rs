@@ -77,13 +77,22 @@ pub async fn start_task(
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
     let params: TaskStartParams = parse_body(&body, "task_start")?;
-    let started = app.engine.start(params, caller(&headers)).await?;
+    let started = app
+        .engine
+        .start(params, caller(&headers))
+        .await
+        .map_err(ApiFailure::of_verb)?;
     Ok(Json(started).into_response())
 }
 
 pub async fn await_tasks(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiFailure> {
     let params: TaskAwaitParams = parse_body(&body, "task_await")?;
-    Ok(Json(app.engine.await_tasks(&params).await?).into_response())
+    let answer = app
+        .engine
+        .await_tasks(&params)
+        .await
+        .map_err(ApiFailure::of_verb)?;
+    Ok(Json(answer).into_response())
 }
 
 pub async fn peek_task(
@@ -122,13 +131,18 @@ pub async fn cancel_task(
             reason: body.reason,
             ..TaskCancelParams::default()
         })
-        .await?;
+        .await
+        .map_err(ApiFailure::of_verb)?;
     Ok(Json(answer).into_response())
 }
 
 pub async fn list(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiFailure> {
     let params: TaskListParams = parse_body(&body, "task_list")?;
-    let listing = app.engine.list(&params).await?;
+    let listing = app
+        .engine
+        .list(&params)
+        .await
+        .map_err(ApiFailure::of_verb)?;
     Ok(Json(json!({
         "format": listing.format,
         "json": listing.json,

@@ -66,6 +66,20 @@ impl From<TaskError> for ApiFailure {
     }
 }
 
+impl ApiFailure {
+    /// A failure of the five verbs' routes (`/tasks`, `/list`, …), whose ids come in the body:
+    /// 404 only for an unknown task, 500 for the store, 400 for the rest (the HTTP corpus's
+    /// contract). Routes that name a thing in their path use `From<TaskError>` instead.
+    pub fn of_verb(err: TaskError) -> ApiFailure {
+        match &err {
+            TaskError::Job(JobError::Store(_)) | TaskError::Job(JobError::UnknownTask { .. }) => {
+                ApiFailure::from(err)
+            }
+            _ => ApiFailure::bad_request(err.to_string()),
+        }
+    }
+}
+
 /// The HTTP status and error kind of a facade error.
 fn status_of(err: &TaskError) -> (StatusCode, &'static str) {
     const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "bad_request");
