@@ -174,6 +174,11 @@ impl Browser {
         self.child.id()
     }
 
+    /// One DevTools command on the browser itself (`Browser.grantPermissions`, …).
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, BrowserError> {
+        self.conn.call(method, params, None).await
+    }
+
     /// A new tab showing `about:blank`.
     pub async fn new_page(&self) -> Result<Page, BrowserError> {
         let target = self

@@ -101,6 +101,15 @@ async fn scenario() {
     let browser = Browser::launch(1280, 800).await.unwrap();
     let page = browser.new_page().await.unwrap();
     page.set_viewport(1280, 800).await.unwrap();
+    // As a person's browser asks once: the page may use the clipboard (the logs' Copy).
+    browser
+        .call(
+            "Browser.grantPermissions",
+            json!({"origin": info.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+        )
+        .await
+        .unwrap();
+    page.call("Emulation.setFocusEmulationEnabled", json!({"enabled": true})).await.unwrap();
 
     // Without the one-time link, neither the page nor the API shows anything.
     page.goto(&format!("{}/", info.url)).await.unwrap();
@@ -161,7 +170,7 @@ async fn scenario() {
     answer_a_question(&client, &page).await;
     workflow_runs(&client, &page).await;
     restart_a_worker(&client, &page).await;
-    logs_config_memory_and_keys(&world, &page, &id).await;
+    logs_config_memory_and_keys(&world, &client, &page, &id).await;
 
     // A screenshot of the panel with this run's real data, for the README.
     page.set_viewport(1280, 800).await.unwrap();
@@ -249,7 +258,7 @@ async fn workflow_runs(client: &Client, page: &Page) {
     let steps = wait(
         page,
         "(() => { const rows = [...document.querySelectorAll('.wf-row')]; \
-           return rows.every(r => r.dataset.status === 'success') && rows.map(r => [r.dataset.step, r.querySelector('.bar').style.left, r.lastChild.textContent]); })()",
+           return rows.every(r => r.dataset.status === 'success' && r.lastChild.textContent.endsWith('chars')) && rows.map(r => [r.dataset.step, r.querySelector('.bar').style.left, r.lastChild.textContent]); })()",
     )
     .await;
     let steps = steps.as_array().unwrap();
@@ -299,22 +308,61 @@ async fn restart_a_worker(client: &Client, page: &Page) {
     wait(page, "document.querySelector('tr[data-worker=\"coder\"] .badge')?.textContent === 'ready'").await;
 }
 
-async fn logs_config_memory_and_keys(world: &World, page: &Page, first_task: &str) {
-    // Logs: a task's outcome line, filtered to that task.
+async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page, first_task: &str) {
+    // Logs: filtered to one task, only that task's lines remain.
     go(page, "#/logs").await;
     wait(page, "document.querySelector('input[aria-label=task]') !== null").await;
-    page.eval(&format!(
-        "(() => {{ const job = document.querySelector('input[aria-label=task]'); job.value = {}; job.dispatchEvent(new Event('change')); }})()",
-        json!(first_task)
-    ))
-    .await
-    .unwrap();
+    let set = |label: &str, value: &str| {
+        format!(
+            "(() => {{ const el = document.querySelector('[aria-label={label}]'); el.value = {}; el.dispatchEvent(new Event('change')); }})()",
+            json!(value)
+        )
+    };
+    page.eval(&set("task", first_task)).await.unwrap();
     let lines = wait(
         page,
-        &format!("(() => {{ const t = document.querySelector('ol.log').innerText; return t.includes('{first_task} succeeded') && t; }})()"),
+        &format!(
+            "(() => {{ const rows = [...document.querySelectorAll('ol.log li')]; \
+               return rows.length > 0 && rows.every(r => r.querySelector('a.who')?.getAttribute('href') === '#/tasks/{first_task}') \
+               && document.querySelector('ol.log').innerText.includes('{first_task} succeeded') && document.querySelector('ol.log').innerText; }})()"
+        ),
     )
     .await;
     assert!(!lines.as_str().unwrap().contains("restarted"), "filtered to one task: {lines}");
+
+    // Follow mode: with a text filter, a new task's outcome line arrives without a reload.
+    page.eval(&set("task", "")).await.unwrap();
+    page.eval(&set("text", "succeeded on coder")).await.unwrap();
+    wait(page, "document.querySelector('.toolbar span.dim')?.textContent.endsWith('lines')").await;
+    let id = worker_task(client, "followed in the log").await;
+    client.finish(&id).await;
+    wait(page, &format!("document.querySelector('ol.log').innerText.includes('{id} succeeded on coder')")).await;
+    let rows = page.eval("[...document.querySelectorAll('ol.log li .msg')].map(m => m.textContent)").await.unwrap();
+    assert!(
+        rows.as_array().unwrap().iter().all(|m| m.as_str().unwrap().contains("succeeded on coder")),
+        "{rows}"
+    );
+
+    // Copy and Download hand over exactly the lines on screen.
+    page.click(".toolbar button:nth-of-type(1)").await.unwrap();
+    wait(page, "document.querySelector('.toolbar span.dim')?.textContent.startsWith('copied')").await;
+    let copied = page.eval("navigator.clipboard.readText()").await.unwrap();
+    assert!(copied.as_str().unwrap().contains(&format!("{id} succeeded on coder")), "{copied}");
+    let saved = page
+        .eval(
+            "new Promise(resolve => { const make = URL.createObjectURL; let blob = null; \
+               URL.createObjectURL = (b) => { blob = b; URL.createObjectURL = make; return make(b); }; \
+               const click = HTMLAnchorElement.prototype.click; \
+               HTMLAnchorElement.prototype.click = function () { HTMLAnchorElement.prototype.click = click; \
+                 blob.text().then(text => resolve([this.download, text])); }; \
+               [...document.querySelectorAll('.toolbar button')].find(b => b.textContent === 'Download').click(); })",
+        )
+        .await
+        .unwrap();
+    assert!(saved[0].as_str().unwrap().starts_with("orchestra-log-"), "{saved}");
+    let text = saved[1].as_str().unwrap();
+    assert_eq!(text.lines().count(), rows.as_array().unwrap().len(), "{text}");
+    assert!(text.contains(&format!("{id} succeeded on coder")), "{text}");
 
     // Config: where the `ask` came from.
     go(page, "#/config").await;
@@ -328,18 +376,7 @@ async fn logs_config_memory_and_keys(world: &World, page: &Page, first_task: &st
     let profiles = page.eval("document.querySelector('table.profiles').innerText").await.unwrap();
     assert!(profiles.as_str().unwrap().contains("ask"), "{profiles}");
 
-    // Memory: results, or the note that this hub serves no memory API; never an error.
-    go(page, "#/memory").await;
-    let memory = wait(
-        page,
-        "(() => { const r = document.querySelector('.results'); const t = r?.innerText ?? ''; return !t.includes('Searching') && t; })()",
-    )
-    .await;
-    let memory = memory.as_str().unwrap();
-    assert!(
-        memory.contains("Memory is not set up") || page.eval("document.querySelector('.results .error') === null").await.unwrap() == true,
-        "{memory}"
-    );
+    memory_view(page, first_task).await;
 
     // The keyboard: views by number, rows with j, Enter opens one, u goes back.
     page.press("1").await.unwrap();
@@ -359,4 +396,66 @@ async fn logs_config_memory_and_keys(world: &World, page: &Page, first_task: &st
         .await
         .unwrap();
     assert!(overflow.as_i64().unwrap() <= 0, "the page is {overflow} px too wide at 420 px");
+}
+
+/// Memory: a record the first task wrote turns up in a filtered search without a reload, its
+/// page links that task, Supersede writes the corrected record, Retract hides it.
+async fn memory_view(page: &Page, first_task: &str) {
+    go(page, "#/memory").await;
+    wait(page, "document.querySelector('select[aria-label=kind]') !== null").await;
+    page.eval(
+        "(() => { const k = document.querySelector('select[aria-label=kind]'); k.value = 'decision'; k.dispatchEvent(new Event('change')); })()",
+    )
+    .await
+    .unwrap();
+    let put = json!({
+        "kind": "decision",
+        "key": "panel:cache",
+        "title": "Cache the model catalog per server",
+        "body": "Cache the model catalog per worker server; refresh it when the server restarts.",
+        "provenance": {"taskId": first_task, "worker": "coder"},
+    });
+    let written = page
+        .eval(&format!(
+            "fetch('/api/v1/memory/records', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify({put})}}).then(r => r.json())"
+        ))
+        .await
+        .unwrap();
+    let id = written["record"]["id"].as_str().unwrap_or_else(|| panic!("{written}")).to_owned();
+    // The search on screen (kind = decision) picks the record up from the event stream.
+    let hit = format!("document.querySelector('.results a[href=\"#/memory/{id}\"]')");
+    wait(page, &format!("{hit} !== null")).await;
+    page.eval(&format!("{hit}.click()")).await.unwrap();
+    let by = wait(page, "document.querySelector('dd.written-by')?.innerText").await;
+    let by = by.as_str().unwrap();
+    assert!(by.contains("succeeded") && by.contains("coder"), "{by}");
+    assert_eq!(
+        page.eval("document.querySelector('dd.written-by a').getAttribute('href')").await.unwrap(),
+        format!("#/tasks/{first_task}")
+    );
+
+    // Supersede from the page: the old record says so and links the new one.
+    page.click(".record details summary").await.unwrap();
+    page.eval(
+        "(() => { const b = document.querySelector('textarea[aria-label=\"new body\"]'); b.value = 'Cache the model catalog per worker server, keyed by the server pid.'; document.querySelector('form.supersede button').click(); })()",
+    )
+    .await
+    .unwrap();
+    let next = wait(page, "document.querySelector('.outcome p.ok a')?.getAttribute('href')").await;
+    let next = next.as_str().unwrap().trim_start_matches("#/memory/").to_owned();
+    wait(page, "[...document.querySelectorAll('dl.facts .badge')].some(b => b.textContent === 'superseded')").await;
+    let links = page.eval("document.querySelector('ul.links')?.innerText ?? ''").await.unwrap();
+    assert!(links.as_str().unwrap().contains(&next), "{links}");
+
+    // Retract the new record from its page: it leaves the search.
+    go(page, &format!("#/memory/{next}")).await;
+    wait(page, "document.querySelector('.buttons button.danger:not([hidden])') !== null").await;
+    page.click(".buttons button.danger").await.unwrap();
+    wait(page, "document.querySelector('.outcome p.ok')?.textContent.startsWith('Retracted')").await;
+    let found = page
+        .eval("fetch('/api/v1/memory/search', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({query: 'model catalog'})}).then(r => r.json())")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = found["items"].as_array().unwrap().iter().filter_map(|h| h["id"].as_str()).collect();
+    assert!(!ids.contains(&next.as_str()) && !ids.contains(&id.as_str()), "{found}");
 }

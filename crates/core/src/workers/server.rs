@@ -103,6 +103,9 @@ pub struct ServerConn {
     /// When the hub connected to it (unix ms): the worker's uptime counts from here.
     pub started_at: i64,
     stop: CancellationToken,
+    /// Why the server was taken away (`fail_all`): a call that fails because of it names this
+    /// reason, not the connection error it caused.
+    gone: std::sync::OnceLock<String>,
 }
 
 impl ServerConn {
@@ -123,6 +126,7 @@ impl ServerConn {
             label: label.clone(),
             started_at: orchestra_protocol::now_ms(),
             stop: stop.clone(),
+            gone: std::sync::OnceLock::new(),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(pump_events(label, client, router, stream, stop, ready_tx));
@@ -147,8 +151,15 @@ impl ServerConn {
 
     /// Tells every job on this server that it is gone.
     pub fn fail_all(&self, reason: &str) {
+        // The first reason wins: it is the cause, later ones are its consequences.
+        let _ = self.gone.set(reason.to_owned());
         self.router
             .broadcast(SessionSignal::ServerGone(reason.to_owned()));
+    }
+
+    /// Why the server was taken away, once it was (`fail_all`).
+    pub fn gone_reason(&self) -> Option<&str> {
+        self.gone.get().map(String::as_str)
     }
 
     pub async fn shutdown(&self, grace: Duration) {

@@ -264,9 +264,12 @@ async fn run_step(
             }
         }
         stamp_finish(slot);
+    }
+    // Announced after the carry is added, so each event holds the step's carry size.
+    add_carry(run, step);
+    for (id, _) in &started {
         step_event(runtime, run, id);
     }
-    add_carry(run, step);
     Ok(())
 }
 

@@ -165,6 +165,7 @@ const EVENT_TYPES = [
   "orchestra.worker.status",
   "orchestra.workflow.step",
   "orchestra.workflow.run",
+  "orchestra.memory.written",
   "orchestra.log",
 ];
 
@@ -290,6 +291,11 @@ export function apply(event) {
       fetchRun(d.runId);
       break;
     }
+    case "orchestra.memory.written":
+      touch("memory");
+      touch(`memory:${d.recordId}`);
+      for (const old of d.superseded ?? []) touch(`memory:${old}`);
+      break;
     case "orchestra.log":
       logs.push({ id: event.id, at: event.timestamp, ...d });
       if (logs.length > LOG_KEEP) logs.splice(0, logs.length - LOG_KEEP);

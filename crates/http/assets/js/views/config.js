@@ -61,7 +61,7 @@ export function render(container) {
                 "tr",
                 { "data-nav": true },
                 h("td", null, h("strong", null, w.id), h("div.dim", null, w.name)),
-                h("td", null, w.steps.map((s) => (s.parallel.length ? `[${s.parallel.map((m) => `${m.id} (${m.workerId})`).join(" ‖ ")}]` : `${s.id} (${s.workerId})`)).join(" → ")),
+                h("td", null, w.steps.map((s) => (s.parallel?.length ? `[${s.parallel.map((m) => `${m.id} (${m.workerId})`).join(" ‖ ")}]` : `${s.id} (${s.workerId})`)).join(" → ")),
                 h("td", null, w.problem ? h("span.error-text", null, w.problem) : limitText(w.limits)),
                 h("td.dim", null, w.source),
               ),

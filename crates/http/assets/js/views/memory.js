@@ -1,20 +1,22 @@
 // #/memory and #/memory/<id>: search the project's memory (scope and kind filters), a record
-// with its links and the task that wrote it, retract or supersede. Until the hub serves the
-// memory API, the view says memory is not set up.
+// with its links and the task that wrote it, retract or supersede. New records
+// (`orchestra.memory.written`) refresh the search and the record on screen. When the hub has
+// no memory (`memory.enabled` is false, or an older hub), the view says memory is not set up.
 
 import { api, isMissingRoute } from "../api.js";
 import { ago, badge, collapsed, empty, errorBox, fill, h, short } from "../dom.js";
 
 const KINDS = ["decision", "convention", "fact", "bug", "fix", "todo", "summary", "artifact", "preference", "error", "observation"];
 
-function notSetUp() {
-  return h(
-    "div.note",
-    null,
-    h("p", null, h("strong", null, "Memory is not set up on this hub. ")),
-    h("p", null, "This hub does not serve the memory API (/api/v1/memory/…). Once it does, records written by workflows, tools and people appear here."),
-  );
+function notSetUp(err) {
+  const why =
+    err.kind === "memory_disabled"
+      ? err.message
+      : "This hub does not serve the memory API (/api/v1/memory/…). Once it does, records written by workflows, tools and people appear here.";
+  return h("div.note", null, h("p", null, h("strong", null, "Memory is not set up on this hub. ")), h("p", null, why));
 }
+
+const noMemory = (err) => isMissingRoute(err) || err.kind === "memory_disabled";
 
 export function render(container, recordId) {
   return recordId ? recordPage(container, recordId) : searchPage(container);
@@ -83,16 +85,29 @@ function searchPage(container) {
       );
     } catch (err) {
       if (mine !== serial) return;
-      fill(results, isMissingRoute(err) ? notSetUp() : errorBox(err));
+      fill(results, noMemory(err) ? notSetUp(err) : errorBox(err));
     }
   }
   for (const el of [scope, kind, superseded, retracted]) el.addEventListener("change", search);
   search();
-  return { title: "Memory" };
+  // A burst of writes (a memory worker's turn) refreshes the results once.
+  let pending = null;
+  return {
+    title: "Memory",
+    update(changes) {
+      if (!changes.has("memory") || pending) return;
+      pending = setTimeout(() => ((pending = null), search()), 250);
+    },
+    destroy() {
+      clearTimeout(pending);
+    },
+  };
 }
 
 function recordPage(container, id) {
   const body = h("div.record");
+  // Kept across reloads: the outcome of Retract or Supersede stays on screen.
+  const outcome = h("div.outcome", { "aria-live": "polite" });
   container.append(h("div.titlebar", null, h("a.back", { href: "#/memory" }, "← Memory"), h("h1", null, "Record ", h("span.mono", null, id))), body);
 
   async function load() {
@@ -100,13 +115,17 @@ function recordPage(container, id) {
     try {
       data = await api.memoryRecord(id);
     } catch (err) {
-      fill(body, isMissingRoute(err) ? notSetUp() : errorBox(err));
+      fill(body, noMemory(err) ? notSetUp(err) : errorBox(err));
       return;
     }
-    const record = data?.record ?? data;
-    const links = data?.links ?? [];
+    const record = data?.record;
+    if (!record) {
+      fill(body, errorBox(`no memory record ${id}; search for it on the Memory page`));
+      return;
+    }
+    const links = data.links ?? [];
+    const task = data.task;
     const p = record.provenance ?? {};
-    const outcome = h("div.outcome", { "aria-live": "polite" });
     const retract = h("button.danger", { type: "button", hidden: record.status !== "active" }, "Retract");
     retract.addEventListener("click", async () => {
       retract.disabled = true;
@@ -156,7 +175,7 @@ function recordPage(container, id) {
         record.tags?.length ? [h("dt", null, "Tags"), h("dd", null, record.tags.join(", "))] : null,
         record.entities?.files?.length ? [h("dt", null, "Files"), h("dd.mono", null, record.entities.files.join(", "))] : null,
         record.entities?.symbols?.length ? [h("dt", null, "Symbols"), h("dd.mono", null, record.entities.symbols.join(", "))] : null,
-        [h("dt", null, "Written by"), h("dd", null, p.taskId ? ["task ", h("a.mono", { href: `#/tasks/${encodeURIComponent(p.taskId)}` }, short(p.taskId))] : "—", p.worker ? ` on ${p.worker}` : "", p.producer ? ` (${p.producer})` : "")],
+        [h("dt", null, "Written by"), h("dd.written-by", null, writtenBy(p, task))],
         p.runId ? [h("dt", null, "Workflow run"), h("dd", null, h("a.mono", { href: `#/runs/${encodeURIComponent(p.runId)}` }, short(p.runId)), p.step ? ` step ${p.step}` : "")] : null,
         record.supersedes ? [h("dt", null, "Supersedes"), h("dd", null, h("a.mono", { href: `#/memory/${encodeURIComponent(record.supersedes)}` }, record.supersedes))] : null,
         record.supersededBy ? [h("dt", null, "Superseded by"), h("dd", null, h("a.mono", { href: `#/memory/${encodeURIComponent(record.supersededBy)}` }, record.supersededBy))] : null,
@@ -166,7 +185,7 @@ function recordPage(container, id) {
       h("h2", null, "Links"),
       links.length
         ? h(
-            "ul",
+            "ul.links",
             null,
             links.map((l) => {
               const other = l.from === id ? l.to : l.from;
@@ -179,5 +198,22 @@ function recordPage(container, id) {
     );
   }
   load();
-  return { title: `Memory ${id}` };
+  return {
+    title: `Memory ${id}`,
+    update(changes) {
+      if (changes.has(`memory:${id}`)) load();
+    },
+  };
+}
+
+/** The task that wrote a record (from its provenance), with its outcome when the hub knows it. */
+function writtenBy(p, task) {
+  const taskId = task?.id ?? p.taskId;
+  if (!taskId) return [p.producer ?? "—", p.worker ? ` on ${p.worker}` : ""];
+  return [
+    "task ",
+    h("a.mono", { href: `#/tasks/${encodeURIComponent(taskId)}` }, short(taskId)),
+    task ? [" ", badge(task.status), ` on ${task.workerId}`, task.message ? h("div.dim", null, task.message) : null] : p.worker ? ` on ${p.worker}` : "",
+    p.producer ? ` (${p.producer})` : "",
+  ];
 }
