@@ -34,23 +34,44 @@ fn config() -> Value {
     })
 }
 
-/// `orchestra panel --url` as a person runs it in the project: a one-time login link.
-fn login_link(world: &World) -> String {
+/// `orchestra panel <args>` as a person runs it in the project.
+fn panel_command(world: &World, args: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"));
     for var in FOREIGN_CONFIG_VARS {
         command.env_remove(var);
     }
-    let out = command
-        .args(["panel", "--url", "--project"])
+    command
+        .arg("panel")
+        .args(args)
+        .arg("--project")
         .arg(&world.project.dir)
         .arg("--config")
         .arg(&world.config)
         .envs(world.home.env())
-        .env("ORCHESTRA_OPENCODE_BIN", require_opencode())
-        .output()
-        .unwrap();
+        .env("ORCHESTRA_OPENCODE_BIN", require_opencode());
+    command
+}
+
+/// `orchestra panel --url`: a one-time login link, printed.
+fn login_link(world: &World) -> String {
+    let out = panel_command(world, &["--url"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `orchestra panel`: opens the link in the user's browser — here a `BROWSER` that writes down
+/// the link it was given.
+fn opened_link(world: &World) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("browser");
+    let seen = dir.path().join("seen");
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = panel_command(world, &[]).env("BROWSER", &script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("opened the panel"), "{stderr}");
+    assert!(out.stdout.is_empty(), "the link goes to the browser only");
+    std::fs::read_to_string(&seen).unwrap()
 }
 
 async fn start(client: &Client, args: Value) -> String {
@@ -376,7 +397,20 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
     let profiles = page.eval("document.querySelector('table.profiles').innerText").await.unwrap();
     assert!(profiles.as_str().unwrap().contains("ask"), "{profiles}");
 
-    memory_view(page, first_task).await;
+    let record = memory_view(page, first_task).await;
+
+    // `orchestra panel` hands the browser a fresh one-time link; a deep link to a record then
+    // opens straight on that record.
+    let link = opened_link(world);
+    assert!(link.contains("/login?code="), "{link}");
+    page.goto(&link).await.unwrap();
+    wait(page, "document.querySelector('#conn.live') !== null").await;
+    let base = link.split("/login").next().unwrap().to_owned();
+    // From another page, so the deep link is a fresh load, not a hash change.
+    page.goto("about:blank").await.unwrap();
+    page.goto(&format!("{base}/#/memory/{record}")).await.unwrap();
+    let title = wait(page, "document.querySelector('dl.facts') && document.querySelector('.record pre.text')?.textContent").await;
+    assert!(title.as_str().unwrap().contains("per worker server"), "{title}");
 
     // The keyboard: views by number, rows with j, Enter opens one, u goes back.
     page.press("1").await.unwrap();
@@ -400,7 +434,7 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
 
 /// Memory: a record the first task wrote turns up in a filtered search without a reload, its
 /// page links that task, Supersede writes the corrected record, Retract hides it.
-async fn memory_view(page: &Page, first_task: &str) {
+async fn memory_view(page: &Page, first_task: &str) -> String {
     go(page, "#/memory").await;
     wait(page, "document.querySelector('select[aria-label=kind]') !== null").await;
     page.eval(
@@ -458,4 +492,5 @@ async fn memory_view(page: &Page, first_task: &str) {
         .unwrap();
     let ids: Vec<&str> = found["items"].as_array().unwrap().iter().filter_map(|h| h["id"].as_str()).collect();
     assert!(!ids.contains(&next.as_str()) && !ids.contains(&id.as_str()), "{found}");
+    id
 }
