@@ -18,11 +18,13 @@ use orchestra_testkit::opencode::{FOREIGN_CONFIG_VARS, require_opencode};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
+/// Long enough for a person (the test) to answer on the page, short enough to see one expire.
+const ASK_TIMEOUT_MS: u64 = 15_000;
 
 fn config() -> Value {
     json!({
         "profiles": [{"id": "coder", "onPermissionAsk": "ask"}],
-        "tasks": {"permissionAskTimeoutMs": 120000},
+        "tasks": {"permissionAskTimeoutMs": ASK_TIMEOUT_MS},
         "workflows": {"definitions": [{
             "id": "panel-flow",
             "name": "Panel flow",
@@ -189,7 +191,15 @@ async fn scenario() {
 
     cancel_from_the_page(&world, &client, &page).await;
     answer_a_question(&client, &page).await;
+    // A question nobody answers is rejected after tasks.permissionAskTimeoutMs; it waits while
+    // the workflow runs go by.
+    let unanswered = worker_task(&client, r#"CALL_TOOL:read {"filePath": "/etc/os-release"}"#).await;
+    wait(&page, "document.getElementById('count-inbox').textContent === '1'").await;
     workflow_runs(&client, &page).await;
+    let record = client.finish(&unanswered).await;
+    let answers = &record["progress"]["permissions"];
+    assert_eq!((&answers[0]["reply"], &answers[0]["by"]), (&json!("reject"), &json!("timeout")), "{record}");
+    wait(&page, "document.getElementById('count-inbox').textContent === ''").await;
     restart_a_worker(&client, &page).await;
     logs_config_memory_and_keys(&world, &client, &page, &id).await;
 
@@ -253,6 +263,18 @@ async fn answer_a_question(client: &Client, page: &Page) {
     let answers = &record["progress"]["permissions"];
     assert_eq!(answers[0]["reply"], "once", "{record}");
     assert_eq!(answers[0]["by"], "person", "{record}");
+
+    // From the keyboard: select the question (j) and reject it (r); the worker goes on.
+    let id = worker_task(client, r#"CALL_TOOL:read {"filePath": "/etc/passwd"}"#).await;
+    wait(page, "document.querySelector('.question') !== null").await;
+    page.eval("document.activeElement?.blur()").await.unwrap();
+    page.press("j").await.unwrap();
+    page.press("r").await.unwrap();
+    wait(page, "document.querySelector('.question') === null").await;
+    let record = client.finish(&id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    let answers = &record["progress"]["permissions"];
+    assert_eq!((&answers[0]["reply"], &answers[0]["by"]), (&json!("reject"), &json!("person")), "{record}");
 }
 
 /// A workflow run's steps appear in order on its waterfall, with their tasks, tokens and carry;
