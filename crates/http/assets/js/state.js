@@ -202,6 +202,8 @@ export function connect() {
 export function apply(event) {
   state.lastEventId = Math.max(state.lastEventId, event.id);
   applied.push(event.timestamp);
+  // Hub event → the page has it (the benchmark's split of event → DOM).
+  window.__orchestraRecv?.push(Date.now() - event.timestamp);
   const d = event.data;
   switch (event.type) {
     case "orchestra.job.started":
