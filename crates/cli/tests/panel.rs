@@ -263,8 +263,13 @@ async fn answer_a_question(client: &Client, page: &Page) {
     let answers = &record["progress"]["permissions"];
     assert_eq!(answers[0]["reply"], "once", "{record}");
     assert_eq!(answers[0]["by"], "person", "{record}");
+    // Its page lists the tool call it made and how the question was answered.
+    go(page, &format!("#/tasks/{id}")).await;
+    let tools = wait(page, "document.querySelector('table.tools tbody')?.innerText").await;
+    assert!(tools.as_str().unwrap().contains("read"), "{tools}");
 
     // From the keyboard: select the question (j) and reject it (r); the worker goes on.
+    go(page, "#/inbox").await;
     let id = worker_task(client, r#"CALL_TOOL:read {"filePath": "/etc/passwd"}"#).await;
     wait(page, "document.querySelector('.question') !== null").await;
     page.eval("document.activeElement?.blur()").await.unwrap();
@@ -311,6 +316,15 @@ async fn workflow_runs(client: &Client, page: &Page) {
     let left = |s: &Value| s[1].as_str().unwrap().trim_end_matches('%').parse::<f64>().unwrap();
     assert!(left(&steps[1]) > left(&steps[0]), "{steps:?}");
     assert!(steps[1][2].as_str().unwrap().ends_with("chars"), "{steps:?}");
+    // The run's totals: the tokens of its steps, summed by the hub.
+    let hub_run = page
+        .eval(&format!("fetch('/api/v1/runs/{run}').then(r => r.json())"))
+        .await
+        .unwrap();
+    let input = hub_run["usage"]["input"].as_u64().unwrap();
+    let shown = if input < 1000 { input.to_string() } else { format!("{:.1}k", input as f64 / 1000.0) };
+    let facts = page.eval("document.querySelector('dl.facts').innerText").await.unwrap();
+    assert!(input > 0 && facts.as_str().unwrap().contains(&format!("{shown} in")), "{facts} / {hub_run}");
 
     // Cancel ends a run for good.
     let started = client
@@ -336,6 +350,18 @@ async fn restart_a_worker(client: &Client, page: &Page) {
     let before = wait(page, "document.querySelector('tr[data-worker=\"coder\"] td.num.mono')?.textContent.match(/^\\d+$/)?.[0]").await;
     let id = worker_task(client, "SLOW:60 running while the server restarts").await;
     wait(page, "document.querySelector('tr[data-worker=\"coder\"] .badge')?.textContent === 'busy'").await;
+    // Port, model, one session running, RSS and uptime, as the pool reports them.
+    let cells = wait(
+        page,
+        "(() => { const c = [...document.querySelector('tr[data-worker=\"coder\"]').cells].map(c => c.textContent); \
+           return c[5] === '1' && c; })()",
+    )
+    .await;
+    let cells: Vec<&str> = cells.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(cells[3].parse::<u16>().is_ok(), "port: {cells:?}");
+    assert!(cells[4].contains("fake"), "model: {cells:?}");
+    assert!(cells[6].ends_with("MB"), "RSS: {cells:?}");
+    assert!(cells[7].chars().next().is_some_and(|c| c.is_ascii_digit()), "uptime: {cells:?}");
     page.click("tr[data-worker=\"coder\"] button").await.unwrap();
     page.click("tr[data-worker=\"coder\"] button").await.unwrap();
     let note = wait(page, "document.querySelector('.note p.ok')?.textContent").await;
@@ -443,6 +469,13 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
     wait(page, "location.hash.startsWith('#/tasks/')").await;
     page.press("u").await.unwrap();
     wait(page, "location.hash === '#/tasks'").await;
+
+    // Everything the page loaded came from the hub itself.
+    let foreign = page
+        .eval("performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))")
+        .await
+        .unwrap();
+    assert_eq!(foreign, json!([]), "the page fetched from elsewhere");
 
     // A narrow window: one column, nothing wider than the window.
     page.set_viewport(420, 900).await.unwrap();
