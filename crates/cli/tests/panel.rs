@@ -57,7 +57,11 @@ fn panel_command(world: &World, args: &[&str]) -> std::process::Command {
 /// `orchestra panel --url`: a one-time login link, printed.
 fn login_link(world: &World) -> String {
     let out = panel_command(world, &["--url"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -67,11 +71,21 @@ fn opened_link(world: &World) -> String {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("browser");
     let seen = dir.path().join("seen");
-    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display())).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = panel_command(world, &[]).env("BROWSER", &script).output().unwrap();
+    let out = panel_command(world, &[])
+        .env("BROWSER", &script)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.contains("opened the panel"), "{stderr}");
+    assert!(
+        out.status.success() && stderr.contains("opened the panel"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty(), "the link goes to the browser only");
     std::fs::read_to_string(&seen).unwrap()
 }
@@ -82,7 +96,11 @@ async fn start(client: &Client, args: Value) -> String {
 }
 
 async fn worker_task(client: &Client, task: &str) -> String {
-    start(client, json!({"kind": "worker", "workerId": "coder", "task": task})).await
+    start(
+        client,
+        json!({"kind": "worker", "workerId": "coder", "task": task}),
+    )
+    .await
 }
 
 /// Waits for `expression` to be truthy; on a timeout the failure shows what the page showed.
@@ -100,7 +118,9 @@ async fn wait(page: &Page, expression: &str) -> Value {
 }
 
 async fn go(page: &Page, hash: &str) {
-    page.eval(&format!("location.hash = {}", json!(hash))).await.unwrap();
+    page.eval(&format!("location.hash = {}", json!(hash)))
+        .await
+        .unwrap();
 }
 
 /// The group (`g-running`, `g-done`, …) a task's row is in, or "" while it is not on the page.
@@ -132,19 +152,30 @@ async fn scenario() {
         )
         .await
         .unwrap();
-    page.call("Emulation.setFocusEmulationEnabled", json!({"enabled": true})).await.unwrap();
+    page.call(
+        "Emulation.setFocusEmulationEnabled",
+        json!({"enabled": true}),
+    )
+    .await
+    .unwrap();
 
     // Without the one-time link, neither the page nor the API shows anything.
     page.goto(&format!("{}/", info.url)).await.unwrap();
     let body = page.eval("document.body.innerText").await.unwrap();
     let body = body.as_str().unwrap();
-    assert!(body.contains("Not logged in") && !body.contains(&info.hub_id), "{body}");
+    assert!(
+        body.contains("Not logged in") && !body.contains(&info.hub_id),
+        "{body}"
+    );
     let health = page
         .eval("fetch('/api/v1/health').then(async r => [r.status, await r.text()])")
         .await
         .unwrap();
     assert_eq!(health[0], 401);
-    assert!(!health[1].as_str().unwrap().contains(&info.hub_id), "{health}");
+    assert!(
+        !health[1].as_str().unwrap().contains(&info.hub_id),
+        "{health}"
+    );
     let tasks = page
         .eval("fetch('/api/v1/list', {method: 'POST', body: '{}'}).then(r => r.status)")
         .await
@@ -171,20 +202,32 @@ async fn scenario() {
         .await
         .unwrap();
     assert!(
-        cells[5].as_str().unwrap().starts_with(&format!("{input} / ")),
+        cells[5]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{input} / ")),
         "{cells} vs {}",
         record["usage"]
     );
 
     // Its page: the model and why, the streamed text, and the prompt kept folded.
     go(&page, &format!("#/tasks/{id}")).await;
-    wait(&page, "document.querySelector('pre.peek')?.textContent.includes('chunk6')").await;
-    let facts = page.eval("document.querySelector('dl.facts').innerText").await.unwrap();
+    wait(
+        &page,
+        "document.querySelector('pre.peek')?.textContent.includes('chunk6')",
+    )
+    .await;
+    let facts = page
+        .eval("document.querySelector('dl.facts').innerText")
+        .await
+        .unwrap();
     let facts = facts.as_str().unwrap();
     assert!(facts.contains(record["model"].as_str().unwrap()), "{facts}");
     assert!(facts.contains("Why this model"), "{facts}");
     assert_eq!(
-        page.eval("document.querySelector('pre.text') === null").await.unwrap(),
+        page.eval("document.querySelector('pre.text') === null")
+            .await
+            .unwrap(),
         true,
         "the prompt must stay folded until asked for"
     );
@@ -193,20 +236,37 @@ async fn scenario() {
     answer_a_question(&client, &page).await;
     // A question nobody answers is rejected after tasks.permissionAskTimeoutMs; it waits while
     // the workflow runs go by.
-    let unanswered = worker_task(&client, r#"CALL_TOOL:read {"filePath": "/etc/os-release"}"#).await;
-    wait(&page, "document.getElementById('count-inbox').textContent === '1'").await;
+    let unanswered =
+        worker_task(&client, r#"CALL_TOOL:read {"filePath": "/etc/os-release"}"#).await;
+    wait(
+        &page,
+        "document.getElementById('count-inbox').textContent === '1'",
+    )
+    .await;
     workflow_runs(&client, &page).await;
     let record = client.finish(&unanswered).await;
     let answers = &record["progress"]["permissions"];
-    assert_eq!((&answers[0]["reply"], &answers[0]["by"]), (&json!("reject"), &json!("timeout")), "{record}");
-    wait(&page, "document.getElementById('count-inbox').textContent === ''").await;
+    assert_eq!(
+        (&answers[0]["reply"], &answers[0]["by"]),
+        (&json!("reject"), &json!("timeout")),
+        "{record}"
+    );
+    wait(
+        &page,
+        "document.getElementById('count-inbox').textContent === ''",
+    )
+    .await;
     restart_a_worker(&client, &page).await;
     logs_config_memory_and_keys(&world, &client, &page, &id).await;
 
     // A screenshot of the panel with this run's real data, for the README.
     page.set_viewport(1280, 800).await.unwrap();
     go(&page, "#/tasks").await;
-    wait(&page, "document.querySelectorAll('tr[data-task]').length >= 6").await;
+    wait(
+        &page,
+        "document.querySelectorAll('tr[data-task]').length >= 6",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/panel.png");
     page.screenshot(&shot).await.unwrap();
@@ -227,17 +287,40 @@ async fn cancel_from_the_page(world: &World, client: &Client, page: &Page) {
         .unwrap();
     go(page, &format!("#/tasks/{id}")).await;
     // The live peek streams the text as the model writes it.
-    wait(page, "document.querySelector('pre.peek')?.textContent.includes('chunk2')").await;
+    wait(
+        page,
+        "document.querySelector('pre.peek')?.textContent.includes('chunk2')",
+    )
+    .await;
     page.press("x").await.unwrap();
-    wait(page, "document.querySelector('.titlebar button.danger')?.textContent === 'Really cancel?'").await;
+    wait(
+        page,
+        "document.querySelector('.titlebar button.danger')?.textContent === 'Really cancel?'",
+    )
+    .await;
     page.click(".titlebar button.danger").await.unwrap();
     let outcome = wait(page, "document.querySelector('.outcome p.ok')?.textContent").await;
-    assert!(outcome.as_str().unwrap().starts_with("Canceled"), "{outcome}");
-    let cut = world.fake.wait_for_disconnect(Duration::from_secs(10)).await.unwrap();
-    assert!(cut.last_user_text.contains("cancel me"), "{}", cut.last_user_text);
+    assert!(
+        outcome.as_str().unwrap().starts_with("Canceled"),
+        "{outcome}"
+    );
+    let cut = world
+        .fake
+        .wait_for_disconnect(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        cut.last_user_text.contains("cancel me"),
+        "{}",
+        cut.last_user_text
+    );
     let record = client.finish(&id).await;
     assert_eq!(record["status"], "canceled", "{record}");
-    wait(page, "document.querySelector('.titlebar .badge')?.textContent === 'canceled'").await;
+    wait(
+        page,
+        "document.querySelector('.titlebar .badge')?.textContent === 'canceled'",
+    )
+    .await;
 }
 
 /// A worker whose profile says `ask` waits for a person: the question shows under Needs input
@@ -245,19 +328,35 @@ async fn cancel_from_the_page(world: &World, client: &Client, page: &Page) {
 async fn answer_a_question(client: &Client, page: &Page) {
     let id = worker_task(client, r#"CALL_TOOL:read {"filePath": "/etc/hostname"}"#).await;
     go(page, "#/tasks").await;
-    wait(page, &format!("{}.includes('g-needs-input')", group_of(&id))).await;
-    wait(page, "document.getElementById('count-inbox').textContent === '1'").await;
+    wait(
+        page,
+        &format!("{}.includes('g-needs-input')", group_of(&id)),
+    )
+    .await;
+    wait(
+        page,
+        "document.getElementById('count-inbox').textContent === '1'",
+    )
+    .await;
     page.press("2").await.unwrap();
     wait(page, "location.hash === '#/inbox'").await;
     let card = wait(page, "document.querySelector('.question')?.innerText").await;
     let card = card.as_str().unwrap();
-    assert!(card.contains("external_directory") && card.contains("coder"), "{card}");
-    page.click(".question button[data-reply=once]").await.unwrap();
+    assert!(
+        card.contains("external_directory") && card.contains("coder"),
+        "{card}"
+    );
+    page.click(".question button[data-reply=once]")
+        .await
+        .unwrap();
     wait(page, "document.querySelector('.question') === null").await;
     let record = client.finish(&id).await;
     assert_eq!(record["status"], "succeeded", "{record}");
     assert!(
-        record["responseText"].as_str().unwrap().starts_with("TOOL_RESULT_SEEN"),
+        record["responseText"]
+            .as_str()
+            .unwrap()
+            .starts_with("TOOL_RESULT_SEEN"),
         "{record}"
     );
     let answers = &record["progress"]["permissions"];
@@ -265,7 +364,11 @@ async fn answer_a_question(client: &Client, page: &Page) {
     assert_eq!(answers[0]["by"], "person", "{record}");
     // Its page lists the tool call it made and how the question was answered.
     go(page, &format!("#/tasks/{id}")).await;
-    let tools = wait(page, "document.querySelector('table.tools tbody')?.innerText").await;
+    let tools = wait(
+        page,
+        "document.querySelector('table.tools tbody')?.innerText",
+    )
+    .await;
     assert!(tools.as_str().unwrap().contains("read"), "{tools}");
 
     // From the keyboard: select the question (j) and reject it (r); the worker goes on.
@@ -279,7 +382,11 @@ async fn answer_a_question(client: &Client, page: &Page) {
     let record = client.finish(&id).await;
     assert_eq!(record["status"], "succeeded", "{record}");
     let answers = &record["progress"]["permissions"];
-    assert_eq!((&answers[0]["reply"], &answers[0]["by"]), (&json!("reject"), &json!("person")), "{record}");
+    assert_eq!(
+        (&answers[0]["reply"], &answers[0]["by"]),
+        (&json!("reject"), &json!("person")),
+        "{record}"
+    );
 }
 
 /// A workflow run's steps appear in order on its waterfall, with their tasks, tokens and carry;
@@ -293,16 +400,32 @@ async fn workflow_runs(client: &Client, page: &Page) {
         .await;
     let run = started["continueRunId"].as_str().unwrap().to_owned();
     go(page, "#/runs").await;
-    wait(page, &format!("document.querySelector('tr[data-run=\"{run}\"]') !== null")).await;
+    wait(
+        page,
+        &format!("document.querySelector('tr[data-run=\"{run}\"]') !== null"),
+    )
+    .await;
     go(page, &format!("#/runs/{run}")).await;
-    wait(page, "document.querySelector('.wf-row[data-step=\"one\"]')?.dataset.status === 'running'").await;
+    wait(
+        page,
+        "document.querySelector('.wf-row[data-step=\"one\"]')?.dataset.status === 'running'",
+    )
+    .await;
     page.click(".titlebar button:not([hidden])").await.unwrap();
-    wait(page, "document.querySelector('.titlebar .badge')?.textContent === 'paused'").await;
+    wait(
+        page,
+        "document.querySelector('.titlebar .badge')?.textContent === 'paused'",
+    )
+    .await;
     wait(page, "[...document.querySelectorAll('.titlebar button')].find(b => b.textContent === 'Resume' && !b.hidden && !b.disabled) !== undefined").await;
     page.eval("[...document.querySelectorAll('.titlebar button')].find(b => b.textContent === 'Resume').click()")
         .await
         .unwrap();
-    wait(page, "document.querySelector('.titlebar .badge')?.textContent === 'success'").await;
+    wait(
+        page,
+        "document.querySelector('.titlebar .badge')?.textContent === 'success'",
+    )
+    .await;
     let steps = wait(
         page,
         "(() => { const rows = [...document.querySelectorAll('.wf-row')]; \
@@ -313,18 +436,37 @@ async fn workflow_runs(client: &Client, page: &Page) {
     assert_eq!(steps.len(), 2, "{steps:?}");
     assert_eq!(steps[0][0], "one");
     assert_eq!(steps[1][0], "two");
-    let left = |s: &Value| s[1].as_str().unwrap().trim_end_matches('%').parse::<f64>().unwrap();
+    let left = |s: &Value| {
+        s[1].as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .unwrap()
+    };
     assert!(left(&steps[1]) > left(&steps[0]), "{steps:?}");
-    assert!(steps[1][2].as_str().unwrap().ends_with("chars"), "{steps:?}");
+    assert!(
+        steps[1][2].as_str().unwrap().ends_with("chars"),
+        "{steps:?}"
+    );
     // The run's totals: the tokens of its steps, summed by the hub.
     let hub_run = page
         .eval(&format!("fetch('/api/v1/runs/{run}').then(r => r.json())"))
         .await
         .unwrap();
     let input = hub_run["usage"]["input"].as_u64().unwrap();
-    let shown = if input < 1000 { input.to_string() } else { format!("{:.1}k", input as f64 / 1000.0) };
-    let facts = page.eval("document.querySelector('dl.facts').innerText").await.unwrap();
-    assert!(input > 0 && facts.as_str().unwrap().contains(&format!("{shown} in")), "{facts} / {hub_run}");
+    let shown = if input < 1000 {
+        input.to_string()
+    } else {
+        format!("{:.1}k", input as f64 / 1000.0)
+    };
+    let facts = page
+        .eval("document.querySelector('dl.facts').innerText")
+        .await
+        .unwrap();
+    assert!(
+        input > 0 && facts.as_str().unwrap().contains(&format!("{shown} in")),
+        "{facts} / {hub_run}"
+    );
 
     // Cancel ends a run for good.
     let started = client
@@ -335,12 +477,26 @@ async fn workflow_runs(client: &Client, page: &Page) {
         .await;
     let run = started["continueRunId"].as_str().unwrap().to_owned();
     go(page, &format!("#/runs/{run}")).await;
-    wait(page, "document.querySelector('.wf-row[data-step=\"one\"]')?.dataset.status === 'running'").await;
+    wait(
+        page,
+        "document.querySelector('.wf-row[data-step=\"one\"]')?.dataset.status === 'running'",
+    )
+    .await;
     page.click(".titlebar button.danger").await.unwrap();
     page.click(".titlebar button.danger").await.unwrap();
-    wait(page, "document.querySelector('.titlebar .badge')?.textContent === 'error'").await;
-    let reason = page.eval("document.querySelector('dl.facts').innerText").await.unwrap();
-    assert!(reason.as_str().unwrap().contains("canceled by a person"), "{reason}");
+    wait(
+        page,
+        "document.querySelector('.titlebar .badge')?.textContent === 'error'",
+    )
+    .await;
+    let reason = page
+        .eval("document.querySelector('dl.facts').innerText")
+        .await
+        .unwrap();
+    assert!(
+        reason.as_str().unwrap().contains("canceled by a person"),
+        "{reason}"
+    );
 }
 
 /// Restart on the workers view: the task running on the server fails saying why, and a new
@@ -349,7 +505,11 @@ async fn restart_a_worker(client: &Client, page: &Page) {
     go(page, "#/workers").await;
     let before = wait(page, "document.querySelector('tr[data-worker=\"coder\"] td.num.mono')?.textContent.match(/^\\d+$/)?.[0]").await;
     let id = worker_task(client, "SLOW:60 running while the server restarts").await;
-    wait(page, "document.querySelector('tr[data-worker=\"coder\"] .badge')?.textContent === 'busy'").await;
+    wait(
+        page,
+        "document.querySelector('tr[data-worker=\"coder\"] .badge')?.textContent === 'busy'",
+    )
+    .await;
     // Port, model, one session running, RSS and uptime, as the pool reports them.
     let cells = wait(
         page,
@@ -357,13 +517,25 @@ async fn restart_a_worker(client: &Client, page: &Page) {
            return c[5] === '1' && c; })()",
     )
     .await;
-    let cells: Vec<&str> = cells.as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let cells: Vec<&str> = cells
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert!(cells[3].parse::<u16>().is_ok(), "port: {cells:?}");
     assert!(cells[4].contains("fake"), "model: {cells:?}");
     assert!(cells[6].ends_with("MB"), "RSS: {cells:?}");
-    assert!(cells[7].chars().next().is_some_and(|c| c.is_ascii_digit()), "uptime: {cells:?}");
-    page.click("tr[data-worker=\"coder\"] button").await.unwrap();
-    page.click("tr[data-worker=\"coder\"] button").await.unwrap();
+    assert!(
+        cells[7].chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "uptime: {cells:?}"
+    );
+    page.click("tr[data-worker=\"coder\"] button")
+        .await
+        .unwrap();
+    page.click("tr[data-worker=\"coder\"] button")
+        .await
+        .unwrap();
     let note = wait(page, "document.querySelector('.note p.ok')?.textContent").await;
     assert!(note.as_str().unwrap().contains("was restarted"), "{note}");
     let after = wait(page, "document.querySelector('tr[data-worker=\"coder\"] td.num.mono')?.textContent.match(/^\\d+$/)?.[0]").await;
@@ -371,16 +543,32 @@ async fn restart_a_worker(client: &Client, page: &Page) {
     let record = client.finish(&id).await;
     assert_eq!(record["status"], "failed", "{record}");
     assert!(
-        record["error"].as_str().unwrap().contains("restarted by a person"),
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("restarted by a person"),
         "{record}"
     );
-    wait(page, "document.querySelector('tr[data-worker=\"coder\"] .badge')?.textContent === 'ready'").await;
+    wait(
+        page,
+        "document.querySelector('tr[data-worker=\"coder\"] .badge')?.textContent === 'ready'",
+    )
+    .await;
 }
 
-async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page, first_task: &str) {
+async fn logs_config_memory_and_keys(
+    world: &World,
+    client: &Client,
+    page: &Page,
+    first_task: &str,
+) {
     // Logs: filtered to one task, only that task's lines remain.
     go(page, "#/logs").await;
-    wait(page, "document.querySelector('input[aria-label=task]') !== null").await;
+    wait(
+        page,
+        "document.querySelector('input[aria-label=task]') !== null",
+    )
+    .await;
     let set = |label: &str, value: &str| {
         format!(
             "(() => {{ const el = document.querySelector('[aria-label={label}]'); el.value = {}; el.dispatchEvent(new Event('change')); }})()",
@@ -397,26 +585,53 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
         ),
     )
     .await;
-    assert!(!lines.as_str().unwrap().contains("restarted"), "filtered to one task: {lines}");
+    assert!(
+        !lines.as_str().unwrap().contains("restarted"),
+        "filtered to one task: {lines}"
+    );
 
     // Follow mode: with a text filter, a new task's outcome line arrives without a reload.
     page.eval(&set("task", "")).await.unwrap();
     page.eval(&set("text", "succeeded on coder")).await.unwrap();
-    wait(page, "document.querySelector('.toolbar span.dim')?.textContent.endsWith('lines')").await;
+    wait(
+        page,
+        "document.querySelector('.toolbar span.dim')?.textContent.endsWith('lines')",
+    )
+    .await;
     let id = worker_task(client, "followed in the log").await;
     client.finish(&id).await;
-    wait(page, &format!("document.querySelector('ol.log').innerText.includes('{id} succeeded on coder')")).await;
-    let rows = page.eval("[...document.querySelectorAll('ol.log li .msg')].map(m => m.textContent)").await.unwrap();
+    wait(
+        page,
+        &format!("document.querySelector('ol.log').innerText.includes('{id} succeeded on coder')"),
+    )
+    .await;
+    let rows = page
+        .eval("[...document.querySelectorAll('ol.log li .msg')].map(m => m.textContent)")
+        .await
+        .unwrap();
     assert!(
-        rows.as_array().unwrap().iter().all(|m| m.as_str().unwrap().contains("succeeded on coder")),
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m.as_str().unwrap().contains("succeeded on coder")),
         "{rows}"
     );
 
     // Copy and Download hand over exactly the lines on screen.
     page.click(".toolbar button:nth-of-type(1)").await.unwrap();
-    wait(page, "document.querySelector('.toolbar span.dim')?.textContent.startsWith('copied')").await;
+    wait(
+        page,
+        "document.querySelector('.toolbar span.dim')?.textContent.startsWith('copied')",
+    )
+    .await;
     let copied = page.eval("navigator.clipboard.readText()").await.unwrap();
-    assert!(copied.as_str().unwrap().contains(&format!("{id} succeeded on coder")), "{copied}");
+    assert!(
+        copied
+            .as_str()
+            .unwrap()
+            .contains(&format!("{id} succeeded on coder")),
+        "{copied}"
+    );
     let saved = page
         .eval(
             "new Promise(resolve => { const make = URL.createObjectURL; let blob = null; \
@@ -428,9 +643,16 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
         )
         .await
         .unwrap();
-    assert!(saved[0].as_str().unwrap().starts_with("orchestra-log-"), "{saved}");
+    assert!(
+        saved[0].as_str().unwrap().starts_with("orchestra-log-"),
+        "{saved}"
+    );
     let text = saved[1].as_str().unwrap();
-    assert_eq!(text.lines().count(), rows.as_array().unwrap().len(), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        rows.as_array().unwrap().len(),
+        "{text}"
+    );
     assert!(text.contains(&format!("{id} succeeded on coder")), "{text}");
 
     // Config: where the `ask` came from.
@@ -442,7 +664,10 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
             && keys.contains(&world.config.display().to_string()),
         "{keys}"
     );
-    let profiles = page.eval("document.querySelector('table.profiles').innerText").await.unwrap();
+    let profiles = page
+        .eval("document.querySelector('table.profiles').innerText")
+        .await
+        .unwrap();
     assert!(profiles.as_str().unwrap().contains("ask"), "{profiles}");
 
     let record = memory_view(page, first_task).await;
@@ -456,13 +681,22 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
     let base = link.split("/login").next().unwrap().to_owned();
     // From another page, so the deep link is a fresh load, not a hash change.
     page.goto("about:blank").await.unwrap();
-    page.goto(&format!("{base}/#/memory/{record}")).await.unwrap();
+    page.goto(&format!("{base}/#/memory/{record}"))
+        .await
+        .unwrap();
     let title = wait(page, "document.querySelector('dl.facts') && document.querySelector('.record pre.text')?.textContent").await;
-    assert!(title.as_str().unwrap().contains("per worker server"), "{title}");
+    assert!(
+        title.as_str().unwrap().contains("per worker server"),
+        "{title}"
+    );
 
     // The keyboard: views by number, rows with j, Enter opens one, u goes back.
     page.press("1").await.unwrap();
-    wait(page, "location.hash === '#/tasks' && document.querySelector('tr[data-task]') !== null").await;
+    wait(
+        page,
+        "location.hash === '#/tasks' && document.querySelector('tr[data-task]') !== null",
+    )
+    .await;
     page.eval("document.activeElement?.blur()").await.unwrap();
     page.press("j").await.unwrap();
     page.press("Enter").await.unwrap();
@@ -484,14 +718,21 @@ async fn logs_config_memory_and_keys(world: &World, client: &Client, page: &Page
         .eval("document.documentElement.scrollWidth - window.innerWidth")
         .await
         .unwrap();
-    assert!(overflow.as_i64().unwrap() <= 0, "the page is {overflow} px too wide at 420 px");
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page is {overflow} px too wide at 420 px"
+    );
 }
 
 /// Memory: a record the first task wrote turns up in a filtered search without a reload, its
 /// page links that task, Supersede writes the corrected record, Retract hides it.
 async fn memory_view(page: &Page, first_task: &str) -> String {
     go(page, "#/memory").await;
-    wait(page, "document.querySelector('select[aria-label=kind]') !== null").await;
+    wait(
+        page,
+        "document.querySelector('select[aria-label=kind]') !== null",
+    )
+    .await;
     page.eval(
         "(() => { const k = document.querySelector('select[aria-label=kind]'); k.value = 'decision'; k.dispatchEvent(new Event('change')); })()",
     )
@@ -510,7 +751,10 @@ async fn memory_view(page: &Page, first_task: &str) -> String {
         ))
         .await
         .unwrap();
-    let id = written["record"]["id"].as_str().unwrap_or_else(|| panic!("{written}")).to_owned();
+    let id = written["record"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{written}"))
+        .to_owned();
     // The search on screen (kind = decision) picks the record up from the event stream.
     let hit = format!("document.querySelector('.results a[href=\"#/memory/{id}\"]')");
     wait(page, &format!("{hit} !== null")).await;
@@ -519,7 +763,9 @@ async fn memory_view(page: &Page, first_task: &str) -> String {
     let by = by.as_str().unwrap();
     assert!(by.contains("succeeded") && by.contains("coder"), "{by}");
     assert_eq!(
-        page.eval("document.querySelector('dd.written-by a').getAttribute('href')").await.unwrap(),
+        page.eval("document.querySelector('dd.written-by a').getAttribute('href')")
+            .await
+            .unwrap(),
         format!("#/tasks/{first_task}")
     );
 
@@ -530,22 +776,49 @@ async fn memory_view(page: &Page, first_task: &str) -> String {
     )
     .await
     .unwrap();
-    let next = wait(page, "document.querySelector('.outcome p.ok a')?.getAttribute('href')").await;
-    let next = next.as_str().unwrap().trim_start_matches("#/memory/").to_owned();
+    let next = wait(
+        page,
+        "document.querySelector('.outcome p.ok a')?.getAttribute('href')",
+    )
+    .await;
+    let next = next
+        .as_str()
+        .unwrap()
+        .trim_start_matches("#/memory/")
+        .to_owned();
     wait(page, "[...document.querySelectorAll('dl.facts .badge')].some(b => b.textContent === 'superseded')").await;
-    let links = page.eval("document.querySelector('ul.links')?.innerText ?? ''").await.unwrap();
+    let links = page
+        .eval("document.querySelector('ul.links')?.innerText ?? ''")
+        .await
+        .unwrap();
     assert!(links.as_str().unwrap().contains(&next), "{links}");
 
     // Retract the new record from its page: it leaves the search.
     go(page, &format!("#/memory/{next}")).await;
-    wait(page, "document.querySelector('.buttons button.danger:not([hidden])') !== null").await;
+    wait(
+        page,
+        "document.querySelector('.buttons button.danger:not([hidden])') !== null",
+    )
+    .await;
     page.click(".buttons button.danger").await.unwrap();
-    wait(page, "document.querySelector('.outcome p.ok')?.textContent.startsWith('Retracted')").await;
+    wait(
+        page,
+        "document.querySelector('.outcome p.ok')?.textContent.startsWith('Retracted')",
+    )
+    .await;
     let found = page
         .eval("fetch('/api/v1/memory/search', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({query: 'model catalog'})}).then(r => r.json())")
         .await
         .unwrap();
-    let ids: Vec<&str> = found["items"].as_array().unwrap().iter().filter_map(|h| h["id"].as_str()).collect();
-    assert!(!ids.contains(&next.as_str()) && !ids.contains(&id.as_str()), "{found}");
+    let ids: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&next.as_str()) && !ids.contains(&id.as_str()),
+        "{found}"
+    );
     id
 }

@@ -120,7 +120,7 @@ fn status_of(err: &TaskError) -> (StatusCode, &'static str) {
             | WorkflowError::StepTimeoutAboveCap { .. }
             | WorkflowError::CorruptDefinition { .. } => BAD,
         },
-        TaskError::Worker(err) => match err {
+        TaskError::Worker(err) => match err.as_ref() {
             WorkerError::Config(ConfigError::UnknownProfile { .. }) => NOT_FOUND,
             WorkerError::Config(_)
             | WorkerError::NotRunning { .. }

@@ -36,9 +36,12 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     for i in 0..samples {
         let page = browser.new_page().await?;
         page.goto(&client.login_link().await?.url).await?;
-        page.wait_for("document.querySelector('.view-tasks tr[data-task]') !== null", WAIT)
-            .await
-            .context("the panel showed no task list")?;
+        page.wait_for(
+            "document.querySelector('.view-tasks tr[data-task]') !== null",
+            WAIT,
+        )
+        .await
+        .context("the panel showed no task list")?;
         paints.push(first_paint_ms(&page).await?);
         if i == 0 {
             weight_kb = every_view_kb(&page).await?;
@@ -50,7 +53,8 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     page.wait_for("document.querySelector('#conn.live') !== null", WAIT)
         .await
         .context("the panel did not connect to the event stream")?;
-    page.eval("window.__orchestraPerf = []; window.__orchestraRecv = []").await?;
+    page.eval("window.__orchestraPerf = []; window.__orchestraRecv = []")
+        .await?;
     let mut starts = JoinSet::new();
     for i in 0..TASKS {
         let peer = hub.peer();
@@ -142,7 +146,9 @@ async fn first_paint_ms(page: &Page) -> anyhow::Result<f64> {
 
 /// Shows every view (each loads its module once), then sums what the page loaded, in KB.
 async fn every_view_kb(page: &Page) -> anyhow::Result<f64> {
-    for view in ["inbox", "workers", "runs", "memory", "logs", "config", "tasks"] {
+    for view in [
+        "inbox", "workers", "runs", "memory", "logs", "config", "tasks",
+    ] {
         page.eval(&format!("location.hash = '#/{view}'")).await?;
         page.wait_for(
             &format!("document.querySelector('.view-{view}') !== null"),

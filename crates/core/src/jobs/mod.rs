@@ -8,8 +8,8 @@
 //! `failed` with the panic's message instead of leaving it `running`.
 
 pub mod attachments;
-pub mod questions;
 mod files;
+pub mod questions;
 mod runner;
 mod turn;
 

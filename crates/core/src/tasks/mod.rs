@@ -64,8 +64,9 @@ pub enum TaskError {
     Job(#[from] JobError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    /// Boxed: the worker's errors are large, and every facade call returns this type.
     #[error(transparent)]
-    Worker(#[from] WorkerError),
+    Worker(Box<WorkerError>),
     #[error(transparent)]
     Question(#[from] QuestionError),
     #[error("`{field}` = `{value}` is not valid; {hint}")]
@@ -85,6 +86,12 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+}
+
+impl From<WorkerError> for TaskError {
+    fn from(err: WorkerError) -> Self {
+        TaskError::Worker(Box::new(err))
+    }
 }
 
 impl From<StoreError> for TaskError {

@@ -596,7 +596,7 @@ impl WorkerPool {
     }
 
     /// One profile's worker as it is now.
-    pub fn snapshot(&self, profile_id: &str) -> Result<WorkerSnapshot, WorkerError> {
+    pub fn snapshot(&self, profile_id: &str) -> Result<WorkerSnapshot, ConfigError> {
         Ok(self.snapshot_of(self.inner.config.profile(profile_id)?))
     }
 

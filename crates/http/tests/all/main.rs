@@ -9,5 +9,5 @@ mod common;
 mod corpus;
 mod events;
 mod mcp;
-mod panel;
 mod memory;
+mod panel;
