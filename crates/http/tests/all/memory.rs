@@ -369,8 +369,14 @@ async fn memory_ops_run_through_the_tools_with_the_originals_payload() {
         "{found}"
     );
     let got = result_of(&op(&served, "memory.get", json!({"key": "decision:cache2"})).await);
-    assert_eq!(got["links"][0]["relation"], "depends_on", "{got}");
-    assert_eq!(got["links"][0]["from"], new.as_str(), "{got}");
+    // Links come oldest first: the `supersedes` link the put made, then the `depends_on` one.
+    let depends = got["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "depends_on")
+        .unwrap_or_else(|| panic!("no depends_on link: {got}"));
+    assert_eq!(depends["from"], new.as_str(), "{got}");
     let forgot = result_of(
         &op(
             &served,
