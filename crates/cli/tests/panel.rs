@@ -711,17 +711,32 @@ async fn logs_config_memory_and_keys(
         .unwrap();
     assert_eq!(foreign, json!([]), "the page fetched from elsewhere");
 
-    // A narrow window: one column, nothing wider than the window.
+    // A narrow window: one column, nothing wider than the window, on every view (wide tables
+    // and the waterfall scroll inside themselves).
     page.set_viewport(420, 900).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let overflow = page
-        .eval("document.documentElement.scrollWidth - window.innerWidth")
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "the page is {overflow} px too wide at 420 px"
-    );
+    let task_page = format!("#/tasks/{first_task}");
+    for view in [
+        "#/tasks",
+        "#/inbox",
+        "#/workers",
+        "#/runs",
+        "#/memory",
+        "#/logs",
+        "#/config",
+        &task_page,
+    ] {
+        go(page, view).await;
+        wait(page, "document.querySelector('main section.view') !== null").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let overflow = page
+            .eval("document.documentElement.scrollWidth - window.innerWidth")
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{view} is {overflow} px too wide at 420 px"
+        );
+    }
 }
 
 /// Memory: a record the first task wrote turns up in a filtered search without a reload, its
