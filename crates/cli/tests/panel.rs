@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use common::{Client, World, hub_info};
 use orchestra_browser::{Browser, Page};
-use panel_steps::{WAIT, go, group_of, login_link, logs_config_memory_and_keys, wait, worker_task};
+use panel_steps::{
+    WAIT, go, group_of, login_link, logs_config_memory_and_keys, start, wait, worker_task,
+};
 use serde_json::{Value, json};
 
 /// Long enough for a person (the test) to answer on the page, short enough to see one expire.
@@ -97,7 +99,17 @@ async fn scenario() {
     assert_eq!(page.eval("location.pathname").await.unwrap(), "/");
 
     // A task started through MCP appears while it runs and finishes there with its tokens.
-    let id = worker_task(&client, "SLOWMS:300:6 hello from the panel test").await;
+    std::fs::write(
+        world.project.dir.join("notes.txt"),
+        "what the panel test attached\n",
+    )
+    .unwrap();
+    let id = start(
+        &client,
+        json!({"kind": "worker", "workerId": "coder", "task": "SLOWMS:300:6 hello from the panel test",
+               "attachments": [{"type": "file", "path": "notes.txt"}]}),
+    )
+    .await;
     wait(&page, &format!("{}.includes('g-running')", group_of(&id))).await;
     wait(&page, &format!("{}.includes('g-done')", group_of(&id))).await;
     let record = client.finish(&id).await;
@@ -133,6 +145,17 @@ async fn scenario() {
     let facts = facts.as_str().unwrap();
     assert!(facts.contains(record["model"].as_str().unwrap()), "{facts}");
     assert!(facts.contains("Why this model"), "{facts}");
+    let attached = page
+        .eval("document.querySelector('main').innerText")
+        .await
+        .unwrap();
+    assert!(
+        attached
+            .as_str()
+            .unwrap()
+            .contains("file: notes.txt (text/plain"),
+        "{attached}"
+    );
     assert_eq!(
         page.eval("document.querySelector('pre.text') === null")
             .await

@@ -96,6 +96,12 @@ pub async fn go(page: &Page, hash: &str) {
     page.eval(&format!("location.hash = {}", json!(hash)))
         .await
         .unwrap();
+    // The view for this address is on screen (not the one before it, still rendered).
+    wait(
+        page,
+        &format!("document.body.dataset.route === {}", json!(hash)),
+    )
+    .await;
 }
 
 /// The group (`g-running`, `g-done`, …) a task's row is in, or "" while it is not on the page.

@@ -67,6 +67,8 @@ async function route() {
   current = view.render(container, param) ?? {};
   setViewKeys(current.keys);
   document.title = `${current.title ?? section} · Open Orchestra`;
+  // Which address the view on screen shows (tests and scripts wait for it after a navigation).
+  document.body.dataset.route = hash;
 }
 
 function header(changes) {
