@@ -34,7 +34,8 @@ fn config() -> Value {
             "id": "panel-flow",
             "name": "Panel flow",
             "steps": [
-                {"id": "one", "title": "First", "workerId": "coder", "prompt": "SLOWMS:400:12 first {task}", "carry": true},
+                // Long enough (15 s) for the page to be seen showing it running on a loaded machine.
+                {"id": "one", "title": "First", "workerId": "coder", "prompt": "SLOWMS:500:30 first {task}", "carry": true},
                 {"id": "two", "title": "Second", "workerId": "coder", "prompt": "second {task}", "carry": true}
             ]
         }]}
@@ -200,7 +201,13 @@ async fn scenario() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/panel.png");
+    // The README's picture is refreshed only when asked (ORCHESTRA_UPDATE_SCREENSHOTS=1), so a
+    // test run never leaves the working tree modified.
+    let shot = if std::env::var_os("ORCHESTRA_UPDATE_SCREENSHOTS").is_some() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/panel.png")
+    } else {
+        world.home.root.join("panel.png")
+    };
     page.screenshot(&shot).await.unwrap();
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
     drop(browser);

@@ -265,6 +265,10 @@ export function apply(event) {
       touch("workers");
       break;
     case "orchestra.workflow.step": {
+      if (fetching.has(d.runId)) {
+        fetching.get(d.runId).push(event);
+        break;
+      }
       const run = state.runs.get(d.runId);
       if (run) {
         run.steps[d.index] = d.step;
@@ -277,6 +281,10 @@ export function apply(event) {
       break;
     }
     case "orchestra.workflow.run": {
+      if (fetching.has(d.runId)) {
+        fetching.get(d.runId).push(event);
+        break;
+      }
       const run = state.runs.get(d.runId);
       if (run) {
         Object.assign(run, {
@@ -315,11 +323,12 @@ function dropQuestionsOf(jobId) {
   touch("questions");
 }
 
-const fetching = new Set();
+/** Runs being read, each with the run events that arrived while its read was in flight. */
+const fetching = new Map();
 
 async function fetchRun(runId) {
   if (fetching.has(runId)) return;
-  fetching.add(runId);
+  fetching.set(runId, []);
   try {
     const run = await api.run(runId);
     state.runs.set(run.runId, run);
@@ -328,7 +337,11 @@ async function fetchRun(runId) {
   } catch (err) {
     console.warn("reading a workflow run failed", err);
   } finally {
+    const later = fetching.get(runId) ?? [];
     fetching.delete(runId);
+    // The read may have been answered before these events happened: applying them on top
+    // keeps a step that started meanwhile from showing as pending until it ends.
+    for (const event of later) apply(event);
   }
 }
 
