@@ -12,6 +12,7 @@ mod install;
 mod launch;
 mod memory;
 mod models;
+mod owner;
 mod relay;
 mod run;
 mod serve;
