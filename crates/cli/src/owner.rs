@@ -18,7 +18,8 @@ pub async fn gone(owner: Option<u32>) {
     let Some(pid) = owner else {
         return std::future::pending().await;
     };
-    let Some(started) = start_time(pid).filter(|&at| start_time_of_self().is_none_or(|me| at <= me))
+    let Some(started) =
+        start_time(pid).filter(|&at| start_time_of_self().is_none_or(|me| at <= me))
     else {
         tracing::info!(pid, "the owner of this hub is already gone");
         return;

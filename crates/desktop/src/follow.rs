@@ -72,7 +72,10 @@ pub async fn run(
             return;
         }
         failures = 0;
-        tracing::warn!(pid = current.info.pid, "lost the hub: {reason}; attaching again");
+        tracing::warn!(
+            pid = current.info.pid,
+            "lost the hub: {reason}; attaching again"
+        );
         send(&proxy, UserEvent::HubLost(reason));
         if sleep_or_stop(&stop, BACKOFF[0]).await {
             return;

@@ -117,7 +117,10 @@ pub async fn release(current: Option<Current>, project_dir: &Path) {
     }
     tracing::info!(pid, "stopping the hub this window started");
     if let Err(err) = current.client.shutdown().await {
-        tracing::warn!(pid, "asking the hub to stop failed ({err}); sending it SIGTERM");
+        tracing::warn!(
+            pid,
+            "asking the hub to stop failed ({err}); sending it SIGTERM"
+        );
         terminate(pid);
     }
     if wait_released(&files, STOP_WAIT).await {

@@ -93,7 +93,9 @@ fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let code = window::run(setup, &runtime)?;
     // The hub we owned is stopped by now; nothing else of ours may hold the process up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    Ok(std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    Ok(std::process::ExitCode::from(
+        u8::try_from(code).unwrap_or(1),
+    ))
 }
 
 fn init_logging(verbose: u8) {

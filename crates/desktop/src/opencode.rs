@@ -60,9 +60,10 @@ pub fn open(project_dir: &Path) -> anyhow::Result<String> {
     let described = format!(
         "opened OpenCode ({}) in {}",
         opencode.display(),
-        terminal
-            .file_name()
-            .map_or_else(|| terminal.display().to_string(), |n| n.to_string_lossy().into_owned())
+        terminal.file_name().map_or_else(
+            || terminal.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        )
     );
     tracing::info!("{described}");
     Ok(described)
@@ -116,6 +117,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(name))
         .find(|path| {
-            std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
 }

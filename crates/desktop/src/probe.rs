@@ -53,7 +53,8 @@ pub fn write(file: &PathBuf, shell: &Shell, page_json: &str) {
     let page: serde_json::Value = serde_json::from_str(page_json).unwrap_or_default();
     let report = serde_json::json!({ "shell": shell, "page": page });
     let temp = file.with_extension("tmp");
-    let written = std::fs::write(&temp, report.to_string()).and_then(|()| std::fs::rename(&temp, file));
+    let written =
+        std::fs::write(&temp, report.to_string()).and_then(|()| std::fs::rename(&temp, file));
     if let Err(err) = written {
         tracing::warn!(file = %file.display(), "cannot write the probe file: {err}");
     }

@@ -47,7 +47,9 @@ impl Memory {
             last_project: project_dir.to_path_buf(),
         })?;
         // Through a temporary file, so two windows never leave half a file.
-        let temp = self.file.with_extension(format!("json.{}", std::process::id()));
+        let temp = self
+            .file
+            .with_extension(format!("json.{}", std::process::id()));
         std::fs::write(&temp, text)
             .and_then(|()| std::fs::rename(&temp, &self.file))
             .with_context(|| {
@@ -98,7 +100,10 @@ mod tests {
         let memory = Memory::at(root.join("state/orchestra/desktop.json"));
 
         let none = choose(None, &memory).unwrap_err().to_string();
-        assert!(none.contains("orchestra-desktop <project directory>"), "{none}");
+        assert!(
+            none.contains("orchestra-desktop <project directory>"),
+            "{none}"
+        );
 
         let chosen = choose(Some(project.clone()), &memory).unwrap();
         assert_eq!(chosen, project.canonicalize().unwrap());

@@ -1,5 +1,6 @@
 //! What the hub's events mean for the window: how many tasks run, which permission questions
-//! wait for a person, and which events deserve a desktop notification.
+//! wait for a person, the task that changed last (its id shows in the status bar whatever the
+//! page shows), and which events deserve a desktop notification.
 //!
 //! A question waits for a person only when the hub says when it will give up on it
 //! (`expiresAt`, a profile with `onPermissionAsk: "ask"`); any other question was answered by
@@ -12,16 +13,46 @@ use orchestra_protocol::{EventBody, HubEvent, JobRecord, JobStatus};
 /// How much of a task's error a notification shows.
 const ERROR_CHARS: usize = 240;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub running: usize,
     /// Permission questions waiting for a person.
     pub waiting: usize,
+    /// The task that started or finished last.
+    pub latest: Option<Latest>,
+}
+
+/// A task as the status bar names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest {
+    pub id: String,
+    pub worker: String,
+    pub status: JobStatus,
+}
+
+impl Latest {
+    fn of(job: &JobRecord) -> Latest {
+        Latest {
+            id: job.id.clone(),
+            worker: job.worker_id.clone(),
+            status: job.status,
+        }
+    }
+
+    /// `task 1a2b… on coder: running`
+    pub fn describe(&self) -> String {
+        format!(
+            "task {} on {}: {}",
+            self.id,
+            self.worker,
+            self.status.as_str()
+        )
+    }
 }
 
 impl Counts {
     /// `2 running · 1 needs input`, or empty when nothing runs or waits.
-    pub fn describe(self) -> String {
+    pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if self.running > 0 {
             parts.push(format!("{} running", self.running));
@@ -55,6 +86,7 @@ pub struct Tally {
     started: HashSet<String>,
     /// Questions waiting for a person: request id → job id.
     waiting: HashMap<String, String>,
+    latest: Option<Latest>,
 }
 
 impl Tally {
@@ -71,6 +103,7 @@ impl Tally {
         Counts {
             running: self.running_before + self.started.len(),
             waiting: self.waiting.len(),
+            latest: self.latest.clone(),
         }
     }
 
@@ -79,6 +112,7 @@ impl Tally {
         match &event.body {
             EventBody::JobStarted { job } => {
                 self.started.insert(job.id.clone());
+                self.latest = Some(Latest::of(job));
                 None
             }
             EventBody::JobFinished { job } => {
@@ -86,6 +120,7 @@ impl Tally {
                     self.running_before = self.running_before.saturating_sub(1);
                 }
                 self.waiting.retain(|_, waiting_job| *waiting_job != job.id);
+                self.latest = Some(Latest::of(job));
                 finished_alert(job)
             }
             EventBody::PermissionAsked(question) => {
@@ -130,7 +165,11 @@ fn finished_alert(job: &JobRecord) -> Option<Alert> {
     }
     let error = job.error.as_deref().unwrap_or("no reason recorded");
     let mut error: String = error.chars().take(ERROR_CHARS).collect();
-    if job.error.as_ref().is_some_and(|e| e.chars().count() > ERROR_CHARS) {
+    if job
+        .error
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > ERROR_CHARS)
+    {
         error.push('…');
     }
     Some(Alert {
@@ -187,6 +226,10 @@ mod tests {
             job: job("new", "running", None),
         }));
         assert_eq!(tally.counts().running, 3);
+        assert_eq!(
+            tally.counts().latest.map(|l| l.describe()).as_deref(),
+            Some("task new on coder: running")
+        );
         // One of the two that ran before the snapshot, then the new one.
         for id in ["old", "new"] {
             let alert = tally.apply(&event(EventBody::JobFinished {
@@ -194,7 +237,12 @@ mod tests {
             }));
             assert_eq!(alert, None);
         }
-        assert_eq!(tally.counts(), Counts { running: 1, waiting: 0 });
+        let counts = tally.counts();
+        assert_eq!((counts.running, counts.waiting), (1, 0));
+        assert_eq!(
+            counts.latest.map(|l| l.describe()).as_deref(),
+            Some("task new on coder: succeeded")
+        );
         // More finishes than were known never go below zero.
         for id in ["a", "b"] {
             tally.apply(&event(EventBody::JobFinished {
@@ -238,17 +286,19 @@ mod tests {
         );
         tally.apply(&event(question("r2", Some(61_000))));
         assert_eq!(tally.counts().describe(), "1 running · 2 need input");
-        tally.apply(&event(EventBody::PermissionAnswered(PermissionReplyEvent {
-            job_id: "j1".into(),
-            request_id: "r1".into(),
-            reply: "once".into(),
-            by: "person".into(),
-        })));
+        tally.apply(&event(EventBody::PermissionAnswered(
+            PermissionReplyEvent {
+                job_id: "j1".into(),
+                request_id: "r1".into(),
+                reply: "once".into(),
+                by: "person".into(),
+            },
+        )));
         assert_eq!(tally.counts().waiting, 1);
         // The job's end takes its open questions with it.
         tally.apply(&event(EventBody::JobFinished {
             job: job("j1", "succeeded", None),
         }));
-        assert_eq!(tally.counts(), Counts::default());
+        assert_eq!(tally.counts().describe(), "");
     }
 }

@@ -345,9 +345,9 @@ impl App<'_> {
             HubState::Ready { pid, owned: true } => format!(
                 "Hub {pid}, started by this window: closing the window stops it and its workers"
             ),
-            HubState::Ready { pid, owned: false } => format!(
-                "Hub {pid}, already running: it keeps running when this window closes"
-            ),
+            HubState::Ready { pid, owned: false } => {
+                format!("Hub {pid}, already running: it keeps running when this window closes")
+            }
             HubState::Failed(message) => format!("No hub: {message}"),
             HubState::Lost(reason) => format!("The hub stopped ({reason}); starting it again…"),
             HubState::Stopping => "Stopping the hub and its workers…".to_owned(),
@@ -359,6 +359,9 @@ impl App<'_> {
         } else {
             counts
         });
+        if let Some(latest) = &self.counts.latest {
+            parts.push(latest.describe());
+        }
         if let Some(notifications) = &self.notifications {
             parts.push(notifications.describe());
         }

@@ -49,7 +49,10 @@ async fn wait_title(x: &X, window: u32, what: &str, ok: impl Fn(&str) -> bool) -
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the window's title never showed {what}; it is {:?}", x.title(window));
+    panic!(
+        "the window's title never showed {what}; it is {:?}",
+        x.title(window)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +70,10 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
         let terminal = world.home.root.join("fake-terminal");
         std::fs::write(
             &terminal,
-            format!("#!/bin/sh\nprintf '%s\\n' \"$PWD\" \"$@\" > '{}'\n", asked.display()),
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$PWD\" \"$@\" > '{}'\n",
+                asked.display()
+            ),
         )
         .unwrap();
         std::fs::set_permissions(&terminal, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -109,9 +115,17 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
         );
 
         let window = x.window_of(desktop.pid).await;
-        let project_name = world.project.dir.file_name().unwrap().to_string_lossy().into_owned();
+        let project_name = world
+            .project
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // `<page title> — <project>`: the hub's page is titled "Open Orchestra" (the status page)
+        // or "<view> · Open Orchestra" (the control panel).
         let title = wait_title(&x, window, "the page's title", |t| {
-            t == format!("Open Orchestra — {project_name}")
+            t.contains("Open Orchestra") && t.ends_with(&format!(" — {project_name}"))
         })
         .await;
         let area = x.rect(window);
@@ -129,24 +143,41 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
         // A task started through MCP shows in the window while it runs.
         let agent = world.mcp().await;
         let task = agent.start("SLOW:6 seen from the desktop").await;
-        let running = wait_title(&x, window, "the running task", |t| t.ends_with("· 1 running")).await;
+        let running = wait_title(&x, window, "the running task", |t| {
+            t.ends_with("· 1 running")
+        })
+        .await;
+        desktop
+            .wait_probe("the running task's id in the status bar", |r| {
+                text(r, "/shell/status").contains(&format!("task {task} on coder: running"))
+            })
+            .await;
         let during = x.screenshot();
         assert!(
             during.differing_pixels(&shown, status_bar(area)) > 0,
             "the status bar did not change while the task ran ({running})"
         );
-        during.save_png(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("desktop.png"));
+        let window_shot = during.crop(area);
+        window_shot
+            .save_png(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("desktop.png"));
         if std::env::var_os("ORCHESTRA_UPDATE_DOCS").is_some() {
-            during.save_png(
+            window_shot.save_png(
                 &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/desktop.png"),
             );
         }
         let record = agent.finish(&task).await;
         assert_eq!(record["status"], "succeeded", "{record:#}");
         wait_title(&x, window, "the task's end", |t| !t.contains("running")).await;
+        desktop
+            .wait_probe("the finished task in the status bar", |r| {
+                text(r, "/shell/status").contains(&format!("task {task} on coder: succeeded"))
+            })
+            .await;
 
         // A failed task raises a desktop notification naming it and its error.
-        let failed = agent.start("FAIL:400 the desktop should hear of this").await;
+        let failed = agent
+            .start("FAIL:400 the desktop should hear of this")
+            .await;
         let record = agent.finish(&failed).await;
         assert_eq!(record["status"], "failed", "{record:#}");
         let shown = notifications
@@ -155,14 +186,18 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
         assert!(shown.summary.contains("Task failed on coder"), "{shown:?}");
         assert!(shown.body.contains("fake failure 400"), "{shown:?}");
         assert_eq!(shown.urgency, Some(1));
-        assert_eq!(notifications.shown().len(), 1, "{:?}", notifications.shown());
+        assert_eq!(
+            notifications.shown().len(),
+            1,
+            "{:?}",
+            notifications.shown()
+        );
         agent.close().await;
 
         // The button opens the project in OpenCode, in a terminal, in the project.
-        let (bx, by, bw, bh) = serde_json::from_value::<(i64, i64, i64, i64)>(
-            report["shell"]["openButton"].clone(),
-        )
-        .unwrap();
+        let (bx, by, bw, bh) =
+            serde_json::from_value::<(i64, i64, i64, i64)>(report["shell"]["openButton"].clone())
+                .unwrap();
         let to_i16 = |v: i64| i16::try_from(v).unwrap();
         x.click(
             to_i16(i64::try_from(area.0).unwrap() + bx + bw / 2),
@@ -234,7 +269,9 @@ async fn a_hub_it_attached_to_keeps_running_and_the_last_project_is_remembered()
             "{report:#}"
         );
         assert!(
-            desktop.log().contains("nothing owns org.freedesktop.Notifications"),
+            desktop
+                .log()
+                .contains("nothing owns org.freedesktop.Notifications"),
             "{}",
             desktop.log()
         );
@@ -249,7 +286,13 @@ async fn a_hub_it_attached_to_keeps_running_and_the_last_project_is_remembered()
         let report = again.wait_probe("panel, logged in", logged_in).await;
         assert_eq!(
             text(&report, "/shell/project"),
-            world.project.dir.canonicalize().unwrap().display().to_string()
+            world
+                .project
+                .dir
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
         );
         assert_eq!(report["shell"]["hubOwned"], false, "{report:#}");
         // Killed outright, it takes nothing of the hub with it, and leaves nothing of its own.
@@ -259,7 +302,10 @@ async fn a_hub_it_attached_to_keeps_running_and_the_last_project_is_remembered()
         )
         .unwrap();
         again.wait_exit(10).await;
-        assert!(hub.client.health().await.is_ok(), "the attached hub died with the window");
+        assert!(
+            hub.client.health().await.is_ok(),
+            "the attached hub died with the window"
+        );
         let hub_tree = processes::descendants(serve.id());
         let ours: Vec<u32> = world
             .processes()

@@ -24,7 +24,9 @@ impl SessionBus {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|err| {
-                panic!("cannot start dbus-daemon ({err}); install it with scripts/install-system-deps")
+                panic!(
+                    "cannot start dbus-daemon ({err}); install it with scripts/install-system-deps"
+                )
             });
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
@@ -82,7 +84,8 @@ impl Notifications {
         let main_loop = glib::MainLoop::new(Some(&context), false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
-            let (address, shown, main_loop) = (address.to_owned(), shown.clone(), main_loop.clone());
+            let (address, shown, main_loop) =
+                (address.to_owned(), shown.clone(), main_loop.clone());
             std::thread::spawn(move || {
                 context
                     .with_thread_default(|| {

@@ -68,7 +68,9 @@ impl World {
     }
 
     pub fn hub_info(&self) -> HubInfo {
-        self.hub_files().read_info().expect("no hub announced itself")
+        self.hub_files()
+            .read_info()
+            .expect("no hub announced itself")
     }
 
     /// The environment a person's session would give a program, inside the isolated home.
@@ -136,12 +138,11 @@ impl World {
     /// `orchestra mcp` on the project, driven by an MCP client as OpenCode drives it.
     pub async fn mcp(&self) -> Mcp {
         let mut command = tokio::process::Command::from(self.command(&orchestra_bin()));
-        command
-            .arg("mcp")
-            .arg("--project")
-            .arg(&self.project.dir)
-            .stderr(Stdio::null());
-        let transport = TokioChildProcess::new(command).unwrap();
+        command.arg("mcp").arg("--project").arg(&self.project.dir);
+        let (transport, _) = TokioChildProcess::builder(command)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let pid = transport.id().unwrap();
         let service = ().serve(transport).await.unwrap();
         Mcp { service, pid }
@@ -204,7 +205,10 @@ impl Desktop {
                 last = Some(report);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the desktop exited ({status}) before {what}; its log:\n{}", self.log());
+                panic!(
+                    "the desktop exited ({status}) before {what}; its log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -91,6 +91,18 @@ impl Shot {
             .count()
     }
 
+    /// The part of the shot inside `area` (a window).
+    pub fn crop(&self, area: Rect) -> Shot {
+        let (x, y, w, h) = area;
+        let w = w.min(self.width.saturating_sub(x));
+        let h = h.min(self.height.saturating_sub(y));
+        Shot {
+            width: w,
+            height: h,
+            rgb: self.pixels((x, y, w, h)).flatten().copied().collect(),
+        }
+    }
+
     pub fn save_png(&self, path: &Path) {
         use gtk::gdk_pixbuf::{Colorspace, Pixbuf};
         if let Some(dir) = path.parent() {
@@ -142,7 +154,13 @@ impl X {
     pub async fn window_of(&self, pid: u32) -> u32 {
         let wm_pid = self.atom("_NET_WM_PID");
         for _ in 0..600 {
-            let children = self.conn.query_tree(self.root).unwrap().reply().unwrap().children;
+            let children = self
+                .conn
+                .query_tree(self.root)
+                .unwrap()
+                .reply()
+                .unwrap()
+                .children;
             for window in children {
                 let Ok(cookie) = self.conn.get_window_attributes(window) else {
                     continue;
@@ -228,8 +246,16 @@ impl X {
     /// A left click at a point of the screen, as a mouse would make it (XTEST).
     pub fn click(&self, x: i16, y: i16) {
         let c = &self.conn;
-        c.xtest_fake_input(xproto::MOTION_NOTIFY_EVENT, 0, CURRENT_TIME, self.root, x, y, 0)
-            .unwrap();
+        c.xtest_fake_input(
+            xproto::MOTION_NOTIFY_EVENT,
+            0,
+            CURRENT_TIME,
+            self.root,
+            x,
+            y,
+            0,
+        )
+        .unwrap();
         for kind in [xproto::BUTTON_PRESS_EVENT, xproto::BUTTON_RELEASE_EVENT] {
             c.xtest_fake_input(kind, 1, CURRENT_TIME, self.root, 0, 0, 0)
                 .unwrap();
