@@ -19,9 +19,17 @@ pub struct Served {
 
 impl Served {
     pub async fn start() -> Served {
+        Served::start_with(|_| {}).await
+    }
+
+    /// A hub whose config `adjust` changed first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Served {
         let dir = tempfile::tempdir().unwrap();
+        // As in the test projects of the other suites (the corpora refer to it).
+        std::fs::write(dir.path().join("README.md"), "# test project\n").unwrap();
         let mut config = Config::builtin();
         config.tasks.store_path = Some(dir.path().join("orchestra.db"));
+        adjust(&mut config);
         let hub = Hub::start(HubOptions {
             project_dir: dir.path().to_path_buf(),
             config,

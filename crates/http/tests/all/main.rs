@@ -6,5 +6,6 @@
 
 mod access;
 mod common;
+mod corpus;
 mod events;
 mod mcp;
