@@ -18,8 +18,13 @@ pub async fn gone(owner: Option<u32>) {
     let Some(pid) = owner else {
         return std::future::pending().await;
     };
-    let Some(started) =
-        start_time(pid).filter(|&at| start_time_of_self().is_none_or(|me| at <= me))
+    watch(pid, start_time_of_self()).await;
+}
+
+/// Completes when `pid` is gone, or at once when the process with that pid started after
+/// `not_after` (the hub's own start: its owner is older than it, so a younger one reused the pid).
+async fn watch(pid: u32, not_after: Option<u64>) {
+    let Some(started) = start_time(pid).filter(|&at| not_after.is_none_or(|limit| at <= limit))
     else {
         tracing::info!(pid, "the owner of this hub is already gone");
         return;
@@ -76,7 +81,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let watch = tokio::spawn(gone(Some(pid)));
+        let born = start_time(pid).unwrap();
+        // A process younger than the hub is not its owner, whatever its pid.
+        tokio::time::timeout(Duration::from_secs(1), watch(pid, Some(born - 1)))
+            .await
+            .unwrap();
+        let watch = tokio::spawn(watch(pid, Some(born)));
         tokio::time::sleep(POLL * 3).await;
         assert!(!watch.is_finished(), "stopped while its owner runs");
         child.kill().unwrap();

@@ -349,8 +349,30 @@ async fn killing_the_desktop_stops_the_hub_it_started() {
             !processes::children(hub_pid).is_empty(),
             "the hub started no worker server"
         );
+        // A task in the middle of its model call when the window dies.
+        let agent = world.mcp().await;
+        let task = agent.start("SLOW:120 cut short by a killed window").await;
+        desktop
+            .wait_probe("the running task", |r| {
+                text(r, "/shell/status").contains(&format!("task {task} on coder: running"))
+            })
+            .await;
+        // Its model call has reached the model.
+        let asked = |r: &orchestra_testkit::fake_llm::RecordedRequest| {
+            r.last_user_text.contains("cut short by a killed window")
+        };
+        for _ in 0..600 {
+            if world.fake.requests().iter().any(asked) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            world.fake.requests().iter().any(asked),
+            "the task never reached the model"
+        );
         let everything = world.processes();
-        assert!(everything.len() >= 5, "{everything:?}");
+        assert!(everything.len() >= 6, "{everything:?}");
 
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(desktop.pid).unwrap()),
@@ -358,6 +380,20 @@ async fn killing_the_desktop_stops_the_hub_it_started() {
         )
         .unwrap();
         desktop.wait_exit(10).await;
+        // The hub notices its owner is gone and stops: the task's model call is cut.
+        let cut = world
+            .fake
+            .wait_for_disconnect(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            cut.last_user_text.contains("cut short by a killed window"),
+            "{}",
+            cut.last_user_text
+        );
+        assert!(processes::wait_all_gone(&[hub_pid], Duration::from_secs(30)).is_empty());
+        // The agent's relay is the test's own (a person's OpenCode would keep it); close it.
+        agent.close().await;
         world.assert_nothing_left(30);
         assert!(!world.hub_files().is_locked().unwrap());
     })
