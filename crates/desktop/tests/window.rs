@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::bus::{Notifications, SERVER_NAME, SessionBus};
-use common::x11::{Rect, X, Xvfb};
+use common::x11::{Rect, Shot, X, Xvfb};
 use common::{SERIAL, World, bounded};
 use orchestra_testkit::processes;
 use serde_json::Value;
@@ -39,6 +39,25 @@ fn logged_in(report: &Value) -> bool {
 /// The window's status bar: its bottom 48 pixels.
 fn status_bar((x, y, w, h): Rect) -> Rect {
     (x, y + h - 48, w, 48)
+}
+
+/// The webview: the window above its status bar.
+fn page_area((x, y, w, h): Rect) -> Rect {
+    (x, y, w, h - 48)
+}
+
+/// Waits up to 30 s for the webview to show more than a blank page; the screenshot.
+async fn wait_painted(x: &X, area: Rect, title: &str) -> Shot {
+    let mut colors = 0;
+    for _ in 0..300 {
+        let shot = x.screenshot();
+        colors = shot.distinct_colors(page_area(area));
+        if colors > 16 {
+            return shot;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page looks blank ({title}): {colors} colour(s) above the status bar");
 }
 
 async fn wait_title(x: &X, window: u32, what: &str, ok: impl Fn(&str) -> bool) -> String {
@@ -129,15 +148,13 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
         })
         .await;
         let area = x.rect(window);
-        let shown = x.screenshot();
-        assert!(
-            shown.distinct_colors(area) > 16,
-            "the window looks blank ({title})"
-        );
-        let changed = shown.differing_pixels(&blank, area);
+        // The page itself is drawn (the webview paints a moment after the page is ready; a
+        // blank webview above a drawn status bar must fail this).
+        let shown = wait_painted(&x, area, &title).await;
+        let changed = shown.differing_pixels(&blank, page_area(area));
         assert!(
             changed > area.2 * area.3 / 4,
-            "only {changed} pixels differ from an empty screen"
+            "only {changed} pixels of the page differ from an empty screen"
         );
 
         // A task started through MCP shows in the window while it runs.
@@ -152,7 +169,15 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
                 text(r, "/shell/status").contains(&format!("task {task} on coder: running"))
             })
             .await;
-        let during = x.screenshot();
+        // A live page (the control panel) draws the task too; the plain status page does not.
+        let mut during = x.screenshot();
+        for _ in 0..50 {
+            if during.differing_pixels(&shown, page_area(area)) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            during = x.screenshot();
+        }
         assert!(
             during.differing_pixels(&shown, status_bar(area)) > 0,
             "the status bar did not change while the task ran ({running})"
