@@ -98,6 +98,7 @@ async fn follow(
         UserEvent::HubReady {
             login_url: link.url,
             base_url: client.base_url().to_owned(),
+            hub_id: current.info.hub_id.clone(),
             pid: current.info.pid,
             owned: current.owned,
             warnings: current.warnings.clone(),

@@ -33,6 +33,8 @@ pub enum UserEvent {
     HubReady {
         login_url: String,
         base_url: String,
+        /// Which hub: a new hub may come up on the old one's port, and needs a login of its own.
+        hub_id: String,
         pid: u32,
         owned: bool,
         warnings: Vec<String>,
@@ -70,6 +72,8 @@ struct App<'a> {
     open_button: gtk::Button,
     /// The hub's address; the webview navigates to nothing else.
     allowed_base: Rc<RefCell<String>>,
+    /// The hub whose page the webview is logged in to.
+    page_hub: Option<String>,
     project_name: String,
     page_title: String,
     hub: HubState,
@@ -147,6 +151,7 @@ pub fn run(setup: Setup, runtime: &tokio::runtime::Runtime) -> anyhow::Result<i3
         status,
         open_button,
         allowed_base,
+        page_hub: None,
         project_name,
         page_title: String::new(),
         hub: HubState::Connecting,
@@ -240,15 +245,17 @@ impl App<'_> {
             UserEvent::HubReady {
                 login_url,
                 base_url,
+                hub_id,
                 pid,
                 owned,
                 warnings,
             } => {
                 self.note = warnings.join("; ");
                 self.hub = HubState::Ready { pid, owned };
-                let same_hub = *self.allowed_base.borrow() == base_url;
+                let same_hub = self.page_hub.as_deref() == Some(hub_id.as_str());
                 if !same_hub && !self.closing {
                     *self.allowed_base.borrow_mut() = base_url;
+                    self.page_hub = Some(hub_id);
                     if let Err(err) = self.webview.load_url(&login_url) {
                         self.note = format!("cannot load the panel: {err}");
                     }
@@ -262,6 +269,7 @@ impl App<'_> {
                     );
                     let _ = self.webview.load_html(&page("No hub", &body));
                     self.allowed_base.borrow_mut().clear();
+                    self.page_hub = None;
                 }
                 self.hub = HubState::Failed(message);
             }

@@ -424,3 +424,46 @@ async fn killing_the_desktop_stops_the_hub_it_started() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_hub_it_attached_to_stops_it_starts_its_own_and_stops_that_one() {
+    let _serial = SERIAL.lock().await;
+    bounded(async {
+        let world = World::new().await;
+        let xvfb = Xvfb::start();
+        let x = X::connect(&xvfb.display);
+        let mut serve = world.serve();
+        let hub = common::wait_for_hub(&world).await;
+        let mut desktop = world.launch(&xvfb.display, None, Some(&world.project.dir), &[]);
+        let report = desktop.wait_probe("panel, logged in", logged_in).await;
+        assert_eq!(report["shell"]["hubPid"], serve.id(), "{report:#}");
+
+        // `orchestra stop` on the hub the window shows: the window brings up a hub of its own
+        // and logs in to it.
+        hub.client.shutdown().await.unwrap();
+        serve.wait().unwrap();
+        let report = desktop
+            .wait_probe("the panel of a hub of its own", |r| {
+                logged_in(r) && r["shell"]["hubOwned"] == true
+            })
+            .await;
+        let own = world.hub_info();
+        assert_ne!(own.pid, serve.id());
+        assert_eq!(report["shell"]["hubPid"], own.pid, "{report:#}");
+        assert!(
+            text(&report, "/page/url").starts_with(own.url.trim_end_matches('/')),
+            "{report:#}"
+        );
+
+        let window = x.window_of(desktop.pid).await;
+        x.close(window);
+        assert!(desktop.wait_exit(60).await.success(), "{}", desktop.log());
+        assert!(
+            !processes::running(own.pid),
+            "the hub {} still runs",
+            own.pid
+        );
+        world.assert_nothing_left(10);
+    })
+    .await;
+}
