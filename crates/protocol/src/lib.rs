@@ -27,16 +27,16 @@ pub mod workflow;
 
 pub use api::{ApiError, HubHealth, LoginLink, ToolReply};
 pub use event::{
-    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, PermissionQuestion,
-    PermissionReplyEvent, ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
+    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent,
+    PermissionQuestion, PermissionReplyEvent, ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
 };
 pub use job::{
     JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,
 };
 pub use tools::{
-    Attachment, AttachmentType, ListFormat, ListView, MemoryPayload, ModelPolicy, ModelScope,
-    OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams, TaskPeekParams,
-    TaskStartParams, TaskStartResult, WorkerOpPayload,
+    Attachment, AttachmentType, ListFormat, ListScope, ListView, MemoryPayload, ModelPolicy,
+    ModelScope, OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams,
+    TaskPeekParams, TaskStartParams, TaskStartResult, WorkerOpPayload,
 };
 pub use worker::{WorkerSnapshot, WorkerStatus};
 pub use workflow::{

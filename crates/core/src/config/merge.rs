@@ -259,6 +259,7 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
                 set(&mut trigger.workflow_id, file.workflow_id.clone());
                 set(&mut trigger.auto_spawn, file.auto_spawn);
                 set(&mut trigger.blocking, file.blocking);
+                set(&mut trigger.max_tokens, file.max_tokens);
             }
         }
     }

@@ -138,6 +138,19 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         at_least_one("security.workflows.maxRunTokens", security.max_run_tokens)?;
     }
     if let Some(workflows) = &file.workflows {
+        if let Some(triggers) = &workflows.triggers {
+            for (name, trigger) in [
+                ("visionOnImage", &triggers.vision_on_image),
+                ("memoryOnTurnEnd", &triggers.memory_on_turn_end),
+            ] {
+                if let Some(trigger) = trigger {
+                    at_least_one(
+                        &format!("workflows.triggers.{name}.maxTokens"),
+                        trigger.max_tokens,
+                    )?;
+                }
+            }
+        }
         if let Some(boomerang) = &workflows.roocode_boomerang {
             let key = |k: &str| format!("workflows.roocodeBoomerang.{k}");
             at_least_one(&key("maxSteps"), boomerang.max_steps)?;
@@ -319,7 +332,7 @@ pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[
 
 /// (key path, reason) of keys of the original plugin that are accepted for compatibility but
 /// will never do anything here.
-pub const INERT_KEYS: [(&str, &str); 15] = [
+pub const INERT_KEYS: [(&str, &str); 16] = [
     ("ui.toasts", "it shows no OpenCode toasts"),
     (
         "ui.injectSystemContext",
@@ -368,6 +381,10 @@ pub const INERT_KEYS: [(&str, &str); 15] = [
         "memory.inject.includeSessionSummary",
         "there are no session summaries",
     ),
+    (
+        "workflows.triggers.memoryOnTurnEnd.blocking",
+        "the memory run starts after the task is final, so it never holds anything up",
+    ),
 ];
 
 const WORKER_KIND_REASON: &str = "every worker is an agent on an OpenCode server; \
@@ -405,13 +422,11 @@ const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
 /// Keys that are read and checked but do nothing yet, because the work that uses them has not
 /// landed: (key path, what is missing). `[]` stands for every element of an array. Later work
 /// removes an entry when it makes its key take effect.
-pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 6] = [
-    ("memory.autoRecord", MEMORY_PENDING),
-    ("memory.autoInject", MEMORY_PENDING),
+pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 4] = [
     (
-        "workflows.triggers",
-        "workflow triggers (visionOnImage, memoryOnTurnEnd) are not run yet; start the workflow \
-         with task_start({kind: \"workflow\"})",
+        "workflows.triggers.visionOnImage",
+        "images pasted into the chat are not analysed yet (that needs the chat-hook plugin); \
+         start the `vision` workflow with task_start({kind: \"workflow\"})",
     ),
     (
         "workflows.definitions[].steps[].requiredSkills",
@@ -427,8 +442,6 @@ pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 6] = [
     ),
 ];
 
-const MEMORY_PENDING: &str = "the hub does not record or inject memory yet; `orchestra memory` \
-    reads and writes the store directly";
 const SKILLS_UNCHECKED: &str = "skills are not checked before a step runs";
 
 /// The concrete key paths in `raw` that match `pattern` (dotted, `[]` for every array element).

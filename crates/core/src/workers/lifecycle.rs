@@ -191,12 +191,30 @@ impl WorkerPool {
             content = json!({});
         }
         agents::merge_json(&mut content, &server_defaults(&self.inner.config));
-        let ours = json!({
-            "agent": agents::agents_block(hosted),
-            // A worker must never load the orchestrator again (it would start
-            // hubs inside workers if the user installed us globally).
-            "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
-        });
+        let mut agents = agents::agents_block(hosted);
+        // A worker must never load the orchestrator again (it would start hubs inside
+        // workers if the user installed us globally), so `orchestra` is always ours: the
+        // hub's worker endpoint (memory ops only), or nothing.
+        let ours = match self.inner.worker_mcp.get() {
+            Some(mcp) => {
+                agents::allow_memory_tools(&mut agents, hosted);
+                json!({
+                    "agent": agents,
+                    "mcp": {"orchestra": {
+                        "type": "remote",
+                        "url": mcp.url,
+                        "headers": {"Authorization": format!("Bearer {}", mcp.token)},
+                        "enabled": true,
+                    }},
+                    // Every agent but the memory worker's is denied them (above).
+                    "tools": {agents::MEMORY_TOOLS: false},
+                })
+            }
+            None => json!({
+                "agent": agents,
+                "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
+            }),
+        };
         agents::merge_json(&mut content, &ours);
         let mut env = self.inner.launch.env.clone();
         env.push(("OPENCODE_CONFIG_CONTENT".into(), content.to_string()));

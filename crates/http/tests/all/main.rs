@@ -9,3 +9,4 @@ mod common;
 mod corpus;
 mod events;
 mod mcp;
+mod memory;
