@@ -153,6 +153,7 @@ impl Tally {
             | EventBody::WorkerStatus { .. }
             | EventBody::WorkflowStep(_)
             | EventBody::WorkflowRun(_)
+            | EventBody::MemoryWritten(_)
             | EventBody::Log(_) => None,
         }
     }
