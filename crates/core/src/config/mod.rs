@@ -10,6 +10,7 @@ mod load;
 mod merge;
 pub mod model;
 mod profiles;
+mod provenance;
 mod resolved;
 mod validate;
 mod workflow_file;
@@ -29,6 +30,7 @@ pub use model::{
     PermissionReply, WorkflowExecution, WorkflowIntervene,
 };
 pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, builtin_profiles};
+pub use provenance::{KeySource, Provenance};
 pub use resolved::{
     AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,
     DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, HubConfig, JobsConfig, LoadedConfig, MemoryConfig,

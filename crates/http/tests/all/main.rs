@@ -10,3 +10,4 @@ mod corpus;
 mod events;
 mod mcp;
 mod memory;
+mod panel;
