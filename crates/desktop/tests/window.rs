@@ -169,15 +169,25 @@ async fn the_panel_shows_live_and_closing_the_window_stops_the_hub_it_started() 
                 text(r, "/shell/status").contains(&format!("task {task} on coder: running"))
             })
             .await;
-        // A live page (the control panel) draws the task too; the plain status page does not.
+        // The panel lists it (by the short id it shows), live, and draws it.
+        let short_id: String = task.chars().take(8).collect();
+        desktop
+            .wait_probe("the running task in the panel", |r| {
+                text(r, "/page/text").contains(&short_id)
+            })
+            .await;
         let mut during = x.screenshot();
-        for _ in 0..50 {
+        for _ in 0..100 {
             if during.differing_pixels(&shown, page_area(area)) > 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             during = x.screenshot();
         }
+        assert!(
+            during.differing_pixels(&shown, page_area(area)) > 0,
+            "the page did not change on screen while the task ran"
+        );
         assert!(
             during.differing_pixels(&shown, status_bar(area)) > 0,
             "the status bar did not change while the task ran ({running})"
@@ -463,6 +473,64 @@ async fn when_the_hub_it_attached_to_stops_it_starts_its_own_and_stops_that_one(
             "the hub {} still runs",
             own.pid
         );
+        world.assert_nothing_left(10);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_for_a_person_raises_a_notification_and_waits_in_the_status_bar() {
+    let _serial = SERIAL.lock().await;
+    bounded(async {
+        let world = World::new().await;
+        // The project's coder asks a person instead of answering by rule.
+        let config = world.project.dir.join(".opencode/orchestrator.json");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            r#"{"profiles": [{"id": "coder", "onPermissionAsk": "ask"}], "tasks": {"permissionAskTimeoutMs": 120000}}"#,
+        )
+        .unwrap();
+        let xvfb = Xvfb::start();
+        let x = X::connect(&xvfb.display);
+        let bus = SessionBus::start();
+        let notifications = Notifications::start(&bus.address);
+        let mut desktop = world.launch(
+            &xvfb.display,
+            Some(&bus.address),
+            Some(&world.project.dir),
+            &[],
+        );
+        desktop.wait_probe("panel, logged in", logged_in).await;
+        let window = x.window_of(desktop.pid).await;
+
+        // Reading a file outside the project needs a permission the profile leaves to a person.
+        let agent = world.mcp().await;
+        let task = agent
+            .start(r#"CALL_TOOL:read {"filePath": "/etc/hostname"}"#)
+            .await;
+        let shown = notifications
+            .wait_for("for the question", |n| n.body.contains(&task))
+            .await;
+        assert!(
+            shown.summary.contains("Worker coder needs your answer"),
+            "{shown:?}"
+        );
+        assert!(shown.body.contains("external_directory"), "{shown:?}");
+        assert_eq!(shown.urgency, Some(2), "{shown:?}");
+        wait_title(&x, window, "the question", |t| {
+            t.ends_with("· 1 running · 1 needs input")
+        })
+        .await;
+
+        // Cancelling the task takes its question with it.
+        agent
+            .call_json("task_cancel", serde_json::json!({"taskId": task}))
+            .await;
+        wait_title(&x, window, "no question left", |t| !t.contains("needs input")).await;
+        agent.close().await;
+        x.close(window);
+        assert!(desktop.wait_exit(60).await.success(), "{}", desktop.log());
         world.assert_nothing_left(10);
     })
     .await;
