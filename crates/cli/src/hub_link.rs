@@ -44,6 +44,7 @@ impl HubTarget {
             any_mode,
             config_file: self.config_file.clone(),
             start,
+            owner_pid: None,
         })
     }
 

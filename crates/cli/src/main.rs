@@ -13,6 +13,7 @@ mod launch;
 mod log_capture;
 mod memory;
 mod models;
+mod owner;
 mod relay;
 mod run;
 mod serve;

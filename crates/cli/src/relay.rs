@@ -34,6 +34,7 @@ pub async fn serve_mcp(
             any_mode: false,
             config_file,
             start: true,
+            owner_pid: None,
         },
         hub: Mutex::new(None),
     });

@@ -21,7 +21,7 @@ use orchestra_core::memory::GlobalStore;
 use orchestra_http::{HubServer, ServeOptions};
 use orchestra_protocol::now_ms;
 
-use crate::{launch, shutdown_signal, write_stdout};
+use crate::{launch, owner, shutdown_signal, write_stdout};
 
 /// The configuration files a hub watches, stamped before they are loaded (so an edit made
 /// while loading counts as a change).
@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Started by a client (`orchestra mcp`, `orchestra run`, …), not by a person.
     #[arg(long, hide = true)]
     background: bool,
+    /// Stop when the process with this pid exits (the desktop window that started this hub).
+    #[arg(long, value_name = "PID")]
+    owner_pid: Option<u32>,
 }
 
 pub async fn serve(
@@ -153,6 +156,7 @@ pub async fn serve(
     tokio::select! {
         () = shutdown_signal() => tracing::info!("signal: the hub stops"),
         () = server.stop_requested() => {}
+        () = owner::gone(args.owner_pid) => {}
     }
     files.remove_info(&lock);
     server.close().await;

@@ -33,13 +33,17 @@ pub struct ConnectOptions {
     pub config_file: Option<PathBuf>,
     /// Start a hub in the background when none serves the project.
     pub start: bool,
+    /// A hub this call starts stops when this process exits, however it exits
+    /// (`orchestra serve --owner-pid`): the desktop shell's window owns the hub it started.
+    pub owner_pid: Option<u32>,
 }
 
 /// A client on the project's hub.
 pub struct Connection {
     pub client: HubClient,
     pub info: HubInfo,
-    /// This call started the hub.
+    /// This call started the hub that serves (not only some hub that lost the race for the
+    /// lock to another client's).
     pub started: bool,
     /// Things the person should know (the hub's environment differs from ours, …).
     pub warnings: Vec<String>,
@@ -79,7 +83,8 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError
                         info.pid, health.running
                     ));
                 }
-                let mut connection = finish(options, client, info, spawned.is_some())?;
+                let ours = spawned.as_ref().is_some_and(|s| s.pid == info.pid);
+                let mut connection = finish(options, client, info, ours)?;
                 connection.warnings.splice(0..0, notes);
                 return Ok(connection);
             }
@@ -175,6 +180,7 @@ fn finish(
 
 /// A hub this client started.
 struct Spawned {
+    pid: u32,
     exited: std::sync::mpsc::Receiver<Option<i32>>,
     log_from: u64,
     status: Option<Option<i32>>,
@@ -210,6 +216,9 @@ fn spawn(options: &ConnectOptions, files: &HubFiles) -> Result<Spawned, ClientEr
     if let Some(config) = &options.config_file {
         command.arg("--config").arg(config);
     }
+    if let Some(owner) = options.owner_pid {
+        command.arg("--owner-pid").arg(owner.to_string());
+    }
     // Its own process group: the hub outlives this client (an OpenCode window, a CLI command)
     // and a Ctrl-C in the client's terminal does not reach it.
     command
@@ -223,10 +232,8 @@ fn spawn(options: &ConnectOptions, files: &HubFiles) -> Result<Spawned, ClientEr
         exe: options.orchestra_exe.clone(),
         source,
     })?;
-    tracing::info!(
-        pid = child.id(),
-        "started the project's hub in the background"
-    );
+    let pid = child.id();
+    tracing::info!(pid, "started the project's hub in the background");
     // Reaped by a thread of ours, so the hub never lingers as a zombie of this client.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -234,6 +241,7 @@ fn spawn(options: &ConnectOptions, files: &HubFiles) -> Result<Spawned, ClientEr
         let _ = tx.send(code);
     });
     Ok(Spawned {
+        pid,
         exited: rx,
         log_from,
         status: None,
