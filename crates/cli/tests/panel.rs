@@ -201,9 +201,9 @@ async fn scenario() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The README's picture is refreshed only when asked (ORCHESTRA_UPDATE_SCREENSHOTS=1), so a
+    // The README's picture is refreshed only when asked (ORCHESTRA_UPDATE_DOCS=1), so a
     // test run never leaves the working tree modified.
-    let shot = if std::env::var_os("ORCHESTRA_UPDATE_SCREENSHOTS").is_some() {
+    let shot = if std::env::var_os("ORCHESTRA_UPDATE_DOCS").is_some() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/panel.png")
     } else {
         world.home.root.join("panel.png")
