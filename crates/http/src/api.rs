@@ -14,6 +14,7 @@
 //! | `GET /api/v1/events` | the event stream (SSE, `Last-Event-ID` replay; `?job=` filters) |
 //! | `POST /api/v1/login` | a one-time login link for a browser ([`LoginLink`]) |
 //! | `POST /api/v1/shutdown` | stop the hub |
+//! | `/api/v1/hooks/*` | the OpenCode plugin's hooks (`hooks_api.rs` lists them) |
 
 use axum::Json;
 use axum::body::Bytes;
@@ -171,6 +172,6 @@ pub async fn shutdown(State(app): State<AppState>) -> Json<Value> {
 
 pub async fn no_route() -> ApiFailure {
     ApiFailure::not_found(
-        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs/{id}, events, login, shutdown) and MCP is at /mcp",
+        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs/{id}, events, login, shutdown, hooks/*) and MCP is at /mcp",
     )
 }

@@ -41,6 +41,11 @@ impl Access {
         }
     }
 
+    /// The hub's token, for the hub's calls to its own routes.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The cookie's name carries the port: cookies are shared by every port of 127.0.0.1, and
     /// two hubs (two projects) must not overwrite each other's sessions.
     pub fn cookie_name(&self) -> String {

@@ -10,6 +10,7 @@
 //! # Layout
 //! - `auth`: token, login links, sessions, the request guard.
 //! - `api`: JSON routes.
+//! - `hooks_api`: the routes Orchestra's OpenCode plugin calls, one per chat hook.
 //! - `sse`: the event stream.
 //! - `page`: `/` and `/login`.
 //! - `activity`: who is connected, for the idle stop.
@@ -19,6 +20,7 @@ mod activity;
 mod api;
 mod auth;
 mod error;
+mod hooks_api;
 mod page;
 mod sse;
 
@@ -29,6 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use orchestra_core::chat::ChatHooks;
 use orchestra_core::tasks::TaskEngine;
 use orchestra_mcp::{EngineTools, OrchestraMcp};
 use orchestra_protocol::now_ms;
@@ -68,6 +71,10 @@ pub struct ServeOptions {
 #[derive(Clone)]
 pub(crate) struct AppState {
     engine: Arc<TaskEngine>,
+    /// What the OpenCode plugin's hooks do (`hooks_api`).
+    chat: Arc<ChatHooks>,
+    /// For the hub's calls to its own routes (the memory context for the system prompt).
+    loopback: reqwest::Client,
     access: Arc<Access>,
     activity: Arc<Activity>,
     /// Canceled to stop the hub (API `shutdown`, idle stop); the owner of the server decides
@@ -105,6 +112,8 @@ impl HubServer {
             .map_err(|source| HttpError::Bind { addr, source })?;
         let stop = CancellationToken::new();
         let state = AppState {
+            chat: ChatHooks::start(engine.clone(), stop.child_token()),
+            loopback: reqwest::Client::new(),
             engine: engine.clone(),
             access: Arc::new(Access::new(options.token, addr.port())),
             activity: Activity::new(),
@@ -174,6 +183,13 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/events", get(sse::events))
         .route("/login", post(api::login))
         .route("/shutdown", post(api::shutdown))
+        .route("/hooks/chat-message", post(hooks_api::chat_message))
+        .route("/hooks/system", post(hooks_api::system))
+        .route("/hooks/compacting", post(hooks_api::compacting))
+        .route("/hooks/tool-before", post(hooks_api::tool_before))
+        .route("/hooks/tool-after", post(hooks_api::tool_after))
+        .route("/hooks/event", post(hooks_api::event))
+        .route("/hooks/deliveries", get(hooks_api::deliveries))
         .fallback(api::no_route);
     Router::new()
         .route("/", get(page::index))

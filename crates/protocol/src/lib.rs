@@ -16,9 +16,11 @@
 //! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
 //! - [`workflow`]: workflow runs and their steps.
 //! - [`api`]: the hub's HTTP API shapes (health, tool replies, errors, login links).
+//! - [`hooks`]: what Orchestra's OpenCode plugin sends to the hub's hook routes and gets back.
 
 pub mod api;
 pub mod event;
+pub mod hooks;
 pub mod job;
 pub mod memory;
 pub mod tools;
@@ -27,8 +29,9 @@ pub mod workflow;
 
 pub use api::{ApiError, HubHealth, LoginLink, ToolReply};
 pub use event::{
-    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, PermissionQuestion,
-    PermissionReplyEvent, ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
+    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, NotificationReason,
+    PermissionQuestion, PermissionReplyEvent, SessionNotification, ToolCallEvent, WorkflowRunEvent,
+    WorkflowStepEvent,
 };
 pub use job::{
     JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,

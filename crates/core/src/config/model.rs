@@ -85,9 +85,14 @@ pub struct UiFile {
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_context_max_workers: Option<u64>,
-    /// No effect in Orchestra (kept for compatibility).
+    /// Deliver the result of a task started from an OpenCode session into that session when
+    /// it finishes (needs the OpenCode plugin `orchestra install` adds). Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup_injection: Option<bool>,
+    /// How long a pasted image's analysis may hold the message before the main model sees it
+    /// (`workflows.triggers.visionOnImage`). Default: 300000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_timeout_ms: Option<u64>,
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_to_console: Option<bool>,
@@ -100,15 +105,21 @@ pub struct NotificationsFile {
     pub idle: Option<IdleNotificationFile>,
 }
 
+/// A notification when an OpenCode session is idle and a task it started finished or needs an
+/// answer: an `orchestra.notification` event and a desktop notification (`notify-send`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IdleNotificationFile {
+    /// Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Default: "OpenCode".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The notification's first line. Default: "Session is idle".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How long the session must stay idle first. Default: 1500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
 }
@@ -317,7 +328,7 @@ pub struct BoomerangStepFile {
 pub struct TriggersFile {
     /// Analyse images pasted into the chat with the vision workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vision_on_image: Option<TriggerFile>,
+    pub vision_on_image: Option<VisionTriggerFile>,
     /// Record each finished assistant turn with the memory workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_on_turn_end: Option<TriggerFile>,
@@ -334,6 +345,30 @@ pub struct TriggerFile {
     pub auto_spawn: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocking: Option<bool>,
+}
+
+/// `workflows.triggers.visionOnImage`: an image pasted into an OpenCode chat is described by the
+/// vision workflow, and the description replaces the image before the main model sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VisionTriggerFile {
+    /// Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Default: "vision".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    /// Start the vision worker if it is not running. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_spawn: Option<bool>,
+    /// true: the message waits for the description (up to `ui.visionTimeoutMs`); false: the
+    /// image is replaced by a note naming the task, and the description is delivered into the
+    /// session when it is ready. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<bool>,
+    /// Leave the image alone when the session's model reads images itself. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_when_model_sees_images: Option<bool>,
 }
 
 /// The built-in plan → implement → review → fix workflow. Its limits can only lower the

@@ -319,7 +319,7 @@ pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[
 
 /// (key path, reason) of keys of the original plugin that are accepted for compatibility but
 /// will never do anything here.
-pub const INERT_KEYS: [(&str, &str); 15] = [
+pub const INERT_KEYS: [(&str, &str); 13] = [
     ("ui.toasts", "it shows no OpenCode toasts"),
     (
         "ui.injectSystemContext",
@@ -330,14 +330,9 @@ pub const INERT_KEYS: [(&str, &str); 15] = [
         "workers are described to the orchestrator by its tools, not in its system prompt",
     ),
     (
-        "ui.wakeupInjection",
-        "results are collected with `task_await`; no wake-up messages are injected",
-    ),
-    (
         "ui.logToConsole",
         "it never logs to the console (stdout carries the MCP protocol); use `ui.debug`",
     ),
-    ("notifications", "it sends no desktop notifications"),
     ("pruning", "it does not rewrite OpenCode's chat history"),
     ("telemetry", "it collects no telemetry"),
     (
@@ -409,9 +404,9 @@ pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 6] = [
     ("memory.autoRecord", MEMORY_PENDING),
     ("memory.autoInject", MEMORY_PENDING),
     (
-        "workflows.triggers",
-        "workflow triggers (visionOnImage, memoryOnTurnEnd) are not run yet; start the workflow \
-         with task_start({kind: \"workflow\"})",
+        "workflows.triggers.memoryOnTurnEnd",
+        "the memoryOnTurnEnd trigger is not run yet; start the memory workflow with \
+         task_start({kind: \"workflow\"})",
     ),
     (
         "workflows.definitions[].steps[].requiredSkills",

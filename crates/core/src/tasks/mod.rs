@@ -229,6 +229,7 @@ impl TaskEngine {
             params.kind.as_str(),
         );
         record.requested_by = requested_by;
+        record.caller_session_id = params.caller_session_id.clone();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
         let job = WorkerJob {
             profile_id: route.profile.clone(),
@@ -269,6 +270,7 @@ impl TaskEngine {
                 task: params.task,
                 attachments: params.attachments,
                 auto_spawn: params.auto_spawn,
+                caller_session_id: params.caller_session_id,
             },
             requested_by,
         )?;

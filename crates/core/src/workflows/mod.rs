@@ -134,6 +134,8 @@ pub struct WorkflowRequest {
     pub task: String,
     pub attachments: Vec<Attachment>,
     pub auto_spawn: Option<bool>,
+    /// The OpenCode session that starts the run (`callerSessionId`); its job records it.
+    pub caller_session_id: Option<String>,
 }
 
 /// A run that was started or resumed: its workflow job and run ids.
@@ -196,7 +198,8 @@ impl Workflows {
         let limits = limits::effective(config, &definition)?;
         limits::check_run(&definition, &limits, &request.task)?;
 
-        let record = self.job_record(&definition, &request.task, requested_by);
+        let mut record = self.job_record(&definition, &request.task, requested_by);
+        record.caller_session_id = request.caller_session_id;
         let now = now_ms();
         let run = WorkflowRun {
             run_id: uuid::Uuid::new_v4().to_string(),
