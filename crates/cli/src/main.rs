@@ -281,7 +281,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_report(&report, json)
         }
         Command::Bench(args) => bench::run(args).await,
-        Command::Memory(args) => memory::run(args, load()?, &project_dir),
+        Command::Memory(args) => memory::run(args, &hub(false), load).await,
         Command::Workflow(command) => workflow::run(command, &hub(false)).await,
         Command::Models(args) => {
             let target = hub(args.fake);

@@ -1,35 +1,34 @@
-//! `orchestra memory search | show | put | forget | export | import`: the project's memory for
-//! people. For now this opens the memory service directly (the project's store and the
-//! user-level global store); once the hub's API serves memory it goes through the hub.
+//! `orchestra memory search | show | put | forget | export | import | context`: the project's
+//! memory for people, through the project's hub (started in the background like the other
+//! commands), so every write is announced on its event stream and every read sees the hub's
+//! memory. Only the hidden `probe` (for `orchestra bench`) opens stores directly.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use orchestra_core::config::{Config, LoadedConfig, MemoryScope as ConfigScope};
-use orchestra_memory::{MemoryService, MemorySettings};
+use futures_util::StreamExt;
+use orchestra_client::HubClient;
+use orchestra_core::config::{Config, LoadedConfig};
+use orchestra_memory::MemoryService;
 use orchestra_protocol::memory::{
-    ForgetMode, MemoryDetail, MemoryEntities, MemoryHit, MemoryProvenance, MemoryPut, MemoryScope,
-    MemorySearchParams,
+    ForgetMode, ForgetRequest, MemoryDetail, MemoryEntities, MemoryHit, MemoryPage,
+    MemoryProvenance, MemoryPut, MemoryScope, MemorySearchParams,
 };
 use orchestra_store::Store;
 
+use crate::hub_link::HubTarget;
 use crate::write_stdout;
 
 #[derive(clap::Args)]
 pub struct MemoryArgs {
-    /// The store holding this project's memory (default: `tasks.storePath`, else the project's
-    /// state folder).
-    #[arg(long, global = true)]
-    store: Option<PathBuf>,
-    /// The user-level store holding global memory (default:
-    /// `$XDG_STATE_HOME/orchestra/global/memory.db`).
-    #[arg(long, global = true)]
-    global_store: Option<PathBuf>,
     /// JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// If no hub runs, start one on the built-in fake model.
+    #[arg(long, global = true)]
+    fake: bool,
     #[command(subcommand)]
     command: MemoryCommand,
 }
@@ -114,6 +113,10 @@ enum MemoryCommand {
     #[command(hide = true)]
     Probe {
         #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        global_store: PathBuf,
+        #[arg(long)]
         project_id: String,
         #[arg(long)]
         queries: PathBuf,
@@ -126,53 +129,11 @@ enum MemoryCommand {
     },
 }
 
-/// The engine's settings from the `memory.*` keys (see the README's memory section).
-pub fn memory_settings(config: &Config) -> MemorySettings {
-    let memory = &config.memory;
-    MemorySettings {
-        default_scope: match memory.scope {
-            ConfigScope::Project => MemoryScope::Project,
-            ConfigScope::Global => MemoryScope::Global,
-        },
-        max_body_chars: usize::try_from(memory.max_chars).unwrap_or(usize::MAX),
-        inject_budget_tokens: u32::try_from(memory.inject.max_chars.div_ceil(4))
-            .unwrap_or(u32::MAX),
-        inject_max_entries: usize::try_from(memory.inject.max_entries).unwrap_or(usize::MAX),
-        inject_include_global: memory.inject.include_global,
-        inject_max_global_entries: usize::try_from(memory.inject.max_global_entries)
-            .unwrap_or(usize::MAX),
-        inject_project_summary: memory.inject.include_project_summary,
-    }
-}
-
 fn scope(text: Option<&str>) -> anyhow::Result<Option<MemoryScope>> {
     text.map(|t| {
         MemoryScope::parse(t).with_context(|| format!("`--scope {t}`: use `project` or `global`"))
     })
     .transpose()
-}
-
-fn open(args: &MemoryArgs, config: &Config, project_dir: &Path) -> anyhow::Result<MemoryService> {
-    if !config.memory.enabled {
-        tracing::warn!("`memory.enabled` is false: the hub neither injects nor records memory");
-    }
-    let store_path = args
-        .store
-        .clone()
-        .or_else(|| config.tasks.store_path.clone())
-        .unwrap_or_else(|| orchestra_store::default_store_path(project_dir));
-    let global_path = args
-        .global_store
-        .clone()
-        .unwrap_or_else(orchestra_memory::global_store_path);
-    let store = Arc::new(Store::open(&store_path)?);
-    let global = Arc::new(Store::open(&global_path)?);
-    Ok(MemoryService::open(
-        store,
-        orchestra_store::project_id(project_dir),
-        Some(global),
-        memory_settings(config),
-    )?)
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -212,21 +173,16 @@ fn status_kb(field: &str) -> u64 {
 }
 
 fn probe(
-    args: &MemoryArgs,
     config: &Config,
+    (store, global_store): (&Path, &Path),
     project_id: &str,
     queries: &Path,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let store_path = args.store.clone().context("probe needs --store")?;
-    let global_path = args
-        .global_store
-        .clone()
-        .context("probe needs --global-store")?;
     let memory = MemoryService::open(
-        Arc::new(Store::open(&store_path)?),
+        Arc::new(Store::open(store)?),
         project_id,
-        Some(Arc::new(Store::open(&global_path)?)),
-        memory_settings(config),
+        Some(Arc::new(Store::open(global_store)?)),
+        orchestra_core::memory::settings_of(config),
     )?;
     let opened_kb = status_kb("VmRSS:");
     let text = std::fs::read_to_string(queries)
@@ -248,20 +204,33 @@ fn probe(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-pub fn run(
+/// `orchestra memory …`. Every command but `probe` goes through the project's hub.
+pub async fn run(
     args: MemoryArgs,
-    loaded: LoadedConfig,
-    project_dir: &Path,
+    target: &HubTarget,
+    loaded: impl FnOnce() -> anyhow::Result<LoadedConfig>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    let json = args.json;
     if let MemoryCommand::Probe {
+        store,
+        global_store,
         project_id,
         queries,
     } = &args.command
     {
-        return probe(&args, &loaded.config, project_id, queries);
+        return probe(
+            &loaded()?.config,
+            (store, global_store),
+            project_id,
+            queries,
+        );
     }
-    let memory = open(&args, &loaded.config, project_dir)?;
-    let json = args.json;
+    let target = HubTarget {
+        fake: args.fake || target.fake,
+        ..target.clone()
+    };
+    let hub = target.connect_any().await?;
+    let client = &hub.client;
     match args.command {
         MemoryCommand::Search {
             query,
@@ -280,43 +249,33 @@ pub fn run(
                 "full" => MemoryDetail::Full,
                 other => anyhow::bail!("`--detail {other}`: use index, summary or full"),
             };
-            let page = memory.search(&MemorySearchParams {
-                query: query.join(" "),
-                scopes: scope(which.as_deref())?.into_iter().collect(),
-                kinds: kind,
-                tags: tag,
-                include_superseded: all,
-                include_retracted: all,
-                limit: Some(limit),
-                budget_tokens: budget,
-                cursor,
-                detail,
-            })?;
+            let page = client
+                .memory_search(&MemorySearchParams {
+                    query: query.join(" "),
+                    scopes: scope(which.as_deref())?.into_iter().collect(),
+                    kinds: kind,
+                    tags: tag,
+                    include_superseded: all,
+                    include_retracted: all,
+                    limit: Some(limit),
+                    budget_tokens: budget,
+                    cursor,
+                    detail,
+                })
+                .await?;
             if json {
-                return print_json(&page).map(|()| std::process::ExitCode::SUCCESS);
+                print_json(&page)?;
+            } else {
+                write_stdout(&page_text(&page))?;
             }
-            let mut text: String = page.items.iter().map(hit_line).collect();
-            if page.items.is_empty() {
-                text.push_str("no matching memory\n");
-            }
-            if let Some(need) = page.needs_budget_tokens {
-                text.push_str(&format!(
-                    "the next record needs a budget of {need} tokens (--budget)\n"
-                ));
-            }
-            for skipped in &page.skipped {
-                text.push_str(&format!("skipped {}: {}\n", skipped.id, skipped.reason));
-            }
-            if let Some(next) = &page.next_cursor {
-                text.push_str(&format!("more: --cursor {next}\n"));
-            }
-            write_stdout(&text)?;
         }
         MemoryCommand::Show {
             reference,
             scope: which,
         } => {
-            let found = memory.get_with_links(&reference, scope(which.as_deref())?, None)?;
+            let found = client
+                .memory_show(&reference, scope(which.as_deref())?)
+                .await?;
             print_json(&found)?;
         }
         MemoryCommand::Put {
@@ -331,24 +290,26 @@ pub fn run(
             supersedes,
             pin,
         } => {
-            let result = memory.put(MemoryPut {
-                scope: scope(which.as_deref())?,
-                kind,
-                key,
-                title,
-                body: body.join(" "),
-                tags: tag,
-                entities: MemoryEntities {
-                    files: file,
-                    symbols: symbol,
-                },
-                provenance: MemoryProvenance {
-                    producer: Some("user".to_owned()),
-                    ..Default::default()
-                },
-                supersedes,
-                pinned: pin.then_some(true),
-            })?;
+            let result = client
+                .memory_put(&MemoryPut {
+                    scope: scope(which.as_deref())?,
+                    kind,
+                    key,
+                    title,
+                    body: body.join(" "),
+                    tags: tag,
+                    entities: MemoryEntities {
+                        files: file,
+                        symbols: symbol,
+                    },
+                    provenance: MemoryProvenance {
+                        producer: Some("user".to_owned()),
+                        ..Default::default()
+                    },
+                    supersedes,
+                    pinned: pin.then_some(true),
+                })
+                .await?;
             if json {
                 print_json(&result)?;
             } else {
@@ -367,7 +328,15 @@ pub fn run(
                 "delete" => ForgetMode::Delete,
                 other => anyhow::bail!("`--mode {other}`: use retract or delete"),
             };
-            let result = memory.forget(&reference, scope(which.as_deref())?, mode)?;
+            let result = client
+                .memory_forget(
+                    &reference,
+                    &ForgetRequest {
+                        mode,
+                        scope: scope(which.as_deref())?,
+                    },
+                )
+                .await?;
             if json {
                 print_json(&result)?;
             } else {
@@ -380,40 +349,19 @@ pub fn run(
             }
         }
         MemoryCommand::Export { output } => {
-            let report = match &output {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    let mut out = std::io::BufWriter::new(file);
-                    let report = memory.export_jsonl(&mut out)?;
-                    out.flush()?;
-                    report
-                }
-                None => {
-                    let stdout = std::io::stdout();
-                    let mut out = std::io::BufWriter::new(stdout.lock());
-                    memory.export_jsonl(&mut out)?
-                }
-            };
+            let counts = export(client, output.as_deref()).await?;
             eprintln!(
-                "exported {} records and {} links{}",
-                report.records,
-                report.links,
-                if report.skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!("; skipped unreadable: {}", report.skipped.join(", "))
-                }
+                "exported {} records and {} links",
+                counts.records, counts.links
             );
         }
         MemoryCommand::Import { file } => {
             let report = if file.as_os_str() == "-" {
-                let stdin = std::io::stdin();
-                memory.import_jsonl(&mut stdin.lock())?
+                // The hub reads a file as it streams; stdin is spooled to one first.
+                let spooled = tempfile_for_stdin()?;
+                client.memory_import(spooled.path()).await?
             } else {
-                let opened = std::fs::File::open(&file)
-                    .with_context(|| format!("cannot open {}", file.display()))?;
-                memory.import_jsonl(&mut BufReader::new(opened))?
+                client.memory_import(&file).await?
             };
             if json {
                 print_json(&report)?;
@@ -430,7 +378,7 @@ pub fn run(
         }
         MemoryCommand::Probe { .. } => {}
         MemoryCommand::Context { task, budget } => {
-            let block = memory.render_context(&task.join(" "), budget)?;
+            let block = client.memory_context(&task.join(" "), budget).await?;
             if json {
                 print_json(&block)?;
             } else {
@@ -439,4 +387,91 @@ pub fn run(
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn page_text(page: &MemoryPage<MemoryHit>) -> String {
+    let mut text: String = page.items.iter().map(hit_line).collect();
+    if page.items.is_empty() {
+        text.push_str("no matching memory\n");
+    }
+    if let Some(need) = page.needs_budget_tokens {
+        text.push_str(&format!(
+            "the next record needs a budget of {need} tokens (--budget)\n"
+        ));
+    }
+    for skipped in &page.skipped {
+        text.push_str(&format!("skipped {}: {}\n", skipped.id, skipped.reason));
+    }
+    if let Some(next) = &page.next_cursor {
+        text.push_str(&format!("more: --cursor {next}\n"));
+    }
+    text
+}
+
+/// Records and links in an export, counted as it streams by.
+#[derive(Default)]
+struct ExportCounts {
+    records: u64,
+    links: u64,
+}
+
+async fn export(client: &HubClient, output: Option<&Path>) -> anyhow::Result<ExportCounts> {
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let mut counts = ExportCounts::default();
+    let mut line_start = true;
+    let mut chunks = std::pin::pin!(client.memory_export().await?);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.context(
+            "the export stopped before its end; nothing is missing from the hub, export again",
+        )?;
+        for (at, byte) in chunk.iter().enumerate() {
+            if line_start {
+                let rest = &chunk[at..];
+                if rest.starts_with(b"{\"type\":\"record\"") {
+                    counts.records += 1;
+                } else if rest.starts_with(b"{\"type\":\"link\"") {
+                    counts.links += 1;
+                }
+            }
+            line_start = *byte == b'\n';
+        }
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+/// Stdin copied to a temporary file (removed when dropped).
+fn tempfile_for_stdin() -> anyhow::Result<SpooledInput> {
+    let path = std::env::temp_dir().join(format!(
+        "orchestra-import-{}-{}.jsonl",
+        std::process::id(),
+        orchestra_protocol::now_ms()
+    ));
+    let mut file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)?;
+    Ok(SpooledInput { path })
+}
+
+struct SpooledInput {
+    path: PathBuf,
+}
+
+impl SpooledInput {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpooledInput {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

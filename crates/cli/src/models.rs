@@ -2,7 +2,7 @@
 //! OpenCode, so the hub reads it from its worker server (starting one if none runs).
 
 use anyhow::Context;
-use orchestra_protocol::{ListFormat, ListView, ModelScope, TaskListParams};
+use orchestra_protocol::{ListFormat, ListScope, ListView, TaskListParams};
 
 use crate::hub_link::HubTarget;
 use crate::write_stdout;
@@ -32,9 +32,9 @@ pub struct ModelsArgs {
 pub async fn run(args: ModelsArgs, target: &HubTarget) -> anyhow::Result<std::process::ExitCode> {
     let hub = target.connect_any().await?;
     let scope = if args.all {
-        ModelScope::All
+        ListScope::All
     } else {
-        ModelScope::Configured
+        ListScope::Configured
     };
     let format = if args.json {
         ListFormat::Json

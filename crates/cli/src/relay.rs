@@ -61,6 +61,8 @@ struct Relay {
 
 struct Attached {
     client: HubClient,
+    /// The hub process this client talks to.
+    pid: u32,
     presence: tokio::task::JoinHandle<()>,
 }
 
@@ -72,12 +74,12 @@ impl Drop for Attached {
 
 impl Relay {
     /// The hub, found or started; reconnects when the one in use went away.
-    async fn client(&self) -> Result<HubClient, ClientError> {
+    async fn client(&self) -> Result<(HubClient, u32), ClientError> {
         let mut hub = self.hub.lock().await;
         if let Some(attached) = hub.as_ref()
             && !attached.presence.is_finished()
         {
-            return Ok(attached.client.clone());
+            return Ok((attached.client.clone(), attached.pid));
         }
         *hub = None;
         let connection = connect(&self.options).await?;
@@ -103,11 +105,13 @@ impl Relay {
                 }
             }
         });
+        let pid = connection.info.pid;
         *hub = Some(Attached {
             client: client.clone(),
+            pid,
             presence,
         });
-        Ok(client)
+        Ok((client, pid))
     }
 
     async fn forget(&self) {
@@ -116,8 +120,8 @@ impl Relay {
 
     async fn call(&self, name: &str, args: &Value, caller: Option<&str>) -> ToolReply {
         for attempt in 0..2 {
-            let client = match self.client().await {
-                Ok(client) => client,
+            let (client, pid) = match self.client().await {
+                Ok(found) => found,
                 Err(err) => {
                     return refused(format!("Open Orchestra could not reach its hub: {err}"));
                 }
@@ -126,6 +130,14 @@ impl Relay {
                 Ok(reply) => return reply,
                 // Nothing reached the hub: safe to repeat on a fresh one.
                 Err(ClientError::Unreachable { .. }) if attempt == 0 => self.forget().await,
+                // The hub died under the call: whatever it had started is marked interrupted by
+                // the next hub, so the call is repeated there once.
+                Err(ClientError::Http { .. })
+                    if attempt == 0 && !orchestra_store::pid_is_alive(pid) =>
+                {
+                    tracing::warn!(pid, "the hub died during a call; repeating it on a new hub");
+                    self.forget().await;
+                }
                 Err(err) => {
                     self.forget().await;
                     return refused(format!(

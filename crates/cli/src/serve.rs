@@ -17,6 +17,7 @@ use orchestra_client::discovery::{HUB_INFO_VERSION, config_stamp, env_fingerprin
 use orchestra_client::{HubFiles, HubInfo};
 use orchestra_core::config::LoadedConfig;
 use orchestra_core::hub::{Hub, HubOptions};
+use orchestra_core::memory::GlobalStore;
 use orchestra_http::{HubServer, ServeOptions};
 use orchestra_protocol::now_ms;
 
@@ -96,15 +97,22 @@ pub async fn serve(
     };
     let launch = launch::prepare(&loaded.config, project_dir, args.fake).await?;
     let providers = launch.describe();
+    // Bound before the hub starts: its worker servers are given the hub's URL (the memory
+    // worker's tools live at /mcp/worker). Requests that arrive meanwhile wait in the queue.
+    let bound = HubServer::bind(port)
+        .await
+        .context("starting the hub's HTTP server")?;
     let hub = Hub::start(HubOptions {
         project_dir: project_dir.to_path_buf(),
         config: loaded.config,
         launch: launch.settings,
         warm: true,
+        global_memory: GlobalStore::Default,
+        worker_mcp: Some(bound.worker_mcp()),
     })
     .await?;
     let token = orchestra_http::new_token();
-    let server = match HubServer::start(
+    let server = bound.serve(
         Arc::clone(hub.engine()),
         ServeOptions {
             port,
@@ -112,15 +120,7 @@ pub async fn serve(
             fake: args.fake,
             token: token.clone(),
         },
-    )
-    .await
-    {
-        Ok(server) => server,
-        Err(err) => {
-            hub.shutdown().await;
-            return Err(err).context("starting the hub's HTTP server");
-        }
-    };
+    );
     let info = HubInfo {
         version: HUB_INFO_VERSION,
         hub_id: hub.id().to_owned(),

@@ -198,7 +198,7 @@ async fn a_killed_hub_is_replaced_on_the_next_call_and_nothing_of_it_survives() 
         let id = started["taskId"].as_str().unwrap().to_owned();
         world
             .fake
-            .wait_for_requests(1, Duration::from_secs(30))
+            .wait_for_requests(1, Duration::from_secs(60))
             .await
             .unwrap();
         let old = hub_info(&world.home, &world.project.dir).await;

@@ -120,6 +120,34 @@ impl HubClient {
         decode(request.send().await, path).await
     }
 
+    /// A GET whose answer is read by the caller (a stream), after its status is checked.
+    pub async fn raw_get(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|err| send_error(&err, path))?;
+        check(response, path).await
+    }
+
+    /// A POST of a raw (streamed) body, answered with JSON.
+    pub async fn post_body<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: reqwest::Body,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(timeout)
+            .body(body);
+        decode(request.send().await, path).await
+    }
+
     /// The hub's events from now on, or — with `after` — every kept event with a higher id
     /// first. The stream ends when the hub closes it (it stopped).
     pub async fn events(

@@ -47,7 +47,7 @@ pub struct Connection {
 
 pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError> {
     let files = HubFiles::for_project(&options.project_dir);
-    let deadline = Instant::now() + START_WAIT;
+    let mut deadline = Instant::now() + START_WAIT;
     let mut spawned: Option<Spawned> = None;
     let mut notes = Vec::new();
     loop {
@@ -65,6 +65,9 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError
                         );
                         client.shutdown().await?;
                         wait_unlocked(&files, deadline).await?;
+                        // The new hub gets a start of its own, however long the old one
+                        // took to let go.
+                        deadline = Instant::now() + START_WAIT;
                         notes.push(format!(
                             "the configuration changed since the hub (pid {}) started, so it was restarted",
                             info.pid

@@ -9,10 +9,12 @@
 //! - [`discovery`]: `hub.lock`, `hub.json`, `hub.log`; the environment fingerprint.
 //! - [`connect`]: find or start the hub.
 //! - `api`: [`HubClient`], typed calls and the event stream.
+//! - `memory`: the memory API's calls on [`HubClient`] (search, records, context, export, import).
 
 mod api;
 pub mod connect;
 pub mod discovery;
+mod memory;
 
 use std::path::PathBuf;
 

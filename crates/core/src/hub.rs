@@ -5,6 +5,10 @@
 //! [`TaskTracker`] and stop on one token; jobs live in the runtime's tracker, which
 //! [`Hub::shutdown`] drains after canceling them; the pool stops the servers; the bus is
 //! flushed to the store last, so a later hub can replay every event.
+//!
+//! Memory (`memory.enabled`) is opened at start — the project's records in the job store, the
+//! user's global store beside — with the recorder of automatic records, the `memoryOnTurnEnd`
+//! trigger and (feature `neo4j`, `NEO4J_URI` set) the Neo4j replay as tasks of their own.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,8 +21,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::jobs::JobRuntime;
+use crate::memory::{GlobalStore, HubMemory, HubMemoryError, Recorder};
 use crate::tasks::TaskEngine;
-use crate::workers::{LaunchSettings, WorkerPool};
+use crate::workers::{LaunchSettings, WorkerMcp, WorkerPool};
+use crate::workflows::triggers::Triggers;
 
 /// How often a hub proves it is alive to other processes sharing the store.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -32,11 +38,17 @@ const KEEP_EVENTS: u64 = 200_000;
 const DRAIN_JOBS: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the last events to reach the store.
 const FLUSH_EVENTS: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the records of jobs that finished before it.
+const FINISH_RECORDS: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("could not open the job store: {0}")]
     Store(#[from] StoreError),
+    #[error(
+        "could not open the project's memory: {0}; set `memory.enabled` to false to start without it"
+    )]
+    Memory(#[from] HubMemoryError),
 }
 
 pub struct HubOptions {
@@ -46,6 +58,11 @@ pub struct HubOptions {
     /// Start the default worker server at once (a long-lived hub), so the first task does not
     /// wait for a cold OpenCode. The spawn list (`workers`) starts either way.
     pub warm: bool,
+    /// Where the user's global memory lives.
+    pub global_memory: GlobalStore,
+    /// The hub's worker MCP endpoint (served by its HTTP server), given to every worker
+    /// server so the memory worker can call the memory ops; `None` without an HTTP server.
+    pub worker_mcp: Option<WorkerMcp>,
 }
 
 pub struct Hub {
@@ -54,6 +71,9 @@ pub struct Hub {
     background: CancellationToken,
     tasks: TaskTracker,
     interrupted: usize,
+    /// Stopped at shutdown, in order (tokio mutexes only so `shutdown` can take them by `&self`).
+    recorder: tokio::sync::Mutex<Option<Recorder>>,
+    triggers: tokio::sync::Mutex<Option<Triggers>>,
 }
 
 impl Hub {
@@ -92,12 +112,36 @@ impl Hub {
         tasks.spawn(writer.run());
         let pool = WorkerPool::new(config.clone(), options.launch, bus.clone());
         pool.record_groups(ledger);
+        if let Some(mcp) = options.worker_mcp {
+            pool.set_worker_mcp(mcp);
+        }
+        let memory = HubMemory::open(
+            &config,
+            store.clone(),
+            &options.project_dir,
+            options.global_memory,
+            bus.clone(),
+        )
+        .await?;
+        let recorder = memory
+            .as_ref()
+            .filter(|m| m.auto_record())
+            .map(|m| Recorder::spawn(m.clone(), store.clone(), &bus));
+        #[cfg(feature = "neo4j")]
+        if let Some(memory) = &memory {
+            tasks.spawn(crate::memory::neo4j_sync(
+                memory.clone(),
+                background.clone(),
+            ));
+        }
         let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
         let engine = Arc::new(TaskEngine::new(
             runtime,
             config.clone(),
             options.project_dir,
+            memory,
         ));
+        let triggers = Triggers::spawn(engine.workflows());
         tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
         tasks.spawn(prune(store, config.clone(), background.clone()));
         if config.auto_spawn {
@@ -127,6 +171,8 @@ impl Hub {
             background,
             tasks,
             interrupted: interrupted.len(),
+            recorder: tokio::sync::Mutex::new(recorder),
+            triggers: tokio::sync::Mutex::new(triggers),
         })
     }
 
@@ -150,10 +196,18 @@ impl Hub {
     /// Cancels running jobs (their models stop), stops every server we own,
     /// and leaves the store consistent.
     pub async fn shutdown(&self) {
+        // No new memory runs while the hub winds down.
+        if let Some(triggers) = self.triggers.lock().await.take() {
+            triggers.stop().await;
+        }
         let runtime = self.engine.runtime();
         runtime.cancel_all("the Open Orchestra hub is shutting down");
         if !runtime.drain(DRAIN_JOBS).await {
             tracing::warn!("some jobs did not stop in time; their servers are stopped anyway");
+        }
+        // Jobs that finished before the shutdown still get their memory records.
+        if let Some(recorder) = self.recorder.lock().await.take() {
+            recorder.stop(FINISH_RECORDS).await;
         }
         self.engine.pool().shutdown().await;
         self.background.cancel();

@@ -8,6 +8,7 @@
 //! - [`events`]: the event bus — every change as one event with an increasing id.
 //! - [`workers`]: the worker pool — servers, profiles as OpenCode agents, restarts.
 //! - [`jobs`]: the job runtime — live jobs, the runner that drives one session, attachments.
+//! - [`memory`]: the project's memory in the hub — ops, the injected block, automatic records.
 //! - [`workflows`]: multi-step workflows run as jobs across workers, persisted, resumable.
 //! - [`tasks`]: the facade behind the five task tools: validation, routing, ops, views.
 //! - [`chat`]: what the hooks of Orchestra's OpenCode plugin do (vision on pasted images, the
@@ -22,6 +23,7 @@ pub mod config;
 pub mod events;
 pub mod hub;
 pub mod jobs;
+pub mod memory;
 pub mod models;
 pub mod opencode;
 pub mod supervisor;

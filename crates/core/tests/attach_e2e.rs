@@ -144,10 +144,25 @@ async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it
             "{coder:?}"
         );
 
-        // The server comes back on the same address: the hub reconnects by itself.
-        let back = ServerProcess::spawn(ServeSpec { port, ..spec })
+        // The server comes back on the same address: the hub reconnects by itself. The port
+        // may take a moment to be free again (the old server's last connections).
+        let mut tries = 0;
+        let back = loop {
+            match ServerProcess::spawn(ServeSpec {
+                port,
+                ..spec.clone()
+            })
             .await
-            .unwrap();
+            {
+                Ok(back) => break back,
+                Err(err) if tries < 20 => {
+                    tries += 1;
+                    eprintln!("the port is not free yet ({err}); trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(err) => panic!("their server could not come back on port {port}: {err}"),
+            }
+        };
         assert_eq!(back.url(), url);
         let mut status = coder.status;
         for _ in 0..600 {

@@ -115,6 +115,9 @@ const WORDS: &[&str] = &[
     "ask",
     "worker.model.set",
     "memory.put",
+    "memory.search",
+    "decision:db",
+    "mem_0123456789abcdef",
     "roocode-boomerang",
     "image",
     "file",
@@ -222,8 +225,9 @@ proptest! {
 }
 
 /// An engine whose pool can never start OpenCode (the binary does not exist), so tasks that
-/// pass validation fail fast instead of starting anything.
-fn engine(dir: &Path) -> TaskEngine {
+/// pass validation fail fast instead of starting anything. Memory is on (its stores in `dir`),
+/// so the memory ops and the memory view run for real.
+async fn engine(dir: &Path) -> TaskEngine {
     let config = Arc::new(Config {
         tasks: orchestra_core::config::TasksConfig {
             await_cap_ms: 1,
@@ -244,8 +248,17 @@ fn engine(dir: &Path) -> TaskEngine {
         },
         bus.clone(),
     );
+    let memory = orchestra_core::memory::HubMemory::open(
+        &config,
+        store.clone(),
+        dir,
+        orchestra_core::memory::GlobalStore::At(dir.join("global").join("memory.db")),
+        bus.clone(),
+    )
+    .await
+    .unwrap();
     let runtime = orchestra_core::jobs::JobRuntime::new(store, bus, pool, "prop-hub".into());
-    TaskEngine::new(runtime, config, dir.to_path_buf())
+    TaskEngine::new(runtime, config, dir.to_path_buf(), memory)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(args: &Value) -> Option<T> {
@@ -310,6 +323,7 @@ const VIEWS: &[&str] = &[
     "workflow",
     "status",
     "output",
+    "memory",
 ];
 
 /// An object with some of `fields`, each from its strategy.
@@ -351,6 +365,30 @@ fn start_args() -> BoxedStrategy<Value> {
                 "memory.put",
                 "memory.link",
                 "memory.done",
+                "memory.search",
+                "memory.get",
+                "memory.forget",
+            ]),
+        ),
+        (
+            "memory",
+            object_of(vec![
+                ("key", word_or_any()),
+                ("value", word_or_any()),
+                ("id", word_or_any()),
+                ("scope", one_of(&["project", "global", "everywhere"])),
+                ("kind", word_or_any()),
+                ("title", word_or_any()),
+                ("supersedes", word_or_any()),
+                ("fromKey", word_or_any()),
+                ("toKey", word_or_any()),
+                ("relation", word_or_any()),
+                ("taskId", word_or_any()),
+                ("query", word_or_any()),
+                ("limit", number_or_any()),
+                ("budgetTokens", number_or_any()),
+                ("cursor", word_or_any()),
+                ("mode", one_of(&["retract", "delete", "erase"])),
             ]),
         ),
         (
@@ -389,7 +427,10 @@ fn list_args() -> BoxedStrategy<Value> {
         ("workerId", word_or_any()),
         ("limit", number_or_any()),
         ("after", number_or_any()),
-        ("scope", one_of(&["all", "configured", "usable"])),
+        (
+            "scope",
+            one_of(&["all", "configured", "usable", "project", "global"]),
+        ),
         (
             "providers",
             proptest::collection::vec(word_or_any(), 0..3)
@@ -399,6 +440,8 @@ fn list_args() -> BoxedStrategy<Value> {
         ("query", word_or_any()),
         ("format", one_of(&["markdown", "json"])),
         ("runId", word_or_any()),
+        ("budgetTokens", number_or_any()),
+        ("cursor", word_or_any()),
     ])
 }
 
@@ -426,7 +469,7 @@ fn answered(start: Value, wait: Value, list: Value, cancel: Value) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
-        let engine = engine(dir.path());
+        let engine = engine(dir.path()).await;
         let mut started = Vec::new();
         if let Some(params) = parse::<TaskStartParams>(&start) {
             match engine.start(params, None).await {

@@ -235,6 +235,9 @@ async fn run_budgets_stop_a_run_with_a_clear_reason() {
         assert!(error.contains("maxRunTokens budget of 1"), "{error}");
         let run = run_of(world.engine(), &run_id);
         assert_eq!(run.status, WorkflowRunStatus::Error);
+        // The budget stops a step as soon as a model step spends past it, not after it.
+        let stopped = run.steps[0].error.clone().unwrap_or_default();
+        assert!(stopped.contains("the run's maxRunTokens"), "{stopped}");
         assert_eq!(run.steps[1].status, WorkflowStepStatus::Pending);
 
         let (task, run_id) = start_workflow(world.engine(), "short", "DELAYMS:5000 slow").await;

@@ -11,6 +11,7 @@
 //! | `POST /api/v1/list` | any `task_list` view ([`TaskListParams`]) as `{format, json, text}` |
 //! | `GET /api/v1/workers` | the workers now |
 //! | `GET /api/v1/runs/{id}` | one workflow run |
+//! | `/api/v1/memory/*` | memory: search, records, context, export, import (see `memory_api.rs`) |
 //! | `GET /api/v1/events` | the event stream (SSE, `Last-Event-ID` replay; `?job=` filters) |
 //! | `POST /api/v1/login` | a one-time login link for a browser ([`LoginLink`]) |
 //! | `POST /api/v1/shutdown` | stop the hub |
@@ -172,6 +173,6 @@ pub async fn shutdown(State(app): State<AppState>) -> Json<Value> {
 
 pub async fn no_route() -> ApiFailure {
     ApiFailure::not_found(
-        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs/{id}, events, login, shutdown, hooks/*) and MCP is at /mcp",
+        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs/{id}, memory/…, events, login, shutdown, hooks/*) and MCP is at /mcp",
     )
 }

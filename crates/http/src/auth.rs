@@ -26,24 +26,22 @@ const MAX_SESSIONS: usize = 64;
 
 pub struct Access {
     token: String,
+    /// Good only for the worker MCP endpoint (`/mcp/worker`), which runs memory ops only.
+    worker_token: String,
     port: u16,
     pending: Mutex<HashMap<String, Instant>>,
     sessions: Mutex<Vec<String>>,
 }
 
 impl Access {
-    pub fn new(token: String, port: u16) -> Access {
+    pub fn new(token: String, worker_token: String, port: u16) -> Access {
         Access {
             token,
+            worker_token,
             port,
             pending: Mutex::new(HashMap::new()),
             sessions: Mutex::new(Vec::new()),
         }
-    }
-
-    /// The hub's token, for the hub's calls to its own routes.
-    pub fn token(&self) -> &str {
-        &self.token
     }
 
     /// The cookie's name carries the port: cookies are shared by every port of 127.0.0.1, and
@@ -84,13 +82,16 @@ impl Access {
         Some(session)
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> bool {
+    fn authorized(&self, headers: &HeaderMap, path: &str) -> bool {
         if let Some(bearer) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
         {
-            return same(bearer.trim(), &self.token);
+            let bearer = bearer.trim();
+            let worker_path = path == crate::WORKER_MCP_PATH
+                || path.starts_with(&format!("{}/", crate::WORKER_MCP_PATH));
+            return same(bearer, &self.token) || (worker_path && same(bearer, &self.worker_token));
         }
         let name = self.cookie_name();
         let Some(session) = cookie(headers, &name) else {
@@ -139,7 +140,7 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
     if request.uri().path() == "/login" {
         return next.run(request).await;
     }
-    if !access.authorized(headers) {
+    if !access.authorized(headers, request.uri().path()) {
         return unauthorized(request.uri().path().starts_with("/api/"));
     }
     let _client = app.activity.enter();
@@ -200,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_login_code_works_once() {
-        let access = Access::new("t".into(), 4000);
+        let access = Access::new("t".into(), "w".into(), 4000);
         let code = access.new_login_code();
         let session = access.redeem(&code);
         assert!(session.is_some());
@@ -216,7 +217,16 @@ mod tests {
                 .parse()
                 .unwrap_or(header::HeaderValue::from_static("")),
         );
-        assert!(access.authorized(&headers));
+        assert!(access.authorized(&headers, "/api/v1/health"));
+        let mut worker = HeaderMap::new();
+        worker.insert(
+            header::AUTHORIZATION,
+            header::HeaderValue::from_static("Bearer w"),
+        );
+        assert!(access.authorized(&worker, "/mcp/worker"));
+        assert!(!access.authorized(&worker, "/mcp"));
+        assert!(!access.authorized(&worker, "/mcp/workers"));
+        assert!(!access.authorized(&worker, "/api/v1/memory/search"));
         assert!(access.own_host("127.0.0.1:4000"));
         assert!(!access.own_host("evil.example:4000"));
         assert!(!access.own_host("127.0.0.1:4001"));

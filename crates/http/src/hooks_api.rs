@@ -35,8 +35,6 @@ use crate::error::{ApiFailure, parse_body};
 
 /// A blank line this often keeps the delivery stream's connection alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// The memory context must come back within this, or the prompt goes without it.
-const MEMORY_WAIT: Duration = Duration::from_millis(120);
 
 /// The plugin instance a call comes from (one per OpenCode process and project).
 fn instance(headers: &HeaderMap) -> Option<&str> {
@@ -89,7 +87,7 @@ pub async fn system(
     };
     let running = app.chat.system_lines(&session_id, instance(&headers));
     let query = app.chat.memory_query(&session_id).unwrap_or_default();
-    let mut system: Vec<String> = memory_block(&app, &query).await.into_iter().collect();
+    let mut system: Vec<String> = app.chat.memory_block(&query).await.into_iter().collect();
     // The running-task line changes as tasks come and go: last, after what providers cache.
     system.extend(running);
     Ok(Json(SystemReply { system }).into_response())
@@ -98,7 +96,7 @@ pub async fn system(
 pub async fn compacting(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiFailure> {
     let hook: CompactingHook = parse_body(&body, "the compaction hook")?;
     // The block for no particular task: the pinned records (and the project summary).
-    let mut context: Vec<String> = memory_block(&app, "").await.into_iter().collect();
+    let mut context: Vec<String> = app.chat.memory_block("").await.into_iter().collect();
     context.extend(app.chat.compaction_lines(&hook.session_id));
     Ok(Json(CompactingReply { context }).into_response())
 }
@@ -162,38 +160,4 @@ fn ndjson(delivery: &Delivery) -> Bytes {
     let mut line = serde_json::to_vec(delivery).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
-}
-
-/// The memory block for `task` from the hub's memory context route, when the hub has one and
-/// it answers in time; `None` otherwise (the prompt goes on without it).
-async fn memory_block(app: &AppState, task: &str) -> Option<String> {
-    let url = reqwest::Url::parse_with_params(
-        &format!("{}/api/v1/memory/context", app.base_url),
-        [("task", task)],
-    )
-    .ok()?;
-    let sent = app
-        .loopback
-        .get(url)
-        .bearer_auth(app.access.token())
-        .timeout(MEMORY_WAIT)
-        .send()
-        .await;
-    let response = match sent {
-        Ok(response) if response.status().is_success() => response,
-        Ok(response) => {
-            tracing::debug!(status = %response.status(), "no memory block for the system prompt");
-            return None;
-        }
-        Err(err) => {
-            tracing::debug!(error = %err, "no memory block for the system prompt");
-            return None;
-        }
-    };
-    let block: serde_json::Value = response.json().await.ok()?;
-    block["text"]
-        .as_str()
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned)
 }

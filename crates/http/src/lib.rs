@@ -1,6 +1,11 @@
 //! The hub's HTTP server: one listener on 127.0.0.1 serving the JSON API (`/api/v1`, the routes are
-//! listed in `api.rs`), the event stream over SSE (`/api/v1/events`), MCP over Streamable HTTP (`/mcp`)
-//! for clients that connect by URL, and the page (`/`).
+//! listed in `api.rs`; memory's in `memory_api.rs`), the event stream over SSE (`/api/v1/events`),
+//! MCP over Streamable HTTP (`/mcp`) for clients that connect by URL, the worker MCP endpoint
+//! (`/mcp/worker`: the memory ops only, for the memory worker, with a token of its own), and the
+//! page (`/`).
+//!
+//! The listener is bound first ([`HubServer::bind`]) so the hub knows its own URL — which its
+//! worker servers are given for `/mcp/worker` — before it starts; then [`Bound::serve`].
 //!
 //! Every route goes through `auth::guard`: the hub's own `Host`, no foreign `Origin`, and
 //! the token (bearer) or a session cookie from a one-time login link. The server holds no
@@ -10,6 +15,7 @@
 //! # Layout
 //! - `auth`: token, login links, sessions, the request guard.
 //! - `api`: JSON routes.
+//! - `memory_api`: the memory routes (their contract is at the top of the file).
 //! - `hooks_api`: the routes Orchestra's OpenCode plugin calls, one per chat hook.
 //! - `sse`: the event stream.
 //! - `page`: `/` and `/login`.
@@ -21,6 +27,7 @@ mod api;
 mod auth;
 mod error;
 mod hooks_api;
+mod memory_api;
 mod page;
 mod sse;
 
@@ -33,6 +40,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use orchestra_core::chat::ChatHooks;
 use orchestra_core::tasks::TaskEngine;
+use orchestra_core::workers::WorkerMcp;
 use orchestra_mcp::{EngineTools, OrchestraMcp};
 use orchestra_protocol::now_ms;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -41,6 +49,9 @@ use tokio_util::sync::CancellationToken;
 
 use activity::Activity;
 use auth::Access;
+
+/// The worker MCP endpoint: `task_start` with the memory ops only.
+pub const WORKER_MCP_PATH: &str = "/mcp/worker";
 
 /// Request bodies up to this size: a task with base64 attachments (10 MiB each by default).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -73,8 +84,6 @@ pub(crate) struct AppState {
     engine: Arc<TaskEngine>,
     /// What the OpenCode plugin's hooks do (`hooks_api`).
     chat: Arc<ChatHooks>,
-    /// For the hub's calls to its own routes (the memory context for the system prompt).
-    loopback: reqwest::Client,
     access: Arc<Access>,
     activity: Arc<Activity>,
     /// Canceled to stop the hub (API `shutdown`, idle stop); the owner of the server decides
@@ -97,25 +106,40 @@ pub struct HubServer {
     served: tokio::task::JoinHandle<()>,
 }
 
-impl HubServer {
-    /// Binds 127.0.0.1 and serves until [`HubServer::close`].
-    pub async fn start(
-        engine: Arc<TaskEngine>,
-        options: ServeOptions,
-    ) -> Result<HubServer, HttpError> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| HttpError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| HttpError::Bind { addr, source })?;
+/// A listener bound on 127.0.0.1, not serving yet: its URL and the worker endpoint's access are
+/// known, so the hub can give them to its worker servers before it starts.
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    worker_token: String,
+}
+
+impl Bound {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The worker MCP endpoint and its token (good for that endpoint only).
+    pub fn worker_mcp(&self) -> WorkerMcp {
+        WorkerMcp {
+            url: format!("{}{WORKER_MCP_PATH}", self.url()),
+            token: self.worker_token.clone(),
+        }
+    }
+
+    /// Serves the hub's `engine` until [`HubServer::close`]. Connections that came in since
+    /// the bind wait in the listen queue and are served now.
+    pub fn serve(self, engine: Arc<TaskEngine>, options: ServeOptions) -> HubServer {
+        let Bound {
+            listener,
+            addr,
+            worker_token,
+        } = self;
         let stop = CancellationToken::new();
         let state = AppState {
             chat: ChatHooks::start(engine.clone(), stop.child_token()),
-            loopback: reqwest::Client::new(),
             engine: engine.clone(),
-            access: Arc::new(Access::new(options.token, addr.port())),
+            access: Arc::new(Access::new(options.token, worker_token, addr.port())),
             activity: Activity::new(),
             stop: stop.clone(),
             base_url: format!("http://127.0.0.1:{}", addr.port()),
@@ -135,7 +159,34 @@ impl HubServer {
             }
         });
         tracing::info!(%addr, "hub serving");
-        Ok(HubServer { addr, stop, served })
+        HubServer { addr, stop, served }
+    }
+}
+
+impl HubServer {
+    /// Binds 127.0.0.1 (`port` 0 picks a free one).
+    pub async fn bind(port: u16) -> Result<Bound, HttpError> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        Ok(Bound {
+            listener,
+            addr,
+            worker_token: auth::secret(),
+        })
+    }
+
+    /// Binds 127.0.0.1 and serves until [`HubServer::close`] (a hub whose workers need not
+    /// reach it; [`HubServer::bind`] then [`Bound::serve`] otherwise).
+    pub async fn start(
+        engine: Arc<TaskEngine>,
+        options: ServeOptions,
+    ) -> Result<HubServer, HttpError> {
+        Ok(HubServer::bind(options.port).await?.serve(engine, options))
     }
 
     pub fn url(&self) -> String {
@@ -165,6 +216,12 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
     let mut mcp_config = StreamableHttpServerConfig::default();
     mcp_config.cancellation_token = mcp_stop;
     mcp_config.sse_keep_alive = Some(Duration::from_secs(15));
+    let worker_engine = engine.clone();
+    let worker_mcp = StreamableHttpService::new(
+        move || Ok(OrchestraMcp::worker(worker_engine.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config.clone(),
+    );
     let mcp = StreamableHttpService::new(
         move || Ok(OrchestraMcp::new(Arc::new(EngineTools(engine.clone())))),
         Arc::new(LocalSessionManager::default()),
@@ -180,6 +237,7 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/list", post(api::list))
         .route("/workers", get(api::workers))
         .route("/runs/{id}", get(api::run))
+        .nest("/memory", memory_api::routes())
         .route("/events", get(sse::events))
         .route("/login", post(api::login))
         .route("/shutdown", post(api::shutdown))
@@ -195,6 +253,7 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/", get(page::index))
         .route("/login", get(page::login))
         .nest("/api/v1", v1)
+        .nest_service(WORKER_MCP_PATH, worker_mcp)
         .nest_service("/mcp", mcp)
         .fallback(api::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -34,6 +34,10 @@ task_await to collect the result; task_await waits at most about 45 s and return
 `running` when the task needs longer, so call it again. task_peek shows progress without waiting, \
 task_cancel stops the worker's model, task_list shows tasks, workers, profiles and models.";
 
+const WORKER_INSTRUCTIONS: &str = "The project's memory, for the memory worker: call task_start \
+with kind \"op\" and a memory op (memory.search, memory.get, memory.put, memory.link, \
+memory.forget, memory.done); the answer is the op's result.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error("the MCP transport failed: {0}")]
@@ -70,6 +74,52 @@ impl ToolBackend for EngineTools {
     }
 }
 
+/// The tools of the hub's worker endpoint (`/mcp/worker`): `task_start` with the memory ops
+/// only, answered with the op's result (see [`TaskEngine::start_for_worker`]). Only the memory
+/// worker's agent is given these tools.
+#[derive(Clone)]
+pub struct WorkerTools(pub Arc<TaskEngine>);
+
+impl ToolBackend for WorkerTools {
+    fn call(
+        &self,
+        name: String,
+        args: Value,
+        _client: Option<String>,
+    ) -> futures_util::future::BoxFuture<'static, ToolReply> {
+        let engine = self.0.clone();
+        Box::pin(async move {
+            if name != "task_start" {
+                return ToolReply {
+                    text: format!(
+                        "unknown tool `{name}`; a worker has one tool here, task_start, for the memory ops"
+                    ),
+                    is_error: true,
+                };
+            }
+            let params: TaskStartParams = match parse(&name, args) {
+                Ok(params) => params,
+                Err(text) => {
+                    return ToolReply {
+                        text,
+                        is_error: true,
+                    };
+                }
+            };
+            match engine.start_for_worker(params).await {
+                Ok(answer) => ToolReply {
+                    is_error: answer.status != orchestra_protocol::JobStatus::Succeeded,
+                    text: to_json(&answer),
+                },
+                Err(err) => ToolReply {
+                    text: explain(err),
+                    is_error: true,
+                },
+            }
+        })
+    }
+}
+
 /// Every call fails with one reason: the hub could not start (a malformed config, say). The
 /// server still comes up so the model reads why on every call, instead of OpenCode only
 /// reporting that the MCP server failed.
@@ -97,6 +147,7 @@ impl ToolBackend for Unavailable {
 pub struct OrchestraMcp {
     backend: Arc<dyn ToolBackend>,
     tools: Arc<Vec<Tool>>,
+    instructions: &'static str,
 }
 
 impl OrchestraMcp {
@@ -104,6 +155,24 @@ impl OrchestraMcp {
         OrchestraMcp {
             backend,
             tools: Arc::new(tool_list()),
+            instructions: INSTRUCTIONS,
+        }
+    }
+
+    /// The worker endpoint's server: one tool, `task_start`, for the memory ops.
+    pub fn worker(engine: Arc<TaskEngine>) -> OrchestraMcp {
+        OrchestraMcp {
+            backend: Arc::new(WorkerTools(engine)),
+            tools: Arc::new(vec![Tool::new(
+                "task_start",
+                "Run a memory op on the project's memory and get its result: kind \"op\", op \
+                 memory.search | memory.get | memory.put | memory.link | memory.forget | memory.done, \
+                 with its arguments in `memory` (key, value, kind, title, tags, entities, supersedes, \
+                 fromKey, toKey, relation, query, taskId, summary, storedKeys, linkedKeys). Nothing \
+                 else runs here.",
+                schema_for_type::<TaskStartParams>(),
+            )]),
+            instructions: WORKER_INSTRUCTIONS,
         }
     }
 
@@ -272,7 +341,7 @@ impl ServerHandler for OrchestraMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(self.instructions)
     }
 
     async fn list_tools(

@@ -58,7 +58,7 @@ pub use bank::{ForgetResult, MemoryBank, index_dir_of};
 pub use cursor::fnv1a;
 pub use error::MemoryError;
 pub use jsonl::{ExportReport, ImportReport};
-pub use ops::{MemoryDone, MemoryOpResult};
+pub use ops::{MemoryDone, MemoryOpResult, check_op};
 pub use redact::redact;
 pub use service::{MemoryGetResult, MemoryService, global_store_path, open_global_store};
 pub use settings::{MemorySettings, PROJECT_SUMMARY_KEY};

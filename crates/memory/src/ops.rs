@@ -75,6 +75,22 @@ fn reference(payload: &MemoryPayload, op: MemoryOp) -> Result<&str, MemoryError>
         .ok_or_else(|| MemoryError::invalid("id", format!("{} needs `id` or `key`", op.as_str())))
 }
 
+/// Checks an op's payload without running it: the fields the op needs are there and the
+/// scope is one of the two. `run_op` checks the same and more (sizes, kinds, references).
+pub fn check_op(op: MemoryOp, payload: &MemoryPayload) -> Result<(), MemoryError> {
+    scope_of(payload)?;
+    match op {
+        MemoryOp::Put => required(&payload.value, "value", op).map(drop),
+        MemoryOp::Link => {
+            required(&payload.from_key, "fromKey", op)?;
+            required(&payload.to_key, "toKey", op).map(drop)
+        }
+        MemoryOp::Done => required(&payload.task_id, "taskId", op).map(drop),
+        MemoryOp::Search => Ok(()),
+        MemoryOp::Get | MemoryOp::Forget => reference(payload, op).map(drop),
+    }
+}
+
 impl MemoryService {
     /// Runs one `memory.*` op. `origin` is the provenance the hub knows (the calling task,
     /// worker, model, run); the payload's `taskId` fills it in when the hub knows none.

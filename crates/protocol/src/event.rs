@@ -72,6 +72,9 @@ pub enum EventBody {
     /// A workflow run started, paused, resumed or ended.
     #[serde(rename = "orchestra.workflow.run")]
     WorkflowRun(WorkflowRunEvent),
+    /// A memory record was written (put, update, supersede, retract, delete).
+    #[serde(rename = "orchestra.memory.written")]
+    MemoryWritten(MemoryWrittenEvent),
     /// A line of the hub's log that a person may want to see.
     #[serde(rename = "orchestra.log")]
     Log(LogEvent),
@@ -94,6 +97,7 @@ impl EventBody {
             EventBody::WorkerStatus { .. } => "orchestra.worker.status",
             EventBody::WorkflowStep(_) => "orchestra.workflow.step",
             EventBody::WorkflowRun(_) => "orchestra.workflow.run",
+            EventBody::MemoryWritten(_) => "orchestra.memory.written",
             EventBody::Log(_) => "orchestra.log",
             EventBody::Notification(_) => "orchestra.notification",
         }
@@ -111,6 +115,7 @@ impl EventBody {
             EventBody::WorkflowRun(run) => Some(&run.job_id),
             EventBody::Log(log) => log.job_id.as_deref(),
             EventBody::Notification(note) => note.job_ids.first().map(String::as_str),
+            EventBody::MemoryWritten(written) => written.task_id.as_deref(),
             EventBody::WorkerStatus { .. } => None,
         }
     }
@@ -208,6 +213,26 @@ pub struct WorkflowRunEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub usage: TokenUsage,
+}
+
+/// A memory record was written: which one, and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryWrittenEvent {
+    pub record_id: String,
+    pub scope: crate::memory::MemoryScope,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub title: String,
+    /// `created`, `updated`, `retracted` or `deleted`.
+    pub outcome: String,
+    /// Records this one replaced (now `superseded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<String>,
+    /// The task that wrote it (an op's job, or the task an automatic record is about).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -79,6 +79,10 @@ pub struct JobProgress {
     /// Permission questions the hub answered on the worker's behalf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permissions: Vec<PermissionAnswer>,
+    /// Files the worker's edit and write tool calls changed (relative to the project when
+    /// inside it), in the order first touched; read from the session when the turn ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_touched: Vec<String>,
 }
 
 /// One permission question from OpenCode and what the hub replied.

@@ -29,7 +29,7 @@ pub mod workflow;
 
 pub use api::{ApiError, HubHealth, LoginLink, ToolReply};
 pub use event::{
-    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, NotificationReason,
+    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent, NotificationReason,
     PermissionQuestion, PermissionReplyEvent, SessionNotification, ToolCallEvent, WorkflowRunEvent,
     WorkflowStepEvent,
 };
@@ -37,9 +37,9 @@ pub use job::{
     JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,
 };
 pub use tools::{
-    Attachment, AttachmentType, ListFormat, ListView, MemoryPayload, ModelPolicy, ModelScope,
-    OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams, TaskPeekParams,
-    TaskStartParams, TaskStartResult, WorkerOpPayload,
+    Attachment, AttachmentType, ListFormat, ListScope, ListView, MemoryPayload, ModelPolicy,
+    ModelScope, OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams,
+    TaskPeekParams, TaskStartParams, TaskStartResult, WorkerOpPayload,
 };
 pub use worker::{WorkerSnapshot, WorkerStatus};
 pub use workflow::{

@@ -465,6 +465,76 @@ impl MemoryOp {
     }
 }
 
+/// The task that wrote a record, as `GET /api/v1/memory/records/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryTaskRef {
+    pub id: String,
+    /// The worker (profile id), or `workflow:<id>` / `op:<op>`.
+    pub worker_id: String,
+    pub kind: String,
+    pub status: crate::JobStatus,
+    /// The start of the task's text.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub started_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+}
+
+/// `GET /api/v1/memory/records/{id}`: a record, its links both ways, and the task that wrote it
+/// (from its provenance, when that task is still in the job store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryRecordDetail {
+    /// Absent when it is larger than `budgetTokens` (see `needsBudgetTokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<MemoryRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<MemoryLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<MemoryTaskRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_budget_tokens: Option<u32>,
+}
+
+/// `POST /api/v1/memory/records/{id}/forget`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForgetRequest {
+    /// `retract` (default) or `delete`.
+    #[serde(default)]
+    pub mode: ForgetMode,
+    /// Where to look for the record (default: project, then global).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<MemoryScope>,
+}
+
+/// `POST /api/v1/memory/records/{id}/forget`: what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetOutcome {
+    pub id: String,
+    pub mode: ForgetMode,
+    /// False when the record was already retracted.
+    pub changed: bool,
+}
+
+/// `POST /api/v1/memory/import`: what an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportOutcome {
+    pub records: u64,
+    /// Records whose id was already in the store (left alone).
+    pub existing: u64,
+    pub links: u64,
+    pub rejected_count: u64,
+    /// `line N: problem`, the first hundred.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -48,6 +48,12 @@ pub enum OpKind {
     MemoryLink,
     #[serde(rename = "memory.done")]
     MemoryDone,
+    #[serde(rename = "memory.search")]
+    MemorySearch,
+    #[serde(rename = "memory.get")]
+    MemoryGet,
+    #[serde(rename = "memory.forget")]
+    MemoryForget,
     #[serde(rename = "worker.model.set")]
     WorkerModelSet,
     #[serde(rename = "worker.model.reset")]
@@ -55,11 +61,28 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    /// The memory op this is, or `None` for the worker-model ops.
+    pub fn memory_op(self) -> Option<crate::memory::MemoryOp> {
+        use crate::memory::MemoryOp;
+        match self {
+            OpKind::MemoryPut => Some(MemoryOp::Put),
+            OpKind::MemoryLink => Some(MemoryOp::Link),
+            OpKind::MemoryDone => Some(MemoryOp::Done),
+            OpKind::MemorySearch => Some(MemoryOp::Search),
+            OpKind::MemoryGet => Some(MemoryOp::Get),
+            OpKind::MemoryForget => Some(MemoryOp::Forget),
+            OpKind::WorkerModelSet | OpKind::WorkerModelReset => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OpKind::MemoryPut => "memory.put",
             OpKind::MemoryLink => "memory.link",
             OpKind::MemoryDone => "memory.done",
+            OpKind::MemorySearch => "memory.search",
+            OpKind::MemoryGet => "memory.get",
+            OpKind::MemoryForget => "memory.forget",
             OpKind::WorkerModelSet => "worker.model.set",
             OpKind::WorkerModelReset => "worker.model.reset",
         }
@@ -190,7 +213,8 @@ pub struct TaskStartParams {
     /// `workflow` needs `workflowId` or `continueRunId`; `op` needs `op`.
     #[serde(default)]
     pub kind: TaskKind,
-    /// The prompt for the worker (for `op`, a short label).
+    /// The prompt for the worker (for `op`, a short label; the op's name when left out).
+    #[serde(default)]
     pub task: String,
     /// The worker profile id for `kind: "worker"` (e.g. `coder`, `architect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +312,9 @@ pub enum ListView {
     Workflow,
     Status,
     Output,
+    /// Project and global memory: a ranked search (`query`; empty lists the newest records),
+    /// bounded by `limit` and `budgetTokens`, paged with `cursor`.
+    Memory,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -306,7 +333,34 @@ pub enum ModelScope {
     All,
 }
 
-/// `task_list`: tasks, workers, profiles, models, workflows, one workflow run, status or output.
+/// `task_list`'s `scope`: `configured` or `all` for the models view, `project` or `global` for
+/// the memory view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListScope {
+    /// Models view: the models of configured providers (default).
+    Configured,
+    /// Models view: every model OpenCode knows.
+    All,
+    /// Memory view: this project's records only.
+    Project,
+    /// Memory view: global records only.
+    Global,
+}
+
+impl ListScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListScope::Configured => "configured",
+            ListScope::All => "all",
+            ListScope::Project => "project",
+            ListScope::Global => "global",
+        }
+    }
+}
+
+/// `task_list`: tasks, workers, profiles, models, workflows, one workflow run, status, output or
+/// memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskListParams {
@@ -320,8 +374,10 @@ pub struct TaskListParams {
     /// Output view only: entries after this unix-ms time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<i64>,
+    /// `configured` (default) or `all` for the models view; `project` or `global` (default:
+    /// both) for the memory view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<ModelScope>,
+    pub scope: Option<ListScope>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -331,6 +387,12 @@ pub struct TaskListParams {
     /// `workflow` view: the run to show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// `memory` view: stop before the page exceeds this many tokens (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u32>,
+    /// `memory` view: `nextCursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// `task_cancel`: abort tasks; the worker's model really stops.

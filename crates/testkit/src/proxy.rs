@@ -1,7 +1,9 @@
-//! A TCP proxy in front of a server, with a switch: [`TcpProxy::cut`] drops every connection
-//! through it at once (both ends see the connection end) and turns new ones away until
-//! [`TcpProxy::restore`]. Put between the hub and OpenCode, it cuts the hub's event stream
-//! mid-task the way a network blip or a suspended laptop does.
+//! A TCP proxy in front of a server, with switches: [`TcpProxy::cut`] drops every connection
+//! through it at once (both ends see the connection end) and turns new ones away;
+//! [`TcpProxy::stall`] drops them too but then holds new ones open without forwarding a byte (a
+//! server that accepts and never answers); [`TcpProxy::restore`] forwards again. Put between the
+//! hub and OpenCode, it cuts the hub's event stream mid-task the way a network blip or a
+//! suspended laptop does, or hangs a request in a chosen phase of a task.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +21,9 @@ pub struct TcpProxy {
 struct State {
     upstream: SocketAddr,
     open: AtomicBool,
+    stalled: AtomicBool,
     relays: Mutex<Vec<AbortHandle>>,
+    held: Mutex<Vec<TcpStream>>,
 }
 
 impl TcpProxy {
@@ -30,7 +34,9 @@ impl TcpProxy {
         let state = Arc::new(State {
             upstream,
             open: AtomicBool::new(true),
+            stalled: AtomicBool::new(false),
             relays: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         });
         let accepting = tokio::spawn(accept(listener, state.clone())).abort_handle();
         Ok(TcpProxy {
@@ -48,13 +54,28 @@ impl TcpProxy {
     /// Drops every connection through the proxy and refuses new ones until [`TcpProxy::restore`].
     pub fn cut(&self) {
         self.state.open.store(false, Ordering::SeqCst);
-        for relay in self.state.lock().drain(..) {
-            relay.abort();
-        }
+        self.state.stalled.store(false, Ordering::SeqCst);
+        self.drop_connections();
+    }
+
+    /// Drops every connection through the proxy and holds new ones open without forwarding
+    /// anything, until [`TcpProxy::restore`]: requests hang.
+    pub fn stall(&self) {
+        self.state.stalled.store(true, Ordering::SeqCst);
+        self.drop_connections();
     }
 
     pub fn restore(&self) {
+        self.state.stalled.store(false, Ordering::SeqCst);
         self.state.open.store(true, Ordering::SeqCst);
+        self.state.held_lock().clear();
+    }
+
+    fn drop_connections(&self) {
+        for relay in self.state.lock().drain(..) {
+            relay.abort();
+        }
+        self.state.held_lock().clear();
     }
 }
 
@@ -71,10 +92,21 @@ impl State {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    fn held_lock(&self) -> std::sync::MutexGuard<'_, Vec<TcpStream>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 async fn accept(listener: TcpListener, state: Arc<State>) {
     while let Ok((client, _)) = listener.accept().await {
+        if state.stalled.load(Ordering::SeqCst) {
+            // Held open, never answered.
+            state.held_lock().push(client);
+            continue;
+        }
         if !state.open.load(Ordering::SeqCst) {
             // Turned away: the client sees the connection close at once.
             drop(client);

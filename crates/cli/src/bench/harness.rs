@@ -74,7 +74,31 @@ impl World {
         Ok(server)
     }
 
-    /// `orchestra mcp` (this very binary) with `orchestrator` as its `--config`.
+    /// The files of this world's project hub (its `hub.json` names the hub process).
+    pub fn hub_files(&self) -> orchestra_client::HubFiles {
+        orchestra_client::HubFiles::in_dir(orchestra_store::project_state_dir_in(
+            &self.home.home().join(".local/state"),
+            &self.project.dir,
+        ))
+    }
+
+    /// The project hub's announcement, waiting for it up to 30 s.
+    pub async fn hub_info(&self) -> anyhow::Result<orchestra_client::HubInfo> {
+        let files = self.hub_files();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(info) = files.read_info() {
+                return Ok(info);
+            }
+            if Instant::now() > deadline {
+                bail!("no hub announced itself in {}", files.dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `orchestra mcp` (this very binary) with `orchestrator` as its `--config`: a relay that
+    /// starts the project's hub in the background.
     pub async fn hub(
         &self,
         orchestrator: &Value,
@@ -100,7 +124,15 @@ impl World {
             .serve(transport)
             .await
             .map_err(|e| anyhow!("MCP initialize with orchestra mcp failed: {e}"))?;
-        Ok(Hub { service, pid })
+        Ok(Hub {
+            service,
+            pid,
+            stop: Some(StopHub {
+                exe: std::env::current_exe().context("cannot find this orchestra binary")?,
+                project: self.project.dir.clone(),
+                env: self.env(),
+            }),
+        })
     }
 
     /// The recorded request whose last user text contains `marker`.
@@ -141,10 +173,31 @@ fn fresh_password() -> String {
     format!("bench-{nanos:x}-{}", std::process::id())
 }
 
-/// An `orchestra mcp` child and our MCP session with it.
+/// An `orchestra mcp` relay child and our MCP session with it.
 pub struct Hub {
     service: RunningService<RoleClient, ()>,
+    /// The relay's pid (the hub is another process: see [`World::hub_info`]).
     pub pid: u32,
+    stop: Option<StopHub>,
+}
+
+/// Stops the project's hub when dropped: the relay that started it goes, or a bench step
+/// failed half-way; either way no hub outlives the bench.
+struct StopHub {
+    exe: PathBuf,
+    project: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for StopHub {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.exe)
+            .arg("stop")
+            .arg("--project")
+            .arg(&self.project)
+            .envs(self.env.iter().cloned())
+            .output();
+    }
 }
 
 impl Hub {
@@ -165,9 +218,13 @@ impl Hub {
         finish(&self.peer(), id).await
     }
 
-    /// Closes stdin; the hub shuts down its workers and exits.
-    pub async fn close(self) {
+    /// Closes the MCP session and stops the project's hub (and so its workers).
+    pub async fn close(mut self) {
         let _ = self.service.cancel().await;
+        if let Some(stop) = self.stop.take() {
+            // Blocking for the few ms `orchestra stop` takes; off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || drop(stop)).await;
+        }
     }
 }
 

@@ -168,11 +168,11 @@ fn rss_probe(dir: &Path, name: &str, queries: &[String]) -> anyhow::Result<(f64,
         .env("XDG_CONFIG_HOME", dir.join("probe-config"))
         .arg("--project")
         .arg(dir)
-        .args(["memory", "--store"])
+        .args(["memory", "probe", "--store"])
         .arg(dir.join(name).join("orchestra.db"))
         .arg("--global-store")
         .arg(dir.join(name).join("global.db"))
-        .args(["probe", "--project-id", "p0", "--queries"])
+        .args(["--project-id", "p0", "--queries"])
         .arg(&file)
         .output()
         .context("running the memory probe")?;

@@ -11,6 +11,7 @@ mod direct;
 mod dispatch;
 mod first_prompt;
 mod harness;
+mod hub;
 mod memory_corpus;
 mod memory_search;
 mod process_stats;
@@ -25,8 +26,9 @@ use anyhow::bail;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "dispatch",
+    "hub",
     "concurrency",
     "completion",
     "cancel",
@@ -45,7 +47,7 @@ pub struct BenchArgs {
     /// JSON instead of the table.
     #[arg(long)]
     json: bool,
-    /// Run only these groups: dispatch, concurrency, completion, cancel, rss, memory, cold,
+    /// Run only these groups: dispatch, hub, concurrency, completion, cancel, rss, memory, cold,
     /// first-prompt.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
@@ -77,6 +79,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         let started = Instant::now();
         let mut outcome = match group {
             "dispatch" => dispatch::run(quick).await?,
+            "hub" => hub::run(quick, slow).await?,
             "concurrency" => concurrency::run(slow).await?,
             "completion" => completion::run(quick).await?,
             "cancel" => cancel::run(quick.min(10)).await?,

@@ -1,5 +1,6 @@
-//! Hub RSS: the `orchestra mcp` process idle, and with 1,000 job records made by
-//! real tasks; the OpenCode worker's RSS as context.
+//! Hub RSS: the hub process (`orchestra serve`, started by an `orchestra mcp` relay) idle, and
+//! with 1,000 job records made by real tasks; the relay's and the OpenCode worker's RSS as
+//! context.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +29,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
     let store_path = world.home.root.join("bench-store.db");
     let config = json!({"tasks": {"storePath": store_path.display().to_string()}});
     let hub = world.hub(&config, &[]).await?;
+    let hub_pid = world.hub_info().await?.pid;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = rss_mb(hub.pid)?;
+    let idle = rss_mb(hub_pid)?;
+    let relay = rss_mb(hub.pid)?;
 
     let began = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
@@ -61,8 +64,8 @@ pub async fn run() -> anyhow::Result<Outcome> {
         .await?;
     let listed = count_listed(&listing);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let loaded = rss_mb(hub.pid)?;
-    let peak = status_kb(hub.pid, "VmHWM:")? / 1024.0;
+    let loaded = rss_mb(hub_pid)?;
+    let peak = status_kb(hub_pid, "VmHWM:")? / 1024.0;
     let workers = hub
         .call("task_list", json!({"view": "workers", "format": "json"}))
         .await?;
@@ -74,14 +77,14 @@ pub async fn run() -> anyhow::Result<Outcome> {
     hub.close().await;
 
     let mut rows = vec![
-        Row::info("rss: orchestra mcp RSS, idle", "MB", idle).judged(
+        Row::info("rss: hub (orchestra serve) RSS, idle", "MB", idle).judged(
             format!("≤ {IDLE_TARGET_MB:.0} MB"),
             idle,
             IDLE_TARGET_MB,
             "—".into(),
         ),
         Row::info(
-            format!("rss: orchestra mcp RSS, {JOBS} job records"),
+            format!("rss: hub (orchestra serve) RSS, {JOBS} job records"),
             "MB",
             loaded,
         )
@@ -90,6 +93,11 @@ pub async fn run() -> anyhow::Result<Outcome> {
             loaded,
             LOADED_TARGET_MB,
             format!("peak {}", number(peak, "MB")),
+        ),
+        Row::info(
+            "rss: orchestra mcp relay RSS (one per MCP client)",
+            "MB",
+            relay,
         ),
         Row::info(
             format!("rss: {REAL} real tasks, {PARALLEL} at a time (throughput)"),
@@ -107,8 +115,9 @@ pub async fn run() -> anyhow::Result<Outcome> {
     Ok(Outcome {
         rows,
         notes: vec![format!(
-            "hub in the default shared mode on a fresh isolated home; idle = 1 s after the MCP \
-             handshake, before any task; then {REAL} real echo tasks through MCP ({PARALLEL} \
+            "hub in the default shared mode on a fresh isolated home, started in the background \
+             by the relay; idle = 1 s after the MCP handshake, before any task (the worker server is \
+             warming up already); then {REAL} real echo tasks through MCP ({PARALLEL} \
              concurrent, {:.1} s), then {copies} copies of the last finished record inserted into \
              the hub's SQLite store, then the hub lists all {JOBS} (task_list tasks json limit \
              {JOBS}: it listed {listed}); RSS from /proc/<pid>/status VmRSS",

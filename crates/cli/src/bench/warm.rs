@@ -15,7 +15,10 @@ pub struct Warm {
     pub world: World,
     pub server: ServerProcess,
     pub direct: Direct,
+    /// The relay (`orchestra mcp`) our MCP session talks to.
     pub hub: Hub,
+    /// The hub process the relay started.
+    pub hub_pid: u32,
 }
 
 /// One task through the hub: `task_start` + `task_await` over MCP.
@@ -41,11 +44,13 @@ impl Warm {
                 &[("BENCH_OC_PASSWORD".into(), server.password().into())],
             )
             .await?;
+        let hub_pid = world.hub_info().await?.pid;
         let warm = Warm {
             world,
             server,
             direct,
             hub,
+            hub_pid,
         };
         for i in 0..3 {
             warm.direct(&format!("warm-up direct {i}")).await?;

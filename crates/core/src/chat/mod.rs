@@ -7,7 +7,7 @@
 //!   describes it and the description replaces the image before the main model sees it
 //!   (`workflows.triggers.visionOnImage`, `ui.visionTimeoutMs`; [`vision`]).
 //! - `experimental.chat.system.transform`: one line naming the session's tasks still running
-//!   (the memory block is added by the HTTP layer from the memory context).
+//!   after the memory block (`memory.autoInject`, queried with the session's first message).
 //! - `tool.execute.before` on `orchestra_task_start`: the calling session is recorded on the
 //!   job (`callerSessionId`); `tool.execute.after` on `task_await`/`task_peek`: results the
 //!   session has seen are not delivered again.
@@ -15,7 +15,8 @@
 //!   results it has not seen, they are delivered into it as a user message without a reply
 //!   (`ui.wakeupInjection`), through the plugin's delivery stream; an idle notification fires
 //!   (`notifications.idle`: an `orchestra.notification` event and `notify-send`).
-//! - `experimental.session.compacting`: the running tasks are kept in the summary.
+//! - `experimental.session.compacting`: pinned memory and the running tasks are kept in the
+//!   summary.
 //!
 //! State lives in memory only: a restarted hub has failed the old hub's running tasks anyway.
 
@@ -47,6 +48,9 @@ pub use vision::VisionJob;
 /// `orchestra`).
 const TASK_START_TOOL: &str = "orchestra_task_start";
 const RESULT_TOOLS: [&str; 2] = ["orchestra_task_await", "orchestra_task_peek"];
+/// The memory block must be ready within this, or the prompt goes without it: the plugin gives
+/// up on a hook whose answer takes longer than 200 ms.
+const MEMORY_WAIT: Duration = Duration::from_millis(120);
 
 /// The chat hooks of one hub. Cheap to share (`Arc`).
 pub struct ChatHooks {
@@ -117,6 +121,22 @@ impl ChatHooks {
         render::running_line(&state.sessions.running(session_id), now_ms())
             .into_iter()
             .collect()
+    }
+
+    /// The memory block for `query` (`memory.autoInject`), if the hub has memory and it comes
+    /// within [`MEMORY_WAIT`]; the prompt goes on without it otherwise. An empty query gives
+    /// the block for no particular task: the pinned records and the project summary.
+    pub async fn memory_block(&self, query: &str) -> Option<String> {
+        let memory = self.engine.memory().ok()?;
+        match tokio::time::timeout(MEMORY_WAIT, memory.block_for_worker(query)).await {
+            Ok(block) => block,
+            Err(_) => {
+                tracing::warn!(
+                    "the memory block took longer than {MEMORY_WAIT:?}; this prompt goes without it"
+                );
+                None
+            }
+        }
     }
 
     /// The query of the session's memory block: its first message.
@@ -306,6 +326,7 @@ impl ChatHooks {
             | EventBody::WorkflowStep(_)
             | EventBody::WorkflowRun(_)
             | EventBody::Log(_)
+            | EventBody::MemoryWritten(_)
             | EventBody::Notification(_) => {}
         }
     }

@@ -181,11 +181,11 @@ impl ChatHooks {
             caller_session_id: Some(job.session_id.clone()),
             ..TaskStartParams::default()
         };
-        let started = match self
-            .engine
-            .start(params, Some(REQUESTED_BY.to_owned()))
-            .await
-        {
+        let started = match self.engine.start_triggered_workflow(
+            params,
+            REQUESTED_BY.to_owned(),
+            vision.trigger.max_tokens,
+        ) {
             Ok(started) => started,
             Err(err) => {
                 tracing::warn!(error = %err, "visionOnImage: the vision workflow did not start; the image goes to the model as it is");

@@ -260,6 +260,7 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
             set(&mut trigger.workflow_id, file.workflow_id.clone());
             set(&mut trigger.auto_spawn, file.auto_spawn);
             set(&mut trigger.blocking, file.blocking);
+            set(&mut trigger.max_tokens, file.max_tokens);
             set(
                 &mut vision.skip_when_model_sees_images,
                 file.skip_when_model_sees_images,
@@ -271,6 +272,7 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
             set(&mut trigger.workflow_id, file.workflow_id.clone());
             set(&mut trigger.auto_spawn, file.auto_spawn);
             set(&mut trigger.blocking, file.blocking);
+            set(&mut trigger.max_tokens, file.max_tokens);
         }
     }
     if let Some(boomerang) = &workflows.roocode_boomerang {

@@ -28,7 +28,7 @@ pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
     PermissionReply, WorkflowExecution, WorkflowIntervene,
 };
-pub use profiles::{BUILTIN_PROFILE_IDS, builtin_profiles};
+pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, builtin_profiles};
 pub use resolved::{
     AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,
     DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, HubConfig, JobsConfig, LoadedConfig, MemoryConfig,

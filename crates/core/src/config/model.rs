@@ -329,7 +329,8 @@ pub struct TriggersFile {
     /// Analyse images pasted into the chat with the vision workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vision_on_image: Option<VisionTriggerFile>,
-    /// Record each finished assistant turn with the memory workflow.
+    /// Run the memory workflow after each finished worker task (off by default; an LLM call
+    /// per task, bounded by `maxTokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_on_turn_end: Option<TriggerFile>,
 }
@@ -345,6 +346,11 @@ pub struct TriggerFile {
     pub auto_spawn: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocking: Option<bool>,
+    /// Tokens (input + output + reasoning) one triggered run may use; the run's worker is
+    /// stopped once its finished model steps used more. Default: 60000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
 }
 
 /// `workflows.triggers.visionOnImage`: an image pasted into an OpenCode chat is described by the
@@ -366,6 +372,10 @@ pub struct VisionTriggerFile {
     /// session when it is ready. Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocking: Option<bool>,
+    /// Tokens (input + output + reasoning) one triggered run may use. Default: 60000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
     /// Leave the image alone when the session's model reads images itself. Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_when_model_sees_images: Option<bool>,

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use super::model::{PermissionAction, PermissionReply, ProfileFile};
 use super::resolved::Profile;
 
+/// The profile whose worker curates memory: the only agent that may use the hub's memory tools
+/// (the worker MCP endpoint), and whose tasks are neither recorded nor distilled again.
+pub const MEMORY_PROFILE_ID: &str = "memory";
+
 /// Ids of the built-in profiles, in the order they are presented.
 pub const BUILTIN_PROFILE_IDS: [&str; 6] =
     ["vision", "docs", "coder", "architect", "explorer", "memory"];

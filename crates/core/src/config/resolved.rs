@@ -212,6 +212,10 @@ impl WorkflowDefinition {
 pub const DEFAULT_STEP_WORKER: &str = "coder";
 pub const DEFAULT_STEP_PROMPT: &str = "Task:\n{task}";
 
+/// A triggered run's token budget: room for OpenCode's own system prompt and tool list
+/// (~10k tokens a request) over a handful of tool calls.
+pub const DEFAULT_TRIGGER_MAX_TOKENS: u64 = 60_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TriggersConfig {
     pub vision_on_image: VisionTriggerConfig,
@@ -224,6 +228,8 @@ pub struct TriggerConfig {
     pub workflow_id: String,
     pub auto_spawn: bool,
     pub blocking: bool,
+    /// Tokens (input + output + reasoning) one triggered run may use.
+    pub max_tokens: u64,
 }
 
 /// `workflows.triggers.visionOnImage`: the trigger, and whether a model that reads images
@@ -465,14 +471,18 @@ impl Config {
                             workflow_id: "vision".to_owned(),
                             auto_spawn: true,
                             blocking: true,
+                            max_tokens: DEFAULT_TRIGGER_MAX_TOKENS,
                         },
                         skip_when_model_sees_images: true,
                     },
+                    // Off (the original ran it after every turn): an LLM call per task is
+                    // opt-in; automatic records cost nothing (`memory.autoRecord`).
                     memory_on_turn_end: TriggerConfig {
-                        enabled: true,
+                        enabled: false,
                         workflow_id: "memory".to_owned(),
                         auto_spawn: true,
                         blocking: false,
+                        max_tokens: DEFAULT_TRIGGER_MAX_TOKENS,
                     },
                 },
                 roocode_boomerang: RoocodeBoomerangConfig {

@@ -97,10 +97,12 @@ fn defaults_equal_the_originals() {
     assert!(c.ui.wakeup_injection && c.ui.vision_timeout_ms == 300_000);
     assert!(!c.notifications.idle.enabled);
     assert_eq!(c.notifications.idle.delay_ms, 1500);
-    assert_eq!(
-        c.workflows.triggers.memory_on_turn_end.workflow_id,
-        "memory"
-    );
+    assert_eq!(vision.trigger.max_tokens, 60_000);
+    let memory = &c.workflows.triggers.memory_on_turn_end;
+    assert_eq!(memory.workflow_id, "memory");
+    // Off by default: an LLM call per finished task is opt-in (issue 9).
+    assert!(!memory.enabled);
+    assert_eq!(memory.max_tokens, 60_000);
     let limits = WorkflowLimits {
         max_steps: 4,
         max_task_chars: 12_000,
@@ -607,10 +609,12 @@ fn every_key_without_effect_warns() {
         "agent": {"applyToBuild": true, "tools": {"read": true}, "permission": {"webfetch": "deny"}},
         "memory": {"enabled": true, "autoSpawn": true, "autoRecord": true, "autoInject": true,
                    "scope": "global", "maxChars": 10, "summaries": {"enabled": true},
-                   "trim": {"maxMessagesGlobal": 1}, "inject": {"maxChars": 5}},
+                   "trim": {"maxMessagesGlobal": 1},
+                   "inject": {"maxChars": 5, "includeMessages": false, "includeSessionSummary": true}},
         "runtime": {"keepSessions": 3},
         "workflows": {
-            "triggers": {"visionOnImage": {"enabled": false}, "memoryOnTurnEnd": {"enabled": false}},
+            "triggers": {"visionOnImage": {"enabled": false},
+                         "memoryOnTurnEnd": {"blocking": true, "maxTokens": 5000}},
             "roocodeBoomerang": {"steps": [{"id": "plan", "requiredSkills": ["x"]}]},
             "definitions": [{"id": "w", "name": "W", "steps": [
                 {"id": "a", "title": "A", "requiredSkills": ["y"]},
@@ -665,6 +669,9 @@ fn every_key_without_effect_warns() {
         "agent.tools",
         "agent.permission",
         "memory.enabled",
+        "memory.autoRecord",
+        "memory.autoInject",
+        "workflows.triggers.memoryOnTurnEnd.maxTokens",
     ] {
         assert!(!keys.contains(&effective), "{effective} warned: {keys:?}");
     }

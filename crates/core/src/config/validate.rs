@@ -138,6 +138,15 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         at_least_one("security.workflows.maxRunTokens", security.max_run_tokens)?;
     }
     if let Some(workflows) = &file.workflows {
+        if let Some(triggers) = &workflows.triggers {
+            let vision = triggers.vision_on_image.as_ref().map(|t| t.max_tokens);
+            let memory = triggers.memory_on_turn_end.as_ref().map(|t| t.max_tokens);
+            for (name, max_tokens) in [("visionOnImage", vision), ("memoryOnTurnEnd", memory)] {
+                if let Some(max_tokens) = max_tokens {
+                    at_least_one(&format!("workflows.triggers.{name}.maxTokens"), max_tokens)?;
+                }
+            }
+        }
         if let Some(boomerang) = &workflows.roocode_boomerang {
             let key = |k: &str| format!("workflows.roocodeBoomerang.{k}");
             at_least_one(&key("maxSteps"), boomerang.max_steps)?;
@@ -319,7 +328,7 @@ pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[
 
 /// (key path, reason) of keys of the original plugin that are accepted for compatibility but
 /// will never do anything here.
-pub const INERT_KEYS: [(&str, &str); 13] = [
+pub const INERT_KEYS: [(&str, &str); 14] = [
     ("ui.toasts", "it shows no OpenCode toasts"),
     (
         "ui.injectSystemContext",
@@ -363,6 +372,10 @@ pub const INERT_KEYS: [(&str, &str); 13] = [
         "memory.inject.includeSessionSummary",
         "there are no session summaries",
     ),
+    (
+        "workflows.triggers.memoryOnTurnEnd.blocking",
+        "the memory run starts after the task is final, so it never holds anything up",
+    ),
 ];
 
 const WORKER_KIND_REASON: &str = "every worker is an agent on an OpenCode server; \
@@ -400,14 +413,7 @@ const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
 /// Keys that are read and checked but do nothing yet, because the work that uses them has not
 /// landed: (key path, what is missing). `[]` stands for every element of an array. Later work
 /// removes an entry when it makes its key take effect.
-pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 6] = [
-    ("memory.autoRecord", MEMORY_PENDING),
-    ("memory.autoInject", MEMORY_PENDING),
-    (
-        "workflows.triggers.memoryOnTurnEnd",
-        "the memoryOnTurnEnd trigger is not run yet; start the memory workflow with \
-         task_start({kind: \"workflow\"})",
-    ),
+pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 3] = [
     (
         "workflows.definitions[].steps[].requiredSkills",
         SKILLS_UNCHECKED,
@@ -422,8 +428,6 @@ pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 6] = [
     ),
 ];
 
-const MEMORY_PENDING: &str = "the hub does not record or inject memory yet; `orchestra memory` \
-    reads and writes the store directly";
 const SKILLS_UNCHECKED: &str = "skills are not checked before a step runs";
 
 /// The concrete key paths in `raw` that match `pattern` (dotted, `[]` for every array element).

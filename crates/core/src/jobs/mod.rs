@@ -8,6 +8,7 @@
 //! `failed` with the panic's message instead of leaving it `running`.
 
 pub mod attachments;
+mod files;
 mod runner;
 mod turn;
 
@@ -48,6 +49,10 @@ pub enum JobError {
     UnknownTask { id: String },
 }
 
+/// How a workflow step's job names its requester (`workflow:<workflowId>/<runId>`), so that
+/// readers of finished jobs (the memory recorder, triggers) can tell steps from tasks.
+pub const STEP_REQUESTER_PREFIX: &str = "workflow:";
+
 /// One worker job: what to run, where, and under which limits.
 pub struct WorkerJob {
     pub profile_id: String,
@@ -63,6 +68,19 @@ pub struct WorkerJob {
     /// Covers the whole job: acquiring the worker, choosing the model, the model's turn.
     pub timeout: Duration,
     pub retry_limit: u32,
+    /// Text added to the prompt's `system` field after the profile's own (the memory block);
+    /// the same text for the same memory, so the provider's prompt cache keeps working.
+    pub context: Option<String>,
+    /// Input + output + reasoning tokens the turn may use; the session is aborted once its
+    /// finished model steps used more.
+    pub token_budget: Option<TokenBudget>,
+}
+
+/// A turn's token budget, and the setting that sets it (named in the error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBudget {
+    pub tokens: u64,
+    pub setting: String,
 }
 
 struct LiveJob {

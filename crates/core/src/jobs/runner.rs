@@ -90,6 +90,10 @@ pub(super) async fn run_job(
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
     }
+    // The worker is free before the record says the job is over: whoever reads the final
+    // record never sees the worker still busy with it.
+    let conn = lease.conn.clone();
+    drop(lease);
     match outcome {
         Outcome::Done => finish(job, &mut record, JobStatus::Succeeded, None),
         Outcome::Failed(message) => finish(job, &mut record, JobStatus::Failed, Some(message)),
@@ -100,7 +104,7 @@ pub(super) async fn run_job(
     // The record is final and holds the answer: the session itself is no longer needed, and
     // left alone every task would stay in the user's OpenCode session list for good.
     if let Some(session_id) = &record.session_id {
-        pool.retire_session(&lease.conn, session_id).await;
+        pool.retire_session(&conn, session_id).await;
     }
 }
 
@@ -154,7 +158,7 @@ async fn drive(
         parts: prompt_parts(input),
         agent: lease.agent.clone(),
         model: Some(resolution.model.clone()),
-        system: lease.system_prompt(),
+        system: system_text(lease.system_prompt(), input.context.as_deref()),
         tools: None,
     };
     match or_stop(job, deadline, client.prompt_async(&session.id, &request)).await {
@@ -299,6 +303,7 @@ async fn collect_result(
         Err(err) => return Outcome::Failed(format!("could not read the worker's reply: {err}")),
     };
     let summary = summarize(&messages);
+    record.progress.files_touched = super::files::files_touched(&messages, lease.project_dir());
     record.usage = summary.usage;
     record.model = summary.model.clone();
     if let Some(error) = summary.error.or(session_error) {
@@ -313,6 +318,19 @@ async fn collect_result(
     }
     record.response_text = Some(summary.text);
     Outcome::Done
+}
+
+/// The prompt's `system` text: the profile's prompt where it travels with the prompt (an
+/// attached server), then the job's context (the memory block). OpenCode appends it to the
+/// agent's own system prompt, so the block comes after the stable prefix and before nothing
+/// that changes per task.
+fn system_text(profile: Option<String>, context: Option<&str>) -> Option<String> {
+    match (profile, context.filter(|c| !c.trim().is_empty())) {
+        (Some(profile), Some(context)) => Some(format!("{profile}\n\n{context}")),
+        (Some(profile), None) => Some(profile),
+        (None, Some(context)) => Some(context.to_owned()),
+        (None, None) => None,
+    }
 }
 
 fn prompt_parts(input: &WorkerJob) -> Vec<PartInput> {

@@ -32,6 +32,9 @@ pub(super) struct Progress {
     /// Permission questions already answered (the live event and a reconcile may both see
     /// one).
     answered: HashSet<String>,
+    /// Model steps finished so far and what they used (for the job's token budget).
+    finished_steps: HashSet<String>,
+    steps_usage: TokenUsage,
 }
 
 /// What the runner does after an event.
@@ -124,7 +127,10 @@ pub(super) async fn on_event(
                     Step::Continue
                 }
             }
-            Part::Text { .. } | Part::StepFinish { .. } | Part::Other => Step::Continue,
+            Part::StepFinish {
+                id, tokens, cost, ..
+            } => spend(record, input, state, id, tokens, cost),
+            Part::Text { .. } | Part::Other => Step::Continue,
         },
         OpenCodeEvent::PermissionAsked(request) => {
             answer_permission(lease, job, record, state, request).await
@@ -135,6 +141,43 @@ pub(super) async fn on_event(
         | OpenCodeEvent::Heartbeat
         | OpenCodeEvent::Other { .. } => Step::Continue,
     }
+}
+
+/// Counts a finished model step against the job's token budget; over it, the turn fails with
+/// what it used recorded (so a workflow sees its run's budget spent).
+fn spend(
+    record: &mut JobRecord,
+    input: &WorkerJob,
+    state: &mut Progress,
+    step_id: String,
+    tokens: Option<crate::opencode::Tokens>,
+    cost: Option<f64>,
+) -> Step {
+    if !state.finished_steps.insert(step_id) {
+        return Step::Continue;
+    }
+    if let Some(tokens) = tokens {
+        state.steps_usage.add(&TokenUsage {
+            input: tokens.input,
+            output: tokens.output,
+            reasoning: tokens.reasoning,
+            cache_read: tokens.cache.read,
+            cache_write: tokens.cache.write,
+            cost: cost.unwrap_or(0.0),
+        });
+    }
+    let Some(budget) = &input.token_budget else {
+        return Step::Continue;
+    };
+    let used = state.steps_usage.input + state.steps_usage.output + state.steps_usage.reasoning;
+    if used <= budget.tokens {
+        return Step::Continue;
+    }
+    record.usage = state.steps_usage;
+    Step::Fail(format!(
+        "stopped: the task used {used} tokens, more than its budget of {} ({}); the worker's model was stopped",
+        budget.tokens, budget.setting
+    ))
 }
 
 pub struct ReplySummary {

@@ -2,10 +2,13 @@
 //! `task_list` and `task_cancel`.
 //!
 //! This is where caller input is checked (`tasks.maxTaskChars`, attachments, worker names)
-//! and routed by kind: worker tasks go to the job runtime, workflows to the workflow engine,
-//! ops to [`model_ops`]. The layers below never see an MCP or HTTP caller.
+//! and routed by kind: worker tasks go to the job runtime (with the memory block when
+//! `memory.autoInject`), workflows to the workflow engine, ops to `model_ops` and
+//! `memory_ops`. The layers below never see an MCP or HTTP caller.
 
 mod human;
+mod memory_ops;
+mod memory_view;
 mod model_ops;
 pub mod routing;
 pub mod views;
@@ -27,8 +30,10 @@ use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::jobs::attachments::{self, AttachmentError};
 use crate::jobs::{JobError, JobRuntime, WorkerJob};
+use crate::memory::{HubMemory, HubMemoryError};
 use crate::workers::WorkerPool;
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
+pub use memory_ops::{WORKER_REQUESTER, WorkerOpAnswer};
 
 /// How long `task_cancel` waits for the runner to abort the session and write the final
 /// record before answering with the record as it is.
@@ -50,14 +55,23 @@ pub enum TaskError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{what} is not available in this version of Open Orchestra yet; {hint}")]
-    NotYetSupported { what: String, hint: String },
     #[error("pass `taskId` or `taskIds`; list tasks with task_list")]
     NoIds,
     #[error(transparent)]
     Job(#[from] JobError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Memory(#[from] HubMemoryError),
+    #[error("`{field}`: {problem}")]
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
+    #[error(
+        "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
+    )]
+    WorkerRestricted { asked: String },
 }
 
 impl From<StoreError> for TaskError {
@@ -133,16 +147,38 @@ pub struct TaskEngine {
     workflows: Workflows,
     config: Arc<Config>,
     project_dir: PathBuf,
+    /// `None` when `memory.enabled` is false.
+    memory: Option<HubMemory>,
 }
 
 impl TaskEngine {
-    pub fn new(runtime: JobRuntime, config: Arc<Config>, project_dir: PathBuf) -> TaskEngine {
+    pub fn new(
+        runtime: JobRuntime,
+        config: Arc<Config>,
+        project_dir: PathBuf,
+        memory: Option<HubMemory>,
+    ) -> TaskEngine {
         TaskEngine {
-            workflows: Workflows::new(runtime.clone(), config.clone(), project_dir.clone()),
+            workflows: Workflows::new(
+                runtime.clone(),
+                config.clone(),
+                project_dir.clone(),
+                memory.clone(),
+            ),
             runtime,
             config,
             project_dir,
+            memory,
         }
+    }
+
+    /// The project's memory, or why there is none (`memory.enabled` is false).
+    pub fn memory(&self) -> Result<&HubMemory, HubMemoryError> {
+        self.memory
+            .as_ref()
+            .ok_or_else(|| HubMemoryError::Disabled {
+                what: "memory".to_owned(),
+            })
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -184,7 +220,8 @@ impl TaskEngine {
         requested_by: Option<String>,
     ) -> Result<TaskStartResult, TaskError> {
         let tasks = &self.config.tasks;
-        if params.task.trim().is_empty() {
+        // An op's `task` is only a label; the op's name stands in for a missing one.
+        if params.task.trim().is_empty() && params.kind != TaskKind::Op {
             return Err(TaskError::EmptyTask);
         }
         let chars = params.task.chars().count();
@@ -218,11 +255,15 @@ impl TaskEngine {
                 self.config.profile(&route.profile)?;
                 route
             }
-            TaskKind::Workflow => return self.start_workflow(params, requested_by),
+            TaskKind::Workflow => return self.start_workflow(params, requested_by, None),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
+        let context = match &self.memory {
+            Some(memory) => memory.block_for_worker(&params.task).await,
+            None => None,
+        };
         let mut record = self.runtime.new_record(
             route.profile.clone(),
             params.task.clone(),
@@ -243,6 +284,8 @@ impl TaskEngine {
                 .unwrap_or(tasks.default_auto_spawn && self.config.auto_spawn),
             timeout: Duration::from_millis(params.timeout_ms.unwrap_or(tasks.default_timeout_ms)),
             retry_limit: tasks.provider_retry_limit,
+            context,
+            token_budget: None,
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {
@@ -258,10 +301,25 @@ impl TaskEngine {
         })
     }
 
+    /// A workflow a trigger starts (`workflows.triggers.*`), its tokens capped by the trigger's
+    /// `maxTokens`.
+    pub fn start_triggered_workflow(
+        &self,
+        params: TaskStartParams,
+        requested_by: String,
+        max_run_tokens: u64,
+    ) -> Result<TaskStartResult, TaskError> {
+        if params.task.trim().is_empty() {
+            return Err(TaskError::EmptyTask);
+        }
+        self.start_workflow(params, Some(requested_by), Some(max_run_tokens))
+    }
+
     fn start_workflow(
         &self,
         params: TaskStartParams,
         requested_by: Option<String>,
+        max_run_tokens: Option<u64>,
     ) -> Result<TaskStartResult, TaskError> {
         let started = self.workflows.start(
             WorkflowRequest {
@@ -271,6 +329,7 @@ impl TaskEngine {
                 attachments: params.attachments,
                 auto_spawn: params.auto_spawn,
                 caller_session_id: params.caller_session_id,
+                max_run_tokens,
             },
             requested_by,
         )?;

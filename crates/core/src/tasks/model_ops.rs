@@ -1,13 +1,14 @@
-//! `kind: "op"` with `worker.model.set` / `worker.model.reset`: change which model a worker
-//! runs on. Like every task, an op is a job record the caller awaits; resolving may start the
+//! `kind: "op"`: routes the memory ops to `memory_ops`; `worker.model.set` /
+//! `worker.model.reset` change which model a worker runs on. Like every task, an op is a job record the caller awaits; resolving may start the
 //! worker's server, because the catalog comes from OpenCode.
 
 use super::{TaskEngine, TaskError};
+use orchestra_protocol::memory::MemoryOp;
 use orchestra_protocol::{
     JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
 };
 
-const OPS: &str = "worker.model.set, worker.model.reset (memory.put, memory.link, memory.done need the memory feature)";
+const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset";
 
 enum ModelOp {
     Set { model: String, policy: ModelPolicy },
@@ -26,12 +27,25 @@ impl TaskEngine {
             hint: format!("one of: {OPS}"),
         })?;
         let payload = params.worker.clone().unwrap_or_default();
+        let memory_op = |memory_op| (op, memory_op);
         let model_op = match op {
-            OpKind::MemoryPut | OpKind::MemoryLink | OpKind::MemoryDone => {
-                return Err(TaskError::NotYetSupported {
-                    what: format!("op `{}`", op.as_str()),
-                    hint: "memory operations arrive with the memory feature".into(),
-                });
+            OpKind::MemoryPut => {
+                return self.start_memory_ops(memory_op(MemoryOp::Put), params, requested_by);
+            }
+            OpKind::MemoryLink => {
+                return self.start_memory_ops(memory_op(MemoryOp::Link), params, requested_by);
+            }
+            OpKind::MemoryDone => {
+                return self.start_memory_ops(memory_op(MemoryOp::Done), params, requested_by);
+            }
+            OpKind::MemorySearch => {
+                return self.start_memory_ops(memory_op(MemoryOp::Search), params, requested_by);
+            }
+            OpKind::MemoryGet => {
+                return self.start_memory_ops(memory_op(MemoryOp::Get), params, requested_by);
+            }
+            OpKind::MemoryForget => {
+                return self.start_memory_ops(memory_op(MemoryOp::Forget), params, requested_by);
             }
             OpKind::WorkerModelSet => ModelOp::Set {
                 model: payload
@@ -61,11 +75,14 @@ impl TaskEngine {
             })?;
         self.config.profile(&worker_id)?;
 
-        let mut record = self.runtime.new_record(
-            format!("op:{}", op.as_str()),
-            params.task.clone(),
-            TaskKind::Op.as_str(),
-        );
+        let label = if params.task.trim().is_empty() {
+            op.as_str().to_owned()
+        } else {
+            params.task.clone()
+        };
+        let mut record =
+            self.runtime
+                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op.as_str());
         record.requested_by = requested_by;
         let id = record.id.clone();
         let job = self.runtime.open(record.clone())?;

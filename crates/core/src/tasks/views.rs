@@ -1,6 +1,8 @@
 //! `task_list` views, as markdown tables for models and people or JSON for scripts.
 
-use orchestra_protocol::{JobRecord, ListFormat, ListView, TaskListParams, WorkerSnapshot, now_ms};
+use orchestra_protocol::{
+    JobRecord, ListFormat, ListScope, ListView, ModelScope, TaskListParams, WorkerSnapshot, now_ms,
+};
 use orchestra_store::{JobFilter, UnreadableRow};
 use serde_json::{Value, json};
 
@@ -103,7 +105,8 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
                 table(&["Profile", "Name", "Model", "Access", "Purpose"], &rows),
             )
         }
-        ListView::Models => models(engine, params, limit).await,
+        ListView::Models => models(engine, params, limit).await?,
+        ListView::Memory => super::memory_view::render(engine, params).await?,
         ListView::Workflows => super::workflow_views::catalog(engine, limit)?,
         ListView::Workflow => super::workflow_views::run(engine, params.run_id.as_deref())?,
         ListView::Status => {
@@ -174,7 +177,33 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
     Ok(Listing { format, json, text })
 }
 
-async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Value, String) {
+async fn models(
+    engine: &TaskEngine,
+    params: &TaskListParams,
+    limit: u32,
+) -> Result<(Value, String), TaskError> {
+    let scope = match params.scope {
+        None | Some(ListScope::Configured) => ModelScope::Configured,
+        Some(ListScope::All) => ModelScope::All,
+        Some(other @ (ListScope::Project | ListScope::Global)) => {
+            return Err(TaskError::InvalidField {
+                field: "scope",
+                problem: format!(
+                    "`{}` is a memory scope; the models view takes `configured` or `all`",
+                    other.as_str()
+                ),
+            });
+        }
+    };
+    Ok(models_of(engine, params, scope, limit).await)
+}
+
+async fn models_of(
+    engine: &TaskEngine,
+    params: &TaskListParams,
+    scope: ModelScope,
+    limit: u32,
+) -> (Value, String) {
     let pool = engine.pool();
     // The catalog lives in OpenCode: with no server up yet, bring one up (as a task would).
     if pool.any_conn().await.is_none()
@@ -190,7 +219,7 @@ async fn models(engine: &TaskEngine, params: &TaskListParams, limit: u32) -> (Va
         return (json!({"models": [], "note": note}), note.to_owned());
     };
     let filter = CatalogFilter {
-        scope: params.scope.unwrap_or_default(),
+        scope,
         providers: params.providers.clone(),
         query: params.query.clone(),
     };

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{PermissionAction, Profile};
+use crate::config::{MEMORY_PROFILE_ID, PermissionAction, Profile};
 use crate::opencode::{PermissionAction as RuleAction, PermissionRule};
 
 /// The `agent` block entry for one profile, for `OPENCODE_CONFIG_CONTENT`.
@@ -44,6 +44,20 @@ pub fn agent_definition(profile: &Profile) -> Value {
         agent.insert("tools".into(), Value::Object(tools));
     }
     Value::Object(agent)
+}
+
+/// The hub's MCP tools as OpenCode names them (`<server>_<tool>`); a glob in `tools` maps.
+pub const MEMORY_TOOLS: &str = "orchestra_*";
+
+/// Lets the memory profile's agent (if hosted) use the hub's MCP tools, which the config's
+/// top-level `tools` denies every other agent — so no other worker can reach them, and the
+/// tools themselves take only memory ops.
+pub fn allow_memory_tools(agents: &mut Value, hosted: &[Profile]) {
+    for profile in hosted.iter().filter(|p| p.id == MEMORY_PROFILE_ID) {
+        if let Some(agent) = agents.get_mut(profile.agent_name()) {
+            merge_json(agent, &json!({"tools": {MEMORY_TOOLS: true}}));
+        }
+    }
 }
 
 /// The `agent` block for a set of profiles.

@@ -16,7 +16,32 @@ use crate::supervisor::{ExitReport, ServeSpec, ServerProcess, SupervisorError};
 const STARTUP_ATTEMPTS: u32 = 3;
 
 impl WorkerPool {
+    /// The slot's running server, started if needed. The start runs in a task of the pool's,
+    /// not the caller's: a caller that stops waiting (its task was canceled or timed out) never
+    /// stops a start that other tasks wait for, and never leaves the worker `starting`.
     pub(super) async fn ensure_server(
+        &self,
+        key: &ServerKey,
+        profile: &Profile,
+        auto_spawn: bool,
+    ) -> Result<Arc<ServerConn>, WorkerError> {
+        let pool = self.clone();
+        let key = key.clone();
+        let profile = profile.clone();
+        let started =
+            tokio::spawn(
+                async move { pool.ensure_server_locked(&key, &profile, auto_spawn).await },
+            );
+        match started.await {
+            Ok(result) => result,
+            // The pool's task panicked or the runtime is going down.
+            Err(join) => Err(WorkerError::Interrupted {
+                reason: join.to_string(),
+            }),
+        }
+    }
+
+    async fn ensure_server_locked(
         &self,
         key: &ServerKey,
         profile: &Profile,
@@ -166,12 +191,30 @@ impl WorkerPool {
             content = json!({});
         }
         agents::merge_json(&mut content, &server_defaults(&self.inner.config));
-        let ours = json!({
-            "agent": agents::agents_block(hosted),
-            // A worker must never load the orchestrator again (it would start
-            // hubs inside workers if the user installed us globally).
-            "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
-        });
+        let mut agents = agents::agents_block(hosted);
+        // A worker must never load the orchestrator again (it would start hubs inside
+        // workers if the user installed us globally), so `orchestra` is always ours: the
+        // hub's worker endpoint (memory ops only), or nothing.
+        let ours = match self.inner.worker_mcp.get() {
+            Some(mcp) => {
+                agents::allow_memory_tools(&mut agents, hosted);
+                json!({
+                    "agent": agents,
+                    "mcp": {"orchestra": {
+                        "type": "remote",
+                        "url": mcp.url,
+                        "headers": {"Authorization": format!("Bearer {}", mcp.token)},
+                        "enabled": true,
+                    }},
+                    // Every agent but the memory worker's is denied them (above).
+                    "tools": {agents::MEMORY_TOOLS: false},
+                })
+            }
+            None => json!({
+                "agent": agents,
+                "mcp": {"orchestra": {"type": "local", "command": ["true"], "enabled": false}},
+            }),
+        };
         agents::merge_json(&mut content, &ours);
         let mut env = self.inner.launch.env.clone();
         env.push(("OPENCODE_CONFIG_CONTENT".into(), content.to_string()));

@@ -45,6 +45,25 @@ pub struct LaunchSettings {
     pub provider_pin: Option<String>,
 }
 
+/// The hub's worker MCP endpoint (`/mcp/worker`: the memory ops only), which every server the
+/// pool starts gets as the remote MCP server `orchestra`; only the memory profile's agent may
+/// use its tools (`orchestra_*`).
+#[derive(Clone)]
+pub struct WorkerMcp {
+    /// The endpoint's full URL, `http://127.0.0.1:<port>/mcp/worker`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …`; good for that endpoint only.
+    pub token: String,
+}
+
+impl std::fmt::Debug for WorkerMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerMcp")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
@@ -72,6 +91,8 @@ pub enum WorkerError {
     AttachUrlMissing,
     #[error("the hub is shutting down; no new work is accepted")]
     ShuttingDown,
+    #[error("starting the worker's server was interrupted ({reason}); start the task again")]
+    Interrupted { reason: String },
     #[error("could not read the model catalog from OpenCode for worker `{profile}`: {source}")]
     Catalog {
         profile: String,
@@ -179,6 +200,8 @@ struct PoolInner {
     shutdown: CancellationToken,
     /// Where the process groups of the servers we start are recorded (set once by the hub).
     ledger: std::sync::OnceLock<GroupLedger>,
+    /// The hub's worker MCP endpoint, when the hub serves one (set once, before any start).
+    worker_mcp: std::sync::OnceLock<WorkerMcp>,
     /// Sessions of final jobs still kept in OpenCode, oldest first (`runtime.keepSessions`).
     finished_sessions: Mutex<std::collections::VecDeque<(std::sync::Weak<ServerConn>, String)>>,
 }
@@ -238,6 +261,11 @@ impl Lease {
             None => Some(self.profile.prompt.clone()),
         }
     }
+
+    /// The project the worker's server runs in.
+    pub fn project_dir(&self) -> &std::path::Path {
+        &self.pool.inner.launch.project_dir
+    }
 }
 
 impl Drop for Lease {
@@ -264,6 +292,7 @@ impl WorkerPool {
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
                 ledger: std::sync::OnceLock::new(),
+                worker_mcp: std::sync::OnceLock::new(),
                 finished_sessions: Mutex::new(std::collections::VecDeque::new()),
             }),
         }
@@ -279,6 +308,12 @@ impl WorkerPool {
         if let Some(ledger) = ledger {
             let _ = self.inner.ledger.set(ledger);
         }
+    }
+
+    /// Gives every server started from now on the hub's worker MCP endpoint. The first one
+    /// given is kept.
+    pub fn set_worker_mcp(&self, mcp: WorkerMcp) {
+        let _ = self.inner.worker_mcp.set(mcp);
     }
 
     /// Holds a worker for one task, starting its server first when needed.

@@ -85,8 +85,11 @@ fn event_session(event: &OpenCodeEvent) -> Option<&str> {
 
 fn part_session(part: &Part) -> Option<&str> {
     match part {
-        Part::Text { session_id, .. } | Part::Tool { session_id, .. } => Some(session_id),
-        Part::StepFinish { .. } | Part::Other => None,
+        // Finished model steps carry their tokens: a job's token budget counts them live.
+        Part::Text { session_id, .. }
+        | Part::Tool { session_id, .. }
+        | Part::StepFinish { session_id, .. } => Some(session_id),
+        Part::Other => None,
     }
 }
 

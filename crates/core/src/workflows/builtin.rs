@@ -6,7 +6,7 @@ use crate::config::{
 
 pub const BOOMERANG_ID: &str = "roocode-boomerang";
 pub const VISION_ID: &str = "vision";
-pub const MEMORY_ID: &str = "memory";
+pub const MEMORY_ID: &str = crate::memory::MEMORY_WORKFLOW;
 
 /// Asked of every boomerang step so the next step's carry has something to keep.
 const HANDOFF: &str = "\n\nEnd your reply with these five sections, each a markdown heading \
@@ -42,11 +42,19 @@ Answer with these headings:\n## Summary\n## Text (OCR)\n## Key elements\n\
 ## Issues or questions\n\
 Transcribe visible text exactly under Text (OCR); write \"none\" where a section is empty.";
 
-const MEMORY: &str = "Record what is worth remembering from this turn.\n\n\
+const MEMORY: &str = "Record what is worth remembering from this turn in the project's \
+memory.\n\n\
 Payload:\n{task}\n\n\
-Answer with these headings:\n## Decisions\n## TODOs\n## Entities\n\
-One bullet per item, each a full sentence that makes sense on its own; write \"none\" where \
-a section is empty.";
+Use the orchestra_task_start tool with kind \"op\" (give `task` a few words saying why):\n\
+- op \"memory.search\", memory {query}: what is already recorded, so you update instead of \
+duplicating;\n\
+- op \"memory.put\", memory {key, value, kind, title, tags, entities: {files, symbols}}: one \
+self-contained record per decision, convention, fact, bug, fix or todo (kind says which); the \
+same key updates a record, and {supersedes: <key or id>} replaces an outdated one;\n\
+- op \"memory.link\", memory {fromKey, toKey, relation}: connect related records.\n\
+If the payload names a memory task, finish with op \"memory.done\", memory {taskId, summary, \
+storedKeys, linkedKeys}. Then answer in two or three sentences: what you recorded, updated or \
+skipped, and why.";
 
 fn step(id: &str, title: &str, worker: &str, prompt: String, carry: bool) -> WorkflowStep {
     WorkflowStep {

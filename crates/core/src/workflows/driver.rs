@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::jobs::{JobHandle, WorkerJob, attachments};
+use crate::jobs::{JobHandle, STEP_REQUESTER_PREFIX, TokenBudget, WorkerJob, attachments};
 
 use super::limits::budget_tokens;
 use super::{Workflows, carry, run_event};
@@ -301,7 +301,17 @@ async fn start_member(
         task.clone(),
         TaskKind::Worker.as_str(),
     );
-    record.requested_by = Some(format!("workflow:{}/{}", run.workflow_id, run.run_id));
+    record.requested_by = Some(format!(
+        "{STEP_REQUESTER_PREFIX}{}/{}",
+        run.workflow_id, run.run_id
+    ));
+    // The block follows the run's task, not the step's prompt (which grows with the carry),
+    // so every step of a run sees the same block while memory is unchanged.
+    let context = match &flows.memory {
+        Some(memory) => memory.block_for_worker(&run.task).await,
+        None => None,
+    };
+    let spent = budget_tokens(&run.usage);
     let job = WorkerJob {
         profile_id: member.worker_id.clone(),
         task,
@@ -312,6 +322,13 @@ async fn start_member(
         auto_spawn: run.auto_spawn,
         timeout: Duration::from_millis(timeout),
         retry_limit: config.tasks.provider_retry_limit,
+        context,
+        // What is left of the run's budget: a step that would spend past it is stopped
+        // there, not only after it ends.
+        token_budget: Some(TokenBudget {
+            tokens: run.limits.max_run_tokens.saturating_sub(spent).max(1),
+            setting: "the run's maxRunTokens".to_owned(),
+        }),
     };
     flows
         .runtime

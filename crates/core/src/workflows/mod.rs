@@ -13,6 +13,7 @@
 //! - [`limits`]: caps and budgets, checked before anything runs.
 //! - [`carry`]: the handoff between steps.
 //! - `driver`: runs the steps, gates pauses, writes the job and the run.
+//! - [`triggers`]: `memoryOnTurnEnd` — the memory workflow after a finished task.
 //!
 //! Workflows sit on the job runtime (`crate::jobs`): each step is an ordinary worker job, and
 //! the workflow itself is a job whose task is the driver. Nothing here knows about the task
@@ -23,6 +24,7 @@ pub mod carry;
 pub mod catalog;
 mod driver;
 pub mod limits;
+pub mod triggers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use orchestra_store::{HUB_STALE_AFTER_MS, StoreError, pid_is_alive};
 
 use crate::config::{Config, WorkflowDefinition};
 use crate::jobs::{JobError, JobRuntime};
+use crate::memory::HubMemory;
 pub use catalog::{Catalog, Entry, Source};
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,8 @@ pub struct WorkflowRequest {
     pub auto_spawn: Option<bool>,
     /// The OpenCode session that starts the run (`callerSessionId`); its job records it.
     pub caller_session_id: Option<String>,
+    /// A trigger's token cap (`workflows.triggers.*.maxTokens`); lowers the definition's own.
+    pub max_run_tokens: Option<u64>,
 }
 
 /// A run that was started or resumed: its workflow job and run ids.
@@ -152,15 +157,27 @@ pub struct Workflows {
     runtime: JobRuntime,
     config: Arc<Config>,
     project_dir: PathBuf,
+    /// The project's memory, for the block in each step's prompt (`None`: memory is off).
+    memory: Option<HubMemory>,
 }
 
 impl Workflows {
-    pub fn new(runtime: JobRuntime, config: Arc<Config>, project_dir: PathBuf) -> Workflows {
+    pub fn new(
+        runtime: JobRuntime,
+        config: Arc<Config>,
+        project_dir: PathBuf,
+        memory: Option<HubMemory>,
+    ) -> Workflows {
         Workflows {
             runtime,
             config,
             project_dir,
+            memory,
         }
+    }
+
+    pub fn runtime(&self) -> &JobRuntime {
+        &self.runtime
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -194,7 +211,27 @@ impl Workflows {
             return Err(WorkflowError::Disabled { id: workflow_id });
         }
         let catalog = self.catalog();
-        let definition = catalog.find(&workflow_id)?.definition.clone();
+        let mut definition = catalog.find(&workflow_id)?.definition.clone();
+        if let Some(cap) = request.max_run_tokens {
+            let own = definition.limits.max_run_tokens.unwrap_or(u64::MAX);
+            definition.limits.max_run_tokens = Some(own.min(cap));
+        }
+        let ui = WorkflowRunUi {
+            execution: ui_name(config.workflows.ui.execution),
+            intervene: ui_name(config.workflows.ui.intervene),
+        };
+        self.begin(definition, request, ui, requested_by)
+    }
+
+    /// Checks the limits, saves a new run of `definition` and launches it.
+    fn begin(
+        &self,
+        definition: WorkflowDefinition,
+        request: WorkflowRequest,
+        ui: WorkflowRunUi,
+        requested_by: Option<String>,
+    ) -> Result<StartedRun, WorkflowError> {
+        let config = &self.config;
         let limits = limits::effective(config, &definition)?;
         limits::check_run(&definition, &limits, &request.task)?;
 
@@ -211,10 +248,7 @@ impl Workflows {
                 .unwrap_or(config.tasks.default_auto_spawn && config.auto_spawn),
             limits,
             attachments: request.attachments,
-            ui: WorkflowRunUi {
-                execution: ui_name(config.workflows.ui.execution),
-                intervene: ui_name(config.workflows.ui.intervene),
-            },
+            ui,
             status: WorkflowRunStatus::Running,
             current_step_index: 0,
             steps: step_results(&definition),

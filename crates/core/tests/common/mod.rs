@@ -181,6 +181,11 @@ async fn start_hub(
             provider_pin: None,
         },
         warm: false,
+        // Global memory stays in the test's home, never the user's.
+        global_memory: orchestra_core::memory::GlobalStore::At(
+            home.root.join("state/global-memory.db"),
+        ),
+        worker_mcp: None,
     })
     .await
     .unwrap()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use orchestra_client::{HubClient, HubInfo};
 use orchestra_core::config::Config;
 use orchestra_core::hub::{Hub, HubOptions};
-use orchestra_core::workers::LaunchSettings;
+use orchestra_core::memory::GlobalStore;
+use orchestra_core::workers::{LaunchSettings, WorkerMcp};
 use orchestra_http::{HubServer, ServeOptions};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
@@ -15,13 +16,25 @@ pub struct Served {
     pub hub: Hub,
     pub server: HubServer,
     pub dir: tempfile::TempDir,
+    /// The worker MCP endpoint the hub's worker servers would be given.
+    pub worker_mcp: WorkerMcp,
 }
 
 impl Served {
     pub async fn start() -> Served {
+        Served::start_with(|_| {}).await
+    }
+
+    /// A hub whose config `change` adjusts first (memory off, …).
+    pub async fn start_with(change: impl FnOnce(&mut Config)) -> Served {
         let dir = tempfile::tempdir().unwrap();
+        // As in the test projects of the other suites (the corpora refer to it).
+        std::fs::write(dir.path().join("README.md"), "# test project\n").unwrap();
         let mut config = Config::builtin();
         config.tasks.store_path = Some(dir.path().join("orchestra.db"));
+        change(&mut config);
+        let bound = HubServer::bind(0).await.unwrap();
+        let worker_mcp = bound.worker_mcp();
         let hub = Hub::start(HubOptions {
             project_dir: dir.path().to_path_buf(),
             config,
@@ -34,10 +47,12 @@ impl Served {
                 provider_pin: None,
             },
             warm: false,
+            global_memory: GlobalStore::At(dir.path().join("global").join("memory.db")),
+            worker_mcp: Some(worker_mcp.clone()),
         })
         .await
         .unwrap();
-        let server = HubServer::start(
+        let server = bound.serve(
             Arc::clone(hub.engine()),
             ServeOptions {
                 port: 0,
@@ -45,10 +60,13 @@ impl Served {
                 fake: false,
                 token: TOKEN.into(),
             },
-        )
-        .await
-        .unwrap();
-        Served { hub, server, dir }
+        );
+        Served {
+            hub,
+            server,
+            dir,
+            worker_mcp,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,5 +6,7 @@
 
 mod access;
 mod common;
+mod corpus;
 mod events;
 mod mcp;
+mod memory;

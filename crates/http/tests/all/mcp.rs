@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::common::{Served, TOKEN};
 
 /// One JSON-RPC message's answer, from a JSON body or the first `data:` line of an SSE body.
-async fn answer(response: reqwest::Response) -> Value {
+pub async fn answer(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap();
     // An SSE body starts with a priming event whose data is empty.
     let json = text
