@@ -5,8 +5,8 @@
 //!
 //! 1. an image pasted with a prompt is described by the vision worker, which receives the image,
 //!    and the main model gets the description instead;
-//! 2. a task the main agent starts is named in the main model's system prompt while it runs,
-//!    and kept by a compaction;
+//! 2. the main model's system prompt has the memory block (a pinned record) and, while a task
+//!    the main agent started runs, a line naming it; a compaction keeps both;
 //! 3. when it finishes while the session is idle, its result shows up in the session's
 //!    messages, and the idle notification runs `notify-send`;
 //! 4. with the hub frozen (SIGSTOP) and then stopped, prompts still complete, with under
@@ -30,6 +30,8 @@ use serde_json::{Value, json};
 
 /// A 1x1 PNG, as OpenCode hands a pasted screenshot to the model: a `data:` URL.
 const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+/// The pinned memory record's body.
+const PINNED: &str = "Tests drive the real OpenCode, never a mock of it (pinned-marker-7q)";
 /// How long the main agent's background task runs on its worker.
 const SLOW_TASK_MS: u64 = 6000;
 
@@ -194,6 +196,31 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         .unwrap()
         .id;
 
+    // The plugin starts the hub when OpenCode loads it; until it has found it, hooks fail open.
+    plugin_connected(home, &project.dir).await;
+    // A pinned record: in every memory block, and kept by a compaction.
+    let put = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .args([
+            "memory",
+            "put",
+            "--pin",
+            "--kind",
+            "convention",
+            "--key",
+            "tests",
+        ])
+        .args(["--title", "Tests", "--project"])
+        .arg(&project.dir)
+        .arg(PINNED)
+        .envs(home.env())
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+
     // 1. A pasted image.
     let mut prompt = PromptRequest::text("What does this screenshot show?");
     prompt.parts.push(PartInput::File {
@@ -217,6 +244,15 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         })
         .unwrap();
     assert_eq!(main_request.image_parts, 0, "the main model gets no image");
+    assert!(
+        main_request
+            .system_prompt
+            .contains("## Project memory (orchestra)")
+            && main_request.system_prompt.contains("pinned-marker-7q"),
+        "no memory block in the main model's system prompt:\n{}\nhub log:\n{}",
+        main_request.system_prompt,
+        hub_log(home, &project.dir)
+    );
     assert!(
         mentions(main_request, "was described by the vision worker")
             && mentions(main_request, "IMAGES=1"),
@@ -259,6 +295,11 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         .find(|r| mentions(r, "Keep these task ids"))
         .expect("the compaction request kept no running task");
     assert!(mentions(&compaction, &task_id));
+    assert!(
+        mentions(&compaction, "pinned-marker-7q"),
+        "the compaction dropped the pinned memory: {:?}",
+        compaction.messages
+    );
 
     // 3. It finishes while the session is idle: the result arrives in the session.
     let delivered = eventually("the result in the session", async || {
@@ -288,7 +329,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(hub.pid).unwrap());
     timed_prompt(&client, &session, "warm-up").await;
     let (mut healthy, mut frozen) = (Vec::new(), Vec::new());
-    for n in 0..4 {
+    for n in 0..6 {
         healthy.push(timed_prompt(&client, &session, &format!("healthy {n}")).await);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
         frozen.push(timed_prompt(&client, &session, &format!("frozen {n}")).await);
@@ -299,10 +340,15 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     let fastest = |d: &[Duration]| d.iter().min().copied().unwrap();
     let added = fastest(&frozen).saturating_sub(fastest(&healthy));
     common::stop_hub(home, &project.dir);
-    let stopped = timed_prompt(&client, &session, "stopped hub").await;
+    let mut stopped = Vec::new();
+    for n in 0..3 {
+        stopped.push(timed_prompt(&client, &session, &format!("stopped {n}")).await);
+    }
+    let added_stopped = fastest(&stopped).saturating_sub(fastest(&healthy));
     eprintln!(
         "fail-open: a frozen hub added {added:?} (fastest prompt {:?} frozen vs {:?} healthy; \
-         frozen {frozen:?}, healthy {healthy:?}); with the hub stopped a prompt took {stopped:?}",
+         frozen {frozen:?}, healthy {healthy:?}); a stopped hub added {added_stopped:?} \
+         (stopped {stopped:?})",
         fastest(&frozen),
         fastest(&healthy)
     );
@@ -310,7 +356,34 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         added < Duration::from_millis(300),
         "a frozen hub added {added:?} to a prompt (frozen {frozen:?}, healthy {healthy:?})"
     );
+    assert!(
+        added_stopped < Duration::from_millis(300),
+        "a stopped hub added {added_stopped:?} to a prompt (stopped {stopped:?}, healthy {healthy:?})"
+    );
     main.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+fn hub_log(home: &IsolatedHome, project: &Path) -> String {
+    std::fs::read_to_string(common::hub_files(home, project).log).unwrap_or_default()
+}
+
+/// Waits until the hub reports a connected plugin (its delivery stream).
+async fn plugin_connected(home: &IsolatedHome, project: &Path) {
+    let hub = common::hub_info(home, project).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    eventually("the plugin to connect to the hub", async || {
+        let health: Value = http
+            .get(format!("{}/api/v1/health", hub.url))
+            .bearer_auth(&hub.token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (health["plugins"].as_u64()? >= 1).then_some(())
+    })
+    .await;
 }
 
 /// `POST /session/{id}/summarize`: OpenCode's compaction, which runs the compacting hook.

@@ -52,6 +52,7 @@ pub async fn health(State(app): State<AppState>) -> Json<HubHealth> {
         fake: app.fake,
         running: engine.running_count(),
         clients: app.activity.clients(),
+        plugins: app.chat.connected_plugins(),
         last_event_id: engine.bus().last_id(),
     })
 }

@@ -29,9 +29,9 @@ pub mod workflow;
 
 pub use api::{ApiError, HubHealth, LoginLink, ToolReply};
 pub use event::{
-    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent, NotificationReason,
-    PermissionQuestion, PermissionReplyEvent, SessionNotification, ToolCallEvent, WorkflowRunEvent,
-    WorkflowStepEvent,
+    EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent,
+    NotificationReason, PermissionQuestion, PermissionReplyEvent, SessionNotification,
+    ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
 };
 pub use job::{
     JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,

@@ -20,6 +20,7 @@
 //!
 //! State lives in memory only: a restarted hub has failed the old hub's running tasks anyway.
 
+mod memory_block;
 mod notify;
 pub mod render;
 mod sessions;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::Subscription;
 use crate::tasks::TaskEngine;
 
+use memory_block::MemoryBlocks;
 pub use sessions::RunningTask;
 use sessions::Sessions;
 pub use vision::VisionJob;
@@ -48,13 +50,11 @@ pub use vision::VisionJob;
 /// `orchestra`).
 const TASK_START_TOOL: &str = "orchestra_task_start";
 const RESULT_TOOLS: [&str; 2] = ["orchestra_task_await", "orchestra_task_peek"];
-/// The memory block must be ready within this, or the prompt goes without it: the plugin gives
-/// up on a hook whose answer takes longer than 200 ms.
-const MEMORY_WAIT: Duration = Duration::from_millis(120);
 
 /// The chat hooks of one hub. Cheap to share (`Arc`).
 pub struct ChatHooks {
     engine: Arc<TaskEngine>,
+    blocks: MemoryBlocks,
     state: Mutex<State>,
 }
 
@@ -102,6 +102,7 @@ impl ChatHooks {
         let subscription = engine.bus().subscribe(None);
         let hooks = Arc::new(ChatHooks {
             engine,
+            blocks: MemoryBlocks::default(),
             state: Mutex::new(State::default()),
         });
         tokio::spawn(follow(Arc::downgrade(&hooks), subscription, stop));
@@ -123,20 +124,12 @@ impl ChatHooks {
             .collect()
     }
 
-    /// The memory block for `query` (`memory.autoInject`), if the hub has memory and it comes
-    /// within [`MEMORY_WAIT`]; the prompt goes on without it otherwise. An empty query gives
-    /// the block for no particular task: the pinned records and the project summary.
+    /// The memory block for `query` (`memory.autoInject`), if the hub has memory and the block
+    /// is ready in time; the request goes on without it otherwise. An empty query gives the
+    /// block for no particular task: the pinned records and the project summary.
     pub async fn memory_block(&self, query: &str) -> Option<String> {
         let memory = self.engine.memory().ok()?;
-        match tokio::time::timeout(MEMORY_WAIT, memory.block_for_worker(query)).await {
-            Ok(block) => block,
-            Err(_) => {
-                tracing::warn!(
-                    "the memory block took longer than {MEMORY_WAIT:?}; this prompt goes without it"
-                );
-                None
-            }
-        }
+        self.blocks.get(memory, query).await
     }
 
     /// The query of the session's memory block: its first message.
@@ -224,6 +217,11 @@ impl ChatHooks {
         }
     }
 
+    /// How many plugin instances have their delivery stream open.
+    pub fn connected_plugins(&self) -> usize {
+        self.lock().streams.len()
+    }
+
     /// Registers a plugin instance's delivery stream and sends it what waits for its sessions.
     pub fn connect(self: &Arc<Self>, instance: &str) -> DeliveryStream {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -290,12 +288,13 @@ impl ChatHooks {
             }
             EventBody::JobFinished { job } => {
                 let finished = self.lock().sessions.finished(job);
-                if let Some((session_id, idle)) = finished
-                    && idle
+                if let Some(finished) = finished
+                    && finished.idle
+                    && finished.news
                 {
-                    self.flush(&session_id);
+                    self.flush(&finished.session_id);
                     self.notify_later(
-                        session_id,
+                        finished.session_id,
                         NotificationReason::Finished,
                         vec![job.id.clone()],
                     );
@@ -326,8 +325,8 @@ impl ChatHooks {
             | EventBody::WorkflowStep(_)
             | EventBody::WorkflowRun(_)
             | EventBody::Log(_)
-            | EventBody::MemoryWritten(_)
             | EventBody::Notification(_) => {}
+            EventBody::MemoryWritten(_) => self.blocks.invalidate(),
         }
     }
 

@@ -73,6 +73,16 @@ impl Session {
     }
 }
 
+/// What a finished task means for the session that started it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub session_id: String,
+    /// The session is between turns.
+    pub idle: bool,
+    /// The session has not seen the result yet.
+    pub news: bool,
+}
+
 /// Finished results ready to go into a session, and the instance that should add them.
 #[derive(Debug)]
 pub struct Deliverable {
@@ -159,23 +169,40 @@ impl Sessions {
     }
 
     /// A task finished: it stops being listed, and its result waits for delivery unless the
-    /// session has it already. Returns the session it belongs to and whether it is idle (a busy
-    /// session's notification waits until it is idle: [`Sessions::take_unannounced`]).
-    pub fn finished(&mut self, record: &JobRecord) -> Option<(String, bool)> {
+    /// session has it already. Returns what the hooks act on (`None`: no session started it).
+    pub fn finished(&mut self, record: &JobRecord) -> Option<Finished> {
         let session_id = record.caller_session_id.clone()?;
         self.owners.remove(&record.id);
         let session = self.entry(&session_id);
         session.running.remove(&record.id);
-        if !session.seen.contains(&record.id) {
+        // Seen already (a `task_await` answer, a description put into the message): neither
+        // delivered nor announced.
+        let news = !session.seen.contains(&record.id);
+        if news && !session.pending.iter().any(|r| r.id == record.id) {
             session.pending.push(record.clone());
             if session.pending.len() > MAX_PENDING {
                 session.pending.remove(0);
             }
         }
-        if !session.idle && session.unannounced.len() < MAX_PENDING {
+        // A busy session's notification waits until it is idle: [`Sessions::take_unannounced`].
+        if news && !session.idle && session.unannounced.len() < MAX_PENDING {
             session.unannounced.push(record.id.clone());
         }
-        Some((session_id, session.idle))
+        Some(Finished {
+            idle: session.idle,
+            news,
+            session_id,
+        })
+    }
+
+    /// The session no longer has this result (the vision trigger stopped waiting for it): it is
+    /// delivered when it finishes.
+    pub fn unsee(&mut self, session_id: &str, task_id: &str) {
+        if let Some(session) = self.map.get_mut(session_id)
+            && session.seen.remove(task_id)
+        {
+            session.seen_order.retain(|id| id != task_id);
+        }
     }
 
     /// Tasks that finished while the session was busy, once.
@@ -281,7 +308,11 @@ mod tests {
         assert_eq!(sessions.running("s").len(), 1);
         assert_eq!(
             sessions.finished(&record("a", "s")),
-            Some(("s".into(), false))
+            Some(Finished {
+                session_id: "s".into(),
+                idle: false,
+                news: true
+            })
         );
         assert!(sessions.running("s").is_empty());
         assert!(sessions.take_deliverable("s").is_none(), "busy");
@@ -302,11 +333,25 @@ mod tests {
         sessions.started("s", task("b"));
         // Seen before the finish event arrives, and after.
         sessions.mark_seen("s", &["a".to_owned()]);
-        sessions.finished(&record("a", "s"));
+        sessions.set_idle("s", false);
+        assert!(!sessions.finished(&record("a", "s")).unwrap().news);
+        assert!(sessions.take_unannounced("s").is_empty(), "not announced");
+        sessions.set_idle("s", true);
         sessions.finished(&record("b", "s"));
         sessions.mark_seen("s", &["b".to_owned()]);
         assert!(sessions.take_deliverable("s").is_none());
         assert!(!sessions.has_pending("s"));
+    }
+
+    #[test]
+    fn a_result_no_longer_seen_is_delivered_once() {
+        let mut sessions = Sessions::default();
+        sessions.claim("s", Some("i1"));
+        sessions.mark_seen("s", &["v".to_owned()]);
+        sessions.unsee("s", "v");
+        sessions.finished(&record("v", "s"));
+        sessions.finished(&record("v", "s"));
+        assert_eq!(sessions.take_deliverable("s").unwrap().records.len(), 1);
     }
 
     #[test]

@@ -106,6 +106,13 @@ impl ChatHooks {
         let mut state = self.lock();
         state.sessions.claim(&hook.session_id, instance);
         state.sessions.note_text(&hook.session_id, &question);
+        // The system prompt's memory block, ready by the time OpenCode asks for it.
+        if let (Some(query), Ok(memory)) = (
+            state.sessions.first_text(&hook.session_id),
+            self.engine.memory(),
+        ) {
+            drop(self.blocks.prepare(memory, &query));
+        }
         if !trigger.enabled || images.is_empty() {
             return None;
         }
@@ -193,26 +200,47 @@ impl ChatHooks {
             }
         };
         let task_id = started.task_id;
-        let record = if vision.trigger.blocking {
-            let deadline =
-                tokio::time::Instant::now() + Duration::from_millis(config.ui.vision_timeout_ms);
-            match self.engine.runtime().await_until(&task_id, deadline).await {
-                Ok(record) => record,
-                Err(err) => {
-                    tracing::warn!(error = %err, task = %task_id, "visionOnImage: could not wait for the description");
-                    None
-                }
-            }
+        let finished = if vision.trigger.blocking {
+            self.wait_for_description(&job.session_id, &task_id, config.ui.vision_timeout_ms)
+                .await
         } else {
             None
         };
-        let finished = record.filter(|r| r.status.is_final());
-        if finished.is_some() {
-            self.lock()
-                .sessions
-                .mark_seen(&job.session_id, std::slice::from_ref(&task_id));
-        }
         replacements(&job, &task_id, finished.as_ref(), model_name.as_deref())
+    }
+
+    /// Waits up to `timeout_ms` for the vision task. Its result counts as seen by the session
+    /// while the message waits, so it is neither delivered nor announced on its own; when the
+    /// wait ends without it, the result is delivered once it is there.
+    async fn wait_for_description(
+        &self,
+        session_id: &str,
+        task_id: &str,
+        timeout_ms: u64,
+    ) -> Option<JobRecord> {
+        let ids = [task_id.to_owned()];
+        self.lock().sessions.mark_seen(session_id, &ids);
+        let runtime = self.engine.runtime();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let record = match runtime.await_until(task_id, deadline).await {
+            Ok(record) => record,
+            Err(err) => {
+                tracing::warn!(error = %err, task = %task_id, "visionOnImage: could not wait for the description");
+                None
+            }
+        };
+        if let Some(done) = record.filter(|r| r.status.is_final()) {
+            return Some(done);
+        }
+        self.lock().sessions.unsee(session_id, task_id);
+        // It may have finished between the deadline and `unsee`; its event was then skipped.
+        let now = tokio::time::Instant::now();
+        if let Ok(Some(late)) = runtime.await_until(task_id, now).await
+            && late.status.is_final()
+        {
+            self.lock().sessions.finished(&late);
+        }
+        None
     }
 
     /// True when the hub's catalog (the project's models, as OpenCode reports them) says the
