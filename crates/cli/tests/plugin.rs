@@ -4,7 +4,8 @@
 //! starts it once:
 //!
 //! 1. an image pasted with a prompt is described by the vision worker, which receives the image,
-//!    and the main model gets the description instead;
+//!    and the main model gets the description instead; a main model that reads images gets
+//!    the image itself;
 //! 2. the main model's system prompt has the memory block (a pinned record) and, while a task
 //!    the main agent started runs, a line naming it; a compaction keeps both;
 //! 3. when it finishes while the session is idle, its result shows up in the session's
@@ -19,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use orchestra_core::opencode::{
-    CreateSessionRequest, MessageWithParts, OpenCodeClient, PartInput, PromptRequest,
+    CreateSessionRequest, MessageWithParts, ModelRef, OpenCodeClient, PartInput, PromptRequest,
 };
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
 use orchestra_testkit::fake_llm::{ChatRequest, FakeLlm, RecordedRequest, Script};
@@ -258,6 +259,33 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
             && mentions(main_request, "IMAGES=1"),
         "the main model's request lacks the description: {:?}",
         main_request.messages
+    );
+
+    // A main model that reads images itself gets the image, and no vision task runs.
+    let mut prompt = PromptRequest::text("Look at this one yourself");
+    prompt.parts.push(PartInput::File {
+        mime: "image/png".into(),
+        filename: "own.png".into(),
+        url: PNG.into(),
+    });
+    prompt.model = Some(ModelRef {
+        provider_id: "fake".into(),
+        model_id: "fake-model".into(),
+    });
+    client.prompt(&session, &prompt).await.unwrap();
+    let requests = fake.requests();
+    let is_main = |r: &&RecordedRequest| r.tool_names.iter().any(|t| t == "orchestra_task_start");
+    let own = requests
+        .iter()
+        .filter(is_main)
+        .rfind(|r| r.last_user_text.contains("Look at this one yourself"))
+        .unwrap();
+    assert_eq!(own.image_parts, 1, "the image model gets the image itself");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| !is_main(&r) && mentions(r, "Look at this one yourself")),
+        "a vision task ran for a model that reads images"
     );
 
     // 2. A background task: named in the system prompt while it runs, kept by a compaction.

@@ -1,7 +1,7 @@
 //! The routes Orchestra's OpenCode plugin calls, one per hook (`/api/v1/hooks/*`). Each hands
 //! the hook's arguments to `orchestra_core::chat::ChatHooks` and answers with the edit the
 //! plugin applies to the hook's output. The plugin gives up on any call whose headers take
-//! longer than 200 ms, so every route answers at once; the vision analysis sends its headers
+//! longer than 150 ms, so every route answers at once; the vision analysis sends its headers
 //! at once and its answer as the body, and says in [`BODY_WAIT_HEADER`] how long to wait for it.
 //!
 //! | route | hook | answer |
@@ -55,7 +55,7 @@ pub async fn chat_message(
     };
     let wait = app.chat.vision_wait();
     let chat = app.chat.clone();
-    // Headers now, the answer when the description is ready: the plugin's 200 ms limit applies
+    // Headers now, the answer when the description is ready: the plugin's 150 ms limit applies
     // to the headers only, so a hub that is down is told apart from one that is working.
     let answer = stream::once(async move {
         let reply = chat.describe(job).await;

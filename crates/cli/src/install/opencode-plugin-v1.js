@@ -1,13 +1,14 @@
 // Open Orchestra plugin for OpenCode, V1 plugin API (opencode-ai 1.18). orchestra __ORCHESTRA_VERSION__
 // Written by `orchestra install`, which replaces it when Orchestra changes; `orchestra uninstall`
 // removes it. Each hook is one short call to the project's Orchestra hub, where all the logic
-// lives; with the hub down or slow a hook gives up within 200 ms and the chat goes on unchanged.
+// lives; with the hub down or slow a hook gives up within 150 ms (the first within 300 ms: it
+// may wait for the hub to be found) and the chat goes on unchanged.
 // The hub's address and token come from `orchestra endpoint` through a pipe, never a file; the
 // plugin starts the hub when OpenCode starts, and later only finds one (`orchestra stop` holds).
 import { spawn } from "node:child_process";
 
 const ORCHESTRA = __ORCHESTRA_BIN__;
-const QUICK_MS = 200;
+const QUICK_MS = 150;
 const EVENTS = new Set(["session.status", "session.idle", "session.deleted"]);
 
 export const OpenOrchestra = async ({ client, directory }) => {

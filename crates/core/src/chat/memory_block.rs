@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use crate::memory::HubMemory;
 
 /// How long a hook waits for a block being built: the plugin gives up on a hook whose answer
-/// takes longer than 200 ms, and the rest of the answer must still fit.
-pub(super) const MEMORY_WAIT: Duration = Duration::from_millis(120);
+/// takes longer than 150 ms, and the rest of the answer must still fit.
+pub(super) const MEMORY_WAIT: Duration = Duration::from_millis(100);
 /// Queries kept at most; all are dropped when there are more (they are rebuilt on demand).
 const MAX_QUERIES: usize = 256;
 
