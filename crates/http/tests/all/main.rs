@@ -8,5 +8,6 @@ mod access;
 mod common;
 mod corpus;
 mod events;
+mod hooks;
 mod mcp;
 mod memory;
