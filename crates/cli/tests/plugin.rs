@@ -369,7 +369,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     let added = fastest(&frozen).saturating_sub(fastest(&healthy));
     common::stop_hub(home, &project.dir);
     let mut stopped = Vec::new();
-    for n in 0..3 {
+    for n in 0..6 {
         stopped.push(timed_prompt(&client, &session, &format!("stopped {n}")).await);
     }
     let added_stopped = fastest(&stopped).saturating_sub(fastest(&healthy));
@@ -389,6 +389,8 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         "a stopped hub added {added_stopped:?} to a prompt (stopped {stopped:?}, healthy {healthy:?})"
     );
     main.stop(Duration::from_secs(5)).await.unwrap();
+    // OpenCode loaded the plugin from outside the project and made no `.opencode/` in it.
+    assert!(!project.dir.join(".opencode").exists());
 }
 
 fn hub_log(home: &IsolatedHome, project: &Path) -> String {

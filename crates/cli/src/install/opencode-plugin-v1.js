@@ -16,9 +16,11 @@ export const OpenOrchestra = async ({ client, directory }) => {
   const instance = crypto.randomUUID();
   const wantAfter = new Set();
   let hub = null, down = false, finding = null, lastFind = 0, firstWait = true, following = false;
+  let findGap = 2000; // doubles while no hub runs (up to 30 s): each search is a process
+
   let events = Promise.resolve();
   const find = (start = false) => {
-    if (finding || Date.now() - lastFind < 2000) return finding;
+    if (finding || Date.now() - lastFind < findGap) return finding;
     lastFind = Date.now();
     finding = new Promise((resolve) => {
       let out = "";
@@ -27,7 +29,12 @@ export const OpenOrchestra = async ({ client, directory }) => {
       child.stdout.on("data", (chunk) => (out += chunk));
       child.on("error", () => resolve(null));
       child.on("close", () => { try { resolve(JSON.parse(out)); } catch { resolve(null); } });
-    }).then((found) => { hub = found; down = false; finding = null; if (hub) follow(hub); return hub; });
+    }).then((found) => {
+      hub = found; down = false; finding = null;
+      findGap = found ? 2000 : Math.min(findGap * 2, 30000);
+      if (hub) follow(hub);
+      return hub;
+    });
     return finding;
   };
   // A hub that missed a deadline is skipped until it answers a health check; one that refuses

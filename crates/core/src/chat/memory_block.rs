@@ -62,11 +62,12 @@ impl MemoryBlocks {
         let mut entries = self.lock();
         let previous = match entries.get(query) {
             Some(entry) if !entry.stale => return (entry.slot.clone(), entry.previous.clone()),
-            Some(entry) => entry
-                .slot
-                .borrow()
-                .clone()
-                .or_else(|| entry.previous.clone()),
+            // Still being built: that build is the one to wait for (it may miss the newest
+            // write; the entry stays stale, so the next hook builds again).
+            Some(entry) if entry.slot.borrow().is_none() => {
+                return (entry.slot.clone(), entry.previous.clone());
+            }
+            Some(entry) => entry.slot.borrow().clone(),
             None => None,
         };
         if entries.len() >= MAX_QUERIES && !entries.contains_key(query) {
@@ -90,19 +91,28 @@ impl MemoryBlocks {
         (rx, previous)
     }
 
-    /// The block for `query`, if it is ready within [`MEMORY_WAIT`]; else the one before it.
+    /// The block for `query`, if it is ready within [`MEMORY_WAIT`]; else the one before it,
+    /// else the block for no particular task (pinned records), if that one is built.
     pub(super) async fn get(&self, memory: &HubMemory, query: &str) -> Option<String> {
         let (mut slot, previous) = self.prepare(memory, query);
         let ready = tokio::time::timeout(MEMORY_WAIT, slot.wait_for(Option::is_some)).await;
-        match ready {
-            Ok(Ok(value)) => value.clone().flatten(),
-            Ok(Err(_)) => previous.flatten(),
-            Err(_) => {
-                tracing::debug!(
-                    "the memory block was not ready within {MEMORY_WAIT:?}; this request gets the previous one, if any"
-                );
-                previous.flatten()
-            }
+        if let Ok(Ok(value)) = ready {
+            return value.clone().flatten();
         }
+        tracing::debug!(
+            "the memory block was not ready within {MEMORY_WAIT:?}; this request gets an older one, if any"
+        );
+        match previous {
+            Some(block) => block,
+            None => self.built(""),
+        }
+    }
+
+    /// The newest finished block for `query`, without waiting or building.
+    fn built(&self, query: &str) -> Option<String> {
+        let entries = self.lock();
+        let entry = entries.get(query)?;
+        let current = entry.slot.borrow().clone();
+        current.or_else(|| entry.previous.clone()).flatten()
     }
 }

@@ -112,6 +112,8 @@ impl ChatHooks {
             self.engine.memory(),
         ) {
             drop(self.blocks.prepare(memory, &query));
+            // The fallback while the session's own block is not ready yet.
+            drop(self.blocks.prepare(memory, ""));
         }
         if !trigger.enabled || images.is_empty() {
             return None;
