@@ -55,7 +55,8 @@ async fn two_hubs_on_one_project_share_the_store_without_touching_each_others_jo
             .engine()
             .await_tasks(&TaskAwaitParams {
                 task_id: Some(slow.clone()),
-                timeout_ms: Some(30_000),
+                // The first hub's cold server and a 3 s reply can take long on a loaded machine.
+                timeout_ms: Some(90_000),
                 ..TaskAwaitParams::default()
             })
             .await
