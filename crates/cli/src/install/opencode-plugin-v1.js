@@ -17,7 +17,6 @@ export const OpenOrchestra = async ({ client, directory }) => {
   const wantAfter = new Set();
   let hub = null, down = false, finding = null, lastFind = 0, firstWait = true, following = false;
   let findGap = 2000; // doubles while no hub runs (up to 30 s): each search is a process
-
   let events = Promise.resolve();
   const find = (start = false) => {
     if (finding || Date.now() - lastFind < findGap) return finding;
