@@ -347,6 +347,8 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
             && notified.contains(&format!("task {task_id} finished")),
         "{notified}"
     );
+    // The vision task's result went into the message: it is not announced on its own.
+    assert_eq!(notified.matches("--app-name").count(), 1, "{notified}");
 
     // 4. Fail open: the hub frozen (it accepts connections and never answers), then gone.
     // Healthy and frozen prompts alternate, and the fastest of each kind are compared: load on
