@@ -144,18 +144,15 @@ pub async fn panel(target: &HubTarget, print_only: bool) -> anyhow::Result<std::
         return Ok(std::process::ExitCode::SUCCESS);
     }
     // The link works once and for two minutes, so handing it to the browser is safe.
-    let opened = std::process::Command::new("xdg-open")
-        .arg(&link.url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    let opened = open_in_browser(&link.url);
     match opened {
-        Ok(status) if status.success() => {
-            eprintln!("orchestra: opened the panel in your browser");
+        Ok(opener) => {
+            eprintln!("orchestra: opened the panel in your browser (with {opener})");
         }
-        _ => {
-            eprintln!("orchestra: could not open a browser; open this link (it works once):");
+        Err(why) => {
+            eprintln!(
+                "orchestra: could not open a browser ({why}); open this link (it works once), or set BROWSER:"
+            );
             write_stdout(&format!("{}\n", link.url))?;
         }
     }
@@ -179,4 +176,31 @@ pub async fn endpoint(target: &HubTarget, start: bool) -> anyhow::Result<std::pr
     });
     write_stdout(&format!("{line}\n"))?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Opens `url` with the user's browser: `$BROWSER` when set (as `man` and `git` use it), else
+/// the desktop's opener (`open` on macOS, `xdg-open` elsewhere). Returns the opener used, or why
+/// none worked.
+fn open_in_browser(url: &str) -> Result<String, String> {
+    let desktop = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let chosen = std::env::var("BROWSER")
+        .ok()
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty());
+    let opener = chosen.unwrap_or_else(|| desktop.to_owned());
+    let status = std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(opener),
+        Ok(status) => Err(format!("`{opener}` exited with {status}")),
+        Err(err) => Err(format!("`{opener}` could not run: {err}")),
+    }
 }

@@ -10,6 +10,7 @@ mod follow;
 mod hub_link;
 mod install;
 mod launch;
+mod log_capture;
 mod memory;
 mod models;
 mod relay;
@@ -141,7 +142,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -168,7 +169,10 @@ static DEBUG_SWITCH: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::ne
 const UI_DEBUG_FILTER: &str =
     "info,orchestra=debug,orchestra_core=debug,orchestra_store=debug,orchestra_mcp=debug";
 
-fn init_logging(verbose: u8) {
+/// Logging on stderr at the chosen level; a hub (`serve`) also captures lines for the panel
+/// (`log_capture`), whatever stderr shows.
+fn init_logging(verbose: u8, hub: bool) {
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
@@ -181,9 +185,16 @@ fn init_logging(verbose: u8) {
     let chosen = from_env.is_some() || verbose > 0;
     let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let capture = hub.then(|| {
+        log_capture::Capture.with_filter(tracing_subscriber::filter::filter_fn(log_capture::wanted))
+    });
     tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(capture)
         .init();
     if !chosen {
         let _ = DEBUG_SWITCH.set(handle);

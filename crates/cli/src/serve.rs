@@ -107,10 +107,12 @@ pub async fn serve(
         config: loaded.config,
         launch: launch.settings,
         warm: true,
+        provenance: loaded.provenance,
         global_memory: GlobalStore::Default,
         worker_mcp: Some(bound.worker_mcp()),
     })
     .await?;
+    crate::log_capture::start(hub.bus().clone());
     let token = orchestra_http::new_token();
     let server = bound.serve(
         Arc::clone(hub.engine()),

@@ -301,12 +301,7 @@ mod tests {
     use orchestra_protocol::LogEvent;
 
     fn log(n: usize) -> EventBody {
-        EventBody::Log(LogEvent {
-            level: "info".into(),
-            message: format!("event {n}"),
-            job_id: None,
-            worker_id: None,
-        })
+        EventBody::Log(LogEvent::new("info", format!("event {n}")))
     }
 
     #[tokio::test]

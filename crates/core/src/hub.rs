@@ -58,6 +58,8 @@ pub struct HubOptions {
     /// Start the default worker server at once (a long-lived hub), so the first task does not
     /// wait for a cold OpenCode. The spawn list (`workers`) starts either way.
     pub warm: bool,
+    /// Which config file set each key (the panel's config view); empty when not known.
+    pub provenance: crate::config::Provenance,
     /// Where the user's global memory lives.
     pub global_memory: GlobalStore,
     /// The hub's worker MCP endpoint (served by its HTTP server), given to every worker
@@ -135,12 +137,10 @@ impl Hub {
             ));
         }
         let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
-        let engine = Arc::new(TaskEngine::new(
-            runtime,
-            config.clone(),
-            options.project_dir,
-            memory,
-        ));
+        let engine = Arc::new(
+            TaskEngine::new(runtime, config.clone(), options.project_dir, memory)
+                .with_provenance(options.provenance),
+        );
         let triggers = Triggers::spawn(engine.workflows());
         tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
         tasks.spawn(prune(store, config.clone(), background.clone()));

@@ -140,7 +140,10 @@ async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it
         );
         let coder = world.worker("coder").await;
         assert!(
-            matches!(coder.status, WorkerStatus::Error | WorkerStatus::Starting),
+            matches!(
+                coder.status,
+                WorkerStatus::Error | WorkerStatus::Starting | WorkerStatus::Restarting
+            ),
             "{coder:?}"
         );
 

@@ -16,6 +16,9 @@
 //! | `POST /api/v1/login` | a one-time login link for a browser ([`LoginLink`]) |
 //! | `POST /api/v1/shutdown` | stop the hub |
 //! | `/api/v1/hooks/*` | the OpenCode plugin's hooks (`hooks_api.rs` lists them) |
+//!
+//! The routes people use through the panel (questions, worker restart, run controls, a task's
+//! events, logs, config) are listed in `panel_api.rs`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -34,7 +37,7 @@ use crate::auth::LOGIN_LINK_TTL;
 use crate::error::{ApiFailure, parse_body};
 
 /// The MCP client (or other caller) a request comes from, recorded as `requestedBy`.
-fn caller(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn caller(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-orchestra-client")
         .and_then(|v| v.to_str().ok())
@@ -76,13 +79,22 @@ pub async fn start_task(
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
     let params: TaskStartParams = parse_body(&body, "task_start")?;
-    let started = app.engine.start(params, caller(&headers)).await?;
+    let started = app
+        .engine
+        .start(params, caller(&headers))
+        .await
+        .map_err(ApiFailure::of_verb)?;
     Ok(Json(started).into_response())
 }
 
 pub async fn await_tasks(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiFailure> {
     let params: TaskAwaitParams = parse_body(&body, "task_await")?;
-    Ok(Json(app.engine.await_tasks(&params).await?).into_response())
+    let answer = app
+        .engine
+        .await_tasks(&params)
+        .await
+        .map_err(ApiFailure::of_verb)?;
+    Ok(Json(answer).into_response())
 }
 
 pub async fn peek_task(
@@ -121,13 +133,18 @@ pub async fn cancel_task(
             reason: body.reason,
             ..TaskCancelParams::default()
         })
-        .await?;
+        .await
+        .map_err(ApiFailure::of_verb)?;
     Ok(Json(answer).into_response())
 }
 
 pub async fn list(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiFailure> {
     let params: TaskListParams = parse_body(&body, "task_list")?;
-    let listing = app.engine.list(&params).await?;
+    let listing = app
+        .engine
+        .list(&params)
+        .await
+        .map_err(ApiFailure::of_verb)?;
     Ok(Json(json!({
         "format": listing.format,
         "json": listing.json,
@@ -174,6 +191,6 @@ pub async fn shutdown(State(app): State<AppState>) -> Json<Value> {
 
 pub async fn no_route() -> ApiFailure {
     ApiFailure::not_found(
-        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs/{id}, memory/…, events, login, shutdown, hooks/*) and MCP is at /mcp",
+        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs, questions, logs, config, memory/…, events, login, shutdown, hooks/*), MCP is at /mcp and the panel at /",
     )
 }

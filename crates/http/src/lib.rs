@@ -1,8 +1,8 @@
 //! The hub's HTTP server: one listener on 127.0.0.1 serving the JSON API (`/api/v1`, the routes are
-//! listed in `api.rs`; memory's in `memory_api.rs`), the event stream over SSE (`/api/v1/events`),
-//! MCP over Streamable HTTP (`/mcp`) for clients that connect by URL, the worker MCP endpoint
-//! (`/mcp/worker`: the memory ops only, for the memory worker, with a token of its own), and the
-//! page (`/`).
+//! listed in `api.rs`; memory's in `memory_api.rs`; the panel's in `panel_api.rs`), the event
+//! stream over SSE (`/api/v1/events`), MCP over Streamable HTTP (`/mcp`) for clients that connect
+//! by URL, the worker MCP endpoint (`/mcp/worker`: the memory ops only, for the memory worker,
+//! with a token of its own), and the control panel (`/`, `/assets/…`).
 //!
 //! The listener is bound first ([`HubServer::bind`]) so the hub knows its own URL — which its
 //! worker servers are given for `/mcp/worker` — before it starts; then [`Bound::serve`].
@@ -14,11 +14,13 @@
 //!
 //! # Layout
 //! - `auth`: token, login links, sessions, the request guard.
-//! - `api`: JSON routes.
+//! - `api`: JSON routes of the five tools and the listings.
 //! - `memory_api`: the memory routes (their contract is at the top of the file).
 //! - `hooks_api`: the routes Orchestra's OpenCode plugin calls, one per chat hook.
+//! - `panel_api`: JSON routes for people: the inbox, worker restart, run controls, logs, config.
 //! - `sse`: the event stream.
-//! - `page`: `/` and `/login`.
+//! - `panel`: the control panel's page and assets, embedded in the binary.
+//! - `page`: `/login`.
 //! - `activity`: who is connected, for the idle stop.
 //! - `error`: JSON errors.
 
@@ -29,6 +31,8 @@ mod error;
 mod hooks_api;
 mod memory_api;
 mod page;
+mod panel;
+mod panel_api;
 mod sse;
 
 use std::net::SocketAddr;
@@ -92,6 +96,11 @@ pub(crate) struct AppState {
     base_url: String,
     started_at: i64,
     fake: bool,
+}
+
+/// The bytes a first visit to the panel downloads (every embedded file).
+pub fn panel_weight() -> usize {
+    panel::total_bytes()
 }
 
 /// A new random token for a hub (244 bits from the OS).
@@ -236,7 +245,17 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/tasks/{id}/cancel", post(api::cancel_task))
         .route("/list", post(api::list))
         .route("/workers", get(api::workers))
+        .route("/runs", get(panel_api::runs))
         .route("/runs/{id}", get(api::run))
+        .route("/runs/{id}/pause", post(panel_api::pause_run))
+        .route("/runs/{id}/resume", post(panel_api::resume_run))
+        .route("/runs/{id}/cancel", post(panel_api::cancel_run))
+        .route("/tasks/{id}/events", get(panel_api::task_events))
+        .route("/workers/{id}/restart", post(panel_api::restart_worker))
+        .route("/questions", get(panel_api::questions))
+        .route("/questions/{request_id}", post(panel_api::answer_question))
+        .route("/logs", get(panel_api::logs))
+        .route("/config", get(panel_api::config))
         .nest("/memory", memory_api::routes())
         .route("/events", get(sse::events))
         .route("/login", post(api::login))
@@ -250,7 +269,8 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/hooks/deliveries", get(hooks_api::deliveries))
         .fallback(api::no_route);
     Router::new()
-        .route("/", get(page::index))
+        .route("/", get(panel::index))
+        .route("/assets/{*path}", get(panel::asset))
         .route("/login", get(page::login))
         .nest("/api/v1", v1)
         .nest_service(WORKER_MCP_PATH, worker_mcp)

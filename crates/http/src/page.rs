@@ -1,5 +1,5 @@
-//! The pages a browser sees: `/login?code=…` (a one-time link that sets the session cookie)
-//! and `/`.
+//! `/login?code=…`: the one-time link that sets a browser's session cookie and sends it to the
+//! panel (`/`, served by the `panel` module).
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -32,47 +32,4 @@ pub async fn login(State(app): State<AppState>, Query(query): Query<LoginQuery>)
         app.access.cookie_name()
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-}
-
-/// The hub's page.
-pub async fn index(State(app): State<AppState>) -> Response {
-    let engine = &app.engine;
-    let rows: String = engine
-        .pool()
-        .snapshots()
-        .iter()
-        .map(|w| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&w.id),
-                w.status.as_str(),
-                escape(w.model.as_deref().unwrap_or(&w.model_ref))
-            )
-        })
-        .collect();
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Open Orchestra</title></head><body>\
-         <h1>Open Orchestra</h1><p>Hub <code>{}</code> for <code>{}</code>, {} task(s) running.</p>\
-         <table><tr><th>Worker</th><th>Status</th><th>Model</th></tr>{rows}</table></body></html>",
-        escape(engine.hub_id()),
-        escape(&engine.project_dir().display().to_string()),
-        engine.running_count()
-    ))
-    .into_response()
-}
-
-/// Text made safe for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }

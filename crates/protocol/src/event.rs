@@ -187,7 +187,8 @@ pub struct PermissionReplyEvent {
     pub request_id: String,
     /// `once`, `always` or `reject`.
     pub reply: String,
-    /// `profile` (the profile's onPermissionAsk), `person`, or `timeout`.
+    /// `profile` (the profile's onPermissionAsk), `person`, `timeout`, or `ended` (the task
+    /// ended before anyone answered; OpenCode drops the question with the session's turn).
     pub by: String,
 }
 
@@ -238,9 +239,13 @@ pub struct MemoryWrittenEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
-    /// `error`, `warn` or `info`.
+    /// `error`, `warn`, `info` or `debug`.
     pub level: String,
     pub message: String,
+    /// Where the line comes from: the Rust module (`orchestra_core::workers`), or `opencode`
+    /// for a line a worker's OpenCode server printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +273,19 @@ pub struct SessionNotification {
     /// `notifications.idle.message`, then what happened.
     pub message: String,
     pub job_ids: Vec<String>,
+}
+
+impl LogEvent {
+    /// A line at `level` about no task or worker in particular.
+    pub fn new(level: &str, message: impl Into<String>) -> LogEvent {
+        LogEvent {
+            level: level.to_owned(),
+            message: message.into(),
+            target: None,
+            job_id: None,
+            worker_id: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,28 @@ pub struct PermissionAnswer {
     /// `once`, `always` or `reject`, as sent to OpenCode.
     pub reply: String,
     pub at: i64,
+    /// Who answered: `profile` (its `onPermissionAsk`), `person` (the panel or the API), or
+    /// `timeout` (nobody answered within `tasks.permissionAskTimeoutMs`).
+    #[serde(default = "answered_by_profile")]
+    pub by: String,
+}
+
+/// Records written before `by` existed were all answered by the profile's rule.
+fn answered_by_profile() -> String {
+    "profile".to_owned()
+}
+
+/// A file or image a task carried: what it was, never its content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentSummary {
+    /// `image` or `file`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The file's name (or `inline` for base64 content).
+    pub name: String,
+    pub mime_type: String,
+    pub bytes: u64,
 }
 
 /// Tokens and cost summed over every assistant message of the job's session.
@@ -141,6 +163,9 @@ pub struct JobRecord {
     pub worker_id: String,
     /// The task text as given.
     pub message: String,
+    /// What the task carried besides its text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentSummary>,
     /// The worker's OpenCode session for this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -191,6 +216,7 @@ impl JobRecord {
             id,
             worker_id,
             message,
+            attachments: Vec::new(),
             session_id: None,
             requested_by: None,
             caller_session_id: None,

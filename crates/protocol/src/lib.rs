@@ -27,14 +27,19 @@ pub mod tools;
 pub mod worker;
 pub mod workflow;
 
-pub use api::{ApiError, HubHealth, LoginLink, ToolReply};
+pub use api::{
+    ApiError, ConfigFileView, ConfigKeyView, ConfigView, HubHealth, LogLine, LoginLink, LogsPage,
+    LogsQuery, ProfileView, QuestionAnswer, QuestionReply, ToolReply, WorkflowStepView,
+    WorkflowView,
+};
 pub use event::{
     EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent,
     NotificationReason, PermissionQuestion, PermissionReplyEvent, SessionNotification,
     ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
 };
 pub use job::{
-    JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer, RouteDecision, TokenUsage,
+    AttachmentSummary, JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer,
+    RouteDecision, TokenUsage,
 };
 pub use tools::{
     Attachment, AttachmentType, ListFormat, ListScope, ListView, MemoryPayload, ModelPolicy,

@@ -6,10 +6,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerStatus {
+    /// Its server is starting for the first time (or after it was stopped).
     Starting,
     Ready,
     Busy,
+    /// Its server was lost or a person asked for a restart; a new one is being started.
+    Restarting,
+    /// Its server failed or was lost and is not being restarted (`warning` says why); the next
+    /// task tries again.
     Error,
+    /// No server: not started yet, or stopped with the hub.
     Stopped,
 }
 
@@ -19,6 +25,7 @@ impl WorkerStatus {
             WorkerStatus::Starting => "starting",
             WorkerStatus::Ready => "ready",
             WorkerStatus::Busy => "busy",
+            WorkerStatus::Restarting => "restarting",
             WorkerStatus::Error => "error",
             WorkerStatus::Stopped => "stopped",
         }
@@ -54,6 +61,12 @@ pub struct WorkerSnapshot {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Resident memory of the server process (its leader, not its children), in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    /// When the current server started (unix ms): its uptime is now minus this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_started_at: Option<i64>,
     /// Jobs running on this worker right now.
     pub active_jobs: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -99,6 +99,10 @@ pub struct WorkflowStepResult {
     pub model: Option<String>,
     #[serde(default)]
     pub usage: TokenUsage,
+    /// Characters of the carry after this step succeeded: the handoff later steps receive as
+    /// `{carry}` (unset until then, or when the step carries nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry_chars: Option<u64>,
     /// How many times the step was started (a retried or interrupted step runs again).
     #[serde(default)]
     pub attempts: u32,

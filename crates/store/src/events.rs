@@ -47,20 +47,56 @@ impl Store {
         let conn = self.conn();
         let mut select =
             conn.prepare_cached("SELECT id, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-        let rows = select.query_map(params![to_i64(after), limit], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, body) = row?;
-            match serde_json::from_str::<HubEvent>(&body) {
-                Ok(event) => out.push(event),
-                Err(err) => {
-                    tracing::warn!(id, error = %err, "skipping an event row that does not decode")
-                }
-            }
-        }
-        Ok(out)
+        let rows = select.query_map(params![to_i64(after), limit], id_and_body)?;
+        decode_rows(rows)
+    }
+
+    /// Up to `limit` events of one type (`orchestra.log`), newest first, with an id below
+    /// `before` (all when `None`).
+    pub fn events_of_type_before(
+        &self,
+        kind: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<HubEvent>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT id, body FROM events WHERE type = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let before = before.map_or(i64::MAX, to_i64);
+        let rows = select.query_map(params![kind, before, limit], id_and_body)?;
+        decode_rows(rows)
+    }
+
+    /// Up to `limit` events of one type with an id above `after`, oldest first.
+    pub fn events_of_type_after(
+        &self,
+        kind: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<HubEvent>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT id, body FROM events WHERE type = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = select.query_map(params![kind, to_i64(after), limit], id_and_body)?;
+        decode_rows(rows)
+    }
+
+    /// Up to `limit` events about one job with an id above `after`, oldest first (the job's
+    /// live peek: deltas, tool calls, questions, updates).
+    pub fn job_events_after(
+        &self,
+        job_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<HubEvent>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT id, body FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = select.query_map(params![job_id, to_i64(after), limit], id_and_body)?;
+        decode_rows(rows)
     }
 
     /// The newest stored event id (0 when there is none): where a new hub's bus continues,
@@ -80,6 +116,29 @@ impl Store {
         )?;
         Ok(u64::try_from(removed).unwrap_or(0))
     }
+}
+
+/// Decodes `(id, body)` rows. A row that no longer decodes (written by a newer version, or
+/// damaged) is skipped with a warning: a client replaying the stream must not be cut off by
+/// one bad row.
+fn decode_rows(
+    rows: impl Iterator<Item = rusqlite::Result<(i64, String)>>,
+) -> Result<Vec<HubEvent>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, body) = row?;
+        match serde_json::from_str::<HubEvent>(&body) {
+            Ok(event) => out.push(event),
+            Err(err) => {
+                tracing::warn!(id, error = %err, "skipping an event row that does not decode")
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn id_and_body(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String)> {
+    Ok((row.get(0)?, row.get(1)?))
 }
 
 fn to_i64(n: u64) -> i64 {

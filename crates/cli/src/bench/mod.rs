@@ -14,6 +14,7 @@ mod harness;
 mod hub;
 mod memory_corpus;
 mod memory_search;
+mod panel;
 mod process_stats;
 mod report;
 mod rss;
@@ -26,9 +27,10 @@ use anyhow::bail;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "dispatch",
     "hub",
+    "panel",
     "concurrency",
     "completion",
     "cancel",
@@ -47,8 +49,8 @@ pub struct BenchArgs {
     /// JSON instead of the table.
     #[arg(long)]
     json: bool,
-    /// Run only these groups: dispatch, hub, concurrency, completion, cancel, rss, memory, cold,
-    /// first-prompt.
+    /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
+    /// cold, first-prompt.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
@@ -80,6 +82,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         let mut outcome = match group {
             "dispatch" => dispatch::run(quick).await?,
             "hub" => hub::run(quick, slow).await?,
+            "panel" => panel::run(slow).await?,
             "concurrency" => concurrency::run(slow).await?,
             "completion" => completion::run(quick).await?,
             "cancel" => cancel::run(quick.min(10)).await?,

@@ -137,7 +137,9 @@ pub fn load(opts: &LoadOptions) -> Result<LoadedConfig, ConfigError> {
                 .flat_map(|o| o.keys().cloned())
         })
         .collect();
+    let provenance = super::provenance::of_layers(&layers);
     Ok(LoadedConfig {
+        provenance,
         config,
         sources: layers.into_iter().map(|l| l.path).collect(),
         warnings,

@@ -149,6 +149,10 @@ fn apply_file(
             tasks.max_attachments_bytes,
         );
         set(&mut target.provider_retry_limit, tasks.provider_retry_limit);
+        set(
+            &mut target.permission_ask_timeout_ms,
+            tasks.permission_ask_timeout_ms,
+        );
         if let Some(jobs) = &tasks.jobs {
             set(&mut target.jobs.max_age_ms, jobs.max_age_ms);
             set(&mut target.jobs.max_count, jobs.max_count);

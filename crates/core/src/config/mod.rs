@@ -11,6 +11,7 @@ mod merge;
 pub mod model;
 mod model_triggers;
 mod profiles;
+mod provenance;
 mod resolved;
 mod validate;
 mod workflow_file;
@@ -30,6 +31,7 @@ pub use model::{
     PermissionReply, WorkflowExecution, WorkflowIntervene,
 };
 pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, builtin_profiles};
+pub use provenance::{KeySource, Provenance};
 pub use resolved::{
     AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,
     DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, HubConfig, JobsConfig, LoadedConfig, MemoryConfig,

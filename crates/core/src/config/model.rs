@@ -511,6 +511,11 @@ pub struct TasksFile {
     /// Abort a task after OpenCode reports this many provider retries. Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_retry_limit: Option<u32>,
+    /// How long a permission question of a profile with `onPermissionAsk: "ask"` waits for a
+    /// person before it is rejected, in ms. Default: 300000 (5 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub permission_ask_timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<JobsFile>,
     /// Where finished tasks are stored; relative paths are taken from the project directory.
@@ -639,6 +644,9 @@ pub enum PermissionReply {
     Reject,
     Once,
     Always,
+    /// A person answers (the panel's inbox, `POST /api/v1/questions/{requestId}`); nobody
+    /// answering within `tasks.permissionAskTimeoutMs` rejects it.
+    Ask,
 }
 
 /// A `profiles`/`workers` entry: the id of a known profile, or a profile object.
@@ -714,7 +722,8 @@ pub struct ProfileFile {
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<ProfileIsolation>,
-    /// Default: reject.
+    /// What the hub answers when OpenCode asks this worker a permission question: `reject`,
+    /// `once`, `always`, or `ask` (a person answers from the panel). Default: reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_permission_ask: Option<PermissionReply>,
     /// No effect in Orchestra (kept for compatibility).

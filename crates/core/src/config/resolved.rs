@@ -22,6 +22,8 @@ pub struct LoadedConfig {
     pub warnings: Vec<ConfigWarning>,
     /// The top-level keys the project's own file sets (what the repository decided).
     pub project_keys: Vec<String>,
+    /// Which file decides each key that a file sets.
+    pub provenance: super::Provenance,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,6 +105,8 @@ pub struct TasksConfig {
     pub max_attachments_bytes: u64,
     /// Abort a task after OpenCode reports this many provider retries.
     pub provider_retry_limit: u32,
+    /// How long a question for a profile with `onPermissionAsk: ask` waits for a person.
+    pub permission_ask_timeout_ms: u64,
     pub jobs: JobsConfig,
     /// Absolute, or `None` for the store's default location.
     pub store_path: Option<PathBuf>,
@@ -435,6 +439,7 @@ impl Config {
                 max_attachments: 10,
                 max_attachments_bytes: 20 * 1024 * 1024,
                 provider_retry_limit: 3,
+                permission_ask_timeout_ms: 300_000,
                 jobs: JobsConfig {
                     max_age_ms: 86_400_000,
                     max_count: 200,

@@ -96,6 +96,10 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         at_least_one("tasks.maxAttachmentBytes", tasks.max_attachment_bytes)?;
         at_least_one("tasks.maxAttachments", tasks.max_attachments)?;
         at_least_one("tasks.maxAttachmentsBytes", tasks.max_attachments_bytes)?;
+        at_least_one(
+            "tasks.permissionAskTimeoutMs",
+            tasks.permission_ask_timeout_ms,
+        )?;
         match tasks.await_cap_ms {
             Some(0) => {
                 return Err(invalid(

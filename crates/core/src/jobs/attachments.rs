@@ -97,6 +97,24 @@ impl PreparedAttachment {
             url: self.data_url.clone(),
         }
     }
+
+    /// What the job record shows of it: kind, name, type and size, never the content.
+    pub fn summary(&self) -> orchestra_protocol::AttachmentSummary {
+        // The content is the base64 after the data URL's comma: 3 bytes per 4 characters.
+        let encoded = self.data_url.rsplit(',').next().unwrap_or("");
+        let padding = encoded.bytes().rev().take_while(|b| *b == b'=').count();
+        let bytes = (encoded.len() / 4 * 3).saturating_sub(padding);
+        orchestra_protocol::AttachmentSummary {
+            kind: match self.kind {
+                AttachmentType::Image => "image",
+                AttachmentType::File => "file",
+            }
+            .to_owned(),
+            name: self.filename.clone(),
+            mime_type: self.mime.clone(),
+            bytes: u64::try_from(bytes).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// Checks and reads the attachments of one task, refusing before any token is spent: too many,

@@ -9,6 +9,7 @@
 
 pub mod attachments;
 mod files;
+pub mod questions;
 mod runner;
 mod turn;
 
@@ -68,6 +69,8 @@ pub struct WorkerJob {
     /// Covers the whole job: acquiring the worker, choosing the model, the model's turn.
     pub timeout: Duration,
     pub retry_limit: u32,
+    /// How long a permission question waits for a person (profiles with `onPermissionAsk: ask`).
+    pub permission_ask_timeout: Duration,
     /// Text added to the prompt's `system` field after the profile's own (the memory block);
     /// the same text for the same memory, so the provider's prompt cache keeps working.
     pub context: Option<String>,
@@ -104,6 +107,7 @@ struct Inner {
     live: Mutex<HashMap<String, LiveJob>>,
     /// Owns every job task, so shutdown can wait for exactly those.
     tasks: TaskTracker,
+    questions: questions::QuestionInbox,
 }
 
 /// A running job's hold on its record: publish progress, emit events, finish once.
@@ -119,6 +123,7 @@ impl JobRuntime {
         JobRuntime {
             inner: Arc::new(Inner {
                 store,
+                questions: questions::QuestionInbox::new(bus.clone()),
                 bus,
                 pool,
                 hub_id,
@@ -142,6 +147,11 @@ impl JobRuntime {
 
     pub fn hub_id(&self) -> &str {
         &self.inner.hub_id
+    }
+
+    /// Permission questions waiting for a person.
+    pub fn questions(&self) -> &questions::QuestionInbox {
+        &self.inner.questions
     }
 
     /// A new running record owned by this hub.
@@ -382,6 +392,7 @@ impl JobRuntime {
         self.inner.bus.publish(EventBody::Log(LogEvent {
             level: level.into(),
             message,
+            target: Some("orchestra_core::jobs".into()),
             job_id: Some(record.id.clone()),
             worker_id: Some(record.worker_id.clone()),
         }));

@@ -90,6 +90,8 @@ pub(super) async fn run_job(
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
     }
+    // Questions still waiting for a person cannot be answered once the turn is over.
+    job.runtime().questions().drop_job(&record.id);
     // The worker is free before the record says the job is over: whoever reads the final
     // record never sees the worker still busy with it.
     let conn = lease.conn.clone();
@@ -141,10 +143,12 @@ async fn drive(
     let session = match or_stop(job, deadline, client.create_session(&request)).await {
         Ok(Ok(session)) => session,
         Ok(Err(err)) => {
-            return Outcome::Failed(format!(
-                "could not create a session on worker `{}`: {err}",
-                lease.profile.id
-            ));
+            return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
+                format!(
+                    "could not create a session on worker `{}`: {err}",
+                    lease.profile.id
+                )
+            }));
         }
         Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
         Err(Interrupt::TimedOut) => return timed_out("creating the worker's session"),
@@ -164,15 +168,15 @@ async fn drive(
     match or_stop(job, deadline, client.prompt_async(&session.id, &request)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {
-            return Outcome::Failed(format!(
-                "worker `{}` refused the prompt: {err}",
-                lease.profile.id
-            ));
+            return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
+                format!("worker `{}` refused the prompt: {err}", lease.profile.id)
+            }));
         }
         Err(stop) => return stopped(lease, &session.id, stop, input).await,
     }
 
-    let mut state = Progress::default();
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    let mut state = Progress::new(answers, input.permission_ask_timeout);
     let mut poll = tokio::time::interval(STATUS_POLL);
     poll.tick().await;
     loop {
@@ -185,13 +189,19 @@ async fn drive(
                 return stopped(lease, &session.id, Interrupt::TimedOut, input).await;
             }
             _ = poll.tick() => turn::reconcile(lease, job, record, &mut state, &session.id).await,
+            // `state` holds a sender, so this never ends while the loop runs.
+            Some(answer) = answered.recv() => {
+                record.progress.permissions.push(answer);
+                record.progress.last_activity_at = Some(now_ms());
+                Step::Publish
+            }
             signal = events.recv() => match signal {
-                None => return Outcome::Failed("the worker's event stream closed".into()),
-                Some(SessionSignal::ServerGone(why)) => {
-                    return Outcome::Failed(format!(
-                        "{why} while running this task; the worker is being restarted, start the task again"
-                    ));
+                None => {
+                    return Outcome::Failed(
+                        server_gone(lease).unwrap_or_else(|| "the worker's event stream closed".into()),
+                    );
                 }
+                Some(SessionSignal::ServerGone(why)) => return Outcome::Failed(gone_text(&why)),
                 Some(SessionSignal::Resubscribed) => {
                     tracing::info!(job = %record.id, "event stream back; reconciling the session");
                     // The first calls after a drop may meet dead pooled connections: look
@@ -211,12 +221,23 @@ async fn drive(
             Step::Idle => break,
             Step::Fail(message) => {
                 abort(lease, &session.id).await;
-                return Outcome::Failed(message);
+                return Outcome::Failed(server_gone(lease).unwrap_or(message));
             }
         }
     }
     events.close();
     collect_result(lease, record, &session.id, state.error).await
+}
+
+/// The failure of a task whose server was taken away (a crash, or a restart by a person).
+fn gone_text(why: &str) -> String {
+    format!("{why} while running this task; the worker is being restarted, start the task again")
+}
+
+/// When a call to the server failed because the server was taken away meanwhile, that is the
+/// reason to report, not the refused connection it caused.
+fn server_gone(lease: &Lease) -> Option<String> {
+    lease.conn.gone_reason().map(gone_text)
 }
 
 /// A job stopped after its session existed: the session is aborted, so the model stops.

@@ -4,6 +4,7 @@
 //! turn ended during the gap finishes with its real answer at once instead of timing out.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use orchestra_protocol::{
     EventBody, JobRecord, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, TokenUsage,
@@ -16,25 +17,45 @@ use crate::opencode::{
 };
 use crate::workers::Lease;
 
+use super::questions::{AnswerSender, reply_word};
 use super::{JobHandle, WorkerJob};
 
 /// How much of the worker's latest output a peek shows.
 const OUTPUT_TAIL_CHARS: usize = 400;
 
 /// What the runner knows about the turn so far.
-#[derive(Default)]
 pub(super) struct Progress {
     pub seen_busy: bool,
     tool_calls: HashSet<String>,
     /// The last status seen per tool call, so each change is published once.
     tool_status: HashMap<String, String>,
     pub error: Option<String>,
-    /// Permission questions already answered (the live event and a reconcile may both see
-    /// one).
+    /// Permission questions already answered or sent to the inbox (the live event and a
+    /// reconcile may both see one).
     answered: HashSet<String>,
+    /// Where the inbox delivers a person's (or the timeout's) answer for this job.
+    answers: AnswerSender,
+    /// How long a question waits for a person (`tasks.permissionAskTimeoutMs`).
+    ask_timeout: Duration,
     /// Model steps finished so far and what they used (for the job's token budget).
     finished_steps: HashSet<String>,
     steps_usage: TokenUsage,
+}
+
+impl Progress {
+    pub fn new(answers: AnswerSender, ask_timeout: Duration) -> Progress {
+        Progress {
+            seen_busy: false,
+            tool_calls: HashSet::new(),
+            tool_status: HashMap::new(),
+            error: None,
+            answered: HashSet::new(),
+            answers,
+            ask_timeout,
+            finished_steps: HashSet::new(),
+            steps_usage: TokenUsage::default(),
+        }
+    }
 }
 
 /// What the runner does after an event.
@@ -135,8 +156,16 @@ pub(super) async fn on_event(
         OpenCodeEvent::PermissionAsked(request) => {
             answer_permission(lease, job, record, state, request).await
         }
+        OpenCodeEvent::PermissionReplied {
+            request_id, reply, ..
+        } => {
+            // Answered outside the hub (OpenCode's own UI): it leaves the inbox.
+            job.runtime()
+                .questions()
+                .answered_elsewhere(&request_id, &reply);
+            Step::Continue
+        }
         OpenCodeEvent::MessageUpdated { .. }
-        | OpenCodeEvent::PermissionReplied { .. }
         | OpenCodeEvent::ServerConnected
         | OpenCodeEvent::Heartbeat
         | OpenCodeEvent::Other { .. } => Step::Continue,
@@ -259,7 +288,8 @@ fn keep_tail(text: String, max: usize) -> String {
     text.chars().skip(count - max).collect()
 }
 
-/// Answers one permission question by the profile's `onPermissionAsk`, once.
+/// Answers one permission question by the profile's `onPermissionAsk`, once; with `ask` the
+/// question goes to the inbox and waits for a person (or the timeout) instead.
 async fn answer_permission(
     lease: &Lease,
     job: &JobHandle,
@@ -271,7 +301,7 @@ async fn answer_permission(
         return Step::Continue;
     }
     let now = now_ms();
-    job.emit(EventBody::PermissionAsked(PermissionQuestion {
+    let mut question = PermissionQuestion {
         job_id: record.id.clone(),
         worker_id: lease.profile.id.clone(),
         request_id: request.id.clone(),
@@ -280,17 +310,27 @@ async fn answer_permission(
         patterns: request.patterns.clone(),
         asked_at: now,
         expires_at: None,
-    }));
+    };
     let reply = match lease.profile.on_permission_ask {
         PermissionReply::Reject => PermissionReplyKind::Reject,
         PermissionReply::Once => PermissionReplyKind::Once,
         PermissionReply::Always => PermissionReplyKind::Always,
+        PermissionReply::Ask => {
+            let wait = i64::try_from(state.ask_timeout.as_millis()).unwrap_or(i64::MAX);
+            question.expires_at = Some(now.saturating_add(wait));
+            job.emit(EventBody::PermissionAsked(question.clone()));
+            tracing::info!(job = %record.id, worker = %lease.profile.id, permission = %request.permission, "a permission question waits for a person");
+            job.runtime().questions().ask(
+                question,
+                lease.conn.client.clone(),
+                state.answers.clone(),
+                state.ask_timeout,
+            );
+            return Step::Continue;
+        }
     };
-    let word = match reply {
-        PermissionReplyKind::Reject => "reject",
-        PermissionReplyKind::Once => "once",
-        PermissionReplyKind::Always => "always",
-    };
+    job.emit(EventBody::PermissionAsked(question));
+    let word = reply_word(reply);
     let message = format!(
         "Open Orchestra answered `{word}` for worker `{}` (profile onPermissionAsk)",
         lease.profile.id
@@ -315,13 +355,14 @@ async fn answer_permission(
         patterns: request.patterns,
         reply: word.into(),
         at: now,
+        by: "profile".into(),
     });
     Step::Publish
 }
 
 /// After the event stream came back (or on the slow safety poll): what did the session do
-/// while we could not hear it? Questions asked in the gap are answered now; a turn that ended
-/// in the gap is over now.
+/// while we could not hear it? Questions asked in the gap are answered now (or, with `ask`,
+/// join the inbox); a turn that ended in the gap is over now.
 pub(super) async fn reconcile(
     lease: &Lease,
     job: &JobHandle,

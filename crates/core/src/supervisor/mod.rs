@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use ledger::{GroupLedger, ReapReport, reap_orphan_groups, reap_orphans};
+pub use output::OUTPUT_TARGET;
 pub use process::ServerProcess;
 
 /// How to start one `opencode serve`.

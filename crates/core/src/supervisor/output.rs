@@ -1,5 +1,7 @@
-//! Draining a child's stdout/stderr: every line goes to `tracing`, the last lines are kept for
-//! error messages, and the `opencode server listening on …` line is reported once.
+//! Draining a child's stdout/stderr: every line goes to `tracing` (target `opencode`, level
+//! info, with the server's label as `worker`: the hub's log capture shows them in the panel),
+//! the last lines are kept for error messages, and the `opencode server listening on …` line
+//! is reported once.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,8 @@ pub(crate) const OUTPUT_LINES_KEPT: usize = 50;
 /// Longer lines are cut in the ring buffer (not in the log).
 const MAX_KEPT_LINE_CHARS: usize = 1_000;
 const LISTENING_MARKER: &str = "server listening on ";
+/// The `tracing` target of OpenCode's own output lines.
+pub const OUTPUT_TARGET: &str = "opencode";
 
 /// The last [`OUTPUT_LINES_KEPT`] lines of stdout and stderr, interleaved in arrival order.
 #[derive(Debug, Default)]
@@ -127,10 +131,10 @@ impl LineSink {
         self.line.clear();
         let (label, stream) = (&self.label, self.stream);
         if self.dropped > 0 {
-            tracing::debug!(worker = %label, stream, dropped = self.dropped, "{line} …(line cut)");
+            tracing::info!(target: OUTPUT_TARGET, worker = %label, stream, dropped = self.dropped, "{line} …(line cut)");
             self.dropped = 0;
         } else {
-            tracing::debug!(worker = %label, stream, "{line}");
+            tracing::info!(target: OUTPUT_TARGET, worker = %label, stream, "{line}");
         }
         if let Some(url) = self.listening.as_ref().and_then(|_| listening_url(&line))
             && let Some(sender) = self.listening.take()

@@ -243,6 +243,11 @@ impl ServerProcess {
         &self.url
     }
 
+    /// Resident memory of the server process now (its leader), in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        super::procfs::rss_bytes(i32::try_from(self.pid()).unwrap_or(0))
+    }
+
     /// Also the process group id.
     pub fn pid(&self) -> u32 {
         self.pid

@@ -50,6 +50,23 @@ pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
     parse_stat(&line)
 }
 
+/// Resident memory of a process in bytes (`VmRSS`), if it exists.
+pub(crate) fn rss_bytes(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// This process.
 pub(crate) fn own() -> Option<ProcStat> {
     let line = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -133,6 +150,13 @@ mod tests {
     }
 
     #[cfg(target_os = "linux")]
+    #[test]
+    fn reads_its_own_rss() {
+        let pid = i32::try_from(std::process::id()).unwrap();
+        assert!(rss_bytes(pid).unwrap() > 1024 * 1024);
+        assert_eq!(rss_bytes(0), None);
+    }
+
     #[test]
     fn sees_itself_and_its_children() {
         let me = own().unwrap();

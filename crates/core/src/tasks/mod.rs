@@ -6,6 +6,7 @@
 //! `memory.autoInject`), workflows to the workflow engine, ops to `model_ops` and
 //! `memory_ops`. The layers below never see an MCP or HTTP caller.
 
+mod control;
 mod human;
 mod memory_ops;
 mod memory_view;
@@ -26,12 +27,14 @@ use orchestra_protocol::{
 use orchestra_store::{Store, StoreError};
 use serde::Serialize;
 
+use crate::config::Provenance;
 use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::jobs::attachments::{self, AttachmentError};
+use crate::jobs::questions::QuestionError;
 use crate::jobs::{JobError, JobRuntime, WorkerJob};
 use crate::memory::{HubMemory, HubMemoryError};
-use crate::workers::WorkerPool;
+use crate::workers::{WorkerError, WorkerPool};
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
 pub use memory_ops::{WORKER_REQUESTER, WorkerOpAnswer};
 
@@ -61,6 +64,17 @@ pub enum TaskError {
     Job(#[from] JobError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    /// Boxed: the worker's errors are large, and every facade call returns this type.
+    #[error(transparent)]
+    Worker(Box<WorkerError>),
+    #[error(transparent)]
+    Question(#[from] QuestionError),
+    #[error("`{field}` = `{value}` is not valid; {hint}")]
+    BadValue {
+        field: &'static str,
+        value: String,
+        hint: String,
+    },
     #[error(transparent)]
     Memory(#[from] HubMemoryError),
     #[error("`{field}`: {problem}")]
@@ -72,6 +86,12 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+}
+
+impl From<WorkerError> for TaskError {
+    fn from(err: WorkerError) -> Self {
+        TaskError::Worker(Box::new(err))
+    }
 }
 
 impl From<StoreError> for TaskError {
@@ -147,6 +167,8 @@ pub struct TaskEngine {
     workflows: Workflows,
     config: Arc<Config>,
     project_dir: PathBuf,
+    /// Which config file set each key (shown by the panel's config view).
+    provenance: Arc<Provenance>,
     /// `None` when `memory.enabled` is false.
     memory: Option<HubMemory>,
 }
@@ -168,8 +190,15 @@ impl TaskEngine {
             runtime,
             config,
             project_dir,
+            provenance: Arc::new(Provenance::default()),
             memory,
         }
+    }
+
+    /// The engine, knowing where its config came from.
+    pub fn with_provenance(mut self, provenance: Provenance) -> TaskEngine {
+        self.provenance = Arc::new(provenance);
+        self
     }
 
     /// The project's memory, or why there is none (`memory.enabled` is false).
@@ -271,6 +300,7 @@ impl TaskEngine {
         );
         record.requested_by = requested_by;
         record.caller_session_id = params.caller_session_id.clone();
+        record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
         let job = WorkerJob {
             profile_id: route.profile.clone(),
@@ -284,6 +314,7 @@ impl TaskEngine {
                 .unwrap_or(tasks.default_auto_spawn && self.config.auto_spawn),
             timeout: Duration::from_millis(params.timeout_ms.unwrap_or(tasks.default_timeout_ms)),
             retry_limit: tasks.provider_retry_limit,
+            permission_ask_timeout: Duration::from_millis(tasks.permission_ask_timeout_ms),
             context,
             token_budget: None,
         };

@@ -61,7 +61,9 @@ impl WorkerPool {
                 profile: profile.id.clone(),
             });
         }
-        let conn = self.start_server(key, &profile.id).await?;
+        let conn = self
+            .start_server(key, &profile.id, WorkerStatus::Starting)
+            .await?;
         *current = Some(conn.clone());
         slot.show(Some(conn.clone()));
         drop(current);
@@ -69,13 +71,16 @@ impl WorkerPool {
         Ok(conn)
     }
 
+    /// Starts the slot's server; its workers show `meanwhile` (starting, or restarting) until
+    /// it is ready or failed.
     async fn start_server(
         &self,
         key: &ServerKey,
         for_profile: &str,
+        meanwhile: WorkerStatus,
     ) -> Result<Arc<ServerConn>, WorkerError> {
         let hosted = self.profiles_on(key);
-        self.set_status(&hosted, WorkerStatus::Starting, None);
+        self.set_status(&hosted, meanwhile, None);
         let result = self.start_server_inner(key, for_profile, &hosted).await;
         if let Ok(conn) = &result {
             self.load_catalog(key, conn, &hosted).await;
@@ -329,7 +334,10 @@ impl WorkerPool {
                 () = tokio::time::sleep(Duration::from_millis(delay)) => {}
             }
             let first = hosted.first().map(|p| p.id.clone()).unwrap_or_default();
-            match self.start_server(&slot.key, &first).await {
+            match self
+                .start_server(&slot.key, &first, WorkerStatus::Restarting)
+                .await
+            {
                 Ok(new_conn) => {
                     *current = Some(new_conn.clone());
                     slot.show(Some(new_conn.clone()));
@@ -340,6 +348,47 @@ impl WorkerPool {
                 Err(err) => tracing::warn!(error = %err, "restart failed"),
             }
         }
+    }
+}
+
+impl WorkerPool {
+    /// A person's restart of a worker's server (`POST /api/v1/workers/{id}/restart`): the tasks
+    /// running on it fail with a message that says so, the server is stopped, and a new one is
+    /// started at once (one that is not running is simply started). In `shared` isolation every
+    /// profile's worker runs on that one server, so all of them restart.
+    pub async fn restart(&self, profile_id: &str) -> Result<(), WorkerError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(WorkerError::ShuttingDown);
+        }
+        let profile = self.inner.config.profile(profile_id)?.clone();
+        let key = self.key_for(&profile);
+        let slot = self.slot(&key);
+        let hosted = self.profiles_on(&key);
+        // Waits for a start in progress, then holds the slot: no task starts a second server
+        // meanwhile, and the old server's watcher sees a replacement and stands down.
+        let mut current = slot.current.lock().await;
+        let old = current.take();
+        slot.show(None);
+        self.set_status(&hosted, WorkerStatus::Restarting, None);
+        if let Some(old) = old {
+            let reason = format!(
+                "the OpenCode server for {} was restarted by a person (worker `{}`, from the panel or POST /api/v1/workers/{}/restart)",
+                old.label, profile.id, profile.id
+            );
+            tracing::info!(server = %old.label, worker = %profile.id, "restarting a worker server on request");
+            old.fail_all(&reason);
+            old.shutdown(Duration::from_secs(3)).await;
+            slot.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        slot.failures_in_row.store(0, Ordering::Relaxed);
+        let conn = self
+            .start_server(&key, &profile.id, WorkerStatus::Restarting)
+            .await?;
+        *current = Some(conn.clone());
+        slot.show(Some(conn.clone()));
+        drop(current);
+        self.watch_server(slot, conn);
+        Ok(())
     }
 }
 

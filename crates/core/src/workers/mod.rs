@@ -595,6 +595,11 @@ impl WorkerPool {
             .collect()
     }
 
+    /// One profile's worker as it is now.
+    pub fn snapshot(&self, profile_id: &str) -> Result<WorkerSnapshot, ConfigError> {
+        Ok(self.snapshot_of(self.inner.config.profile(profile_id)?))
+    }
+
     fn snapshot_of(&self, profile: &Profile) -> WorkerSnapshot {
         let key = self.key_for(profile);
         let slot = self.slot(&key);
@@ -621,7 +626,9 @@ impl WorkerPool {
             isolation: key_isolation(&key).into(),
             server_url: url,
             port,
-            pid: shown.and_then(|conn| conn.pid()),
+            pid: shown.as_ref().and_then(|conn| conn.pid()),
+            rss_bytes: shown.as_ref().and_then(|conn| conn.rss_bytes()),
+            server_started_at: shown.as_ref().map(|conn| conn.started_at),
             active_jobs: state.active_jobs,
             last_activity_at: state.last_activity_at,
             restarts: slot.restarts.load(Ordering::Relaxed),

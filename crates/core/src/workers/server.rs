@@ -100,7 +100,12 @@ pub struct ServerConn {
     /// `None` for a server we attached to and do not own.
     pub process: Option<ServerProcess>,
     pub label: String,
+    /// When the hub connected to it (unix ms): the worker's uptime counts from here.
+    pub started_at: i64,
     stop: CancellationToken,
+    /// Why the server was taken away (`fail_all`): a call that fails because of it names this
+    /// reason, not the connection error it caused.
+    gone: std::sync::OnceLock<String>,
 }
 
 impl ServerConn {
@@ -119,7 +124,9 @@ impl ServerConn {
             router: router.clone(),
             process,
             label: label.clone(),
+            started_at: orchestra_protocol::now_ms(),
             stop: stop.clone(),
+            gone: std::sync::OnceLock::new(),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(pump_events(label, client, router, stream, stop, ready_tx));
@@ -133,14 +140,26 @@ impl ServerConn {
         self.process.as_ref().map(ServerProcess::pid)
     }
 
+    /// Resident memory of the server process we started (`None` for an attached server).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.process.as_ref().and_then(ServerProcess::rss_bytes)
+    }
+
     pub fn exit_watch(&self) -> Option<watch::Receiver<Option<ExitReport>>> {
         self.process.as_ref().map(ServerProcess::exit_watch)
     }
 
     /// Tells every job on this server that it is gone.
     pub fn fail_all(&self, reason: &str) {
+        // The first reason wins: it is the cause, later ones are its consequences.
+        let _ = self.gone.set(reason.to_owned());
         self.router
             .broadcast(SessionSignal::ServerGone(reason.to_owned()));
+    }
+
+    /// Why the server was taken away, once it was (`fail_all`).
+    pub fn gone_reason(&self) -> Option<&str> {
+        self.gone.get().map(String::as_str)
     }
 
     pub async fn shutdown(&self, grace: Duration) {

@@ -264,9 +264,12 @@ async fn run_step(
             }
         }
         stamp_finish(slot);
+    }
+    // Announced after the carry is added, so each event holds the step's carry size.
+    add_carry(run, step);
+    for (id, _) in &started {
         step_event(runtime, run, id);
     }
-    add_carry(run, step);
     Ok(())
 }
 
@@ -322,6 +325,7 @@ async fn start_member(
         auto_spawn: run.auto_spawn,
         timeout: Duration::from_millis(timeout),
         retry_limit: config.tasks.provider_retry_limit,
+        permission_ask_timeout: Duration::from_millis(config.tasks.permission_ask_timeout_ms),
         context,
         // What is left of the run's budget: a step that would spend past it is stopped
         // there, not only after it ends.
@@ -392,10 +396,12 @@ fn add_carry(run: &mut WorkflowRun, step: &WorkflowStep) {
                     .to_owned(),
             );
         }
-        if let Some(slot) = result_mut(run, &member.id)
-            && !warnings.is_empty()
-        {
-            slot.warning = Some(warnings.join("; "));
+        let carry_chars = u64::try_from(run.carry.chars().count()).unwrap_or(u64::MAX);
+        if let Some(slot) = result_mut(run, &member.id) {
+            slot.carry_chars = Some(carry_chars);
+            if !warnings.is_empty() {
+                slot.warning = Some(warnings.join("; "));
+            }
         }
     }
 }

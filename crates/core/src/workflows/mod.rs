@@ -112,6 +112,12 @@ pub enum WorkflowError {
         job_id: String,
         hub_id: String,
     },
+    #[error("workflow run `{id}` is {status}, not running; {hint}")]
+    NotRunning {
+        id: String,
+        status: &'static str,
+        hint: String,
+    },
     #[error(
         "workflow run `{id}` has a definition this version cannot read: {source}; start a new run"
     )]
@@ -354,6 +360,78 @@ impl Workflows {
         let store = self.runtime.store();
         store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS)?;
         Ok(store.get_run(run_id)?)
+    }
+
+    /// Pauses a running run of this hub: its workflow job is canceled with `reason`, the step
+    /// that was running is stopped (its sessions aborted) and runs again on resume. Returns the
+    /// run once its driver has saved it paused.
+    pub async fn pause(&self, run_id: &str, reason: &str) -> Result<WorkflowRun, WorkflowError> {
+        let Some(run) = self.get_run(run_id)? else {
+            return Err(WorkflowError::UnknownRun { id: run_id.into() });
+        };
+        match run.status {
+            WorkflowRunStatus::Running => {}
+            WorkflowRunStatus::Paused => {
+                return Err(WorkflowError::NotRunning {
+                    id: run.run_id,
+                    status: "paused already",
+                    hint: "resume it with continueRunId".into(),
+                });
+            }
+            WorkflowRunStatus::Success | WorkflowRunStatus::Error => {
+                return Err(WorkflowError::RunFinished {
+                    id: run.run_id,
+                    status: run.status.as_str(),
+                    workflow: run.workflow_id,
+                });
+            }
+        }
+        if !self.runtime.cancel(&run.job_id, reason) {
+            // Running, but not in this hub: the hub that runs it owns it.
+            return Err(busy(&run));
+        }
+        // The driver stops the step's workers (bounded) and saves the run paused.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        self.runtime.await_until(&run.job_id, deadline).await?;
+        Ok(self.get_run(run_id)?.unwrap_or(run))
+    }
+
+    /// Ends a run for good: a running run is paused first, then the run is marked `error` with
+    /// `reason` and can no longer be resumed.
+    pub async fn end(&self, run_id: &str, reason: &str) -> Result<WorkflowRun, WorkflowError> {
+        let Some(mut run) = self.get_run(run_id)? else {
+            return Err(WorkflowError::UnknownRun { id: run_id.into() });
+        };
+        if run.status == WorkflowRunStatus::Running {
+            run = self.pause(run_id, reason).await?;
+        }
+        match run.status {
+            WorkflowRunStatus::Paused => {}
+            WorkflowRunStatus::Running => return Err(busy(&run)),
+            WorkflowRunStatus::Success | WorkflowRunStatus::Error => {
+                return Err(WorkflowError::RunFinished {
+                    id: run.run_id,
+                    status: run.status.as_str(),
+                    workflow: run.workflow_id,
+                });
+            }
+        }
+        let now = now_ms();
+        run.status = WorkflowRunStatus::Error;
+        run.finished_at = Some(now);
+        run.updated_at = now;
+        run.reason = Some(reason.to_owned());
+        if !self
+            .runtime
+            .store()
+            .save_run_if(&run, WorkflowRunStatus::Paused)?
+        {
+            // Resumed by someone else between our read and our write.
+            let now = self.runtime.store().get_run(run_id)?.unwrap_or(run);
+            return Err(busy(&now));
+        }
+        self.runtime.bus().publish(run_event(&run));
+        Ok(run)
     }
 
     /// Recent runs, newest first.

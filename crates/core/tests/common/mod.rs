@@ -172,6 +172,7 @@ async fn start_hub(
     .unwrap();
     Hub::start(HubOptions {
         project_dir: project.dir.clone(),
+        provenance: loaded.provenance,
         config: loaded.config,
         launch: LaunchSettings {
             binary: require_opencode(),

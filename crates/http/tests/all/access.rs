@@ -14,8 +14,14 @@ async fn without_the_token_the_api_and_the_page_show_nothing() {
         "/api/v1/health",
         "/api/v1/workers",
         "/api/v1/events",
+        "/api/v1/questions",
+        "/api/v1/logs",
+        "/api/v1/config",
+        "/api/v1/runs",
         "/mcp",
         "/",
+        "/assets/js/app.js",
+        "/assets/panel.css",
     ] {
         let response = http.get(served.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
@@ -122,7 +128,7 @@ async fn a_login_link_works_once_and_gives_the_browser_a_session() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains(served.hub.id()));
+    assert!(page.text().await.unwrap().contains("/assets/js/app.js"));
     let api = http
         .get(served.url("/api/v1/health"))
         .header(COOKIE, &pair)
@@ -130,6 +136,7 @@ async fn a_login_link_works_once_and_gives_the_browser_a_session() {
         .await
         .unwrap();
     assert_eq!(api.status(), StatusCode::OK);
+    assert!(api.text().await.unwrap().contains(served.hub.id()));
     let again = http.get(&link.url).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     assert!(

@@ -47,6 +47,7 @@ impl Served {
                 provider_pin: None,
             },
             warm: false,
+            provenance: Default::default(),
             global_memory: GlobalStore::At(dir.path().join("global").join("memory.db")),
             worker_mcp: Some(worker_mcp.clone()),
         })

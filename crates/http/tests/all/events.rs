@@ -9,12 +9,7 @@ use orchestra_protocol::{EventBody, LogEvent};
 use crate::common::Served;
 
 fn log(n: u64) -> EventBody {
-    EventBody::Log(LogEvent {
-        level: "info".into(),
-        message: format!("event {n}"),
-        job_id: None,
-        worker_id: None,
-    })
+    EventBody::Log(LogEvent::new("info", format!("event {n}")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,3 +11,4 @@ mod events;
 mod hooks;
 mod mcp;
 mod memory;
+mod panel;

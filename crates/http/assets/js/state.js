@@ -1,0 +1,344 @@
+// What the page knows: records as the API returned them, kept current by the hub's event
+// stream (`/api/v1/events`, Server-Sent Events with `Last-Event-ID` replay). Nothing here
+// decides anything the hub did not say; events only replace or merge the hub's own records.
+
+import { api } from "./api.js";
+
+export const state = {
+  health: null,
+  workers: new Map(),
+  tasks: new Map(),
+  runs: new Map(),
+  questions: new Map(),
+  /** Per task: live peek (text, tool calls) for tasks someone is looking at, and counters. */
+  live: new Map(),
+  connected: false,
+  lastEventId: 0,
+  error: null,
+};
+
+/** Most characters of streamed text a peek keeps (the tail). */
+const PEEK_CHARS = 20000;
+/** Log lines kept for a following log view. */
+const LOG_KEEP = 2000;
+
+export const logs = [];
+
+const listeners = new Set();
+const dirty = new Set();
+let flushing = false;
+/** Events applied since the last render, with the time each arrived (for the benchmark). */
+let applied = [];
+
+/** `fn(changes: Set<string>)` after each batch of changes (at most once per frame). */
+export function onChange(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export function touch(key) {
+  dirty.add(key);
+  schedule();
+}
+
+function schedule() {
+  if (flushing) return;
+  flushing = true;
+  // A frame when the page is visible; the timer keeps a hidden page current too.
+  const timer = setTimeout(flush, 50);
+  requestAnimationFrame(() => {
+    clearTimeout(timer);
+    flush();
+  });
+}
+
+function flush() {
+  if (!flushing) return;
+  flushing = false;
+  const changes = new Set(dirty);
+  dirty.clear();
+  for (const fn of listeners) {
+    try {
+      fn(changes);
+    } catch (err) {
+      console.error("a view failed to update", err);
+    }
+  }
+  // Hub event → DOM updated: measured by `orchestra bench --only panel` when it sets
+  // window.__orchestraPerf to an array.
+  const perf = window.__orchestraPerf;
+  if (perf && applied.length) {
+    const now = performance.timeOrigin + performance.now();
+    for (const at of applied) perf.push(now - at);
+  }
+  applied = [];
+}
+
+export function liveOf(jobId) {
+  let live = state.live.get(jobId);
+  if (!live) {
+    live = { chars: 0, text: "", tools: new Map(), answers: [], peek: false, lastId: 0 };
+    state.live.set(jobId, live);
+  }
+  return live;
+}
+
+/** Loads everything a first render needs; events after `lastEventId` keep it current. */
+export async function load() {
+  const health = await api.health();
+  state.health = health;
+  state.lastEventId = health.lastEventId;
+  const [workers, tasks, runs, questions] = await Promise.all([
+    api.workers(),
+    api.tasks(),
+    api.runs(),
+    api.questions(),
+  ]);
+  for (const w of workers) state.workers.set(w.id, w);
+  for (const t of tasks) state.tasks.set(t.id, t);
+  for (const r of runs) state.runs.set(r.runId, r);
+  for (const question of questions) state.questions.set(question.requestId, question);
+  touch("all");
+}
+
+/** A task's events so far, for its peek: the text it streamed and its tool calls. Events that
+ * arrive while they load are held and applied after them, each once. */
+export async function openPeek(jobId) {
+  const live = liveOf(jobId);
+  if (live.peek) return;
+  live.peek = true;
+  live.loading = true;
+  live.pending = [];
+  let events;
+  try {
+    events = await api.taskEvents(jobId, 0);
+  } catch (err) {
+    live.peek = false;
+    live.loading = false;
+    throw err;
+  }
+  live.text = "";
+  live.tools = new Map();
+  live.answers = [];
+  live.lastId = 0;
+  live.loading = false;
+  for (const event of [...events, ...live.pending]) peekEvent(live, event);
+  live.pending = [];
+  touch(`task:${jobId}`);
+}
+
+function peekEvent(live, event) {
+  if (!live.peek) return;
+  if (live.loading) {
+    live.pending.push(event);
+  } else if (event.id > live.lastId) {
+    applyPeek(live, event);
+    live.lastId = event.id;
+  }
+}
+
+function applyPeek(live, event) {
+  const d = event.data;
+  switch (event.type) {
+    case "orchestra.job.delta":
+      live.text = (live.text + d.text).slice(-PEEK_CHARS);
+      break;
+    case "orchestra.job.tool":
+      live.tools.set(d.callId, { tool: d.tool, status: d.status, title: d.title, at: event.timestamp });
+      break;
+    case "orchestra.permission.answered":
+      live.answers.push({ ...d, at: event.timestamp });
+      break;
+    default:
+      break;
+  }
+}
+
+const EVENT_TYPES = [
+  "orchestra.job.started",
+  "orchestra.job.updated",
+  "orchestra.job.delta",
+  "orchestra.job.tool",
+  "orchestra.permission.asked",
+  "orchestra.permission.answered",
+  "orchestra.job.finished",
+  "orchestra.worker.status",
+  "orchestra.workflow.step",
+  "orchestra.workflow.run",
+  "orchestra.memory.written",
+  "orchestra.log",
+];
+
+let source = null;
+
+/** Follows the event stream from `state.lastEventId`; EventSource reconnects by itself and
+ * sends `Last-Event-ID`, so nothing is missed across a drop. */
+export function connect() {
+  source?.close();
+  source = new EventSource(`/api/v1/events?after=${state.lastEventId}`);
+  source.onopen = () => {
+    state.connected = true;
+    state.error = null;
+    touch("connection");
+  };
+  source.onerror = () => {
+    state.connected = false;
+    touch("connection");
+  };
+  for (const type of EVENT_TYPES) {
+    source.addEventListener(type, (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      apply(event);
+    });
+  }
+}
+
+/** Applies one hub event to what the page knows. */
+export function apply(event) {
+  state.lastEventId = Math.max(state.lastEventId, event.id);
+  applied.push(event.timestamp);
+  // Hub event → the page has it (the benchmark's split of event → DOM).
+  window.__orchestraRecv?.push(Date.now() - event.timestamp);
+  const d = event.data;
+  switch (event.type) {
+    case "orchestra.job.started":
+    case "orchestra.job.finished":
+      state.tasks.set(d.job.id, d.job);
+      if (event.type === "orchestra.job.finished") dropQuestionsOf(d.job.id);
+      touch("tasks");
+      touch(`task:${d.job.id}`);
+      break;
+    case "orchestra.job.updated": {
+      const task = state.tasks.get(d.jobId);
+      if (task && task.status === "running") {
+        Object.assign(task, {
+          sessionId: d.sessionId ?? task.sessionId,
+          model: d.model ?? task.model,
+          modelReason: d.modelReason ?? task.modelReason,
+          progress: d.progress,
+          usage: d.usage,
+        });
+        touch("tasks");
+        touch(`task:${d.jobId}`);
+      }
+      break;
+    }
+    case "orchestra.job.delta": {
+      const live = liveOf(d.jobId);
+      live.chars += d.text.length;
+      peekEvent(live, event);
+      touch(`live:${d.jobId}`);
+      break;
+    }
+    case "orchestra.job.tool": {
+      const live = liveOf(d.jobId);
+      live.lastTool = { tool: d.tool, status: d.status };
+      peekEvent(live, event);
+      touch(`live:${d.jobId}`);
+      break;
+    }
+    case "orchestra.permission.asked":
+      // Only questions that wait for a person (a profile's rule answers the others at once).
+      if (d.expiresAt) {
+        state.questions.set(d.requestId, d);
+        touch("questions");
+        touch(`task:${d.jobId}`);
+        touch("tasks");
+      }
+      break;
+    case "orchestra.permission.answered": {
+      state.questions.delete(d.requestId);
+      const live = liveOf(d.jobId);
+      peekEvent(live, event);
+      touch("questions");
+      touch(`task:${d.jobId}`);
+      touch("tasks");
+      break;
+    }
+    case "orchestra.worker.status":
+      state.workers.set(d.worker.id, d.worker);
+      touch("workers");
+      break;
+    case "orchestra.workflow.step": {
+      const run = state.runs.get(d.runId);
+      if (run) {
+        run.steps[d.index] = d.step;
+        run.jobId = d.jobId;
+        touch("runs");
+        touch(`run:${d.runId}`);
+      } else {
+        fetchRun(d.runId);
+      }
+      break;
+    }
+    case "orchestra.workflow.run": {
+      const run = state.runs.get(d.runId);
+      if (run) {
+        Object.assign(run, {
+          status: d.status,
+          currentStepIndex: d.currentStepIndex,
+          reason: d.reason,
+          usage: d.usage,
+          jobId: d.jobId,
+        });
+        touch("runs");
+        touch(`run:${d.runId}`);
+      }
+      // A new run, or a resumed one (new job, maybe new steps): read it whole.
+      fetchRun(d.runId);
+      break;
+    }
+    case "orchestra.memory.written":
+      touch("memory");
+      touch(`memory:${d.recordId}`);
+      for (const old of d.superseded ?? []) touch(`memory:${old}`);
+      break;
+    case "orchestra.log":
+      logs.push({ id: event.id, at: event.timestamp, ...d });
+      if (logs.length > LOG_KEEP) logs.splice(0, logs.length - LOG_KEEP);
+      touch("logs");
+      break;
+    default:
+      break;
+  }
+}
+
+function dropQuestionsOf(jobId) {
+  for (const [id, question] of state.questions) {
+    if (question.jobId === jobId) state.questions.delete(id);
+  }
+  touch("questions");
+}
+
+const fetching = new Set();
+
+async function fetchRun(runId) {
+  if (fetching.has(runId)) return;
+  fetching.add(runId);
+  try {
+    const run = await api.run(runId);
+    state.runs.set(run.runId, run);
+    touch("runs");
+    touch(`run:${run.runId}`);
+  } catch (err) {
+    console.warn("reading a workflow run failed", err);
+  } finally {
+    fetching.delete(runId);
+  }
+}
+
+/** The state of a task as the page groups it. */
+export function groupOf(task) {
+  if (task.status === "running") {
+    for (const question of state.questions.values()) {
+      if (question.jobId === task.id) return "needs-input";
+    }
+    return "running";
+  }
+  return { succeeded: "done", failed: "failed", canceled: "canceled" }[task.status] ?? "done";
+}
