@@ -160,6 +160,25 @@ pub async fn panel(target: &HubTarget, print_only: bool) -> anyhow::Result<std::
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// `orchestra endpoint [--no-start]`: the project's hub (started if none runs, unless
+/// `start` is false) as one JSON line with its token, for Orchestra's OpenCode plugin, which
+/// reads it from this pipe so that the token never goes into a file.
+pub async fn endpoint(target: &HubTarget, start: bool) -> anyhow::Result<std::process::ExitCode> {
+    let hub = if start {
+        target.connect_any().await?
+    } else {
+        connect(&target.options(false, true)?).await?
+    };
+    let line = serde_json::json!({
+        "url": hub.info.url,
+        "token": hub.info.token,
+        "pid": hub.info.pid,
+        "hubId": hub.info.hub_id,
+    });
+    write_stdout(&format!("{line}\n"))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// Opens `url` with the user's browser: `$BROWSER` when set (as `man` and `git` use it), else
 /// the desktop's opener (`open` on macOS, `xdg-open` elsewhere). Returns the opener used, or why
 /// none worked.

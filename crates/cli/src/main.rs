@@ -74,6 +74,13 @@ enum Command {
         #[arg(long)]
         fake: bool,
     },
+    /// Print the project's hub (started if none runs) as JSON with its token: what
+    /// Orchestra's OpenCode plugin asks to find the hub.
+    Endpoint {
+        /// Only a hub that runs already; none is started (exit code 1 when none runs).
+        #[arg(long)]
+        no_start: bool,
+    },
     /// Run the OpenAI-compatible fake LLM on 127.0.0.1 until Ctrl-C (it echoes prompts).
     FakeLlm {
         #[arg(long, default_value_t = 0)]
@@ -103,8 +110,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Print the JSON Schema of orchestrator.json.
     Schema,
-    /// Add Orchestra to OpenCode's config: the MCP server, the orchestrator agent and the
-    /// `orchestrator.*` commands. Keeps your comments and formatting; running it twice changes nothing.
+    /// Add Orchestra to OpenCode's config: the MCP server, the orchestrator agent, the
+    /// `orchestrator.*` commands and the OpenCode plugin. Keeps your comments and formatting; running it twice changes nothing.
     Install {
         /// Edit the global OpenCode config instead of the project's.
         #[arg(long)]
@@ -112,6 +119,10 @@ enum Command {
         /// Show what would change without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Leave out the OpenCode plugin (chat hooks: images, running-task line, results
+        /// delivered into the session, idle notifications).
+        #[arg(long)]
+        no_plugin: bool,
         /// The report as JSON.
         #[arg(long)]
         json: bool,
@@ -233,6 +244,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Stop => hub_link::stop(&hub(false)).await,
         Command::Panel { url, fake } => hub_link::panel(&hub(fake), url).await,
+        Command::Endpoint { no_start } => hub_link::endpoint(&hub(false), !no_start).await,
         Command::Mcp { fake } => {
             relay::serve_mcp(project_dir.clone(), cli.config.clone(), fake).await
         }
@@ -249,6 +261,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Install {
             global,
             dry_run,
+            no_plugin,
             json,
         } => {
             let loaded = load()?;
@@ -266,7 +279,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 );
             }
             let scope = install_scope(&project_dir, global)?;
-            let options = install_options(&loaded.config)?;
+            let mut options = install_options(&loaded.config)?;
+            options.plugin = !no_plugin;
             let report = if dry_run {
                 install::install_dry_run(&scope, &options)?
             } else {
@@ -361,6 +375,7 @@ fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOp
             .commands
             .enabled
             .then(|| config.commands.prefix.clone()),
+        plugin: true,
     })
 }
 

@@ -34,6 +34,8 @@ fn options(binary: &str) -> InstallOptions {
             permission: Default::default(),
         }),
         commands_prefix: Some("orchestrator.".to_string()),
+        // The plugin has tests of its own below; these check the config entries.
+        plugin: false,
     }
 }
 

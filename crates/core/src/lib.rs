@@ -11,11 +11,14 @@
 //! - [`memory`]: the project's memory in the hub — ops, the injected block, automatic records.
 //! - [`workflows`]: multi-step workflows run as jobs across workers, persisted, resumable.
 //! - [`tasks`]: the facade behind the five task tools: validation, routing, ops, views.
+//! - [`chat`]: what the hooks of Orchestra's OpenCode plugin do (vision on pasted images, the
+//!   running-task line, results delivered into the session, idle notifications).
 //! - [`hub`]: owns all of the above for one project.
 //!
 //! Imports go one way, down this list (config lowest, hub highest); `scripts/check-layers`
 //! fails the build when a module imports one above it.
 
+pub mod chat;
 pub mod config;
 pub mod events;
 pub mod hub;

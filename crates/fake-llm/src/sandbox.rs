@@ -129,6 +129,20 @@ impl IsolatedHome {
         env.extend(offline_env());
         env
     }
+
+    /// [`IsolatedHome::env`] for an OpenCode that loads plugins (`OPENCODE_PURE` unset), still
+    /// offline: with any plugin configured, OpenCode installs `@opencode-ai/plugin` into its
+    /// config folders before it loads them, and npm's offline mode makes that fail at once
+    /// instead of retrying the dead registry for a minute.
+    pub fn env_with_plugins(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .filter(|(key, _)| key != "OPENCODE_PURE")
+            .collect();
+        env.push(("npm_config_offline".to_owned(), "true".to_owned()));
+        env
+    }
 }
 
 /// A temp git repository (OpenCode wants one) with a committed `README.md`; removed on drop.

@@ -15,6 +15,7 @@
 //! | `GET /api/v1/events` | the event stream (SSE, `Last-Event-ID` replay; `?job=` filters) |
 //! | `POST /api/v1/login` | a one-time login link for a browser ([`LoginLink`]) |
 //! | `POST /api/v1/shutdown` | stop the hub |
+//! | `/api/v1/hooks/*` | the OpenCode plugin's hooks (`hooks_api.rs` lists them) |
 //!
 //! The routes people use through the panel (questions, worker restart, run controls, a task's
 //! events, logs, config) are listed in `panel_api.rs`.
@@ -54,6 +55,7 @@ pub async fn health(State(app): State<AppState>) -> Json<HubHealth> {
         fake: app.fake,
         running: engine.running_count(),
         clients: app.activity.clients(),
+        plugins: app.chat.connected_plugins(),
         last_event_id: engine.bus().last_id(),
     })
 }
@@ -189,6 +191,6 @@ pub async fn shutdown(State(app): State<AppState>) -> Json<Value> {
 
 pub async fn no_route() -> ApiFailure {
     ApiFailure::not_found(
-        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs, questions, logs, config, memory/…, events, login, shutdown), MCP is at /mcp and the panel at /",
+        "no such route; the hub's API is under /api/v1 (health, tools/{name}, tasks, list, workers, runs, questions, logs, config, memory/…, events, login, shutdown, hooks/*), MCP is at /mcp and the panel at /",
     )
 }

@@ -16,6 +16,7 @@
 //! - `auth`: token, login links, sessions, the request guard.
 //! - `api`: JSON routes of the five tools and the listings.
 //! - `memory_api`: the memory routes (their contract is at the top of the file).
+//! - `hooks_api`: the routes Orchestra's OpenCode plugin calls, one per chat hook.
 //! - `panel_api`: JSON routes for people: the inbox, worker restart, run controls, logs, config.
 //! - `sse`: the event stream.
 //! - `panel`: the control panel's page and assets, embedded in the binary.
@@ -27,6 +28,7 @@ mod activity;
 mod api;
 mod auth;
 mod error;
+mod hooks_api;
 mod memory_api;
 mod page;
 mod panel;
@@ -40,6 +42,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use orchestra_core::chat::ChatHooks;
 use orchestra_core::tasks::TaskEngine;
 use orchestra_core::workers::WorkerMcp;
 use orchestra_mcp::{EngineTools, OrchestraMcp};
@@ -83,6 +86,8 @@ pub struct ServeOptions {
 #[derive(Clone)]
 pub(crate) struct AppState {
     engine: Arc<TaskEngine>,
+    /// What the OpenCode plugin's hooks do (`hooks_api`).
+    chat: Arc<ChatHooks>,
     access: Arc<Access>,
     activity: Arc<Activity>,
     /// Canceled to stop the hub (API `shutdown`, idle stop); the owner of the server decides
@@ -141,6 +146,7 @@ impl Bound {
         } = self;
         let stop = CancellationToken::new();
         let state = AppState {
+            chat: ChatHooks::start(engine.clone(), stop.child_token()),
             engine: engine.clone(),
             access: Arc::new(Access::new(options.token, worker_token, addr.port())),
             activity: Activity::new(),
@@ -254,6 +260,13 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route("/events", get(sse::events))
         .route("/login", post(api::login))
         .route("/shutdown", post(api::shutdown))
+        .route("/hooks/chat-message", post(hooks_api::chat_message))
+        .route("/hooks/system", post(hooks_api::system))
+        .route("/hooks/compacting", post(hooks_api::compacting))
+        .route("/hooks/tool-before", post(hooks_api::tool_before))
+        .route("/hooks/tool-after", post(hooks_api::tool_after))
+        .route("/hooks/event", post(hooks_api::event))
+        .route("/hooks/deliveries", get(hooks_api::deliveries))
         .fallback(api::no_route);
     Router::new()
         .route("/", get(panel::index))

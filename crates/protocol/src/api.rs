@@ -20,6 +20,9 @@ pub struct HubHealth {
     pub running: usize,
     /// Clients connected now (event streams, MCP relays).
     pub clients: usize,
+    /// OpenCode processes whose Orchestra plugin is connected now (their delivery streams).
+    #[serde(default)]
+    pub plugins: usize,
     /// The newest event id.
     pub last_event_id: u64,
 }

@@ -78,6 +78,10 @@ pub enum EventBody {
     /// A line of the hub's log that a person may want to see.
     #[serde(rename = "orchestra.log")]
     Log(LogEvent),
+    /// An OpenCode session is idle and a task it started finished or needs an answer
+    /// (`notifications.idle`).
+    #[serde(rename = "orchestra.notification")]
+    Notification(SessionNotification),
 }
 
 impl EventBody {
@@ -95,6 +99,7 @@ impl EventBody {
             EventBody::WorkflowRun(_) => "orchestra.workflow.run",
             EventBody::MemoryWritten(_) => "orchestra.memory.written",
             EventBody::Log(_) => "orchestra.log",
+            EventBody::Notification(_) => "orchestra.notification",
         }
     }
 
@@ -109,6 +114,7 @@ impl EventBody {
             EventBody::WorkflowStep(step) => Some(&step.job_id),
             EventBody::WorkflowRun(run) => Some(&run.job_id),
             EventBody::Log(log) => log.job_id.as_deref(),
+            EventBody::Notification(note) => note.job_ids.first().map(String::as_str),
             EventBody::MemoryWritten(written) => written.task_id.as_deref(),
             EventBody::WorkerStatus { .. } => None,
         }
@@ -244,6 +250,29 @@ pub struct LogEvent {
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
+}
+
+/// Why a session's idle notification fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationReason {
+    /// Tasks the session started finished (their results were delivered into it).
+    Finished,
+    /// A task the session started waits for an answer to a permission question.
+    Input,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionNotification {
+    /// The OpenCode session (of the main agent) that is idle.
+    pub session_id: String,
+    pub reason: NotificationReason,
+    /// `notifications.idle.title`.
+    pub title: String,
+    /// `notifications.idle.message`, then what happened.
+    pub message: String,
+    pub job_ids: Vec<String>,
 }
 
 impl LogEvent {

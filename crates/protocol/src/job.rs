@@ -172,6 +172,10 @@ pub struct JobRecord {
     /// The caller's agent or client name, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// The OpenCode session that started the job (`callerSessionId` of `task_start`, set by
+    /// Orchestra's OpenCode plugin): the result is delivered there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_session_id: Option<String>,
     pub status: JobStatus,
     pub started_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +219,7 @@ impl JobRecord {
             attachments: Vec::new(),
             session_id: None,
             requested_by: None,
+            caller_session_id: None,
             status: JobStatus::Running,
             started_at: crate::now_ms(),
             finished_at: None,

@@ -16,9 +16,11 @@
 //! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
 //! - [`workflow`]: workflow runs and their steps.
 //! - [`api`]: the hub's HTTP API shapes (health, tool replies, errors, login links).
+//! - [`hooks`]: what Orchestra's OpenCode plugin sends to the hub's hook routes and gets back.
 
 pub mod api;
 pub mod event;
+pub mod hooks;
 pub mod job;
 pub mod memory;
 pub mod tools;
@@ -32,7 +34,8 @@ pub use api::{
 };
 pub use event::{
     EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent,
-    PermissionQuestion, PermissionReplyEvent, ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
+    NotificationReason, PermissionQuestion, PermissionReplyEvent, SessionNotification,
+    ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
 };
 pub use job::{
     AttachmentSummary, JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer,

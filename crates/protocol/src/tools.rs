@@ -246,6 +246,11 @@ pub struct TaskStartParams {
     /// The worker this message comes from, for worker-to-worker messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Set by Orchestra's OpenCode plugin, not by the model: the OpenCode session that starts
+    /// the task. Its result is delivered into that session, and while it runs the session's
+    /// system prompt names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_session_id: Option<String>,
 }
 
 /// The immediate answer of `task_start`.

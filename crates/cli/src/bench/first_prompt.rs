@@ -1,4 +1,6 @@
-//! The main OpenCode's first prompt with Orchestra installed (`orchestra install`) vs without.
+//! The main OpenCode's first prompt with Orchestra installed (`orchestra install`) vs without,
+//! and, in an OpenCode that loads plugins (`OPENCODE_PURE` unset, as users run it), with
+//! Orchestra's plugin vs `orchestra install --no-plugin`.
 
 use std::time::{Duration, Instant};
 
@@ -11,23 +13,54 @@ use super::{Outcome, Stats};
 
 const TARGET_S: f64 = 0.5;
 
+/// What one sample's OpenCode has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// No Orchestra; plugins not loaded (`OPENCODE_PURE`).
+    Bare,
+    /// `orchestra install --no-plugin`; plugins not loaded.
+    Installed,
+    /// `orchestra install --no-plugin`; plugins loaded (there are none).
+    LoadingNoPlugin,
+    /// `orchestra install`; plugins loaded: Orchestra's plugin runs.
+    LoadingPlugin,
+}
+
+impl Setup {
+    fn installed(self) -> bool {
+        self != Setup::Bare
+    }
+
+    fn loads_plugins(self) -> bool {
+        matches!(self, Setup::LoadingNoPlugin | Setup::LoadingPlugin)
+    }
+}
+
 pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     let mut with = Vec::with_capacity(samples);
     let mut without = Vec::with_capacity(samples);
     let mut start_with = Vec::with_capacity(samples);
     let mut start_without = Vec::with_capacity(samples);
+    let mut plugin = Vec::with_capacity(samples);
+    let mut no_plugin = Vec::with_capacity(samples);
     for i in 0..samples {
-        for installed in order(i) {
-            let (start, prompt) = first_prompt(installed, i).await?;
-            if installed {
-                start_with.push(start);
-                with.push(prompt);
-            } else {
-                start_without.push(start);
-                without.push(prompt);
+        for setup in order(i) {
+            let (start, prompt) = first_prompt(setup, i).await?;
+            match setup {
+                Setup::Installed => {
+                    start_with.push(start);
+                    with.push(prompt);
+                }
+                Setup::Bare => {
+                    start_without.push(start);
+                    without.push(prompt);
+                }
+                Setup::LoadingPlugin => plugin.push(prompt),
+                Setup::LoadingNoPlugin => no_plugin.push(prompt),
             }
         }
     }
+    let plugin_added = Stats::of(&plugin).median - Stats::of(&no_plugin).median;
     let ours = Stats::of(&with).median;
     let base = Stats::of(&without).median;
     let added = ours - base;
@@ -53,6 +86,18 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
                 &start_without,
             )
             .with_comparison(difference(start_added, "s")),
+            Row::versus(
+                "main OpenCode first prompt, Orchestra's plugin vs --no-plugin (median)",
+                "s",
+                &plugin,
+                &no_plugin,
+            )
+            .judged(
+                format!("≤ +{TARGET_S} s over --no-plugin"),
+                plugin_added,
+                TARGET_S,
+                difference(plugin_added, "s"),
+            ),
         ],
         notes: vec![
             "each sample: two fresh isolated homes and projects, one after `orchestra install \
@@ -61,26 +106,36 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
              alternates; with Orchestra the model's request must list the orchestra_task_* tools \
              or the sample fails; the original added 5–7 s"
                 .into(),
+            "plugin row: both sides after `orchestra install` in an OpenCode that loads plugins \
+             (OPENCODE_PURE unset, npm offline), one without the plugin (`--no-plugin`); with it, \
+             the hub must count the plugin as connected after the prompt or the sample fails"
+                .into(),
         ],
     })
 }
 
-fn order(i: usize) -> [bool; 2] {
+fn order(i: usize) -> [Setup; 4] {
+    use Setup::{Bare, Installed, LoadingNoPlugin, LoadingPlugin};
     if i.is_multiple_of(2) {
-        [true, false]
+        [Installed, Bare, LoadingPlugin, LoadingNoPlugin]
     } else {
-        [false, true]
+        [Bare, Installed, LoadingNoPlugin, LoadingPlugin]
     }
 }
 
 /// (spawn → healthy, first prompt), in seconds.
-async fn first_prompt(installed: bool, i: usize) -> anyhow::Result<(f64, f64)> {
+async fn first_prompt(setup: Setup, i: usize) -> anyhow::Result<(f64, f64)> {
     let world = World::new().await?;
-    if installed {
-        install(&world).await?;
+    if setup.installed() {
+        install(&world, setup == Setup::LoadingPlugin).await?;
     }
+    let env = if setup.loads_plugins() {
+        world.env_loading_plugins()
+    } else {
+        world.env()
+    };
     let began = Instant::now();
-    let server = world.serve("bench-main").await?;
+    let server = world.serve_with("bench-main", env).await?;
     let ready = began.elapsed().as_secs_f64();
     let client = server.client(Some(world.project.dir.clone()))?;
     let text = format!("bench first prompt {i}");
@@ -105,20 +160,39 @@ async fn first_prompt(installed: bool, i: usize) -> anyhow::Result<(f64, f64)> {
         .tool_names
         .iter()
         .any(|t| t == "orchestra_task_start");
-    if has_tools != installed {
+    if has_tools != setup.installed() {
         bail!(
-            "with Orchestra installed = {installed}, the model saw tools {:?}",
+            "with {setup:?}, the model saw tools {:?}",
             request.tool_names
         );
+    }
+    if setup == Setup::LoadingPlugin {
+        plugin_connected(&world).await?;
     }
     let _ = server.stop(Duration::from_secs(5)).await;
     Ok((ready, took))
 }
 
-async fn install(world: &World) -> anyhow::Result<()> {
+/// The hub counts Orchestra's plugin as connected (so the sample measured a loaded plugin).
+async fn plugin_connected(world: &World) -> anyhow::Result<()> {
+    let api = orchestra_client::HubClient::new(&world.hub_info().await?)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if api.health().await.is_ok_and(|h| h.plugins > 0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("OpenCode did not load Orchestra's plugin: the hub counts no plugin after 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn install(world: &World, plugin: bool) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
     let output = tokio::process::Command::new(exe)
         .arg("install")
+        .args((!plugin).then_some("--no-plugin"))
         .arg("--project")
         .arg(&world.project.dir)
         .envs(world.env())

@@ -42,7 +42,10 @@ impl World {
 
     /// Isolated HOME/XDG, offline switches, the fake provider, and our OpenCode binary.
     pub fn env(&self) -> Vec<(String, String)> {
-        let mut env = self.home.env();
+        self.with_fake(self.home.env())
+    }
+
+    fn with_fake(&self, mut env: Vec<(String, String)>) -> Vec<(String, String)> {
         env.push(("OPENCODE_CONFIG_CONTENT".into(), {
             // OpenCode configured as the hub configures the servers it starts.
             let mut config = fake_mode_config(&self.fake.base_url());
@@ -59,12 +62,27 @@ impl World {
         env
     }
 
+    /// [`World::env`] for an OpenCode that loads plugins (`OPENCODE_PURE` unset), as a user's
+    /// does; npm stays offline (see `IsolatedHome::env_with_plugins`).
+    pub fn env_loading_plugins(&self) -> Vec<(String, String)> {
+        self.with_fake(self.home.env_with_plugins())
+    }
+
     /// A plain `opencode serve` in the project, as a main agent or an attach target would run.
     pub async fn serve(&self, label: &str) -> anyhow::Result<ServerProcess> {
+        self.serve_with(label, self.env()).await
+    }
+
+    /// [`World::serve`] with this environment.
+    pub async fn serve_with(
+        &self,
+        label: &str,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<ServerProcess> {
         let server = ServerProcess::spawn(ServeSpec {
             binary: self.opencode.clone(),
             cwd: self.project.dir.clone(),
-            env: self.env(),
+            env,
             password: fresh_password(),
             port: 0,
             startup_timeout: Duration::from_secs(60),

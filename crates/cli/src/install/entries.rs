@@ -312,6 +312,7 @@ mod tests {
                 permission: permission.as_object().unwrap().clone(),
             }),
             commands_prefix: None,
+            plugin: false,
         };
         let agent = desired_entries(&opts)
             .into_iter()

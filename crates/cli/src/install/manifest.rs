@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::document::write_atomically;
 use super::entries::Section;
+use super::plugin::OwnedPlugin;
 
 /// Bumped when the layout changes incompatibly.
 const FORMAT: u32 = 1;
@@ -26,6 +27,9 @@ pub(super) struct Manifest {
     pub(super) created_sections: Vec<Section>,
     /// Every entry we own, by key.
     pub(super) entries: Vec<OwnedEntry>,
+    /// The OpenCode plugin: our element of the `plugin` list and the file it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) plugin: Option<OwnedPlugin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -43,6 +47,7 @@ impl Manifest {
             created_file: false,
             created_sections: Vec::new(),
             entries: Vec::new(),
+            plugin: None,
         }
     }
 
@@ -62,7 +67,7 @@ impl Manifest {
             anyhow!(
                 "cannot read Orchestra's install record {}: {err}. Restore it, or delete it and \
                  remove Orchestra's entries (`mcp.orchestra`, the orchestrator agent and its \
-                 commands) from the OpenCode config by hand before installing again.",
+                 commands, the orchestra plugin in `plugin`) from the OpenCode config by hand before installing again.",
                 path.display()
             )
         })?;

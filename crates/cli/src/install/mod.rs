@@ -1,8 +1,9 @@
 //! `orchestra install` / `orchestra uninstall`: register Orchestra in OpenCode's config.
 //!
-//! Install adds three things to `opencode.json(c)`, editing the file in place so the user's
+//! Install adds four things to `opencode.json(c)`, editing the file in place so the user's
 //! comments and formatting survive: the MCP server `mcp.orchestra` that runs `orchestra mcp`,
-//! the orchestrator agent `agent.<name>`, and the slash commands `command.<prefix>status`, ….
+//! the orchestrator agent `agent.<name>`, the slash commands `command.<prefix>status`, …, and
+//! the OpenCode plugin (`plugin.rs`): a file beside the install record, named in `plugin`.
 //!
 //! What we add is recorded in a sidecar manifest (`manifest_path`); OpenCode rejects unknown
 //! keys, so no marker can go into the entries themselves. Ownership is by key: uninstall removes
@@ -16,6 +17,7 @@
 mod document;
 mod entries;
 mod manifest;
+mod plugin;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -38,6 +40,8 @@ pub struct InstallOptions {
     pub agent: Option<AgentSpec>,
     /// Prefix of the slash commands (default `orchestrator.`); `None` when `commands.enabled` is false.
     pub commands_prefix: Option<String>,
+    /// Add the OpenCode plugin (chat hooks); false for `--no-plugin`.
+    pub plugin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,6 +346,13 @@ fn run_install(
         remove_section_if_ours_and_empty(&doc, section, &mut created_sections)?;
     }
 
+    let (owned_plugin, plugin_file) = plugin::apply(
+        &doc,
+        opts.plugin.then(|| opts.orchestra_command[0].as_str()),
+        &manifest_file,
+        previous.as_ref().and_then(|m| m.plugin.as_ref()),
+        &mut changes,
+    )?;
     let manifest = Manifest {
         created_file: !doc.existed() || previous.as_ref().is_some_and(|m| m.created_file),
         created_sections: created_sections.into_iter().collect(),
@@ -352,9 +363,10 @@ fn run_install(
                 name: w.name.clone(),
             })
             .collect(),
+        plugin: owned_plugin,
         ..Manifest::new(file_name(&file))
     };
-    let outcome = match (doc.existed(), doc.is_changed()) {
+    let outcome = match (doc.existed(), doc.is_changed() || plugin_file.is_some()) {
         (false, _) => FileOutcome::Created,
         (true, true) => FileOutcome::Updated,
         (true, false) => FileOutcome::Unchanged,
@@ -371,6 +383,9 @@ fn run_install(
     };
     if write == WriteMode::Nothing {
         return Ok(report);
+    }
+    if let Some(pending) = &plugin_file {
+        plugin::write_file(pending)?;
     }
     // The record goes first: if writing the config then fails, the record claims entries that
     // are not there (harmless), rather than the config holding entries nobody owns.
@@ -432,6 +447,9 @@ pub fn uninstall(scope: &Scope) -> anyhow::Result<InstallReport> {
         }
         remove_section_if_ours_and_empty(&doc, section, &mut created_sections)?;
     }
+    if let Some(owned) = &manifest.plugin {
+        plugin::remove(&doc, owned, &mut changes)?;
+    }
 
     let outcome = if !doc.existed() {
         FileOutcome::Unchanged
@@ -444,6 +462,10 @@ pub fn uninstall(scope: &Scope) -> anyhow::Result<InstallReport> {
     } else {
         FileOutcome::Unchanged
     };
+    // The config no longer names the plugin file, so it can go.
+    if let Some(owned) = &manifest.plugin {
+        plugin::delete_file(owned, &mut changes)?;
+    }
     fs::remove_file(&manifest_file)
         .with_context(|| format!("cannot delete {}", manifest_file.display()))?;
     if let (Scope::Project { .. }, Some(state_dir)) = (scope, manifest_file.parent()) {

@@ -110,6 +110,15 @@ fn apply_file(
     if let Some(ui) = &file.ui {
         set(&mut config.ui.default_list_format, ui.default_list_format);
         set(&mut config.ui.debug, ui.debug);
+        set(&mut config.ui.wakeup_injection, ui.wakeup_injection);
+        set(&mut config.ui.vision_timeout_ms, ui.vision_timeout_ms);
+    }
+    if let Some(idle) = file.notifications.as_ref().and_then(|n| n.idle.as_ref()) {
+        let target = &mut config.notifications.idle;
+        set(&mut target.enabled, idle.enabled);
+        set(&mut target.title, idle.title.clone());
+        set(&mut target.message, idle.message.clone());
+        set(&mut target.delay_ms, idle.delay_ms);
     }
     if let Some(agent) = &file.agent {
         let target = &mut config.agent;
@@ -248,23 +257,26 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
         target.definitions = definitions.iter().map(resolve_definition).collect();
     }
     if let Some(triggers) = &workflows.triggers {
-        for (trigger, file) in [
-            (
-                &mut target.triggers.vision_on_image,
-                &triggers.vision_on_image,
-            ),
-            (
-                &mut target.triggers.memory_on_turn_end,
-                &triggers.memory_on_turn_end,
-            ),
-        ] {
-            if let Some(file) = file {
-                set(&mut trigger.enabled, file.enabled);
-                set(&mut trigger.workflow_id, file.workflow_id.clone());
-                set(&mut trigger.auto_spawn, file.auto_spawn);
-                set(&mut trigger.blocking, file.blocking);
-                set(&mut trigger.max_tokens, file.max_tokens);
-            }
+        if let Some(file) = &triggers.vision_on_image {
+            let vision = &mut target.triggers.vision_on_image;
+            let trigger = &mut vision.trigger;
+            set(&mut trigger.enabled, file.enabled);
+            set(&mut trigger.workflow_id, file.workflow_id.clone());
+            set(&mut trigger.auto_spawn, file.auto_spawn);
+            set(&mut trigger.blocking, file.blocking);
+            set(&mut trigger.max_tokens, file.max_tokens);
+            set(
+                &mut vision.skip_when_model_sees_images,
+                file.skip_when_model_sees_images,
+            );
+        }
+        if let Some(file) = &triggers.memory_on_turn_end {
+            let trigger = &mut target.triggers.memory_on_turn_end;
+            set(&mut trigger.enabled, file.enabled);
+            set(&mut trigger.workflow_id, file.workflow_id.clone());
+            set(&mut trigger.auto_spawn, file.auto_spawn);
+            set(&mut trigger.blocking, file.blocking);
+            set(&mut trigger.max_tokens, file.max_tokens);
         }
     }
     if let Some(boomerang) = &workflows.roocode_boomerang {
@@ -434,7 +446,7 @@ fn check_workflow_references(layers: &[Layer], config: &Config) -> Result<(), Co
     }
     let triggers = &config.workflows.triggers;
     for (name, trigger) in [
-        ("visionOnImage", &triggers.vision_on_image),
+        ("visionOnImage", &triggers.vision_on_image.trigger),
         ("memoryOnTurnEnd", &triggers.memory_on_turn_end),
     ] {
         let known: Vec<&str> = BUILTIN_WORKFLOW_IDS

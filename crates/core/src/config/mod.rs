@@ -9,6 +9,7 @@ mod error;
 mod load;
 mod merge;
 pub mod model;
+mod model_triggers;
 mod profiles;
 mod provenance;
 mod resolved;

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use orchestra_protocol::tools::ListFormat;
+
+pub use super::model_triggers::{TriggerFile, TriggersFile, VisionTriggerFile};
 use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -85,9 +87,14 @@ pub struct UiFile {
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_context_max_workers: Option<u64>,
-    /// No effect in Orchestra (kept for compatibility).
+    /// Deliver the result of a task started from an OpenCode session into that session when
+    /// it finishes (needs the OpenCode plugin `orchestra install` adds). Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup_injection: Option<bool>,
+    /// How long a pasted image's analysis may hold the message before the main model sees it
+    /// (`workflows.triggers.visionOnImage`). Default: 300000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_timeout_ms: Option<u64>,
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_to_console: Option<bool>,
@@ -100,15 +107,21 @@ pub struct NotificationsFile {
     pub idle: Option<IdleNotificationFile>,
 }
 
+/// A notification when an OpenCode session is idle and a task it started finished or needs an
+/// answer: an `orchestra.notification` event and a desktop notification (`notify-send`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IdleNotificationFile {
+    /// Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Default: "OpenCode".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The notification's first line. Default: "Session is idle".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How long the session must stay idle first. Default: 1500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
 }
@@ -310,36 +323,6 @@ pub struct BoomerangStepFile {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_skills: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TriggersFile {
-    /// Analyse images pasted into the chat with the vision workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vision_on_image: Option<TriggerFile>,
-    /// Run the memory workflow after each finished worker task (off by default; an LLM call
-    /// per task, bounded by `maxTokens`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_on_turn_end: Option<TriggerFile>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TriggerFile {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workflow_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_spawn: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocking: Option<bool>,
-    /// Tokens (input + output + reasoning) one triggered run may use; the run's worker is
-    /// stopped once its finished model steps used more. Default: 60000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_tokens: Option<u64>,
 }
 
 /// The built-in plan → implement → review → fix workflow. Its limits can only lower the

@@ -32,6 +32,7 @@ pub struct Config {
     pub startup_timeout_ms: u64,
     pub health_check_interval_ms: u64,
     pub ui: UiConfig,
+    pub notifications: NotificationsConfig,
     pub agent: AgentConfig,
     pub commands: CommandsConfig,
     pub tasks: TasksConfig,
@@ -50,6 +51,24 @@ pub struct Config {
 pub struct UiConfig {
     pub default_list_format: ListFormat,
     pub debug: bool,
+    /// Results of tasks started from an OpenCode session are delivered into it.
+    pub wakeup_injection: bool,
+    /// How long a pasted image's analysis may hold the message.
+    pub vision_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotificationsConfig {
+    pub idle: IdleNotificationConfig,
+}
+
+/// `notifications.idle`: a session is idle and a task it started finished or needs an answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdleNotificationConfig {
+    pub enabled: bool,
+    pub title: String,
+    pub message: String,
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -203,7 +222,7 @@ pub const DEFAULT_TRIGGER_MAX_TOKENS: u64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TriggersConfig {
-    pub vision_on_image: TriggerConfig,
+    pub vision_on_image: VisionTriggerConfig,
     pub memory_on_turn_end: TriggerConfig,
 }
 
@@ -215,6 +234,14 @@ pub struct TriggerConfig {
     pub blocking: bool,
     /// Tokens (input + output + reasoning) one triggered run may use.
     pub max_tokens: u64,
+}
+
+/// `workflows.triggers.visionOnImage`: the trigger, and whether a model that reads images
+/// itself is left alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VisionTriggerConfig {
+    pub trigger: TriggerConfig,
+    pub skip_when_model_sees_images: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -377,6 +404,16 @@ impl Config {
             ui: UiConfig {
                 default_list_format: ListFormat::Markdown,
                 debug: false,
+                wakeup_injection: true,
+                vision_timeout_ms: 300_000,
+            },
+            notifications: NotificationsConfig {
+                idle: IdleNotificationConfig {
+                    enabled: false,
+                    title: "OpenCode".to_owned(),
+                    message: "Session is idle".to_owned(),
+                    delay_ms: 1500,
+                },
             },
             agent: AgentConfig {
                 enabled: true,
@@ -431,12 +468,17 @@ impl Config {
                 },
                 definitions: Vec::new(),
                 triggers: TriggersConfig {
-                    vision_on_image: TriggerConfig {
-                        enabled: true,
-                        workflow_id: "vision".to_owned(),
-                        auto_spawn: true,
-                        blocking: false,
-                        max_tokens: DEFAULT_TRIGGER_MAX_TOKENS,
+                    // Blocking, unlike the original's default: the description must reach the
+                    // message before the main model sees it.
+                    vision_on_image: VisionTriggerConfig {
+                        trigger: TriggerConfig {
+                            enabled: true,
+                            workflow_id: "vision".to_owned(),
+                            auto_spawn: true,
+                            blocking: true,
+                            max_tokens: DEFAULT_TRIGGER_MAX_TOKENS,
+                        },
+                        skip_when_model_sees_images: true,
                     },
                     // Off (the original ran it after every turn): an LLM call per task is
                     // opt-in; automatic records cost nothing (`memory.autoRecord`).

@@ -90,8 +90,14 @@ fn defaults_equal_the_originals() {
     assert_eq!(c.workflows.ui.intervene, WorkflowIntervene::OnError);
     assert!(c.workflows.definitions.is_empty());
     let vision = &c.workflows.triggers.vision_on_image;
-    assert!(vision.enabled && vision.auto_spawn && !vision.blocking);
-    assert_eq!(vision.workflow_id, "vision");
+    // Blocking here (the original's default was not): the description must reach the message.
+    assert!(vision.trigger.enabled && vision.trigger.auto_spawn && vision.trigger.blocking);
+    assert!(vision.skip_when_model_sees_images);
+    assert_eq!(vision.trigger.workflow_id, "vision");
+    assert!(c.ui.wakeup_injection && c.ui.vision_timeout_ms == 300_000);
+    assert!(!c.notifications.idle.enabled);
+    assert_eq!(c.notifications.idle.delay_ms, 1500);
+    assert_eq!(vision.trigger.max_tokens, 60_000);
     let memory = &c.workflows.triggers.memory_on_turn_end;
     assert_eq!(memory.workflow_id, "memory");
     // Off by default: an LLM call per finished task is opt-in (issue 9).
@@ -280,8 +286,6 @@ fn inert_keys_are_accepted_with_warnings() {
         keys,
         [
             "ui.toasts",
-            "ui.wakeupInjection",
-            "notifications",
             "pruning",
             "telemetry",
             "tasks.persist",
@@ -658,6 +662,10 @@ fn every_key_without_effect_warns() {
     }
     for effective in [
         "ui.debug",
+        "ui.wakeupInjection",
+        "notifications",
+        "notifications.idle",
+        "workflows.triggers.visionOnImage",
         "agent.tools",
         "agent.permission",
         "memory.enabled",

@@ -143,15 +143,11 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
     }
     if let Some(workflows) = &file.workflows {
         if let Some(triggers) = &workflows.triggers {
-            for (name, trigger) in [
-                ("visionOnImage", &triggers.vision_on_image),
-                ("memoryOnTurnEnd", &triggers.memory_on_turn_end),
-            ] {
-                if let Some(trigger) = trigger {
-                    at_least_one(
-                        &format!("workflows.triggers.{name}.maxTokens"),
-                        trigger.max_tokens,
-                    )?;
+            let vision = triggers.vision_on_image.as_ref().map(|t| t.max_tokens);
+            let memory = triggers.memory_on_turn_end.as_ref().map(|t| t.max_tokens);
+            for (name, max_tokens) in [("visionOnImage", vision), ("memoryOnTurnEnd", memory)] {
+                if let Some(max_tokens) = max_tokens {
+                    at_least_one(&format!("workflows.triggers.{name}.maxTokens"), max_tokens)?;
                 }
             }
         }
@@ -336,7 +332,7 @@ pub(super) fn profile_lists(file: &OrchestratorConfigFile) -> [(&'static str, &[
 
 /// (key path, reason) of keys of the original plugin that are accepted for compatibility but
 /// will never do anything here.
-pub const INERT_KEYS: [(&str, &str); 16] = [
+pub const INERT_KEYS: [(&str, &str); 14] = [
     ("ui.toasts", "it shows no OpenCode toasts"),
     (
         "ui.injectSystemContext",
@@ -347,14 +343,9 @@ pub const INERT_KEYS: [(&str, &str); 16] = [
         "workers are described to the orchestrator by its tools, not in its system prompt",
     ),
     (
-        "ui.wakeupInjection",
-        "results are collected with `task_await`; no wake-up messages are injected",
-    ),
-    (
         "ui.logToConsole",
         "it never logs to the console (stdout carries the MCP protocol); use `ui.debug`",
     ),
-    ("notifications", "it sends no desktop notifications"),
     ("pruning", "it does not rewrite OpenCode's chat history"),
     ("telemetry", "it collects no telemetry"),
     (
@@ -426,12 +417,7 @@ const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
 /// Keys that are read and checked but do nothing yet, because the work that uses them has not
 /// landed: (key path, what is missing). `[]` stands for every element of an array. Later work
 /// removes an entry when it makes its key take effect.
-pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 4] = [
-    (
-        "workflows.triggers.visionOnImage",
-        "images pasted into the chat are not analysed yet (that needs the chat-hook plugin); \
-         start the `vision` workflow with task_start({kind: \"workflow\"})",
-    ),
+pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 3] = [
     (
         "workflows.definitions[].steps[].requiredSkills",
         SKILLS_UNCHECKED,

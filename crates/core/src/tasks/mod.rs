@@ -284,7 +284,7 @@ impl TaskEngine {
                 self.config.profile(&route.profile)?;
                 route
             }
-            TaskKind::Workflow => return self.start_workflow(params, requested_by),
+            TaskKind::Workflow => return self.start_workflow(params, requested_by, None),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
         let prepared =
@@ -299,6 +299,7 @@ impl TaskEngine {
             params.kind.as_str(),
         );
         record.requested_by = requested_by;
+        record.caller_session_id = params.caller_session_id.clone();
         record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
         let job = WorkerJob {
@@ -331,10 +332,25 @@ impl TaskEngine {
         })
     }
 
+    /// A workflow a trigger starts (`workflows.triggers.*`), its tokens capped by the trigger's
+    /// `maxTokens`.
+    pub fn start_triggered_workflow(
+        &self,
+        params: TaskStartParams,
+        requested_by: String,
+        max_run_tokens: u64,
+    ) -> Result<TaskStartResult, TaskError> {
+        if params.task.trim().is_empty() {
+            return Err(TaskError::EmptyTask);
+        }
+        self.start_workflow(params, Some(requested_by), Some(max_run_tokens))
+    }
+
     fn start_workflow(
         &self,
         params: TaskStartParams,
         requested_by: Option<String>,
+        max_run_tokens: Option<u64>,
     ) -> Result<TaskStartResult, TaskError> {
         let started = self.workflows.start(
             WorkflowRequest {
@@ -343,6 +359,8 @@ impl TaskEngine {
                 task: params.task,
                 attachments: params.attachments,
                 auto_spawn: params.auto_spawn,
+                caller_session_id: params.caller_session_id,
+                max_run_tokens,
             },
             requested_by,
         )?;

@@ -143,6 +143,10 @@ pub struct WorkflowRequest {
     pub task: String,
     pub attachments: Vec<Attachment>,
     pub auto_spawn: Option<bool>,
+    /// The OpenCode session that starts the run (`callerSessionId`); its job records it.
+    pub caller_session_id: Option<String>,
+    /// A trigger's token cap (`workflows.triggers.*.maxTokens`); lowers the definition's own.
+    pub max_run_tokens: Option<u64>,
 }
 
 /// A run that was started or resumed: its workflow job and run ids.
@@ -213,7 +217,11 @@ impl Workflows {
             return Err(WorkflowError::Disabled { id: workflow_id });
         }
         let catalog = self.catalog();
-        let definition = catalog.find(&workflow_id)?.definition.clone();
+        let mut definition = catalog.find(&workflow_id)?.definition.clone();
+        if let Some(cap) = request.max_run_tokens {
+            let own = definition.limits.max_run_tokens.unwrap_or(u64::MAX);
+            definition.limits.max_run_tokens = Some(own.min(cap));
+        }
         let ui = WorkflowRunUi {
             execution: ui_name(config.workflows.ui.execution),
             intervene: ui_name(config.workflows.ui.intervene),
@@ -233,7 +241,8 @@ impl Workflows {
         let limits = limits::effective(config, &definition)?;
         limits::check_run(&definition, &limits, &request.task)?;
 
-        let record = self.job_record(&definition, &request.task, requested_by);
+        let mut record = self.job_record(&definition, &request.task, requested_by);
+        record.caller_session_id = request.caller_session_id;
         let now = now_ms();
         let run = WorkflowRun {
             run_id: uuid::Uuid::new_v4().to_string(),

@@ -124,6 +124,9 @@ fn start_memory_run(flows: &Workflows, memory: &HubMemory, turn: &JobRecord) {
         task: turn_payload(&task_id, turn, memory.settings().max_body_chars),
         attachments: Vec::new(),
         auto_spawn: Some(trigger.auto_spawn),
+        caller_session_id: None,
+        // Already lowered in the definition above.
+        max_run_tokens: None,
     };
     // A failed memory run ends; it never waits paused for a person.
     let ui = WorkflowRunUi {

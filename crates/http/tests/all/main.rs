@@ -8,6 +8,7 @@ mod access;
 mod common;
 mod corpus;
 mod events;
+mod hooks;
 mod mcp;
 mod memory;
 mod panel;

@@ -1,0 +1,240 @@
+//! The OpenCode plugin `orchestra install` adds: a JavaScript file for OpenCode's V1 plugin API
+//! (`opencode-plugin-v1.js`, embedded in this binary with its version and the binary's path
+//! filled in), written beside the install record, and named by its absolute path in the
+//! config's `plugin` list. A V2 entry point would be a second file beside it, calling the same
+//! hub routes.
+//!
+//! The file lives outside the project (the project's state folder, or OpenCode's global config
+//! folder for `--global`), so installing never creates a `.opencode/` folder in the project, and
+//! the machine-specific path of the binary never lands in a file a repository would commit.
+//! OpenCode only loads it when `OPENCODE_PURE` is unset.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use jsonc_parser::cst::{CstArray, CstInputValue};
+use serde::{Deserialize, Serialize};
+
+use super::document::{ConfigDocument, write_atomically};
+use super::{Change, EntryChange};
+
+const PLUGIN_V1: &str = include_str!("opencode-plugin-v1.js");
+/// The plugin file's name, beside the install record.
+const PLUGIN_FILE_V1: &str = "orchestra-opencode-plugin-v1.js";
+/// OpenCode's config key for plugins (1.18: singular, a list of specs or paths).
+const PLUGIN_KEY: &str = "plugin";
+
+/// What the install record says about the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct OwnedPlugin {
+    /// Our element of the config's `plugin` list: the plugin file's absolute path.
+    pub(super) entry: String,
+    /// The plugin file we wrote.
+    pub(super) file: PathBuf,
+    /// We created the `plugin` list; uninstall removes it again once it is empty.
+    pub(super) created_list: bool,
+}
+
+/// The plugin's text for the binary at `orchestra_bin`.
+pub(super) fn plugin_text(orchestra_bin: &str) -> String {
+    let quoted = serde_json::to_string(orchestra_bin).unwrap_or_else(|_| "\"orchestra\"".into());
+    PLUGIN_V1
+        .replace("__ORCHESTRA_VERSION__", env!("CARGO_PKG_VERSION"))
+        .replace("__ORCHESTRA_BIN__", &quoted)
+}
+
+/// Where the plugin file goes: beside the install record.
+pub(super) fn plugin_file(manifest_file: &Path) -> PathBuf {
+    manifest_file.parent().map_or_else(
+        || PathBuf::from(PLUGIN_FILE_V1),
+        |dir| dir.join(PLUGIN_FILE_V1),
+    )
+}
+
+/// The plugin file to write once the config is edited: (path, text).
+pub(super) struct PendingFile {
+    pub(super) path: PathBuf,
+    pub(super) text: String,
+}
+
+/// Brings the config's `plugin` list in line with what is wanted (`wanted`: the plugin for the
+/// binary at this path, or none), taking out an element recorded as ours that is no longer
+/// wanted. Returns the record to keep, the changes, and the file to write.
+pub(super) fn apply(
+    doc: &ConfigDocument,
+    wanted: Option<&str>,
+    manifest_file: &Path,
+    previous: Option<&OwnedPlugin>,
+    changes: &mut Vec<EntryChange>,
+) -> anyhow::Result<(Option<OwnedPlugin>, Option<PendingFile>)> {
+    let list = plugin_list(doc)?;
+    let Some(orchestra_bin) = wanted else {
+        if let Some(previous) = previous {
+            remove_entry(doc, list.as_ref(), previous, changes);
+        }
+        return Ok((None, None));
+    };
+    let file = plugin_file(manifest_file);
+    let entry = file.display().to_string();
+    if let Some(previous) = previous.filter(|p| p.entry != entry) {
+        remove_entry(doc, list.as_ref(), previous, changes);
+    }
+    let created_list = previous.is_some_and(|p| p.created_list && list.is_some());
+    let (change, created_list) = match plugin_list(doc)? {
+        Some(list) if position(&list, &entry).is_some() => (Change::Unchanged, created_list),
+        Some(list) => {
+            list.append(CstInputValue::String(entry.clone()));
+            (Change::Added, created_list)
+        }
+        None => {
+            doc.root().append(
+                PLUGIN_KEY,
+                CstInputValue::Array(vec![CstInputValue::String(entry.clone())]),
+            );
+            (Change::Added, true)
+        }
+    };
+    changes.push(EntryChange {
+        entry: label(&entry),
+        change,
+    });
+    let text = plugin_text(orchestra_bin);
+    let file_change = match fs::read_to_string(&file) {
+        Ok(current) if current == text => Change::Unchanged,
+        Ok(_) => Change::Updated(vec!["(an older or edited plugin file)".to_owned()]),
+        Err(err) if err.kind() == ErrorKind::NotFound => Change::Added,
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let pending = (file_change != Change::Unchanged).then(|| PendingFile {
+        path: file.clone(),
+        text,
+    });
+    changes.push(EntryChange {
+        entry: file.display().to_string(),
+        change: file_change,
+    });
+    Ok((
+        Some(OwnedPlugin {
+            entry,
+            file,
+            created_list,
+        }),
+        pending,
+    ))
+}
+
+/// Writes the plugin file (before the config names it, so OpenCode never loads a missing file).
+pub(super) fn write_file(pending: &PendingFile) -> anyhow::Result<()> {
+    if let Some(dir) = pending.path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_atomically(&pending.path, &pending.text)
+}
+
+/// Uninstall: our element out of the list (and the list, if we created it and it is empty).
+pub(super) fn remove(
+    doc: &ConfigDocument,
+    owned: &OwnedPlugin,
+    changes: &mut Vec<EntryChange>,
+) -> anyhow::Result<()> {
+    let list = plugin_list(doc)?;
+    remove_entry(doc, list.as_ref(), owned, changes);
+    Ok(())
+}
+
+/// Uninstall: the plugin file, once the config no longer names it.
+pub(super) fn delete_file(
+    owned: &OwnedPlugin,
+    changes: &mut Vec<EntryChange>,
+) -> anyhow::Result<()> {
+    let change = match fs::remove_file(&owned.file) {
+        Ok(()) => Change::Removed,
+        Err(err) if err.kind() == ErrorKind::NotFound => Change::AlreadyGone,
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot delete {}", owned.file.display()));
+        }
+    };
+    changes.push(EntryChange {
+        entry: owned.file.display().to_string(),
+        change,
+    });
+    Ok(())
+}
+
+fn remove_entry(
+    doc: &ConfigDocument,
+    list: Option<&CstArray>,
+    owned: &OwnedPlugin,
+    changes: &mut Vec<EntryChange>,
+) {
+    let found = list.and_then(|list| position(list, &owned.entry).map(|at| (list, at)));
+    let change = match found {
+        Some((list, at)) => {
+            if let Some(element) = list.elements().into_iter().nth(at) {
+                element.remove();
+            }
+            if owned.created_list
+                && list.elements().is_empty()
+                && let Some(prop) = doc.root().get(PLUGIN_KEY)
+            {
+                prop.remove();
+            }
+            Change::Removed
+        }
+        None => Change::AlreadyGone,
+    };
+    changes.push(EntryChange {
+        entry: label(&owned.entry),
+        change,
+    });
+}
+
+fn plugin_list(doc: &ConfigDocument) -> anyhow::Result<Option<CstArray>> {
+    let Some(prop) = doc.root().get(PLUGIN_KEY) else {
+        return Ok(None);
+    };
+    match prop.value().and_then(|value| value.as_array()) {
+        Some(list) => Ok(Some(list)),
+        None => bail!(
+            "`{PLUGIN_KEY}` in OpenCode's config is not a list, but OpenCode expects one there \
+             (plugin specs or paths). Fix it and run the command again; the file was not changed."
+        ),
+    }
+}
+
+/// Where `entry` is in the list, as a plain string element.
+fn position(list: &CstArray, entry: &str) -> Option<usize> {
+    list.elements().iter().position(|element| {
+        element
+            .as_string_lit()
+            .and_then(|lit| lit.decoded_value().ok())
+            .is_some_and(|value| value == entry)
+    })
+}
+
+fn label(entry: &str) -> String {
+    format!("{PLUGIN_KEY}[{entry:?}]")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plugin_carries_the_version_and_the_binary_and_nothing_secret() {
+        let text = plugin_text("/opt/bin/orch\"estra");
+        assert!(text.contains(&format!("orchestra {}", env!("CARGO_PKG_VERSION"))));
+        assert!(text.contains(r#"const ORCHESTRA = "/opt/bin/orch\"estra";"#));
+        assert!(!text.contains("__ORCHESTRA"));
+        assert!(
+            !text.to_lowercase().contains("token\":"),
+            "no token in the file"
+        );
+        // One V1 entry point: OpenCode loads every export as a plugin.
+        assert_eq!(text.matches("export ").count(), 1);
+    }
+}
