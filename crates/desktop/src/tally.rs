@@ -155,6 +155,9 @@ impl Tally {
             | EventBody::WorkflowRun(_)
             | EventBody::MemoryWritten(_)
             | EventBody::Log(_) => None,
+            // A chat session's own idle notice (the OpenCode plugin shows it); the window
+            // already alerts on the failures and questions behind it.
+            EventBody::Notification(_) => None,
         }
     }
 }
