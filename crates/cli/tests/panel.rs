@@ -310,8 +310,32 @@ async fn answer_a_question(client: &Client, page: &Page) {
     .await;
     assert!(tools.as_str().unwrap().contains("read"), "{tools}");
 
-    // From the keyboard: select the question (j) and reject it (r); the worker goes on.
+    // "Always" is passed to OpenCode as such and recorded as such. The file lies in a folder of
+    // its own, so the rule it leaves behind covers none of the questions below.
     go(page, "#/inbox").await;
+    let outside = tempfile::tempdir().unwrap();
+    let file = outside.path().join("always.txt");
+    std::fs::write(&file, "kept outside the project\n").unwrap();
+    let call = format!(
+        "CALL_TOOL:read {}",
+        json!({"filePath": file.to_str().unwrap()})
+    );
+    let id = worker_task(client, &call).await;
+    wait(page, "document.querySelector('.question') !== null").await;
+    page.click(".question button[data-reply=always]")
+        .await
+        .unwrap();
+    wait(page, "document.querySelector('.question') === null").await;
+    let record = client.finish(&id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    let answers = &record["progress"]["permissions"];
+    assert_eq!(
+        (&answers[0]["reply"], &answers[0]["by"]),
+        (&json!("always"), &json!("person")),
+        "{record}"
+    );
+
+    // From the keyboard: select the question (j) and reject it (r); the worker goes on.
     let id = worker_task(client, r#"CALL_TOOL:read {"filePath": "/etc/passwd"}"#).await;
     wait(page, "document.querySelector('.question') !== null").await;
     page.eval("document.activeElement?.blur()").await.unwrap();
