@@ -144,6 +144,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
+    if matches!(cli.command, Command::Serve(_)) {
+        serve::bound_malloc_arenas();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
