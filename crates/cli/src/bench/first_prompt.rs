@@ -170,7 +170,31 @@ async fn first_prompt(setup: Setup, i: usize) -> anyhow::Result<(f64, f64)> {
         plugin_connected(&world).await?;
     }
     let _ = server.stop(Duration::from_secs(5)).await;
+    if setup.installed() {
+        stop_hub(&world).await?;
+    }
     Ok((ready, took))
+}
+
+/// The main OpenCode's `orchestra mcp` started the project's hub in the background, where it
+/// outlives its client on purpose; the bench stops it, so no sample leaves a hub behind.
+async fn stop_hub(world: &World) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
+    let output = tokio::process::Command::new(exe)
+        .arg("stop")
+        .arg("--project")
+        .arg(&world.project.dir)
+        .envs(world.env())
+        .output()
+        .await
+        .context("running orchestra stop")?;
+    if !output.status.success() {
+        bail!(
+            "orchestra stop failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// The hub counts Orchestra's plugin as connected (so the sample measured a loaded plugin).
