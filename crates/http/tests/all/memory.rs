@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{Served, TOKEN};
-use crate::mcp::answer;
+use crate::mcp::{McpSession, answer};
 
 async fn call(
     served: &Served,
@@ -521,44 +521,10 @@ async fn the_worker_endpoint_runs_memory_ops_only_with_its_own_token() {
     let http = Served::http();
     let token = served.worker_mcp.token.clone();
     assert_eq!(served.worker_mcp.url, served.url("/mcp/worker"));
-    let post = |body: Value, session: Option<String>| {
-        let mut request = http
-            .post(served.url("/mcp/worker"))
-            .bearer_auth(&token)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-06-18")
-            .json(&body);
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        request.send()
-    };
-    let init = post(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "opencode", "version": "1"}}}),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(init.status(), StatusCode::OK);
-    let session = init
-        .headers()
-        .get("mcp-session-id")
-        .map(|v| v.to_str().unwrap().to_owned());
-    post(
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        session.clone(),
-    )
-    .await
-    .unwrap();
+    let (mcp, _) = McpSession::open(&served, "/mcp/worker", &token, "opencode").await;
     let tools = answer(
-        post(
-            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-            session.clone(),
-        )
-        .await
-        .unwrap(),
+        mcp.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+            .await,
     )
     .await;
     let names: Vec<&str> = tools["result"]["tools"]
@@ -569,11 +535,8 @@ async fn the_worker_endpoint_runs_memory_ops_only_with_its_own_token() {
         .collect();
     assert_eq!(names, ["task_start"]);
     let call = |id: u64, arguments: Value| {
-        post(
-            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                   "params": {"name": "task_start", "arguments": arguments}}),
-            session.clone(),
-        )
+        mcp.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                        "params": {"name": "task_start", "arguments": arguments}}))
     };
     for (id, refused) in [
         (
@@ -590,15 +553,14 @@ async fn the_worker_endpoint_runs_memory_ops_only_with_its_own_token() {
         ),
         (6, json!({"task": "auto-routed"})),
     ] {
-        let reply = answer(call(id, refused).await.unwrap()).await;
+        let reply = answer(call(id, refused).await).await;
         assert_eq!(reply["result"]["isError"], true, "{reply}");
         let text = reply["result"]["content"][0]["text"].as_str().unwrap();
         assert!(text.contains("only run memory ops"), "{text}");
     }
     let reply = answer(
         call(7, json!({"kind": "op", "op": "memory.put", "memory": {"key": "fact:w", "value": "written by a worker"}}))
-            .await
-            .unwrap(),
+            .await,
     )
     .await;
     assert_eq!(reply["result"]["isError"], false, "{reply}");
