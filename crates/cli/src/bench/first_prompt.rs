@@ -179,22 +179,7 @@ async fn first_prompt(setup: Setup, i: usize) -> anyhow::Result<(f64, f64)> {
 /// The main OpenCode's `orchestra mcp` started the project's hub in the background, where it
 /// outlives its client on purpose; the bench stops it, so no sample leaves a hub behind.
 async fn stop_hub(world: &World) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
-    let output = tokio::process::Command::new(exe)
-        .arg("stop")
-        .arg("--project")
-        .arg(&world.project.dir)
-        .envs(world.env())
-        .output()
-        .await
-        .context("running orchestra stop")?;
-    if !output.status.success() {
-        bail!(
-            "orchestra stop failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
+    orchestra(world, &["stop"]).await
 }
 
 /// The hub counts Orchestra's plugin as connected (so the sample measured a loaded plugin).
@@ -213,19 +198,29 @@ async fn plugin_connected(world: &World) -> anyhow::Result<()> {
 }
 
 async fn install(world: &World, plugin: bool) -> anyhow::Result<()> {
+    let args: &[&str] = if plugin {
+        &["install"]
+    } else {
+        &["install", "--no-plugin"]
+    };
+    orchestra(world, args).await
+}
+
+/// Runs this orchestra binary with `args` on the world's project, in the world's environment.
+async fn orchestra(world: &World, args: &[&str]) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
     let output = tokio::process::Command::new(exe)
-        .arg("install")
-        .args((!plugin).then_some("--no-plugin"))
+        .args(args)
         .arg("--project")
         .arg(&world.project.dir)
         .envs(world.env())
         .output()
         .await
-        .context("running orchestra install")?;
+        .with_context(|| format!("running orchestra {}", args.join(" ")))?;
     if !output.status.success() {
         bail!(
-            "orchestra install failed: {}",
+            "orchestra {} failed: {}",
+            args.join(" "),
             String::from_utf8_lossy(&output.stderr)
         );
     }
