@@ -1,8 +1,9 @@
 //! What tests need to know about processes on this machine, read from `/proc`: whether one is
-//! still running, which processes are in a group, and which carry a marker in their environment.
+//! still running, which processes are in a group, and which carry a marker in their environment;
+//! and, for the bench, how much memory and CPU they use.
 //!
-//! For assertions only. Product code never picks processes this way; it signals only the groups
-//! it recorded (see `orchestra_core::supervisor`).
+//! For assertions and the bench's measurements only. Product code never picks processes this
+//! way; it signals only the groups it recorded (see `orchestra_core::supervisor`).
 
 /// An environment variable a test sets on the process it starts; every descendant inherits it,
 /// so [`with_marker`] finds whatever of that tree is still running, wherever it was re-parented.
@@ -128,4 +129,30 @@ pub fn wait_all_gone(pids: &[u32], timeout: std::time::Duration) -> Vec<u32> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:` …), if the process and the field exist.
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|line| line.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds (user + system) a process has used so far, if it exists.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, tail) = line.rsplit_once(')')?;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    // utime and stime are stat fields 14 and 15, i.e. 11 and 12 after the `(comm)`. /proc counts
+    // them in USER_HZ ticks, which Linux fixes at 100 per second.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&at| fields.get(at).and_then(|t| t.parse::<u64>().ok()))
+        .sum();
+    Some(ticks as f64 / 100.0)
 }
