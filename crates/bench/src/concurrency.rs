@@ -39,7 +39,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<Outcome> {
         // The hub process and the relay: everything of ours on the path.
         let ours_cpu =
             || -> anyhow::Result<f64> { Ok(cpu_s(warm.hub_pid)? + cpu_s(warm.hub.pid)?) };
-        let cpu_before = (group_cpu_s(warm.server.pid())?, ours_cpu()?);
+        let cpu_before = (group_cpu_s(warm.server.pid()), ours_cpu()?);
         let began = Instant::now();
         let mut starts = JoinSet::new();
         for i in 0..TASKS {
@@ -53,7 +53,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<Outcome> {
         }
         await_all(&warm, &ids).await?;
         many.push(ms(began.elapsed()));
-        opencode_cpu.push(group_cpu_s(warm.server.pid())? - cpu_before.0);
+        opencode_cpu.push(group_cpu_s(warm.server.pid()) - cpu_before.0);
         hub_cpu.push(ours_cpu()? - cpu_before.1);
         overlap.push(max_overlap(&warm, &prefix) as f64);
     }

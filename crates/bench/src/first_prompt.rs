@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use orchestra_core::opencode::{CreateSessionRequest, PromptRequest};
 
-use super::harness::World;
+use super::harness::{World, orchestra_bin};
 use super::report::{Row, difference};
 use super::{Outcome, Stats};
 
@@ -206,10 +206,9 @@ async fn install(world: &World, plugin: bool) -> anyhow::Result<()> {
     orchestra(world, args).await
 }
 
-/// Runs this orchestra binary with `args` on the world's project, in the world's environment.
+/// Runs the orchestra binary under measurement with `args` on the world's project, in the world's environment.
 async fn orchestra(world: &World, args: &[&str]) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
-    let output = tokio::process::Command::new(exe)
+    let output = tokio::process::Command::new(orchestra_bin()?)
         .args(args)
         .arg("--project")
         .arg(&world.project.dir)

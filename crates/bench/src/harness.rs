@@ -1,17 +1,17 @@
 //! The bench's world: the fake LLM, an isolated HOME, a throw-away git project, `orchestra mcp`
 //! as a child process driven by a real MCP client, and OpenCode servers started directly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use orchestra_core::config::Config;
 use orchestra_core::supervisor::{ServeSpec, ServerProcess};
-use orchestra_fake_llm::opencode::fake_mode_config;
-use orchestra_fake_llm::sandbox::{IsolatedHome, TestProject};
-use orchestra_fake_llm::{FakeLlm, RecordedRequest};
+use orchestra_testkit::fake_llm::opencode::fake_mode_config;
+use orchestra_testkit::fake_llm::{FakeLlm, RecordedRequest};
+use orchestra_testkit::sandbox::{IsolatedHome, TestProject};
 use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
 use rmcp::service::{Peer, RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
@@ -19,6 +19,38 @@ use serde_json::{Value, json};
 /// Bench progress goes to stderr: stdout carries the table.
 pub fn progress(message: &str) {
     eprintln!("{message}");
+}
+
+static ORCHESTRA_BIN: OnceLock<PathBuf> = OnceLock::new();
+
+/// Chooses the `orchestra` binary the bench measures: `chosen` (`--orchestra`), else the
+/// `orchestra` next to this binary (`target/<profile>/`, where the same `cargo build` puts it).
+pub fn set_orchestra_bin(chosen: Option<PathBuf>) -> anyhow::Result<()> {
+    let bin = match chosen {
+        Some(bin) => bin,
+        None => std::env::current_exe()
+            .context("cannot find this orchestra-bench binary")?
+            .with_file_name("orchestra"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no orchestra binary at {}; build it first (`cargo build -p orchestra-cli`, with \
+             `--release` for a release bench) or pass --orchestra PATH",
+            bin.display()
+        );
+    }
+    progress(&format!("bench: measuring {}", bin.display()));
+    // Set once, before any group runs; a second call would only repeat the same choice.
+    let _ = ORCHESTRA_BIN.set(bin);
+    Ok(())
+}
+
+/// The `orchestra` binary under measurement (see [`set_orchestra_bin`]).
+pub fn orchestra_bin() -> anyhow::Result<&'static Path> {
+    ORCHESTRA_BIN
+        .get()
+        .map(PathBuf::as_path)
+        .context("the bench chose no orchestra binary")
 }
 
 pub struct World {
@@ -30,7 +62,7 @@ pub struct World {
 
 impl World {
     pub async fn new() -> anyhow::Result<World> {
-        let opencode = crate::launch::find_opencode(&Config::builtin())?;
+        let opencode = orchestra_testkit::opencode::pinned_opencode_bin()?;
         Ok(World {
             // The bench scripts delays and cancels through directives in its own prompts.
             fake: FakeLlm::start_scripted().await?,
@@ -115,7 +147,7 @@ impl World {
         }
     }
 
-    /// `orchestra mcp` (this very binary) with `orchestrator` as its `--config`: a relay that
+    /// `orchestra mcp` (the binary under measurement) with `orchestrator` as its `--config`: a relay that
     /// starts the project's hub in the background.
     pub async fn hub(
         &self,
@@ -125,7 +157,7 @@ impl World {
         let config = self.home.root.join("orchestrator.json");
         std::fs::write(&config, orchestrator.to_string())
             .with_context(|| format!("writing {}", config.display()))?;
-        let exe = std::env::current_exe().context("cannot find this orchestra binary")?;
+        let exe = orchestra_bin()?;
         let mut command = tokio::process::Command::new(exe);
         command
             .arg("mcp")
@@ -146,7 +178,7 @@ impl World {
             service,
             pid,
             stop: Some(StopHub {
-                exe: std::env::current_exe().context("cannot find this orchestra binary")?,
+                exe: exe.to_path_buf(),
                 project: self.project.dir.clone(),
                 env: self.env(),
             }),
@@ -250,20 +282,14 @@ pub async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::R
     let Value::Object(args) = args else {
         bail!("tool arguments must be a JSON object");
     };
-    let result = peer
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+    let reply = orchestra_testkit::mcp::call_tool(peer, tool, args)
         .await
         .map_err(|e| anyhow!("{tool}: {e}"))?;
-    let text = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    if result.is_error.unwrap_or(false) {
-        bail!("{tool} returned a tool error: {text}");
+    if reply.is_error {
+        bail!("{tool} returned a tool error: {}", reply.text);
     }
-    serde_json::from_str(&text).with_context(|| format!("{tool} returned non-JSON: {text}"))
+    serde_json::from_str(&reply.text)
+        .with_context(|| format!("{tool} returned non-JSON: {}", reply.text))
 }
 
 pub async fn start(peer: &Peer<RoleClient>, task: &str) -> anyhow::Result<String> {

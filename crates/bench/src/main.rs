@@ -1,7 +1,10 @@
-//! `orchestra bench`: the issue 3 §8 measurements, run side by side against the fake LLM on
-//! 127.0.0.1, printed as one table (or JSON). Each group lives in its own module; `harness`
-//! holds the shared pieces (an `orchestra mcp` child driven by a real MCP client, a warm
-//! OpenCode driven directly, isolated homes).
+//! `orchestra-bench`: the issue 3 §8 measurements of the `orchestra` binary, run side by side
+//! against the fake LLM on 127.0.0.1, printed as one table (or JSON). Each group lives in its own
+//! module; `harness` holds the shared pieces (an `orchestra mcp` child driven by a real MCP
+//! client, a warm OpenCode driven directly, isolated homes).
+//!
+//! The bench is its own binary so that `orchestra` links no bench or test code; it runs the
+//! `orchestra` it measures as a process, as a user would ([`harness::orchestra_bin`]).
 
 mod cancel;
 mod cold;
@@ -13,6 +16,7 @@ mod first_prompt;
 mod harness;
 mod hub;
 mod memory_corpus;
+mod memory_probe;
 mod memory_search;
 mod panel;
 mod process_stats;
@@ -20,9 +24,11 @@ mod report;
 mod rss;
 mod warm;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
+use clap::Parser;
 
 pub use report::{Row, Stats};
 
@@ -40,8 +46,14 @@ const GROUPS: [&str; 10] = [
     "first-prompt",
 ];
 
-#[derive(clap::Args)]
-pub struct BenchArgs {
+#[derive(Parser)]
+#[command(
+    name = "orchestra-bench",
+    version,
+    about = "Measure the orchestra hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table",
+    args_conflicts_with_subcommands = true
+)]
+struct BenchArgs {
     /// Samples per measurement for the quick groups (dispatch, completion, cancel); the slow
     /// groups (concurrency rounds, cold starts, first prompts) take a quarter of it, at least 3.
     #[arg(long, default_value_t = 20)]
@@ -56,9 +68,52 @@ pub struct BenchArgs {
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
+    /// The `orchestra` binary to measure (default: `orchestra` next to this binary, i.e. the
+    /// one the same `cargo build` made).
+    #[arg(long, value_name = "PATH")]
+    orchestra: Option<PathBuf>,
+    #[command(subcommand)]
+    internal: Option<Internal>,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+/// Run by the bench itself, never by people.
+#[derive(clap::Subcommand)]
+enum Internal {
+    /// The memory group's RSS probe: a process of its own that opens the stores and searches.
+    #[command(hide = true)]
+    MemoryProbe(memory_probe::ProbeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let args = BenchArgs::parse();
+    init_logging();
+    let outcome = match args.internal {
+        Some(Internal::MemoryProbe(probe)) => memory_probe::run(&probe),
+        None => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run(args))),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Warnings from the library crates the bench drives in-process (OpenCode servers, the direct
+/// event stream) go to stderr, as `orchestra` logs them; `ORCHESTRA_LOG` overrides the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCHESTRA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
+async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     for name in &args.only {
         if !GROUPS.contains(&name.as_str()) {
             bail!("unknown benchmark `{name}`; known: {}", GROUPS.join(", "));
@@ -67,6 +122,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if args.samples < 3 {
         bail!("--samples must be at least 3 (a median of fewer says little)");
     }
+    harness::set_orchestra_bin(args.orchestra)?;
     let selected: Vec<&str> = GROUPS
         .into_iter()
         .filter(|g| args.only.is_empty() || args.only.iter().any(|o| o == g))
@@ -111,7 +167,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     } else {
         report.render()
     };
-    crate::write_stdout(&text)?;
+    write_stdout(&text)?;
     let all_pass = report.rows.iter().all(|r| r.pass != Some(false));
     Ok(if all_pass {
         std::process::ExitCode::SUCCESS
@@ -126,4 +182,13 @@ pub struct Outcome {
     pub rows: Vec<Row>,
     /// Method notes printed under the table.
     pub notes: Vec<String>,
+}
+
+/// The one place the bench writes to stdout (the table or the JSON; progress goes to stderr).
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }

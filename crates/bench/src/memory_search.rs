@@ -17,6 +17,7 @@ use orchestra_store::Store;
 use super::Outcome;
 use super::harness::progress;
 use super::memory_corpus::{self as corpus, CLASSES, QualityCase, SIBLING, TARGET};
+use super::memory_probe;
 use super::report::{Row, Stats};
 
 const QUERIES: usize = 300;
@@ -156,34 +157,6 @@ fn build_shared(dir: &Path, n: usize) -> anyhow::Result<(MemoryService, Substrin
     store.memory_import(&batch, &[])?;
     memory.project_bank().sync()?;
     Ok((memory, substring_of(&jsonl)?))
-}
-
-fn rss_probe(dir: &Path, name: &str, queries: &[String]) -> anyhow::Result<(f64, f64)> {
-    let file = dir.join("probe-queries.txt");
-    std::fs::write(&file, queries.join("\n"))?;
-    let exe = std::env::current_exe().context("finding this orchestra binary")?;
-    let output = std::process::Command::new(exe)
-        .current_dir(dir)
-        .env("XDG_STATE_HOME", dir.join("probe-state"))
-        .env("XDG_CONFIG_HOME", dir.join("probe-config"))
-        .arg("--project")
-        .arg(dir)
-        .args(["memory", "probe", "--store"])
-        .arg(dir.join(name).join("orchestra.db"))
-        .arg("--global-store")
-        .arg(dir.join(name).join("global.db"))
-        .args(["--project-id", "p0", "--queries"])
-        .arg(&file)
-        .output()
-        .context("running the memory probe")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "memory probe failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let mb = |field: &str| report[field].as_f64().unwrap_or(f64::NAN) / 1024.0;
-    Ok((mb("rssKb"), mb("hwmKb")))
 }
 
 struct Quality {
@@ -341,7 +314,7 @@ pub async fn run(records: usize) -> anyhow::Result<Outcome> {
 }
 
 fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
-    let dir = orchestra_fake_llm::sandbox::TempDir::new("orchestra-memory-bench")?;
+    let dir = orchestra_testkit::sandbox::TempDir::new("orchestra-memory-bench")?;
     let dir = dir.path();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -483,7 +456,7 @@ fn run_blocking(records: usize) -> anyhow::Result<Outcome> {
         rows.push(p95_row(measurement, &ours, &theirs, 50.0));
         drop(big);
         drop(baseline);
-        let (rss, hwm) = rss_probe(dir, "big", &queries)?;
+        let (rss, hwm) = memory_probe::measure(dir, "big", &queries)?;
         rows.push(Row::info(format!("memory: RSS of a process holding {records} records (open + {QUERIES} searches, peak)"), "MB", hwm)
             .judged("≤ 150 MB", hwm, 150.0, format!("now {rss:.0} MB")));
 

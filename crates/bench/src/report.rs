@@ -200,7 +200,7 @@ impl Report {
             ]);
         }
         let mut out = format!(
-            "orchestra bench — {} — {:.0} s\n\n",
+            "orchestra-bench — {} — {:.0} s\n\n",
             self.machine, self.total_seconds
         );
         out.push_str(&markdown_row(&header.map(String::from)));

@@ -73,7 +73,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         .as_array()
         .and_then(|all| all.iter().find_map(|w| w["pid"].as_u64()))
         .and_then(|pid| u32::try_from(pid).ok());
-    let worker = worker_pid.map(group_rss_mb).transpose()?;
+    let worker = worker_pid.map(group_rss_mb);
     hub.close().await;
 
     let mut rows = vec![

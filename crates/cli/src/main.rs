@@ -5,7 +5,6 @@
 //! together; `anyhow` lives here and nowhere else. In `mcp` mode stdout belongs to the
 //! protocol, so every log line goes to stderr.
 
-mod bench;
 mod follow;
 mod hub_link;
 mod install;
@@ -129,8 +128,6 @@ enum Command {
     },
     /// Project memory: search, show, put, forget, export, import (JSONL), context.
     Memory(memory::MemoryArgs),
-    /// Measure the hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table.
-    Bench(bench::BenchArgs),
     /// Remove exactly what `orchestra install` added.
     Uninstall {
         #[arg(long)]
@@ -295,8 +292,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let report = install::uninstall(&install_scope(&project_dir, global)?)?;
             print_report(&report, json)
         }
-        Command::Bench(args) => bench::run(args).await,
-        Command::Memory(args) => memory::run(args, &hub(false), load).await,
+        Command::Memory(args) => memory::run(args, &hub(false)).await,
         Command::Workflow(command) => workflow::run(command, &hub(false)).await,
         Command::Models(args) => {
             let target = hub(args.fake);

@@ -1,22 +1,18 @@
 //! `orchestra memory search | show | put | forget | export | import | context`: the project's
 //! memory for people, through the project's hub (started in the background like the other
 //! commands), so every write is announced on its event stream and every read sees the hub's
-//! memory. Only the hidden `probe` (for `orchestra bench`) opens stores directly.
+//! memory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use orchestra_client::HubClient;
-use orchestra_core::config::{Config, LoadedConfig};
-use orchestra_memory::MemoryService;
 use orchestra_protocol::memory::{
     ForgetMode, ForgetRequest, MemoryDetail, MemoryEntities, MemoryHit, MemoryPage,
     MemoryProvenance, MemoryPut, MemoryScope, MemorySearchParams,
 };
-use orchestra_store::Store;
 
 use crate::hub_link::HubTarget;
 use crate::write_stdout;
@@ -108,19 +104,6 @@ enum MemoryCommand {
     },
     /// Read a JSONL export (`-` for stdin).
     Import { file: PathBuf },
-    /// For `orchestra bench`: open the stores, run the searches in QUERIES (one a line) and
-    /// print this process's RSS, so the bench measures memory in a process of its own.
-    #[command(hide = true)]
-    Probe {
-        #[arg(long)]
-        store: PathBuf,
-        #[arg(long)]
-        global_store: PathBuf,
-        #[arg(long)]
-        project_id: String,
-        #[arg(long)]
-        queries: PathBuf,
-    },
     /// The memory block a worker would get for TASK.
     Context {
         task: Vec<String>,
@@ -160,71 +143,9 @@ fn hit_line(hit: &MemoryHit) -> String {
     line
 }
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn probe(
-    config: &Config,
-    (store, global_store): (&Path, &Path),
-    project_id: &str,
-    queries: &Path,
-) -> anyhow::Result<std::process::ExitCode> {
-    let memory = MemoryService::open(
-        Arc::new(Store::open(store)?),
-        project_id,
-        Some(Arc::new(Store::open(global_store)?)),
-        orchestra_core::memory::settings_of(config),
-    )?;
-    let opened_kb = status_kb("VmRSS:");
-    let text = std::fs::read_to_string(queries)
-        .with_context(|| format!("cannot read {}", queries.display()))?;
-    let mut searches = 0;
-    for query in text.lines() {
-        memory.search(&MemorySearchParams {
-            query: query.to_owned(),
-            ..Default::default()
-        })?;
-        searches += 1;
-    }
-    print_json(&serde_json::json!({
-        "searches": searches,
-        "openedRssKb": opened_kb,
-        "rssKb": status_kb("VmRSS:"),
-        "hwmKb": status_kb("VmHWM:"),
-    }))?;
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// `orchestra memory …`. Every command but `probe` goes through the project's hub.
-pub async fn run(
-    args: MemoryArgs,
-    target: &HubTarget,
-    loaded: impl FnOnce() -> anyhow::Result<LoadedConfig>,
-) -> anyhow::Result<std::process::ExitCode> {
+/// `orchestra memory …`, through the project's hub.
+pub async fn run(args: MemoryArgs, target: &HubTarget) -> anyhow::Result<std::process::ExitCode> {
     let json = args.json;
-    if let MemoryCommand::Probe {
-        store,
-        global_store,
-        project_id,
-        queries,
-    } = &args.command
-    {
-        return probe(
-            &loaded()?.config,
-            (store, global_store),
-            project_id,
-            queries,
-        );
-    }
     let target = HubTarget {
         fake: args.fake || target.fake,
         ..target.clone()
@@ -376,7 +297,6 @@ pub async fn run(
                 write_stdout(&text)?;
             }
         }
-        MemoryCommand::Probe { .. } => {}
         MemoryCommand::Context { task, budget } => {
             let block = client.memory_context(&task.join(" "), budget).await?;
             if json {

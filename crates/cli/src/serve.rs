@@ -25,7 +25,7 @@ use crate::{launch, owner, shutdown_signal, write_stdout};
 
 /// glibc gives each thread that allocates an arena of its own and keeps what is freed there.
 /// The hub does its store, index and memory work on tokio's blocking pool (many threads), so
-/// after 100 tasks its RSS was ~170 MB, against ~45 MB with two arenas (`orchestra bench --only
+/// after 100 tasks its RSS was ~170 MB, against ~45 MB with two arenas (`orchestra-bench --only
 /// rss`, side by side). glibc reads `MALLOC_ARENA_MAX` only when a process starts, hence the
 /// re-exec; `exec` keeps the pid, so whoever started the hub still knows it. A value the user
 /// set is kept.

@@ -10,15 +10,13 @@
 //! worker run a tool. The last [`FakeLlmConfig::log_capacity`] chat-completions requests are kept
 //! with how their responses ended.
 //!
-//! [`sandbox`] runs OpenCode against this fake isolated from the user's home and offline (the
-//! benchmarks and the test kit use it).
+//! Running OpenCode against this fake isolated from the user's home and offline is the test
+//! kit's job (`orchestra_testkit::sandbox`): this crate is only the model, which `--fake` links.
 
 mod directives;
 pub mod opencode;
 mod request;
-pub mod sandbox;
 mod server;
-mod temp_dir;
 mod wire;
 
 use std::collections::VecDeque;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use orchestra_fake_llm::opencode::provider_entry;
 use serde_json::{Value, json};
 
-pub use orchestra_fake_llm::sandbox::{
+pub use crate::sandbox::{
     FOREIGN_CONFIG_VARS, IsolatedHome, SandboxError, TempDir, TestProject, offline_env,
 };
 
