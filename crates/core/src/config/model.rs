@@ -594,7 +594,7 @@ pub struct RuntimeFile {
     pub keep_sessions: Option<u64>,
     /// OpenCode's per-step git snapshots in the servers Orchestra starts. Default: false.
     /// Worker sessions do not use OpenCode's undo, and snapshots cost about a quarter of
-    /// OpenCode's CPU per task (measured with `orchestra bench`). No effect on `attach`.
+    /// OpenCode's CPU per task (measured with `orchestra-bench`). No effect on `attach`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<bool>,
 }

@@ -64,7 +64,7 @@ function flush() {
       console.error("a view failed to update", err);
     }
   }
-  // Hub event → DOM updated: measured by `orchestra bench --only panel` when it sets
+  // Hub event → DOM updated: measured by `orchestra-bench --only panel` when it sets
   // window.__orchestraPerf to an array.
   const perf = window.__orchestraPerf;
   if (perf && applied.length) {
