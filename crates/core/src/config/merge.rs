@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, closest_match};
-use super::load::{BUILTIN_WORKFLOW_IDS, Layer, invalid};
+use super::layer::{BUILTIN_WORKFLOW_IDS, Layer, invalid};
 use super::model::{
     OrchestratorConfigFile, ProfileEntry, WorkflowDefinitionFile, WorkflowStepFile, WorkflowsFile,
 };

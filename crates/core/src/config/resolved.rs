@@ -7,11 +7,11 @@ use orchestra_protocol::tools::ListFormat;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning, closest_match};
+pub use super::model::Isolation;
 use super::model::{
     AgentMode, MemoryScope, ModelPolicy, WorkflowExecution, WorkflowIntervene, WorkflowLimitsFile,
 };
-pub use super::model::{Isolation, PermissionAction, PermissionReply};
-use super::profiles::builtin_profiles;
+use super::profiles::{Profile, builtin_profiles};
 
 /// The result of [`super::load`].
 #[derive(Debug, Clone, PartialEq)]
@@ -353,45 +353,6 @@ pub struct MemoryInjectConfig {
     pub include_project_summary: bool,
     pub include_global: bool,
     pub max_global_entries: u64,
-}
-
-/// A worker profile with every field decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Profile {
-    pub id: String,
-    pub name: String,
-    /// `provider/model` or a tag such as `node:fast`; resolved to a model elsewhere.
-    pub model: String,
-    pub purpose: String,
-    pub when_to_use: String,
-    /// The worker's system prompt.
-    pub prompt: String,
-    pub supports_vision: bool,
-    pub supports_web: bool,
-    /// OpenCode tool switches, kept for compatibility; permissions are what restrict a worker.
-    pub tools: BTreeMap<String, bool>,
-    /// OpenCode permissions by key (edit, bash, webfetch, external_directory, …).
-    pub permission: BTreeMap<String, PermissionAction>,
-    pub temperature: Option<f64>,
-    pub tags: Vec<String>,
-    /// Overrides `runtime.isolation` for this worker (never `Attach`).
-    pub isolation: Option<Isolation>,
-    pub on_permission_ask: PermissionReply,
-    /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
-    pub builtin: bool,
-}
-
-impl Profile {
-    /// True when the worker can neither change files nor run commands.
-    pub fn read_only(&self) -> bool {
-        self.permission.get("edit") == Some(&PermissionAction::Deny)
-            && self.permission.get("bash") == Some(&PermissionAction::Deny)
-    }
-
-    /// Name of the OpenCode agent that carries this profile.
-    pub fn agent_name(&self) -> String {
-        format!("orchestra-{}", self.id)
-    }
 }
 
 impl Config {

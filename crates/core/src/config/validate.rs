@@ -7,13 +7,13 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::error::{ConfigError, ConfigWarning, closest_match};
-use super::load::{Layer, MAX_AWAIT_CAP_MS, invalid};
+use super::layer::{Layer, MAX_AWAIT_CAP_MS, invalid, is_valid_id};
 use super::model::{
     OrchestratorConfigFile, ProfileBackend, ProfileEntry, ProfileFile, ProfileKind,
     WorkflowDefinitionFile,
 };
 use super::resolved::BOOMERANG_STEP_IDS;
-use super::workflow_file::check_workflow_definition;
+use super::workflow_checks::check_workflow_definition;
 
 pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
     if raw.get("basePort").is_some() {
@@ -221,13 +221,6 @@ fn is_env_var_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub(super) fn is_valid_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && id.len() <= 40
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn check_workflow_definitions(
