@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use orchestra_protocol::WorkflowRunLimits;
 use orchestra_protocol::tools::ListFormat;
 use serde::{Deserialize, Serialize};
 
@@ -250,23 +251,13 @@ pub struct RoocodeBoomerangConfig {
     /// Changes to the built-in steps, matched by step id (plan, implement, review, fix).
     pub steps: Vec<BoomerangStepOverride>,
     /// As written; use [`RoocodeBoomerangConfig::effective_limits`] to apply the caps.
-    pub limits: WorkflowLimits,
+    pub limits: WorkflowRunLimits,
 }
 
 impl RoocodeBoomerangConfig {
     /// This workflow's limits, which can only lower the `security.workflows` caps.
-    pub fn effective_limits(&self, caps: &WorkflowLimits) -> WorkflowLimits {
-        WorkflowLimits {
-            max_steps: self.limits.max_steps.min(caps.max_steps),
-            max_task_chars: self.limits.max_task_chars.min(caps.max_task_chars),
-            max_carry_chars: self.limits.max_carry_chars.min(caps.max_carry_chars),
-            per_step_timeout_ms: self
-                .limits
-                .per_step_timeout_ms
-                .min(caps.per_step_timeout_ms),
-            max_run_ms: self.limits.max_run_ms.min(caps.max_run_ms),
-            max_run_tokens: self.limits.max_run_tokens.min(caps.max_run_tokens),
-        }
+    pub fn effective_limits(&self, caps: &WorkflowRunLimits) -> WorkflowRunLimits {
+        self.limits.capped_by(caps)
     }
 }
 
@@ -288,32 +279,7 @@ pub const BOOMERANG_STEP_IDS: [&str; 4] = ["plan", "implement", "review", "fix"]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SecurityConfig {
     /// Caps for every workflow.
-    pub workflows: WorkflowLimits,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct WorkflowLimits {
-    pub max_steps: u64,
-    pub max_task_chars: u64,
-    pub max_carry_chars: u64,
-    pub per_step_timeout_ms: u64,
-    /// Working time of one run, pauses excluded.
-    pub max_run_ms: u64,
-    /// Input + output + reasoning tokens of one run.
-    pub max_run_tokens: u64,
-}
-
-impl Default for WorkflowLimits {
-    fn default() -> Self {
-        WorkflowLimits {
-            max_steps: 4,
-            max_task_chars: 12_000,
-            max_carry_chars: 24_000,
-            per_step_timeout_ms: 120_000,
-            max_run_ms: 3_600_000,
-            max_run_tokens: 2_000_000,
-        }
-    }
+    pub workflows: WorkflowRunLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -454,11 +420,11 @@ impl Config {
                 roocode_boomerang: RoocodeBoomerangConfig {
                     enabled: true,
                     steps: Vec::new(),
-                    limits: WorkflowLimits::default(),
+                    limits: WorkflowRunLimits::default(),
                 },
             },
             security: SecurityConfig {
-                workflows: WorkflowLimits::default(),
+                workflows: WorkflowRunLimits::default(),
             },
             memory: MemoryConfig {
                 enabled: true,

@@ -176,7 +176,12 @@ fn check_step(
     Ok(())
 }
 
-fn check_limits(path: &Path, key: &str, limits: &WorkflowLimitsFile) -> Result<(), ConfigError> {
+/// Each limit that is set is at least 1; `key` is where the limits sit in the file.
+pub(super) fn check_limits(
+    path: &Path,
+    key: &str,
+    limits: &WorkflowLimitsFile,
+) -> Result<(), ConfigError> {
     for (name, value) in [
         ("maxSteps", limits.max_steps),
         ("maxTaskChars", limits.max_task_chars),
