@@ -11,9 +11,34 @@ use tao::event_loop::EventLoopProxy;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{self, Current, Setup};
-use crate::notify::Notifier;
-use crate::tally::Tally;
-use crate::window::UserEvent;
+use crate::notify::{Availability, Notifier};
+use crate::tally::{Counts, Tally};
+
+/// What the hub link, the notifier, the page and the signal handler tell the window.
+pub enum UserEvent {
+    /// On a hub: load the page through `login_url` (one-time), accept pages of `base_url`.
+    HubReady {
+        login_url: String,
+        base_url: String,
+        /// Which hub: a new hub may come up on the old one's port, and needs a login of its own.
+        hub_id: String,
+        pid: u32,
+        owned: bool,
+        warnings: Vec<String>,
+    },
+    /// No hub could be reached or started; the link tries again.
+    HubFailed(String),
+    /// The hub's event stream ended (it stopped); the link attaches again.
+    HubLost(String),
+    Counts(Counts),
+    Notifications(Availability),
+    PageTitle(String),
+    OpenInOpenCode,
+    /// SIGTERM, SIGINT or SIGHUP: close as if the window's close button was pressed.
+    CloseRequested,
+    /// The hub this window owned has stopped (or there was none): the process may end.
+    Released,
+}
 
 /// Waits between attempts to reach a hub after a failure, doubling up to the last.
 const BACKOFF: [Duration; 4] = [

@@ -21,37 +21,11 @@ use tao::window::{Window, WindowBuilder};
 use tokio_util::sync::CancellationToken;
 use wry::{NewWindowResponse, WebView, WebViewBuilder, WebViewBuilderExtUnix};
 
-use crate::follow::{self, Shared};
+use crate::follow::{self, Shared, UserEvent};
 use crate::hub::{self, Setup};
 use crate::notify::{Availability, Notifier};
 use crate::tally::Counts;
 use crate::{opencode, probe};
-
-/// What the hub link, the notifier, the page and the signal handler tell the window.
-pub enum UserEvent {
-    /// On a hub: load the page through `login_url` (one-time), accept pages of `base_url`.
-    HubReady {
-        login_url: String,
-        base_url: String,
-        /// Which hub: a new hub may come up on the old one's port, and needs a login of its own.
-        hub_id: String,
-        pid: u32,
-        owned: bool,
-        warnings: Vec<String>,
-    },
-    /// No hub could be reached or started; the link tries again.
-    HubFailed(String),
-    /// The hub's event stream ended (it stopped); the link attaches again.
-    HubLost(String),
-    Counts(Counts),
-    Notifications(Availability),
-    PageTitle(String),
-    OpenInOpenCode,
-    /// SIGTERM, SIGINT or SIGHUP: close as if the window's close button was pressed.
-    CloseRequested,
-    /// The hub this window owned has stopped (or there was none): the process may end.
-    Released,
-}
 
 /// Where the window stands with its hub, for the status bar.
 enum HubState {

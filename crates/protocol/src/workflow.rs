@@ -108,8 +108,10 @@ pub struct WorkflowStepResult {
     pub attempts: u32,
 }
 
-/// The limits a run was checked against and runs under.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The six workflow limits, decided: the `security.workflows` caps, the built-in boomerang's
+/// own limits, and the limits a run was checked against and runs under. The config file's
+/// form, where each may be left out, is `config::model::WorkflowLimitsFile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowRunLimits {
     pub max_steps: u64,
@@ -120,6 +122,34 @@ pub struct WorkflowRunLimits {
     pub max_run_ms: u64,
     /// Input + output + reasoning tokens of the whole run.
     pub max_run_tokens: u64,
+}
+
+/// The `security.workflows` caps when the config sets none.
+impl Default for WorkflowRunLimits {
+    fn default() -> Self {
+        WorkflowRunLimits {
+            max_steps: 4,
+            max_task_chars: 12_000,
+            max_carry_chars: 24_000,
+            per_step_timeout_ms: 120_000,
+            max_run_ms: 3_600_000,
+            max_run_tokens: 2_000_000,
+        }
+    }
+}
+
+impl WorkflowRunLimits {
+    /// Each limit lowered to its cap where it is above it.
+    pub fn capped_by(&self, caps: &WorkflowRunLimits) -> WorkflowRunLimits {
+        WorkflowRunLimits {
+            max_steps: self.max_steps.min(caps.max_steps),
+            max_task_chars: self.max_task_chars.min(caps.max_task_chars),
+            max_carry_chars: self.max_carry_chars.min(caps.max_carry_chars),
+            per_step_timeout_ms: self.per_step_timeout_ms.min(caps.per_step_timeout_ms),
+            max_run_ms: self.max_run_ms.min(caps.max_run_ms),
+            max_run_tokens: self.max_run_tokens.min(caps.max_run_tokens),
+        }
+    }
 }
 
 /// `execution` and `intervene` of `workflows.ui`, as the run uses them.

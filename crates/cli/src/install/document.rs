@@ -229,3 +229,48 @@ fn abbreviate(text: &str) -> String {
         None => trimmed.to_string(),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::entries::{Section, desired_entries};
+    use super::super::{AgentSpec, InstallOptions};
+    use super::*;
+
+    /// `agent.tools` and `agent.permission` from orchestrator.json change what install writes
+    /// for the orchestrator agent, key by key over the defaults.
+    #[test]
+    fn agent_tools_and_permission_reach_the_written_agent() {
+        let mut tools = std::collections::BTreeMap::new();
+        tools.insert("webfetch".to_owned(), false);
+        tools.insert("bash".to_owned(), true);
+        let permission = serde_json::json!({"webfetch": "deny", "bash": {"git status": "allow"}});
+        let opts = InstallOptions {
+            orchestra_command: vec!["orchestra".into(), "mcp".into()],
+            agent: Some(AgentSpec {
+                name: "orchestrator".into(),
+                mode: "primary".into(),
+                model: None,
+                prompt: "p".into(),
+                color: None,
+                tools,
+                permission: permission.as_object().unwrap().clone(),
+            }),
+            commands_prefix: None,
+            plugin: false,
+        };
+        let agent = desired_entries(&opts)
+            .into_iter()
+            .find(|e| e.section == Section::Agent)
+            .unwrap();
+        let value = input_json(&agent.value());
+        assert_eq!(
+            value["tools"],
+            serde_json::json!({"orchestra_*": true, "bash": true, "edit": false, "write": false, "webfetch": false})
+        );
+        assert_eq!(
+            value["permission"],
+            serde_json::json!({"edit": "deny", "bash": {"git status": "allow"}, "webfetch": "deny"})
+        );
+    }
+}

@@ -2,18 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
+use orchestra_protocol::WorkflowRunLimits;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, closest_match};
-use super::load::{BUILTIN_WORKFLOW_IDS, Layer, invalid};
+use super::layer::{BUILTIN_WORKFLOW_IDS, Layer, invalid};
 use super::model::{
-    OrchestratorConfigFile, ProfileEntry, WorkflowDefinitionFile, WorkflowStepFile, WorkflowsFile,
+    OrchestratorConfigFile, ProfileEntry, WorkflowDefinitionFile, WorkflowLimitsFile,
+    WorkflowStepFile, WorkflowsFile,
 };
 use super::profiles::{apply_override, new_profile, set};
 use super::resolved::{
     BoomerangStepOverride, Config, DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, Isolation,
-    WorkflowDefinition, WorkflowLimits, WorkflowStep,
+    WorkflowDefinition, WorkflowStep,
 };
 use super::validate::profile_lists;
 
@@ -187,13 +189,7 @@ fn apply_file(
         apply_workflows(config, workflows);
     }
     if let Some(limits) = file.security.as_ref().and_then(|s| s.workflows.as_ref()) {
-        let target = &mut config.security.workflows;
-        set(&mut target.max_steps, limits.max_steps);
-        set(&mut target.max_task_chars, limits.max_task_chars);
-        set(&mut target.max_carry_chars, limits.max_carry_chars);
-        set(&mut target.per_step_timeout_ms, limits.per_step_timeout_ms);
-        set(&mut target.max_run_ms, limits.max_run_ms);
-        set(&mut target.max_run_tokens, limits.max_run_tokens);
+        apply_limits(&mut config.security.workflows, limits);
     }
     if let Some(memory) = &file.memory {
         let target = &mut config.memory;
@@ -297,17 +293,18 @@ fn apply_workflows(config: &mut Config, workflows: &WorkflowsFile) {
                 })
                 .collect();
         }
-        let limits: &mut WorkflowLimits = &mut t.limits;
-        set(&mut limits.max_steps, boomerang.max_steps);
-        set(&mut limits.max_task_chars, boomerang.max_task_chars);
-        set(&mut limits.max_carry_chars, boomerang.max_carry_chars);
-        set(
-            &mut limits.per_step_timeout_ms,
-            boomerang.per_step_timeout_ms,
-        );
-        set(&mut limits.max_run_ms, boomerang.max_run_ms);
-        set(&mut limits.max_run_tokens, boomerang.max_run_tokens);
+        apply_limits(&mut t.limits, &boomerang.limits());
     }
+}
+
+/// The limits a file sets replace those below it; the others stay.
+fn apply_limits(target: &mut WorkflowRunLimits, limits: &WorkflowLimitsFile) {
+    set(&mut target.max_steps, limits.max_steps);
+    set(&mut target.max_task_chars, limits.max_task_chars);
+    set(&mut target.max_carry_chars, limits.max_carry_chars);
+    set(&mut target.per_step_timeout_ms, limits.per_step_timeout_ms);
+    set(&mut target.max_run_ms, limits.max_run_ms);
+    set(&mut target.max_run_tokens, limits.max_run_tokens);
 }
 
 /// A workflow as written (in `orchestrator.json` or a workflow file) with defaults applied.

@@ -6,6 +6,7 @@
 //! the committed copy lives at [`SCHEMA_PATH`].
 
 mod error;
+mod layer;
 mod load;
 mod merge;
 pub mod model;
@@ -14,6 +15,7 @@ mod profiles;
 mod provenance;
 mod resolved;
 mod validate;
+mod workflow_checks;
 mod workflow_file;
 
 #[cfg(test)]
@@ -21,28 +23,28 @@ mod tests;
 
 pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
+pub use layer::{BUILTIN_WORKFLOW_IDS, ConfigOrigin, MAX_AWAIT_CAP_MS, json_kind, jsonc_options};
 pub use load::{
-    BUILTIN_WORKFLOW_IDS, CONFIG_FILE_NAME, ConfigOrigin, LoadOptions, MAX_AWAIT_CAP_MS,
-    candidate_files, check_file, default_global_dir, discover, discover_with_origin, json_kind,
-    jsonc_options, load,
+    CONFIG_FILE_NAME, LoadOptions, candidate_files, check_file, default_global_dir, discover,
+    discover_with_origin, load,
 };
 pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
     PermissionReply, WorkflowExecution, WorkflowIntervene,
 };
-pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, builtin_profiles};
+pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, Profile, builtin_profiles};
 pub use provenance::{KeySource, Provenance};
 pub use resolved::{
     AgentConfig, BOOMERANG_STEP_IDS, BoomerangStepOverride, CommandsConfig, Config,
     DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, HubConfig, JobsConfig, LoadedConfig, MemoryConfig,
-    MemoryInjectConfig, MemorySummariesConfig, MemoryTrimConfig, Profile, RoocodeBoomerangConfig,
+    MemoryInjectConfig, MemorySummariesConfig, MemoryTrimConfig, RoocodeBoomerangConfig,
     RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
-    WorkflowDefinition, WorkflowLimits, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
+    WorkflowDefinition, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
 };
 pub use validate::{INERT_KEYS, NOT_YET_EFFECTIVE_KEYS, TRUSTED_ONLY_KEYS};
+pub use workflow_checks::{STEP_OUTPUT_PREFIX, step_references};
 pub use workflow_file::{
-    STEP_OUTPUT_PREFIX, WORKFLOW_SCHEMA_PATH, parse_workflow_file, step_references,
-    workflow_file_warnings, workflow_json_schema,
+    WORKFLOW_SCHEMA_PATH, parse_workflow_file, workflow_file_warnings, workflow_json_schema,
 };
 
 /// Where the generated schema is committed, relative to the workspace root.

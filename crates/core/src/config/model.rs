@@ -360,6 +360,22 @@ pub struct RoocodeBoomerangFile {
     pub max_run_tokens: Option<u64>,
 }
 
+impl RoocodeBoomerangFile {
+    /// The six limits as the other places that set them write them. They sit beside
+    /// `enabled` and `steps` in the file, so they cannot be one nested field: serde's
+    /// `flatten` would lose the unknown-key errors that name the close match.
+    pub fn limits(&self) -> WorkflowLimitsFile {
+        WorkflowLimitsFile {
+            max_steps: self.max_steps,
+            max_task_chars: self.max_task_chars,
+            max_carry_chars: self.max_carry_chars,
+            per_step_timeout_ms: self.per_step_timeout_ms,
+            max_run_ms: self.max_run_ms,
+            max_run_tokens: self.max_run_tokens,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecurityFile {

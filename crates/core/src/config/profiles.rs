@@ -1,9 +1,11 @@
-//! Built-in worker profiles and how user profile objects change them.
+//! Worker profiles: the resolved [`Profile`], the built-in ones, and how user profile objects
+//! change them.
 
 use std::collections::BTreeMap;
 
-use super::model::{PermissionAction, PermissionReply, ProfileFile};
-use super::resolved::Profile;
+use serde::Serialize;
+
+use super::model::{Isolation, PermissionAction, PermissionReply, ProfileFile};
 
 /// The profile whose worker curates memory: the only agent that may use the hub's memory tools
 /// (the worker MCP endpoint), and whose tasks are neither recorded nor distilled again.
@@ -19,6 +21,45 @@ const CODER_PROMPT: &str = include_str!("prompts/coder.md");
 const ARCHITECT_PROMPT: &str = include_str!("prompts/architect.md");
 const EXPLORER_PROMPT: &str = include_str!("prompts/explorer.md");
 const MEMORY_PROMPT: &str = include_str!("prompts/memory.md");
+
+/// A worker profile with every field decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    /// `provider/model` or a tag such as `node:fast`; resolved to a model elsewhere.
+    pub model: String,
+    pub purpose: String,
+    pub when_to_use: String,
+    /// The worker's system prompt.
+    pub prompt: String,
+    pub supports_vision: bool,
+    pub supports_web: bool,
+    /// OpenCode tool switches, kept for compatibility; permissions are what restrict a worker.
+    pub tools: BTreeMap<String, bool>,
+    /// OpenCode permissions by key (edit, bash, webfetch, external_directory, …).
+    pub permission: BTreeMap<String, PermissionAction>,
+    pub temperature: Option<f64>,
+    pub tags: Vec<String>,
+    /// Overrides `runtime.isolation` for this worker (never `Attach`).
+    pub isolation: Option<Isolation>,
+    pub on_permission_ask: PermissionReply,
+    /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
+    pub builtin: bool,
+}
+
+impl Profile {
+    /// True when the worker can neither change files nor run commands.
+    pub fn read_only(&self) -> bool {
+        self.permission.get("edit") == Some(&PermissionAction::Deny)
+            && self.permission.get("bash") == Some(&PermissionAction::Deny)
+    }
+
+    /// Name of the OpenCode agent that carries this profile.
+    pub fn agent_name(&self) -> String {
+        format!("orchestra-{}", self.id)
+    }
+}
 
 /// The six built-in profiles, with the original plugin's ids, names, model tags and flags.
 pub fn builtin_profiles() -> Vec<Profile> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::load::{ConfigOrigin, Layer};
+use super::layer::{ConfigOrigin, Layer};
 
 /// One key set in a file: `tasks.defaultTimeoutMs`, `profiles.coder.model`.
 #[derive(Debug, Clone, PartialEq, Eq)]

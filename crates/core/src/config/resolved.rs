@@ -3,15 +3,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use orchestra_protocol::WorkflowRunLimits;
 use orchestra_protocol::tools::ListFormat;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigWarning, closest_match};
+pub use super::model::Isolation;
 use super::model::{
     AgentMode, MemoryScope, ModelPolicy, WorkflowExecution, WorkflowIntervene, WorkflowLimitsFile,
 };
-pub use super::model::{Isolation, PermissionAction, PermissionReply};
-use super::profiles::builtin_profiles;
+use super::profiles::{Profile, builtin_profiles};
 
 /// The result of [`super::load`].
 #[derive(Debug, Clone, PartialEq)]
@@ -250,23 +251,13 @@ pub struct RoocodeBoomerangConfig {
     /// Changes to the built-in steps, matched by step id (plan, implement, review, fix).
     pub steps: Vec<BoomerangStepOverride>,
     /// As written; use [`RoocodeBoomerangConfig::effective_limits`] to apply the caps.
-    pub limits: WorkflowLimits,
+    pub limits: WorkflowRunLimits,
 }
 
 impl RoocodeBoomerangConfig {
     /// This workflow's limits, which can only lower the `security.workflows` caps.
-    pub fn effective_limits(&self, caps: &WorkflowLimits) -> WorkflowLimits {
-        WorkflowLimits {
-            max_steps: self.limits.max_steps.min(caps.max_steps),
-            max_task_chars: self.limits.max_task_chars.min(caps.max_task_chars),
-            max_carry_chars: self.limits.max_carry_chars.min(caps.max_carry_chars),
-            per_step_timeout_ms: self
-                .limits
-                .per_step_timeout_ms
-                .min(caps.per_step_timeout_ms),
-            max_run_ms: self.limits.max_run_ms.min(caps.max_run_ms),
-            max_run_tokens: self.limits.max_run_tokens.min(caps.max_run_tokens),
-        }
+    pub fn effective_limits(&self, caps: &WorkflowRunLimits) -> WorkflowRunLimits {
+        self.limits.capped_by(caps)
     }
 }
 
@@ -288,32 +279,7 @@ pub const BOOMERANG_STEP_IDS: [&str; 4] = ["plan", "implement", "review", "fix"]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SecurityConfig {
     /// Caps for every workflow.
-    pub workflows: WorkflowLimits,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct WorkflowLimits {
-    pub max_steps: u64,
-    pub max_task_chars: u64,
-    pub max_carry_chars: u64,
-    pub per_step_timeout_ms: u64,
-    /// Working time of one run, pauses excluded.
-    pub max_run_ms: u64,
-    /// Input + output + reasoning tokens of one run.
-    pub max_run_tokens: u64,
-}
-
-impl Default for WorkflowLimits {
-    fn default() -> Self {
-        WorkflowLimits {
-            max_steps: 4,
-            max_task_chars: 12_000,
-            max_carry_chars: 24_000,
-            per_step_timeout_ms: 120_000,
-            max_run_ms: 3_600_000,
-            max_run_tokens: 2_000_000,
-        }
-    }
+    pub workflows: WorkflowRunLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -353,45 +319,6 @@ pub struct MemoryInjectConfig {
     pub include_project_summary: bool,
     pub include_global: bool,
     pub max_global_entries: u64,
-}
-
-/// A worker profile with every field decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Profile {
-    pub id: String,
-    pub name: String,
-    /// `provider/model` or a tag such as `node:fast`; resolved to a model elsewhere.
-    pub model: String,
-    pub purpose: String,
-    pub when_to_use: String,
-    /// The worker's system prompt.
-    pub prompt: String,
-    pub supports_vision: bool,
-    pub supports_web: bool,
-    /// OpenCode tool switches, kept for compatibility; permissions are what restrict a worker.
-    pub tools: BTreeMap<String, bool>,
-    /// OpenCode permissions by key (edit, bash, webfetch, external_directory, …).
-    pub permission: BTreeMap<String, PermissionAction>,
-    pub temperature: Option<f64>,
-    pub tags: Vec<String>,
-    /// Overrides `runtime.isolation` for this worker (never `Attach`).
-    pub isolation: Option<Isolation>,
-    pub on_permission_ask: PermissionReply,
-    /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
-    pub builtin: bool,
-}
-
-impl Profile {
-    /// True when the worker can neither change files nor run commands.
-    pub fn read_only(&self) -> bool {
-        self.permission.get("edit") == Some(&PermissionAction::Deny)
-            && self.permission.get("bash") == Some(&PermissionAction::Deny)
-    }
-
-    /// Name of the OpenCode agent that carries this profile.
-    pub fn agent_name(&self) -> String {
-        format!("orchestra-{}", self.id)
-    }
 }
 
 impl Config {
@@ -493,11 +420,11 @@ impl Config {
                 roocode_boomerang: RoocodeBoomerangConfig {
                     enabled: true,
                     steps: Vec::new(),
-                    limits: WorkflowLimits::default(),
+                    limits: WorkflowRunLimits::default(),
                 },
             },
             security: SecurityConfig {
-                workflows: WorkflowLimits::default(),
+                workflows: WorkflowRunLimits::default(),
             },
             memory: MemoryConfig {
                 enabled: true,

@@ -103,7 +103,7 @@ fn defaults_equal_the_originals() {
     // Off by default: an LLM call per finished task is opt-in (issue 9).
     assert!(!memory.enabled);
     assert_eq!(memory.max_tokens, 60_000);
-    let limits = WorkflowLimits {
+    let limits = orchestra_protocol::WorkflowRunLimits {
         max_steps: 4,
         max_task_chars: 12_000,
         max_carry_chars: 24_000,

@@ -7,13 +7,13 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::error::{ConfigError, ConfigWarning, closest_match};
-use super::load::{Layer, MAX_AWAIT_CAP_MS, invalid};
+use super::layer::{Layer, MAX_AWAIT_CAP_MS, invalid, is_valid_id};
 use super::model::{
     OrchestratorConfigFile, ProfileBackend, ProfileEntry, ProfileFile, ProfileKind,
     WorkflowDefinitionFile,
 };
 use super::resolved::BOOMERANG_STEP_IDS;
-use super::workflow_file::check_workflow_definition;
+use super::workflow_checks::{check_limits, check_workflow_definition};
 
 pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
     if raw.get("basePort").is_some() {
@@ -131,15 +131,7 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         }
     }
     if let Some(security) = file.security.as_ref().and_then(|s| s.workflows.as_ref()) {
-        at_least_one("security.workflows.maxSteps", security.max_steps)?;
-        at_least_one("security.workflows.maxTaskChars", security.max_task_chars)?;
-        at_least_one("security.workflows.maxCarryChars", security.max_carry_chars)?;
-        at_least_one(
-            "security.workflows.perStepTimeoutMs",
-            security.per_step_timeout_ms,
-        )?;
-        at_least_one("security.workflows.maxRunMs", security.max_run_ms)?;
-        at_least_one("security.workflows.maxRunTokens", security.max_run_tokens)?;
+        check_limits(path, "security.workflows", security)?;
     }
     if let Some(workflows) = &file.workflows {
         if let Some(triggers) = &workflows.triggers {
@@ -153,12 +145,7 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         }
         if let Some(boomerang) = &workflows.roocode_boomerang {
             let key = |k: &str| format!("workflows.roocodeBoomerang.{k}");
-            at_least_one(&key("maxSteps"), boomerang.max_steps)?;
-            at_least_one(&key("maxTaskChars"), boomerang.max_task_chars)?;
-            at_least_one(&key("maxCarryChars"), boomerang.max_carry_chars)?;
-            at_least_one(&key("perStepTimeoutMs"), boomerang.per_step_timeout_ms)?;
-            at_least_one(&key("maxRunMs"), boomerang.max_run_ms)?;
-            at_least_one(&key("maxRunTokens"), boomerang.max_run_tokens)?;
+            check_limits(path, "workflows.roocodeBoomerang", &boomerang.limits())?;
             for (i, step) in boomerang.steps.iter().flatten().enumerate() {
                 if !BOOMERANG_STEP_IDS.contains(&step.id.as_str()) {
                     return Err(invalid(
@@ -221,13 +208,6 @@ fn is_env_var_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub(super) fn is_valid_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && id.len() <= 40
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn check_workflow_definitions(

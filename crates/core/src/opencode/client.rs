@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::OpenCodeError;
 use super::events::{EventStream, decode_sse};
 use super::types::{
     AgentInfo, CreateSessionRequest, Health, MessageWithParts, PermissionReplyKind,
@@ -53,63 +54,6 @@ impl fmt::Debug for BasicAuth {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .finish()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpenCodeError {
-    /// OpenCode answered with a non-success status; `message` is OpenCode's own message.
-    #[error("OpenCode {route} failed with HTTP {status}: {message}")]
-    Http {
-        status: u16,
-        route: String,
-        message: String,
-    },
-    #[error("could not reach OpenCode for {route}: {source}; is the server running?")]
-    Transport {
-        route: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("OpenCode {route} did not answer within {after_ms} ms")]
-    Timeout { route: String, after_ms: u64 },
-    #[error("unexpected response from OpenCode {route}: {message}")]
-    Decode { route: String, message: String },
-    #[error("{0}")]
-    InvalidUrl(String),
-    #[error("OpenCode closed the event stream (server stopped or restarted); subscribe again")]
-    EventStreamClosed,
-}
-
-impl OpenCodeError {
-    /// True when nothing listens at the address (server not started yet, or gone).
-    pub fn is_connection_refused(&self) -> bool {
-        let Self::Transport { source, .. } = self else {
-            return false;
-        };
-        if !source.is_connect() {
-            return false;
-        }
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
-        while let Some(error) = cause {
-            if let Some(io) = error.downcast_ref::<std::io::Error>() {
-                return io.kind() == std::io::ErrorKind::ConnectionRefused;
-            }
-            cause = error.source();
-        }
-        false
-    }
-
-    /// The HTTP status when OpenCode answered with an error status.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Http { status, .. } => Some(*status),
-            Self::Transport { .. }
-            | Self::Timeout { .. }
-            | Self::Decode { .. }
-            | Self::InvalidUrl(_)
-            | Self::EventStreamClosed => None,
-        }
     }
 }
 

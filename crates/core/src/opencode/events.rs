@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::client::OpenCodeError;
+use super::error::OpenCodeError;
 use super::types::{MessageInfo, Part, PermissionRequest, SessionStatus};
 
 /// The live event stream of one server (scoped to the client's directory). Malformed events

@@ -3,10 +3,12 @@
 //! see `docs`/reference notes and the fixtures in `crates/core/tests/fixtures/opencode/`.
 
 mod client;
+mod error;
 mod events;
 mod types;
 
-pub use client::{BasicAuth, DEFAULT_USERNAME, OpenCodeClient, OpenCodeError};
+pub use client::{BasicAuth, DEFAULT_USERNAME, OpenCodeClient};
+pub use error::OpenCodeError;
 pub use events::{EventStream, OpenCodeEvent};
 pub use types::{
     AgentInfo, CacheTokens, CreateSessionRequest, Health, MessageInfo, MessageWithParts,

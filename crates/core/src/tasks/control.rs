@@ -9,7 +9,7 @@ use std::time::Duration;
 use orchestra_protocol::{
     ConfigFileView, ConfigKeyView, ConfigView, EventBody, HubEvent, LogLine, LogsPage, LogsQuery,
     PermissionQuestion, ProfileView, QuestionReply, TaskKind, TaskStartParams, TaskStartResult,
-    WorkerSnapshot, WorkflowRun, WorkflowRunLimits, WorkflowStepView, WorkflowView,
+    WorkerSnapshot, WorkflowRun, WorkflowStepView, WorkflowView,
 };
 use serde_json::{Map, Value};
 
@@ -312,14 +312,7 @@ impl TaskEngine {
             models_note,
             provider_pin: pool.provider_pin().map(str::to_owned),
             workflows,
-            workflow_caps: WorkflowRunLimits {
-                max_steps: caps.max_steps,
-                max_task_chars: caps.max_task_chars,
-                max_carry_chars: caps.max_carry_chars,
-                per_step_timeout_ms: caps.per_step_timeout_ms,
-                max_run_ms: caps.max_run_ms,
-                max_run_tokens: caps.max_run_tokens,
-            },
+            workflow_caps: *caps,
             settings: settings(config),
         }
     }

@@ -1,5 +1,5 @@
-//! Times and durations as people read them in the markdown views ("12 s ago", "1.4 s"); the
-//! JSON views keep raw unix milliseconds.
+//! Times, durations and tables as people read them in the markdown views ("12 s ago", "1.4 s");
+//! the JSON views keep raw unix milliseconds.
 
 /// How long ago `at` (unix ms) was, from `now`: "just now", "12 s ago", "4 min ago",
 /// "3 h ago", "2 d ago". A time in the future (a clock that moved) reads "just now".
@@ -23,6 +23,24 @@ pub fn duration(ms: i64) -> String {
     } else {
         format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
     }
+}
+
+/// A markdown table; cells have `|` and newlines escaped.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
+    let clean = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        headers.join(" | "),
+        "---|".repeat(headers.len())
+    );
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| clean(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
 }
 
 #[cfg(test)]

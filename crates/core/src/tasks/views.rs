@@ -6,6 +6,7 @@ use orchestra_protocol::{
 use orchestra_store::{JobFilter, UnreadableRow};
 use serde_json::{Value, json};
 
+use super::human::table;
 use super::{TaskEngine, TaskError, human};
 use crate::models::{Catalog, CatalogFilter};
 use crate::workers::ModelPlan;
@@ -27,7 +28,14 @@ pub async fn render(engine: &TaskEngine, params: &TaskListParams) -> Result<List
         .unwrap_or(engine.config().ui.default_list_format);
     let limit = params.limit.unwrap_or(match params.view {
         ListView::Models => MODELS_LIMIT,
-        _ => DEFAULT_LIMIT,
+        ListView::Tasks
+        | ListView::Workers
+        | ListView::Profiles
+        | ListView::Workflows
+        | ListView::Workflow
+        | ListView::Status
+        | ListView::Output
+        | ListView::Memory => DEFAULT_LIMIT,
     });
     // Rows the store could not read: skipped, and said so under the view.
     let mut skipped: Vec<UnreadableRow> = Vec::new();
@@ -377,22 +385,4 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
         ],
         &rows,
     )
-}
-
-/// A markdown table; cells have `|` and newlines escaped.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    if rows.is_empty() {
-        return "(none)\n".into();
-    }
-    let clean = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-    let mut out = format!(
-        "| {} |\n|{}\n",
-        headers.join(" | "),
-        "---|".repeat(headers.len())
-    );
-    for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| clean(c)).collect();
-        out.push_str(&format!("| {} |\n", cells.join(" | ")));
-    }
-    out
 }

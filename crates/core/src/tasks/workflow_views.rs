@@ -3,7 +3,7 @@
 use orchestra_protocol::WorkflowRun;
 use serde_json::{Value, json};
 
-use super::views::table;
+use super::human::table;
 use super::{TaskEngine, TaskError, human};
 use crate::workflows::WorkflowError;
 use crate::workflows::limits::budget_tokens;

@@ -6,7 +6,7 @@
 
 use orchestra_protocol::WorkflowRunLimits;
 
-use crate::config::{Config, WorkflowDefinition, WorkflowLimits};
+use crate::config::{Config, WorkflowDefinition};
 
 use super::WorkflowError;
 use super::builtin::BOOMERANG_ID;
@@ -17,40 +17,31 @@ pub fn effective(
     definition: &WorkflowDefinition,
 ) -> Result<WorkflowRunLimits, WorkflowError> {
     let caps = &config.security.workflows;
-    let limits = if definition.id == BOOMERANG_ID {
-        config.workflows.roocode_boomerang.effective_limits(caps)
-    } else {
-        let own = &definition.limits;
-        let lower = |name: &'static str, asked: Option<u64>, cap: u64| match asked {
-            Some(value) if value > cap => Err(WorkflowError::LimitAboveCap {
-                workflow: definition.id.clone(),
-                name,
-                value,
-                cap,
-            }),
-            Some(value) => Ok(value),
-            None => Ok(cap),
-        };
-        WorkflowLimits {
-            max_steps: lower("maxSteps", own.max_steps, caps.max_steps)?,
-            max_task_chars: lower("maxTaskChars", own.max_task_chars, caps.max_task_chars)?,
-            max_carry_chars: lower("maxCarryChars", own.max_carry_chars, caps.max_carry_chars)?,
-            per_step_timeout_ms: lower(
-                "perStepTimeoutMs",
-                own.per_step_timeout_ms,
-                caps.per_step_timeout_ms,
-            )?,
-            max_run_ms: lower("maxRunMs", own.max_run_ms, caps.max_run_ms)?,
-            max_run_tokens: lower("maxRunTokens", own.max_run_tokens, caps.max_run_tokens)?,
-        }
+    if definition.id == BOOMERANG_ID {
+        return Ok(config.workflows.roocode_boomerang.effective_limits(caps));
+    }
+    let own = &definition.limits;
+    let lower = |name: &'static str, asked: Option<u64>, cap: u64| match asked {
+        Some(value) if value > cap => Err(WorkflowError::LimitAboveCap {
+            workflow: definition.id.clone(),
+            name,
+            value,
+            cap,
+        }),
+        Some(value) => Ok(value),
+        None => Ok(cap),
     };
     Ok(WorkflowRunLimits {
-        max_steps: limits.max_steps,
-        max_task_chars: limits.max_task_chars,
-        max_carry_chars: limits.max_carry_chars,
-        per_step_timeout_ms: limits.per_step_timeout_ms,
-        max_run_ms: limits.max_run_ms,
-        max_run_tokens: limits.max_run_tokens,
+        max_steps: lower("maxSteps", own.max_steps, caps.max_steps)?,
+        max_task_chars: lower("maxTaskChars", own.max_task_chars, caps.max_task_chars)?,
+        max_carry_chars: lower("maxCarryChars", own.max_carry_chars, caps.max_carry_chars)?,
+        per_step_timeout_ms: lower(
+            "perStepTimeoutMs",
+            own.per_step_timeout_ms,
+            caps.per_step_timeout_ms,
+        )?,
+        max_run_ms: lower("maxRunMs", own.max_run_ms, caps.max_run_ms)?,
+        max_run_tokens: lower("maxRunTokens", own.max_run_tokens, caps.max_run_tokens)?,
     })
 }
 
