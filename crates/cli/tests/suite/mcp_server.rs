@@ -338,8 +338,21 @@ async fn the_hub_stops_by_itself_once_idle_and_leaves_nothing_running() {
         let hub = hub_info(&world.home, &world.project.dir).await;
         let servers = children_of(hub.pid);
         assert!(!servers.is_empty());
-        // While a client is connected the hub stays, however long.
-        tokio::time::sleep(Duration::from_millis(3000)).await;
+        // While a client is connected the hub stays, however long. The proof: a hub without
+        // clients, idle only since after this one's last request and allowed one idle check
+        // (1 s) more, stops while this one stays.
+        let clock = World::new(json!({"hub": {"idleStopMs": 2500}})).await;
+        let passer_by = clock.connect().await;
+        let clock_hub = hub_info(&clock.home, &clock.project.dir).await;
+        passer_by.close().await;
+        let gone_by = Instant::now() + Duration::from_secs(15);
+        while alive(clock_hub.pid) {
+            assert!(
+                Instant::now() < gone_by,
+                "the hub without clients did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(alive(hub.pid), "the hub stopped under a connected client");
         client.close().await;
         let gone_by = Instant::now() + Duration::from_secs(15);

@@ -19,7 +19,8 @@ use std::time::Duration;
 use common::{Client, World, hub_info};
 use orchestra_browser::{Browser, Page};
 use panel_steps::{
-    WAIT, go, group_of, login_link, logs_config_memory_and_keys, start, wait, worker_task,
+    WAIT, go, group_of, login_link, logs_config_memory_and_keys, settled, start, track_api_calls,
+    wait, worker_task,
 };
 use serde_json::{Value, json};
 
@@ -194,13 +195,14 @@ async fn scenario() {
 
     // A screenshot of the panel with this run's real data, for the README.
     page.set_viewport(1280, 800).await.unwrap();
+    track_api_calls(&page).await;
     go(&page, "#/tasks").await;
     wait(
         &page,
         "document.querySelectorAll('tr[data-task]').length >= 6",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(&page).await;
     // The README's picture is refreshed only when asked (ORCHESTRA_UPDATE_DOCS=1), so a
     // test run never leaves the working tree modified.
     let shot = if std::env::var_os("ORCHESTRA_UPDATE_DOCS").is_some() {

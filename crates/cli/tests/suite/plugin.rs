@@ -365,7 +365,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         frozen.push(timed_prompt(&client, &session, &format!("frozen {n}")).await);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
         // The plugin's search for the hub, stuck on the frozen one, completes now.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        hooks_reach_the_hub_again(&client, &session, &fake, n).await;
     }
     let fastest = |d: &[Duration]| d.iter().min().copied().unwrap();
     let added = fastest(&frozen).saturating_sub(fastest(&healthy));
@@ -393,6 +393,29 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     main.stop(Duration::from_secs(5)).await.unwrap();
     // OpenCode loaded the plugin from outside the project and made no `.opencode/` in it.
     assert!(!project.dir.join(".opencode").exists());
+}
+
+/// Prompts (untimed) until one's hooks reach the hub again, seen as the memory block in the
+/// main model's system prompt: the plugin has found the thawed hub.
+async fn hooks_reach_the_hub_again(
+    client: &OpenCodeClient,
+    session: &str,
+    fake: &FakeLlm,
+    round: usize,
+) {
+    let mut attempt = 0;
+    eventually("the plugin's hooks to reach the thawed hub", async || {
+        attempt += 1;
+        let text = format!("thawed {round}.{attempt}");
+        timed_prompt(client, session, &text).await;
+        fake.requests()
+            .iter()
+            .any(|r| {
+                r.last_user_text.contains(&text) && r.system_prompt.contains("pinned-marker-7q")
+            })
+            .then_some(())
+    })
+    .await;
 }
 
 fn hub_log(home: &IsolatedHome, project: &Path) -> String {

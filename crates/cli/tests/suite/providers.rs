@@ -12,7 +12,6 @@
 use super::common;
 
 use std::process::Output;
-use std::time::Duration;
 
 use common::{World, bounded};
 use orchestra_testkit::fake_llm::{FakeLlm, RecordedRequest};
@@ -332,7 +331,8 @@ async fn no_provider_anywhere_is_refused_with_the_fix_before_any_model_is_called
         }
         assert!(record["sessionId"].is_null(), "no session: {record}");
         assert!(record["model"].is_null(), "{record}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Once the hub and its workers are gone, nothing is left that could call the model.
+        common::stop_hub(&machine.home, &machine.project.dir);
         assert!(
             machine.llm.requests().is_empty(),
             "{:?}",

@@ -92,6 +92,43 @@ pub async fn wait(page: &Page, expression: &str) -> Value {
     }
 }
 
+/// Counts the page's API calls in flight (`window.__apiCalls`), each until its body is read, so
+/// [`settled`] waits for a view's data rather than a guessed time. Once per page load.
+pub async fn track_api_calls(page: &Page) {
+    page.eval(
+        r#"(() => {
+          if (window.__apiCalls !== undefined) return;
+          window.__apiCalls = 0;
+          const original = window.fetch;
+          window.fetch = async (...args) => {
+            window.__apiCalls += 1;
+            try {
+              const response = await original(...args);
+              const empty = [101, 204, 205, 304].includes(response.status);
+              const body = empty ? null : await response.arrayBuffer();
+              const { status, statusText, headers } = response;
+              return new Response(body, { status, statusText, headers });
+            } finally {
+              window.__apiCalls -= 1;
+            }
+          };
+        })()"#,
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until no API call is in flight and two frames were painted since: the view on screen
+/// shows its data, laid out, for pixel and overflow checks. Needs [`track_api_calls`].
+pub async fn settled(page: &Page) {
+    wait(
+        page,
+        "window.__apiCalls === 0 && new Promise((done) => requestAnimationFrame(() => \
+         requestAnimationFrame(() => done(window.__apiCalls === 0))))",
+    )
+    .await;
+}
+
 pub async fn go(page: &Page, hash: &str) {
     page.eval(&format!("location.hash = {}", json!(hash)))
         .await
@@ -268,6 +305,7 @@ pub async fn logs_config_memory_and_keys(
     // A narrow window: one column, nothing wider than the window, on every view (wide tables
     // and the waterfall scroll inside themselves).
     page.set_viewport(420, 900).await.unwrap();
+    track_api_calls(page).await;
     let task_page = format!("#/tasks/{first_task}");
     for view in [
         "#/tasks",
@@ -281,7 +319,7 @@ pub async fn logs_config_memory_and_keys(
     ] {
         go(page, view).await;
         wait(page, "document.querySelector('main section.view') !== null").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        settled(page).await;
         let overflow = page
             .eval("document.documentElement.scrollWidth - window.innerWidth")
             .await
