@@ -3,12 +3,14 @@
 //! [`TcpProxy::stall`] drops them too but then holds new ones open without forwarding a byte (a
 //! server that accepts and never answers); [`TcpProxy::restore`] forwards again. Put between the
 //! hub and OpenCode, it cuts the hub's event stream mid-task the way a network blip or a
-//! suspended laptop does, or hangs a request in a chosen phase of a task.
+//! suspended laptop does, or hangs a request in a chosen phase of a task
+//! ([`TcpProxy::held_requests`] says which requests hang).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -23,7 +25,9 @@ struct State {
     open: AtomicBool,
     stalled: AtomicBool,
     relays: Mutex<Vec<AbortHandle>>,
-    held: Mutex<Vec<TcpStream>>,
+    /// The connections held open while stalled, and the first line of what each sent.
+    held: Mutex<Vec<AbortHandle>>,
+    held_requests: Mutex<Vec<String>>,
 }
 
 impl TcpProxy {
@@ -37,6 +41,7 @@ impl TcpProxy {
             stalled: AtomicBool::new(false),
             relays: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
+            held_requests: Mutex::new(Vec::new()),
         });
         let accepting = tokio::spawn(accept(listener, state.clone())).abort_handle();
         Ok(TcpProxy {
@@ -68,14 +73,24 @@ impl TcpProxy {
     pub fn restore(&self) {
         self.state.stalled.store(false, Ordering::SeqCst);
         self.state.open.store(true, Ordering::SeqCst);
-        self.state.held_lock().clear();
+        self.state.release_held();
+    }
+
+    /// The first line of each request held open since the last stall (`POST /session HTTP/1.1`):
+    /// proof that a request is hanging, and which one.
+    pub fn held_requests(&self) -> Vec<String> {
+        self.state
+            .held_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn drop_connections(&self) {
         for relay in self.state.lock().drain(..) {
             relay.abort();
         }
-        self.state.held_lock().clear();
+        self.state.release_held();
     }
 }
 
@@ -93,10 +108,45 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn held_lock(&self) -> std::sync::MutexGuard<'_, Vec<TcpStream>> {
-        self.held
+    /// Closes the held connections and forgets what they sent.
+    fn release_held(&self) {
+        for hold in self
+            .held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            hold.abort();
+        }
+        self.held_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// Reads what a held client sends and never answers; notes the request's first line.
+async fn hold(mut client: TcpStream, state: Arc<State>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut noted = false;
+    while let Ok(read) = client.read(&mut buf).await {
+        if read == 0 {
+            return;
+        }
+        if noted {
+            continue;
+        }
+        head.extend_from_slice(&buf[..read]);
+        if let Some(end) = head.iter().position(|&b| b == b'\r' || b == b'\n') {
+            let line = String::from_utf8_lossy(&head[..end]).into_owned();
+            state
+                .held_requests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+            noted = true;
+        }
     }
 }
 
@@ -104,7 +154,12 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
     while let Ok((client, _)) = listener.accept().await {
         if state.stalled.load(Ordering::SeqCst) {
             // Held open, never answered.
-            state.held_lock().push(client);
+            let held = tokio::spawn(hold(client, state.clone()));
+            state
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(held.abort_handle());
             continue;
         }
         if !state.open.load(Ordering::SeqCst) {

@@ -1,0 +1,177 @@
+//! Cancel and `timeoutMs` are honoured in every phase of a task, not only during the model's
+//! turn: while the worker's server is starting (and giving up there never stops the start other
+//! tasks wait for, nor leaves the worker `starting`), and while a request to OpenCode hangs
+//! (a server that accepts and never answers, through the testkit proxy).
+#![allow(clippy::unwrap_used)]
+
+use super::common;
+
+use std::time::{Duration, Instant};
+
+use common::{World, bounded};
+use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_protocol::{JobStatus, TaskCancelParams, TaskKind, TaskStartParams, WorkerStatus};
+use orchestra_testkit::fake_llm::FakeLlm;
+use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
+use orchestra_testkit::proxy::TcpProxy;
+use serde_json::json;
+
+async fn start(world: &World, task: &str, timeout_ms: Option<u64>) -> String {
+    world
+        .engine()
+        .start(
+            TaskStartParams {
+                kind: TaskKind::Worker,
+                task: task.into(),
+                worker_id: Some("coder".into()),
+                timeout_ms,
+                ..TaskStartParams::default()
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .task_id
+}
+
+async fn cancel(world: &World, id: &str, reason: &str) -> orchestra_protocol::JobRecord {
+    common::one(
+        world
+            .engine()
+            .cancel(&TaskCancelParams {
+                task_id: Some(id.into()),
+                reason: Some(reason.into()),
+                ..TaskCancelParams::default()
+            })
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_while_the_server_starts_leaves_the_start_to_the_others() {
+    bounded(async {
+        // A cold hub: the first tasks wait for OpenCode to start (a second or more).
+        let world = World::start(json!({})).await;
+        let waiting = start(&world, "waits for the start", None).await;
+        let impatient = start(&world, "gives up on the start", Some(200)).await;
+        let canceled = start(&world, "canceled during the start", None).await;
+        let record = cancel(&world, &canceled, "not needed any more").await;
+        assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
+        assert_eq!(record.error.as_deref(), Some("not needed any more"));
+        // The cancel did not wait for the server: it is still not up.
+        let coder = world.worker("coder").await;
+        assert!(
+            matches!(coder.status, WorkerStatus::Starting | WorkerStatus::Stopped),
+            "the cancel waited for the server: {coder:?}"
+        );
+        let timed_out = world.finish(&impatient).await;
+        assert_eq!(timed_out.status, JobStatus::Failed, "{timed_out:?}");
+        let error = timed_out.error.unwrap_or_default();
+        assert!(
+            error.contains("timed out") && error.contains("to start"),
+            "{error}"
+        );
+        // The start went on for the task that waited: it ran, and the worker is not `starting`.
+        let done = world.finish(&waiting).await;
+        assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+        let coder = world.worker("coder").await;
+        assert!(
+            matches!(coder.status, WorkerStatus::Ready | WorkerStatus::Busy),
+            "{coder:?}"
+        );
+        // No request of the canceled or timed-out task reached the model.
+        let texts: Vec<String> = world
+            .fake
+            .requests()
+            .iter()
+            .map(|r| r.last_user_text.clone())
+            .collect();
+        assert!(
+            texts
+                .iter()
+                .all(|t| !t.contains("gives up") && !t.contains("canceled during")),
+            "{texts:?}"
+        );
+        world.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_opencode_that_hangs_is_cut_short_by_cancel_and_by_the_timeout() {
+    bounded(async {
+        let fake = FakeLlm::start_scripted().await.unwrap();
+        let home = IsolatedHome::new().unwrap();
+        let theirs = TestProject::new().unwrap();
+        let server = ServerProcess::spawn(ServeSpec {
+            binary: require_opencode(),
+            cwd: theirs.dir.clone(),
+            env: home.env(),
+            password: "stall-secret".into(),
+            port: 0,
+            startup_timeout: Duration::from_secs(60),
+            label: "behind the proxy".into(),
+        })
+        .await
+        .unwrap();
+        let upstream = server
+            .url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let proxy = TcpProxy::start(upstream).await.unwrap();
+        let world = World::start_in(
+            fake,
+            home,
+            json!({"runtime": {"isolation": "attach", "attachUrl": proxy.url(),
+                               "attachPasswordEnv": "ORCHESTRA_TEST_STALL_PW"}}),
+            vec![("ORCHESTRA_TEST_STALL_PW".into(), "stall-secret".into())],
+        )
+        .await;
+        let warm = world.run("coder", "warm up").await;
+        assert_eq!(warm.status, JobStatus::Succeeded, "{warm:?}");
+
+        // OpenCode now accepts connections and never answers: the task hangs creating its
+        // session (the catalog is already known).
+        proxy.stall();
+        let stuck = start(&world, "hangs in a request", None).await;
+        // The task is stuck once its request to create the session hangs in the proxy.
+        let stuck_since = Instant::now();
+        while !proxy
+            .held_requests()
+            .iter()
+            .any(|line| line.starts_with("POST /session "))
+        {
+            assert!(
+                stuck_since.elapsed() < Duration::from_secs(30),
+                "no session request reached the stalled proxy: {:?}",
+                proxy.held_requests()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let record = cancel(&world, &stuck, "stuck").await;
+        assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
+        // Cut short: the request still hangs (nothing answered it), and the task is over.
+        assert!(
+            proxy
+                .held_requests()
+                .iter()
+                .any(|line| line.starts_with("POST /session ")),
+            "the hanging request was answered: {:?}",
+            proxy.held_requests()
+        );
+
+        let slow = start(&world, "hangs until its timeout", Some(1500)).await;
+        let record = world.finish(&slow).await;
+        assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+        let error = record.error.unwrap_or_default();
+        assert!(error.contains("timed out after 1500 ms"), "{error}");
+
+        proxy.restore();
+        world.hub.shutdown().await;
+        server.stop(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}

@@ -1,0 +1,4 @@
+//! The test kit's integration tests, compiled into one binary.
+
+// The real pinned OpenCode against the fake LLM, isolated and offline.
+mod opencode_e2e;
