@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use orchestra_protocol::{
-    EventBody, JobRecord, JobStatus, JobUpdate, LogEvent, ModelPolicy, now_ms,
+    ErrorKind, EventBody, JobRecord, JobStatus, JobUpdate, LogEvent, ModelPolicy, now_ms,
 };
 use orchestra_store::{Store, StoreError};
 use tokio::sync::watch;
@@ -48,6 +48,16 @@ pub enum JobError {
     Attachment(#[from] AttachmentError),
     #[error("no task with id `{id}`; list tasks with task_list")]
     UnknownTask { id: String },
+}
+
+impl JobError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JobError::Store(_) => ErrorKind::Internal,
+            JobError::Attachment(_) => ErrorKind::BadRequest,
+            JobError::UnknownTask { .. } => ErrorKind::NotFound,
+        }
+    }
 }
 
 /// How a workflow step's job names its requester (`workflow:<workflowId>/<runId>`), so that

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orchestra_protocol::{
-    EventBody, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, now_ms,
+    ErrorKind, EventBody, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, now_ms,
 };
 use tokio::sync::mpsc;
 
@@ -38,6 +38,15 @@ pub enum QuestionError {
         #[source]
         source: OpenCodeError,
     },
+}
+
+impl QuestionError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            QuestionError::Unknown { .. } => ErrorKind::NotFound,
+            QuestionError::Reply { .. } => ErrorKind::Upstream,
+        }
+    }
 }
 
 /// Who took a question out of the inbox.

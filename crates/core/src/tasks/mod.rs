@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use orchestra_protocol::tools::collect_ids;
 use orchestra_protocol::{
-    JobRecord, JobStatus, RouteDecision, TaskAwaitParams, TaskCancelParams, TaskKind,
+    ErrorKind, JobRecord, JobStatus, RouteDecision, TaskAwaitParams, TaskCancelParams, TaskKind,
     TaskListParams, TaskPeekParams, TaskStartParams, TaskStartResult,
 };
 use orchestra_store::{Store, StoreError};
@@ -86,6 +86,27 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+}
+
+impl TaskError {
+    /// What kind of failure this is, for a front end to map (the HTTP server to a status).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TaskError::EmptyTask
+            | TaskError::TaskTooLong { .. }
+            | TaskError::MissingField { .. }
+            | TaskError::InvalidField { .. }
+            | TaskError::NoIds
+            | TaskError::BadValue { .. } => ErrorKind::BadRequest,
+            TaskError::WorkerRestricted { .. } => ErrorKind::Forbidden,
+            TaskError::Config(err) => err.kind(),
+            TaskError::Job(err) => err.kind(),
+            TaskError::Workflow(err) => err.kind(),
+            TaskError::Worker(err) => err.kind(),
+            TaskError::Question(err) => err.kind(),
+            TaskError::Memory(err) => err.kind(),
+        }
+    }
 }
 
 impl From<WorkerError> for TaskError {

@@ -7,6 +7,7 @@
 //! profile at once: each task gets its own session.
 
 pub mod agents;
+mod error;
 mod lifecycle;
 pub mod server;
 
@@ -25,7 +26,8 @@ use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::events::EventBus;
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::{OpenCodeClient, OpenCodeError};
-use crate::supervisor::{GroupLedger, SupervisorError};
+use crate::supervisor::GroupLedger;
+pub use error::WorkerError;
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
 
@@ -62,49 +64,6 @@ impl std::fmt::Debug for WorkerMcp {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(
-        "worker `{profile}` is not running and autoSpawn is off; pass `autoSpawn: true` or start it first"
-    )]
-    NotRunning { profile: String },
-    #[error("could not start OpenCode for worker `{profile}`: {source}")]
-    Spawn {
-        profile: String,
-        #[source]
-        source: SupervisorError,
-    },
-    #[error("could not connect to OpenCode for worker `{profile}` at {url}: {source}")]
-    Connect {
-        profile: String,
-        url: String,
-        #[source]
-        source: OpenCodeError,
-    },
-    #[error(
-        "runtime.isolation is `attach` but runtime.attachUrl is not set; set it to the URL `opencode serve` printed"
-    )]
-    AttachUrlMissing,
-    #[error("the hub is shutting down; no new work is accepted")]
-    ShuttingDown,
-    #[error("starting the worker's server was interrupted ({reason}); start the task again")]
-    Interrupted { reason: String },
-    #[error("could not read the model catalog from OpenCode for worker `{profile}`: {source}")]
-    Catalog {
-        profile: String,
-        #[source]
-        source: OpenCodeError,
-    },
-    #[error("worker `{profile}`: {source}")]
-    Model {
-        profile: String,
-        #[source]
-        source: ResolveError,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
