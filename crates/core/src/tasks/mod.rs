@@ -4,7 +4,8 @@
 //! This is where caller input is checked (`tasks.maxTaskChars`, attachments, worker names)
 //! and routed by kind: worker tasks go to the job runtime (with the memory block when
 //! `memory.autoInject`), workflows to the workflow engine, ops to `model_ops` and
-//! `memory_ops`. The layers below never see an MCP or HTTP caller.
+//! `memory_ops`. The layers below never see an MCP or HTTP caller. `tools` answers the five
+//! verbs by tool name and JSON arguments, for every front end.
 
 mod control;
 mod human;
@@ -12,6 +13,7 @@ mod memory_ops;
 mod memory_view;
 mod model_ops;
 pub mod routing;
+pub mod tools;
 pub mod views;
 mod workflow_views;
 
