@@ -48,6 +48,7 @@ use orchestra_core::tasks::TaskEngine;
 use orchestra_core::workers::WorkerMcp;
 use orchestra_protocol::now_ms;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use activity::Activity;
 use auth::Access;
@@ -127,6 +128,9 @@ pub fn new_token() -> String {
 pub struct HubServer {
     addr: SocketAddr,
     stop: CancellationToken,
+    /// The server itself (`served`) and the idle stop; both end on `stop`, and `close` waits
+    /// for them.
+    tasks: TaskTracker,
     served: tokio::task::JoinHandle<()>,
 }
 
@@ -170,20 +174,27 @@ impl Bound {
             started_at: now_ms(),
             fake: options.fake,
         };
+        let tasks = TaskTracker::new();
         if let Some(idle) = options.idle_stop {
-            tokio::spawn(idle_stop(state.clone(), idle));
+            tasks.spawn(idle_stop(state.clone(), idle));
         }
         let app = router(state, options.mcp, stop.child_token());
         let shutdown = stop.clone();
-        let served = tokio::spawn(async move {
+        let served = tasks.spawn(async move {
             let serving = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await });
             if let Err(err) = serving.await {
                 tracing::error!(error = %err, "the hub's HTTP server failed");
             }
         });
+        tasks.close();
         tracing::info!(%addr, "hub serving");
-        HubServer { addr, stop, served }
+        HubServer {
+            addr,
+            stop,
+            tasks,
+            served,
+        }
     }
 }
 
@@ -223,6 +234,7 @@ impl HubServer {
         if let Err(err) = self.served.await {
             tracing::warn!(error = %err, "the hub's HTTP server task ended badly");
         }
+        self.tasks.wait().await;
     }
 }
 

@@ -239,6 +239,8 @@ async fn export(State(app): State<AppState>) -> Result<Response, ApiFailure> {
     let memory = memory(&app)?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel(EXPORT_CHUNKS);
     let failed = sender.clone();
+    // Owned by the response: the task ends when the export does, or when the client goes
+    // (the stream, and with it the receiver, is dropped and the next send fails).
     tokio::spawn(async move {
         let writer = ChannelWriter {
             buffer: Vec::new(),

@@ -115,7 +115,8 @@ struct Inner {
     pool: WorkerPool,
     hub_id: String,
     live: Mutex<HashMap<String, LiveJob>>,
-    /// Owns every job task, so shutdown can wait for exactly those.
+    /// Owns every job task and the timeouts of their permission questions, so shutdown can
+    /// wait for exactly those.
     tasks: TaskTracker,
     questions: questions::QuestionInbox,
 }
@@ -130,15 +131,16 @@ pub struct JobHandle {
 
 impl JobRuntime {
     pub fn new(store: Arc<Store>, bus: EventBus, pool: WorkerPool, hub_id: String) -> JobRuntime {
+        let tasks = TaskTracker::new();
         JobRuntime {
             inner: Arc::new(Inner {
                 store,
-                questions: questions::QuestionInbox::new(bus.clone()),
+                questions: questions::QuestionInbox::new(bus.clone(), tasks.clone()),
                 bus,
                 pool,
                 hub_id,
                 live: Mutex::new(HashMap::new()),
-                tasks: TaskTracker::new(),
+                tasks,
             }),
         }
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use orchestra_protocol::{EventBody, ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
 
@@ -30,6 +31,10 @@ use crate::supervisor::GroupLedger;
 pub use error::WorkerError;
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
+
+/// How long `shutdown` waits for the pool's tasks once the servers are stopped: a watcher may
+/// be inside a health check (5 s at most) when told to stop.
+const POOL_TASKS_STOP: Duration = Duration::from_secs(3);
 
 /// How to start OpenCode for this hub.
 #[derive(Debug, Clone)]
@@ -157,6 +162,8 @@ struct PoolInner {
     /// locked"), and on two cores parallel starts are not faster anyway.
     startups: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+    /// Server starts and server watchers; `shutdown` waits for them.
+    tasks: TaskTracker,
     /// Where the process groups of the servers we start are recorded (set once by the hub).
     ledger: std::sync::OnceLock<GroupLedger>,
     /// The hub's worker MCP endpoint, when the hub serves one (set once, before any start).
@@ -250,6 +257,7 @@ impl WorkerPool {
                 overrides: Mutex::new(HashMap::new()),
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
                 ledger: std::sync::OnceLock::new(),
                 worker_mcp: std::sync::OnceLock::new(),
                 finished_sessions: Mutex::new(std::collections::VecDeque::new()),
@@ -623,6 +631,16 @@ impl WorkerPool {
         }
         let profiles: Vec<Profile> = self.inner.config.profiles.values().cloned().collect();
         self.set_status(&profiles, WorkerStatus::Stopped, None);
+        self.inner.tasks.close();
+        if tokio::time::timeout(POOL_TASKS_STOP, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.inner.tasks.len(),
+                "some of the pool's tasks did not stop in time"
+            );
+        }
     }
 
     fn key_for(&self, profile: &Profile) -> ServerKey {
