@@ -18,7 +18,8 @@ use orchestra_client::{HubFiles, HubInfo};
 use orchestra_core::config::LoadedConfig;
 use orchestra_core::hub::{Hub, HubOptions};
 use orchestra_core::memory::GlobalStore;
-use orchestra_http::{HubServer, ServeOptions};
+use orchestra_http::{HubServer, McpServers, ServeOptions};
+use orchestra_mcp::OrchestraMcp;
 use orchestra_protocol::now_ms;
 
 use crate::{launch, owner, shutdown_signal, write_stdout};
@@ -145,12 +146,16 @@ pub async fn serve(
     crate::log_capture::start(hub.bus().clone());
     let token = orchestra_http::new_token();
     let server = bound.serve(
-        Arc::clone(hub.engine()),
+        &hub,
         ServeOptions {
             port,
             idle_stop,
             fake: args.fake,
             token: token.clone(),
+            mcp: McpServers {
+                tools: Arc::new(OrchestraMcp::http_tools),
+                worker: Arc::new(OrchestraMcp::http_worker),
+            },
         },
     );
     let info = HubInfo {

@@ -37,7 +37,10 @@ pub struct EventBus {
 struct Inner {
     state: Mutex<State>,
     live: broadcast::Sender<Arc<HubEvent>>,
-    /// `None` for a bus without a store (nothing is kept beyond the ring).
+    /// `None` for a bus without a store (nothing is kept beyond the ring). Unbounded because
+    /// `publish` is synchronous, called from sync code and under locks, so it cannot wait for
+    /// room, and dropping an event would leave a hole in every later replay. The writer drains
+    /// it in batches, so it only holds what arrives during one store write.
     persist: Option<mpsc::UnboundedSender<Arc<HubEvent>>>,
     store: Option<Arc<Store>>,
     /// The highest id known to be in the store.

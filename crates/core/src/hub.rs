@@ -1,10 +1,12 @@
 //! One hub per project: it owns the store, the event bus, the worker pool, the job runtime
 //! and the task facade, and the background tasks that keep them healthy.
 //!
-//! Ownership decides shutdown (no polling): the hub's background tasks live in one
-//! [`TaskTracker`] and stop on one token; jobs live in the runtime's tracker, which
-//! [`Hub::shutdown`] drains after canceling them; the pool stops the servers; the bus is
-//! flushed to the store last, so a later hub can replay every event.
+//! Ownership decides shutdown (no polling): the hub's background tasks (heartbeat, prune,
+//! warm-up, the Neo4j sync) live in one [`TaskTracker`] and stop on one
+//! token; jobs live in the runtime's tracker, which [`Hub::shutdown`] drains after canceling
+//! them; the chat hooks, the recorder and the triggers own their tasks and wait for them when
+//! stopped; the pool stops the servers; the bus is flushed to the store, and last the hub waits
+//! (bounded) for its own tracker, so nothing the hub started outlives `shutdown`.
 //!
 //! Memory (`memory.enabled`) is opened at start — the project's records in the job store, the
 //! user's global store beside — with the recorder of automatic records, the `memoryOnTurnEnd`
@@ -18,6 +20,7 @@ use orchestra_store::{HUB_STALE_AFTER_MS, Store, StoreError, default_store_path,
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::ChatHooks;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::jobs::JobRuntime;
@@ -40,6 +43,11 @@ const DRAIN_JOBS: Duration = Duration::from_secs(5);
 const FLUSH_EVENTS: Duration = Duration::from_secs(2);
 /// How long shutdown waits for the records of jobs that finished before it.
 const FINISH_RECORDS: Duration = Duration::from_secs(3);
+/// How long shutdown waits for the chat hooks' tasks (a memory block being built).
+const STOP_CHAT: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the background tasks once told to stop: they stop at their next
+/// `select!`, but a warm-up may be inside a server start and a prune inside SQLite.
+const STOP_BACKGROUND: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -73,6 +81,10 @@ pub struct Hub {
     background: CancellationToken,
     tasks: TaskTracker,
     interrupted: usize,
+    /// Persists the bus; see `start`.
+    _event_writer: tokio::task::JoinHandle<()>,
+    /// What the OpenCode plugin's hooks do; the HTTP server calls them.
+    chat: Arc<ChatHooks>,
     /// Stopped at shutdown, in order (tokio mutexes only so `shutdown` can take them by `&self`).
     recorder: tokio::sync::Mutex<Option<Recorder>>,
     triggers: tokio::sync::Mutex<Option<Triggers>>,
@@ -111,7 +123,10 @@ impl Hub {
         let tasks = TaskTracker::new();
         let background = CancellationToken::new();
         let (bus, writer) = EventBus::with_store(store.clone())?;
-        tasks.spawn(writer.run());
+        // Not in `tasks`: the writer is owned by the bus and ends when its last clone drops
+        // (after writing the rest), which is after the hub; shutdown waits for the store
+        // through `flush` instead.
+        let event_writer = tokio::spawn(writer.run());
         let pool = WorkerPool::new(config.clone(), options.launch, bus.clone());
         pool.record_groups(ledger);
         if let Some(mcp) = options.worker_mcp {
@@ -142,6 +157,7 @@ impl Hub {
                 .with_provenance(options.provenance),
         );
         let triggers = Triggers::spawn(engine.workflows());
+        let chat = ChatHooks::start(engine.clone(), background.child_token());
         tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
         tasks.spawn(prune(store, config.clone(), background.clone()));
         if config.auto_spawn {
@@ -171,6 +187,8 @@ impl Hub {
             background,
             tasks,
             interrupted: interrupted.len(),
+            _event_writer: event_writer,
+            chat,
             recorder: tokio::sync::Mutex::new(recorder),
             triggers: tokio::sync::Mutex::new(triggers),
         })
@@ -188,6 +206,11 @@ impl Hub {
         self.engine.bus()
     }
 
+    /// The hooks of Orchestra's OpenCode plugin, following this hub's events until shutdown.
+    pub fn chat(&self) -> &Arc<ChatHooks> {
+        &self.chat
+    }
+
     /// Jobs of dead hubs this hub marked failed when it started.
     pub fn interrupted_on_start(&self) -> usize {
         self.interrupted
@@ -196,6 +219,9 @@ impl Hub {
     /// Cancels running jobs (their models stop), stops every server we own,
     /// and leaves the store consistent.
     pub async fn shutdown(&self) {
+        if !self.chat.stop(STOP_CHAT).await {
+            tracing::warn!("the chat hooks' tasks did not stop in time");
+        }
         // No new memory runs while the hub winds down.
         if let Some(triggers) = self.triggers.lock().await.take() {
             triggers.stop().await;
@@ -218,6 +244,21 @@ impl Hub {
             tracing::warn!(error = %err, "unregistering the hub failed");
         }
         self.tasks.close();
+        if tokio::time::timeout(STOP_BACKGROUND, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "some of the hub's background tasks did not stop in time"
+            );
+        }
+    }
+
+    /// The hub's own background tasks still running (heartbeat, prune, warm-up, the Neo4j
+    /// sync): 0 after [`Hub::shutdown`] returned in time.
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.len()
     }
 }
 
@@ -255,5 +296,40 @@ async fn prune(store: Arc<Store>, config: Arc<Config>, stop: CancellationToken) 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_leaves_none_of_the_hubs_tasks_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::builtin();
+        config.tasks.store_path = Some(dir.path().join("orchestra.db"));
+        let hub = Hub::start(HubOptions {
+            project_dir: dir.path().to_path_buf(),
+            config,
+            launch: LaunchSettings {
+                // The warm-up fails at once: there is no OpenCode here.
+                binary: dir.path().join("no-opencode"),
+                project_dir: dir.path().to_path_buf(),
+                env: Vec::new(),
+                config_overlay: serde_json::Value::Null,
+                provider_pin: None,
+            },
+            warm: true,
+            provenance: Default::default(),
+            global_memory: GlobalStore::At(dir.path().join("global").join("memory.db")),
+            worker_mcp: None,
+        })
+        .await
+        .unwrap();
+        // Heartbeat and prune at least, whatever the warm-up did meanwhile.
+        assert!(hub.background_tasks() >= 2, "{}", hub.background_tasks());
+        hub.shutdown().await;
+        assert_eq!(hub.background_tasks(), 0);
     }
 }

@@ -25,6 +25,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use orchestra_core::tasks::tools;
 use orchestra_protocol::{
     HubHealth, LoginLink, TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams,
     TaskStartParams, WorkerSnapshot, now_ms,
@@ -70,7 +71,7 @@ pub async fn tool(
         Ok(args) => args,
         Err(failure) => return failure.into_response(),
     };
-    Json(orchestra_mcp::call_tool(&app.engine, &name, args, caller(&headers)).await).into_response()
+    Json(tools::call(&app.engine, &name, args, caller(&headers)).await).into_response()
 }
 
 pub async fn start_task(

@@ -4,13 +4,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use orchestra_core::config::ConfigError;
-use orchestra_core::jobs::JobError;
-use orchestra_core::jobs::questions::QuestionError;
 use orchestra_core::tasks::TaskError;
-use orchestra_core::workers::WorkerError;
-use orchestra_core::workflows::WorkflowError;
-use orchestra_protocol::ApiError;
+use orchestra_protocol::{ApiError, ErrorKind};
 use serde::de::DeserializeOwned;
 
 #[derive(Debug)]
@@ -59,89 +54,47 @@ impl IntoResponse for ApiFailure {
     }
 }
 
-impl From<TaskError> for ApiFailure {
-    fn from(err: TaskError) -> Self {
-        let (status, kind) = status_of(&err);
-        ApiFailure::new(status, kind, err.to_string())
-    }
-}
-
 impl ApiFailure {
+    /// A failure of core's, answered with the status of its kind.
+    pub fn classified(kind: ErrorKind, error: impl Into<String>) -> ApiFailure {
+        let status = match kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound | ErrorKind::MemoryDisabled => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiFailure::new(status, kind.as_str(), error)
+    }
+
     /// A failure of the five verbs' routes (`/tasks`, `/list`, …), whose ids come in the body:
-    /// 404 only for an unknown task, 500 for the store, 400 for the rest (the HTTP corpus's
-    /// contract). Routes that name a thing in their path use `From<TaskError>` instead.
+    /// only the job runtime's own failures keep their kind (404 for an unknown task, 500 for
+    /// the store), the rest are 400 (the HTTP corpus's contract). Routes that name a thing in
+    /// their path use `From<TaskError>` instead.
     pub fn of_verb(err: TaskError) -> ApiFailure {
         match &err {
-            TaskError::Job(JobError::Store(_)) | TaskError::Job(JobError::UnknownTask { .. }) => {
-                ApiFailure::from(err)
-            }
-            _ => ApiFailure::bad_request(err.to_string()),
+            TaskError::Job(_) => ApiFailure::from(err),
+            TaskError::EmptyTask
+            | TaskError::TaskTooLong { .. }
+            | TaskError::MissingField { .. }
+            | TaskError::Config(_)
+            | TaskError::NoIds
+            | TaskError::Workflow(_)
+            | TaskError::Worker(_)
+            | TaskError::Question(_)
+            | TaskError::BadValue { .. }
+            | TaskError::Memory(_)
+            | TaskError::InvalidField { .. }
+            | TaskError::WorkerRestricted { .. } => ApiFailure::bad_request(err.to_string()),
         }
     }
 }
 
-/// The HTTP status and error kind of a facade error.
-fn status_of(err: &TaskError) -> (StatusCode, &'static str) {
-    const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "bad_request");
-    const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "not_found");
-    const CONFLICT: (StatusCode, &str) = (StatusCode::CONFLICT, "conflict");
-    const INTERNAL: (StatusCode, &str) = (StatusCode::INTERNAL_SERVER_ERROR, "internal");
-    const UPSTREAM: (StatusCode, &str) = (StatusCode::BAD_GATEWAY, "upstream");
-    const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "unavailable");
-    let job = |err: &JobError| match err {
-        JobError::Store(_) => INTERNAL,
-        JobError::UnknownTask { .. } => NOT_FOUND,
-        JobError::Attachment(_) => BAD,
-    };
-    match err {
-        TaskError::EmptyTask
-        | TaskError::TaskTooLong { .. }
-        | TaskError::MissingField { .. }
-        | TaskError::InvalidField { .. }
-        | TaskError::NoIds
-        | TaskError::BadValue { .. } => BAD,
-        TaskError::Config(ConfigError::UnknownProfile { .. }) => NOT_FOUND,
-        TaskError::Config(
-            ConfigError::Io { .. } | ConfigError::Parse { .. } | ConfigError::Invalid { .. },
-        ) => BAD,
-        TaskError::Job(err) => job(err),
-        TaskError::Workflow(err) => match err {
-            WorkflowError::UnknownRun { .. } => NOT_FOUND,
-            WorkflowError::RunFinished { .. }
-            | WorkflowError::RunBusy { .. }
-            | WorkflowError::NotRunning { .. } => CONFLICT,
-            WorkflowError::Job(err) => job(err),
-            WorkflowError::Disabled { .. }
-            | WorkflowError::MissingId
-            | WorkflowError::UnknownWorkflow { .. }
-            | WorkflowError::LimitAboveCap { .. }
-            | WorkflowError::TooManySteps { .. }
-            | WorkflowError::TaskTooLong { .. }
-            | WorkflowError::StepTimeoutAboveCap { .. }
-            | WorkflowError::CorruptDefinition { .. } => BAD,
-        },
-        TaskError::Worker(err) => match err.as_ref() {
-            WorkerError::Config(ConfigError::UnknownProfile { .. }) => NOT_FOUND,
-            WorkerError::Config(_)
-            | WorkerError::NotRunning { .. }
-            | WorkerError::AttachUrlMissing => BAD,
-            WorkerError::ShuttingDown | WorkerError::Interrupted { .. } => UNAVAILABLE,
-            WorkerError::Spawn { .. }
-            | WorkerError::Connect { .. }
-            | WorkerError::Catalog { .. }
-            | WorkerError::Model { .. } => UPSTREAM,
-        },
-        TaskError::WorkerRestricted { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-        TaskError::Memory(err) => match err.kind() {
-            "memory_disabled" => (StatusCode::NOT_FOUND, "memory_disabled"),
-            "not_found" => NOT_FOUND,
-            "bad_request" => BAD,
-            _ => INTERNAL,
-        },
-        TaskError::Question(err) => match err {
-            QuestionError::Unknown { .. } => NOT_FOUND,
-            QuestionError::Reply { .. } => UPSTREAM,
-        },
+impl From<TaskError> for ApiFailure {
+    fn from(err: TaskError) -> Self {
+        ApiFailure::classified(err.kind(), err.to_string())
     }
 }
 

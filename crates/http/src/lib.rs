@@ -43,13 +43,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use orchestra_core::chat::ChatHooks;
+use orchestra_core::hub::Hub;
 use orchestra_core::tasks::TaskEngine;
 use orchestra_core::workers::WorkerMcp;
-use orchestra_mcp::{EngineTools, OrchestraMcp};
 use orchestra_protocol::now_ms;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use activity::Activity;
 use auth::Access;
@@ -72,6 +71,22 @@ pub enum HttpError {
     },
 }
 
+/// Builds one MCP endpoint over Streamable HTTP on the hub's engine, as a router this server
+/// nests at the endpoint's path behind its guard; `stop` ends the endpoint's sessions when the
+/// server closes.
+pub type McpEndpoint = Arc<dyn Fn(Arc<TaskEngine>, CancellationToken) -> Router + Send + Sync>;
+
+/// The MCP endpoints this server carries. The binary that wires the hub hands them in
+/// (`orchestra-mcp` makes them), so this crate and the MCP crate are peers over core's tool
+/// door (`tasks::tools`) and neither depends on the other.
+#[derive(Clone)]
+pub struct McpServers {
+    /// `/mcp`: the five task tools.
+    pub tools: McpEndpoint,
+    /// `/mcp/worker` ([`WORKER_MCP_PATH`]): the memory ops, for the memory worker.
+    pub worker: McpEndpoint,
+}
+
 pub struct ServeOptions {
     /// 0 picks a free port.
     pub port: u16,
@@ -81,6 +96,7 @@ pub struct ServeOptions {
     pub fake: bool,
     /// The hub's token; every request must carry it.
     pub token: String,
+    pub mcp: McpServers,
 }
 
 #[derive(Clone)]
@@ -112,6 +128,9 @@ pub fn new_token() -> String {
 pub struct HubServer {
     addr: SocketAddr,
     stop: CancellationToken,
+    /// The server itself (`served`) and the idle stop; both end on `stop`, and `close` waits
+    /// for them.
+    tasks: TaskTracker,
     served: tokio::task::JoinHandle<()>,
 }
 
@@ -136,9 +155,9 @@ impl Bound {
         }
     }
 
-    /// Serves the hub's `engine` until [`HubServer::close`]. Connections that came in since
-    /// the bind wait in the listen queue and are served now.
-    pub fn serve(self, engine: Arc<TaskEngine>, options: ServeOptions) -> HubServer {
+    /// Serves `hub` (its engine and chat hooks) until [`HubServer::close`]. Connections that
+    /// came in since the bind wait in the listen queue and are served now.
+    pub fn serve(self, hub: &Hub, options: ServeOptions) -> HubServer {
         let Bound {
             listener,
             addr,
@@ -146,8 +165,8 @@ impl Bound {
         } = self;
         let stop = CancellationToken::new();
         let state = AppState {
-            chat: ChatHooks::start(engine.clone(), stop.child_token()),
-            engine: engine.clone(),
+            chat: Arc::clone(hub.chat()),
+            engine: Arc::clone(hub.engine()),
             access: Arc::new(Access::new(options.token, worker_token, addr.port())),
             activity: Activity::new(),
             stop: stop.clone(),
@@ -155,20 +174,27 @@ impl Bound {
             started_at: now_ms(),
             fake: options.fake,
         };
+        let tasks = TaskTracker::new();
         if let Some(idle) = options.idle_stop {
-            tokio::spawn(idle_stop(state.clone(), idle));
+            tasks.spawn(idle_stop(state.clone(), idle));
         }
-        let app = router(state, stop.child_token());
+        let app = router(state, options.mcp, stop.child_token());
         let shutdown = stop.clone();
-        let served = tokio::spawn(async move {
+        let served = tasks.spawn(async move {
             let serving = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await });
             if let Err(err) = serving.await {
                 tracing::error!(error = %err, "the hub's HTTP server failed");
             }
         });
+        tasks.close();
         tracing::info!(%addr, "hub serving");
-        HubServer { addr, stop, served }
+        HubServer {
+            addr,
+            stop,
+            tasks,
+            served,
+        }
     }
 }
 
@@ -187,15 +213,6 @@ impl HubServer {
             addr,
             worker_token: auth::secret(),
         })
-    }
-
-    /// Binds 127.0.0.1 and serves until [`HubServer::close`] (a hub whose workers need not
-    /// reach it; [`HubServer::bind`] then [`Bound::serve`] otherwise).
-    pub async fn start(
-        engine: Arc<TaskEngine>,
-        options: ServeOptions,
-    ) -> Result<HubServer, HttpError> {
-        Ok(HubServer::bind(options.port).await?.serve(engine, options))
     }
 
     pub fn url(&self) -> String {
@@ -217,25 +234,13 @@ impl HubServer {
         if let Err(err) = self.served.await {
             tracing::warn!(error = %err, "the hub's HTTP server task ended badly");
         }
+        self.tasks.wait().await;
     }
 }
 
-fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
-    let engine = state.engine.clone();
-    let mut mcp_config = StreamableHttpServerConfig::default();
-    mcp_config.cancellation_token = mcp_stop;
-    mcp_config.sse_keep_alive = Some(Duration::from_secs(15));
-    let worker_engine = engine.clone();
-    let worker_mcp = StreamableHttpService::new(
-        move || Ok(OrchestraMcp::worker(worker_engine.clone())),
-        Arc::new(LocalSessionManager::default()),
-        mcp_config.clone(),
-    );
-    let mcp = StreamableHttpService::new(
-        move || Ok(OrchestraMcp::new(Arc::new(EngineTools(engine.clone())))),
-        Arc::new(LocalSessionManager::default()),
-        mcp_config,
-    );
+fn router(state: AppState, servers: McpServers, mcp_stop: CancellationToken) -> Router {
+    let worker_mcp = (servers.worker)(state.engine.clone(), mcp_stop.clone());
+    let mcp = (servers.tools)(state.engine.clone(), mcp_stop);
     let v1 = Router::new()
         .route("/health", get(api::health))
         .route("/tools/{name}", post(api::tool))

@@ -28,7 +28,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::TryStreamExt;
@@ -61,13 +61,7 @@ pub fn routes() -> Router<AppState> {
 
 impl From<HubMemoryError> for ApiFailure {
     fn from(err: HubMemoryError) -> Self {
-        let (status, kind) = match err.kind() {
-            "memory_disabled" => (StatusCode::NOT_FOUND, "memory_disabled"),
-            "not_found" => (StatusCode::NOT_FOUND, "not_found"),
-            "bad_request" => (StatusCode::BAD_REQUEST, "bad_request"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        ApiFailure::new(status, kind, err.to_string())
+        ApiFailure::classified(err.kind(), err.to_string())
     }
 }
 
@@ -245,6 +239,8 @@ async fn export(State(app): State<AppState>) -> Result<Response, ApiFailure> {
     let memory = memory(&app)?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel(EXPORT_CHUNKS);
     let failed = sender.clone();
+    // Owned by the response: the task ends when the export does, or when the client goes
+    // (the stream, and with it the receiver, is dropped and the next send fails).
     tokio::spawn(async move {
         let writer = ChannelWriter {
             buffer: Vec::new(),

@@ -1,17 +1,18 @@
 //! The MCP face of Open Orchestra: the five task tools, over stdio (`orchestra mcp`, which
 //! relays to the project's hub) and over Streamable HTTP (served by the hub itself).
 //!
-//! Tools are listed and dispatched by hand rather than through rmcp's
-//! `#[tool]` macros so that bad arguments (a misspelled enum, a missing
-//! field) come back as tool results with `isError: true` naming the field and
-//! the fix, which a model can act on, instead of JSON-RPC protocol errors.
-//! Input schemas are generated from the protocol crate's types.
+//! Tools are listed here and dispatched by name through core's `tasks::tools` (the door the
+//! HTTP API's `/api/v1/tools/{name}` uses too) rather than through rmcp's `#[tool]` macros, so
+//! that bad arguments (a misspelled enum, a missing field) come back as tool results with
+//! `isError: true` naming the field and the fix, which a model can act on, instead of JSON-RPC
+//! protocol errors. Input schemas are generated from the protocol crate's types.
 //!
 //! Invariant: nothing here writes to stdout except the rmcp transport.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use orchestra_core::tasks::{TaskEngine, TaskError};
+use orchestra_core::tasks::{TaskEngine, tools};
 use orchestra_protocol::{
     TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams, TaskStartParams, ToolReply,
 };
@@ -22,11 +23,17 @@ use rmcp::model::{
     ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 pub const SERVER_NAME: &str = "orchestra";
+
+/// A comment line on an idle Streamable HTTP event stream this often, so proxies and clients
+/// do not take a quiet session for a dead one.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 const INSTRUCTIONS: &str = "Open Orchestra runs tasks on specialised OpenCode workers (coder, architect, \
 explorer, docs, vision, memory). Call task_start to begin work (it returns a taskId at once), then \
@@ -70,7 +77,7 @@ impl ToolBackend for EngineTools {
         client: Option<String>,
     ) -> futures_util::future::BoxFuture<'static, ToolReply> {
         let engine = self.0.clone();
-        Box::pin(async move { call_tool(&engine, &name, args, client).await })
+        Box::pin(async move { tools::call(&engine, &name, args, client).await })
     }
 }
 
@@ -88,35 +95,7 @@ impl ToolBackend for WorkerTools {
         _client: Option<String>,
     ) -> futures_util::future::BoxFuture<'static, ToolReply> {
         let engine = self.0.clone();
-        Box::pin(async move {
-            if name != "task_start" {
-                return ToolReply {
-                    text: format!(
-                        "unknown tool `{name}`; a worker has one tool here, task_start, for the memory ops"
-                    ),
-                    is_error: true,
-                };
-            }
-            let params: TaskStartParams = match parse(&name, args) {
-                Ok(params) => params,
-                Err(text) => {
-                    return ToolReply {
-                        text,
-                        is_error: true,
-                    };
-                }
-            };
-            match engine.start_for_worker(params).await {
-                Ok(answer) => ToolReply {
-                    is_error: answer.status != orchestra_protocol::JobStatus::Succeeded,
-                    text: to_json(&answer),
-                },
-                Err(err) => ToolReply {
-                    text: explain(err),
-                    is_error: true,
-                },
-            }
-        })
+        Box::pin(async move { tools::call_for_worker(&engine, &name, args).await })
     }
 }
 
@@ -176,6 +155,20 @@ impl OrchestraMcp {
         }
     }
 
+    /// The hub's `/mcp` endpoint over Streamable HTTP: the five tools on its engine, a server
+    /// per session, until `stop`.
+    pub fn http_tools(engine: Arc<TaskEngine>, stop: CancellationToken) -> axum::Router {
+        streamable_http(
+            move || OrchestraMcp::new(Arc::new(EngineTools(engine.clone()))),
+            stop,
+        )
+    }
+
+    /// The hub's `/mcp/worker` endpoint over Streamable HTTP: the memory ops, until `stop`.
+    pub fn http_worker(engine: Arc<TaskEngine>, stop: CancellationToken) -> axum::Router {
+        streamable_http(move || OrchestraMcp::worker(engine.clone()), stop)
+    }
+
     /// Serves MCP on stdin/stdout until the client disconnects.
     pub async fn serve_stdio(self) -> Result<(), McpError> {
         let service = self
@@ -187,65 +180,6 @@ impl OrchestraMcp {
             .await
             .map_err(|e| McpError::Session(e.to_string()))?;
         Ok(())
-    }
-}
-
-/// One tool call on an engine: arguments are checked against the tool's parameter type, and
-/// every refusal is a reply with `is_error` naming the field and the fix — never a protocol
-/// error or a panic.
-pub async fn call_tool(
-    engine: &TaskEngine,
-    name: &str,
-    args: Value,
-    client: Option<String>,
-) -> ToolReply {
-    match dispatch(engine, name, args, client).await {
-        Ok(text) => ToolReply {
-            text,
-            is_error: false,
-        },
-        Err(text) => ToolReply {
-            text,
-            is_error: true,
-        },
-    }
-}
-
-async fn dispatch(
-    engine: &TaskEngine,
-    name: &str,
-    args: Value,
-    client: Option<String>,
-) -> Result<String, String> {
-    match name {
-        "task_start" => {
-            let params: TaskStartParams = parse(name, args)?;
-            let result = engine.start(params, client).await.map_err(explain)?;
-            Ok(to_json(&result))
-        }
-        "task_await" => {
-            let params: TaskAwaitParams = parse(name, args)?;
-            let answer = engine.await_tasks(&params).await.map_err(explain)?;
-            Ok(to_json(&answer))
-        }
-        "task_peek" => {
-            let params: TaskPeekParams = parse(name, args)?;
-            let answer = engine.peek(&params).map_err(explain)?;
-            Ok(to_json(&answer))
-        }
-        "task_list" => {
-            let params: TaskListParams = parse(name, args)?;
-            let listing = engine.list(&params).await.map_err(explain)?;
-            Ok(listing.text)
-        }
-        "task_cancel" => {
-            let params: TaskCancelParams = parse(name, args)?;
-            let answer = engine.cancel(&params).await.map_err(explain)?;
-            Ok(to_json(&answer))
-        }
-        other => Err(format!(
-            "unknown tool `{other}`; the tools are task_start, task_await, task_peek, task_list and task_cancel"
-        )),
     }
 }
 
@@ -283,24 +217,21 @@ fn tool_list() -> Vec<Tool> {
     ]
 }
 
-fn parse<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(args).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if path == "." || path.is_empty() {
-            format!("invalid arguments for {tool}: {inner}; see the tool's input schema")
-        } else {
-            format!("invalid argument `{path}` for {tool}: {inner}; see the tool's input schema")
-        }
-    })
-}
-
-fn explain(err: TaskError) -> String {
-    err.to_string()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+/// An endpoint serving `server()` per session over Streamable HTTP, as a router that answers
+/// every path below where it is nested.
+fn streamable_http(
+    server: impl Fn() -> OrchestraMcp + Send + Sync + 'static,
+    stop: CancellationToken,
+) -> axum::Router {
+    let mut config = StreamableHttpServerConfig::default();
+    config.cancellation_token = stop;
+    config.sse_keep_alive = Some(SSE_KEEP_ALIVE);
+    let service = StreamableHttpService::new(
+        move || Ok(server()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    axum::Router::new().fallback_service(service)
 }
 
 /// Why a `tools/call` that rmcp could not read is malformed: a JSON-RPC error that names the

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use orchestra_protocol::ErrorKind;
 use orchestra_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,22 @@ pub enum MemoryError {
 }
 
 impl MemoryError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MemoryError::NotFound { .. } => ErrorKind::NotFound,
+            MemoryError::Invalid { .. }
+            | MemoryError::BadCursor(_)
+            | MemoryError::ImportLine { .. }
+            | MemoryError::NoGlobalStore => ErrorKind::BadRequest,
+            MemoryError::Store(_)
+            | MemoryError::Index { .. }
+            | MemoryError::IndexDir { .. }
+            | MemoryError::Io { .. } => ErrorKind::Internal,
+            #[cfg(feature = "neo4j")]
+            MemoryError::Neo4j(_) => ErrorKind::Internal,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> MemoryError {
         MemoryError::Invalid {
             field,

@@ -41,10 +41,50 @@ pub struct ToolReply {
 #[serde(rename_all = "camelCase")]
 pub struct ApiError {
     pub error: String,
-    /// A machine-readable kind: `unauthorized`, `forbidden`, `bad_request`, `not_found`,
-    /// `conflict`, `upstream` (OpenCode failed), `unavailable` (the hub is stopping),
-    /// `internal`.
+    /// A machine-readable kind: `unauthorized` (the HTTP server's own) or one of
+    /// [`ErrorKind`]'s names (`bad_request`, `not_found`, `memory_disabled`, …).
     pub kind: String,
+}
+
+/// What kind of failure an error is, as every front end needs to know it: each of core's errors
+/// classifies itself into one of these, and a front end maps the kind (the HTTP server to a
+/// status code), never the error's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The caller's input is wrong; the message says which field and the fix.
+    BadRequest,
+    /// The thing the caller named does not exist.
+    NotFound,
+    /// The thing exists but is in a state that refuses this (a finished or busy run).
+    Conflict,
+    /// The caller may not do this (a worker asking for more than the memory ops).
+    Forbidden,
+    /// OpenCode (or another process the hub drives) failed.
+    Upstream,
+    /// The hub is stopping and takes no new work.
+    Unavailable,
+    /// A fault of the hub itself (its store, a crashed engine).
+    Internal,
+    /// Memory is turned off for this project. A not-found of its own, because the panel tells
+    /// it apart from a missing record (it hides the memory view).
+    MemoryDisabled,
+}
+
+impl ErrorKind {
+    /// The `kind` of an [`ApiError`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Upstream => "upstream",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+            ErrorKind::MemoryDisabled => "memory_disabled",
+        }
+    }
 }
 
 /// `POST /api/v1/login`: a URL a browser can open once to get a session.

@@ -28,8 +28,8 @@ pub mod worker;
 pub mod workflow;
 
 pub use api::{
-    ApiError, ConfigFileView, ConfigKeyView, ConfigView, HubHealth, LogLine, LoginLink, LogsPage,
-    LogsQuery, ProfileView, QuestionAnswer, QuestionReply, ToolReply, WorkflowStepView,
+    ApiError, ConfigFileView, ConfigKeyView, ConfigView, ErrorKind, HubHealth, LogLine, LoginLink,
+    LogsPage, LogsQuery, ProfileView, QuestionAnswer, QuestionReply, ToolReply, WorkflowStepView,
     WorkflowView,
 };
 pub use event::{

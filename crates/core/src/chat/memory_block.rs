@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use crate::memory::HubMemory;
 
@@ -35,12 +36,21 @@ struct Entry {
 /// The blocks by query. A write to memory marks them stale; a hook then starts a new build and,
 /// when it is not ready in time, gets the previous block, so a write (a finished task's record)
 /// does not take the block out of the next request.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(super) struct MemoryBlocks {
     cache: Arc<Mutex<HashMap<String, Entry>>>,
+    /// The chat hooks' tracker: a build in flight is waited for when the hooks stop.
+    builds: TaskTracker,
 }
 
 impl MemoryBlocks {
+    pub(super) fn new(builds: TaskTracker) -> MemoryBlocks {
+        MemoryBlocks {
+            cache: Arc::default(),
+            builds,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -83,7 +93,7 @@ impl MemoryBlocks {
             },
         );
         let (memory, query) = (memory.clone(), query.to_owned());
-        tokio::spawn(async move {
+        self.builds.spawn(async move {
             let block = memory.block_for_worker(&query).await;
             // Sent even when nobody waits: the value stays in the slot for later hooks.
             tx.send_replace(Some(block));

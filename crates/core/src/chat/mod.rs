@@ -37,6 +37,7 @@ use orchestra_protocol::{EventBody, HubEvent, NotificationReason, SessionNotific
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::events::Subscription;
 use crate::tasks::TaskEngine;
@@ -51,11 +52,17 @@ pub use vision::VisionJob;
 const TASK_START_TOOL: &str = "orchestra_task_start";
 const RESULT_TOOLS: [&str; 2] = ["orchestra_task_await", "orchestra_task_peek"];
 
-/// The chat hooks of one hub. Cheap to share (`Arc`).
+/// The chat hooks of one hub. Cheap to share (`Arc`). The hub starts them and stops them
+/// ([`ChatHooks::stop`]); the HTTP server only calls them.
 pub struct ChatHooks {
     engine: Arc<TaskEngine>,
     blocks: MemoryBlocks,
     state: Mutex<State>,
+    /// The event follower, pending idle notifications and memory-block builds: every task the
+    /// hooks start, waited for by [`ChatHooks::stop`].
+    tasks: TaskTracker,
+    /// Ends the follower and the notifications still waiting for their delay.
+    stop: CancellationToken,
 }
 
 #[derive(Default)]
@@ -67,7 +74,9 @@ struct State {
     next_stream: u64,
 }
 
-/// One plugin instance's deliveries; unregisters itself when dropped.
+/// One plugin instance's deliveries; unregisters itself when dropped. Unbounded: a delivery is
+/// one message per idle session with finished results, sent from under the state lock, which
+/// must not wait on a slow plugin.
 pub struct DeliveryStream {
     rx: mpsc::UnboundedReceiver<Delivery>,
     hooks: Weak<ChatHooks>,
@@ -100,13 +109,27 @@ impl ChatHooks {
     /// The hooks of `engine`'s hub, following its event stream until `stop`.
     pub fn start(engine: Arc<TaskEngine>, stop: CancellationToken) -> Arc<ChatHooks> {
         let subscription = engine.bus().subscribe(None);
+        let tasks = TaskTracker::new();
         let hooks = Arc::new(ChatHooks {
             engine,
-            blocks: MemoryBlocks::default(),
+            blocks: MemoryBlocks::new(tasks.clone()),
             state: Mutex::new(State::default()),
+            tasks: tasks.clone(),
+            stop: stop.clone(),
         });
-        tokio::spawn(follow(Arc::downgrade(&hooks), subscription, stop));
+        tasks.spawn(follow(Arc::downgrade(&hooks), subscription, stop));
         hooks
+    }
+
+    /// Stops following the hub's events, drops the notifications still waiting, and waits up
+    /// to `within` for the hooks' tasks to end (a memory block being built runs to its end on
+    /// the blocking pool). False when some did not end in time.
+    pub async fn stop(&self, within: Duration) -> bool {
+        self.stop.cancel();
+        self.tasks.close();
+        tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -343,8 +366,12 @@ impl ChatHooks {
             return;
         }
         let hooks = Arc::downgrade(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(settings.delay_ms)).await;
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(settings.delay_ms)) => {}
+            }
             let Some(hooks) = hooks.upgrade() else { return };
             if !hooks.lock().sessions.is_idle(&session_id) {
                 return;

@@ -44,6 +44,18 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    pub fn kind(&self) -> orchestra_protocol::ErrorKind {
+        use orchestra_protocol::ErrorKind;
+        match self {
+            ConfigError::UnknownProfile { .. } => ErrorKind::NotFound,
+            ConfigError::Io { .. } | ConfigError::Parse { .. } | ConfigError::Invalid { .. } => {
+                ErrorKind::BadRequest
+            }
+        }
+    }
+}
+
 fn hint_suffix(hint: Option<&str>) -> String {
     hint.map(|h| format!("; hint: {h}")).unwrap_or_default()
 }

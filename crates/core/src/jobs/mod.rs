@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use orchestra_protocol::{
-    EventBody, JobRecord, JobStatus, JobUpdate, LogEvent, ModelPolicy, now_ms,
+    ErrorKind, EventBody, JobRecord, JobStatus, JobUpdate, LogEvent, ModelPolicy, now_ms,
 };
 use orchestra_store::{Store, StoreError};
 use tokio::sync::watch;
@@ -48,6 +48,16 @@ pub enum JobError {
     Attachment(#[from] AttachmentError),
     #[error("no task with id `{id}`; list tasks with task_list")]
     UnknownTask { id: String },
+}
+
+impl JobError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JobError::Store(_) => ErrorKind::Internal,
+            JobError::Attachment(_) => ErrorKind::BadRequest,
+            JobError::UnknownTask { .. } => ErrorKind::NotFound,
+        }
+    }
 }
 
 /// How a workflow step's job names its requester (`workflow:<workflowId>/<runId>`), so that
@@ -105,7 +115,8 @@ struct Inner {
     pool: WorkerPool,
     hub_id: String,
     live: Mutex<HashMap<String, LiveJob>>,
-    /// Owns every job task, so shutdown can wait for exactly those.
+    /// Owns every job task and the timeouts of their permission questions, so shutdown can
+    /// wait for exactly those.
     tasks: TaskTracker,
     questions: questions::QuestionInbox,
 }
@@ -120,15 +131,16 @@ pub struct JobHandle {
 
 impl JobRuntime {
     pub fn new(store: Arc<Store>, bus: EventBus, pool: WorkerPool, hub_id: String) -> JobRuntime {
+        let tasks = TaskTracker::new();
         JobRuntime {
             inner: Arc::new(Inner {
                 store,
-                questions: questions::QuestionInbox::new(bus.clone()),
+                questions: questions::QuestionInbox::new(bus.clone(), tasks.clone()),
                 bus,
                 pool,
                 hub_id,
                 live: Mutex::new(HashMap::new()),
-                tasks: TaskTracker::new(),
+                tasks,
             }),
         }
     }

@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orchestra_protocol::{
-    EventBody, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, now_ms,
+    ErrorKind, EventBody, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, now_ms,
 };
 use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 use crate::events::EventBus;
 use crate::opencode::{OpenCodeClient, OpenCodeError, PermissionReplyKind};
@@ -38,6 +40,15 @@ pub enum QuestionError {
         #[source]
         source: OpenCodeError,
     },
+}
+
+impl QuestionError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            QuestionError::Unknown { .. } => ErrorKind::NotFound,
+            QuestionError::Reply { .. } => ErrorKind::Upstream,
+        }
+    }
 }
 
 /// Who took a question out of the inbox.
@@ -65,6 +76,8 @@ struct Pending {
     question: PermissionQuestion,
     client: OpenCodeClient,
     runner: AnswerSender,
+    /// Ends the question's timeout task when the question leaves the inbox for good.
+    _timer: DropGuard,
 }
 
 /// Cheap to clone; every clone shares the waiting questions.
@@ -72,13 +85,16 @@ struct Pending {
 pub struct QuestionInbox {
     waiting: Arc<Mutex<HashMap<String, Pending>>>,
     bus: EventBus,
+    /// The job runtime's tracker: a question's timeout task is waited for with the jobs.
+    timers: TaskTracker,
 }
 
 impl QuestionInbox {
-    pub(crate) fn new(bus: EventBus) -> QuestionInbox {
+    pub(crate) fn new(bus: EventBus, timers: TaskTracker) -> QuestionInbox {
         QuestionInbox {
             waiting: Arc::new(Mutex::new(HashMap::new())),
             bus,
+            timers,
         }
     }
 
@@ -104,17 +120,22 @@ impl QuestionInbox {
         timeout: Duration,
     ) {
         let id = question.request_id.clone();
+        let answered = CancellationToken::new();
         self.lock().insert(
             id.clone(),
             Pending {
                 question,
                 client,
                 runner,
+                _timer: answered.clone().drop_guard(),
             },
         );
         let inbox = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
+        self.timers.spawn(async move {
+            tokio::select! {
+                () = answered.cancelled() => return,
+                () = tokio::time::sleep(timeout) => {}
+            }
             for attempt in 1..=TIMEOUT_REPLY_ATTEMPTS {
                 match inbox
                     .answer(&id, PermissionReplyKind::Reject, AnsweredBy::Timeout)
@@ -123,7 +144,10 @@ impl QuestionInbox {
                     Ok(_) | Err(QuestionError::Unknown { .. }) => return,
                     Err(err) if attempt < TIMEOUT_REPLY_ATTEMPTS => {
                         tracing::warn!(error = %err, attempt, "rejecting an unanswered permission question failed; trying again");
-                        tokio::time::sleep(TIMEOUT_RETRY_AFTER).await;
+                        tokio::select! {
+                            () = answered.cancelled() => return,
+                            () = tokio::time::sleep(TIMEOUT_RETRY_AFTER) => {}
+                        }
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "rejecting an unanswered permission question failed; dropping it from the inbox");

@@ -28,7 +28,7 @@ use orchestra_protocol::memory::{
     ForgetMode, MemoryContext, MemoryHit, MemoryOp, MemoryPage, MemoryProvenance, MemoryPut,
     MemoryPutResult, MemoryScope, MemorySearchParams, PutOutcome,
 };
-use orchestra_protocol::{EventBody, MemoryPayload, MemoryWrittenEvent};
+use orchestra_protocol::{ErrorKind, EventBody, MemoryPayload, MemoryWrittenEvent};
 use orchestra_store::Store;
 
 use crate::config::{Config, MemoryScope as ConfigScope};
@@ -61,26 +61,12 @@ pub enum HubMemoryError {
 }
 
 impl HubMemoryError {
-    /// How a front end should classify it: `memory_disabled`, `not_found`, `bad_request` or
-    /// `internal`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            HubMemoryError::Disabled { .. } => "memory_disabled",
-            HubMemoryError::NoPendingTask { .. } => "not_found",
-            HubMemoryError::Engine(error) => match error {
-                MemoryError::NotFound { .. } => "not_found",
-                MemoryError::Invalid { .. }
-                | MemoryError::BadCursor(_)
-                | MemoryError::ImportLine { .. }
-                | MemoryError::NoGlobalStore => "bad_request",
-                MemoryError::Store(_)
-                | MemoryError::Index { .. }
-                | MemoryError::IndexDir { .. }
-                | MemoryError::Io { .. } => "internal",
-                #[cfg(feature = "neo4j")]
-                MemoryError::Neo4j(_) => "internal",
-            },
-            HubMemoryError::Crashed(_) => "internal",
+            HubMemoryError::Disabled { .. } => ErrorKind::MemoryDisabled,
+            HubMemoryError::NoPendingTask { .. } => ErrorKind::NotFound,
+            HubMemoryError::Engine(error) => error.kind(),
+            HubMemoryError::Crashed(_) => ErrorKind::Internal,
         }
     }
 }

@@ -18,6 +18,7 @@ use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use tokio::process::Child;
 use tokio::sync::{oneshot, watch};
+use tokio_util::task::TaskTracker;
 
 use super::ExitReport;
 use super::ledger::ServerGroups;
@@ -127,6 +128,7 @@ pub(crate) fn set_parent_death_signal(command: &mut tokio::process::Command) {
 /// Reaps `child` in the background and publishes its [`ExitReport`]. See the module docs
 /// for the ordering that makes group signals safe.
 pub(crate) fn watch_exit(
+    tasks: &TaskTracker,
     mut child: Child,
     group: Arc<ProcessGroup>,
 ) -> watch::Receiver<Option<ExitReport>> {
@@ -158,7 +160,7 @@ pub(crate) fn watch_exit(
         }
     };
 
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         // Only a confirmed zombie pins the pgid; otherwise just reap, and stop signalling.
         let is_zombie = waiter_started && zombie_rx.await.unwrap_or(false);
         if is_zombie {

@@ -36,6 +36,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use orchestra_store::{ProcessGroupRecord, Store};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use super::ExitReport;
 use super::procfs::{self, ProcStat};
@@ -271,10 +272,11 @@ impl ServerGroups {
     /// Records the groups of the server's descendants once a second until it exits.
     pub(crate) fn watch_descendants(
         self: &Arc<Self>,
+        tasks: &TaskTracker,
         mut exit: watch::Receiver<Option<ExitReport>>,
     ) {
         let groups = self.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(DESCENDANT_SCAN);
             loop {
                 tokio::select! {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 /// How many lines [`OutputLog`] keeps.
 pub(crate) const OUTPUT_LINES_KEPT: usize = 50;
@@ -63,6 +64,7 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 /// rather than ending the loop. Only the stream given a `listening` sender is searched for the
 /// listening line (stdout: OpenCode prints it there, and a line on stderr could be anyone's).
 pub(crate) fn drain<R>(
+    tasks: &TaskTracker,
     reader: R,
     stream: &'static str,
     label: String,
@@ -71,7 +73,7 @@ pub(crate) fn drain<R>(
 ) where
     R: AsyncRead + Unpin + Send + 'static,
 {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut sink = LineSink {
             line: Vec::new(),
@@ -220,6 +222,7 @@ mod tests {
         let mut text = vec![b'x'; MAX_LINE_BYTES * 4];
         text.extend_from_slice(b"\nopencode server listening on http://127.0.0.1:4321\ntail");
         drain(
+            &TaskTracker::new(),
             std::io::Cursor::new(text),
             "stdout",
             "t".into(),

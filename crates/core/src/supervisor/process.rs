@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use super::group::{ProcessGroup, set_parent_death_signal, watch_exit};
 use super::ledger::GroupLedger;
@@ -21,6 +22,10 @@ const HEALTH_POLL_TIMEOUT: Duration = Duration::from_millis(500);
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long to wait for the reap after SIGKILL before reporting the process as stuck.
 const AFTER_KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long `stop` waits, once the process is reaped, for the tasks that watched it: the exit
+/// watcher ends at once, the output readers at EOF — later only if a process that escaped
+/// the group still holds a pipe, and then they are left to end with it.
+const WATCHERS_AFTER_EXIT: Duration = Duration::from_secs(1);
 
 /// A running `opencode serve`, in its own process group. Dropping it SIGKILLs the group.
 pub struct ServerProcess {
@@ -31,6 +36,9 @@ pub struct ServerProcess {
     group: Arc<ProcessGroup>,
     output: Arc<OutputLog>,
     exit: watch::Receiver<Option<ExitReport>>,
+    /// The output readers, the exit watcher and the descendant scanner: they end when the
+    /// process does, and `stop` waits for them.
+    watchers: TaskTracker,
 }
 
 // By hand: the password must never reach a log line.
@@ -126,9 +134,11 @@ impl ServerProcess {
         tracing::debug!(worker = %spec.label, pid, cwd = %cwd.display(), "spawned opencode serve");
 
         let output = Arc::new(OutputLog::default());
+        let watchers = TaskTracker::new();
         let (listening_tx, mut listening_rx) = mpsc::channel(2);
         if let Some(stdout) = child.stdout.take() {
             drain(
+                &watchers,
                 stdout,
                 "stdout",
                 spec.label.clone(),
@@ -137,12 +147,20 @@ impl ServerProcess {
             );
         }
         if let Some(stderr) = child.stderr.take() {
-            drain(stderr, "stderr", spec.label.clone(), output.clone(), None);
+            drain(
+                &watchers,
+                stderr,
+                "stderr",
+                spec.label.clone(),
+                output.clone(),
+                None,
+            );
         }
-        let exit = watch_exit(child, group.clone());
+        let exit = watch_exit(&watchers, child, group.clone());
         if let Some(records) = &records {
-            records.watch_descendants(exit.clone());
+            records.watch_descendants(&watchers, exit.clone());
         }
+        watchers.close();
 
         let mut process = ServerProcess {
             url: String::new(),
@@ -152,6 +170,7 @@ impl ServerProcess {
             group,
             output,
             exit,
+            watchers,
         };
         match process.wait_ready(&mut listening_rx, deadline).await {
             Ok(url) => {
@@ -282,8 +301,20 @@ impl ServerProcess {
     }
 
     /// SIGTERM to the whole group, up to `grace` to exit, then SIGKILL. Idempotent; returns
-    /// once the leader is reaped (and the rest of its group killed).
+    /// once the leader is reaped (and the rest of its group killed) and the tasks that watched
+    /// it ended (bounded).
     pub async fn stop(&self, grace: Duration) -> Result<(), SupervisorError> {
+        self.end(grace).await?;
+        if tokio::time::timeout(WATCHERS_AFTER_EXIT, self.watchers.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!(worker = %self.label, left = self.watchers.len(), "OpenCode's output is still open after it exited");
+        }
+        Ok(())
+    }
+
+    async fn end(&self, grace: Duration) -> Result<(), SupervisorError> {
         let mut exit = self.exit.clone();
         if exit.borrow().is_some() {
             return Ok(());

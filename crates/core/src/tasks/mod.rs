@@ -4,7 +4,8 @@
 //! This is where caller input is checked (`tasks.maxTaskChars`, attachments, worker names)
 //! and routed by kind: worker tasks go to the job runtime (with the memory block when
 //! `memory.autoInject`), workflows to the workflow engine, ops to `model_ops` and
-//! `memory_ops`. The layers below never see an MCP or HTTP caller.
+//! `memory_ops`. The layers below never see an MCP or HTTP caller. `tools` answers the five
+//! verbs by tool name and JSON arguments, for every front end.
 
 mod control;
 mod human;
@@ -12,6 +13,7 @@ mod memory_ops;
 mod memory_view;
 mod model_ops;
 pub mod routing;
+pub mod tools;
 pub mod views;
 mod workflow_views;
 
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use orchestra_protocol::tools::collect_ids;
 use orchestra_protocol::{
-    JobRecord, JobStatus, RouteDecision, TaskAwaitParams, TaskCancelParams, TaskKind,
+    ErrorKind, JobRecord, JobStatus, RouteDecision, TaskAwaitParams, TaskCancelParams, TaskKind,
     TaskListParams, TaskPeekParams, TaskStartParams, TaskStartResult,
 };
 use orchestra_store::{Store, StoreError};
@@ -86,6 +88,27 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+}
+
+impl TaskError {
+    /// What kind of failure this is, for a front end to map (the HTTP server to a status).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TaskError::EmptyTask
+            | TaskError::TaskTooLong { .. }
+            | TaskError::MissingField { .. }
+            | TaskError::InvalidField { .. }
+            | TaskError::NoIds
+            | TaskError::BadValue { .. } => ErrorKind::BadRequest,
+            TaskError::WorkerRestricted { .. } => ErrorKind::Forbidden,
+            TaskError::Config(err) => err.kind(),
+            TaskError::Job(err) => err.kind(),
+            TaskError::Workflow(err) => err.kind(),
+            TaskError::Worker(err) => err.kind(),
+            TaskError::Question(err) => err.kind(),
+            TaskError::Memory(err) => err.kind(),
+        }
+    }
 }
 
 impl From<WorkerError> for TaskError {

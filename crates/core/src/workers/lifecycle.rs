@@ -28,10 +28,10 @@ impl WorkerPool {
         let pool = self.clone();
         let key = key.clone();
         let profile = profile.clone();
-        let started =
-            tokio::spawn(
-                async move { pool.ensure_server_locked(&key, &profile, auto_spawn).await },
-            );
+        let started = self
+            .inner
+            .tasks
+            .spawn(async move { pool.ensure_server_locked(&key, &profile, auto_spawn).await });
         match started.await {
             Ok(result) => result,
             // The pool's task panicked or the runtime is going down.
@@ -234,7 +234,7 @@ impl WorkerPool {
     fn watch_server(&self, slot: Arc<Slot>, conn: Arc<ServerConn>) {
         let mut exit = conn.exit_watch();
         let pool = self.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             let interval =
                 Duration::from_millis(pool.inner.config.health_check_interval_ms.max(1000));
             let mut failures = 0u32;

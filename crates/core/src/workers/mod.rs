@@ -7,6 +7,7 @@
 //! profile at once: each task gets its own session.
 
 pub mod agents;
+mod error;
 mod lifecycle;
 pub mod server;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use orchestra_protocol::{EventBody, ModelPolicy, WorkerSnapshot, WorkerStatus, now_ms};
 
@@ -25,9 +27,14 @@ use crate::config::{Config, ConfigError, Isolation, Profile};
 use crate::events::EventBus;
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::{OpenCodeClient, OpenCodeError};
-use crate::supervisor::{GroupLedger, SupervisorError};
+use crate::supervisor::GroupLedger;
+pub use error::WorkerError;
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
+
+/// How long `shutdown` waits for the pool's tasks once the servers are stopped: a watcher may
+/// be inside a health check (5 s at most) when told to stop.
+const POOL_TASKS_STOP: Duration = Duration::from_secs(3);
 
 /// How to start OpenCode for this hub.
 #[derive(Debug, Clone)]
@@ -62,49 +69,6 @@ impl std::fmt::Debug for WorkerMcp {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(
-        "worker `{profile}` is not running and autoSpawn is off; pass `autoSpawn: true` or start it first"
-    )]
-    NotRunning { profile: String },
-    #[error("could not start OpenCode for worker `{profile}`: {source}")]
-    Spawn {
-        profile: String,
-        #[source]
-        source: SupervisorError,
-    },
-    #[error("could not connect to OpenCode for worker `{profile}` at {url}: {source}")]
-    Connect {
-        profile: String,
-        url: String,
-        #[source]
-        source: OpenCodeError,
-    },
-    #[error(
-        "runtime.isolation is `attach` but runtime.attachUrl is not set; set it to the URL `opencode serve` printed"
-    )]
-    AttachUrlMissing,
-    #[error("the hub is shutting down; no new work is accepted")]
-    ShuttingDown,
-    #[error("starting the worker's server was interrupted ({reason}); start the task again")]
-    Interrupted { reason: String },
-    #[error("could not read the model catalog from OpenCode for worker `{profile}`: {source}")]
-    Catalog {
-        profile: String,
-        #[source]
-        source: OpenCodeError,
-    },
-    #[error("worker `{profile}`: {source}")]
-    Model {
-        profile: String,
-        #[source]
-        source: ResolveError,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -198,6 +162,8 @@ struct PoolInner {
     /// locked"), and on two cores parallel starts are not faster anyway.
     startups: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+    /// Server starts and server watchers; `shutdown` waits for them.
+    tasks: TaskTracker,
     /// Where the process groups of the servers we start are recorded (set once by the hub).
     ledger: std::sync::OnceLock<GroupLedger>,
     /// The hub's worker MCP endpoint, when the hub serves one (set once, before any start).
@@ -291,6 +257,7 @@ impl WorkerPool {
                 overrides: Mutex::new(HashMap::new()),
                 startups: tokio::sync::Mutex::new(()),
                 shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
                 ledger: std::sync::OnceLock::new(),
                 worker_mcp: std::sync::OnceLock::new(),
                 finished_sessions: Mutex::new(std::collections::VecDeque::new()),
@@ -664,6 +631,16 @@ impl WorkerPool {
         }
         let profiles: Vec<Profile> = self.inner.config.profiles.values().cloned().collect();
         self.set_status(&profiles, WorkerStatus::Stopped, None);
+        self.inner.tasks.close();
+        if tokio::time::timeout(POOL_TASKS_STOP, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.inner.tasks.len(),
+                "some of the pool's tasks did not stop in time"
+            );
+        }
     }
 
     fn key_for(&self, profile: &Profile) -> ServerKey {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::opencode::{OpenCodeClient, OpenCodeError, OpenCodeEvent, Part};
 use crate::supervisor::{ExitReport, ServerProcess};
@@ -27,6 +28,11 @@ pub enum SessionSignal {
 
 /// Routes events by session id. Sessions are registered before the prompt is
 /// sent, so no event of theirs can arrive unrouted.
+///
+/// A session's channel is unbounded because one pump serves every session of the server: a
+/// bounded one would let a job that is slow to read stall every other job's events (or, with
+/// `try_send`, lose its own completion). Each job reads its channel for as long as it runs,
+/// and what arrives is bounded by what its model produces.
 #[derive(Default)]
 pub struct SessionRouter {
     routes: Mutex<HashMap<String, mpsc::UnboundedSender<SessionSignal>>>,
@@ -103,6 +109,8 @@ pub struct ServerConn {
     /// When the hub connected to it (unix ms): the worker's uptime counts from here.
     pub started_at: i64,
     stop: CancellationToken,
+    /// The event pump; `shutdown` waits for it.
+    pump: TaskTracker,
     /// Why the server was taken away (`fail_all`): a call that fails because of it names this
     /// reason, not the connection error it caused.
     gone: std::sync::OnceLock<String>,
@@ -126,10 +134,13 @@ impl ServerConn {
             label: label.clone(),
             started_at: orchestra_protocol::now_ms(),
             stop: stop.clone(),
+            pump: TaskTracker::new(),
             gone: std::sync::OnceLock::new(),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(pump_events(label, client, router, stream, stop, ready_tx));
+        conn.pump
+            .spawn(pump_events(label, client, router, stream, stop, ready_tx));
+        conn.pump.close();
         // OpenCode sends `server.connected` first; wait for it (bounded) so the
         // subscription is known to be registered server-side.
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
@@ -162,12 +173,20 @@ impl ServerConn {
         self.gone.get().map(String::as_str)
     }
 
+    /// Stops the event pump and the process we started (up to `grace` for it to exit), and
+    /// waits for the pump to end (bounded).
     pub async fn shutdown(&self, grace: Duration) {
         self.stop.cancel();
         if let Some(process) = &self.process
             && let Err(err) = process.stop(grace).await
         {
             tracing::warn!(server = %self.label, error = %err, "stopping OpenCode server failed");
+        }
+        if tokio::time::timeout(PUMP_STOP, self.pump.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!(server = %self.label, "the event pump did not stop in time");
         }
     }
 }
@@ -177,6 +196,10 @@ impl Drop for ServerConn {
         self.stop.cancel();
     }
 }
+
+/// How long `shutdown` waits for the event pump once told to stop: it stops at its next
+/// `select!`, so only a pump inside a re-subscribe request takes longer.
+const PUMP_STOP: Duration = Duration::from_secs(1);
 
 /// OpenCode sends `server.heartbeat` about every 10 s; a stream silent for this long has
 /// stalled (a half-open connection, a proxy that stopped forwarding) and is replaced.

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use orchestra_protocol::{
-    Attachment, EventBody, JobRecord, TaskKind, WorkflowRun, WorkflowRunEvent, WorkflowRunStatus,
-    WorkflowRunUi, WorkflowStepResult, now_ms,
+    Attachment, ErrorKind, EventBody, JobRecord, TaskKind, WorkflowRun, WorkflowRunEvent,
+    WorkflowRunStatus, WorkflowRunUi, WorkflowStepResult, now_ms,
 };
 use orchestra_store::{HUB_STALE_AFTER_MS, StoreError, pid_is_alive};
 
@@ -128,6 +128,26 @@ pub enum WorkflowError {
     },
     #[error(transparent)]
     Job(#[from] JobError),
+}
+
+impl WorkflowError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WorkflowError::UnknownRun { .. } => ErrorKind::NotFound,
+            WorkflowError::RunFinished { .. }
+            | WorkflowError::RunBusy { .. }
+            | WorkflowError::NotRunning { .. } => ErrorKind::Conflict,
+            WorkflowError::Job(err) => err.kind(),
+            WorkflowError::Disabled { .. }
+            | WorkflowError::MissingId
+            | WorkflowError::UnknownWorkflow { .. }
+            | WorkflowError::LimitAboveCap { .. }
+            | WorkflowError::TooManySteps { .. }
+            | WorkflowError::TaskTooLong { .. }
+            | WorkflowError::StepTimeoutAboveCap { .. }
+            | WorkflowError::CorruptDefinition { .. } => ErrorKind::BadRequest,
+        }
+    }
 }
 
 impl From<StoreError> for WorkflowError {

@@ -8,7 +8,8 @@ use orchestra_core::config::Config;
 use orchestra_core::hub::{Hub, HubOptions};
 use orchestra_core::memory::GlobalStore;
 use orchestra_core::workers::{LaunchSettings, WorkerMcp};
-use orchestra_http::{HubServer, ServeOptions};
+use orchestra_http::{HubServer, McpServers, ServeOptions};
+use orchestra_mcp::OrchestraMcp;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -54,12 +55,16 @@ impl Served {
         .await
         .unwrap();
         let server = bound.serve(
-            Arc::clone(hub.engine()),
+            &hub,
             ServeOptions {
                 port: 0,
                 idle_stop: None,
                 fake: false,
                 token: TOKEN.into(),
+                mcp: McpServers {
+                    tools: Arc::new(OrchestraMcp::http_tools),
+                    worker: Arc::new(OrchestraMcp::http_worker),
+                },
             },
         );
         Served {
