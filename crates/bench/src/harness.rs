@@ -126,7 +126,7 @@ impl World {
 
     /// The files of this world's project hub (its `hub.json` names the hub process).
     pub fn hub_files(&self) -> orchestra_client::HubFiles {
-        orchestra_client::HubFiles::in_dir(orchestra_store::project_state_dir_in(
+        orchestra_client::HubFiles::in_dir(orchestra_state_dir::project_state_dir_in(
             &self.home.home().join(".local/state"),
             &self.project.dir,
         ))

@@ -342,7 +342,7 @@ fn install_scope(project_dir: &std::path::Path, global: bool) -> anyhow::Result<
     }
     Ok(install::Scope::Project {
         dir: project_dir.to_path_buf(),
-        state_dir: orchestra_store::project_state_dir(project_dir),
+        state_dir: orchestra_state_dir::project_state_dir(project_dir),
     })
 }
 

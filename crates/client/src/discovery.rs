@@ -68,7 +68,7 @@ pub struct HubLock {
 
 impl HubFiles {
     pub fn for_project(project_dir: &Path) -> HubFiles {
-        HubFiles::in_dir(orchestra_store::project_state_dir(project_dir))
+        HubFiles::in_dir(orchestra_state_dir::project_state_dir(project_dir))
     }
 
     pub fn in_dir(dir: PathBuf) -> HubFiles {

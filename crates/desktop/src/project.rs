@@ -18,10 +18,10 @@ struct Remembered {
 }
 
 impl Memory {
-    /// `$XDG_STATE_HOME/orchestra/desktop.json`: the store's user-level state folder is
+    /// `$XDG_STATE_HOME/orchestra/desktop.json`: the user-level state folder is
     /// `…/orchestra/global`, so its sibling file.
     pub fn in_state_dir() -> Memory {
-        Memory::at(orchestra_store::global_state_dir().with_file_name("desktop.json"))
+        Memory::at(orchestra_state_dir::global_state_dir().with_file_name("desktop.json"))
     }
 
     pub fn at(file: PathBuf) -> Memory {

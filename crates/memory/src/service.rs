@@ -67,7 +67,7 @@ pub struct MemoryGetResult {
 
 /// The path of the user-level store that holds global records.
 pub fn global_store_path() -> std::path::PathBuf {
-    orchestra_store::global_state_dir().join("memory.db")
+    orchestra_state_dir::global_state_dir().join("memory.db")
 }
 
 /// Opens (creating) the user-level global store.
@@ -176,7 +176,7 @@ impl MemoryService {
         let global = open_global_store()?;
         MemoryService::open(
             store,
-            orchestra_store::project_id(project_dir),
+            orchestra_state_dir::project_id(project_dir),
             Some(global),
             settings,
         )

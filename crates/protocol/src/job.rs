@@ -4,6 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::TaskKind;
+
 /// Where a job stands. Only `Running` is not final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -169,9 +171,14 @@ pub struct JobRecord {
     /// The worker's OpenCode session for this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// The caller's agent or client name, when known.
+    /// The caller's agent or client name, when known; for a workflow step, a readable label
+    /// (which workflow), never parsed: [`JobRecord::run_id`] names the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// The workflow run this job belongs to: the run it drives (`kind: workflow`) or the run
+    /// whose step it is (a worker job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// The OpenCode session that started the job (`callerSessionId` of `task_start`, set by
     /// Orchestra's OpenCode plugin): the result is delivered there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,8 +195,8 @@ pub struct JobRecord {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<JobReport>,
-    /// `worker`, `auto`, `op` or `workflow`.
-    pub kind: String,
+    /// What the job runs: `worker`, `auto`, `op` or `workflow` on the wire.
+    pub kind: TaskKind,
     /// Set for `kind: auto`: which profile was chosen and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteDecision>,
@@ -211,7 +218,13 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// A new running job.
-    pub fn start(id: String, worker_id: String, message: String, kind: &str, hub_id: &str) -> Self {
+    pub fn start(
+        id: String,
+        worker_id: String,
+        message: String,
+        kind: TaskKind,
+        hub_id: &str,
+    ) -> Self {
         JobRecord {
             id,
             worker_id,
@@ -219,6 +232,7 @@ impl JobRecord {
             attachments: Vec::new(),
             session_id: None,
             requested_by: None,
+            run_id: None,
             caller_session_id: None,
             status: JobStatus::Running,
             started_at: crate::now_ms(),
@@ -227,7 +241,7 @@ impl JobRecord {
             response_text: None,
             error: None,
             report: None,
-            kind: kind.to_owned(),
+            kind,
             route: None,
             model: None,
             model_reason: None,

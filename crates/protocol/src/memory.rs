@@ -472,7 +472,7 @@ pub struct MemoryTaskRef {
     pub id: String,
     /// The worker (profile id), or `workflow:<id>` / `op:<op>`.
     pub worker_id: String,
-    pub kind: String,
+    pub kind: crate::TaskKind,
     pub status: crate::JobStatus,
     /// The start of the task's text.
     pub message: String,

@@ -47,17 +47,18 @@ pub(crate) fn update_if_running(conn: &Connection, job: &JobRecord) -> Result<us
     let json = encode(job)?;
     Ok(conn.execute(
         "UPDATE jobs SET hub_id = ?2, worker_id = ?3, kind = ?4, status = ?5,
-                started_at = ?6, finished_at = ?7, record = ?8
+                started_at = ?6, finished_at = ?7, record = ?8, run_id = ?9
          WHERE id = ?1 AND hub_id = ?2 AND status = 'running'",
         params![
             job.id,
             job.hub_id,
             job.worker_id,
-            job.kind,
+            job.kind.as_str(),
             job.status.as_str(),
             job.started_at,
             job.finished_at,
-            json
+            json,
+            job.run_id
         ],
     )?)
 }
@@ -76,17 +77,19 @@ impl Store {
         let json = encode(job)?;
         let conn = self.conn();
         let inserted = conn.execute(
-            "INSERT INTO jobs (id, hub_id, worker_id, kind, status, started_at, finished_at, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO jobs
+                (id, hub_id, worker_id, kind, status, started_at, finished_at, record, run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 job.id,
                 job.hub_id,
                 job.worker_id,
-                job.kind,
+                job.kind.as_str(),
                 job.status.as_str(),
                 job.started_at,
                 job.finished_at,
-                json
+                json,
+                job.run_id
             ],
         );
         match inserted {

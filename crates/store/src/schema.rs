@@ -166,6 +166,33 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         attachments TEXT NOT NULL
     );
     ",
+    // 8: a job names the workflow run it belongs to (`JobRecord.runId`), in the record and as a
+    // column. Earlier jobs said it only indirectly; the run is recovered here from those old
+    // encodings, once: a workflow job from the runs that list it (else from the `runId` in the
+    // JSON its report's `details` held), a step from its `requestedBy` of
+    // `workflow:<workflowId>/<runId>` (the text after the last `/`). Rows whose record is not
+    // valid JSON are left alone (they are reported as unreadable). CASE, unlike AND, is
+    // guaranteed to stop at the first true branch, so no JSON function sees invalid JSON.
+    r"
+    ALTER TABLE jobs ADD COLUMN run_id TEXT;
+    UPDATE jobs SET run_id = CASE
+        WHEN NOT json_valid(record) THEN NULL
+        WHEN kind = 'workflow' THEN COALESCE(
+            (SELECT r.id FROM workflow_runs r WHERE r.job_id = jobs.id),
+            (SELECT r.id FROM workflow_runs r,
+                 json_each(CASE WHEN json_valid(r.state) THEN r.state ELSE '{}' END, '$.jobIds') j
+             WHERE j.value = jobs.id),
+            CASE WHEN json_valid(json_extract(record, '$.report.details'))
+                 THEN json_extract(json_extract(record, '$.report.details'), '$.runId') END)
+        WHEN json_extract(record, '$.requestedBy') LIKE 'workflow:%/%' THEN NULLIF(replace(
+            json_extract(record, '$.requestedBy'),
+            rtrim(json_extract(record, '$.requestedBy'),
+                  replace(json_extract(record, '$.requestedBy'), '/', '')),
+            ''), '')
+    END;
+    UPDATE jobs SET record = json_set(record, '$.runId', run_id) WHERE run_id IS NOT NULL;
+    CREATE INDEX jobs_run_id ON jobs(run_id) WHERE run_id IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -220,6 +247,8 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use orchestra_protocol::{JobRecord, JobReport, TaskKind};
+
     use super::*;
 
     #[test]
@@ -239,6 +268,92 @@ mod tests {
             .unwrap();
         let error = migrate(&mut conn, Path::new("/x/orchestra.db")).unwrap_err();
         assert!(matches!(error, StoreError::NewerSchema { .. }), "{error}");
+    }
+
+    /// A version-7 job row: the record as the build of then wrote it.
+    fn old_job(conn: &Connection, id: &str, kind: TaskKind, edit: impl Fn(&mut JobRecord)) {
+        let mut job = JobRecord::start(id.into(), "w".into(), "t".into(), kind, "h");
+        edit(&mut job);
+        let record = serde_json::to_string(&job).unwrap();
+        assert!(
+            !record.contains("runId\":"),
+            "an old row has no runId: {record}"
+        );
+        conn.execute(
+            "INSERT INTO jobs (id, hub_id, worker_id, kind, status, started_at, record)
+             VALUES (?1, 'h', 'w', ?2, 'succeeded', 0, ?3)",
+            [id, kind.as_str(), &record],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn jobs_of_an_older_store_get_their_run_from_the_old_encodings() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute(
+            "INSERT INTO workflow_runs
+                 (id, workflow_id, hub_id, job_id, status, started_at, updated_at, state)
+             VALUES ('run-a', 'boomerang', 'h', 'wf-current', 'success', 0, 0,
+                     '{\"jobIds\": [\"wf-old\", \"wf-current\"]}')",
+            [],
+        )
+        .unwrap();
+        old_job(&conn, "wf-current", TaskKind::Workflow, |_| {});
+        old_job(&conn, "wf-old", TaskKind::Workflow, |_| {});
+        // Its run was pruned; the report's JSON still names it.
+        old_job(&conn, "wf-pruned", TaskKind::Workflow, |job| {
+            job.report = Some(JobReport {
+                details: Some(r#"{"runId": "run-b", "status": "success"}"#.into()),
+                ..JobReport::default()
+            });
+        });
+        old_job(&conn, "wf-prose", TaskKind::Workflow, |job| {
+            job.report = Some(JobReport {
+                details: Some("not JSON at all".into()),
+                ..JobReport::default()
+            });
+        });
+        old_job(&conn, "step", TaskKind::Worker, |job| {
+            job.requested_by = Some("workflow:boomerang/run-a".into());
+        });
+        old_job(&conn, "task", TaskKind::Auto, |job| {
+            job.requested_by = Some("opencode".into());
+        });
+        conn.execute(
+            "INSERT INTO jobs (id, hub_id, worker_id, kind, status, started_at, record)
+             VALUES ('damaged', 'h', 'w', 'worker', 'running', 0, '{')",
+            [],
+        )
+        .unwrap();
+
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+
+        let run_of = |id: &str| -> (Option<String>, String) {
+            conn.query_row(
+                "SELECT run_id, record FROM jobs WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap()
+        };
+        for (id, expected) in [
+            ("wf-current", Some("run-a")),
+            ("wf-old", Some("run-a")),
+            ("wf-pruned", Some("run-b")),
+            ("wf-prose", None),
+            ("step", Some("run-a")),
+            ("task", None),
+        ] {
+            let (column, record) = run_of(id);
+            assert_eq!(column.as_deref(), expected, "{id}");
+            let job: JobRecord = serde_json::from_str(&record).unwrap();
+            assert_eq!(job.run_id.as_deref(), expected, "{id}: {record}");
+        }
+        assert_eq!(run_of("damaged"), (None, "{".to_owned()));
     }
 
     #[test]

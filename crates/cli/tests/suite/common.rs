@@ -40,7 +40,7 @@ impl Drop for World {
 
 /// The hub files of `project` in an isolated home.
 pub fn hub_files(home: &IsolatedHome, project: &Path) -> HubFiles {
-    HubFiles::in_dir(orchestra_store::project_state_dir_in(
+    HubFiles::in_dir(orchestra_state_dir::project_state_dir_in(
         &home.home().join(".local/state"),
         project,
     ))

@@ -432,6 +432,14 @@ async fn workflow_runs(client: &Client, page: &Page) {
         input > 0 && facts.as_str().unwrap().contains(&format!("{shown} in")),
         "{facts} / {hub_run}"
     );
+    // A step's task page links to its run, from the task's `runId`.
+    let step_task = hub_run["steps"][1]["taskId"].as_str().unwrap();
+    go(page, &format!("#/tasks/{step_task}")).await;
+    wait(
+        page,
+        &format!("document.querySelector('dl.facts a[href=\"#/runs/{run}\"]') !== null"),
+    )
+    .await;
 
     // Cancel ends a run for good.
     let started = client

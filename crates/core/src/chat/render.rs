@@ -199,7 +199,13 @@ mod tests {
 
     #[test]
     fn a_long_result_is_cut_on_a_character_boundary() {
-        let mut record = JobRecord::start("j".into(), "docs".into(), "t".into(), "worker", "h");
+        let mut record = JobRecord::start(
+            "j".into(),
+            "docs".into(),
+            "t".into(),
+            orchestra_protocol::TaskKind::Worker,
+            "h",
+        );
         record.response_text = Some("é".repeat(MAX_RESULT_CHARS + 10));
         record.finish(JobStatus::Succeeded, record.started_at + 2_500);
         let text = delivery(&[record]);

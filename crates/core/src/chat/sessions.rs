@@ -285,7 +285,13 @@ mod tests {
     use orchestra_protocol::JobStatus;
 
     fn record(id: &str, session: &str) -> JobRecord {
-        let mut record = JobRecord::start(id.into(), "coder".into(), "t".into(), "worker", "hub");
+        let mut record = JobRecord::start(
+            id.into(),
+            "coder".into(),
+            "t".into(),
+            orchestra_protocol::TaskKind::Worker,
+            "hub",
+        );
         record.caller_session_id = Some(session.into());
         record.finish(JobStatus::Succeeded, record.started_at + 5);
         record

@@ -341,7 +341,7 @@ mod tests {
             "t1".into(),
             "workflow:vision".into(),
             "x".into(),
-            "workflow",
+            orchestra_protocol::TaskKind::Workflow,
             "h",
         );
         record.response_text = Some("A red square.".into());

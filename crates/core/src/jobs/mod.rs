@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use orchestra_protocol::{
-    ErrorKind, EventBody, JobRecord, JobStatus, JobUpdate, LogEvent, ModelPolicy, now_ms,
+    ErrorKind, EventBody, JobRecord, JobStatus, JobUpdate, LogEvent, ModelPolicy, TaskKind, now_ms,
 };
 use orchestra_store::{Store, StoreError};
 use tokio::sync::watch;
@@ -59,10 +59,6 @@ impl JobError {
         }
     }
 }
-
-/// How a workflow step's job names its requester (`workflow:<workflowId>/<runId>`), so that
-/// readers of finished jobs (the memory recorder, triggers) can tell steps from tasks.
-pub const STEP_REQUESTER_PREFIX: &str = "workflow:";
 
 /// One worker job: what to run, where, and under which limits.
 pub struct WorkerJob {
@@ -167,7 +163,7 @@ impl JobRuntime {
     }
 
     /// A new running record owned by this hub.
-    pub fn new_record(&self, worker_id: String, message: String, kind: &str) -> JobRecord {
+    pub fn new_record(&self, worker_id: String, message: String, kind: TaskKind) -> JobRecord {
         JobRecord::start(
             uuid::Uuid::new_v4().to_string(),
             worker_id,
@@ -518,7 +514,7 @@ mod tests {
     async fn a_panicking_job_task_finishes_the_job_failed_with_the_message() {
         let runtime = runtime();
         let mut events = runtime.bus().subscribe(None);
-        let record = runtime.new_record("coder".into(), "boom".into(), "worker");
+        let record = runtime.new_record("coder".into(), "boom".into(), TaskKind::Worker);
         let id = record.id.clone();
         let handle = runtime.open(record).unwrap();
         runtime.spawn(id.clone(), async move {

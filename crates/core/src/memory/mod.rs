@@ -137,7 +137,7 @@ impl HubMemory {
             return Ok(None);
         }
         let settings = settings_of(config);
-        let project_id = orchestra_store::project_id(project_dir);
+        let project_id = orchestra_state_dir::project_id(project_dir);
         let service = tokio::task::spawn_blocking(move || {
             let global = match global {
                 GlobalStore::Default => orchestra_memory::open_global_store()?,

@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{HubMemory, MEMORY_PROFILE};
 use crate::events::EventBus;
-use crate::jobs::STEP_REQUESTER_PREFIX;
 
 /// The workflow that distils memory; its runs are not recorded again.
 pub const MEMORY_WORKFLOW: &str = "memory";
@@ -73,7 +72,7 @@ impl Recorder {
 }
 
 async fn record_job(memory: &HubMemory, store: &Arc<Store>, job: &JobRecord) {
-    let put = if job.kind == TaskKind::Workflow.as_str() {
+    let put = if job.kind == TaskKind::Workflow {
         let store = store.clone();
         let job = job.clone();
         let max = memory.settings().max_body_chars;
@@ -95,11 +94,9 @@ async fn record_job(memory: &HubMemory, store: &Arc<Store>, job: &JobRecord) {
 
 /// The record of a finished worker task, or `None` when it is not recorded.
 pub(crate) fn task_record(job: &JobRecord, max_chars: usize) -> Option<MemoryPut> {
-    let worker_task = job.kind == TaskKind::Worker.as_str() || job.kind == TaskKind::Auto.as_str();
-    let from_workflow = job
-        .requested_by
-        .as_deref()
-        .is_some_and(|by| by.starts_with(STEP_REQUESTER_PREFIX));
+    let worker_task = matches!(job.kind, TaskKind::Worker | TaskKind::Auto);
+    // A worker job that belongs to a run is one of its steps.
+    let from_workflow = job.run_id.is_some();
     let ended = matches!(job.status, JobStatus::Succeeded | JobStatus::Failed);
     if !worker_task || from_workflow || !ended || job.worker_id == MEMORY_PROFILE {
         return None;
@@ -140,8 +137,8 @@ pub(crate) fn task_record(job: &JobRecord, max_chars: usize) -> Option<MemoryPut
 
 /// The record of a workflow run that ended (not paused), from the store.
 fn run_record(store: &Store, job: &JobRecord, max_chars: usize) -> Option<MemoryPut> {
-    let run_id = run_id_of(job)?;
-    let run = match store.get_run(&run_id) {
+    let run_id = job.run_id.as_deref()?;
+    let run = match store.get_run(run_id) {
         Ok(Some(run)) => run,
         Ok(None) => return None,
         Err(err) => {
@@ -209,13 +206,6 @@ fn run_record(store: &Store, job: &JobRecord, max_chars: usize) -> Option<Memory
         },
         ..MemoryPut::default()
     })
-}
-
-/// `runId` from a workflow job's report (`details` is the run's JSON summary).
-fn run_id_of(job: &JobRecord) -> Option<String> {
-    let details = job.report.as_ref()?.details.as_deref()?;
-    let value: serde_json::Value = serde_json::from_str(details).ok()?;
-    value.get("runId")?.as_str().map(str::to_owned)
 }
 
 /// Files the run's steps touched, in step order, without repeats.
@@ -314,7 +304,7 @@ fn clip_lines(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    fn job(kind: &str, status: JobStatus) -> JobRecord {
+    fn job(kind: TaskKind, status: JobStatus) -> JobRecord {
         let mut job = JobRecord::start("j1".into(), "coder".into(), "fix ".repeat(900), kind, "h");
         job.status = status;
         job.response_text = Some("done ".repeat(900));
@@ -325,7 +315,7 @@ mod tests {
 
     #[test]
     fn a_task_record_fits_the_body_cap_and_keeps_its_files() {
-        let put = task_record(&job("worker", JobStatus::Succeeded), 500).unwrap();
+        let put = task_record(&job(TaskKind::Worker, JobStatus::Succeeded), 500).unwrap();
         assert!(
             put.body.chars().count() <= 500,
             "{}",
@@ -336,18 +326,18 @@ mod tests {
         assert_eq!(put.entities.files.len(), 30);
         assert_eq!(put.key.as_deref(), Some("task:j1"));
         // Even a cap smaller than the fixed lines gives a body within it.
-        let tiny = task_record(&job("auto", JobStatus::Failed), 40).unwrap();
+        let tiny = task_record(&job(TaskKind::Auto, JobStatus::Failed), 40).unwrap();
         assert!(tiny.body.chars().count() <= 40);
     }
 
     #[test]
     fn ops_cancels_steps_and_the_memory_worker_leave_no_record() {
-        assert!(task_record(&job("op", JobStatus::Succeeded), 500).is_none());
-        assert!(task_record(&job("worker", JobStatus::Canceled), 500).is_none());
-        let mut step = job("worker", JobStatus::Succeeded);
-        step.requested_by = Some(format!("{STEP_REQUESTER_PREFIX}boomerang/r1"));
+        assert!(task_record(&job(TaskKind::Op, JobStatus::Succeeded), 500).is_none());
+        assert!(task_record(&job(TaskKind::Worker, JobStatus::Canceled), 500).is_none());
+        let mut step = job(TaskKind::Worker, JobStatus::Succeeded);
+        step.run_id = Some("r1".into());
         assert!(task_record(&step, 500).is_none());
-        let mut memory = job("worker", JobStatus::Succeeded);
+        let mut memory = job(TaskKind::Worker, JobStatus::Succeeded);
         memory.worker_id = MEMORY_PROFILE.into();
         assert!(task_record(&memory, 500).is_none());
     }

@@ -47,7 +47,7 @@ impl HubMemory {
         let mut record = runtime.new_record(
             MEMORY_TASK_LABEL.to_owned(),
             message,
-            orchestra_protocol::TaskKind::Op.as_str(),
+            orchestra_protocol::TaskKind::Op,
         );
         record.requested_by = requested_by;
         let id = record.id.clone();

@@ -75,7 +75,7 @@ impl TaskEngine {
         };
         let mut record =
             self.runtime
-                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op.as_str());
+                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op);
         record.requested_by = requested_by;
         let id = record.id.clone();
         let job = self.runtime.open(record.clone())?;

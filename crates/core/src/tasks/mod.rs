@@ -316,11 +316,9 @@ impl TaskEngine {
             Some(memory) => memory.block_for_worker(&params.task).await,
             None => None,
         };
-        let mut record = self.runtime.new_record(
-            route.profile.clone(),
-            params.task.clone(),
-            params.kind.as_str(),
-        );
+        let mut record =
+            self.runtime
+                .new_record(route.profile.clone(), params.task.clone(), params.kind);
         record.requested_by = requested_by;
         record.caller_session_id = params.caller_session_id.clone();
         record.attachments = prepared.iter().map(|a| a.summary()).collect();

@@ -8,12 +8,11 @@ use orchestra_protocol::{
     EventBody, JobRecord, JobReport, JobStatus, TaskKind, WorkflowRun, WorkflowRunStatus,
     WorkflowStepEvent, WorkflowStepResult, WorkflowStepStatus, now_ms,
 };
-use serde_json::json;
 
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::jobs::{JobHandle, STEP_REQUESTER_PREFIX, TokenBudget, WorkerJob, attachments};
+use crate::jobs::{JobHandle, TokenBudget, WorkerJob, attachments};
 
 use super::limits::budget_tokens;
 use super::{Workflows, carry, run_event};
@@ -299,15 +298,13 @@ async fn start_member(
         Vec::new()
     };
     let task = render(&member.prompt, run, definition);
-    let mut record = flows.runtime.new_record(
-        member.worker_id.clone(),
-        task.clone(),
-        TaskKind::Worker.as_str(),
-    );
-    record.requested_by = Some(format!(
-        "{STEP_REQUESTER_PREFIX}{}/{}",
-        run.workflow_id, run.run_id
-    ));
+    let mut record =
+        flows
+            .runtime
+            .new_record(member.worker_id.clone(), task.clone(), TaskKind::Worker);
+    // A label for people; code finds the run through `run_id`.
+    record.requested_by = Some(format!("workflow {} (step {})", run.workflow_id, member.id));
+    record.run_id = Some(run.run_id.clone());
     // The block follows the run's task, not the step's prompt (which grows with the carry),
     // so every step of a run sees the same block while memory is unchanged.
     let context = match &flows.memory {
@@ -595,26 +592,32 @@ fn finish(
     job.finish(&record);
 }
 
-/// The original's report: `summary` is `<name> (<id>)`, `details` a JSON string of
-/// `{runId, status, steps}`.
+/// The original's report: `summary` is `<name> (<id>)`, `details` one readable line per step
+/// (for a person or a model; the run itself is `task_list({view: "workflow", runId})`).
 fn report(run: &WorkflowRun, definition: &WorkflowDefinition) -> JobReport {
-    let steps: Vec<serde_json::Value> = run
-        .steps
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "title": r.title, "workerId": r.worker_id, "group": r.group,
-                "status": r.status.as_str(), "taskId": r.task_id, "durationMs": r.duration_ms,
-                "model": r.model, "usage": r.usage, "attempts": r.attempts, "error": r.error,
-                "warning": r.warning,
-            })
-        })
-        .collect();
-    let details = json!({
-        "runId": run.run_id, "workflowId": run.workflow_id, "status": run.status.as_str(),
-        "currentStepIndex": run.current_step_index, "steps": steps, "activeMs": run.active_ms,
-        "usage": run.usage, "reason": run.reason,
-    });
+    let mut details = format!(
+        "Run {} of workflow {}: {}.",
+        run.run_id,
+        run.workflow_id,
+        run.status.as_str()
+    );
+    for step in &run.steps {
+        details.push_str(&format!(
+            "\n- {} ({}): {}",
+            step.id,
+            step.worker_id,
+            step.status.as_str()
+        ));
+        if let Some(task) = &step.task_id {
+            details.push_str(&format!(", task {task}"));
+        }
+        if let Some(ms) = step.duration_ms {
+            details.push_str(&format!(", {ms} ms"));
+        }
+        if let Some(model) = &step.model {
+            details.push_str(&format!(", {model}"));
+        }
+    }
     let issues = run
         .steps
         .iter()
@@ -627,7 +630,7 @@ fn report(run: &WorkflowRun, definition: &WorkflowDefinition) -> JobReport {
         .collect();
     JobReport {
         summary: Some(format!("{} ({})", definition.name, definition.id)),
-        details: Some(details.to_string()),
+        details: Some(details),
         issues,
         notes: run.reason.clone(),
     }

@@ -348,7 +348,7 @@ impl Workflows {
         let mut record = self.runtime.new_record(
             format!("workflow:{}", definition.id),
             task.to_owned(),
-            TaskKind::Workflow.as_str(),
+            TaskKind::Workflow,
         );
         record.requested_by = requested_by;
         record
@@ -358,8 +358,9 @@ impl Workflows {
         &self,
         run: WorkflowRun,
         definition: WorkflowDefinition,
-        record: JobRecord,
+        mut record: JobRecord,
     ) -> Result<StartedRun, WorkflowError> {
+        record.run_id = Some(run.run_id.clone());
         let handle = self.runtime.open(record.clone())?;
         let started = StartedRun {
             job_id: record.id.clone(),

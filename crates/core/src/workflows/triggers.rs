@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{WorkflowRequest, Workflows, ui_name};
 use crate::config::WorkflowIntervene;
-use crate::jobs::STEP_REQUESTER_PREFIX;
 use crate::memory::{HubMemory, MEMORY_PROFILE, MemoryTaskOutcome};
 
 /// Who a triggered run's jobs say asked for them.
@@ -73,11 +72,9 @@ impl Triggers {
 
 /// A finished worker task that a memory run should distil.
 fn is_turn(job: &JobRecord) -> bool {
-    let worker_task = job.kind == TaskKind::Worker.as_str() || job.kind == TaskKind::Auto.as_str();
-    let from_workflow = job
-        .requested_by
-        .as_deref()
-        .is_some_and(|by| by.starts_with(STEP_REQUESTER_PREFIX));
+    let worker_task = matches!(job.kind, TaskKind::Worker | TaskKind::Auto);
+    // A worker job that belongs to a run is one of its steps.
+    let from_workflow = job.run_id.is_some();
     worker_task
         && !from_workflow
         && job.status == JobStatus::Succeeded
@@ -164,7 +161,7 @@ fn failed_run(task_id: &str, error: String) -> JobRecord {
         task_id.to_owned(),
         format!("workflow:{}", super::builtin::MEMORY_ID),
         String::new(),
-        TaskKind::Workflow.as_str(),
+        TaskKind::Workflow,
         "",
     );
     record.status = JobStatus::Failed;
@@ -244,7 +241,7 @@ mod tests {
             "t1".into(),
             "coder".into(),
             "fix the pool ".repeat(400),
-            "worker",
+            TaskKind::Worker,
             "h",
         );
         job.status = JobStatus::Succeeded;
@@ -276,13 +273,13 @@ mod tests {
         job.worker_id = MEMORY_PROFILE.into();
         assert!(!is_turn(&job));
         let mut step = turn();
-        step.requested_by = Some(format!("{STEP_REQUESTER_PREFIX}x/r"));
+        step.run_id = Some("r".into());
         assert!(!is_turn(&step));
         let mut failed = turn();
         failed.status = JobStatus::Failed;
         assert!(!is_turn(&failed));
         let mut op = turn();
-        op.kind = "op".into();
+        op.kind = TaskKind::Op;
         assert!(!is_turn(&op));
     }
 }

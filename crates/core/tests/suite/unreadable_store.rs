@@ -18,8 +18,13 @@ async fn a_damaged_running_job_does_not_stop_the_hub_or_the_views() {
         {
             let store = orchestra_store::Store::open(&path).unwrap();
             for id in ["fine", "damaged"] {
-                let job =
-                    JobRecord::start(id.into(), "coder".into(), "t".into(), "worker", "gone-hub");
+                let job = JobRecord::start(
+                    id.into(),
+                    "coder".into(),
+                    "t".into(),
+                    orchestra_protocol::TaskKind::Worker,
+                    "gone-hub",
+                );
                 store.insert_job(&job).unwrap();
             }
         }

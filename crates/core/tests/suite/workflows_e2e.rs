@@ -111,18 +111,28 @@ async fn boomerang_plans_implements_reviews_and_fixes_with_the_plan_carried() {
             report.summary.as_deref(),
             Some("RooCode Boomerang (roocode-boomerang)")
         );
-        let details: serde_json::Value =
-            serde_json::from_str(report.details.as_deref().unwrap()).unwrap();
-        assert_eq!(details["runId"], run_id.as_str());
-        assert_eq!(details["status"], "success");
-        let steps = details["steps"].as_array().unwrap();
-        let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+        let details = report.details.as_deref().unwrap();
+        assert!(
+            details.starts_with(&format!(
+                "Run {run_id} of workflow roocode-boomerang: success."
+            )),
+            "{details}"
+        );
+        // The workflow job and every step's job name the run in a field.
+        assert_eq!(record.run_id.as_deref(), Some(run_id.as_str()));
+        let run = run_of(world.engine(), &run_id);
+        assert_eq!(run.status, WorkflowRunStatus::Success);
+        let ids: Vec<&str> = run.steps.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["plan", "implement", "review", "fix"]);
-        for step in steps {
-            assert_eq!(step["status"], "success", "{step}");
-            assert!(step["durationMs"].as_i64().unwrap() > 0, "{step}");
-            assert!(step["model"].as_str().unwrap().contains('/'), "{step}");
-            assert!(step["usage"]["output"].as_u64().unwrap() > 0, "{step}");
+        for step in &run.steps {
+            assert_eq!(step.status, WorkflowStepStatus::Success, "{step:?}");
+            assert!(step.duration_ms.unwrap() > 0, "{step:?}");
+            assert!(step.model.as_deref().unwrap().contains('/'), "{step:?}");
+            assert!(step.usage.output > 0, "{step:?}");
+            let task_id = step.task_id.as_deref().unwrap();
+            let job = world.engine().store().get_job(task_id).unwrap().unwrap();
+            assert_eq!(job.run_id.as_deref(), Some(run_id.as_str()), "{job:?}");
+            assert_eq!(job.kind, TaskKind::Worker);
         }
 
         let view = world

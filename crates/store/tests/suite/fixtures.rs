@@ -11,7 +11,7 @@ pub fn running_job(id: &str, worker: &str, hub: &str, started_at: i64) -> JobRec
         id.to_owned(),
         worker.to_owned(),
         format!("task for {id}"),
-        "worker",
+        orchestra_protocol::TaskKind::Worker,
         hub,
     );
     job.started_at = started_at;

@@ -61,7 +61,7 @@ impl World {
     }
 
     pub fn hub_files(&self) -> HubFiles {
-        HubFiles::in_dir(orchestra_store::project_state_dir_in(
+        HubFiles::in_dir(orchestra_state_dir::project_state_dir_in(
             &self.home.home().join(".local/state"),
             &self.project.dir,
         ))

@@ -52,7 +52,8 @@ export function render(container, id) {
     cancelButton.hidden = task.status !== "running";
     const u = task.usage ?? {};
     const p = task.progress ?? {};
-    const workflowRun = runOf(task);
+    // Its own run (a workflow job) or the run of its step.
+    const workflowRun = task.runId;
     fill(
       facts,
       fact("Worker", task.workerId),
@@ -208,14 +209,4 @@ export function render(container, id) {
       }
     },
   };
-}
-
-/** The workflow run a task belongs to: its own run (a workflow job) or the run of its step. */
-function runOf(task) {
-  for (const run of state.runs.values()) {
-    if (run.jobId === task.id || run.jobIds?.includes(task.id)) return run.runId;
-    if (run.steps?.some((s) => s.taskId === task.id)) return run.runId;
-  }
-  const by = task.requestedBy ?? "";
-  return by.startsWith("workflow:") ? by.split("/").pop() : null;
 }
