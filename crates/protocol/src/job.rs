@@ -4,7 +4,31 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::TaskKind;
+/// What `task_start` runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Pick a worker profile from the task text and attachments.
+    #[default]
+    Auto,
+    /// Run on the worker named by `workerId`.
+    Worker,
+    /// Run the workflow named by `workflowId`.
+    Workflow,
+    /// Run the operation named by `op`.
+    Op,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Auto => "auto",
+            TaskKind::Worker => "worker",
+            TaskKind::Workflow => "workflow",
+            TaskKind::Op => "op",
+        }
+    }
+}
 
 /// Where a job stands. Only `Running` is not final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -39,12 +39,12 @@ pub use event::{
 };
 pub use job::{
     AttachmentSummary, JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer,
-    RouteDecision, TokenUsage,
+    RouteDecision, TaskKind, TokenUsage,
 };
 pub use tools::{
     Attachment, AttachmentType, ListFormat, ListScope, ListView, MemoryPayload, ModelPolicy,
-    ModelScope, OpKind, TaskAwaitParams, TaskCancelParams, TaskKind, TaskListParams,
-    TaskPeekParams, TaskStartParams, TaskStartResult, WorkerOpPayload,
+    ModelScope, OpKind, TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams,
+    TaskStartParams, TaskStartResult, WorkerOpPayload,
 };
 pub use worker::{WorkerSnapshot, WorkerStatus};
 pub use workflow::{

@@ -4,31 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What `task_start` runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskKind {
-    /// Pick a worker profile from the task text and attachments.
-    #[default]
-    Auto,
-    /// Run on the worker named by `workerId`.
-    Worker,
-    /// Run the workflow named by `workflowId`.
-    Workflow,
-    /// Run the operation named by `op`.
-    Op,
-}
-
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Auto => "auto",
-            TaskKind::Worker => "worker",
-            TaskKind::Workflow => "workflow",
-            TaskKind::Op => "op",
-        }
-    }
-}
+use crate::TaskKind;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
