@@ -12,8 +12,10 @@
 //! Why wry + tao and not Tauri: the page is the hub's, served over HTTP, and the window needs
 //! only a webview, a status bar, a button and notifications. wry and tao are Tauri's own webview
 //! and window layers on the system WebView; Tauri adds an app framework (build script, config,
-//! IPC, bundler) we would not use. Installers can come later with `cargo-packager`. Threads: the window's event loop owns the main thread (GTK wants it); a
-//! tokio runtime runs the hub link and the event stream; the notifier has a thread of its own.
+//! IPC, bundler) we would not use. Installers can come later with `cargo-packager`.
+//!
+//! Threads: the window's event loop owns the main thread (GTK wants it); a tokio runtime runs
+//! the hub link and the event stream; the notifier has a thread of its own.
 //!
 //! # Layout
 //! - `project`: which project, and remembering the last one.
