@@ -8,9 +8,14 @@
 //! its workers, and the hub stops by itself when this process dies some other way
 //! (`orchestra serve --owner-pid`). A hub it only attached to keeps running.
 //!
-//! A separate binary so that `orchestra` never links GTK or WebKit (wry + tao; see
-//! ARCHITECTURE.md). Threads: the window's event loop owns the main thread (GTK wants it); a
-//! tokio runtime runs the hub link and the event stream; the notifier has a thread of its own.
+//! A separate binary so that `orchestra` never links GTK or WebKit (`.ci/run` checks it).
+//! Why wry + tao and not Tauri: the page is the hub's, served over HTTP, and the window needs
+//! only a webview, a status bar, a button and notifications. wry and tao are Tauri's own webview
+//! and window layers on the system WebView; Tauri adds an app framework (build script, config,
+//! IPC, bundler) we would not use. Installers can come later with `cargo-packager`.
+//!
+//! Threads: the window's event loop owns the main thread (GTK wants it); a tokio runtime runs
+//! the hub link and the event stream; the notifier has a thread of its own.
 //!
 //! # Layout
 //! - `project`: which project, and remembering the last one.

@@ -1,4 +1,10 @@
 //! Starting, watching and restarting the OpenCode servers of the pool.
+//!
+//! One start at a time per hub (a start OpenCode aborts is retried), with our server defaults
+//! (no autoupdate or sharing, snapshots per `runtime.snapshots`). Every server is watched by
+//! health pings — an attached one too: three missed pings fail its tasks and reconnect — and a
+//! dead one is restarted with backoff, at most `runtime.maxRestarts` times since it last passed
+//! a health check. Listings read a copy of each slot's server, so they never wait for a start.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
