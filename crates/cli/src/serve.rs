@@ -151,6 +151,9 @@ pub async fn serve(
             idle_stop,
             fake: args.fake,
             token: token.clone(),
+            sessions: orchestra_http::SessionPolicy::default(),
+            // The project's state folder: private (0700), made by the lock above.
+            login_dir: Some(files.dir.clone()),
         },
     );
     let info = HubInfo {
