@@ -137,24 +137,38 @@ pub async fn stop(target: &HubTarget) -> anyhow::Result<std::process::ExitCode> 
 }
 
 /// `orchestra panel [--url]`: a one-time login link to the hub's page, printed or opened.
+///
+/// Opened, the link never goes on a command line: any local user can read every process's
+/// arguments (`/proc/*/cmdline`) and redeem the link first. The hub writes it into a page in
+/// the project's private state folder instead, and the browser is given that file's path; the
+/// file is gone once the link is used or has expired.
 pub async fn panel(target: &HubTarget, print_only: bool) -> anyhow::Result<std::process::ExitCode> {
     let hub = target.connect_any().await?;
-    let link = hub.client.login_link().await?;
     if print_only {
+        let link = hub.client.login_link().await?;
         write_stdout(&format!("{}\n", link.url))?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    // The link works once and for two minutes, so handing it to the browser is safe.
-    let opened = open_in_browser(&link.url);
-    match opened {
+    let file = match hub.client.login_file().await {
+        Ok(file) => file,
+        Err(err) => {
+            let link = hub.client.login_link().await?;
+            eprintln!(
+                "orchestra: the hub could not write a login file ({err}); open this link (it works once):"
+            );
+            write_stdout(&format!("{}\n", link.url))?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+    };
+    match open_in_browser(&file.path) {
         Ok(opener) => {
             eprintln!("orchestra: opened the panel in your browser (with {opener})");
         }
         Err(why) => {
             eprintln!(
-                "orchestra: could not open a browser ({why}); open this link (it works once), or set BROWSER:"
+                "orchestra: could not open a browser ({why}); open this file in your browser (it works once, for two minutes), or set BROWSER:"
             );
-            write_stdout(&format!("{}\n", link.url))?;
+            write_stdout(&format!("{}\n", file.path))?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -179,10 +193,10 @@ pub async fn endpoint(target: &HubTarget, start: bool) -> anyhow::Result<std::pr
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Opens `url` with the user's browser: `$BROWSER` when set (as `man` and `git` use it), else
+/// Opens `target` (a file's path or an address) with the user's browser: `$BROWSER` when set (as `man` and `git` use it), else
 /// the desktop's opener (`open` on macOS, `xdg-open` elsewhere). Returns the opener used, or why
 /// none worked.
-fn open_in_browser(url: &str) -> Result<String, String> {
+fn open_in_browser(target: &str) -> Result<String, String> {
     let desktop = if cfg!(target_os = "macos") {
         "open"
     } else {
@@ -194,7 +208,7 @@ fn open_in_browser(url: &str) -> Result<String, String> {
         .filter(|b| !b.is_empty());
     let opener = chosen.unwrap_or_else(|| desktop.to_owned());
     let status = std::process::Command::new(&opener)
-        .arg(url)
+        .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -156,6 +156,9 @@ pub async fn serve(
                 tools: Arc::new(OrchestraMcp::http_tools),
                 worker: Arc::new(OrchestraMcp::http_worker),
             },
+            sessions: orchestra_http::SessionPolicy::default(),
+            // The project's state folder: private (0700), made by the lock above.
+            login_dir: Some(files.dir.clone()),
         },
     );
     let info = HubInfo {

@@ -91,6 +91,13 @@ impl HubClient {
         self.post("/api/v1/login", &Value::Null).await
     }
 
+    /// A one-time login link in a file only the user can read (see [`LoginFile`]).
+    ///
+    /// [`LoginFile`]: orchestra_protocol::api::LoginFile
+    pub async fn login_file(&self) -> Result<orchestra_protocol::api::LoginFile, ClientError> {
+        self.post("/api/v1/login/file", &Value::Null).await
+    }
+
     /// Asks the hub to stop (its jobs are canceled and its workers stopped).
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         let _: Value = self.post("/api/v1/shutdown", &Value::Null).await?;

@@ -13,12 +13,15 @@ pub const VAR: &str = "ORCHESTRA_DESKTOP_PROBE";
 pub const PERIOD: Duration = Duration::from_millis(300);
 
 /// Runs in the page. The first run starts one authorized request (`/api/v1/health`, with the
-/// page's own session cookie) and later runs report its status.
+/// page's own session: its cookie and the key the page keeps in `sessionStorage`, as the
+/// panel's own calls send them) and later runs report its status.
 const PAGE_SCRIPT: &str = r#"(function () {
   var p = window.__orchestraProbe;
   if (!p) {
     p = window.__orchestraProbe = { api: null };
-    fetch('/api/v1/health').then(function (r) { p.api = r.status; })
+    var key = '';
+    try { key = sessionStorage.getItem('orchestra-session') || ''; } catch (e) {}
+    fetch('/api/v1/health', { headers: { 'x-orchestra-session': key } }).then(function (r) { p.api = r.status; })
       .catch(function (e) { p.api = String(e); });
   }
   return { url: location.origin + location.pathname, title: document.title,

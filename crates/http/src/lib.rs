@@ -8,7 +8,7 @@
 //! worker servers are given for `/mcp/worker` — before it starts; then [`Bound::serve`].
 //!
 //! Every route goes through `auth::guard`: the hub's own `Host`, no foreign `Origin`, and
-//! the token (bearer) or a session cookie from a one-time login link. The server holds no
+//! the token (bearer) or a browser session from a one-time login link (its cookie and its key). The server holds no
 //! logic of its own: every answer comes from the task facade and the event bus of
 //! `orchestra-core`.
 //!
@@ -20,7 +20,9 @@
 //! - `panel_api`: JSON routes for people: the inbox, worker restart, run controls, logs, config.
 //! - `sse`: the event stream.
 //! - `panel`: the control panel's page and assets, embedded in the binary.
-//! - `page`: `/login`.
+//! - `page`: `/login`, login files, logout.
+//! - `sessions`: browser sessions (cookie + header key, expiry, cap).
+//! - `login_file`: the private HTML file `orchestra panel` opens instead of a link.
 //! - `activity`: who is connected, for the idle stop.
 //! - `error`: JSON errors.
 
@@ -29,13 +31,16 @@ mod api;
 mod auth;
 mod error;
 mod hooks_api;
+mod login_file;
 mod memory_api;
 mod page;
 mod panel;
 mod panel_api;
+mod sessions;
 mod sse;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +57,7 @@ use tokio_util::task::TaskTracker;
 
 use activity::Activity;
 use auth::Access;
+pub use sessions::{MAX_SESSIONS, SESSION_IDLE, SESSION_LIFETIME, SessionPolicy};
 
 /// The worker MCP endpoint: `task_start` with the memory ops only.
 pub const WORKER_MCP_PATH: &str = "/mcp/worker";
@@ -97,6 +103,11 @@ pub struct ServeOptions {
     /// The hub's token; every request must carry it.
     pub token: String,
     pub mcp: McpServers,
+    /// How long browser sessions live and how many there may be.
+    pub sessions: SessionPolicy,
+    /// The private folder login files are written in (the project's state folder); without
+    /// one, `POST /api/v1/login/file` is refused.
+    pub login_dir: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -110,6 +121,7 @@ pub(crate) struct AppState {
     /// what stopping means.
     stop: CancellationToken,
     base_url: String,
+    login_dir: Option<PathBuf>,
     started_at: i64,
     fake: bool,
 }
@@ -167,10 +179,16 @@ impl Bound {
         let state = AppState {
             chat: Arc::clone(hub.chat()),
             engine: Arc::clone(hub.engine()),
-            access: Arc::new(Access::new(options.token, worker_token, addr.port())),
+            access: Arc::new(Access::new(
+                options.token,
+                worker_token,
+                addr.port(),
+                options.sessions,
+            )),
             activity: Activity::new(),
             stop: stop.clone(),
             base_url: format!("http://127.0.0.1:{}", addr.port()),
+            login_dir: options.login_dir,
             started_at: now_ms(),
             fake: options.fake,
         };
@@ -264,6 +282,8 @@ fn router(state: AppState, servers: McpServers, mcp_stop: CancellationToken) -> 
         .nest("/memory", memory_api::routes())
         .route("/events", get(sse::events))
         .route("/login", post(api::login))
+        .route("/login/file", post(page::login_file))
+        .route("/logout", post(page::logout))
         .route("/shutdown", post(api::shutdown))
         .route("/hooks/chat-message", post(hooks_api::chat_message))
         .route("/hooks/system", post(hooks_api::system))

@@ -53,6 +53,7 @@ pub static ASSETS: &[Asset] = assets! {
     "panel.css" => CSS,
     "views.css" => CSS,
     "js/app.js" => JS,
+    "js/login.js" => JS,
     "js/api.js" => JS,
     "js/dom.js" => JS,
     "js/state.js" => JS,
@@ -70,7 +71,7 @@ pub static ASSETS: &[Asset] = assets! {
 
 /// The page's scripts and styles come from this hub only, and nothing on it may load or send
 /// anything elsewhere; text from workers is always inserted as text, never as markup.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// `GET /`: the panel.

@@ -1,11 +1,12 @@
 //! `GET /api/v1/events`: the hub's event stream over SSE. Each SSE event carries the hub
 //! event's id, so a client that reconnects with `Last-Event-ID` gets exactly what it missed
-//! (from the bus's ring, or further back from the store).
+//! (from the bus's ring, or further back from the store). A browser session's stream ends
+//! when the session does (logout, expiry), within [`SESSION_CHECK`].
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,10 +15,14 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ApiFailure;
+use crate::sessions::BrowserSession;
 
 /// A comment line this often keeps proxies and idle timeouts from closing the stream, and lets
 /// a client notice a dead hub.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How often a browser session's stream looks whether its session still lives: a logged-out
+/// page stops receiving events about as soon as it is told so.
+const SESSION_CHECK: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +37,7 @@ pub struct EventsQuery {
 pub async fn events(
     State(app): State<AppState>,
     headers: HeaderMap,
+    session: Option<Extension<BrowserSession>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Query(query) = match query {
@@ -62,12 +68,20 @@ pub async fn events(
     let presence = app.activity.enter_stream();
     let stop = app.stop.clone();
     let job = query.job;
+    let session = session.map(|Extension(session)| (app.access.clone(), session));
+    let check = tokio::time::interval(SESSION_CHECK);
     let events = stream::unfold(
-        (subscription, presence, stop, job),
-        |(mut subscription, presence, stop, job)| async move {
+        (subscription, presence, stop, job, session, check),
+        |(mut subscription, presence, stop, job, session, mut check)| async move {
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => return None,
+                    _ = check.tick(), if session.is_some() => {
+                        match &session {
+                            Some((access, session)) if !access.sessions().alive(session) => return None,
+                            _ => continue,
+                        }
+                    }
                     event = subscription.next() => event?,
                 };
                 if job.as_deref().is_some_and(|id| event.job_id() != Some(id)) {
@@ -86,7 +100,7 @@ pub async fn events(
                 };
                 return Some((
                     Ok::<Event, Infallible>(sse),
-                    (subscription, presence, stop, job),
+                    (subscription, presence, stop, job, session, check),
                 ));
             }
         },

@@ -95,6 +95,16 @@ pub struct LoginLink {
     pub expires_at: i64,
 }
 
+/// `POST /api/v1/login/file`: a one-time login link written into an HTML file only the user
+/// can read, for a browser to be given by path — never the link itself, which a command line
+/// would show to every local user. The file goes once the link is used or has expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFile {
+    pub path: String,
+    pub expires_at: i64,
+}
+
 /// `POST /api/v1/questions/{requestId}`: a person's answer to a waiting permission question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

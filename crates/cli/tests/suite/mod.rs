@@ -34,3 +34,5 @@ mod providers;
 
 // The control panel in a real browser (headless Chromium).
 mod panel;
+// Browser sessions: a replayed cookie opens nothing, no login code on a command line.
+mod panel_session;

@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::common;
-mod panel_steps;
+pub(super) mod panel_steps;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,8 +19,8 @@ use std::time::Duration;
 use common::{Client, World, hub_info};
 use orchestra_browser::{Browser, Page};
 use panel_steps::{
-    WAIT, go, group_of, login_link, logs_config_memory_and_keys, settled, start, track_api_calls,
-    wait, worker_task,
+    WAIT, go, group_of, log_in, login_link, logs_config_memory_and_keys, settled, start,
+    track_api_calls, wait, worker_task,
 };
 use serde_json::{Value, json};
 
@@ -96,8 +96,7 @@ async fn scenario() {
     assert_eq!(tasks, 401);
 
     // Logged in through the link `orchestra panel --url` prints.
-    page.goto(&login_link(&world)).await.unwrap();
-    wait(&page, "document.querySelector('#conn.live') !== null").await;
+    log_in(&page, &login_link(&world)).await;
     assert_eq!(page.eval("location.pathname").await.unwrap(), "/");
 
     // A task started through MCP appears while it runs and finishes there with its tokens.
@@ -415,7 +414,10 @@ async fn workflow_runs(client: &Client, page: &Page) {
     );
     // The run's totals: the tokens of its steps, summed by the hub.
     let hub_run = page
-        .eval(&format!("fetch('/api/v1/runs/{run}').then(r => r.json())"))
+        .eval(&format!(
+            // Through the page's own API module, which sends the session's key.
+            "import('/assets/js/api.js').then(m => m.get('/api/v1/runs/{run}'))"
+        ))
         .await
         .unwrap();
     let input = hub_run["usage"]["input"].as_u64().unwrap();

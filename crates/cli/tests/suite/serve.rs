@@ -159,7 +159,7 @@ async fn serve_is_one_hub_per_project_with_mcp_over_http_and_a_panel_login() {
             .build()
             .unwrap();
         let login = browser.get(&url).send().await.unwrap();
-        assert_eq!(login.status(), StatusCode::SEE_OTHER);
+        assert_eq!(login.status(), StatusCode::OK);
         let cookie = login.headers()["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
         let page = browser

@@ -27,7 +27,7 @@ fn text(report: &Value, pointer: &str) -> String {
 }
 
 /// The panel is on screen and logged in: the hub's page (not the window's own), and the page's
-/// own requests to the hub's API are authorized by its session cookie.
+/// own requests to the hub's API are authorized by its session (cookie and key).
 fn logged_in(report: &Value) -> bool {
     let page_url = text(report, "/page/url");
     report["page"]["api"] == 200

@@ -1,6 +1,48 @@
-// The hub's JSON API, as the page calls it. The session cookie (from `orchestra panel`'s
-// one-time link) authenticates every call; an error answer carries `{error, kind}` naming the
+// The hub's JSON API, as the page calls it. A call is authorized by the browser session from
+// `orchestra panel`'s one-time link: its cookie (which the browser sends by itself, also to
+// other servers on 127.0.0.1, so it alone opens nothing) and its key, which this tab keeps in
+// `sessionStorage` and sends in a header. An error answer carries `{error, kind}` naming the
 // problem and the fix, which the page shows as it is.
+
+/** Where this tab keeps its session's key (storage is per origin, so per hub). */
+const SESSION_KEY = "orchestra-session";
+/** The key, also in memory: a tab whose storage is off still works until it reloads. */
+let sessionKey = readKey();
+
+function readKey() {
+  try {
+    return sessionStorage.getItem(SESSION_KEY) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+/** Keeps the key the login page was given, for this tab only (other tabs log in themselves). */
+export function keepSession(key) {
+  sessionKey = key;
+  try {
+    sessionStorage.setItem(SESSION_KEY, key);
+  } catch {
+    // Storage off: the key lives in memory until the tab reloads.
+  }
+}
+
+/** Forgets this tab's session (after logout). */
+export function forgetSession() {
+  sessionKey = "";
+  try {
+    sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // Nothing kept.
+  }
+}
+
+/** The headers that authorize a call: every request to the hub sends them. */
+export function authHeaders() {
+  const headers = { "x-orchestra-client": "panel" };
+  if (sessionKey) headers["x-orchestra-session"] = sessionKey;
+  return headers;
+}
 
 export class ApiError extends Error {
   constructor(status, kind, message) {
@@ -11,7 +53,7 @@ export class ApiError extends Error {
 }
 
 async function call(method, path, body) {
-  const init = { method, headers: { "x-orchestra-client": "panel" }, credentials: "same-origin" };
+  const init = { method, headers: authHeaders(), credentials: "same-origin" };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -68,6 +110,7 @@ export const api = {
   memorySearch: (params) => post("/api/v1/memory/search", params),
   memoryRecord: (id) => get(`/api/v1/memory/records/${encodeURIComponent(id)}`),
   memorySupersede: (id, body) => post(`/api/v1/memory/records/${encodeURIComponent(id)}/supersede`, body),
+  logout: () => post("/api/v1/logout"),
   memoryForget: (id, mode) => post(`/api/v1/memory/records/${encodeURIComponent(id)}/forget`, { mode }),
 };
 

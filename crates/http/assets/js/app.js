@@ -3,7 +3,7 @@
 
 import { installKeys, setViewKeys } from "./keys.js";
 import { errorBox, fill, h, setText, tick } from "./dom.js";
-import { connect, load, onChange, state } from "./state.js";
+import { connect, endSession, load, logout, onChange, state } from "./state.js";
 import * as tasks from "./views/tasks.js";
 
 const main = document.getElementById("main");
@@ -40,6 +40,7 @@ let current = null;
 let routeSerial = 0;
 
 async function route() {
+  if (state.loggedOut) return;
   const hash = location.hash || "#/tasks";
   const match = ROUTES.map(([re, name]) => [hash.match(re), name]).find(([m]) => m);
   const serial = ++routeSerial;
@@ -71,7 +72,26 @@ async function route() {
   document.body.dataset.route = hash;
 }
 
+/** What a tab whose session ended shows: nothing of the hub's, and how to log in again. */
+const LOGGED_OUT =
+  "Not logged in: this tab's session has ended (Log out, 12 hours unused, a week old, or the hub restarted), or this tab never logged in — each tab logs in through its own link. Run `orchestra panel` in the project for a new one.";
+
+function loggedOut() {
+  current?.destroy?.();
+  current = null;
+  setViewKeys({});
+  const conn = document.getElementById("conn");
+  setText(conn, "logged out");
+  conn.classList.remove("live");
+  document.getElementById("logout").hidden = true;
+  fill(main, errorBox(LOGGED_OUT));
+}
+
 function header(changes) {
+  if (state.loggedOut) {
+    loggedOut();
+    return;
+  }
   if (changes.has("connection") || changes.has("all")) {
     const conn = document.getElementById("conn");
     setText(conn, state.connected ? "live" : "reconnecting…");
@@ -93,18 +113,13 @@ async function boot() {
     header(changes);
     current?.update?.(changes);
   });
+  document.getElementById("logout").addEventListener("click", () => logout());
   setInterval(() => tick(main), 1000);
   try {
     await load();
   } catch (err) {
-    fill(
-      main,
-      errorBox(
-        err.status === 401
-          ? "Not logged in (or the hub restarted with a new token): run `orchestra panel` in the project for a new link."
-          : err.message,
-      ),
-    );
+    if (err.status === 401) endSession();
+    else fill(main, errorBox(err.message));
     return;
   }
   setText(document.getElementById("project"), state.health.projectDir + (state.health.fake ? " · fake model" : ""));

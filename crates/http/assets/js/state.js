@@ -1,8 +1,10 @@
 // What the page knows: records as the API returned them, kept current by the hub's event
-// stream (`/api/v1/events`, Server-Sent Events with `Last-Event-ID` replay). Nothing here
-// decides anything the hub did not say; events only replace or merge the hub's own records.
+// stream (`/api/v1/events`, Server-Sent Events read through `fetch`, so the stream carries the
+// session's header like every other call; it resumes after the last event it applied). Nothing
+// here decides anything the hub did not say; events only replace or merge the hub's own
+// records.
 
-import { api } from "./api.js";
+import { api, authHeaders, forgetSession } from "./api.js";
 
 export const state = {
   health: null,
@@ -13,6 +15,8 @@ export const state = {
   /** Per task: live peek (text, tool calls) for tasks someone is looking at, and counters. */
   live: new Map(),
   connected: false,
+  /** The session ended (logout, expiry, a restarted hub): nothing more comes until a new login. */
+  loggedOut: false,
   lastEventId: 0,
   error: null,
 };
@@ -169,33 +173,130 @@ const EVENT_TYPES = [
   "orchestra.log",
 ];
 
-let source = null;
+/** The stream sends a comment every 10 s: this long without a byte means the hub is gone. */
+const STALL_MS = 30000;
+/** Reconnection waits this long at first, doubling up to `RETRY_MAX_MS`. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10000;
 
-/** Follows the event stream from `state.lastEventId`; EventSource reconnects by itself and
- * sends `Last-Event-ID`, so nothing is missed across a drop. */
+/** Ends the stream being followed, if any. */
+let stopStream = null;
+
+/** Follows the event stream from `state.lastEventId`, reconnecting after a drop from the last
+ * event applied, so nothing is missed; a refused session (401) ends it for good. */
 export function connect() {
-  source?.close();
-  source = new EventSource(`/api/v1/events?after=${state.lastEventId}`);
-  source.onopen = () => {
-    state.connected = true;
-    state.error = null;
-    touch("connection");
-  };
-  source.onerror = () => {
-    state.connected = false;
-    touch("connection");
-  };
-  for (const type of EVENT_TYPES) {
-    source.addEventListener(type, (message) => {
-      let event;
-      try {
-        event = JSON.parse(message.data);
-      } catch {
-        return;
+  stopStream?.();
+  const control = new AbortController();
+  stopStream = () => control.abort();
+  follow(control.signal);
+}
+
+async function follow(signal) {
+  let wait = RETRY_MIN_MS;
+  while (!signal.aborted) {
+    let status = 0;
+    try {
+      const response = await fetch(`/api/v1/events?after=${state.lastEventId}`, {
+        headers: authHeaders(),
+        credentials: "same-origin",
+        cache: "no-store",
+        signal,
+      });
+      status = response.status;
+      if (response.ok && response.body) {
+        setConnected(true);
+        wait = RETRY_MIN_MS;
+        await readStream(response.body);
       }
-      apply(event);
-    });
+    } catch {
+      // A dropped connection or a stop: decided below.
+    }
+    if (signal.aborted) return;
+    setConnected(false);
+    if (status === 401) {
+      endSession();
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(wait * 2, RETRY_MAX_MS);
   }
+}
+
+function setConnected(connected) {
+  if (state.connected === connected) return;
+  state.connected = connected;
+  if (connected) state.error = null;
+  touch("connection");
+}
+
+/** Reads SSE frames (`id:`, `event:`, `data:` lines, a blank line between) until the stream
+ * ends or stalls. */
+async function readStream(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let stall = null;
+  try {
+    for (;;) {
+      clearTimeout(stall);
+      stall = setTimeout(() => reader.cancel("the event stream stalled"), STALL_MS);
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r/g, "");
+      let end = buffer.indexOf("\n\n");
+      while (end >= 0) {
+        frame(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+        end = buffer.indexOf("\n\n");
+      }
+    }
+  } finally {
+    clearTimeout(stall);
+  }
+}
+
+function frame(text) {
+  let type = "message";
+  const data = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") type = value;
+    else if (field === "data") data.push(value);
+  }
+  if (!data.length || !EVENT_TYPES.includes(type)) return;
+  let event;
+  try {
+    event = JSON.parse(data.join("\n"));
+  } catch {
+    return;
+  }
+  apply(event);
+}
+
+/** The session is over: stop the stream, forget the key, and say so. */
+export function endSession() {
+  stopStream?.();
+  stopStream = null;
+  forgetSession();
+  state.connected = false;
+  state.loggedOut = true;
+  touch("connection");
+}
+
+/** Logs this tab out: the hub ends the session (for every tab that shares it). */
+export async function logout() {
+  try {
+    await api.logout();
+  } catch (err) {
+    // Already ended (401) is what was wanted; anything else is shown, and the tab forgets
+    // its key all the same.
+    if (err.status !== 401) state.error = err.message;
+  }
+  endSession();
 }
 
 /** Applies one hub event to what the page knows. */

@@ -8,7 +8,7 @@ use orchestra_core::config::Config;
 use orchestra_core::hub::{Hub, HubOptions};
 use orchestra_core::memory::GlobalStore;
 use orchestra_core::workers::{LaunchSettings, WorkerMcp};
-use orchestra_http::{HubServer, McpServers, ServeOptions};
+use orchestra_http::{HubServer, McpServers, ServeOptions, SessionPolicy};
 use orchestra_mcp::OrchestraMcp;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
@@ -28,12 +28,21 @@ impl Served {
 
     /// A hub whose config `change` adjusts first (memory off, …).
     pub async fn start_with(change: impl FnOnce(&mut Config)) -> Served {
+        Served::start_sessions(change, SessionPolicy::default()).await
+    }
+
+    /// A hub whose browser sessions follow `sessions` (short ones, to see them end).
+    pub async fn start_sessions(
+        change: impl FnOnce(&mut Config),
+        sessions: SessionPolicy,
+    ) -> Served {
         let dir = tempfile::tempdir().unwrap();
         // As in the test projects of the other suites (the corpora refer to it).
         std::fs::write(dir.path().join("README.md"), "# test project\n").unwrap();
         let mut config = Config::builtin();
         config.tasks.store_path = Some(dir.path().join("orchestra.db"));
         change(&mut config);
+        std::fs::create_dir(dir.path().join("state")).unwrap();
         let bound = HubServer::bind(0).await.unwrap();
         let worker_mcp = bound.worker_mcp();
         let hub = Hub::start(HubOptions {
@@ -65,6 +74,8 @@ impl Served {
                     tools: Arc::new(OrchestraMcp::http_tools),
                     worker: Arc::new(OrchestraMcp::http_worker),
                 },
+                sessions,
+                login_dir: Some(dir.path().join("state")),
             },
         );
         Served {

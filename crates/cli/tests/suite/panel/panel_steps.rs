@@ -40,17 +40,11 @@ pub fn login_link(world: &World) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// `orchestra panel`: opens the link in the user's browser — here a `BROWSER` that writes down
-/// the link it was given.
-pub fn opened_link(world: &World) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("browser");
-    let seen = dir.path().join("seen");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display()),
-    )
-    .unwrap();
+/// `orchestra panel` with `BROWSER` set to a shell script of `body` in `dir` (it is given what
+/// to open as `$1`), which must say it opened the panel and print nothing.
+pub fn panel_with_browser(world: &World, dir: &std::path::Path, body: &str) {
+    let script = dir.join("browser");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = panel_command(world, &[])
         .env("BROWSER", &script)
@@ -62,7 +56,25 @@ pub fn opened_link(world: &World) -> String {
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "the link goes to the browser only");
-    std::fs::read_to_string(&seen).unwrap()
+}
+
+/// `orchestra panel`: opens a private login file in the user's browser — here a `BROWSER` that
+/// writes down what it was given (a file's path, never the link: see `panel_session.rs`); the
+/// `file://` address to open.
+pub fn opened_link(world: &World) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    panel_with_browser(
+        world,
+        dir.path(),
+        &format!("printf '%s' \"$1\" > '{}'\n", seen.display()),
+    );
+    let path = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        path.starts_with('/') && path.ends_with(".html") && !path.contains("code="),
+        "{path}"
+    );
+    format!("file://{path}")
 }
 
 pub async fn start(client: &Client, args: Value) -> String {
@@ -76,6 +88,29 @@ pub async fn worker_task(client: &Client, task: &str) -> String {
         json!({"kind": "worker", "workerId": "coder", "task": task}),
     )
     .await
+}
+
+/// Opens a login address (a link, or a login file's `file://` address) and waits until the
+/// panel it leads to is live. The browser goes through up to three pages (file, `/login`,
+/// `/`); a look at the page while one is replaced fails, and is tried again.
+pub async fn log_in(page: &Page, address: &str) {
+    page.goto(address).await.unwrap();
+    let live = "location.pathname === '/' && document.querySelector('#conn.live') !== null";
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match page.eval(live).await {
+            Ok(Value::Bool(true)) => return,
+            Ok(other) => last = other.to_string(),
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let shown = page
+        .eval("location.href + '\\n' + document.body.innerText")
+        .await
+        .unwrap_or_default();
+    panic!("logging in through {address} never showed the live panel ({last}); the page: {shown}");
 }
 
 /// Waits for `expression` to be truthy; on a timeout the failure shows what the page showed.
@@ -266,10 +301,9 @@ pub async fn logs_config_memory_and_keys(
     // `orchestra panel` hands the browser a fresh one-time link; a deep link to a record then
     // opens straight on that record.
     let link = opened_link(world);
-    assert!(link.contains("/login?code="), "{link}");
-    page.goto(&link).await.unwrap();
-    wait(page, "document.querySelector('#conn.live') !== null").await;
-    let base = link.split("/login").next().unwrap().to_owned();
+    log_in(page, &link).await;
+    let base = wait(page, "location.protocol === 'http:' && location.origin").await;
+    let base = base.as_str().unwrap();
     // From another page, so the deep link is a fresh load, not a hash change.
     page.goto("about:blank").await.unwrap();
     page.goto(&format!("{base}/#/memory/{record}"))
@@ -354,7 +388,7 @@ pub async fn memory_view(page: &Page, first_task: &str) -> String {
     });
     let written = page
         .eval(&format!(
-            "fetch('/api/v1/memory/records', {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify({put})}}).then(r => r.json())"
+            "import('/assets/js/api.js').then(m => m.post('/api/v1/memory/records', {put}))"
         ))
         .await
         .unwrap();
@@ -414,7 +448,7 @@ pub async fn memory_view(page: &Page, first_task: &str) -> String {
     )
     .await;
     let found = page
-        .eval("fetch('/api/v1/memory/search', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({query: 'model catalog'})}).then(r => r.json())")
+        .eval("import('/assets/js/api.js').then(m => m.post('/api/v1/memory/search', {query: 'model catalog'}))")
         .await
         .unwrap();
     let ids: Vec<&str> = found["items"]
