@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)]
 
 use super::common;
-#[allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
