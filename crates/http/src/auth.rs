@@ -83,21 +83,21 @@ impl Access {
     }
 
     fn authorized(&self, headers: &HeaderMap, path: &str) -> bool {
-        if let Some(bearer) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            let bearer = bearer.trim();
-            let worker_path = path == crate::WORKER_MCP_PATH
-                || path.starts_with(&format!("{}/", crate::WORKER_MCP_PATH));
-            return same(bearer, &self.token) || (worker_path && same(bearer, &self.worker_token));
+        if let Some(bearer) = bearer(headers) {
+            return same(bearer, &self.token)
+                || (worker_path(path) && same(bearer, &self.worker_token));
         }
         let name = self.cookie_name();
         let Some(session) = cookie(headers, &name) else {
             return false;
         };
         lock(&self.sessions).iter().any(|s| same(s, session))
+    }
+
+    /// The worker token sent anywhere but the worker endpoint: any command a worker runs can
+    /// read that token, so it opens nothing else, and the refusal says so.
+    fn worker_token_elsewhere(&self, headers: &HeaderMap, path: &str) -> bool {
+        !worker_path(path) && bearer(headers).is_some_and(|b| same(b, &self.worker_token))
     }
 
     fn own_host(&self, host: &str) -> bool {
@@ -140,6 +140,13 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
     if request.uri().path() == "/login" {
         return next.run(request).await;
     }
+    if access.worker_token_elsewhere(headers, request.uri().path()) {
+        return ApiFailure::forbidden(format!(
+            "this is a worker's token: it opens only {} (the memory ops a worker may run), never the hub's API, its other MCP endpoints or the panel",
+            crate::WORKER_MCP_PATH
+        ))
+        .into_response();
+    }
     if !access.authorized(headers, request.uri().path()) {
         return unauthorized(request.uri().path().starts_with("/api/"));
     }
@@ -160,6 +167,19 @@ fn unauthorized(api: bool) -> Response {
         "<!doctype html><title>Open Orchestra</title><p>Not logged in. Run <code>orchestra panel</code> in the project to open this page logged in.</p>",
     )
         .into_response()
+}
+
+/// The bearer token of a request, if it sends one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+fn worker_path(path: &str) -> bool {
+    path == crate::WORKER_MCP_PATH || path.starts_with(&format!("{}/", crate::WORKER_MCP_PATH))
 }
 
 /// A cookie's value from the `Cookie` headers.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orchestra_protocol::memory::{MemoryEntities, MemoryProvenance, MemoryPut};
+use orchestra_protocol::memory::{MemoryEntities, MemoryProvenance, MemoryPut, MemoryScope};
 use orchestra_protocol::{EventBody, JobRecord, JobStatus, TaskKind, WorkflowRun};
 use orchestra_protocol::{WorkflowRunStatus, WorkflowStepStatus};
 use orchestra_store::Store;
@@ -111,6 +111,8 @@ pub(crate) fn task_record(job: &JobRecord, max_chars: usize) -> Option<MemoryPut
         job.response_text.as_deref(),
     );
     Some(MemoryPut {
+        // Whatever `memory.scope` says: a task's text and answer belong to its project.
+        scope: Some(MemoryScope::Project),
         kind: Some("task".to_owned()),
         key: Some(format!("task:{}", job.id)),
         title: Some(clip(
@@ -184,6 +186,7 @@ fn run_record(store: &Store, job: &JobRecord, max_chars: usize) -> Option<Memory
     let mut usage = usage_line(job);
     usage.insert_str(0, &format!("Steps: {}\n", steps.join("; ")));
     Some(MemoryPut {
+        scope: Some(MemoryScope::Project),
         kind: Some("workflow".to_owned()),
         key: Some(format!("run:{}", run.run_id)),
         title: Some(clip(

@@ -12,3 +12,4 @@ mod hooks;
 mod mcp;
 mod memory;
 mod panel;
+mod worker_token;
