@@ -136,16 +136,16 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
             .into_response();
         }
     }
-    // The login link is its own credential.
-    if request.uri().path() == "/login" {
-        return next.run(request).await;
-    }
     if access.worker_token_elsewhere(headers, request.uri().path()) {
         return ApiFailure::forbidden(format!(
             "this is a worker's token: it opens only {} (the memory ops a worker may run), never the hub's API, its other MCP endpoints or the panel",
             crate::WORKER_MCP_PATH
         ))
         .into_response();
+    }
+    // The login link is its own credential.
+    if request.uri().path() == "/login" {
+        return next.run(request).await;
     }
     if !access.authorized(headers, request.uri().path()) {
         return unauthorized(request.uri().path().starts_with("/api/"));
