@@ -92,6 +92,16 @@ async fn deliveries(State(seen): State<Seen>, _headers: HeaderMap) -> Response {
         .into_response()
 }
 
+/// The event stream a client keeps open (the MCP relay's sign of life): held open, no event.
+async fn events() -> Response {
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(futures_util::stream::pending::<
+            Result<Bytes, std::io::Error>,
+        >()))
+        .unwrap()
+}
+
 fn first_text(hook_body: &Value) -> String {
     hook_body["parts"][0]["text"]
         .as_str()
@@ -165,6 +175,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     let seen: Seen = Arc::default();
     let app = Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/hooks/deliveries", get(deliveries))
         .route("/api/v1/hooks/{name}", post(hook))
         .route("/api/v1/tools/{name}", post(tool))
