@@ -329,6 +329,8 @@ mod tests {
     #[test]
     fn a_task_record_fits_the_body_cap_and_keeps_its_files() {
         let put = task_record(&job("worker", JobStatus::Succeeded), 500).unwrap();
+        // Whatever `memory.scope` says, a task's record stays in its project.
+        assert_eq!(put.scope, Some(MemoryScope::Project));
         assert!(
             put.body.chars().count() <= 500,
             "{}",
