@@ -75,6 +75,7 @@ pub fn utc_date(unix_ms: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -37,7 +37,7 @@ pub fn restrict_umask() -> u32 {
         .ok()
         .and_then(|text| u32::from_str_radix(text.trim(), 8).ok())
         .filter(|umask| *umask <= 0o777);
-    let user = from_parent.unwrap_or(u32::from(started_with));
+    let user = from_parent.unwrap_or(started_with);
     *USER_UMASK.get_or_init(|| user)
 }
 
@@ -130,6 +130,7 @@ pub fn state_root() -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
