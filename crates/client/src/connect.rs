@@ -5,6 +5,7 @@
 //! and both clients end up on the same hub.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::ClientError;
 use crate::api::HubClient;
 use crate::discovery::{HubFiles, HubInfo, config_stamp, env_differences, env_fingerprint};
+use orchestra_store::private;
 
 /// How long a client waits for a hub it started (or saw starting) to answer.
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -187,14 +189,16 @@ struct Spawned {
 }
 
 fn spawn(options: &ConnectOptions, files: &HubFiles) -> Result<Spawned, ClientError> {
-    std::fs::create_dir_all(&files.dir).map_err(|source| ClientError::Files {
+    private::create_private_dir(&files.dir).map_err(|source| ClientError::Files {
         path: files.dir.clone(),
         source,
     })?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(private::FILE_MODE)
         .open(&files.log)
+        .and_then(|log| private::narrow(&files.log).map(|()| log))
         .map_err(|source| ClientError::Files {
             path: files.log.clone(),
             source,
@@ -227,6 +231,10 @@ fn spawn(options: &ConnectOptions, files: &HubFiles) -> Result<Spawned, ClientEr
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
+        .env(
+            private::USER_UMASK_ENV,
+            format!("{:o}", private::user_umask()),
+        )
         .process_group(0);
     let mut child = command.spawn().map_err(|source| ClientError::Spawn {
         exe: options.orchestra_exe.clone(),

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -153,21 +153,13 @@ impl HubFiles {
 
     /// The state folder, created readable by the user only.
     fn ensure_dir(&self) -> Result<(), ClientError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|source| ClientError::Files {
+        // An existing folder made before this version may be wider; this narrows it.
+        orchestra_store::private::create_private_dir(&self.dir).map_err(|source| {
+            ClientError::Files {
                 path: self.dir.clone(),
                 source,
-            })?;
-        // An existing folder made before this version may be wider; narrow it.
-        if let Ok(meta) = std::fs::metadata(&self.dir)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
-        }
-        Ok(())
+            }
+        })
     }
 }
 
@@ -272,6 +264,7 @@ mod tests {
 
     #[test]
     fn one_lock_holder_at_a_time_and_the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let files = HubFiles::in_dir(dir.path().join("state"));
         let lock = files.try_lock().unwrap().unwrap();

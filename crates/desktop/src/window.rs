@@ -413,12 +413,14 @@ fn open_in_browser(url: &str) {
         tracing::info!(url, "ignored a navigation away from the panel");
         return;
     }
-    let spawned = std::process::Command::new("xdg-open")
+    let mut command = std::process::Command::new("xdg-open");
+    command
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
+        .stderr(std::process::Stdio::null());
+    orchestra_store::private::keep_user_umask(&mut command);
+    let spawned = command.spawn();
     match spawned {
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());

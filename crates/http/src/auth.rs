@@ -112,15 +112,9 @@ impl Access {
     }
 
     fn check(&self, headers: &HeaderMap, path: &str) -> Verdict {
-        if let Some(bearer) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            let bearer = bearer.trim();
-            let worker_path = path == crate::WORKER_MCP_PATH
-                || path.starts_with(&format!("{}/", crate::WORKER_MCP_PATH));
-            let ok = same(bearer, &self.token) || (worker_path && same(bearer, &self.worker_token));
+        if let Some(bearer) = bearer(headers) {
+            let ok =
+                same(bearer, &self.token) || (worker_path(path) && same(bearer, &self.worker_token));
             return if ok { Verdict::Token } else { Verdict::Refused };
         }
         let name = self.cookie_name();
@@ -141,6 +135,12 @@ impl Access {
             None if page_path(path) && self.sessions.page_allowed(cookie) => Verdict::Page,
             None => Verdict::Refused,
         }
+    }
+
+    /// The worker token sent anywhere but the worker endpoint: any command a worker runs can
+    /// read that token, so it opens nothing else, and the refusal says so.
+    fn worker_token_elsewhere(&self, headers: &HeaderMap, path: &str) -> bool {
+        !worker_path(path) && bearer(headers).is_some_and(|b| same(b, &self.worker_token))
     }
 
     fn own_host(&self, host: &str) -> bool {
@@ -227,6 +227,13 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
             .into_response();
         }
     }
+    if access.worker_token_elsewhere(headers, request.uri().path()) {
+        return ApiFailure::forbidden(format!(
+            "this is a worker's token: it opens only {} (the memory ops a worker may run), never the hub's API, its other MCP endpoints or the panel",
+            crate::WORKER_MCP_PATH
+        ))
+        .into_response();
+    }
     // The login link is its own credential.
     let path = request.uri().path().to_owned();
     if path == "/login" {
@@ -263,6 +270,19 @@ fn unauthorized(api: bool) -> Response {
         "<!doctype html><title>Open Orchestra</title><p>Not logged in. Run <code>orchestra panel</code> in the project to open this page logged in.</p>",
     )
         .into_response()
+}
+
+/// The bearer token of a request, if it sends one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+fn worker_path(path: &str) -> bool {
+    path == crate::WORKER_MCP_PATH || path.starts_with(&format!("{}/", crate::WORKER_MCP_PATH))
 }
 
 /// A cookie's value from the `Cookie` headers.

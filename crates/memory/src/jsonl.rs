@@ -2,8 +2,8 @@
 //!
 //! An export holds this project's records and the global ones, with their ids, statuses and
 //! times, then the links between them. An import keeps ids (a record already present is left
-//! alone), re-homes project records into the importing project, redacts again and checks the
-//! body cap; a bad line is reported with its number and the rest still imports.
+//! alone), re-homes project records into the importing project, checks every field's cap and
+//! redacts every field again (`limits`); a bad line is reported with its number and the rest still imports.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -12,7 +12,7 @@ use orchestra_protocol::memory::{MemoryLink, MemoryRecord, MemoryScope};
 use serde::{Deserialize, Serialize};
 
 use crate::MemoryError;
-use crate::redact::redact;
+use crate::limits::RecordText;
 use crate::service::MemoryService;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -139,18 +139,22 @@ impl MemoryService {
                 Ok(Line::Link(link)) => links.push(link),
                 Ok(Line::Record(record)) => {
                     let mut record = *record;
-                    if record.body.chars().count() > max_body {
-                        report.reject(
-                            number,
-                            format!("the body is longer than `memory.maxChars` ({max_body})"),
-                        );
-                        continue;
+                    let checked = RecordText {
+                        body: &mut record.body,
+                        title: Some(&mut record.title),
+                        key: record.key.as_mut(),
+                        tags: &mut record.tags,
+                        entities: &mut record.entities,
+                        provenance: &mut record.provenance,
                     }
-                    let (body, a) = redact(&record.body);
-                    let (title, b) = redact(&record.title);
-                    record.body = body;
-                    record.title = title;
-                    record.redactions = record.redactions.saturating_add(a + b);
+                    .check_and_redact(max_body);
+                    match checked {
+                        Ok(count) => record.redactions = record.redactions.saturating_add(count),
+                        Err(problem) => {
+                            report.reject(number, problem);
+                            continue;
+                        }
+                    }
                     record.project_id = match record.scope {
                         MemoryScope::Project => Some(self.project_id().to_owned()),
                         MemoryScope::Global => None,

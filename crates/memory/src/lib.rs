@@ -38,6 +38,9 @@
 //! - `bank`: [`MemoryBank`] — one store plus its index; the write transactions.
 //! - `index`: the tantivy index, its sync protocol and rebuilds; `tokenize`: the analyzers.
 //! - `context`: the injected block; `ops`: the `memory.*` ops; `jsonl`: export/import.
+//! - `quote`: text fenced as data with its provenance (the block, delivered results).
+//! - `worker`: what a worker may do through its endpoint (project, unpinned, no delete).
+//! - `limits`: every field's cap, checked and redacted on every write path.
 //! - `redact`, `cursor`, `settings`; `neo4j` (feature `neo4j`): the change-log replay.
 
 mod bank;
@@ -46,19 +49,24 @@ mod cursor;
 mod error;
 mod index;
 mod jsonl;
+mod limits;
 #[cfg(feature = "neo4j")]
 pub mod neo4j;
 mod ops;
+pub mod quote;
 pub mod redact;
 mod service;
 mod settings;
 pub mod tokenize;
+mod worker;
 
 pub use bank::{ForgetResult, MemoryBank, index_dir_of};
 pub use cursor::fnv1a;
 pub use error::MemoryError;
 pub use jsonl::{ExportReport, ImportReport};
+pub use limits::MAX_BODY_CHARS;
 pub use ops::{MemoryDone, MemoryOpResult, check_op};
 pub use redact::redact;
 pub use service::{MemoryGetResult, MemoryService, global_store_path, open_global_store};
 pub use settings::{MemorySettings, PROJECT_SUMMARY_KEY};
+pub use worker::{WORKER_PRODUCER, check_worker_op};

@@ -1,6 +1,7 @@
 //! The `memory.*` ops over the original's `memory` payload, so the hub's op dispatcher is one
 //! call: `service.run_op(op, &payload, &origin)`. `memory.done` only checks and echoes its
-//! payload — finishing the memory task's job is the hub's part.
+//! payload — finishing the memory task's job is the hub's part. A worker's op (producer
+//! `worker`) gets the narrower rules of `worker`.
 
 use orchestra_protocol::MemoryPayload;
 use orchestra_protocol::memory::{
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::MemoryError;
 use crate::bank::ForgetResult;
 use crate::service::{MemoryGetResult, MemoryService};
+use crate::worker::{check_worker_op, is_worker};
 
 /// What `memory.done` reports: the memory task it completes and what was recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -100,9 +102,22 @@ impl MemoryService {
         payload: &MemoryPayload,
         origin: &MemoryProvenance,
     ) -> Result<MemoryOpResult, MemoryError> {
-        let scope = scope_of(payload)?;
+        let worker = is_worker(origin);
+        let scope = if worker {
+            check_worker_op(op, payload)?;
+            match op {
+                MemoryOp::Put | MemoryOp::Link | MemoryOp::Forget => Some(MemoryScope::Project),
+                MemoryOp::Done | MemoryOp::Search | MemoryOp::Get => scope_of(payload)?,
+            }
+        } else {
+            scope_of(payload)?
+        };
         match op {
             MemoryOp::Put => {
+                if worker {
+                    self.refuse_pinned_for_worker(payload.key.as_deref())?;
+                    self.refuse_pinned_for_worker(payload.supersedes.as_deref())?;
+                }
                 let body = required(&payload.value, "value", op)?.to_owned();
                 let mut provenance = origin.clone();
                 if provenance.task_id.is_none() {
@@ -118,7 +133,7 @@ impl MemoryService {
                     entities: payload.entities.clone().unwrap_or_default(),
                     provenance,
                     supersedes: payload.supersedes.clone(),
-                    pinned: payload.pinned,
+                    pinned: if worker { None } else { payload.pinned },
                 };
                 Ok(MemoryOpResult::Put(self.put(put)?))
             }
@@ -163,7 +178,13 @@ impl MemoryService {
                 payload.budget_tokens,
             )?)),
             MemoryOp::Forget => Ok(MemoryOpResult::Forget(self.forget(
-                reference(payload, op)?,
+                if worker {
+                    let target = reference(payload, op)?;
+                    self.refuse_pinned_for_worker(Some(target))?;
+                    target
+                } else {
+                    reference(payload, op)?
+                },
                 scope,
                 payload.mode.unwrap_or_default(),
             )?)),

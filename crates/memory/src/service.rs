@@ -13,7 +13,7 @@ use orchestra_store::{MemoryRow, Store};
 
 use crate::bank::{ForgetResult, MemoryBank, Owner};
 use crate::index::{IndexHit, IndexQuery, owner_term};
-use crate::redact::redact;
+use crate::limits::{RecordText, cap_chars};
 use crate::settings::MemorySettings;
 use crate::tokenize::{estimate_tokens, query_terms};
 use crate::{MemoryError, cursor};
@@ -24,10 +24,6 @@ const DEFAULT_LIMIT: u32 = 10;
 const MAX_LIMIT: u32 = 100;
 const DEFAULT_BUDGET_TOKENS: u32 = 2_000;
 const SNIPPET_CHARS: usize = 240;
-const MAX_TITLE_CHARS: usize = 200;
-const MAX_KEY_CHARS: usize = 200;
-const MAX_TAGS: usize = 32;
-const MAX_ENTITIES: usize = 64;
 
 /// A window of ranked candidates with their scores, the rows that could not be read, and
 /// whether more candidates follow the window.
@@ -75,19 +71,6 @@ pub fn open_global_store() -> Result<Arc<Store>, MemoryError> {
     Ok(Arc::new(Store::open(&global_store_path())?))
 }
 
-fn cap_chars(field: &'static str, text: &str, max: usize) -> Result<(), MemoryError> {
-    let chars = text.chars().count();
-    if chars > max {
-        return Err(MemoryError::invalid(
-            field,
-            format!(
-                "{chars} characters is more than the {max} allowed; shorten it or split it into several records"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn check_kind(kind: &str) -> Result<(), MemoryError> {
     let ok = !kind.is_empty()
         && kind.len() <= 32
@@ -105,15 +88,6 @@ fn check_kind(kind: &str) -> Result<(), MemoryError> {
             ),
         ))
     }
-}
-
-/// Redacts a text field; returns how many secrets it held.
-fn scrub(text: &mut String) -> u32 {
-    let (clean, count) = redact(text);
-    if count > 0 {
-        *text = clean;
-    }
-    count
 }
 
 pub(crate) fn first_chars(text: &str, max: usize) -> String {
@@ -234,52 +208,23 @@ impl MemoryService {
                 "the record's body is empty; say what to remember",
             ));
         }
-        cap_chars("value", &put.body, self.settings.max_body_chars).map_err(|e| match e {
-            MemoryError::Invalid { field, problem } => MemoryError::Invalid {
-                field,
-                problem: format!("{problem} (the cap is `memory.maxChars`)"),
-            },
-            other => other,
-        })?;
-        if let Some(title) = &put.title {
-            cap_chars("title", title, MAX_TITLE_CHARS)?;
-        }
-        if let Some(key) = &put.key {
-            cap_chars("key", key, MAX_KEY_CHARS)?;
-            if key.trim().is_empty() {
-                return Err(MemoryError::invalid(
-                    "key",
-                    "the key is empty; leave it out or name it",
-                ));
-            }
-        }
-        if put.tags.len() > MAX_TAGS {
-            return Err(MemoryError::invalid(
-                "tags",
-                format!("at most {MAX_TAGS} tags"),
-            ));
-        }
-        if put.entities.files.len() + put.entities.symbols.len() > MAX_ENTITIES {
-            return Err(MemoryError::invalid(
-                "entities",
-                format!("at most {MAX_ENTITIES} files and symbols together"),
-            ));
-        }
-        let mut redactions = scrub(&mut put.body);
-        if let Some(title) = &mut put.title {
-            redactions += scrub(title);
-        }
-        if let Some(key) = &mut put.key {
-            redactions += scrub(key);
-        }
-        for text in put
-            .tags
-            .iter_mut()
-            .chain(put.entities.files.iter_mut())
-            .chain(put.entities.symbols.iter_mut())
+        if let Some(key) = &put.key
+            && key.trim().is_empty()
         {
-            redactions += scrub(text);
+            return Err(MemoryError::invalid(
+                "key",
+                "the key is empty; leave it out or name it",
+            ));
         }
+        let redactions = RecordText {
+            body: &mut put.body,
+            title: put.title.as_mut(),
+            key: put.key.as_mut(),
+            tags: &mut put.tags,
+            entities: &mut put.entities,
+            provenance: &mut put.provenance,
+        }
+        .check_and_redact(self.settings.max_body_chars)?;
         if redactions > 0 {
             tracing::info!(redactions, "redacted secrets from a memory record");
         }

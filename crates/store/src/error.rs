@@ -16,6 +16,15 @@ pub enum StoreError {
     },
 
     #[error(
+        "cannot make the store at {path} private to you (mode 0600): {source}; check who owns it"
+    )]
+    MakePrivate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
         "cannot open the store at {path}: {source}; check that it is a writable SQLite file or point `tasks.storePath` elsewhere"
     )]
     Open {

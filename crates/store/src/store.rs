@@ -37,11 +37,12 @@ impl Store {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            crate::private::create_private_dir(parent).map_err(|source| StoreError::CreateDir {
                 path: path.to_owned(),
                 source,
             })?;
         }
+        make_private(path)?;
         let open_error = |source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -101,6 +102,22 @@ fn configure(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Creates the database file 0600 before SQLite does (its WAL and SHM files then take the same
+/// mode) and narrows the three files a store made by an older version left wider.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    let error = |source| StoreError::MakePrivate {
+        path: path.to_owned(),
+        source,
+    };
+    crate::private::create_private_file(path).map_err(error)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        crate::private::narrow(Path::new(&side)).map_err(error)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -128,5 +145,22 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |row| row.get(0))
             .unwrap();
         assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn the_store_and_its_wal_are_private_and_an_older_wide_store_is_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestra.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store.conn().execute_batch("CREATE TABLE t(x)").unwrap();
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&dir.path().join("orchestra.db-wal")), 0o600);
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
     }
 }

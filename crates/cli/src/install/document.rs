@@ -3,10 +3,12 @@
 
 use std::fs;
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use jsonc_parser::cst::{CstInputValue, CstNode, CstObject, CstRootNode, TrailingCommaMode};
+use orchestra_store::private;
 use serde_json::Value;
 
 use super::entries::Section;
@@ -213,11 +215,14 @@ fn write_temp(temp: &Path, target: &Path, contents: &str) -> anyhow::Result<()> 
     file.write_all(contents.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", temp.display()))?;
-    // Keep the permissions the user gave the file (a config may hold API keys and be 0600).
-    if let Ok(metadata) = fs::metadata(target) {
-        fs::set_permissions(temp, metadata.permissions())
-            .with_context(|| format!("cannot set permissions on {}", temp.display()))?;
-    }
+    // Keep the permissions the user gave the file (a config may hold API keys and be 0600); a
+    // new file gets what the user's umask gives, not Orchestra's private one.
+    let permissions = match fs::metadata(target) {
+        Ok(metadata) => metadata.permissions(),
+        Err(_) => fs::Permissions::from_mode(0o666 & !private::user_umask()),
+    };
+    fs::set_permissions(temp, permissions)
+        .with_context(|| format!("cannot set permissions on {}", temp.display()))?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use orchestra_store::private;
 use serde::{Deserialize, Serialize};
 
 use super::document::write_atomically;
@@ -84,11 +85,13 @@ impl Manifest {
 
     pub(super) fn save(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            private::create_private_dir(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let mut text =
             serde_json::to_string_pretty(self).context("cannot encode the install record")?;
         text.push('\n');
-        write_atomically(path, &text)
+        write_atomically(path, &text)?;
+        private::narrow(path).with_context(|| format!("cannot make {} private", path.display()))
     }
 }

@@ -9,6 +9,13 @@ import { spawn } from "node:child_process";
 
 const ORCHESTRA = __ORCHESTRA_BIN__;
 const QUICK_MS = 150;
+// The longest a hook waits for a body the hub says is coming (a blocking image description):
+// whatever the hub answers, a timer stays finite and within what Node can schedule.
+const MAX_WAIT_MS = 3_600_000;
+// The only tools the hub hears about: Orchestra's own. Other tools' calls (bash, edit, …) never
+// leave OpenCode, and nothing the hub answers can change their arguments.
+const OWN_TOOLS = new Set(["orchestra_task_start", "orchestra_task_await", "orchestra_task_peek"]);
+const waitMs = (header) => Math.min(Math.max(Number(header) || 0, 0), MAX_WAIT_MS);
 const EVENTS = new Set(["session.status", "session.idle", "session.deleted"]);
 
 export const OpenOrchestra = async ({ client, directory }) => {
@@ -53,7 +60,7 @@ export const OpenOrchestra = async ({ client, directory }) => {
     try {
       const res = await fetch(`${h.url}/api/v1/hooks/${route}`, { method: "POST", headers: headers(h), body: JSON.stringify(body), signal: abort.signal });
       clearTimeout(timer);
-      timer = setTimeout(() => abort.abort(), QUICK_MS + (Number(res.headers.get("x-orchestra-wait-ms")) || 0));
+      timer = setTimeout(() => abort.abort(), QUICK_MS + waitMs(res.headers.get("x-orchestra-wait-ms")));
       return res.ok ? await res.json() : null;
     } catch { if (hub === h && !down) { down = true; probe(h); } return null; } finally { clearTimeout(timer); }
   };
@@ -95,8 +102,10 @@ export const OpenOrchestra = async ({ client, directory }) => {
       output.context.push(...(r?.context ?? []));
     },
     "tool.execute.before": async (input, output) => {
+      if (!OWN_TOOLS.has(input.tool)) return;
       const r = await call("tool-before", { tool: input.tool, sessionID: input.sessionID, callID: input.callID });
-      Object.assign(output.args, r?.args ?? {}); // in place: OpenCode passes this object on
+      // The one argument the hub may add: the calling session, which the plugin knows itself.
+      if (input.tool === "orchestra_task_start" && r?.args?.callerSessionId !== undefined) output.args.callerSessionId = input.sessionID;
       if (r?.after) wantAfter.add(input.callID);
     },
     "tool.execute.after": async (input, output) => {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use jsonc_parser::cst::{CstArray, CstInputValue};
+use orchestra_store::private;
 use serde::{Deserialize, Serialize};
 
 use super::document::{ConfigDocument, write_atomically};
@@ -129,9 +130,12 @@ pub(super) fn apply(
 /// Writes the plugin file (before the config names it, so OpenCode never loads a missing file).
 pub(super) fn write_file(pending: &PendingFile) -> anyhow::Result<()> {
     if let Some(dir) = pending.path.parent() {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        private::create_private_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    write_atomically(&pending.path, &pending.text)
+    write_atomically(&pending.path, &pending.text)?;
+    private::narrow(&pending.path)
+        .with_context(|| format!("cannot make {} private", pending.path.display()))
 }
 
 /// Uninstall: our element out of the list (and the list, if we created it and it is empty).

@@ -24,12 +24,15 @@ mod malformed_inputs;
 
 // Lifecycles: nothing outlives a hub, and a crashed workflow step runs again.
 mod process_cleanup;
+// Everything written under the state folder is private whatever the umask.
+mod private_state;
 mod workflow_crash;
 
 // Memory, providers, and OpenCode as the main agent with our MCP tools and plugin.
 mod main_agent;
 mod memory;
 mod plugin;
+mod plugin_trust;
 mod providers;
 
 // The control panel in a real browser (headless Chromium).

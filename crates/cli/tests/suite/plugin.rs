@@ -349,6 +349,11 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     );
     // The vision task's result went into the message: it is not announced on its own.
     assert_eq!(notified.matches("--app-name").count(), 1, "{notified}");
+    // The title is the project's to set: after `--` it cannot be an option.
+    assert!(
+        notified.contains("--app-name=Open Orchestra\n--\nOrchestra test\n"),
+        "{notified}"
+    );
 
     // 4. Fail open: the hub frozen (it accepts connections and never answers), then gone.
     // Healthy and frozen prompts alternate, and the fastest of each kind are compared: load on

@@ -15,6 +15,8 @@ pub async fn desktop(title: &str, body: &str) {
     let mut command = tokio::process::Command::new(NOTIFY_SEND);
     command
         .arg("--app-name=Open Orchestra")
+        // The title can come from a project's config: after `--` it cannot be an option.
+        .arg("--")
         .arg(title)
         .arg(body)
         .stdin(Stdio::null())

@@ -460,6 +460,7 @@ fn a_project_file_cannot_set_keys_that_choose_executables_or_send_secrets() {
             r#"{"tasks": {"storePath": "/home/someone/other.db"}}"#,
             "tasks.storePath",
         ),
+        (r#"{"memory": {"scope": "global"}}"#, "memory.scope"),
     ];
     for (text, expected) in cases {
         for dot_opencode in [false, true] {
@@ -491,7 +492,7 @@ fn a_project_file_cannot_set_keys_that_choose_executables_or_send_secrets() {
         load(&opts).unwrap_or_else(|e| panic!("--config {text}: {e}"));
     }
     // The checks cover every key the table lists.
-    assert_eq!(TRUSTED_ONLY_KEYS.len(), 4);
+    assert_eq!(TRUSTED_ONLY_KEYS.len(), 5);
 }
 
 #[test]
@@ -608,7 +609,7 @@ fn every_key_without_effect_warns() {
         "tasks": {"persist": {"enabled": true}},
         "agent": {"applyToBuild": true, "tools": {"read": true}, "permission": {"webfetch": "deny"}},
         "memory": {"enabled": true, "autoSpawn": true, "autoRecord": true, "autoInject": true,
-                   "scope": "global", "maxChars": 10, "summaries": {"enabled": true},
+                   "maxChars": 10, "summaries": {"enabled": true},
                    "trim": {"maxMessagesGlobal": 1},
                    "inject": {"maxChars": 5, "includeMessages": false, "includeSessionSummary": true}},
         "runtime": {"keepSessions": 3},

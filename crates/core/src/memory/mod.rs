@@ -79,7 +79,9 @@ pub fn settings_of(config: &Config) -> MemorySettings {
             ConfigScope::Project => MemoryScope::Project,
             ConfigScope::Global => MemoryScope::Global,
         },
-        max_body_chars: usize::try_from(memory.max_chars).unwrap_or(usize::MAX),
+        max_body_chars: usize::try_from(memory.max_chars)
+            .unwrap_or(usize::MAX)
+            .min(orchestra_memory::MAX_BODY_CHARS),
         inject_budget_tokens: u32::try_from(memory.inject.max_chars.div_ceil(4))
             .unwrap_or(u32::MAX),
         inject_max_entries: usize::try_from(memory.inject.max_entries).unwrap_or(usize::MAX),

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orchestra_protocol::memory::{MemoryEntities, MemoryProvenance, MemoryPut};
+use orchestra_protocol::memory::{MemoryEntities, MemoryProvenance, MemoryPut, MemoryScope};
 use orchestra_protocol::{EventBody, JobRecord, JobStatus, TaskKind, WorkflowRun};
 use orchestra_protocol::{WorkflowRunStatus, WorkflowStepStatus};
 use orchestra_store::Store;
@@ -108,6 +108,8 @@ pub(crate) fn task_record(job: &JobRecord, max_chars: usize) -> Option<MemoryPut
         job.response_text.as_deref(),
     );
     Some(MemoryPut {
+        // Whatever `memory.scope` says: a task's text and answer belong to its project.
+        scope: Some(MemoryScope::Project),
         kind: Some("task".to_owned()),
         key: Some(format!("task:{}", job.id)),
         title: Some(clip(
@@ -181,6 +183,7 @@ fn run_record(store: &Store, job: &JobRecord, max_chars: usize) -> Option<Memory
     let mut usage = usage_line(job);
     usage.insert_str(0, &format!("Steps: {}\n", steps.join("; ")));
     Some(MemoryPut {
+        scope: Some(MemoryScope::Project),
         kind: Some("workflow".to_owned()),
         key: Some(format!("run:{}", run.run_id)),
         title: Some(clip(
@@ -316,6 +319,8 @@ mod tests {
     #[test]
     fn a_task_record_fits_the_body_cap_and_keeps_its_files() {
         let put = task_record(&job(TaskKind::Worker, JobStatus::Succeeded), 500).unwrap();
+        // Whatever `memory.scope` says, a task's record stays in its project.
+        assert_eq!(put.scope, Some(MemoryScope::Project));
         assert!(
             put.body.chars().count() <= 500,
             "{}",

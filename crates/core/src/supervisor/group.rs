@@ -109,11 +109,21 @@ impl ProcessGroup {
 #[allow(unsafe_code)]
 pub(crate) fn set_parent_death_signal(command: &mut tokio::process::Command) {
     let parent = nix::unistd::getpid();
+    // The hub runs with umask 077 (its state is private); OpenCode and the commands it runs
+    // write the user's project and get the user's umask back.
+    let user_umask = nix::sys::stat::Mode::from_bits_truncate(
+        orchestra_store::private::user_umask() as nix::libc::mode_t,
+    );
+    command.env(
+        orchestra_store::private::USER_UMASK_ENV,
+        format!("{:o}", user_umask.bits()),
+    );
     // SAFETY: the closure runs in the forked child between fork and exec. It only calls
-    // prctl(2) and getppid(2), both async-signal-safe, builds io::Errors from raw errno
+    // prctl(2), umask(2) and getppid(2), all async-signal-safe, builds io::Errors from raw errno
     // values (no allocation), and touches no locks or shared state.
     unsafe {
         command.pre_exec(move || {
+            nix::sys::stat::umask(user_umask);
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
                 .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))?;
             // The parent may have died before prctl took effect; then nobody would kill us.

@@ -69,7 +69,9 @@ impl TaskEngine {
             params.task
         };
         let producer = if requested_by.as_deref() == Some(WORKER_REQUESTER) {
-            "worker"
+            // What a worker may write is narrower (`orchestra_memory::check_worker_op`).
+            orchestra_memory::check_worker_op(memory_op, &payload).map_err(HubMemoryError::from)?;
+            orchestra_memory::WORKER_PRODUCER
         } else {
             "tool"
         };

@@ -595,7 +595,7 @@ async fn the_worker_endpoint_runs_memory_ops_only_with_its_own_token() {
             .await
             .unwrap()
             .status();
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     served.stop().await;
 }

@@ -13,3 +13,4 @@ mod mcp;
 mod memory;
 mod panel;
 mod sessions;
+mod worker_token;

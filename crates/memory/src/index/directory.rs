@@ -5,13 +5,16 @@
 //! does not pay for durability: a tantivy commit fsyncs every new segment file, `meta.json` and
 //! the folder, about 40 ms on a VM disk, which is most of the cost of making a write visible to
 //! the next search. Files are still written completely and `meta.json` is still replaced by an
-//! atomic rename, so other processes never read a half-written commit.
+//! atomic rename, so other processes never read a half-written commit. Every file is created
+//! 0600 (see `orchestra_store::private`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use orchestra_store::private;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     AntiCallToken, Directory, DirectoryLock, FileHandle, Lock, MmapDirectory, TerminatingWrite,
@@ -70,6 +73,7 @@ impl Directory for UnsyncedDirectory {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(private::FILE_MODE)
             .open(self.root.join(path))
             .map_err(|error| {
                 if error.kind() == io::ErrorKind::AlreadyExists {
@@ -90,7 +94,14 @@ impl Directory for UnsyncedDirectory {
         let mut name = path.as_os_str().to_os_string();
         name.push(format!(".tmp-{}", std::process::id()));
         let temporary = self.root.join(name);
-        std::fs::write(&temporary, data)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(private::FILE_MODE)
+            .open(&temporary)?;
+        file.write_all(data)?;
+        drop(file);
         std::fs::rename(&temporary, &target)
     }
 

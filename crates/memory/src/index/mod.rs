@@ -17,10 +17,11 @@ mod fields;
 mod query;
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use orchestra_store::Store;
+use orchestra_store::{Store, private};
 use serde::{Deserialize, Serialize};
 use tantivy::indexer::NoMergePolicy;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
@@ -121,6 +122,7 @@ impl MemoryIndex {
             IndexHome::Ram => build_ram(store)?,
             IndexHome::Dir(dir) => {
                 let _lock = lock(dir)?;
+                narrow_index(dir)?;
                 match open_dir(dir) {
                     Ok(state) => state,
                     Err(reason) => {
@@ -387,7 +389,7 @@ fn writer_threads() -> usize {
 fn lock(dir: &Path) -> Result<IndexLock, MemoryError> {
     let path = lock_path(dir);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| MemoryError::IndexDir {
+        private::create_private_dir(parent).map_err(|source| MemoryError::IndexDir {
             action: "create",
             path: parent.to_owned(),
             source,
@@ -397,6 +399,7 @@ fn lock(dir: &Path) -> Result<IndexLock, MemoryError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(private::FILE_MODE)
         .open(&path)
         .map_err(|source| MemoryError::IndexDir {
             action: "open the lock of",
@@ -409,6 +412,21 @@ fn lock(dir: &Path) -> Result<IndexLock, MemoryError> {
         source,
     })?;
     Ok(IndexLock(Some(file)))
+}
+
+/// Takes group and other permissions off an index an older version left wider: the folder, the
+/// lock and every file in it (new files are 0600 already, see `directory`).
+fn narrow_index(dir: &Path) -> Result<(), MemoryError> {
+    let narrow = |path: &Path| private::narrow(path).map_err(io("make private", path));
+    narrow(&lock_path(dir))?;
+    narrow(dir)?;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        narrow(&entry.path())?;
+    }
+    Ok(())
 }
 
 fn lock_path(dir: &Path) -> PathBuf {
@@ -467,7 +485,7 @@ fn rebuild_dir(dir: &Path, store: &Store) -> Result<State, MemoryError> {
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(io("clear", &fresh))?;
     }
-    std::fs::create_dir_all(&fresh).map_err(io("create", &fresh))?;
+    private::create_private_dir(&fresh).map_err(io("create", &fresh))?;
     let tantivy_error = |source| MemoryError::Index {
         path: dir.to_owned(),
         source,

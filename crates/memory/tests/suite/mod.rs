@@ -7,6 +7,7 @@ mod context;
 mod index;
 mod jsonl;
 mod neo4j;
+mod quoting;
 mod scope;
 mod search;
 mod writes;
