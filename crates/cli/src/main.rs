@@ -140,7 +140,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     // Before any thread or file: what this process writes in the state folder is the user's alone.
-    orchestra_store::private::restrict_umask();
+    orchestra_state_dir::private::restrict_umask();
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     if matches!(cli.command, Command::Serve(_)) {

@@ -45,8 +45,8 @@ pub fn bound_malloc_arenas() {
         .args(std::env::args_os().skip(1))
         .env(VAR, "2")
         .env(
-            orchestra_store::private::USER_UMASK_ENV,
-            format!("{:o}", orchestra_store::private::user_umask()),
+            orchestra_state_dir::private::USER_UMASK_ENV,
+            format!("{:o}", orchestra_state_dir::private::user_umask()),
         )
         .exec();
     tracing::warn!(error = %err, "could not restart with {VAR}=2; the hub may hold more memory than it needs");

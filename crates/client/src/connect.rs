@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::ClientError;
 use crate::api::HubClient;
 use crate::discovery::{HubFiles, HubInfo, config_stamp, env_differences, env_fingerprint};
-use orchestra_store::private;
+use orchestra_state_dir::private;
 
 /// How long a client waits for a hub it started (or saw starting) to answer.
 const START_WAIT: Duration = Duration::from_secs(30);

@@ -154,7 +154,7 @@ impl HubFiles {
     /// The state folder, created readable by the user only.
     fn ensure_dir(&self) -> Result<(), ClientError> {
         // An existing folder made before this version may be wider; this narrows it.
-        orchestra_store::private::create_private_dir(&self.dir).map_err(|source| {
+        orchestra_state_dir::private::create_private_dir(&self.dir).map_err(|source| {
             ClientError::Files {
                 path: self.dir.clone(),
                 source,

@@ -63,7 +63,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     // Before any thread or file: what this process writes in the state folder is the user's alone.
-    orchestra_store::private::restrict_umask();
+    orchestra_state_dir::private::restrict_umask();
     let args = Args::parse();
     init_logging(args.verbose);
     match run(args) {

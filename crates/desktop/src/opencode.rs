@@ -42,7 +42,7 @@ pub fn open(project_dir: &Path) -> anyhow::Result<String> {
         .stderr(Stdio::null())
         // Its own process group: the person's window, not a child the window cleans up.
         .process_group(0);
-    orchestra_store::private::keep_user_umask(&mut command);
+    orchestra_state_dir::private::keep_user_umask(&mut command);
     let mut child = command.spawn().with_context(|| {
         format!(
             "cannot start the terminal {}; set $TERMINAL to the terminal you use",

@@ -41,7 +41,7 @@ impl Memory {
 
     pub fn remember(&self, project_dir: &Path) -> anyhow::Result<()> {
         let dir = self.file.parent().unwrap_or(Path::new("."));
-        orchestra_store::private::create_private_dir(dir)
+        orchestra_state_dir::private::create_private_dir(dir)
             .with_context(|| format!("cannot create {} to remember the project", dir.display()))?;
         let text = serde_json::to_string_pretty(&Remembered {
             last_project: project_dir.to_path_buf(),

@@ -419,7 +419,7 @@ fn open_in_browser(url: &str) {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    orchestra_store::private::keep_user_umask(&mut command);
+    orchestra_state_dir::private::keep_user_umask(&mut command);
     let spawned = command.spawn();
     match spawned {
         Ok(mut child) => {

@@ -113,8 +113,8 @@ impl Access {
 
     fn check(&self, headers: &HeaderMap, path: &str) -> Verdict {
         if let Some(bearer) = bearer(headers) {
-            let ok =
-                same(bearer, &self.token) || (worker_path(path) && same(bearer, &self.worker_token));
+            let ok = same(bearer, &self.token)
+                || (worker_path(path) && same(bearer, &self.worker_token));
             return if ok { Verdict::Token } else { Verdict::Refused };
         }
         let name = self.cookie_name();

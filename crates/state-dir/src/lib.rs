@@ -1,14 +1,16 @@
 //! The state-folder layout: where Orchestra keeps a project's state (store, install record,
 //! hub files) and the user-level state shared by every project.
 //!
-//! Std only on purpose: the hub client and the desktop window need these folder names, and
-//! should not link SQLite (or anything else) to compute them.
+//! std and nix only on purpose: the hub client and the desktop window need these folder names
+//! and modes, and should not link SQLite to compute them. `private` keeps the folder private.
 //!
 //! ```text
 //! $XDG_STATE_HOME/orchestra/
 //!   projects/<name>-<hash>/   project_state_dir (orchestra.db, hub.json, hub.lock, hub.log, …)
 //!   global/                   global_state_dir (memory.db)
 //! ```
+
+pub mod private;
 
 use std::path::{Path, PathBuf};
 

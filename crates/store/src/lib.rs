@@ -18,7 +18,6 @@
 //! - `groups`: process groups of worker servers ([`ProcessGroupRecord`]), for orphan reaping.
 //! - `liveness`: [`pid_is_alive`].
 //! - `unreadable`: rows that do not decode are skipped and reported ([`Rows`]), never fatal.
-//! - `private`: folders 0700 and files 0600 in Orchestra's state folder, the process umask.
 
 mod error;
 mod events;
@@ -28,7 +27,6 @@ mod jobs;
 mod liveness;
 mod logs;
 mod memory;
-pub mod private;
 mod runs;
 mod schema;
 mod store;

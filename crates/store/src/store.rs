@@ -37,9 +37,11 @@ impl Store {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            crate::private::create_private_dir(parent).map_err(|source| StoreError::CreateDir {
-                path: path.to_owned(),
-                source,
+            orchestra_state_dir::private::create_private_dir(parent).map_err(|source| {
+                StoreError::CreateDir {
+                    path: path.to_owned(),
+                    source,
+                }
             })?;
         }
         make_private(path)?;
@@ -109,11 +111,11 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
         path: path.to_owned(),
         source,
     };
-    crate::private::create_private_file(path).map_err(error)?;
+    orchestra_state_dir::private::create_private_file(path).map_err(error)?;
     for suffix in ["-wal", "-shm"] {
         let mut side = path.as_os_str().to_owned();
         side.push(suffix);
-        crate::private::narrow(Path::new(&side)).map_err(error)?;
+        orchestra_state_dir::private::narrow(Path::new(&side)).map_err(error)?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use jsonc_parser::cst::{CstInputValue, CstNode, CstObject, CstRootNode, TrailingCommaMode};
-use orchestra_store::private;
+use orchestra_state_dir::private;
 use serde_json::Value;
 
 use super::entries::Section;

@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use orchestra_store::private;
+use orchestra_state_dir::private;
 use serde::{Deserialize, Serialize};
 
 use super::document::write_atomically;

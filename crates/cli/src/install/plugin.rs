@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use jsonc_parser::cst::{CstArray, CstInputValue};
-use orchestra_store::private;
+use orchestra_state_dir::private;
 use serde::{Deserialize, Serialize};
 
 use super::document::{ConfigDocument, write_atomically};

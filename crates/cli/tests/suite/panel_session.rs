@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::panel::panel_steps::{log_in, login_link, panel_with_browser, wait};
 use common::{World, hub_info};
 use orchestra_browser::Browser;
-use super::panel::panel_steps::{log_in, login_link, panel_with_browser, wait};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -112,10 +112,10 @@ pub(crate) fn set_parent_death_signal(command: &mut tokio::process::Command) {
     // The hub runs with umask 077 (its state is private); OpenCode and the commands it runs
     // write the user's project and get the user's umask back.
     let user_umask = nix::sys::stat::Mode::from_bits_truncate(
-        orchestra_store::private::user_umask() as nix::libc::mode_t,
+        orchestra_state_dir::private::user_umask() as nix::libc::mode_t,
     );
     command.env(
-        orchestra_store::private::USER_UMASK_ENV,
+        orchestra_state_dir::private::USER_UMASK_ENV,
         format!("{:o}", user_umask.bits()),
     );
     // SAFETY: the closure runs in the forked child between fork and exec. It only calls

@@ -13,7 +13,7 @@ use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Served, TOKEN};
+use crate::suite::common::{Served, TOKEN};
 
 const HEADER: &str = "x-orchestra-session";
 

@@ -6,7 +6,7 @@
 //! the folder, about 40 ms on a VM disk, which is most of the cost of making a write visible to
 //! the next search. Files are still written completely and `meta.json` is still replaced by an
 //! atomic rename, so other processes never read a half-written commit. Every file is created
-//! 0600 (see `orchestra_store::private`).
+//! 0600 (see `orchestra_state_dir::private`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -14,7 +14,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use orchestra_store::private;
+use orchestra_state_dir::private;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     AntiCallToken, Directory, DirectoryLock, FileHandle, Lock, MmapDirectory, TerminatingWrite,

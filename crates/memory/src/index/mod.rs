@@ -21,7 +21,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use orchestra_store::{Store, private};
+use orchestra_state_dir::private;
+use orchestra_store::Store;
 use serde::{Deserialize, Serialize};
 use tantivy::indexer::NoMergePolicy;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
