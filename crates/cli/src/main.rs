@@ -6,6 +6,7 @@
 //! protocol, so every log line goes to stderr.
 
 mod bench;
+mod doctor;
 mod follow;
 mod hub_link;
 mod install;
@@ -13,7 +14,9 @@ mod launch;
 mod log_capture;
 mod memory;
 mod models;
+mod opencode_bin;
 mod owner;
+mod quickstart;
 mod relay;
 mod run;
 mod serve;
@@ -126,11 +129,20 @@ enum Command {
         /// The report as JSON.
         #[arg(long)]
         json: bool,
+        /// Write the config for this OpenCode line (default: the version of `opencode` on PATH).
+        #[arg(long, value_enum)]
+        opencode: Option<install::OpenCodeLine>,
     },
     /// Project memory: search, show, put, forget, export, import (JSONL), context.
     Memory(memory::MemoryArgs),
     /// Measure the hub against plain OpenCode on the fake model (127.0.0.1 only) and print a table.
     Bench(bench::BenchArgs),
+    /// The first task: on your OpenCode providers, or, when none is configured or reachable,
+    /// on the built-in echo model, labelled as such (says why and how to fix it).
+    Quickstart(quickstart::QuickstartArgs),
+    /// Check OpenCode, the providers, the hub, the plugin and the state folder; each failure
+    /// with its fix (exit code 1 when something is broken).
+    Doctor(doctor::DoctorArgs),
     /// Remove exactly what `orchestra install` added.
     Uninstall {
         #[arg(long)]
@@ -266,6 +278,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             dry_run,
             no_plugin,
             json,
+            opencode,
         } => {
             let loaded = load()?;
             if global
@@ -284,6 +297,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let scope = install_scope(&project_dir, global)?;
             let mut options = install_options(&loaded.config)?;
             options.plugin = !no_plugin;
+            let (line, why) = opencode_bin::line_for_install(opencode).await;
+            options.opencode = line;
+            eprintln!("orchestra: writing the config {why}");
             let report = if dry_run {
                 install::install_dry_run(&scope, &options)?
             } else {
@@ -296,6 +312,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_report(&report, json)
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Quickstart(args) => quickstart::run(args, &hub(false)).await,
+        Command::Doctor(args) => doctor::run(args, load().map(|l| l.config), &hub(false)).await,
         Command::Memory(args) => memory::run(args, &hub(false), load).await,
         Command::Workflow(command) => workflow::run(command, &hub(false)).await,
         Command::Models(args) => {
@@ -379,6 +397,7 @@ fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOp
             .enabled
             .then(|| config.commands.prefix.clone()),
         plugin: true,
+        opencode: install::OpenCodeLine::V1,
     })
 }
 
