@@ -241,7 +241,7 @@ async fn main_opencode() -> (Check, Option<PathBuf>) {
 fn state_folder(project_dir: &Path) -> Check {
     let dir = orchestra_store::project_state_dir(project_dir);
     let shown = dir.display();
-    let Ok(meta) = std::fs::metadata(&dir) else {
+    if !dir.exists() {
         return match dir.ancestors().skip(1).find(|d| d.exists()) {
             None => check(
                 "state-folder",
@@ -268,7 +268,7 @@ fn state_folder(project_dir: &Path) -> Check {
                 ),
             },
         };
-    };
+    }
     if let Err(err) = probe_write(&dir) {
         return check(
             "state-folder",
@@ -277,25 +277,30 @@ fn state_folder(project_dir: &Path) -> Check {
         )
         .fix(format!("`chmod u+rwx {shown}` (or fix its owner)"));
     }
+    // The folder may be readable by others (umask); the hub's token file must not be.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let token_file = dir.join("hub.json");
+        if let Ok(meta) = std::fs::metadata(&token_file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
             return check(
                 "state-folder",
                 Status::Warn,
-                format!("{shown} is open to other users (mode {mode:o}); it holds the hub's token"),
+                format!(
+                    "{} (the hub's token) is readable by other users (mode {:o})",
+                    token_file.display(),
+                    meta.permissions().mode() & 0o777
+                ),
             )
-            .fix(format!("`chmod 700 {shown}`"));
+            .fix(format!("`chmod 600 {}`", token_file.display()));
         }
     }
-    #[cfg(not(unix))]
-    let _ = meta;
     check(
         "state-folder",
         Status::Ok,
-        format!("{shown} is writable and private"),
+        format!("{shown} is writable; the token file is private"),
     )
 }
 
