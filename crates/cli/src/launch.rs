@@ -121,9 +121,9 @@ pub fn launch_settings(
     })
 }
 
-/// The OpenCode binary: config `runtime.opencodeBin`, then
-/// `$ORCHESTRA_OPENCODE_BIN`, then the repo's pinned copy next to this
-/// executable, then `opencode` on PATH.
+/// The OpenCode binary: config `runtime.opencodeBin`, then `$ORCHESTRA_OPENCODE_BIN`, then the
+/// pinned copy beside this executable (the npm package tree, or the repository's
+/// `tools/opencode` for a source build: `opencode_bin::pinned_beside`), then `opencode` on PATH.
 pub fn find_opencode(config: &Config) -> anyhow::Result<PathBuf> {
     if let Some(bin) = &config.runtime.opencode_bin {
         if bin.exists() {
@@ -144,21 +144,14 @@ pub fn find_opencode(config: &Config) -> anyhow::Result<PathBuf> {
             bin.display()
         );
     }
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1) {
-            let candidate = dir.join("tools/opencode/node_modules/.bin/opencode");
-            if candidate.exists() {
-                return Ok(candidate);
-            }
-        }
+    if let Some(pinned) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| crate::opencode_bin::pinned_beside(&exe.canonicalize().unwrap_or(exe)))
+    {
+        return Ok(pinned);
     }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("opencode");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
+    if let Some(on_path) = crate::opencode_bin::on_path() {
+        return Ok(on_path);
     }
     bail!(
         "OpenCode was not found. Install it (`scripts/install-opencode` in the Open Orchestra repo, \

@@ -5,6 +5,7 @@
 //! together; `anyhow` lives here and nowhere else. In `mcp` mode stdout belongs to the
 //! protocol, so every log line goes to stderr.
 
+mod doctor;
 mod follow;
 mod hub_link;
 mod install;
@@ -12,7 +13,9 @@ mod launch;
 mod log_capture;
 mod memory;
 mod models;
+mod opencode_bin;
 mod owner;
+mod quickstart;
 mod relay;
 mod run;
 mod serve;
@@ -125,9 +128,18 @@ enum Command {
         /// The report as JSON.
         #[arg(long)]
         json: bool,
+        /// Write the config for this OpenCode line (default: the version of `opencode` on PATH).
+        #[arg(long, value_enum)]
+        opencode: Option<install::OpenCodeLine>,
     },
     /// Project memory: search, show, put, forget, export, import (JSONL), context.
     Memory(memory::MemoryArgs),
+    /// The first task: on your OpenCode providers, or, when none is configured or reachable,
+    /// on the built-in echo model, labelled as such (says why and how to fix it).
+    Quickstart(quickstart::QuickstartArgs),
+    /// Check OpenCode, the providers, the hub, the plugin and the state folder; each failure
+    /// with its fix (exit code 1 when something is broken).
+    Doctor(doctor::DoctorArgs),
     /// Remove exactly what `orchestra install` added.
     Uninstall {
         #[arg(long)]
@@ -265,6 +277,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             dry_run,
             no_plugin,
             json,
+            opencode,
         } => {
             let loaded = load()?;
             if global
@@ -283,6 +296,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let scope = install_scope(&project_dir, global)?;
             let mut options = install_options(&loaded.config)?;
             options.plugin = !no_plugin;
+            let (line, why) = opencode_bin::line_for_install(opencode).await;
+            options.opencode = line;
+            eprintln!("orchestra: writing the config {why}");
             let report = if dry_run {
                 install::install_dry_run(&scope, &options)?
             } else {
@@ -294,6 +310,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let report = install::uninstall(&install_scope(&project_dir, global)?)?;
             print_report(&report, json)
         }
+        Command::Quickstart(args) => quickstart::run(args, &hub(false)).await,
+        Command::Doctor(args) => doctor::run(args, load().map(|l| l.config), &hub(false)).await,
         Command::Memory(args) => memory::run(args, &hub(false)).await,
         Command::Workflow(command) => workflow::run(command, &hub(false)).await,
         Command::Models(args) => {
@@ -377,6 +395,7 @@ fn install_options(config: &config::Config) -> anyhow::Result<install::InstallOp
             .enabled
             .then(|| config.commands.prefix.clone()),
         plugin: true,
+        opencode: install::OpenCodeLine::V1,
     })
 }
 

@@ -263,6 +263,7 @@ mod tests {
             }),
             commands_prefix: None,
             plugin: false,
+            opencode: super::super::OpenCodeLine::V1,
         };
         let agent = desired_entries(&opts)
             .into_iter()

@@ -3,7 +3,8 @@
 //! Install adds four things to `opencode.json(c)`, editing the file in place so the user's
 //! comments and formatting survive: the MCP server `mcp.orchestra` that runs `orchestra mcp`,
 //! the orchestrator agent `agent.<name>`, the slash commands `command.<prefix>status`, …, and
-//! the OpenCode plugin (`plugin.rs`): a file beside the install record, named in `plugin`.
+//! the OpenCode plugin (`plugin.rs`): a file beside the install record, named in `plugin`
+//! (OpenCode 1.x) or `plugins` (2.x, which migrates the other V1-format keys on load).
 //!
 //! What we add is recorded in a sidecar manifest (`manifest_path`); OpenCode rejects unknown
 //! keys, so no marker can go into the entries themselves. Ownership is by key: uninstall removes
@@ -16,6 +17,7 @@
 
 mod document;
 mod entries;
+mod line;
 mod manifest;
 mod plugin;
 
@@ -31,6 +33,8 @@ use document::{ConfigDocument, input_json, node_json, object_is_empty, write_ato
 use entries::{DesiredEntry, Section, desired_entries};
 use manifest::{Manifest, OwnedEntry};
 
+pub use line::OpenCodeLine;
+
 /// What to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallOptions {
@@ -42,6 +46,8 @@ pub struct InstallOptions {
     pub commands_prefix: Option<String>,
     /// Add the OpenCode plugin (chat hooks); false for `--no-plugin`.
     pub plugin: bool,
+    /// The OpenCode line the config is for: it decides the plugin list's key.
+    pub opencode: OpenCodeLine,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,6 +355,10 @@ fn run_install(
     let (owned_plugin, plugin_file) = plugin::apply(
         &doc,
         opts.plugin.then(|| opts.orchestra_command[0].as_str()),
+        match opts.opencode {
+            OpenCodeLine::V1 => plugin::PluginKey::Plugin,
+            OpenCodeLine::V2 => plugin::PluginKey::Plugins,
+        },
         &manifest_file,
         previous.as_ref().and_then(|m| m.plugin.as_ref()),
         &mut changes,

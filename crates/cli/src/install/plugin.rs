@@ -1,8 +1,8 @@
-//! The OpenCode plugin `orchestra install` adds: a JavaScript file for OpenCode's V1 plugin API
-//! (`opencode-plugin-v1.js`, embedded in this binary with its version and the binary's path
-//! filled in), written beside the install record, and named by its absolute path in the
-//! config's `plugin` list. A V2 entry point would be a second file beside it, calling the same
-//! hub routes.
+//! The OpenCode plugin `orchestra install` adds: one JavaScript module both OpenCode lines load
+//! (embedded in this binary with its version and the binary's path filled in): the V1 plugin
+//! (`opencode-plugin-v1.js`) followed by the default export `{ id, server, setup }` that 1.18.29+
+//! and 2.x read (`opencode-plugin-v2.js`). It is written beside the install record and named by
+//! its absolute path in the config's plugin list: `plugin` for OpenCode 1.x, `plugins` for 2.x.
 //!
 //! The file lives outside the project (the project's state folder, or OpenCode's global config
 //! folder for `--global`), so installing never creates a `.opencode/` folder in the project, and
@@ -22,10 +22,27 @@ use super::document::{ConfigDocument, write_atomically};
 use super::{Change, EntryChange};
 
 const PLUGIN_V1: &str = include_str!("opencode-plugin-v1.js");
+const PLUGIN_V2_EXPORT: &str = include_str!("opencode-plugin-v2.js");
 /// The plugin file's name, beside the install record.
 const PLUGIN_FILE_V1: &str = "orchestra-opencode-plugin-v1.js";
-/// OpenCode's config key for plugins (1.18: singular, a list of specs or paths).
-const PLUGIN_KEY: &str = "plugin";
+/// OpenCode's config key for plugins: a list of specs or paths, `plugin` in 1.x, `plugins` in 2.x.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PluginKey {
+    #[default]
+    #[serde(rename = "plugin")]
+    Plugin,
+    #[serde(rename = "plugins")]
+    Plugins,
+}
+
+impl PluginKey {
+    fn as_str(self) -> &'static str {
+        match self {
+            PluginKey::Plugin => "plugin",
+            PluginKey::Plugins => "plugins",
+        }
+    }
+}
 
 /// What the install record says about the plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,14 +52,17 @@ pub(super) struct OwnedPlugin {
     pub(super) entry: String,
     /// The plugin file we wrote.
     pub(super) file: PathBuf,
-    /// We created the `plugin` list; uninstall removes it again once it is empty.
+    /// We created the list; uninstall removes it again once it is empty.
     pub(super) created_list: bool,
+    /// The list we added to (records from before 2.x support have none: `plugin`).
+    #[serde(default)]
+    pub(super) key: PluginKey,
 }
 
 /// The plugin's text for the binary at `orchestra_bin`.
 pub(super) fn plugin_text(orchestra_bin: &str) -> String {
     let quoted = serde_json::to_string(orchestra_bin).unwrap_or_else(|_| "\"orchestra\"".into());
-    PLUGIN_V1
+    format!("{PLUGIN_V1}{PLUGIN_V2_EXPORT}")
         .replace("__ORCHESTRA_VERSION__", env!("CARGO_PKG_VERSION"))
         .replace("__ORCHESTRA_BIN__", &quoted)
 }
@@ -67,24 +87,25 @@ pub(super) struct PendingFile {
 pub(super) fn apply(
     doc: &ConfigDocument,
     wanted: Option<&str>,
+    key: PluginKey,
     manifest_file: &Path,
     previous: Option<&OwnedPlugin>,
     changes: &mut Vec<EntryChange>,
 ) -> anyhow::Result<(Option<OwnedPlugin>, Option<PendingFile>)> {
-    let list = plugin_list(doc)?;
     let Some(orchestra_bin) = wanted else {
         if let Some(previous) = previous {
-            remove_entry(doc, list.as_ref(), previous, changes);
+            remove_entry(doc, previous, changes)?;
         }
         return Ok((None, None));
     };
     let file = plugin_file(manifest_file);
     let entry = file.display().to_string();
-    if let Some(previous) = previous.filter(|p| p.entry != entry) {
-        remove_entry(doc, list.as_ref(), previous, changes);
+    if let Some(previous) = previous.filter(|p| p.entry != entry || p.key != key) {
+        remove_entry(doc, previous, changes)?;
     }
-    let created_list = previous.is_some_and(|p| p.created_list && list.is_some());
-    let (change, created_list) = match plugin_list(doc)? {
+    let list = plugin_list(doc, key)?;
+    let created_list = previous.is_some_and(|p| p.created_list && p.key == key && list.is_some());
+    let (change, created_list) = match list {
         Some(list) if position(&list, &entry).is_some() => (Change::Unchanged, created_list),
         Some(list) => {
             list.append(CstInputValue::String(entry.clone()));
@@ -92,14 +113,14 @@ pub(super) fn apply(
         }
         None => {
             doc.root().append(
-                PLUGIN_KEY,
+                key.as_str(),
                 CstInputValue::Array(vec![CstInputValue::String(entry.clone())]),
             );
             (Change::Added, true)
         }
     };
     changes.push(EntryChange {
-        entry: label(&entry),
+        entry: label(key, &entry),
         change,
     });
     let text = plugin_text(orchestra_bin);
@@ -122,6 +143,7 @@ pub(super) fn apply(
             entry,
             file,
             created_list,
+            key,
         }),
         pending,
     ))
@@ -144,9 +166,7 @@ pub(super) fn remove(
     owned: &OwnedPlugin,
     changes: &mut Vec<EntryChange>,
 ) -> anyhow::Result<()> {
-    let list = plugin_list(doc)?;
-    remove_entry(doc, list.as_ref(), owned, changes);
-    Ok(())
+    remove_entry(doc, owned, changes)
 }
 
 /// Uninstall: the plugin file, once the config no longer names it.
@@ -170,11 +190,13 @@ pub(super) fn delete_file(
 
 fn remove_entry(
     doc: &ConfigDocument,
-    list: Option<&CstArray>,
     owned: &OwnedPlugin,
     changes: &mut Vec<EntryChange>,
-) {
-    let found = list.and_then(|list| position(list, &owned.entry).map(|at| (list, at)));
+) -> anyhow::Result<()> {
+    let list = plugin_list(doc, owned.key)?;
+    let found = list
+        .as_ref()
+        .and_then(|list| position(list, &owned.entry).map(|at| (list, at)));
     let change = match found {
         Some((list, at)) => {
             if let Some(element) = list.elements().into_iter().nth(at) {
@@ -182,7 +204,7 @@ fn remove_entry(
             }
             if owned.created_list
                 && list.elements().is_empty()
-                && let Some(prop) = doc.root().get(PLUGIN_KEY)
+                && let Some(prop) = doc.root().get(owned.key.as_str())
             {
                 prop.remove();
             }
@@ -191,19 +213,21 @@ fn remove_entry(
         None => Change::AlreadyGone,
     };
     changes.push(EntryChange {
-        entry: label(&owned.entry),
+        entry: label(owned.key, &owned.entry),
         change,
     });
+    Ok(())
 }
 
-fn plugin_list(doc: &ConfigDocument) -> anyhow::Result<Option<CstArray>> {
-    let Some(prop) = doc.root().get(PLUGIN_KEY) else {
+fn plugin_list(doc: &ConfigDocument, key: PluginKey) -> anyhow::Result<Option<CstArray>> {
+    let key = key.as_str();
+    let Some(prop) = doc.root().get(key) else {
         return Ok(None);
     };
     match prop.value().and_then(|value| value.as_array()) {
         Some(list) => Ok(Some(list)),
         None => bail!(
-            "`{PLUGIN_KEY}` in OpenCode's config is not a list, but OpenCode expects one there \
+            "`{key}` in OpenCode's config is not a list, but OpenCode expects one there \
              (plugin specs or paths). Fix it and run the command again; the file was not changed."
         ),
     }
@@ -219,8 +243,8 @@ fn position(list: &CstArray, entry: &str) -> Option<usize> {
     })
 }
 
-fn label(entry: &str) -> String {
-    format!("{PLUGIN_KEY}[{entry:?}]")
+fn label(key: PluginKey, entry: &str) -> String {
+    format!("{}[{entry:?}]", key.as_str())
 }
 
 #[cfg(test)]
@@ -238,7 +262,14 @@ mod tests {
             !text.to_lowercase().contains("token\":"),
             "no token in the file"
         );
-        // One V1 entry point: OpenCode loads every export as a plugin.
-        assert_eq!(text.matches("export ").count(), 1);
+        // The V1 factory (1.x before 1.18.29 loads every export as a plugin, so there is no
+        // other named export) and the default export 1.18.29+ and 2.x read.
+        assert_eq!(text.lines().filter(|l| l.starts_with("export ")).count(), 2);
+        assert!(text.contains("export const OpenOrchestra = "));
+        assert!(
+            text.contains(
+                "export default { id: \"open-orchestra\", server: OpenOrchestra, setup };"
+            )
+        );
     }
 }

@@ -20,6 +20,7 @@ fn options(binary: &str, plugin: bool) -> InstallOptions {
         agent: None,
         commands_prefix: None,
         plugin,
+        opencode: install::OpenCodeLine::V1,
     }
 }
 
