@@ -13,6 +13,12 @@ mod cli_install;
 // `orchestra install` / `uninstall` against real files.
 mod install;
 mod install_plugin;
+// OpenCode V2: the plugin's module shape, V2 config writing, and a V2 end-to-end run when a V2
+// binary is there (it says plainly when it is not).
+mod opencode_v2;
+
+// `orchestra doctor`: what it finds with a provider and without one.
+mod doctor;
 
 // `orchestra run`, `serve` and `mcp` with real OpenCode workers.
 mod cli_run;

@@ -4,7 +4,7 @@
 //! (`ORCHESTRA_OPENCODE_V2_BIN`; this machine's registry has no `@opencode/*` package).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! provider (the fake LLM) and the plugin installed, then a project with no provider at all.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use super::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
