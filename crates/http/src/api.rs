@@ -34,8 +34,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::LOGIN_LINK_TTL;
 use crate::error::{ApiFailure, parse_body};
+use crate::secrets::LOGIN_LINK_TTL;
 
 /// The MCP client (or other caller) a request comes from, recorded as `requestedBy`.
 pub(crate) fn caller(headers: &HeaderMap) -> Option<String> {

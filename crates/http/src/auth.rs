@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,10 +20,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiFailure;
+use crate::secrets::{LOGIN_LINK_TTL, lock, same, secret};
 use crate::sessions::{BrowserSession, NewSession, SESSION_HEADER, SessionPolicy, Sessions};
 
-/// How long a login link works; it works once.
-pub const LOGIN_LINK_TTL: Duration = Duration::from_secs(120);
 /// Login links waiting to be used, at most (older ones are dropped first).
 const MAX_PENDING_LINKS: usize = 32;
 /// The routes that make login links: the hub's token only. A browser session that could make
@@ -295,27 +294,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-}
-
-/// Compares secrets in time independent of where they differ.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// 244 random bits from the OS, as hex.
-pub fn secret() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

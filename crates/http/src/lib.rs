@@ -36,6 +36,7 @@ mod memory_api;
 mod page;
 mod panel;
 mod panel_api;
+mod secrets;
 mod sessions;
 mod sse;
 
@@ -133,7 +134,7 @@ pub fn panel_weight() -> usize {
 
 /// A new random token for a hub (244 bits from the OS).
 pub fn new_token() -> String {
-    auth::secret()
+    secrets::secret()
 }
 
 /// A running HTTP server for one hub.
@@ -229,7 +230,7 @@ impl HubServer {
         Ok(Bound {
             listener,
             addr,
-            worker_token: auth::secret(),
+            worker_token: secrets::secret(),
         })
     }
 

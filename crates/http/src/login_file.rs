@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::auth::{LOGIN_LINK_TTL, secret};
+use crate::secrets::{LOGIN_LINK_TTL, secret};
 
 /// Login files are named `panel-login-<random>.html`.
 const PREFIX: &str = "panel-login-";

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::LOGIN_LINK_TTL;
 use crate::error::ApiFailure;
+use crate::secrets::LOGIN_LINK_TTL;
 use crate::sessions::BrowserSession;
 
 #[derive(Deserialize)]

@@ -19,7 +19,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::auth::{lock, same, secret};
+use crate::secrets::{lock, same, secret};
 
 /// The header that carries a session's key.
 pub const SESSION_HEADER: &str = "x-orchestra-session";
