@@ -239,7 +239,7 @@ async fn main_opencode() -> (Check, Option<PathBuf>) {
 
 /// The project's state folder: where the hub's token, store and logs live.
 fn state_folder(project_dir: &Path) -> Check {
-    let dir = orchestra_store::project_state_dir(project_dir);
+    let dir = orchestra_state_dir::project_state_dir(project_dir);
     let shown = dir.display();
     if !dir.exists() {
         return match dir.ancestors().skip(1).find(|d| d.exists()) {
@@ -387,7 +387,7 @@ fn hub(project_dir: &Path) -> (Check, bool) {
 /// Installed (the install record names the plugin file and the file is there) and loaded (the
 /// user's OpenCode resolves it in this project; a running hub counts connected plugins).
 async fn plugin(project_dir: &Path, main: Option<&Path>, hub_running: bool) -> Check {
-    let record_path = orchestra_store::project_state_dir(project_dir).join("installed.json");
+    let record_path = orchestra_state_dir::project_state_dir(project_dir).join("installed.json");
     let record: Option<Value> = std::fs::read_to_string(&record_path)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());
