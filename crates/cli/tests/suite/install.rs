@@ -30,7 +30,7 @@ fn options(binary: &str) -> InstallOptions {
         commands_prefix: Some("orchestrator.".to_string()),
         // The plugin has tests of its own below; these check the config entries.
         plugin: false,
-        opencode: install::OpenCodeLine::V1,
+        opencode: super::cli_install::OpenCodeLine::V1,
     }
 }
 

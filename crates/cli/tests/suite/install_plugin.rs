@@ -20,7 +20,7 @@ fn options(binary: &str, plugin: bool) -> InstallOptions {
         agent: None,
         commands_prefix: None,
         plugin,
-        opencode: install::OpenCodeLine::V1,
+        opencode: super::cli_install::OpenCodeLine::V1,
     }
 }
 
