@@ -542,7 +542,7 @@ async fn providers(target: &HubTarget, prompt: bool) -> Vec<Check> {
             .unwrap_or("OpenCode offers no usable model");
         return vec![
             check("providers", Status::Fail, format!("none: {note}"))
-                .fix(NO_PROVIDER_FIX)
+                .fix(crate::quickstart::NO_PROVIDER_FIX)
                 .details(models),
         ];
     }
@@ -568,10 +568,6 @@ async fn providers(target: &HubTarget, prompt: bool) -> Vec<Check> {
     }
     vec![listed, answer(&hub.client).await]
 }
-
-/// What to do when no provider is configured or none answers.
-pub const NO_PROVIDER_FIX: &str = "`opencode auth login` (or `opencode providers`) to add a provider key, or add a provider \
-     to opencode.json; `orchestra run --fake …` works meanwhile on the built-in echo model";
 
 /// One short task on the default worker, its answer or its error.
 async fn answer(client: &orchestra_client::HubClient) -> Check {
@@ -605,6 +601,6 @@ async fn answer(client: &orchestra_client::HubClient) -> Check {
                     .unwrap_or("no error recorded")
             ),
         )
-        .fix(NO_PROVIDER_FIX),
+        .fix(crate::quickstart::NO_PROVIDER_FIX),
     }
 }

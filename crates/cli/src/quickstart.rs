@@ -11,9 +11,12 @@ use orchestra_protocol::{
     TaskStartParams, TaskStartResult,
 };
 
-use crate::doctor::NO_PROVIDER_FIX;
 use crate::hub_link::HubTarget;
 use crate::write_stdout;
+
+/// What to do when no provider is configured or none answers.
+pub const NO_PROVIDER_FIX: &str = "`opencode auth login` (or `opencode providers`) to add a provider key, or add a provider \
+     to opencode.json; `orchestra run --fake …` works meanwhile on the built-in echo model";
 
 #[derive(clap::Args)]
 pub struct QuickstartArgs {
