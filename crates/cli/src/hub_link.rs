@@ -207,12 +207,15 @@ fn open_in_browser(target: &str) -> Result<String, String> {
         .map(|b| b.trim().to_owned())
         .filter(|b| !b.is_empty());
     let opener = chosen.unwrap_or_else(|| desktop.to_owned());
-    let status = std::process::Command::new(&opener)
+    let mut command = std::process::Command::new(&opener);
+    command
         .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+        .stderr(std::process::Stdio::null());
+    // The browser is the user's program, not ours: what it saves gets the user's umask, not 077.
+    orchestra_state_dir::private::keep_user_umask(&mut command);
+    let status = command.status();
     match status {
         Ok(status) if status.success() => Ok(opener),
         Ok(status) => Err(format!("`{opener}` exited with {status}")),
