@@ -102,6 +102,25 @@ fn state_is_private_under_umask_022_and_a_wide_older_state_is_narrowed() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    // While the hub runs its stores have their WAL and SHM files (SQLite makes them itself, and
+    // removes them when the last connection closes cleanly): they are private too.
+    let running = walk(&root);
+    let side_files: Vec<String> = running
+        .iter()
+        .filter(|(path, _)| {
+            let name = path.display().to_string();
+            name.ends_with("-wal") || name.ends_with("-shm")
+        })
+        .map(|(path, mode)| format!("{:o} {}", mode, path.display()))
+        .collect();
+    assert!(
+        !side_files.is_empty(),
+        "no WAL or SHM file while the hub runs"
+    );
+    assert!(
+        side_files.iter().all(|line| line.starts_with("600 ")),
+        "SQLite's side files are not 0600: {side_files:#?}"
+    );
     // Stopped, so everything the hub writes on its way out is there too.
     common::stop_hub(&home, &project.dir);
 
@@ -110,7 +129,7 @@ fn state_is_private_under_umask_022_and_a_wide_older_state_is_narrowed() {
         .iter()
         .map(|(path, _)| path.strip_prefix(&root).unwrap().display().to_string())
         .collect();
-    // The walk saw what matters: both stores (with their WAL), both indexes, hub files, the
+    // The walk saw what matters: both stores, both indexes, hub files, the
     // plugin file and the install record.
     for expected in [
         "global/memory.db",
@@ -126,10 +145,6 @@ fn state_is_private_under_umask_022_and_a_wide_older_state_is_narrowed() {
             "no {expected} in {names:#?}"
         );
     }
-    assert!(
-        names.iter().any(|name| name.ends_with("-wal")),
-        "no WAL file in {names:#?}"
-    );
     let wide: Vec<String> = entries
         .iter()
         .filter(|(_, mode)| mode & 0o077 != 0)
