@@ -139,6 +139,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // The hidden supervisor mode every OpenCode server runs under: before clap, logging and
+    // the async runtime, since it must be the only thread (it takes signals with sigwait).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(code) = orchestra_core::supervisor::run_supervisor_if_selected(&args) {
+        return std::process::ExitCode::from(code);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     if matches!(cli.command, Command::Serve(_)) {

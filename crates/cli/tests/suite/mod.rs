@@ -23,6 +23,7 @@ mod serve;
 mod malformed_inputs;
 
 // Lifecycles: nothing outlives a hub, and a crashed workflow step runs again.
+mod background_commands;
 mod process_cleanup;
 mod workflow_crash;
 
