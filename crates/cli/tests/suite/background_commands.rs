@@ -75,13 +75,26 @@ async fn background_commands_die_with_a_sigkilled_hub_without_a_next_hub() {
         let pids: Vec<u32> = started.iter().map(|&(_, pid)| pid).collect();
         let left = processes::wait_all_gone(&pids, Duration::from_secs(5));
         let gone_after = killed_at.elapsed();
+        // The rest of the tree (the supervisor, OpenCode and whatever else it ran) goes too.
+        let rest =
+            processes::wait_all_gone(&tree, Duration::from_secs(5).saturating_sub(gone_after));
+        let rest: Vec<(u32, String)> = rest
+            .into_iter()
+            .map(|pid| (pid, processes::cmdline(pid)))
+            .collect();
         let mut report = Vec::new();
         for &(kind, pid) in &started {
             report.push(format!("{kind}: {} left", usize::from(left.contains(&pid))));
         }
         eprintln!(
-            "after SIGKILL of the hub ({gone_after:?}): {}",
-            report.join("; ")
+            "after SIGKILL of the hub: {} (the four gone {gone_after:?} after the hub was); \
+             {} other processes of its tree left after 5 s",
+            report.join("; "),
+            rest.len()
+        );
+        assert!(
+            rest.is_empty(),
+            "left running 5 s after the hub died: {rest:?}"
         );
         assert!(
             left.is_empty(),
