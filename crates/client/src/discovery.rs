@@ -103,9 +103,15 @@ impl HubFiles {
         }
     }
 
-    /// True while some live process holds the lock (a hub is serving, or starting).
+    /// True while some live process holds the lock (a hub is serving, or starting). Asked
+    /// without taking the lock (see `lock_probe.rs`), so a hub starting at this instant never
+    /// finds it taken by a client that only looked; only where `/proc/locks` cannot say is the
+    /// lock tried (and a starting hub retries for a moment: `serve`).
     pub fn is_locked(&self) -> Result<bool, ClientError> {
-        Ok(self.try_lock()?.is_none())
+        match crate::lock_probe::flock_held(&self.lock) {
+            Some(held) => Ok(held),
+            None => Ok(self.try_lock()?.is_none()),
+        }
     }
 
     /// The hub's announcement, if there is a readable one of this version.
