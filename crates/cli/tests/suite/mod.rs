@@ -24,6 +24,7 @@ mod malformed_inputs;
 
 // Lifecycles: nothing outlives a hub, and a crashed workflow step runs again.
 mod background_commands;
+mod cold_start;
 mod process_cleanup;
 mod workflow_crash;
 
