@@ -206,7 +206,7 @@ async fn a_killed_hub_is_replaced_on_the_next_call_and_nothing_of_it_survives() 
         let old_children = orchestra_testkit::processes::descendants(old.pid);
         assert!(old_children.contains(&opencode_pid), "{old_children:?}");
         kill(old.pid).await;
-        // PR_SET_PDEATHSIG: the worker server dies with the hub.
+        // The worker server dies with the hub (its supervisor gets the parent-death signal).
         wait_gone(opencode_pid).await;
 
         // The same MCP client's next call brings a new hub up, which marks the old job.

@@ -1,6 +1,8 @@
 //! Owns `opencode serve` child processes: each in its own process group, killed with the hub
 //! (PR_SET_PDEATHSIG), output drained into `tracing`, reaped in the background, and only ever
-//! signalled by the pgid we recorded.
+//! signalled by the pgid we recorded. The hub runs each one under `orchestra __supervise`
+//! (`subreaper.rs`), a child subreaper that takes every process below it down when the hub
+//! dies; the group records (`ledger.rs`) are the backstop.
 
 mod group;
 mod ledger;
