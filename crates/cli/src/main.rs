@@ -146,6 +146,12 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(code);
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Schema | Command::FakeLlm { .. })
+        && let Err(err) = orchestra_state_dir::check_state_home()
+    {
+        eprintln!("error: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     if matches!(cli.command, Command::Serve(_)) {
         serve::bound_malloc_arenas();

@@ -59,6 +59,10 @@ struct Args {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging(args.verbose);
+    if let Err(err) = orchestra_state_dir::check_state_home() {
+        eprintln!("orchestra-desktop: error: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     match run(args) {
         Ok(code) => code,
         Err(err) => {

@@ -26,6 +26,7 @@ mod malformed_inputs;
 mod background_commands;
 mod cold_start;
 mod process_cleanup;
+mod state_home;
 mod workflow_crash;
 
 // Memory, providers, and OpenCode as the main agent with our MCP tools and plugin.
