@@ -112,6 +112,7 @@ impl World {
         env: Vec<(String, String)>,
     ) -> anyhow::Result<ServerProcess> {
         let server = ServerProcess::spawn(ServeSpec {
+            supervisor: None,
             binary: self.opencode.clone(),
             cwd: self.project.dir.clone(),
             env,

@@ -113,6 +113,10 @@ pub fn launch_settings(
         None => None,
     };
     Ok(LaunchSettings {
+        // This very binary runs each OpenCode server under `orchestra __supervise`, so nothing
+        // a worker starts outlives the hub. A binary replaced on disk since it started cannot
+        // be run again: then OpenCode runs directly, as before.
+        supervisor: std::env::current_exe().ok().filter(|exe| exe.is_file()),
         binary,
         project_dir: project_dir.to_path_buf(),
         env: Vec::new(),

@@ -151,9 +151,21 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    // Before any thread or file: what this process writes in the state folder is the user's alone.
+    // The hidden supervisor mode every OpenCode server runs under: before clap, logging and
+    // the async runtime, since it must be the only thread (it takes signals with sigwait).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(code) = orchestra_core::supervisor::run_supervisor_if_selected(&args) {
+        return std::process::ExitCode::from(code);
+    }
+    // Before any thread or file (the supervisor above keeps the user's umask for OpenCode): what this process writes in the state folder is the user's alone.
     orchestra_state_dir::private::restrict_umask();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Schema | Command::FakeLlm { .. })
+        && let Err(err) = orchestra_state_dir::check_state_home()
+    {
+        eprintln!("error: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     if matches!(cli.command, Command::Serve(_)) {
         serve::bound_malloc_arenas();

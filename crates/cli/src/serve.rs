@@ -103,7 +103,7 @@ pub async fn serve(
         stamp,
     } = config;
     let files = HubFiles::for_project(project_dir);
-    let Some(lock) = files.try_lock()? else {
+    let Some(lock) = take_hub_lock(&files).await? else {
         let message = match files.read_info() {
             Some(info) => format!(
                 "a hub already serves {} at {} (pid {}); `orchestra stop` stops it",
@@ -204,4 +204,25 @@ pub async fn serve(
     drop(lock);
     write_stdout("orchestra: hub stopped\n")?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// How long a starting hub keeps trying a lock it found taken: a client of an older version
+/// probes the lock by taking it for an instant, which must not turn a start away.
+const LOCK_RETRY: Duration = Duration::from_millis(300);
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(25);
+
+/// The project's hub lock, or `None` when another live process keeps holding it.
+async fn take_hub_lock(
+    files: &HubFiles,
+) -> Result<Option<orchestra_client::discovery::HubLock>, orchestra_client::ClientError> {
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        if let Some(lock) = files.try_lock()? {
+            return Ok(Some(lock));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(LOCK_RETRY_PAUSE).await;
+    }
 }

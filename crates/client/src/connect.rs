@@ -19,6 +19,8 @@ use orchestra_state_dir::private;
 /// How long a client waits for a hub it started (or saw starting) to answer.
 const START_WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(40);
+/// How often a client starts a hub again whose predecessor gave way to a hub that is not there.
+const MAX_RESPAWNS: u32 = 3;
 /// How much of a failed hub's log a client shows.
 const LOG_TAIL_BYTES: u64 = 4096;
 
@@ -55,6 +57,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError
     let files = HubFiles::for_project(&options.project_dir);
     let mut deadline = Instant::now() + START_WAIT;
     let mut spawned: Option<Spawned> = None;
+    let mut respawns = 0;
     let mut notes = Vec::new();
     loop {
         if let Some(info) = files.read_info() {
@@ -103,6 +106,16 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ClientError
                 Some(child) => {
                     if let Some(failure) = child.failure(&files) {
                         return Err(failure);
+                    }
+                    // It gave way to another hub (exit 0), yet no process holds the lock now:
+                    // that hub is gone too, or there never was one. Start another.
+                    if child.gave_way() && respawns < MAX_RESPAWNS {
+                        respawns += 1;
+                        tracing::info!(
+                            pid = child.pid,
+                            "the hub we started gave way, but none serves; starting another"
+                        );
+                        spawned = Some(spawn(options, &files)?);
                     }
                 }
             }
@@ -271,6 +284,11 @@ impl Spawned {
                 tail: self.log_tail(files),
             }),
         }
+    }
+
+    /// It exited 0: it found the lock taken and left the project to that holder.
+    fn gave_way(&self) -> bool {
+        self.status == Some(Some(0))
     }
 
     fn log_tail(&self, files: &HubFiles) -> String {

@@ -103,14 +103,34 @@ impl HubFiles {
         }
     }
 
-    /// True while some live process holds the lock (a hub is serving, or starting).
+    /// True while some live process holds the lock (a hub is serving, or starting). Asked
+    /// without taking the lock (see `lock_probe.rs`), so a hub starting at this instant never
+    /// finds it taken by a client that only looked; only where `/proc/locks` cannot say is the
+    /// lock tried (and a starting hub retries for a moment: `serve`).
     pub fn is_locked(&self) -> Result<bool, ClientError> {
-        Ok(self.try_lock()?.is_none())
+        match crate::lock_probe::flock_held(&self.lock) {
+            Some(held) => Ok(held),
+            None => Ok(self.try_lock()?.is_none()),
+        }
     }
 
-    /// The hub's announcement, if there is a readable one of this version.
+    /// The hub's announcement, if there is a readable one of this version, owned by this
+    /// user and readable by nobody else (as a hub writes it): a `hub.json` someone else put
+    /// there could send our token and requests anywhere.
     pub fn read_info(&self) -> Option<HubInfo> {
-        let text = std::fs::read_to_string(&self.info).ok()?;
+        use std::os::unix::fs::MetadataExt;
+        let file = File::open(&self.info).ok()?;
+        let meta = file.metadata().ok()?;
+        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+            tracing::warn!(
+                path = %self.info.display(),
+                uid = meta.uid(),
+                mode = format!("{:o}", meta.mode() & 0o777),
+                "ignoring a hub.json that is not this user's own with mode 0600"
+            );
+            return None;
+        }
+        let text = std::io::read_to_string(file).ok()?;
         let info: HubInfo = serde_json::from_str(&text).ok()?;
         (info.version == HUB_INFO_VERSION).then_some(info)
     }
@@ -280,6 +300,19 @@ mod tests {
         drop(lock);
         assert!(!files.is_locked().unwrap());
         assert!(files.read_info().is_none());
+    }
+
+    #[test]
+    fn a_hub_json_others_can_read_or_write_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = HubFiles::in_dir(dir.path().join("state"));
+        let lock = files.try_lock().unwrap().unwrap();
+        files.write_info(&info(), &lock).unwrap();
+        assert!(files.read_info().is_some());
+        std::fs::set_permissions(&files.info, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(files.read_info().is_none(), "a 0644 hub.json was trusted");
+        std::fs::set_permissions(&files.info, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(files.read_info().is_some());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod api;
 pub mod connect;
 pub mod discovery;
+mod lock_probe;
 mod memory;
 
 use std::path::PathBuf;

@@ -313,6 +313,7 @@ mod tests {
             project_dir: dir.path().to_path_buf(),
             config,
             launch: LaunchSettings {
+                supervisor: None,
                 // The warm-up fails at once: there is no OpenCode here.
                 binary: dir.path().join("no-opencode"),
                 project_dir: dir.path().to_path_buf(),

@@ -32,6 +32,9 @@ pub struct Current {
     pub owned: bool,
     /// Things the person should know (another environment, a restart after a config change).
     pub warnings: Vec<String>,
+    /// The hub process's start time (clock ticks after boot) when we attached: a pid is only
+    /// signalled while it still names that very process, never one that reused the pid.
+    pub started: Option<u64>,
 }
 
 /// The `orchestra` binary: `explicit`, else the one next to this binary (an install or a
@@ -87,11 +90,13 @@ pub async fn attach(setup: &Setup) -> anyhow::Result<Current> {
     } else {
         tracing::info!(pid = connection.info.pid, url = %connection.info.url, "attached to the project's running hub; it keeps running when this window closes");
     }
+    let started = process_start(connection.info.pid);
     Ok(Current {
         client: connection.client,
         info: connection.info,
         owned: connection.started,
         warnings: connection.warnings,
+        started,
     })
 }
 
@@ -121,7 +126,7 @@ pub async fn release(current: Option<Current>, project_dir: &Path) {
             pid,
             "asking the hub to stop failed ({err}); sending it SIGTERM"
         );
-        terminate(pid);
+        terminate(pid, current.started);
     }
     if wait_released(&files, STOP_WAIT).await {
         return;
@@ -131,7 +136,7 @@ pub async fn release(current: Option<Current>, project_dir: &Path) {
         "the hub still runs {} s after it was asked to stop; sending it SIGTERM",
         STOP_WAIT.as_secs()
     );
-    terminate(pid);
+    terminate(pid, current.started);
     if !wait_released(&files, STOP_WAIT).await {
         tracing::error!(pid, "the hub did not stop; stop it with `kill -9 {pid}`");
     }
@@ -156,14 +161,64 @@ async fn wait_released(files: &HubFiles, wait: Duration) -> bool {
     }
 }
 
-fn terminate(pid: u32) {
+/// SIGTERM to the hub, if `pid` is still the process we attached to (same start time).
+fn terminate(pid: u32, started: Option<u64>) {
     let Ok(raw) = i32::try_from(pid) else {
         return;
     };
+    if started.is_none() || process_start(pid) != started {
+        tracing::warn!(
+            pid,
+            "the hub's process is gone (its pid names another process now or cannot be checked); not signalling it"
+        );
+        return;
+    }
     if let Err(err) = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(raw),
         nix::sys::signal::Signal::SIGTERM,
     ) {
         tracing::warn!(pid, "cannot signal the hub: {err}");
+    }
+}
+
+/// When process `pid` started (`/proc/<pid>/stat` field 22, clock ticks after boot); `None`
+/// when it does not exist (or is a zombie) or `/proc` cannot say.
+fn process_start(pid: u32) -> Option<u64> {
+    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and `)`: count from the last `)`.
+    let (_, tail) = line.rsplit_once(')')?;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_that_names_another_process_now_is_not_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let started = process_start(pid);
+        assert!(started.is_some());
+        // Another start time: the pid was reused by a stranger.
+        terminate(pid, started.map(|s| s.saturating_sub(1)));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "a stranger was signalled"
+        );
+        // The very process we attached to is.
+        terminate(pid, started);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(15));
     }
 }

@@ -66,6 +66,10 @@ fn main() -> std::process::ExitCode {
     orchestra_state_dir::private::restrict_umask();
     let args = Args::parse();
     init_logging(args.verbose);
+    if let Err(err) = orchestra_state_dir::check_state_home() {
+        eprintln!("orchestra-desktop: error: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     match run(args) {
         Ok(code) => code,
         Err(err) => {

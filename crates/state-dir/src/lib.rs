@@ -36,7 +36,36 @@ pub fn global_state_dir() -> PathBuf {
     state_home().join("orchestra").join("global")
 }
 
-/// `$XDG_STATE_HOME`, else `~/.local/state`, else a temp folder.
+/// Neither `$XDG_STATE_HOME` nor `$HOME` says where the state folder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoStateHome;
+
+impl std::fmt::Display for NoStateHome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "neither HOME nor XDG_STATE_HOME is set, so there is no private place for Orchestra's \
+             state (its store, hub token and lock); set HOME (or XDG_STATE_HOME) and try again",
+        )
+    }
+}
+
+impl std::error::Error for NoStateHome {}
+
+/// Where the state folder is, or why there is none. The binaries call this first and refuse
+/// to run without one: a shared temp folder would put the store, the hub's token and its lock
+/// where other users can reach them.
+pub fn check_state_home() -> Result<PathBuf, NoStateHome> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local").join("state")),
+        None => Err(NoStateHome),
+    }
+}
+
+/// `$XDG_STATE_HOME`, else `~/.local/state`. Without either (which the binaries refuse up
+/// front, see [`check_state_home`]) a temp folder, so a library caller still gets a path.
 fn state_home() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);

@@ -102,6 +102,61 @@ impl Store {
         Ok(out)
     }
 
+    /// Records processes seen in a recorded group, as `(pid, start)`; recording one that is
+    /// already there changes nothing.
+    pub fn record_process_group_members(
+        &self,
+        owner_pid: i32,
+        owner_start: u64,
+        pgid: i32,
+        members: &[(i32, u64)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO process_group_members
+                    (owner_pid, owner_start, pgid, pid, start) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for &(pid, start) in members {
+                insert.execute(params![
+                    owner_pid,
+                    to_i64(owner_start),
+                    pgid,
+                    pid,
+                    to_i64(start)
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The processes seen in one recorded group, as `(pid, start)`.
+    pub fn process_group_members(
+        &self,
+        owner_pid: i32,
+        owner_start: u64,
+        pgid: i32,
+    ) -> Result<Vec<(i32, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut select = conn.prepare_cached(
+            "SELECT pid, start FROM process_group_members
+             WHERE owner_pid = ?1 AND owner_start = ?2 AND pgid = ?3 ORDER BY rowid",
+        )?;
+        let rows = select.query_map(params![owner_pid, to_i64(owner_start), pgid], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pid, start) = row?;
+            if let (Ok(pid), Ok(start)) = (i32::try_from(pid), u64::try_from(start)) {
+                out.push((pid, start));
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets one group of one owner process.
     pub fn forget_process_group(
         &self,
@@ -111,6 +166,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn().execute(
             "DELETE FROM process_groups WHERE owner_pid = ?1 AND owner_start = ?2 AND pgid = ?3",
+            params![owner_pid, to_i64(owner_start), pgid],
+        )?;
+        self.conn().execute(
+            "DELETE FROM process_group_members
+             WHERE owner_pid = ?1 AND owner_start = ?2 AND pgid = ?3",
             params![owner_pid, to_i64(owner_start), pgid],
         )?;
         Ok(())
@@ -123,6 +183,13 @@ impl Store {
         owner_start: u64,
         server_pgid: i32,
     ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM process_group_members
+             WHERE owner_pid = ?1 AND owner_start = ?2 AND pgid IN (
+                 SELECT pgid FROM process_groups
+                 WHERE owner_pid = ?1 AND owner_start = ?2 AND server_pgid = ?3)",
+            params![owner_pid, to_i64(owner_start), server_pgid],
+        )?;
         self.conn().execute(
             "DELETE FROM process_groups
              WHERE owner_pid = ?1 AND owner_start = ?2 AND server_pgid = ?3",

@@ -193,6 +193,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     UPDATE jobs SET record = json_set(record, '$.runId', run_id) WHERE run_id IS NOT NULL;
     CREATE INDEX jobs_run_id ON jobs(run_id) WHERE run_id IS NOT NULL;
     ",
+    // 9: the processes seen in each recorded group (pid and start time), so a reaper signals
+    // only processes that were seen as ours and never a group whose id was reused.
+    r"
+    CREATE TABLE process_group_members (
+        owner_pid   INTEGER NOT NULL,
+        owner_start INTEGER NOT NULL,
+        pgid        INTEGER NOT NULL,
+        pid         INTEGER NOT NULL,
+        start       INTEGER NOT NULL,
+        PRIMARY KEY (owner_pid, owner_start, pgid, pid, start)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

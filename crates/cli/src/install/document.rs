@@ -187,8 +187,8 @@ pub(super) fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()
         .ok_or_else(|| anyhow!("{} does not name a file", target.display()))?
         .to_string_lossy()
         .into_owned();
-    let temp = dir.join(format!(".{file_name}.orchestra-{}.tmp", std::process::id()));
-    let written = write_temp(&temp, &target, contents).and_then(|()| {
+    let (temp, file) = create_temp(&dir, &file_name)?;
+    let written = write_temp(file, &temp, &target, contents).and_then(|()| {
         fs::rename(&temp, &target)
             .with_context(|| format!("cannot move {} over {}", temp.display(), target.display()))
     });
@@ -205,13 +205,45 @@ pub(super) fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()
     Ok(())
 }
 
-fn write_temp(temp: &Path, target: &Path, contents: &str) -> anyhow::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .with_context(|| format!("cannot create {}", temp.display()))?;
+/// A new temporary file beside the target, under a name nobody can guess, created with
+/// `create_new` (O_EXCL): it never opens a file or follows a symlink someone put there first.
+fn create_temp(dir: &Path, file_name: &str) -> anyhow::Result<(PathBuf, fs::File)> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut last_error = None;
+    for _ in 0..16 {
+        // RandomState is seeded from the OS's randomness: enough for a name that cannot be
+        // predicted; create_new is what makes it safe.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let temp = dir.join(format!(
+            ".{file_name}.orchestra-{:016x}.tmp",
+            hasher.finish()
+        ));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp, file)),
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => last_error = Some(err),
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot create {}", temp.display()));
+            }
+        }
+    }
+    Err(anyhow!(
+        "cannot create a temporary file in {}: {}",
+        dir.display(),
+        last_error.map_or_else(String::new, |err| err.to_string())
+    ))
+}
+
+fn write_temp(
+    mut file: fs::File,
+    temp: &Path,
+    target: &Path,
+    contents: &str,
+) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", temp.display()))?;

@@ -77,7 +77,22 @@ pub fn stop_hub(home: &IsolatedHome, project: &Path) {
     }
 }
 
-/// The OpenCode worker servers (process group leaders) whose parent is `pid`.
+/// The OpenCode worker servers of hub `hub`: each runs under the hub's supervisor
+/// (`orchestra __supervise`), a child of the hub.
+pub fn worker_servers(hub: u32) -> Vec<u32> {
+    children_of(hub)
+        .into_iter()
+        .flat_map(|child| {
+            if processes::cmdline(child).contains(" __supervise ") {
+                children_of(child)
+            } else {
+                vec![child]
+            }
+        })
+        .collect()
+}
+
+/// The processes whose parent is `pid`.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -92,6 +92,7 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
             opencode.display().to_string(),
         ));
         let main = ServerProcess::spawn(ServeSpec {
+            supervisor: None,
             binary: opencode,
             cwd: project.dir.clone(),
             env,

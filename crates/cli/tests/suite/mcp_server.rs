@@ -7,7 +7,7 @@ use super::common;
 
 use std::time::{Duration, Instant};
 
-use common::{World, alive, bounded, children_of, hub_info, kill, wait_gone};
+use common::{World, alive, bounded, children_of, hub_info, kill, wait_gone, worker_servers};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,10 +203,10 @@ async fn a_killed_hub_is_replaced_on_the_next_call_and_nothing_of_it_survives() 
             .unwrap();
         let old = hub_info(&world.home, &world.project.dir).await;
         let opencode_pid = client.worker_pid().await;
-        let old_children = children_of(old.pid);
+        let old_children = orchestra_testkit::processes::descendants(old.pid);
         assert!(old_children.contains(&opencode_pid), "{old_children:?}");
         kill(old.pid).await;
-        // PR_SET_PDEATHSIG: the worker server dies with the hub.
+        // The worker server dies with the hub (its supervisor gets the parent-death signal).
         wait_gone(opencode_pid).await;
 
         // The same MCP client's next call brings a new hub up, which marks the old job.
@@ -292,7 +292,7 @@ async fn two_clients_share_one_hub_and_one_worker_server() {
         assert_eq!(seen_by_second["status"], "succeeded");
         // One hub, one OpenCode worker server in all.
         let hub = hub_info(&world.home, &world.project.dir).await;
-        let servers = children_of(hub.pid);
+        let servers = worker_servers(hub.pid);
         assert_eq!(servers.len(), 1, "worker servers: {servers:?}");
         // The relays run no OpenCode of their own (the first one is the hub's parent).
         for relay in [first.pid, second.pid] {
@@ -336,7 +336,7 @@ async fn the_hub_stops_by_itself_once_idle_and_leaves_nothing_running() {
         let record = client.run("coder", "one task").await;
         assert_eq!(record["status"], "succeeded", "{record}");
         let hub = hub_info(&world.home, &world.project.dir).await;
-        let servers = children_of(hub.pid);
+        let servers = worker_servers(hub.pid);
         assert!(!servers.is_empty());
         // While a client is connected the hub stays, however long. The proof: a hub without
         // clients, idle only since after this one's last request and allowed one idle check

@@ -29,9 +29,12 @@ mod serve;
 mod malformed_inputs;
 
 // Lifecycles: nothing outlives a hub, and a crashed workflow step runs again.
+mod background_commands;
+mod cold_start;
 mod process_cleanup;
 // Everything written under the state folder is private whatever the umask.
 mod private_state;
+mod state_home;
 mod workflow_crash;
 
 // Memory, providers, and OpenCode as the main agent with our MCP tools and plugin.

@@ -177,6 +177,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         ),
     ));
     let main = ServerProcess::spawn(ServeSpec {
+        supervisor: None,
         binary: opencode,
         cwd: project.dir.clone(),
         env,

@@ -17,12 +17,15 @@ use serde_json::json;
 /// be the sleep's.
 async fn recorded_groups(world: &World, server_pid: u32) -> Vec<u32> {
     let store = world.store();
+    // OpenCode runs under the hub's supervisor, in the supervisor's group: that is the group
+    // the hub recorded as the server's.
+    let server_group = processes::stat(server_pid).unwrap().1;
     for _ in 0..300 {
         let groups: Vec<u32> = store
             .process_groups()
             .unwrap()
             .iter()
-            .filter(|g| g.server_pgid == i32::try_from(server_pid).unwrap())
+            .filter(|g| g.server_pgid == i32::try_from(server_group).unwrap())
             .map(|g| u32::try_from(g.pgid).unwrap())
             .collect();
         let sleeping = groups
@@ -77,12 +80,9 @@ async fn a_sigkilled_hub_leaves_nothing_running_once_the_next_hub_starts() {
 
         let old = hub_info(&world.home, &world.project.dir).await;
         kill(old.pid).await;
-        // PR_SET_PDEATHSIG takes OpenCode down with the hub, but not its command.
+        // The supervisor takes OpenCode and its command down with the hub already (see
+        // `background_commands.rs`); the next hub's reap of the records is the backstop.
         wait_gone(opencode).await;
-        assert!(
-            processes::running(sleep),
-            "the sleep died with the hub; this test would prove nothing"
-        );
 
         // The client's next call brings the next hub up, which reaps what the first one left.
         let started = Instant::now();

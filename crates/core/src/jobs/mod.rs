@@ -499,6 +499,7 @@ mod tests {
         let pool = WorkerPool::new(
             Arc::new(Config::builtin()),
             LaunchSettings {
+                supervisor: None,
                 binary: "opencode".into(),
                 project_dir: std::env::temp_dir(),
                 env: Vec::new(),

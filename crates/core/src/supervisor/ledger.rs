@@ -15,12 +15,17 @@
 //! does anything else, and forgets them; a server stopped normally kills its descendant groups
 //! and forgets its records itself.
 //!
-//! Why a recorded pgid is safe to signal: Linux does not hand out a pid while any process still
-//! uses it as a process group (or session) id, so while one member of the group is alive its
-//! id cannot have been reused. A group is treated as ours when it still has a member whose
-//! start time is not before the recorded leader's, and its pid, if taken, is taken by the very
-//! leader we recorded (a different start time there means the id was reused: we leave it
-//! alone and forget the record).
+//! Why a recorded group is safe to signal: a record also lists the processes seen in the group
+//! (pid and start time, by the scan). Only those are ever trusted: a process with the same pid
+//! and start time is the one we saw. While one of them is alive and still in the group, Linux
+//! cannot have handed the group's id to anyone else (no pid is reused while a group or session
+//! uses it), so the whole group is killed (members forked after the last scan included);
+//! otherwise only the seen members still alive are killed, one by one. A group whose id was
+//! reused by a stranger's group (its leader gone, its members unknown to us) is never signalled.
+//!
+//! Since each server runs under our subreaper supervisor (`subreaper.rs`), which kills its whole
+//! tree when the hub dies, these records are the backstop for when the supervisor itself was
+//! killed outright.
 //!
 //! Not chosen: making the hub a child subreaper (`PR_SET_CHILD_SUBREAPER`). It only helps
 //! while the hub lives (a SIGKILLed subreaper adopts nothing), and the orphans it adopts must
@@ -32,7 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use orchestra_store::{ProcessGroupRecord, Store};
 use tokio::sync::watch;
@@ -84,8 +89,9 @@ pub(crate) struct ServerGroups {
     ledger: GroupLedger,
     server_pgid: i32,
     label: String,
-    /// Recorded descendant groups: pgid → leader start.
-    known: Mutex<HashMap<i32, u64>>,
+    /// Recorded groups (the server's and its descendants'): pgid → the processes seen in it,
+    /// as `(pid, start)`.
+    known: Mutex<HashMap<i32, Vec<(i32, u64)>>>,
     /// Set once the server is gone; no record is made after that.
     closed: Mutex<bool>,
 }
@@ -153,7 +159,13 @@ pub fn reap_orphan_groups(store: &Store) -> ReapReport {
         if owner_alive {
             continue;
         }
-        let members = kill_group_if_ours(&snapshot, record.pgid, record.leader_start, own_pgid);
+        let seen = store
+            .process_group_members(record.owner_pid, record.owner_start, record.pgid)
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, pgid = record.pgid, "could not read the processes of a recorded group");
+                Vec::new()
+            });
+        let members = kill_seen_members(&snapshot, record.pgid, &seen, own_pgid);
         if members > 0 {
             tracing::warn!(
                 pgid = record.pgid,
@@ -172,40 +184,46 @@ pub fn reap_orphan_groups(store: &Store) -> ReapReport {
     report
 }
 
-/// SIGKILLs group `pgid` if it is still the one recorded (see the module docs); returns how
-/// many of its processes were running.
-fn kill_group_if_ours(
+/// SIGKILLs what is left of group `pgid` among `members` (the processes seen in it, as
+/// `(pid, start)`; see the module docs); returns how many seen processes were running.
+fn kill_seen_members(
     snapshot: &HashMap<i32, ProcStat>,
     pgid: i32,
-    leader_start: u64,
+    members: &[(i32, u64)],
     own_pgid: Option<i32>,
 ) -> usize {
-    // Never our own group, init's, or the "every process" ids.
-    if pgid <= 1 || Some(pgid) == own_pgid {
+    let own_pid = procfs::own().map(|me| me.pid);
+    let alive: Vec<&ProcStat> = members
+        .iter()
+        .filter_map(|&(pid, start)| {
+            snapshot
+                .get(&pid)
+                .filter(|now| now.start == start && now.is_running())
+        })
+        // Never ourselves, our own group, init, or the "every process" ids.
+        .filter(|now| now.pid > 1 && Some(now.pid) != own_pid && Some(now.pgid) != own_pgid)
+        .collect();
+    if alive.is_empty() {
         return 0;
     }
-    if snapshot
-        .get(&pgid)
-        .is_some_and(|leader| leader.start != leader_start)
-    {
-        // The id belongs to a process that is not the leader we recorded: reused.
-        return 0;
-    }
-    let members = snapshot
-        .values()
-        .filter(|p| p.pgid == pgid && p.start >= leader_start && p.is_running())
-        .count();
-    if members == 0 {
-        return 0;
-    }
-    match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
-        Ok(()) => members,
-        Err(Errno::ESRCH) => 0,
-        Err(error) => {
-            tracing::warn!(pgid, %error, "could not kill a recorded process group");
-            0
+    // A seen member still in the group pins its id: the group is the one we recorded.
+    if pgid > 1 && Some(pgid) != own_pgid && alive.iter().any(|member| member.pgid == pgid) {
+        match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(error) => tracing::warn!(pgid, %error, "could not kill a recorded process group"),
         }
     }
+    // Members that moved to another group since, or a group that could not be signalled.
+    let mut killed = 0;
+    for member in &alive {
+        match kill(Pid::from_raw(member.pid), Signal::SIGKILL) {
+            Ok(()) | Err(Errno::ESRCH) => killed += 1,
+            Err(error) => {
+                tracing::warn!(pid = member.pid, %error, "could not kill a recorded process")
+            }
+        }
+    }
+    killed
 }
 
 impl GroupLedger {
@@ -221,6 +239,7 @@ impl GroupLedger {
             closed: Mutex::new(false),
         });
         groups.record(pgid, leader.start);
+        groups.record_members(pgid, &[(leader.pid, leader.start)]);
         Some(groups)
     }
 
@@ -261,7 +280,8 @@ impl ServerGroups {
                 self.known
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(pgid, leader_start);
+                    .entry(pgid)
+                    .or_default();
             }
             Err(err) => {
                 tracing::warn!(worker = %self.label, pgid, error = %err, "could not record a process group")
@@ -290,6 +310,39 @@ impl ServerGroups {
         });
     }
 
+    /// Records the processes seen in a recorded group; the store keeps each once.
+    fn record_members(&self, pgid: i32, seen: &[(i32, u64)]) {
+        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return;
+        }
+        let new: Vec<(i32, u64)> = {
+            let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(members) = known.get_mut(&pgid) else {
+                return;
+            };
+            let new: Vec<(i32, u64)> = seen
+                .iter()
+                .filter(|member| !members.contains(member))
+                .copied()
+                .collect();
+            members.extend(&new);
+            new
+        };
+        if new.is_empty() {
+            return;
+        }
+        let owner = &self.ledger.inner.owner;
+        if let Err(err) =
+            self.ledger
+                .inner
+                .store
+                .record_process_group_members(owner.pid, owner.start, pgid, &new)
+        {
+            tracing::warn!(worker = %self.label, pgid, error = %err, "could not record the processes of a group");
+        }
+    }
+
     fn scan(&self) {
         let snapshot = procfs::all();
         let own_pgid = self.ledger.inner.owner.pgid;
@@ -300,9 +353,16 @@ impl ServerGroups {
             .keys()
             .copied()
             .collect();
+        let mut seen: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
         for process in procfs::descendants(&snapshot, self.server_pgid) {
             let pgid = process.pgid;
-            if pgid <= 1 || pgid == own_pgid || known.contains(&pgid) {
+            if pgid <= 1 || pgid == own_pgid {
+                continue;
+            }
+            seen.entry(pgid)
+                .or_default()
+                .push((process.pid, process.start));
+            if known.contains(&pgid) {
                 continue;
             }
             // The group's leader if it is still there, else this member: no process of the
@@ -313,13 +373,16 @@ impl ServerGroups {
                 .map_or(process.start, |leader| leader.start.min(process.start));
             self.record(pgid, leader_start);
         }
+        for (pgid, members) in seen {
+            self.record_members(pgid, &members);
+        }
     }
 
     /// Called once the server's own group is dead: kills the groups its descendants moved to,
     /// and forgets every record of this server.
     pub(crate) fn close(&self) {
         *self.closed.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        let known: Vec<(i32, u64)> = self
+        let known: Vec<(i32, Vec<(i32, u64)>)> = self
             .known
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -328,11 +391,11 @@ impl ServerGroups {
             .collect();
         if !known.is_empty() {
             let snapshot = procfs::all();
-            for (pgid, leader_start) in known {
-                let killed = kill_group_if_ours(
+            for (pgid, members) in known {
+                let killed = kill_seen_members(
                     &snapshot,
                     pgid,
-                    leader_start,
+                    &members,
                     Some(self.ledger.inner.owner.pgid),
                 );
                 if killed > 0 {

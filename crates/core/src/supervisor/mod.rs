@@ -1,12 +1,15 @@
 //! Owns `opencode serve` child processes: each in its own process group, killed with the hub
 //! (PR_SET_PDEATHSIG), output drained into `tracing`, reaped in the background, and only ever
-//! signalled by the pgid we recorded.
+//! signalled by the pgid we recorded. The hub runs each one under `orchestra __supervise`
+//! (`subreaper.rs`), a child subreaper that takes every process below it down when the hub
+//! dies; the group records (`ledger.rs`) are the backstop.
 
 mod group;
 mod ledger;
 mod output;
 mod process;
 mod procfs;
+mod subreaper;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use std::time::Duration;
 pub use ledger::{GroupLedger, ReapReport, reap_orphan_groups, reap_orphans};
 pub use output::OUTPUT_TARGET;
 pub use process::ServerProcess;
+pub use subreaper::{SUPERVISE_ARG, run_if_selected as run_supervisor_if_selected};
 
 /// How to start one `opencode serve`.
 #[derive(Clone)]
@@ -33,6 +37,10 @@ pub struct ServeSpec {
     pub startup_timeout: Duration,
     /// Worker name for logs and errors.
     pub label: String,
+    /// The `orchestra` executable to run OpenCode under (`orchestra __supervise …`, see
+    /// `subreaper.rs`), so that nothing OpenCode starts outlives the hub. The hub always sets
+    /// it; `None` (tests and tools without the binary) starts OpenCode directly.
+    pub supervisor: Option<PathBuf>,
 }
 
 // By hand: the password and the environment (which may hold provider keys) stay out of logs.
@@ -49,6 +57,7 @@ impl fmt::Debug for ServeSpec {
             .field("port", &self.port)
             .field("startup_timeout", &self.startup_timeout)
             .field("label", &self.label)
+            .field("supervisor", &self.supervisor)
             .finish()
     }
 }
@@ -128,6 +137,7 @@ mod tests {
     #[test]
     fn debug_output_hides_the_password_and_env_values() {
         let spec = ServeSpec {
+            supervisor: None,
             binary: PathBuf::from("opencode"),
             cwd: PathBuf::from("/tmp"),
             env: vec![("OPENAI_API_KEY".into(), "sk-secret-value".into())],

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::group::{ProcessGroup, set_parent_death_signal, watch_exit};
 use super::ledger::GroupLedger;
 use super::output::{OutputLog, drain};
+use super::subreaper::supervise_args;
 use super::{ExitReport, ServeSpec, SupervisorError};
 use crate::opencode::{BasicAuth, DEFAULT_USERNAME, OpenCodeClient, OpenCodeError};
 
@@ -85,7 +86,14 @@ impl ServerProcess {
                 cwd: spec.cwd.clone(),
             })?;
 
-        let mut command = tokio::process::Command::new(&spec.binary);
+        let mut command = match &spec.supervisor {
+            Some(supervisor) => {
+                let mut command = tokio::process::Command::new(supervisor);
+                command.args(supervise_args(std::process::id(), &spec.binary));
+                command
+            }
+            None => tokio::process::Command::new(&spec.binary),
+        };
         command
             .arg("serve")
             .arg("--hostname")
@@ -174,7 +182,13 @@ impl ServerProcess {
         };
         match process.wait_ready(&mut listening_rx, deadline).await {
             Ok(url) => {
-                tracing::info!(worker = %spec.label, pid, %url, "OpenCode is ready");
+                if spec.supervisor.is_some() {
+                    // OpenCode is the supervisor's first child; it answered, so it exists.
+                    process.pid = super::procfs::first_child(raw_pid)
+                        .and_then(|child| u32::try_from(child).ok())
+                        .unwrap_or(pid);
+                }
+                tracing::info!(worker = %spec.label, pid = process.pid, group = pid, %url, "OpenCode is ready");
                 process.url = url;
                 Ok(process)
             }
@@ -267,7 +281,8 @@ impl ServerProcess {
         super::procfs::rss_bytes(i32::try_from(self.pid()).unwrap_or(0))
     }
 
-    /// Also the process group id.
+    /// OpenCode's own pid. Under a supervisor the process group (and the process the hub
+    /// waits for) is the supervisor's; this is its child.
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -334,7 +349,7 @@ impl ServerProcess {
             Ok(_) => Ok(()),
             Err(_) => Err(SupervisorError::StillRunning {
                 label: self.label.clone(),
-                pid: self.pid,
+                pid: u32::try_from(self.group.pgid().as_raw()).unwrap_or_default(),
                 waited_ms: u64::try_from(AFTER_KILL_WAIT.as_millis()).unwrap_or(u64::MAX),
             }),
         }

@@ -102,6 +102,24 @@ pub(crate) fn all() -> HashMap<i32, ProcStat> {
     out
 }
 
+/// The pids whose parent is `parent` now, zombies included.
+pub(crate) fn children(parent: i32) -> Vec<i32> {
+    all()
+        .into_values()
+        .filter(|stat| stat.ppid == parent)
+        .map(|stat| stat.pid)
+        .collect()
+}
+
+/// The oldest running child of `parent`, if any.
+pub(crate) fn first_child(parent: i32) -> Option<i32> {
+    all()
+        .into_values()
+        .filter(|stat| stat.ppid == parent && stat.is_running())
+        .min_by_key(|stat| (stat.start, stat.pid))
+        .map(|stat| stat.pid)
+}
+
 /// The running processes that descend from `root` (not `root` itself), following parent
 /// links in a snapshot from [`all`].
 pub(crate) fn descendants(snapshot: &HashMap<i32, ProcStat>, root: i32) -> Vec<ProcStat> {

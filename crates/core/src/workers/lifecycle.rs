@@ -138,6 +138,7 @@ impl WorkerPool {
                 });
         }
         let spec = ServeSpec {
+            supervisor: launch.supervisor.clone(),
             binary: launch.binary.clone(),
             cwd: launch.project_dir.clone(),
             env: self.server_env(hosted),

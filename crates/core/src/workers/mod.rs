@@ -50,6 +50,9 @@ pub struct LaunchSettings {
     /// Only this provider's models may run tasks (`--fake` pins the built-in fake); `None`:
     /// every provider OpenCode reports as usable for the project.
     pub provider_pin: Option<String>,
+    /// The `orchestra` executable every OpenCode server runs under (see
+    /// `supervisor::SUPERVISE_ARG`); the hub sets it to itself. `None` starts OpenCode directly.
+    pub supervisor: Option<PathBuf>,
 }
 
 /// The hub's worker MCP endpoint (`/mcp/worker`: the memory ops only), which every server the

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 /// the project the hub names in `x-opencode-directory`, not the one it was started in.
 fn their_server(home: &IsolatedHome, theirs: &TestProject) -> ServeSpec {
     ServeSpec {
+        supervisor: None,
         binary: require_opencode(),
         cwd: theirs.dir.clone(),
         env: home.env(),
@@ -152,6 +153,7 @@ async fn an_attached_server_that_dies_fails_its_tasks_and_is_reconnected_when_it
         let mut tries = 0;
         let back = loop {
             match ServerProcess::spawn(ServeSpec {
+                supervisor: None,
                 port,
                 ..spec.clone()
             })

@@ -105,6 +105,7 @@ async fn a_request_to_opencode_that_hangs_is_cut_short_by_cancel_and_by_the_time
         let home = IsolatedHome::new().unwrap();
         let theirs = TestProject::new().unwrap();
         let server = ServerProcess::spawn(ServeSpec {
+            supervisor: None,
             binary: require_opencode(),
             cwd: theirs.dir.clone(),
             env: home.env(),

@@ -172,6 +172,7 @@ async fn start_hub(
         provenance: loaded.provenance,
         config: loaded.config,
         launch: LaunchSettings {
+            supervisor: None,
             binary: require_opencode(),
             project_dir: project.dir.clone(),
             env: home.env().into_iter().chain(extra_env).collect(),

@@ -28,6 +28,7 @@ async fn the_hub_mirrors_memory_into_neo4j_in_the_background() {
         project_dir: dir.path().to_path_buf(),
         config,
         launch: LaunchSettings {
+            supervisor: None,
             // Never started: nothing here runs a worker.
             binary: dir.path().join("no-opencode"),
             project_dir: dir.path().to_path_buf(),

@@ -19,6 +19,8 @@ mod models_resolve;
 // OpenCode itself: the server process (readiness, stop, crashes) and the HTTP client.
 mod opencode_client;
 mod supervisor;
+// The orphan reaper's records: only processes seen as ours are ever signalled.
+mod reaper;
 
 // The hub end to end on real OpenCode and the fake LLM.
 mod attach_e2e;

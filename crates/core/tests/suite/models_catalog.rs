@@ -46,6 +46,7 @@ async fn capture(config: &Value) -> Value {
     env.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
     let started = Instant::now();
     let server = ServerProcess::spawn(ServeSpec {
+        supervisor: None,
         binary: require_opencode(),
         cwd: project.dir.clone(),
         env,

@@ -240,6 +240,7 @@ async fn engine(dir: &Path) -> TaskEngine {
     let pool = WorkerPool::new(
         config.clone(),
         LaunchSettings {
+            supervisor: None,
             binary: PathBuf::from("/nonexistent/opencode"),
             project_dir: dir.to_path_buf(),
             env: Vec::new(),

@@ -39,6 +39,7 @@ impl Rig {
         ));
         let started = Instant::now();
         let server = ServerProcess::spawn(ServeSpec {
+            supervisor: None,
             binary: require_opencode(),
             cwd: project.dir.clone(),
             env,

@@ -59,6 +59,7 @@ async fn setup() -> Setup {
     let home = IsolatedHome::new().unwrap();
     let theirs = TestProject::new().unwrap();
     let server = ServerProcess::spawn(ServeSpec {
+        supervisor: None,
         binary: require_opencode(),
         cwd: theirs.dir.clone(),
         env: home.env(),

@@ -39,6 +39,7 @@ impl Setup {
             fake_provider_config(&self.fake.base_url()).to_string(),
         ));
         ServeSpec {
+            supervisor: None,
             binary: require_opencode(),
             cwd: self.project.dir.clone(),
             env,
@@ -292,6 +293,7 @@ async fn server_dies_with_a_sigkilled_hub() {
 async fn a_bogus_binary_gives_a_clear_error() {
     let project = TestProject::new().unwrap();
     let spec = ServeSpec {
+        supervisor: None,
         binary: PathBuf::from("/nonexistent/bin/opencode"),
         cwd: project.dir.clone(),
         env: Vec::new(),
@@ -308,6 +310,7 @@ async fn a_bogus_binary_gives_a_clear_error() {
     assert!(message.contains("scripts/install-opencode"), "{message}");
 
     let error = ServerProcess::spawn(ServeSpec {
+        supervisor: None,
         cwd: project.dir.join("missing"),
         ..spec
     })
@@ -331,6 +334,7 @@ async fn a_binary_that_exits_early_reports_its_output() {
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let error = ServerProcess::spawn(ServeSpec {
+        supervisor: None,
         binary: script,
         cwd: project.dir.clone(),
         env: Vec::new(),

@@ -49,6 +49,7 @@ impl Served {
             project_dir: dir.path().to_path_buf(),
             config,
             launch: LaunchSettings {
+                supervisor: None,
                 // Never started: no test here runs a task on a worker.
                 binary: dir.path().join("no-opencode"),
                 project_dir: dir.path().to_path_buf(),

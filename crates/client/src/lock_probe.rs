@@ -1,0 +1,129 @@
+//! Whether some process holds a file's `flock`, asked without taking the lock.
+//!
+//! Taking the lock to test it (and dropping it at once) is not a probe: a hub starting in that
+//! instant fails its own lock and gives up. The kernel lists every held lock in `/proc/locks`
+//! with the device and inode of its file, so that is read instead.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// `Some(true)` while a process holds a `flock` on the file at `path`, `Some(false)` when none
+/// does (or the file does not exist); `None` when `/proc/locks` cannot say.
+pub(crate) fn flock_held(path: &Path) -> Option<bool> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Some(false),
+        Err(_) => return None,
+    };
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let dev = meta.dev();
+    let file = FileId {
+        major: nix::sys::stat::major(dev),
+        minor: nix::sys::stat::minor(dev),
+        inode: meta.ino(),
+    };
+    Some(locks.lines().any(|line| held_by_line(line) == Some(file)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    major: u64,
+    minor: u64,
+    inode: u64,
+}
+
+/// The file a `/proc/locks` line says a FLOCK is *held* on (`1: FLOCK ADVISORY WRITE 4242
+/// 00:2d:1234 0 EOF`); `None` for other lock kinds and for waiters (`1: -> FLOCK …`).
+fn held_by_line(line: &str) -> Option<FileId> {
+    let mut fields = line.split_whitespace().skip(1);
+    if fields.next()? != "FLOCK" {
+        return None;
+    }
+    // ADVISORY/MANDATORY, READ/WRITE, pid, then major:minor:inode (major and minor in hex).
+    let id = fields.nth(3)?;
+    let mut parts = id.split(':');
+    let major = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let minor = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let inode = parts.next()?.parse().ok()?;
+    Some(FileId {
+        major,
+        minor,
+        inode,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nix::fcntl::{Flock, FlockArg};
+
+    #[test]
+    fn reads_held_locks_and_skips_waiters() {
+        let held = held_by_line("7: FLOCK  ADVISORY  WRITE 4242 fd:0a:1234567 0 EOF").unwrap();
+        assert_eq!(
+            held,
+            FileId {
+                major: 0xfd,
+                minor: 0x0a,
+                inode: 1_234_567
+            }
+        );
+        assert_eq!(
+            held_by_line("7: -> FLOCK  ADVISORY  WRITE 4243 fd:0a:1234567 0 EOF"),
+            None
+        );
+        assert_eq!(
+            held_by_line("8: POSIX  ADVISORY  WRITE 4242 fd:0a:1234567 0 EOF"),
+            None
+        );
+        assert_eq!(held_by_line("garbage"), None);
+    }
+
+    #[test]
+    fn sees_a_held_flock_without_taking_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.lock");
+        assert_eq!(flock_held(&path), Some(false));
+        let file = std::fs::File::create(&path).unwrap();
+        assert_eq!(flock_held(&path), Some(false));
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
+        assert_eq!(flock_held(&path), Some(true));
+        // The probe took nothing: the lock can be dropped and taken again by someone else.
+        drop(lock);
+        assert_eq!(flock_held(&path), Some(false));
+        let again = std::fs::File::open(&path).unwrap();
+        assert!(Flock::lock(again, FlockArg::LockExclusiveNonblock).is_ok());
+    }
+
+    /// A hub starting while clients keep looking always gets its lock.
+    #[test]
+    fn looking_never_turns_a_starting_hub_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::discovery::HubFiles::in_dir(dir.path().to_path_buf());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lookers: Vec<_> = (0..2)
+            .map(|_| {
+                let files = files.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = files.is_locked().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut turned_away = 0;
+        for _ in 0..2000 {
+            match files.try_lock().unwrap() {
+                Some(lock) => drop(lock),
+                None => turned_away += 1,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for looker in lookers {
+            looker.join().unwrap();
+        }
+        assert_eq!(turned_away, 0, "of 2000 starts");
+    }
+}
