@@ -157,7 +157,8 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = orchestra_core::supervisor::run_supervisor_if_selected(&args) {
         return std::process::ExitCode::from(code);
     }
-    // Before any thread or file (the supervisor above keeps the user's umask for OpenCode): what this process writes in the state folder is the user's alone.
+    // Before any thread or file: what this process writes in the state folder is the user's
+    // alone. (The supervisor above runs before it, so OpenCode keeps the user's umask.)
     orchestra_state_dir::private::restrict_umask();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Schema | Command::FakeLlm { .. })
