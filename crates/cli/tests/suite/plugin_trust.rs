@@ -213,6 +213,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         port: 0,
         startup_timeout: Duration::from_secs(90),
         label: "main".into(),
+        supervisor: None,
     })
     .await
     .unwrap();
