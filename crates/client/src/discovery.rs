@@ -263,6 +263,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn info() -> HubInfo {
