@@ -328,4 +328,35 @@ mod tests {
         assert!(provider_relevant("MYPROV_API_KEY"));
         assert!(!provider_relevant("PATH"));
     }
+
+    /// A hub starting while clients keep looking always gets its lock.
+    #[test]
+    fn looking_never_turns_a_starting_hub_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = HubFiles::in_dir(dir.path().to_path_buf());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lookers: Vec<_> = (0..2)
+            .map(|_| {
+                let files = files.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = files.is_locked().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut turned_away = 0;
+        for _ in 0..2000 {
+            match files.try_lock().unwrap() {
+                Some(lock) => drop(lock),
+                None => turned_away += 1,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for looker in lookers {
+            looker.join().unwrap();
+        }
+        assert_eq!(turned_away, 0, "of 2000 starts");
+    }
 }
