@@ -288,3 +288,41 @@ pub async fn wait_gone(pid: u32) {
     }
     panic!("process {pid} is still alive");
 }
+
+/// The user's main OpenCode, started directly (not under a hub), with one fresh session in
+/// `project`: the main agent of the main-agent and plugin stories. Returns the server, its
+/// client and the session's id.
+pub async fn main_opencode(
+    opencode: PathBuf,
+    project: &Path,
+    env: Vec<(String, String)>,
+    startup_timeout: Duration,
+) -> (
+    orchestra_core::supervisor::ServerProcess,
+    orchestra_core::opencode::OpenCodeClient,
+    String,
+) {
+    let main =
+        orchestra_core::supervisor::ServerProcess::spawn(orchestra_core::supervisor::ServeSpec {
+            supervisor: None,
+            binary: opencode,
+            cwd: project.to_path_buf(),
+            env,
+            password: "main-secret".into(),
+            port: 0,
+            startup_timeout,
+            label: "main".into(),
+        })
+        .await
+        .unwrap();
+    let client = main.client(Some(project.to_path_buf())).unwrap();
+    let session = client
+        .create_session(&orchestra_core::opencode::CreateSessionRequest {
+            title: Some("main".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    (main, client, session)
+}

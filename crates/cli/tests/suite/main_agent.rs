@@ -9,8 +9,7 @@ use super::common;
 
 use std::time::Duration;
 
-use orchestra_core::opencode::{CreateSessionRequest, PromptRequest};
-use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_core::opencode::PromptRequest;
 use orchestra_testkit::fake_llm::{ChatRequest, FakeLlm, Script};
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
@@ -91,29 +90,11 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
             "ORCHESTRA_OPENCODE_BIN".into(),
             opencode.display().to_string(),
         ));
-        let main = ServerProcess::spawn(ServeSpec {
-            supervisor: None,
-            binary: opencode,
-            cwd: project.dir.clone(),
-            env,
-            password: "main-secret".into(),
-            port: 0,
-            startup_timeout: Duration::from_secs(60),
-            label: "main".into(),
-        })
-        .await
-        .unwrap();
-        let client = main.client(Some(project.dir.clone())).unwrap();
-        let session = client
-            .create_session(&CreateSessionRequest {
-                title: Some("main".into()),
-                ..CreateSessionRequest::default()
-            })
-            .await
-            .unwrap();
+        let (main, client, session) =
+            common::main_opencode(opencode, &project.dir, env, Duration::from_secs(60)).await;
         let mut prompt = PromptRequest::text("Please get the coder to add two and two.");
         prompt.agent = Some("orchestrator".into());
-        let reply = client.prompt(&session.id, &prompt).await.unwrap();
+        let reply = client.prompt(&session, &prompt).await.unwrap();
         assert_eq!(
             reply.text(),
             "MAIN_REPLY: ECHO: WORKER_TASK: add two and two"

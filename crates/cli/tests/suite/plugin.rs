@@ -20,9 +20,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use orchestra_core::opencode::{
-    CreateSessionRequest, MessageWithParts, ModelRef, OpenCodeClient, PartInput, PromptRequest,
+    MessageWithParts, ModelRef, OpenCodeClient, PartInput, PromptRequest,
 };
-use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_core::supervisor::ServerProcess;
 use orchestra_testkit::fake_llm::{ChatRequest, FakeLlm, RecordedRequest, Script};
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
@@ -176,27 +176,8 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
             std::env::var("PATH").unwrap_or_default()
         ),
     ));
-    let main = ServerProcess::spawn(ServeSpec {
-        supervisor: None,
-        binary: opencode,
-        cwd: project.dir.clone(),
-        env,
-        password: "main-secret".into(),
-        port: 0,
-        startup_timeout: Duration::from_secs(90),
-        label: "main".into(),
-    })
-    .await
-    .unwrap();
-    let client = main.client(Some(project.dir.clone())).unwrap();
-    let session = client
-        .create_session(&CreateSessionRequest {
-            title: Some("main".into()),
-            ..CreateSessionRequest::default()
-        })
-        .await
-        .unwrap()
-        .id;
+    let (main, client, session) =
+        common::main_opencode(opencode, &project.dir, env, Duration::from_secs(90)).await;
 
     // The plugin starts the hub when OpenCode loads it; until it has found it, hooks fail open.
     plugin_connected(home, &project.dir).await;

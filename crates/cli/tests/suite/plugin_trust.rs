@@ -23,8 +23,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orchestra_client::HubInfo;
-use orchestra_core::opencode::{CreateSessionRequest, PromptRequest};
-use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_core::opencode::PromptRequest;
 use orchestra_testkit::fake_llm::{ChatRequest, FakeLlm, Script};
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
@@ -205,27 +204,13 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         )
         .unwrap();
 
-    let main = ServerProcess::spawn(ServeSpec {
-        binary: opencode.clone(),
-        cwd: project.dir.clone(),
-        env: home.env_with_plugins(),
-        password: "main-secret".into(),
-        port: 0,
-        startup_timeout: Duration::from_secs(90),
-        label: "main".into(),
-        supervisor: None,
-    })
-    .await
-    .unwrap();
-    let client = main.client(Some(project.dir.clone())).unwrap();
-    let session = client
-        .create_session(&CreateSessionRequest {
-            title: Some("main".into()),
-            ..CreateSessionRequest::default()
-        })
-        .await
-        .unwrap()
-        .id;
+    let (main, client, session) = common::main_opencode(
+        opencode.clone(),
+        &project.dir,
+        home.env_with_plugins(),
+        Duration::from_secs(90),
+    )
+    .await;
     eventually("the plugin finding the hostile hub", || {
         seen.lock()
             .unwrap()
