@@ -338,6 +338,7 @@ impl TaskEngine {
             permission_ask_timeout: Duration::from_millis(tasks.permission_ask_timeout_ms),
             context,
             token_budget: None,
+            required_skills: Vec::new(),
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {
