@@ -6,7 +6,7 @@
 //!
 //! | route | hook | answer |
 //! |---|---|---|
-//! | `POST /api/v1/hooks/chat-message` | `chat.message` | [`ChatMessageReply`]: parts to replace |
+//! | `POST /api/v1/hooks/chat-message` | `chat.message` | [`ChatMessageReply`]: parts to replace (an image's description, a passthrough answer) |
 //! | `POST /api/v1/hooks/system` | `experimental.chat.system.transform` | [`SystemReply`]: the memory block, the running-task line |
 //! | `POST /api/v1/hooks/compacting` | `experimental.session.compacting` | [`CompactingReply`]: pinned memory, running tasks |
 //! | `POST /api/v1/hooks/tool-before` | `tool.execute.before` | [`ToolBeforeReply`]: arguments to add |
@@ -30,6 +30,8 @@ use orchestra_protocol::hooks::{
 };
 use serde_json::json;
 
+use orchestra_core::chat::PassthroughTurn;
+
 use crate::AppState;
 use crate::error::{ApiFailure, parse_body};
 
@@ -50,16 +52,31 @@ pub async fn chat_message(
     body: Bytes,
 ) -> Result<Response, ApiFailure> {
     let hook: ChatMessageHook = parse_body(&body, "the chat.message hook")?;
+    match app.chat.passthrough_turn(&hook) {
+        Some(PassthroughTurn::Left(reply)) => return Ok(Json(reply).into_response()),
+        Some(PassthroughTurn::Forward(job)) => {
+            let chat = app.chat.clone();
+            let wait = app.chat.passthrough_wait();
+            return Ok(body_later(wait, async move { chat.forward(job).await }));
+        }
+        None => {}
+    }
     let Some(job) = app.chat.chat_message(instance(&headers), hook) else {
         return Ok(Json(ChatMessageReply::default()).into_response());
     };
     let wait = app.chat.vision_wait();
     let chat = app.chat.clone();
-    // Headers now, the answer when the description is ready: the plugin's 150 ms limit applies
-    // to the headers only, so a hub that is down is told apart from one that is working.
+    Ok(body_later(wait, async move { chat.describe(job).await }))
+}
+
+/// Headers now, the answer when `reply` is ready: the plugin's 150 ms limit applies to the
+/// headers only, so a hub that is down is told apart from one that is working.
+fn body_later(
+    wait: Duration,
+    reply: impl std::future::Future<Output = ChatMessageReply> + Send + 'static,
+) -> Response {
     let answer = stream::once(async move {
-        let reply = chat.describe(job).await;
-        let bytes = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());
+        let bytes = serde_json::to_vec(&reply.await).unwrap_or_else(|_| b"{}".to_vec());
         Ok::<Bytes, Infallible>(Bytes::from(bytes))
     });
     let mut response = Response::new(Body::from_stream(answer));
@@ -69,7 +86,7 @@ pub async fn chat_message(
         HeaderValue::from_static("application/json"),
     );
     headers.insert(BODY_WAIT_HEADER, HeaderValue::from(wait_ms(wait)));
-    Ok(response)
+    response
 }
 
 fn wait_ms(wait: Duration) -> u64 {
@@ -88,6 +105,7 @@ pub async fn system(
     let running = app.chat.system_lines(&session_id, instance(&headers));
     let query = app.chat.memory_query(&session_id).unwrap_or_default();
     let mut system: Vec<String> = app.chat.memory_block(&query).await.into_iter().collect();
+    system.extend(app.chat.passthrough_line(&session_id));
     // The running-task line changes as tasks come and go: last, after what providers cache.
     system.extend(running);
     Ok(Json(SystemReply { system }).into_response())

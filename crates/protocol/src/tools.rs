@@ -34,6 +34,14 @@ pub enum OpKind {
     WorkerModelSet,
     #[serde(rename = "worker.model.reset")]
     WorkerModelReset,
+    /// The calling OpenCode chat sends every message to `worker.workerId` and gets only its
+    /// answer, until the user says `back` or `exit passthrough` (the original's
+    /// `setPassthrough`).
+    #[serde(rename = "passthrough.set")]
+    PassthroughSet,
+    /// Ends the calling chat's passthrough (the original's `clearPassthrough`).
+    #[serde(rename = "passthrough.clear")]
+    PassthroughClear,
 }
 
 impl OpKind {
@@ -47,7 +55,10 @@ impl OpKind {
             OpKind::MemorySearch => Some(MemoryOp::Search),
             OpKind::MemoryGet => Some(MemoryOp::Get),
             OpKind::MemoryForget => Some(MemoryOp::Forget),
-            OpKind::WorkerModelSet | OpKind::WorkerModelReset => None,
+            OpKind::WorkerModelSet
+            | OpKind::WorkerModelReset
+            | OpKind::PassthroughSet
+            | OpKind::PassthroughClear => None,
         }
     }
 
@@ -61,6 +72,8 @@ impl OpKind {
             OpKind::MemoryForget => "memory.forget",
             OpKind::WorkerModelSet => "worker.model.set",
             OpKind::WorkerModelReset => "worker.model.reset",
+            OpKind::PassthroughSet => "passthrough.set",
+            OpKind::PassthroughClear => "passthrough.clear",
         }
     }
 }

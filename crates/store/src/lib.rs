@@ -27,6 +27,7 @@ mod jobs;
 mod liveness;
 mod logs;
 mod memory;
+mod passthrough;
 mod runs;
 mod schema;
 mod store;
@@ -42,6 +43,7 @@ pub use logs::LogEntry;
 pub use memory::{
     MemoryImportCounts, MemoryListFilter, MemoryRow, MemoryRows, MemoryTx, memory_project_column,
 };
+pub use passthrough::PassthroughState;
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;
 pub use unreadable::{Rows, UnreadableRow};

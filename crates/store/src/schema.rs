@@ -205,6 +205,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (owner_pid, owner_start, pgid, pid, start)
     );
     ",
+    // 10: passthrough mode: the OpenCode chat sessions whose every message goes to one worker,
+    // so the mode outlives a hub restart.
+    r"
+    CREATE TABLE passthrough (
+        session_id TEXT PRIMARY KEY,
+        worker_id  TEXT NOT NULL,
+        enabled_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

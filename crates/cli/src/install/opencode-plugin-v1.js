@@ -57,12 +57,19 @@ export const OpenOrchestra = async ({ client, directory }) => {
     if (down) return null;
     const abort = new AbortController();
     let timer = setTimeout(() => abort.abort(), QUICK_MS);
+    let answered = false;
     try {
       const res = await fetch(`${h.url}/api/v1/hooks/${route}`, { method: "POST", headers: headers(h), body: JSON.stringify(body), signal: abort.signal });
+      answered = true;
       clearTimeout(timer);
       timer = setTimeout(() => abort.abort(), QUICK_MS + waitMs(res.headers.get("x-orchestra-wait-ms")));
       return res.ok ? await res.json() : null;
-    } catch { if (hub === h && !down) { down = true; probe(h); } return null; } finally { clearTimeout(timer); }
+    } catch {
+      // A hub that sent its headers is up: a body that went wrong (or came late) costs this hook
+      // only, not the next ones, one of which may be a message the hub must see (passthrough).
+      if (!answered && hub === h && !down) { down = true; probe(h); }
+      return null;
+    } finally { clearTimeout(timer); }
   };
   // Finished tasks' results, added to their sessions without a reply.
   const follow = async (h) => {
@@ -85,7 +92,17 @@ export const OpenOrchestra = async ({ client, directory }) => {
       }
     } catch {}
     following = false;
-    if (hub === h) hub = null;
+    if (hub === h) { hub = null; refind(); }
+  };
+  // The hub went away (restarted, or `orchestra stop`): look for the project's hub again, less
+  // often while none runs (`find` backs off to 30 s), so the next message already reaches a
+  // restarted hub: passthrough, say, is the hub's state and must not skip a message.
+  const refind = () => {
+    const timer = setTimeout(async () => {
+      if (hub) return;
+      if (!(await find())) refind();
+    }, findGap);
+    timer.unref?.();
   };
   find(true);
   return {

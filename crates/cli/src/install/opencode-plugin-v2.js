@@ -4,7 +4,8 @@
 // calls `setup(ctx)` and never the V1 hooks, so there the plugin does only what 2.x offers a hook
 // for: the running-task line and the memory block in the system prompt (`session.hook("context")`).
 // Not on 2.x until it has the hooks: images described by the vision worker, the compaction
-// context, results delivered into the session, idle notifications, tool argument rewrites.
+// context, results delivered into the session, idle notifications, tool argument rewrites,
+// passthrough (it needs `chat.message`).
 const setup = async (ctx) => {
   const directory = ctx?.options?.directory ?? process.cwd();
   // `client` left out: without a V1 client there is nowhere to deliver results, so the shared

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orchestra_client::{HubFiles, HubInfo};
 
@@ -325,4 +325,51 @@ pub async fn main_opencode(
         .unwrap()
         .id;
     (main, client, session)
+}
+
+/// Polls `check` every 100 ms until it gives a value, for at most a minute.
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the hub reports a connected plugin (its delivery stream).
+pub async fn plugin_connected(home: &IsolatedHome, project: &Path) {
+    let hub = hub_info(home, project).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    eventually("the plugin to connect to the hub", async || {
+        let health: Value = http
+            .get(format!("{}/api/v1/health", hub.url))
+            .bearer_auth(&hub.token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (health["plugins"].as_u64()? >= 1).then_some(())
+    })
+    .await;
+}
+
+/// `orchestra install --json` on `project`, as a person runs it; its report.
+pub fn install(home: &IsolatedHome, project: &Path) -> Value {
+    let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .args(["install", "--json", "--project"])
+        .arg(project)
+        .envs(home.env())
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    serde_json::from_slice(&install.stdout).unwrap()
 }

@@ -60,20 +60,7 @@ async fn opencode_as_the_main_agent_delegates_through_orchestra() {
         let opencode = require_opencode();
         write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
 
-        let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
-            .arg("install")
-            .arg("--json")
-            .arg("--project")
-            .arg(&project.dir)
-            .envs(home.env())
-            .output()
-            .unwrap();
-        assert!(
-            install.status.success(),
-            "{}",
-            String::from_utf8_lossy(&install.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&install.stdout).unwrap();
+        let report = common::install(&home, &project.dir);
         assert_eq!(report["outcome"], "updated", "{report}");
         assert_eq!(report["changes"][0]["entry"], "mcp.orchestra");
         let edited: serde_json::Value = serde_json::from_str(

@@ -100,17 +100,6 @@ fn fake_notify_send(dir: &Path) {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugin_brings_the_hub_into_the_main_agents_chat() {
     assert!(
@@ -140,18 +129,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
                 .to_string(),
         )
         .unwrap();
-    let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
-        .args(["install", "--json", "--project"])
-        .arg(&project.dir)
-        .envs(home.env())
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
-    let report: Value = serde_json::from_slice(&install.stdout).unwrap();
+    let report = common::install(home, &project.dir);
     assert!(
         report["changes"]
             .as_array()
@@ -180,7 +158,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         common::main_opencode(opencode, &project.dir, env, Duration::from_secs(90)).await;
 
     // The plugin starts the hub when OpenCode loads it; until it has found it, hooks fail open.
-    plugin_connected(home, &project.dir).await;
+    common::plugin_connected(home, &project.dir).await;
     // A pinned record: in every memory block, and kept by a compaction.
     let put = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
         .args([
@@ -312,7 +290,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     );
 
     // 3. It finishes while the session is idle: the result arrives in the session.
-    let delivered = eventually("the result in the session", async || {
+    let delivered = common::eventually("the result in the session", async || {
         let messages = client.messages(&session).await.ok()?;
         user_texts(&messages)
             .into_iter()
@@ -320,7 +298,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     })
     .await;
     assert!(delivered.contains("ECHO: slow job"), "{delivered}");
-    let notified = eventually("notify-send", async || {
+    let notified = common::eventually("notify-send", async || {
         std::fs::read_to_string(bin.path().join("notified.log")).ok()
     })
     .await;
@@ -391,7 +369,7 @@ async fn hooks_reach_the_hub_again(
     round: usize,
 ) {
     let mut attempt = 0;
-    eventually("the plugin's hooks to reach the thawed hub", async || {
+    common::eventually("the plugin's hooks to reach the thawed hub", async || {
         attempt += 1;
         let text = format!("thawed {round}.{attempt}");
         timed_prompt(client, session, &text).await;
@@ -407,25 +385,6 @@ async fn hooks_reach_the_hub_again(
 
 fn hub_log(home: &IsolatedHome, project: &Path) -> String {
     std::fs::read_to_string(common::hub_files(home, project).log).unwrap_or_default()
-}
-
-/// Waits until the hub reports a connected plugin (its delivery stream).
-async fn plugin_connected(home: &IsolatedHome, project: &Path) {
-    let hub = common::hub_info(home, project).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    eventually("the plugin to connect to the hub", async || {
-        let health: Value = http
-            .get(format!("{}/api/v1/health", hub.url))
-            .bearer_auth(&hub.token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (health["plugins"].as_u64()? >= 1).then_some(())
-    })
-    .await;
 }
 
 /// `POST /session/{id}/summarize`: OpenCode's compaction, which runs the compacting hook.

@@ -158,17 +158,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     let mut config = fake_provider_config(&fake.base_url());
     config["model"] = json!("fake/fake-text");
     write_project_config(project, &config).unwrap();
-    let install = std::process::Command::new(env!("CARGO_BIN_EXE_orchestra"))
-        .args(["install", "--project"])
-        .arg(&project.dir)
-        .envs(home.env())
-        .output()
-        .unwrap();
-    assert!(
-        install.status.success(),
-        "{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    common::install(home, &project.dir);
 
     // The hostile hub takes the project's hub lock and announces itself.
     let seen: Seen = Arc::default();

@@ -17,11 +17,15 @@
 //!   (`notifications.idle`: an `orchestra.notification` event and `notify-send`).
 //! - `experimental.session.compacting`: pinned memory and the running tasks are kept in the
 //!   summary.
+//! - `chat.message` in a session in passthrough (`passthrough.set`): the message goes to the
+//!   worker and its answer replaces it; `back` leaves ([`passthrough`]).
 //!
-//! State lives in memory only: a restarted hub has failed the old hub's running tasks anyway.
+//! State lives in memory only (a restarted hub has failed the old hub's running tasks anyway),
+//! except passthrough, which is the store's.
 
 mod memory_block;
 mod notify;
+mod passthrough;
 pub mod render;
 mod sessions;
 mod vision;
@@ -43,6 +47,7 @@ use crate::events::Subscription;
 use crate::tasks::TaskEngine;
 
 use memory_block::MemoryBlocks;
+pub use passthrough::{PassthroughJob, PassthroughTurn};
 pub use sessions::RunningTask;
 use sessions::Sessions;
 pub use vision::VisionJob;

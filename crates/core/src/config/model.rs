@@ -757,7 +757,8 @@ pub struct ProfileFile {
     /// No effect in Orchestra: ports are taken from what OpenCode prints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// No effect in Orchestra (kept for compatibility).
+    /// Skills (`SKILL.md` names) the worker must be able to load; a task fails before it
+    /// starts when one is missing, unreadable or denied by `permission.skill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_skills: Option<Vec<String>>,
     /// No effect in Orchestra (kept for compatibility).

@@ -369,7 +369,7 @@ pub const INERT_KEYS: [(&str, &str); 14] = [
 const WORKER_KIND_REASON: &str = "every worker is an agent on an OpenCode server; \
     use `isolation` to choose between a shared server and one per worker";
 
-const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
+const INERT_PROFILE_KEYS: [(&str, &str); 7] = [
     ("kind", WORKER_KIND_REASON),
     ("backend", WORKER_KIND_REASON),
     (
@@ -385,10 +385,6 @@ const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
         "the port is always the one OpenCode prints when it starts",
     ),
     (
-        "requiredSkills",
-        "skills are not checked before a worker starts",
-    ),
-    (
         "injectRepoContext",
         "workers read the repository themselves with their tools",
     ),
@@ -401,22 +397,8 @@ const INERT_PROFILE_KEYS: [(&str, &str); 8] = [
 /// Keys that are read and checked but do nothing yet, because the work that uses them has not
 /// landed: (key path, what is missing). `[]` stands for every element of an array. Later work
 /// removes an entry when it makes its key take effect.
-pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 3] = [
-    (
-        "workflows.definitions[].steps[].requiredSkills",
-        SKILLS_UNCHECKED,
-    ),
-    (
-        "workflows.definitions[].steps[].parallel[].requiredSkills",
-        SKILLS_UNCHECKED,
-    ),
-    (
-        "workflows.roocodeBoomerang.steps[].requiredSkills",
-        SKILLS_UNCHECKED,
-    ),
-];
-
-const SKILLS_UNCHECKED: &str = "skills are not checked before a step runs";
+/// (Steps' `requiredSkills` left this list when the skills preflight landed.)
+pub const NOT_YET_EFFECTIVE_KEYS: [(&str, &str); 0] = [];
 
 /// The concrete key paths in `raw` that match `pattern` (dotted, `[]` for every array element).
 fn matching_paths(raw: &Value, pattern: &str) -> Vec<String> {

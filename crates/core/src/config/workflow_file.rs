@@ -34,7 +34,7 @@ pub fn parse_workflow_file(path: &Path, text: &str) -> Result<WorkflowDefinition
     Ok(resolve_definition(&file))
 }
 
-/// Keys of a workflow file that have no effect (yet), e.g. a step's `requiredSkills`.
+/// Keys of a workflow file that have no effect (yet).
 pub fn workflow_file_warnings(path: &Path, text: &str) -> Vec<ConfigWarning> {
     match parse_jsonc_object(path, text) {
         Ok(raw) => no_effect_warnings(path, &raw, "workflows.definitions[]."),

@@ -83,6 +83,8 @@ pub struct WorkerJob {
     /// Input + output + reasoning tokens the turn may use; the session is aborted once its
     /// finished model steps used more.
     pub token_budget: Option<TokenBudget>,
+    /// A workflow step's `requiredSkills`, checked with the profile's before the session exists.
+    pub required_skills: Vec<String>,
 }
 
 /// A turn's token budget, and the setting that sets it (named in the error).

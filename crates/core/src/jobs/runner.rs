@@ -13,7 +13,7 @@ use orchestra_protocol::{AttachmentType, JobRecord, JobStatus, ModelPolicy, now_
 
 use crate::models::{self, ModelNeeds, Resolution};
 use crate::opencode::{CreateSessionRequest, PartInput, PromptRequest};
-use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs};
+use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs, skills};
 
 use super::attachments::PreparedAttachment;
 use super::turn::{self, Progress, Step, summarize};
@@ -124,6 +124,13 @@ async fn drive(
             input.timeout.as_millis()
         ))
     };
+    let required = skills::union(&lease.profile.required_skills, &input.required_skills);
+    match or_stop(job, deadline, skills::preflight(lease, &required)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Outcome::Failed(err.to_string()),
+        Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
+        Err(Interrupt::TimedOut) => return timed_out("checking requiredSkills"),
+    }
     // Chosen before the session exists: a model that cannot take the task's images, or a
     // reference that matches nothing, fails here without spending a token.
     let resolution = match or_stop(job, deadline, choose_model(lease, input)).await {

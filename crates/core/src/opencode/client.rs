@@ -18,7 +18,7 @@ use super::events::{EventStream, decode_sse};
 use super::types::{
     AgentInfo, CreateSessionRequest, Health, MessageWithParts, PermissionReplyKind,
     PermissionRequest, PromptRequest, ProviderListResponse, ProvidersResponse, SessionInfo,
-    SessionStatus,
+    SessionStatus, SkillInfo,
 };
 
 /// OpenCode's default basic-auth user name.
@@ -65,6 +65,7 @@ enum Route<'a> {
     Providers,
     ProviderList,
     Agents,
+    Skills,
     CreateSession,
     DeleteSession(&'a str),
     PromptAsync(&'a str),
@@ -85,6 +86,7 @@ impl Route<'_> {
             | Self::Providers
             | Self::ProviderList
             | Self::Agents
+            | Self::Skills
             | Self::Messages(_)
             | Self::SessionStatus
             | Self::Permissions
@@ -105,6 +107,7 @@ impl Route<'_> {
             Self::Providers => "/config/providers".to_owned(),
             Self::ProviderList => "/provider".to_owned(),
             Self::Agents => "/agent".to_owned(),
+            Self::Skills => "/skill".to_owned(),
             Self::CreateSession => "/session".to_owned(),
             Self::DeleteSession(id) => format!("/session/{}", encode_component(id)),
             Self::PromptAsync(id) => format!("/session/{}/prompt_async", encode_component(id)),
@@ -239,6 +242,13 @@ impl OpenCodeClient {
 
     pub async fn agents(&self) -> Result<Vec<AgentInfo>, OpenCodeError> {
         self.call_json(Route::Agents, None::<&()>, Deadline::Default)
+            .await
+    }
+
+    /// `GET /skill`: the skills this server's agents can load (built-in ones, `SKILL.md` files
+    /// with valid frontmatter). A skill whose file does not parse is left out silently.
+    pub async fn skills(&self) -> Result<Vec<SkillInfo>, OpenCodeError> {
+        self.call_json(Route::Skills, None::<&()>, Deadline::Default)
             .await
     }
 

@@ -14,8 +14,8 @@ pub use types::{
     AgentInfo, CacheTokens, CreateSessionRequest, Health, MessageInfo, MessageWithParts,
     Modalities, ModelCapabilities, ModelCost, ModelInfo, ModelLimit, ModelRef, Part, PartInput,
     PermissionAction, PermissionReplyKind, PermissionRequest, PermissionRule, PromptRequest,
-    ProviderInfo, ProviderListResponse, ProvidersResponse, SessionInfo, SessionStatus, Times,
-    Tokens, ToolState,
+    ProviderInfo, ProviderListResponse, ProvidersResponse, SessionInfo, SessionStatus, SkillInfo,
+    Times, Tokens, ToolState,
 };
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D:
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
+/// A boolean that OpenCode may send as `null`, read as `false`.
+fn null_is_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Option::<bool>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ModelInfo {
@@ -120,12 +125,25 @@ pub struct AgentInfo {
     pub description: Option<String>,
     /// `primary`, `subagent` or `all`.
     pub mode: String,
+    #[serde(deserialize_with = "null_is_false")]
     pub native: bool,
+    /// Agents from config (Orchestra's profiles among them) say `"hidden": null`.
+    #[serde(deserialize_with = "null_is_false")]
     pub hidden: bool,
     pub permission: Vec<PermissionRule>,
     pub prompt: Option<String>,
     pub model: Option<Value>,
     pub options: Value,
+}
+
+/// `GET /skill` entries: a skill an agent can load with the `skill` tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SkillInfo {
+    pub name: String,
+    pub description: String,
+    /// The `SKILL.md` path, or `<built-in>`.
+    pub location: String,
 }
 
 /// One permission rule, as used in agent and session rulesets. Later rules win.

@@ -12,6 +12,7 @@ mod human;
 mod memory_ops;
 mod memory_view;
 mod model_ops;
+mod passthrough_ops;
 pub mod routing;
 pub mod tools;
 pub mod views;
@@ -39,6 +40,7 @@ use crate::memory::{HubMemory, HubMemoryError};
 use crate::workers::{WorkerError, WorkerPool};
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
 pub use memory_ops::{WORKER_REQUESTER, WorkerOpAnswer};
+pub use passthrough_ops::PASSTHROUGH_EXIT_WORDS;
 
 /// How long `task_cancel` waits for the runner to abort the session and write the final
 /// record before answering with the record as it is.
@@ -338,6 +340,7 @@ impl TaskEngine {
             permission_ask_timeout: Duration::from_millis(tasks.permission_ask_timeout_ms),
             context,
             token_budget: None,
+            required_skills: Vec::new(),
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {

@@ -8,7 +8,7 @@ use orchestra_protocol::{
     JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
 };
 
-const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset";
+const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset, passthrough.set, passthrough.clear";
 
 enum ModelOp {
     Set { model: String, policy: ModelPolicy },
@@ -16,6 +16,25 @@ enum ModelOp {
 }
 
 impl TaskEngine {
+    /// A new op's job record: labelled with `task`, or with the op's name when that is empty.
+    pub(super) fn op_record(
+        &self,
+        op: OpKind,
+        task: &str,
+        requested_by: Option<String>,
+    ) -> orchestra_protocol::JobRecord {
+        let label = if task.trim().is_empty() {
+            op.as_str().to_owned()
+        } else {
+            task.to_owned()
+        };
+        let mut record =
+            self.runtime
+                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op);
+        record.requested_by = requested_by;
+        record
+    }
+
     pub(super) fn start_op(
         &self,
         params: TaskStartParams,
@@ -63,6 +82,9 @@ impl TaskEngine {
                     .unwrap_or(ModelPolicy::Sticky),
             },
             OpKind::WorkerModelReset => ModelOp::Reset,
+            OpKind::PassthroughSet | OpKind::PassthroughClear => {
+                return self.start_passthrough_op(op, params, requested_by);
+            }
         };
         let worker_id = payload
             .worker_id
@@ -75,15 +97,7 @@ impl TaskEngine {
             })?;
         self.config.profile(&worker_id)?;
 
-        let label = if params.task.trim().is_empty() {
-            op.as_str().to_owned()
-        } else {
-            params.task.clone()
-        };
-        let mut record =
-            self.runtime
-                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op);
-        record.requested_by = requested_by;
+        let mut record = self.op_record(op, &params.task, requested_by);
         let id = record.id.clone();
         let job = self.runtime.open(record.clone())?;
         let pool = self.pool().clone();

@@ -10,6 +10,7 @@ pub mod agents;
 mod error;
 mod lifecycle;
 pub mod server;
+pub mod skills;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

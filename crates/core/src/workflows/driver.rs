@@ -57,7 +57,15 @@ pub(super) async fn drive(
         before: run.active_ms,
     };
     let total = definition.steps.len();
+    let preflight = if run.current_step_index == 0 {
+        super::skills::preflight(flows.runtime.pool(), &definition, run.auto_spawn).await
+    } else {
+        None
+    };
     let end = loop {
+        if let Some(why) = &preflight {
+            break End::Error(why.clone());
+        }
         let index = run.current_step_index;
         let Some(step) = definition.steps.get(index) else {
             break End::Success;
@@ -330,6 +338,7 @@ async fn start_member(
             tokens: run.limits.max_run_tokens.saturating_sub(spent).max(1),
             setting: "the run's maxRunTokens".to_owned(),
         }),
+        required_skills: member.required_skills.clone(),
     };
     flows
         .runtime

@@ -24,6 +24,7 @@ pub mod carry;
 pub mod catalog;
 mod driver;
 pub mod limits;
+mod skills;
 pub mod triggers;
 
 use std::path::{Path, PathBuf};

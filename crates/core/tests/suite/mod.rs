@@ -28,6 +28,7 @@ mod cancel_phases_e2e;
 mod jobs_e2e;
 mod memory_e2e;
 mod reconnect_e2e;
+mod skills_preflight_e2e;
 mod unreadable_store;
 mod workers_e2e;
 mod workflows_e2e;

@@ -363,6 +363,8 @@ fn start_args() -> BoxedStrategy<Value> {
             one_of(&[
                 "worker.model.set",
                 "worker.model.reset",
+                "passthrough.set",
+                "passthrough.clear",
                 "memory.put",
                 "memory.link",
                 "memory.done",
