@@ -15,6 +15,7 @@ mod model_ops;
 pub mod routing;
 pub mod tools;
 pub mod views;
+mod workflow_args;
 mod workflow_views;
 
 use std::path::PathBuf;
@@ -58,6 +59,12 @@ pub enum TaskError {
         kind: &'static str,
         hint: String,
     },
+    #[error("`{field}` is required for task_list view \"{view}\"; {hint}")]
+    MissingViewField {
+        field: &'static str,
+        view: &'static str,
+        hint: String,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("pass `taskId` or `taskIds`; list tasks with task_list")]
@@ -97,6 +104,7 @@ impl TaskError {
             TaskError::EmptyTask
             | TaskError::TaskTooLong { .. }
             | TaskError::MissingField { .. }
+            | TaskError::MissingViewField { .. }
             | TaskError::InvalidField { .. }
             | TaskError::NoIds
             | TaskError::BadValue { .. } => ErrorKind::BadRequest,
@@ -373,6 +381,7 @@ impl TaskEngine {
         requested_by: Option<String>,
         max_run_tokens: Option<u64>,
     ) -> Result<TaskStartResult, TaskError> {
+        workflow_args::refuse_worker_only(&params)?;
         let started = self.workflows.start(
             WorkflowRequest {
                 workflow_id: params.workflow_id,
