@@ -101,11 +101,8 @@ impl Hub {
         let store = Arc::new(Store::open(&store_path)?);
         let id = uuid::Uuid::new_v4().to_string();
         let ledger = crate::supervisor::reap_orphans(&store, &id);
-        store.register_hub(
-            &id,
-            std::process::id(),
-            &options.project_dir.display().to_string(),
-        )?;
+        let project_label = options.project_dir.display().to_string();
+        store.register_hub(&id, std::process::id(), &project_label)?;
         let interrupted = store.recover_interrupted(&pid_is_alive, HUB_STALE_AFTER_MS)?;
         for job in &interrupted {
             tracing::warn!(job = %job.id, "job was running when its hub died; marked failed");
@@ -158,7 +155,12 @@ impl Hub {
         );
         let triggers = Triggers::spawn(engine.workflows());
         let chat = ChatHooks::start(engine.clone(), background.child_token());
-        tasks.spawn(heartbeat(store.clone(), id.clone(), background.clone()));
+        tasks.spawn(heartbeat(
+            store.clone(),
+            id.clone(),
+            project_label,
+            background.clone(),
+        ));
         tasks.spawn(prune(store, config.clone(), background.clone()));
         if config.auto_spawn {
             let mut warm: Vec<String> = config.spawn.clone();
@@ -263,16 +265,33 @@ impl Hub {
 }
 
 /// Proves the hub alive, in a task of its own so that nothing else the hub does can delay it.
-async fn heartbeat(store: Arc<Store>, hub_id: String, stop: CancellationToken) {
+/// A hub whose row vanished (another hub judged it dead: it was suspended past
+/// `HUB_STALE_AFTER_MS`, or the row was removed by hand) registers again, so that from then on
+/// it is not taken for dead; what another hub closed meanwhile stays closed (see
+/// `jobs::late`).
+async fn heartbeat(
+    store: Arc<Store>,
+    hub_id: String,
+    project_dir: String,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(err) = store.heartbeat(&hub_id) {
-                    tracing::warn!(error = %err, "hub heartbeat failed");
+            _ = tick.tick() => match store.heartbeat(&hub_id) {
+                Ok(()) => {}
+                Err(StoreError::HubNotRegistered { .. }) => {
+                    tracing::warn!(
+                        hub_id,
+                        "this hub's liveness row is gone (another hub took it for dead); registering again"
+                    );
+                    if let Err(err) = store.register_hub(&hub_id, std::process::id(), &project_dir) {
+                        tracing::warn!(error = %err, "registering the hub again failed");
+                    }
                 }
-            }
+                Err(err) => tracing::warn!(error = %err, "hub heartbeat failed"),
+            },
         }
     }
 }

@@ -59,6 +59,10 @@ struct App<'a> {
     stop: CancellationToken,
     follower: Option<tokio::task::JoinHandle<()>>,
     closing: bool,
+    /// The close button was pressed while other clients' tasks ran on the hub this window
+    /// started: the window stays, says so, and closes (stopping the hub) once they finish, or
+    /// at once on a second press.
+    closing_after_tasks: bool,
     probe: Option<(std::path::PathBuf, Instant)>,
 }
 
@@ -136,6 +140,7 @@ pub fn run(setup: Setup, runtime: &tokio::runtime::Runtime) -> anyhow::Result<i3
         stop,
         follower: Some(follower),
         closing: false,
+        closing_after_tasks: false,
         probe: probe::file().map(|file| (file, Instant::now())),
     };
     app.refresh();
@@ -188,7 +193,10 @@ impl App<'_> {
             Event::WindowEvent {
                 event: WindowEvent::CloseRequested,
                 ..
-            } => self.close(),
+            } => {
+                self.close_button();
+                self.refresh();
+            }
             Event::UserEvent(event) => {
                 if let Some(code) = self.on_user_event(event) {
                     *control_flow = ControlFlow::ExitWithCode(code);
@@ -250,8 +258,16 @@ impl App<'_> {
             UserEvent::HubLost(reason) => {
                 self.hub = HubState::Lost(reason);
                 self.counts = Counts::default();
+                if self.closing_after_tasks {
+                    self.close();
+                }
             }
-            UserEvent::Counts(counts) => self.counts = counts,
+            UserEvent::Counts(counts) => {
+                self.counts = counts;
+                if self.closing_after_tasks && self.counts.running == 0 {
+                    self.close();
+                }
+            }
             UserEvent::Notifications(state) => self.notifications = Some(state),
             UserEvent::PageTitle(title) => self.page_title = title,
             UserEvent::OpenInOpenCode => {
@@ -270,8 +286,25 @@ impl App<'_> {
         None
     }
 
-    /// The close button: stop following the hub, stop the hub if this window started it, then
-    /// end. The window hides at once; the process ends when the hub has let go of the project.
+    /// The person pressed close. Tasks running on a hub this window started belong to other
+    /// clients (the window starts none): closing now would stop them, so the first press keeps
+    /// the window open and says so, and the window closes when they have finished; a second
+    /// press closes at once. A signal (`close_on_signal`) always closes at once.
+    fn close_button(&mut self) {
+        let owned = matches!(self.hub, HubState::Ready { owned: true, .. });
+        if self.closing_after_tasks || !owned || self.counts.running == 0 {
+            self.close();
+            return;
+        }
+        tracing::info!(
+            running = self.counts.running,
+            "the window stays until the other clients' tasks on its hub finish"
+        );
+        self.closing_after_tasks = true;
+    }
+
+    /// Stop following the hub, stop the hub if this window started it, then end. The window
+    /// hides at once; the process ends when the hub has let go of the project.
     fn close(&mut self) {
         if self.closing {
             return;
@@ -324,6 +357,11 @@ impl App<'_> {
     fn status_text(&self) -> String {
         let hub = match &self.hub {
             HubState::Connecting => "Connecting to the project's hub…".to_owned(),
+            HubState::Ready { pid, owned: true } if self.closing_after_tasks => format!(
+                "Closing: hub {pid} keeps running while {} task(s) of other clients run on it; \
+                 this window closes and stops it when they finish (close again to stop it now)",
+                self.counts.running
+            ),
             HubState::Ready { pid, owned: true } => format!(
                 "Hub {pid}, started by this window: closing the window stops it and its workers"
             ),

@@ -1,16 +1,20 @@
-//! Who is using the hub right now: requests in flight and open event streams (each
-//! `orchestra mcp` relay keeps one open for as long as its MCP client lives). A hub started in
+//! Who is using the hub right now: requests in flight, open event streams (each
+//! `orchestra mcp` relay keeps one open for as long as its MCP client lives) and open
+//! MCP-over-HTTP sessions (`mcp_sessions.rs`). A hub started in
 //! the background stops once nobody has used it for its idle time and no job runs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::mcp_sessions::McpSessions;
+
 #[derive(Default)]
 pub struct Activity {
     requests: AtomicUsize,
     streams: AtomicUsize,
     last_seen: Mutex<Option<Instant>>,
+    mcp_sessions: Arc<McpSessions>,
 }
 
 /// Counts while alive.
@@ -44,14 +48,20 @@ impl Activity {
         }
     }
 
-    /// Clients connected now (open event streams).
-    pub fn clients(&self) -> usize {
-        self.streams.load(Ordering::Acquire)
+    /// The MCP-over-HTTP sessions, for the middleware that follows them.
+    pub fn mcp_sessions(&self) -> Arc<McpSessions> {
+        self.mcp_sessions.clone()
     }
 
-    /// How long nothing has been in flight and no stream open; `None` while something is.
+    /// Clients connected now (open event streams and MCP-over-HTTP sessions).
+    pub fn clients(&self) -> usize {
+        self.streams.load(Ordering::Acquire) + self.mcp_sessions.open()
+    }
+
+    /// How long nothing has been in flight, no stream open and no MCP session open; `None`
+    /// while something is.
     pub fn idle_for(&self) -> Option<Duration> {
-        if self.requests.load(Ordering::Acquire) > 0 || self.streams.load(Ordering::Acquire) > 0 {
+        if self.requests.load(Ordering::Acquire) > 0 || self.clients() > 0 {
             return None;
         }
         let last = *self

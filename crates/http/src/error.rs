@@ -79,6 +79,7 @@ impl ApiFailure {
             TaskError::EmptyTask
             | TaskError::TaskTooLong { .. }
             | TaskError::MissingField { .. }
+            | TaskError::MissingViewField { .. }
             | TaskError::Config(_)
             | TaskError::NoIds
             | TaskError::Workflow(_)

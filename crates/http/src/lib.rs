@@ -23,7 +23,8 @@
 //! - `page`: `/login`, login files, logout.
 //! - `sessions`: browser sessions (cookie + header key, expiry, cap).
 //! - `login_file`: the private HTML file `orchestra panel` opens instead of a link.
-//! - `activity`: who is connected, for the idle stop.
+//! - `activity`: who is connected, for the idle stop; `mcp_sessions`: the open MCP-over-HTTP
+//!   sessions it counts.
 //! - `error`: JSON errors.
 
 mod activity;
@@ -32,6 +33,7 @@ mod auth;
 mod error;
 mod hooks_api;
 mod login_file;
+mod mcp_sessions;
 mod memory_api;
 mod page;
 mod panel;
@@ -259,7 +261,9 @@ impl HubServer {
 
 fn router(state: AppState, servers: McpServers, mcp_stop: CancellationToken) -> Router {
     let worker_mcp = (servers.worker)(state.engine.clone(), mcp_stop.clone());
-    let mcp = (servers.tools)(state.engine.clone(), mcp_stop);
+    let mcp = (servers.tools)(state.engine.clone(), mcp_stop).layer(
+        axum::middleware::from_fn_with_state(state.activity.mcp_sessions(), mcp_sessions::track),
+    );
     let v1 = Router::new()
         .route("/health", get(api::health))
         .route("/tools/{name}", post(api::tool))

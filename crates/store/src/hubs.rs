@@ -53,6 +53,16 @@ impl Store {
         Ok(())
     }
 
+    /// True while the hub has a liveness row.
+    pub fn is_hub_registered(&self, hub_id: &str) -> Result<bool, StoreError> {
+        let count: i64 =
+            self.conn()
+                .query_row("SELECT COUNT(*) FROM hubs WHERE id = ?1", [hub_id], |row| {
+                    row.get(0)
+                })?;
+        Ok(count > 0)
+    }
+
     /// Removes the hub's row (on clean shutdown). Its jobs still running
     /// afterwards count as interrupted for the next [`Store::recover_interrupted`].
     pub fn unregister_hub(&self, hub_id: &str) -> Result<(), StoreError> {

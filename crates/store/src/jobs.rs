@@ -27,7 +27,7 @@ impl Default for JobFilter {
     }
 }
 
-fn encode(job: &JobRecord) -> Result<String, StoreError> {
+pub(crate) fn encode(job: &JobRecord) -> Result<String, StoreError> {
     serde_json::to_string(job).map_err(|source| StoreError::Encode {
         id: job.id.clone(),
         source,

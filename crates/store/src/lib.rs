@@ -24,6 +24,7 @@ mod events;
 mod groups;
 mod hubs;
 mod jobs;
+mod late_results;
 mod liveness;
 mod logs;
 mod memory;
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 pub use error::StoreError;
 pub use groups::ProcessGroupRecord;
 pub use jobs::JobFilter;
+pub use late_results::LateResult;
 pub use liveness::{HUB_STALE_AFTER_MS, pid_is_alive};
 pub use logs::LogEntry;
 pub use memory::{

@@ -131,6 +131,24 @@ pub fn wait_all_gone(pids: &[u32], timeout: std::time::Duration) -> Vec<u32> {
     }
 }
 
+/// True while the process runs with no signal pending (`SigPnd` and `ShdPnd` both empty): right
+/// after a `kill(2)` returns, its signal is either pending or has already ended the process, so
+/// this tells at once, without waiting, that nothing was sent to a process that ignores nothing.
+pub fn running_unsignalled(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let pending_empty = ["SigPnd:", "ShdPnd:"].iter().all(|field| {
+        status
+            .lines()
+            .find(|line| line.starts_with(field))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+            == Some(0)
+    });
+    running(pid) && pending_empty
+}
+
 /// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:` …), if the process and the field exist.
 pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -31,6 +31,7 @@ mod malformed_inputs;
 // Lifecycles: nothing outlives a hub, and a crashed workflow step runs again.
 mod background_commands;
 mod cold_start;
+mod presumed_dead;
 mod process_cleanup;
 // Everything written under the state folder is private whatever the umask.
 mod private_state;

@@ -9,6 +9,7 @@
 
 pub mod attachments;
 mod files;
+mod late;
 pub mod questions;
 mod runner;
 mod turn;
@@ -382,7 +383,16 @@ impl JobRuntime {
     fn finish_record(&self, record: &JobRecord) {
         match self.inner.store.finish_job(record) {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(job = %record.id, "job was already final in the store"),
+            Ok(false) => {
+                let (level, message) = late::record_late(&self.inner.store, record);
+                if let Err(err) = self
+                    .inner
+                    .store
+                    .append_log(Some(&record.id), level, &message)
+                {
+                    tracing::warn!(error = %err, "writing the job log failed");
+                }
+            }
             Err(err) => {
                 tracing::error!(job = %record.id, error = %err, "saving final job state failed");
             }

@@ -26,6 +26,10 @@ const STATUS_POLL: Duration = Duration::from_secs(10);
 /// After the event stream came back, the session is checked once more this soon.
 const RECHECK_AFTER_RECONNECT: Duration = Duration::from_millis(500);
 
+/// How long a stopped job waits for the server to take its abort: a server that hangs (the
+/// reason a cancel is often sent) must not hold the job open, nor `task_cancel` behind it.
+const ABORT_WAIT: Duration = Duration::from_secs(3);
+
 /// Why a phase of the job stopped before it finished.
 enum Interrupt {
     Canceled(String),
@@ -179,7 +183,7 @@ async fn drive(
                 format!("worker `{}` refused the prompt: {err}", lease.profile.id)
             }));
         }
-        Err(stop) => return stopped(lease, &session.id, stop, input).await,
+        Err(stop) => return stopped(lease, &session.id, stop, input, Phase::Turn).await,
     }
 
     let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
@@ -187,20 +191,25 @@ async fn drive(
     let mut poll = tokio::time::interval(STATUS_POLL);
     poll.tick().await;
     loop {
+        // What each wake-up does next (reconciling with the server, answering a permission,
+        // following an event) runs under the cancel token and the deadline too.
         let step = tokio::select! {
             () = job.cancelled().cancelled() => {
                 let why = job.cancel_reason();
-                return stopped(lease, &session.id, Interrupt::Canceled(why), input).await;
+                return stopped(lease, &session.id, Interrupt::Canceled(why), input, Phase::Turn).await;
             }
             () = tokio::time::sleep_until(deadline.into()) => {
-                return stopped(lease, &session.id, Interrupt::TimedOut, input).await;
+                return stopped(lease, &session.id, Interrupt::TimedOut, input, Phase::Turn).await;
             }
-            _ = poll.tick() => turn::reconcile(lease, job, record, &mut state, &session.id).await,
+            _ = poll.tick() => (
+                Phase::Reconciling,
+                or_stop(job, deadline, turn::reconcile(lease, job, record, &mut state, &session.id)).await,
+            ),
             // `state` holds a sender, so this never ends while the loop runs.
             Some(answer) = answered.recv() => {
                 record.progress.permissions.push(answer);
                 record.progress.last_activity_at = Some(now_ms());
-                Step::Publish
+                (Phase::Turn, Ok(Step::Publish))
             }
             signal = events.recv() => match signal {
                 None => {
@@ -214,13 +223,23 @@ async fn drive(
                     // The first calls after a drop may meet dead pooled connections: look
                     // again shortly, not only at the next slow poll.
                     poll.reset_after(RECHECK_AFTER_RECONNECT);
-                    turn::reconcile(lease, job, record, &mut state, &session.id).await
+                    (
+                        Phase::Reconciling,
+                        or_stop(job, deadline, turn::reconcile(lease, job, record, &mut state, &session.id)).await,
+                    )
                 }
                 Some(SessionSignal::Event(event)) => {
                     lease.touch();
-                    turn::on_event(lease, job, record, input, &mut state, *event).await
+                    (
+                        Phase::Event,
+                        or_stop(job, deadline, turn::on_event(lease, job, record, input, &mut state, *event)).await,
+                    )
                 }
             },
+        };
+        let step = match step {
+            (_, Ok(step)) => step,
+            (phase, Err(stop)) => return stopped(lease, &session.id, stop, input, phase).await,
         };
         match step {
             Step::Continue => {}
@@ -233,7 +252,41 @@ async fn drive(
         }
     }
     events.close();
-    collect_result(lease, record, &session.id, state.error).await
+    match or_stop(
+        job,
+        deadline,
+        collect_result(lease, record, &session.id, state.error),
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(stop) => stopped(lease, &session.id, stop, input, Phase::Collecting).await,
+    }
+}
+
+/// Where a job was when it was stopped after its session existed, for the error it gets.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Sending the prompt, or the model's turn while nothing else was under way.
+    Turn,
+    /// Asking the server where the session is (the slow poll, or after the event stream
+    /// came back).
+    Reconciling,
+    /// Following one of the session's events (a permission question is answered here).
+    Event,
+    /// Reading the finished turn's messages.
+    Collecting,
+}
+
+impl Phase {
+    fn while_doing(self) -> &'static str {
+        match self {
+            Phase::Turn => "",
+            Phase::Reconciling => " while reconciling the session with its server",
+            Phase::Event => " while following the session's events",
+            Phase::Collecting => " while collecting the worker's reply",
+        }
+    }
 }
 
 /// The failure of a task whose server was taken away (a crash, or a restart by a person).
@@ -248,13 +301,20 @@ fn server_gone(lease: &Lease) -> Option<String> {
 }
 
 /// A job stopped after its session existed: the session is aborted, so the model stops.
-async fn stopped(lease: &Lease, session_id: &str, stop: Interrupt, input: &WorkerJob) -> Outcome {
+async fn stopped(
+    lease: &Lease,
+    session_id: &str,
+    stop: Interrupt,
+    input: &WorkerJob,
+    phase: Phase,
+) -> Outcome {
     abort(lease, session_id).await;
     match stop {
         Interrupt::Canceled(why) => Outcome::Canceled(why),
         Interrupt::TimedOut => Outcome::Failed(format!(
-            "timed out after {} ms (timeoutMs); the worker's model was stopped",
-            input.timeout.as_millis()
+            "timed out after {} ms (timeoutMs){}; the worker's model was stopped",
+            input.timeout.as_millis(),
+            phase.while_doing()
         )),
     }
 }
@@ -394,8 +454,14 @@ fn escape_attribute(value: &str) -> String {
 }
 
 async fn abort(lease: &Lease, session_id: &str) {
-    if let Err(err) = lease.conn.client.abort(session_id).await {
-        tracing::warn!(error = %err, session = session_id, "abort failed");
+    match tokio::time::timeout(ABORT_WAIT, lease.conn.client.abort(session_id)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, session = session_id, "abort failed"),
+        Err(_) => tracing::warn!(
+            session = session_id,
+            "the server did not answer the abort in {} s; the task ends without it",
+            ABORT_WAIT.as_secs()
+        ),
     }
 }
 

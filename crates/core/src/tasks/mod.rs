@@ -16,6 +16,7 @@ mod passthrough_ops;
 pub mod routing;
 pub mod tools;
 pub mod views;
+mod workflow_args;
 mod workflow_views;
 
 use std::path::PathBuf;
@@ -60,6 +61,12 @@ pub enum TaskError {
         kind: &'static str,
         hint: String,
     },
+    #[error("`{field}` is required for task_list view \"{view}\"; {hint}")]
+    MissingViewField {
+        field: &'static str,
+        view: &'static str,
+        hint: String,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("pass `taskId` or `taskIds`; list tasks with task_list")]
@@ -99,6 +106,7 @@ impl TaskError {
             TaskError::EmptyTask
             | TaskError::TaskTooLong { .. }
             | TaskError::MissingField { .. }
+            | TaskError::MissingViewField { .. }
             | TaskError::InvalidField { .. }
             | TaskError::NoIds
             | TaskError::BadValue { .. } => ErrorKind::BadRequest,
@@ -376,6 +384,7 @@ impl TaskEngine {
         requested_by: Option<String>,
         max_run_tokens: Option<u64>,
     ) -> Result<TaskStartResult, TaskError> {
+        workflow_args::refuse_worker_only(&params)?;
         let started = self.workflows.start(
             WorkflowRequest {
                 workflow_id: params.workflow_id,

@@ -102,9 +102,9 @@ fn step_count(run: &WorkflowRun) -> usize {
 /// One run: status, reason, and each step's status, duration, model and tokens.
 pub fn run(engine: &TaskEngine, run_id: Option<&str>) -> Result<(Value, String), TaskError> {
     let Some(run_id) = run_id else {
-        return Err(TaskError::MissingField {
+        return Err(TaskError::MissingViewField {
             field: "runId",
-            kind: "workflow",
+            view: "workflow",
             hint: "list runs with task_list view \"workflows\"".into(),
         });
     };

@@ -306,25 +306,27 @@ impl WorkerPool {
             ServerKey::Shared | ServerKey::Profile(_) => Some(profile.agent_name()),
         };
         let slot = self.slot(&key);
-        let mut catalog = slot.catalog_now();
-        if catalog.is_none() {
-            // Read at start failed; try again here so the task resolves against the catalog
-            // with this hub's provider pin (the runner reads it itself only if this fails too).
-            if let Ok(read) = self.read_catalog(&conn.client).await {
-                let read = Arc::new(read);
-                slot.set_catalog(Some(read.clone()));
-                catalog = Some(read);
-            }
-        }
         let model_ref = self.model_ref(&profile);
-        Ok(Lease {
+        // The lease exists from the moment the worker counts as busy: a caller that gives up
+        // during the catalog read below drops it, and its drop frees the worker again.
+        let mut lease = Lease {
             conn,
             profile,
             agent,
-            catalog,
+            catalog: slot.catalog_now(),
             model_ref,
             pool: self.clone(),
-        })
+        };
+        if lease.catalog.is_none() {
+            // Read at start failed; try again here so the task resolves against the catalog
+            // with this hub's provider pin (the runner reads it itself only if this fails too).
+            if let Ok(read) = self.read_catalog(&lease.conn.client).await {
+                let read = Arc::new(read);
+                slot.set_catalog(Some(read.clone()));
+                lease.catalog = Some(read);
+            }
+        }
+        Ok(lease)
     }
 
     /// The model reference in force for a profile: an override, else the profile's own.

@@ -98,60 +98,76 @@ async fn giving_up_while_the_server_starts_leaves_the_start_to_the_others() {
     .await;
 }
 
+/// A hub attached to its own OpenCode server through a proxy that can hang every request,
+/// warmed up by one task; `config` is merged into the attach settings.
+async fn attached_through_a_proxy(config: serde_json::Value) -> (World, TcpProxy, ServerProcess) {
+    let fake = FakeLlm::start_scripted().await.unwrap();
+    let home = IsolatedHome::new().unwrap();
+    let theirs = TestProject::new().unwrap();
+    let server = ServerProcess::spawn(ServeSpec {
+        supervisor: None,
+        binary: require_opencode(),
+        cwd: theirs.dir.clone(),
+        env: home.env(),
+        password: "stall-secret".into(),
+        port: 0,
+        startup_timeout: Duration::from_secs(60),
+        label: "behind the proxy".into(),
+    })
+    .await
+    .unwrap();
+    let upstream = server
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = TcpProxy::start(upstream).await.unwrap();
+    let mut settings = json!({"runtime": {"isolation": "attach", "attachUrl": proxy.url(),
+                              "attachPasswordEnv": "ORCHESTRA_TEST_STALL_PW"}});
+    if let (Some(settings), serde_json::Value::Object(extra)) = (settings.as_object_mut(), config) {
+        settings.extend(extra);
+    }
+    let world = World::start_in(
+        fake,
+        home,
+        settings,
+        vec![("ORCHESTRA_TEST_STALL_PW".into(), "stall-secret".into())],
+    )
+    .await;
+    let warm = world.run("coder", "warm up").await;
+    assert_eq!(warm.status, JobStatus::Succeeded, "{warm:?}");
+    (world, proxy, server)
+}
+
+/// Waits until a request whose line starts with one of `lines` hangs in the stalled proxy.
+async fn held(proxy: &TcpProxy, lines: &[&str]) {
+    let since = Instant::now();
+    while !proxy
+        .held_requests()
+        .iter()
+        .any(|line| lines.iter().any(|start| line.starts_with(start)))
+    {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "no {lines:?} request reached the stalled proxy: {:?}",
+            proxy.held_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_to_opencode_that_hangs_is_cut_short_by_cancel_and_by_the_timeout() {
     bounded(async {
-        let fake = FakeLlm::start_scripted().await.unwrap();
-        let home = IsolatedHome::new().unwrap();
-        let theirs = TestProject::new().unwrap();
-        let server = ServerProcess::spawn(ServeSpec {
-            supervisor: None,
-            binary: require_opencode(),
-            cwd: theirs.dir.clone(),
-            env: home.env(),
-            password: "stall-secret".into(),
-            port: 0,
-            startup_timeout: Duration::from_secs(60),
-            label: "behind the proxy".into(),
-        })
-        .await
-        .unwrap();
-        let upstream = server
-            .url()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
-        let proxy = TcpProxy::start(upstream).await.unwrap();
-        let world = World::start_in(
-            fake,
-            home,
-            json!({"runtime": {"isolation": "attach", "attachUrl": proxy.url(),
-                               "attachPasswordEnv": "ORCHESTRA_TEST_STALL_PW"}}),
-            vec![("ORCHESTRA_TEST_STALL_PW".into(), "stall-secret".into())],
-        )
-        .await;
-        let warm = world.run("coder", "warm up").await;
-        assert_eq!(warm.status, JobStatus::Succeeded, "{warm:?}");
+        let (world, proxy, server) = attached_through_a_proxy(json!({})).await;
 
         // OpenCode now accepts connections and never answers: the task hangs creating its
         // session (the catalog is already known).
         proxy.stall();
         let stuck = start(&world, "hangs in a request", None).await;
         // The task is stuck once its request to create the session hangs in the proxy.
-        let stuck_since = Instant::now();
-        while !proxy
-            .held_requests()
-            .iter()
-            .any(|line| line.starts_with("POST /session "))
-        {
-            assert!(
-                stuck_since.elapsed() < Duration::from_secs(30),
-                "no session request reached the stalled proxy: {:?}",
-                proxy.held_requests()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        held(&proxy, &["POST /session "]).await;
         let record = cancel(&world, &stuck, "stuck").await;
         assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
         // Cut short: the request still hangs (nothing answered it), and the task is over.
@@ -168,7 +184,67 @@ async fn a_request_to_opencode_that_hangs_is_cut_short_by_cancel_and_by_the_time
         let record = world.finish(&slow).await;
         assert_eq!(record.status, JobStatus::Failed, "{record:?}");
         let error = record.error.unwrap_or_default();
-        assert!(error.contains("timed out after 1500 ms"), "{error}");
+        assert!(
+            error.contains("timed out after 1500 ms")
+                && error.contains("while creating the worker's session"),
+            "{error}"
+        );
+
+        proxy.restore();
+        world.hub.shutdown().await;
+        server.stop(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}
+
+/// Cancel and the timeout reach a task whose check on its session hangs: the event stream was
+/// cut mid-turn and the slow poll's request to the server never returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_reconcile_is_cut_short_by_cancel_and_by_the_timeout() {
+    bounded(async {
+        // Health checks slower than the test: the server is not given up on meanwhile.
+        let (world, proxy, server) =
+            attached_through_a_proxy(json!({"healthCheckInterval": 600_000})).await;
+        let reconciling = ["GET /permission ", "GET /session/status "];
+
+        let requests = world.fake.requests().len();
+        let stuck = start(&world, "SLOW:60 reconciles while stalled", None).await;
+        world
+            .fake
+            .wait_for_requests(requests + 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        proxy.stall();
+        // The slow poll (every 10 s) asks the server about the session; that request hangs.
+        held(&proxy, &reconciling).await;
+        let began = Instant::now();
+        let record = cancel(&world, &stuck, "stuck reconciling").await;
+        assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
+        assert_eq!(record.error.as_deref(), Some("stuck reconciling"));
+        assert!(
+            began.elapsed() < Duration::from_secs(8),
+            "took {:?}",
+            began.elapsed()
+        );
+
+        proxy.restore();
+        let requests = world.fake.requests().len();
+        let slow = start(&world, "SLOW:60 times out while stalled", Some(20_000)).await;
+        world
+            .fake
+            .wait_for_requests(requests + 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        proxy.stall();
+        held(&proxy, &reconciling).await;
+        let record = world.finish(&slow).await;
+        assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+        let error = record.error.unwrap_or_default();
+        assert!(
+            error.contains("timed out after 20000 ms")
+                && error.contains("while reconciling the session with its server"),
+            "{error}"
+        );
 
         proxy.restore();
         world.hub.shutdown().await;

@@ -535,3 +535,46 @@ async fn a_question_for_a_person_raises_a_notification_and_waits_in_the_status_b
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_while_other_clients_run_tasks_keeps_the_hub_until_they_finish() {
+    let _serial = SERIAL.lock().await;
+    bounded(async {
+        let world = World::new().await;
+        let xvfb = Xvfb::start();
+        let x = X::connect(&xvfb.display);
+        let mut desktop = world.launch(&xvfb.display, None, Some(&world.project.dir), &[]);
+        let report = desktop.wait_probe("panel, logged in", logged_in).await;
+        assert_eq!(report["shell"]["hubOwned"], true, "{report:#}");
+        let hub_pid = world.hub_info().pid;
+        let window = x.window_of(desktop.pid).await;
+
+        // Another client (an OpenCode window's agent) has a task running on the hub.
+        let agent = world.mcp().await;
+        let task = agent.start("SLOW:12 outlives a closed window").await;
+        desktop
+            .wait_probe("the running task", |r| {
+                text(r, "/shell/status").contains(&format!("task {task} on coder: running"))
+            })
+            .await;
+
+        // The close button: the window stays and says why; the hub and the task go on.
+        x.close(window);
+        desktop
+            .wait_probe("the window saying it waits for the task", |r| {
+                text(r, "/shell/status").contains("keeps running while 1 task(s) of other clients")
+            })
+            .await;
+        assert!(processes::running(hub_pid), "the hub was stopped");
+        let record = agent.finish(&task).await;
+        assert_eq!(record["status"], "succeeded", "{record:#}");
+
+        // Once the task is over, the window closes and stops the hub it started.
+        let status = desktop.wait_exit(60).await;
+        assert!(status.success(), "{status}; log:\n{}", desktop.log());
+        assert!(processes::wait_all_gone(&[hub_pid], Duration::from_secs(30)).is_empty());
+        agent.close().await;
+        world.assert_nothing_left(30);
+    })
+    .await;
+}

@@ -36,6 +36,19 @@ impl Served {
         change: impl FnOnce(&mut Config),
         sessions: SessionPolicy,
     ) -> Served {
+        Served::start_full(change, sessions, None).await
+    }
+
+    /// A hub that stops after `idle_stop` with no client and no running job.
+    pub async fn start_idle(idle_stop: std::time::Duration) -> Served {
+        Served::start_full(|_| {}, SessionPolicy::default(), Some(idle_stop)).await
+    }
+
+    async fn start_full(
+        change: impl FnOnce(&mut Config),
+        sessions: SessionPolicy,
+        idle_stop: Option<std::time::Duration>,
+    ) -> Served {
         let dir = tempfile::tempdir().unwrap();
         // As in the test projects of the other suites (the corpora refer to it).
         std::fs::write(dir.path().join("README.md"), "# test project\n").unwrap();
@@ -68,7 +81,7 @@ impl Served {
             &hub,
             ServeOptions {
                 port: 0,
-                idle_stop: None,
+                idle_stop,
                 fake: false,
                 token: TOKEN.into(),
                 mcp: McpServers {

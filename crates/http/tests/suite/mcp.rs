@@ -60,6 +60,29 @@ impl McpSession {
         (mcp, init)
     }
 
+    /// Ends the session, as a client that closes does.
+    pub async fn delete(&self) -> reqwest::Response {
+        let mut request = self
+            .http
+            .delete(&self.url)
+            .bearer_auth(&self.token)
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The same endpoint and token under another session id.
+    pub fn with_id(&self, session: &str) -> McpSession {
+        McpSession {
+            http: self.http.clone(),
+            url: self.url.clone(),
+            token: self.token.clone(),
+            session: Some(session.to_owned()),
+        }
+    }
+
     /// Posts one JSON-RPC message in this session.
     pub async fn send(&self, body: Value) -> reqwest::Response {
         let mut request = self

@@ -9,6 +9,7 @@ mod common;
 mod corpus;
 mod events;
 mod hooks;
+mod idle_mcp;
 mod mcp;
 mod memory;
 mod panel;

@@ -138,3 +138,68 @@ fn re_registering_a_hub_refreshes_it() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_late_result_replaces_a_presumed_interruption_and_nothing_else() {
+    use orchestra_store::LateResult;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orchestra.db");
+    let store = Store::open(&path).unwrap();
+    store.register_hub("napping", LIVE_PID, "/p").unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE hubs SET heartbeat_at = ?1 WHERE id = 'napping'",
+            [now_ms() - 10 * MINUTE],
+        )
+        .unwrap();
+    }
+    let started = now_ms() - 5_000;
+    let napping = running_job("napping-job", "coder", "napping", started);
+    store.insert_job(&napping).unwrap();
+    let mut canceled = running_job("canceled-job", "coder", "napping", started);
+    store.insert_job(&canceled).unwrap();
+    canceled.error = Some("not needed".into());
+    canceled.finish(JobStatus::Canceled, started + 5);
+    assert!(store.finish_job(&canceled).unwrap());
+    // Another hub takes the napping hub for dead.
+    let recovered = store.recover_interrupted(&fake_is_alive, MINUTE).unwrap();
+    assert_eq!(recovered.len(), 1);
+
+    // The napping hub wakes and finishes: the guess gives way to the real result.
+    let mut done = napping.clone();
+    done.finish(JobStatus::Succeeded, now_ms());
+    assert!(!store.finish_job(&done).unwrap(), "the job was closed");
+    assert_eq!(
+        store.finish_interrupted_job(&done).unwrap(),
+        LateResult::Recorded
+    );
+    let stored = store.get_job("napping-job").unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Succeeded);
+    assert_eq!(stored.error, None);
+    // Only once: a second late write finds a real result and keeps it.
+    assert_eq!(
+        store.finish_interrupted_job(&done).unwrap(),
+        LateResult::Kept {
+            status: JobStatus::Succeeded,
+            error: None
+        }
+    );
+
+    // A cancel is no guess: a late result does not replace it.
+    let mut late = running_job("canceled-job", "coder", "napping", started);
+    late.finish(JobStatus::Succeeded, now_ms());
+    assert_eq!(
+        store.finish_interrupted_job(&late).unwrap(),
+        LateResult::Kept {
+            status: JobStatus::Canceled,
+            error: Some("not needed".into())
+        }
+    );
+    let mut pruned = running_job("pruned", "coder", "napping", started);
+    pruned.finish(JobStatus::Failed, now_ms());
+    assert_eq!(
+        store.finish_interrupted_job(&pruned).unwrap(),
+        LateResult::Gone
+    );
+}
