@@ -34,6 +34,12 @@ pub enum OpKind {
     WorkerModelSet,
     #[serde(rename = "worker.model.reset")]
     WorkerModelReset,
+    #[serde(rename = "worktree.diff")]
+    WorktreeDiff,
+    #[serde(rename = "worktree.merge")]
+    WorktreeMerge,
+    #[serde(rename = "worktree.discard")]
+    WorktreeDiscard,
 }
 
 impl OpKind {
@@ -47,7 +53,11 @@ impl OpKind {
             OpKind::MemorySearch => Some(MemoryOp::Search),
             OpKind::MemoryGet => Some(MemoryOp::Get),
             OpKind::MemoryForget => Some(MemoryOp::Forget),
-            OpKind::WorkerModelSet | OpKind::WorkerModelReset => None,
+            OpKind::WorkerModelSet
+            | OpKind::WorkerModelReset
+            | OpKind::WorktreeDiff
+            | OpKind::WorktreeMerge
+            | OpKind::WorktreeDiscard => None,
         }
     }
 
@@ -61,6 +71,9 @@ impl OpKind {
             OpKind::MemoryForget => "memory.forget",
             OpKind::WorkerModelSet => "worker.model.set",
             OpKind::WorkerModelReset => "worker.model.reset",
+            OpKind::WorktreeDiff => "worktree.diff",
+            OpKind::WorktreeMerge => "worktree.merge",
+            OpKind::WorktreeDiscard => "worktree.discard",
         }
     }
 }
@@ -211,6 +224,14 @@ pub struct TaskStartParams {
     pub memory: Option<MemoryPayload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerOpPayload>,
+    /// `worktree` (a git worktree of the task's own) or `checkout` (the project directory).
+    /// Default: `worktree` for a worker that may edit, in a git repository with a commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::WorkspaceMode>,
+    /// `worktree.diff` / `worktree.merge` / `worktree.discard`: the task whose worktree to act
+    /// on; on a worker task: run inside that task's existing worktree (a follow-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::WorktreePayload>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
     /// Start the worker if it is not running (default true).

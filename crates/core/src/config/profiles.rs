@@ -43,6 +43,8 @@ pub struct Profile {
     pub tags: Vec<String>,
     /// Overrides `runtime.isolation` for this worker (never `Attach`).
     pub isolation: Option<Isolation>,
+    /// Where the worker's tasks edit files; `None` is the default (see `tasks::worktree_ops`).
+    pub workspace: Option<orchestra_protocol::WorkspaceMode>,
     pub on_permission_ask: PermissionReply,
     /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
     pub builtin: bool,
@@ -152,6 +154,7 @@ fn base(
         temperature: None,
         tags: Vec::new(),
         isolation: None,
+        workspace: None,
         on_permission_ask: PermissionReply::Reject,
         builtin: true,
     }
@@ -250,6 +253,9 @@ pub(crate) fn apply_override(profile: &mut Profile, object: &ProfileFile) {
         profile.isolation = Some(isolation.into());
     }
     set(&mut profile.on_permission_ask, object.on_permission_ask);
+    if object.workspace.is_some() {
+        profile.workspace = object.workspace;
+    }
 }
 
 pub(crate) fn set<T>(slot: &mut T, value: Option<T>) {

@@ -12,6 +12,7 @@ mod files;
 pub mod questions;
 mod runner;
 mod turn;
+mod workspace;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +33,7 @@ use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
 pub use turn::{ReplySummary, error_text, summarize};
+pub use workspace::JobWorkspace;
 
 /// How often progress may be written to the store while a job runs; the event stream and
 /// awaiting callers see every change at once regardless.
@@ -83,6 +85,8 @@ pub struct WorkerJob {
     /// Input + output + reasoning tokens the turn may use; the session is aborted once its
     /// finished model steps used more.
     pub token_budget: Option<TokenBudget>,
+    /// A worktree to run in (`workspace: "worktree"`); `None` runs in the project directory.
+    pub workspace: Option<JobWorkspace>,
 }
 
 /// A turn's token budget, and the setting that sets it (named in the error).

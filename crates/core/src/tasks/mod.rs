@@ -16,6 +16,7 @@ pub mod routing;
 pub mod tools;
 pub mod views;
 mod workflow_views;
+mod worktree_ops;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +89,9 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+    /// Boxed like the worker's: git's errors carry paths and output.
+    #[error(transparent)]
+    Worktree(Box<crate::worktree::WorktreeError>),
 }
 
 impl TaskError {
@@ -107,6 +111,7 @@ impl TaskError {
             TaskError::Worker(err) => err.kind(),
             TaskError::Question(err) => err.kind(),
             TaskError::Memory(err) => err.kind(),
+            TaskError::Worktree(err) => err.kind(),
         }
     }
 }
@@ -194,6 +199,7 @@ pub struct TaskEngine {
     provenance: Arc<Provenance>,
     /// `None` when `memory.enabled` is false.
     memory: Option<HubMemory>,
+    worktrees: crate::worktree::Worktrees,
 }
 
 impl TaskEngine {
@@ -209,6 +215,11 @@ impl TaskEngine {
                 config.clone(),
                 project_dir.clone(),
                 memory.clone(),
+            ),
+            worktrees: crate::worktree::Worktrees::new(
+                &project_dir,
+                orchestra_state_dir::project_state_dir(&project_dir).join("worktrees"),
+                config.worktree.clone(),
             ),
             runtime,
             config,
@@ -310,6 +321,8 @@ impl TaskEngine {
             TaskKind::Workflow => return self.start_workflow(params, requested_by, None),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
+        let profile = self.config.profile(&route.profile)?.clone();
+        let workspace = self.workspace_for(&params, &profile).await?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
         let context = match &self.memory {
@@ -338,6 +351,7 @@ impl TaskEngine {
             permission_ask_timeout: Duration::from_millis(tasks.permission_ask_timeout_ms),
             context,
             token_budget: None,
+            workspace,
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {

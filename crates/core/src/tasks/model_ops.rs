@@ -8,7 +8,7 @@ use orchestra_protocol::{
     JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
 };
 
-const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset";
+const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset, worktree.diff, worktree.merge, worktree.discard";
 
 enum ModelOp {
     Set { model: String, policy: ModelPolicy },
@@ -63,6 +63,9 @@ impl TaskEngine {
                     .unwrap_or(ModelPolicy::Sticky),
             },
             OpKind::WorkerModelReset => ModelOp::Reset,
+            OpKind::WorktreeDiff | OpKind::WorktreeMerge | OpKind::WorktreeDiscard => {
+                return self.start_worktree_op(op, params, requested_by);
+            }
         };
         let worker_id = payload
             .worker_id

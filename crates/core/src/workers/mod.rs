@@ -193,6 +193,11 @@ pub struct Lease {
     pub catalog: Option<Arc<Catalog>>,
     /// The model reference in force: an override from `worker.model.set` or the profile's.
     pub model_ref: String,
+    /// What the job calls the server with: the server's client, or one scoped to the job's
+    /// worktree (`in_directory`).
+    pub client: OpenCodeClient,
+    /// The job's directory when it is not the project (a worktree), and its event watch.
+    workdir: Option<(std::path::PathBuf, server::DirectoryWatch)>,
     pool: WorkerPool,
 }
 
@@ -234,6 +239,24 @@ impl Lease {
     /// The project the worker's server runs in.
     pub fn project_dir(&self) -> &std::path::Path {
         &self.pool.inner.launch.project_dir
+    }
+
+    /// Where the job works: its worktree, else the project.
+    pub fn work_dir(&self) -> &std::path::Path {
+        match &self.workdir {
+            Some((dir, _)) => dir,
+            None => self.project_dir(),
+        }
+    }
+
+    /// Moves the job to `dir` (its worktree): every later call, and the session it creates,
+    /// are addressed there, and the directory's events are followed.
+    pub async fn move_to(&mut self, dir: &std::path::Path) -> Result<(), OpenCodeError> {
+        let client = self.conn.client.in_directory(dir)?;
+        let watch = self.conn.watch_directory(client.clone()).await?;
+        self.client = client;
+        self.workdir = Some((dir.to_path_buf(), watch));
+        Ok(())
     }
 }
 
@@ -317,11 +340,13 @@ impl WorkerPool {
         }
         let model_ref = self.model_ref(&profile);
         Ok(Lease {
+            client: conn.client.clone(),
             conn,
             profile,
             agent,
             catalog,
             model_ref,
+            workdir: None,
             pool: self.clone(),
         })
     }

@@ -330,6 +330,7 @@ async fn start_member(
             tokens: run.limits.max_run_tokens.saturating_sub(spent).max(1),
             setting: "the run's maxRunTokens".to_owned(),
         }),
+        workspace: None,
     };
     flows
         .runtime

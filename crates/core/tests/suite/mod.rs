@@ -31,6 +31,7 @@ mod reconnect_e2e;
 mod unreadable_store;
 mod workers_e2e;
 mod workflows_e2e;
+mod worktrees_e2e;
 
 // The Neo4j memory mirror (runs only with `--features neo4j` and NEO4J_URI).
 mod memory_neo4j;
