@@ -145,6 +145,7 @@ async fn run_leased(
     // The worker is free before the record says the job is over: whoever reads the final
     // record never sees the worker still busy with it.
     let conn = lease.conn.clone();
+    let client = lease.client.clone();
     drop(lease);
     let outcome = match (outcome, held) {
         (outcome, None) => outcome,
@@ -171,7 +172,7 @@ async fn run_leased(
     // The record is final and holds the answer: the session itself is no longer needed, and
     // left alone every task would stay in the user's OpenCode session list for good.
     if let Some(session_id) = &record.session_id {
-        pool.retire_session(&conn, session_id).await;
+        pool.retire_session(&conn, &client, session_id).await;
     }
 }
 
