@@ -12,7 +12,8 @@ use crate::worktree::{Base, WorktreeError, Worktrees};
 pub enum JobWorkspace {
     /// A new worktree and branch `orchestra/<taskId>` from `base`.
     Create { worktrees: Worktrees, base: Base },
-    /// The existing worktree of another task (a follow-up): its owner's record is updated.
+    /// The existing worktree of another task (a follow-up) or of the job's workflow run: its
+    /// owner's record is updated, and the worktree stays even when nothing changed.
     Reuse {
         worktrees: Worktrees,
         info: WorktreeInfo,
@@ -22,6 +23,8 @@ pub enum JobWorkspace {
 /// The worktree a running job holds.
 pub(super) struct Held {
     worktrees: Worktrees,
+    /// Made for this job: removed at the end when the job changed nothing.
+    own: bool,
     pub info: WorktreeInfo,
     /// The directory the session is created in (the project's place inside the worktree).
     pub session_dir: PathBuf,
@@ -30,6 +33,7 @@ pub(super) struct Held {
 impl JobWorkspace {
     /// Makes (or prepares) the worktree; the record names it at once.
     pub(super) async fn open(self, record: &mut JobRecord) -> Result<Held, WorktreeError> {
+        let own = matches!(self, JobWorkspace::Create { .. });
         let (worktrees, info, prefix) = match self {
             JobWorkspace::Create { worktrees, base } => {
                 let info = worktrees.create(&record.id, &base).await?;
@@ -51,6 +55,7 @@ impl JobWorkspace {
         };
         Ok(Held {
             worktrees,
+            own,
             info,
             session_dir,
         })
@@ -66,7 +71,11 @@ impl Held {
         store: &orchestra_store::Store,
     ) -> Result<(), WorktreeError> {
         let label = record.message.clone();
-        let finished = self.worktrees.finish(&mut self.info, &label).await;
+        let finished = if self.own {
+            self.worktrees.finish(&mut self.info, &label).await
+        } else {
+            self.worktrees.commit(&mut self.info, &label).await
+        };
         if finished.is_ok() && self.info.state == WorktreeState::Conflict {
             // A follow-up ran in a conflicting worktree: its commit is the resolution.
             self.info.state = WorktreeState::Open;

@@ -396,6 +396,8 @@ impl TaskEngine {
                 auto_spawn: params.auto_spawn,
                 caller_session_id: params.caller_session_id,
                 max_run_tokens,
+                workspace: params.workspace,
+                worktrees: Some(self.worktrees.clone()),
             },
             requested_by,
         )?;

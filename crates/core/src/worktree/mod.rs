@@ -152,6 +152,18 @@ impl Worktrees {
     /// worktree that changed nothing (and whose branch has no commit of its own) is removed
     /// with its branch, and its state becomes `discarded`.
     pub async fn finish(&self, info: &mut WorktreeInfo, label: &str) -> Result<(), WorktreeError> {
+        self.commit(info, label).await?;
+        let unchanged = info.head_sha.as_deref() == Some(info.base_sha.as_str()) && info.files == 0;
+        if unchanged {
+            self.remove(info).await?;
+            info.state = WorktreeState::Discarded;
+        }
+        Ok(())
+    }
+
+    /// Commits what the worker changed on the branch and records the diffstat; the worktree
+    /// stays whatever changed (a workflow step, a follow-up: more work follows).
+    pub async fn commit(&self, info: &mut WorktreeInfo, label: &str) -> Result<(), WorktreeError> {
         let tree = Git::new(Path::new(&info.path));
         // What was copied in (ignored files, the checkout's uncommitted OpenCode config) is
         // not the worker's change.
@@ -180,13 +192,8 @@ impl Worktrees {
             .await?;
         }
         let head = tree.run(&["rev-parse", "HEAD"]).await?.trim().to_owned();
-        info.head_sha = Some(head.clone());
-        self.stat(info).await?;
-        if head == info.base_sha && info.files == 0 {
-            self.remove(info).await?;
-            info.state = WorktreeState::Discarded;
-        }
-        Ok(())
+        info.head_sha = Some(head);
+        self.stat(info).await
     }
 
     /// Fills `files`, `insertions`, `deletions` from `baseSha..headSha`.

@@ -408,3 +408,49 @@ async fn worktrees_are_refused_where_none_can_be_made_naming_the_fix() {
     assert!(err.to_string().contains("git switch"), "{err}");
     std::fs::remove_dir_all(&temp).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_runs_steps_share_the_runs_worktree() {
+    bounded(async {
+        let steps = json!([
+            {"id": "one", "title": "One", "workerId": "coder", "prompt": write_call("one.txt", "1\n")},
+            {"id": "two", "title": "Two", "workerId": "coder", "prompt": write_call("two.txt", "2\n")}
+        ]);
+        let world = World::start(json!({"workflows": {"definitions": [
+            {"id": "pair", "name": "Pair", "steps": steps}
+        ]}}))
+        .await;
+        let dir = world.project.dir.clone();
+        let before = snapshot(&dir);
+        let started = world
+            .engine()
+            .start(
+                TaskStartParams {
+                    kind: TaskKind::Workflow,
+                    workflow_id: Some("pair".into()),
+                    task: "two files".into(),
+                    ..TaskStartParams::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let run = world.finish(&started.task_id).await;
+        assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
+        assert_eq!(snapshot(&dir), before, "the checkout changed during the run");
+        let tree = run.worktree.clone().unwrap();
+        assert_eq!(tree.task_id, run.id);
+        assert_eq!(tree.state, WorktreeState::Open);
+        assert_eq!(tree.files, 2, "{tree:?}");
+        let files = git(&dir, &["ls-tree", "-r", "--name-only", &tree.branch]);
+        assert!(files.contains("one.txt") && files.contains("two.txt"), "{files}");
+        // Two commits: one per step, on the run's branch.
+        let log = git(&dir, &["log", "--format=%an", &format!("{}..{}", tree.base_sha, tree.branch)]);
+        assert_eq!(log.lines().collect::<Vec<_>>(), ["Open Orchestra", "Open Orchestra"]);
+        let merged = op(&world, OpKind::WorktreeMerge, &run.id).await;
+        assert_eq!(merged.status, JobStatus::Succeeded, "{merged:?}");
+        assert!(dir.join("one.txt").exists() && dir.join("two.txt").exists());
+        world.shutdown().await;
+    })
+    .await;
+}
