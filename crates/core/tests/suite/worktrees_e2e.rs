@@ -129,9 +129,13 @@ fn branches(dir: &Path) -> Vec<String> {
 /// The project as a user has it: OpenCode config committed, a modified tracked file and an
 /// untracked one (the user's work in progress), and an ignored `.env` to copy in.
 async fn world() -> World {
-    let world = World::start(json!({"worktree": {"copy": [".env"]}})).await;
+    world_with(json!({"worktree": {"copy": [".env"]}})).await
+}
+
+async fn world_with(orchestrator: Value) -> World {
+    let world = World::start(orchestrator).await;
     let dir = &world.project.dir;
-    std::fs::write(dir.join(".gitignore"), ".env\n").unwrap();
+    std::fs::write(dir.join(".gitignore"), ".env\n*.out\n").unwrap();
     std::fs::write(dir.join("notes.txt"), "notes v1\n").unwrap();
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "project"]);
@@ -450,6 +454,59 @@ async fn a_workflow_runs_steps_share_the_runs_worktree() {
         let merged = op(&world, OpKind::WorktreeMerge, &run.id).await;
         assert_eq!(merged.status, JobStatus::Succeeded, "{merged:?}");
         assert!(dir.join("one.txt").exists() && dir.join("two.txt").exists());
+        world.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_setup_command_runs_in_each_new_worktree_and_is_recorded() {
+    bounded(async {
+        let world = world_with(json!({"worktree": {
+            "copy": [".env"],
+            "setup": ["sh", "-c", "cp .env setup.out && echo setup done"]
+        }}))
+        .await;
+        let id = start(&world, coder(&write_call("made.txt", "m\n"))).await;
+        let record = world.finish(&id).await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+        let tree = record.worktree.unwrap();
+        let setup = tree.setup.clone().unwrap();
+        assert_eq!(setup.exit_code, Some(0));
+        assert_eq!(
+            setup.command,
+            ["sh", "-c", "cp .env setup.out && echo setup done"]
+        );
+        assert!(setup.output.contains("setup done"), "{setup:?}");
+        // It ran in the worktree, after the copy-in; what it made (ignored) is not committed.
+        assert_eq!(
+            std::fs::read_to_string(Path::new(&tree.path).join("setup.out")).unwrap(),
+            "SECRET=1\n"
+        );
+        assert!(!world.project.dir.join("setup.out").exists());
+        let files = git(
+            &world.project.dir,
+            &["ls-tree", "-r", "--name-only", &tree.branch],
+        );
+        assert!(!files.contains("setup.out"), "{files}");
+        world.shutdown().await;
+
+        // A failing setup fails the task before any worker runs, and leaves nothing.
+        let world =
+            world_with(json!({"worktree": {"setup": ["sh", "-c", "echo broken >&2; exit 3"]}}))
+                .await;
+        let id = start(&world, coder("never runs")).await;
+        let record = world.finish(&id).await;
+        assert_eq!(record.status, JobStatus::Failed);
+        let error = record.error.unwrap();
+        assert!(
+            error.contains(
+                "worktree.setup `sh -c echo broken >&2; exit 3` failed (exit code 3: broken)"
+            ),
+            "{error}"
+        );
+        assert!(branches(&world.project.dir).is_empty());
+        assert!(world.fake.requests().is_empty());
         world.shutdown().await;
     })
     .await;
