@@ -111,6 +111,7 @@ async fn run_leased(
             return;
         }
         Err(Interrupt::Canceled(why)) => {
+            let why = close_workspace(held, &job, &mut record, why).await;
             finish(job, &mut record, JobStatus::Canceled, Some(why));
             return;
         }
@@ -120,6 +121,7 @@ async fn run_leased(
                 input.timeout.as_millis(),
                 input.profile_id
             );
+            let why = close_workspace(held, &job, &mut record, why).await;
             finish(job, &mut record, JobStatus::Failed, Some(why));
             return;
         }

@@ -31,6 +31,14 @@ pub(super) struct Held {
 }
 
 impl JobWorkspace {
+    /// The worktree a follow-up runs in (`None` for one still to be made).
+    pub fn existing(&self) -> Option<WorktreeInfo> {
+        match self {
+            JobWorkspace::Create { .. } => None,
+            JobWorkspace::Reuse { info, .. } => Some(info.clone()),
+        }
+    }
+
     /// Makes (or prepares) the worktree; the record names it at once.
     pub(super) async fn open(self, record: &mut JobRecord) -> Result<Held, WorktreeError> {
         let own = matches!(self, JobWorkspace::Create { .. });
@@ -88,5 +96,20 @@ impl Held {
             tracing::warn!(error = %err, task = %self.info.task_id, "recording a follow-up's worktree on its owner failed");
         }
         finished
+    }
+}
+
+impl super::JobRuntime {
+    /// A job running in this hub inside the worktree `owner` owns (the owner itself or a
+    /// follow-up), if any: a merge or discard must wait for it.
+    pub fn running_in_worktree(&self, owner: &str) -> Option<String> {
+        self.lock().values().find_map(|job| {
+            let record = job.record.borrow();
+            record
+                .worktree
+                .as_ref()
+                .is_some_and(|w| w.task_id == owner)
+                .then(|| record.id.clone())
+        })
     }
 }

@@ -35,7 +35,7 @@ use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::jobs::attachments::{self, AttachmentError};
 use crate::jobs::questions::QuestionError;
-use crate::jobs::{JobError, JobRuntime, WorkerJob};
+use crate::jobs::{JobError, JobRuntime, JobWorkspace, WorkerJob};
 use crate::memory::{HubMemory, HubMemoryError};
 use crate::workers::{WorkerError, WorkerPool};
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
@@ -336,6 +336,8 @@ impl TaskEngine {
         record.caller_session_id = params.caller_session_id.clone();
         record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
+        // A follow-up names its worktree from the start: no merge may slip in meanwhile.
+        record.worktree = workspace.as_ref().and_then(JobWorkspace::existing);
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,

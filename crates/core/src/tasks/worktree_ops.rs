@@ -93,13 +93,16 @@ impl TaskEngine {
                 });
             }
             let (owner, info) = self.worktree_of(&target.task_id)?;
-            if self.runtime.is_live(&owner.id) {
-                return Err(TaskError::Worktree(Box::new(WorktreeError::Refused(
-                    format!(
-                        "task `{}` is still running in that worktree; await it first",
-                        owner.id
-                    ),
-                ))));
+            let busy = if self.runtime.is_live(&owner.id) {
+                Some(owner.id.clone())
+            } else {
+                self.runtime.running_in_worktree(&owner.id)
+            };
+            if let Some(busy) = busy {
+                return Err(WorktreeError::Refused(format!(
+                    "task `{busy}` is still running in that worktree; await it first"
+                ))
+                .into());
             }
             if !info.state.exists() {
                 return Err(WorktreeError::Gone {
@@ -181,10 +184,14 @@ impl TaskEngine {
             ),
         })?;
         let (owner, mut info) = self.worktree_of(&target.task_id)?;
-        if owner.status == JobStatus::Running {
+        let busy = if owner.status == JobStatus::Running {
+            Some(owner.id.clone())
+        } else {
+            self.runtime.running_in_worktree(&owner.id)
+        };
+        if let Some(busy) = busy {
             return Err(WorktreeError::Refused(format!(
-                "task `{}` is still running; its changes are committed when it ends, so await it first",
-                owner.id
+                "task `{busy}` is still running in that worktree; its changes are committed when it ends, so await it first"
             ))
             .into());
         }

@@ -52,11 +52,14 @@ impl Worktrees {
                 found.entry(id.to_owned()).or_insert(None);
             }
         }
-        // Folders a crash left that git no longer lists.
+        // Folders a crash left that git no longer lists: only ones named like a task id, so
+        // nothing else that may sit in the folder is ever deleted.
         if let Ok(entries) = std::fs::read_dir(&self.root) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                found.entry(name).or_insert_with(|| Some(entry.path()));
+                if uuid::Uuid::parse_str(&name).is_ok() {
+                    found.entry(name).or_insert_with(|| Some(entry.path()));
+                }
             }
         }
         let mut report = ReconcileReport::default();

@@ -268,6 +268,27 @@ async fn parallel_coders_work_in_their_own_worktrees_and_merge_back_without_surp
             task_id: b.id.clone(),
         });
         let follow = start(&world, follow).await;
+        // While it runs there, the worktree is neither merged nor discarded.
+        let busy = world
+            .engine()
+            .start(
+                TaskStartParams {
+                    kind: TaskKind::Op,
+                    op: Some(OpKind::WorktreeMerge),
+                    worktree: Some(WorktreePayload {
+                        task_id: b.id.clone(),
+                    }),
+                    ..TaskStartParams::default()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(busy.kind(), orchestra_protocol::ErrorKind::Conflict);
+        assert!(
+            busy.to_string().contains("still running in that worktree"),
+            "{busy}"
+        );
         let follow = world.finish(&follow).await;
         assert_eq!(follow.status, JobStatus::Succeeded, "{follow:?}");
         assert_eq!(follow.worktree.as_ref().unwrap().task_id, b.id);
