@@ -93,12 +93,7 @@ impl TaskEngine {
                 });
             }
             let (owner, info) = self.worktree_of(&target.task_id)?;
-            let busy = if self.runtime.is_live(&owner.id) {
-                Some(owner.id.clone())
-            } else {
-                self.runtime.running_in_worktree(&owner.id)
-            };
-            if let Some(busy) = busy {
+            if let Some(busy) = self.busy_in(&owner) {
                 return Err(WorktreeError::Refused(format!(
                     "task `{busy}` is still running in that worktree; await it first"
                 ))
@@ -138,6 +133,15 @@ impl TaskEngine {
                     Ok(None)
                 }
             },
+        }
+    }
+
+    /// A task running in `owner`'s worktree now: the owner itself or a follow-up.
+    fn busy_in(&self, owner: &JobRecord) -> Option<String> {
+        if owner.status == JobStatus::Running {
+            Some(owner.id.clone())
+        } else {
+            self.runtime.running_in_worktree(&owner.id)
         }
     }
 
@@ -184,12 +188,7 @@ impl TaskEngine {
             ),
         })?;
         let (owner, mut info) = self.worktree_of(&target.task_id)?;
-        let busy = if owner.status == JobStatus::Running {
-            Some(owner.id.clone())
-        } else {
-            self.runtime.running_in_worktree(&owner.id)
-        };
-        if let Some(busy) = busy {
+        if let Some(busy) = self.busy_in(&owner) {
             return Err(WorktreeError::Refused(format!(
                 "task `{busy}` is still running in that worktree; its changes are committed when it ends, so await it first"
             ))
