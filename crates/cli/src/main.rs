@@ -18,6 +18,7 @@ mod owner;
 mod quickstart;
 mod relay;
 mod run;
+mod run_worktree;
 mod serve;
 mod workflow;
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use orchestra_protocol::{
     Attachment, AttachmentType, JobRecord, JobStatus, TaskKind, TaskStartParams, TaskStartResult,
+    WorkspaceMode,
 };
 
 use crate::follow::{self, JobEvents};
@@ -38,6 +39,14 @@ pub struct RunArgs {
     /// Print the final job record as JSON.
     #[arg(long)]
     json: bool,
+    /// `worktree` (a git worktree of the task's own, on branch orchestra/<taskId>) or
+    /// `checkout` (edit the project directly). Default: a worktree for a worker that may edit.
+    #[arg(long, value_parser = ["worktree", "checkout"])]
+    workspace: Option<String>,
+    /// Merge the task's worktree into its base branch when the task succeeds (checked for
+    /// conflicts first; a conflict changes nothing).
+    #[arg(long)]
+    merge: bool,
     /// What the worker should do.
     #[arg(required = true, num_args = 1..)]
     task: Vec<String>,
@@ -66,6 +75,11 @@ pub async fn run(args: RunArgs, target: &HubTarget) -> anyhow::Result<std::proce
         model: args.model.clone(),
         attachments,
         timeout_ms: args.timeout_ms,
+        workspace: match args.workspace.as_deref() {
+            Some("worktree") => Some(WorkspaceMode::Worktree),
+            Some(_) => Some(WorkspaceMode::Checkout),
+            None => None,
+        },
         ..TaskStartParams::default()
     };
     let hub = target.connect().await?;
@@ -132,11 +146,14 @@ pub async fn run(args: RunArgs, target: &HubTarget) -> anyhow::Result<std::proce
             record.usage.total()
         );
     }
-    Ok(if record.status == JobStatus::Succeeded {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    })
+    let merged_as_asked = crate::run_worktree::report(client, &record, args.merge).await?;
+    Ok(
+        if record.status == JobStatus::Succeeded && merged_as_asked {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        },
+    )
 }
 
 fn attachment(kind: AttachmentType, path: &Path) -> Attachment {

@@ -90,6 +90,14 @@ pub struct Hub {
     triggers: tokio::sync::Mutex<Option<Triggers>>,
 }
 
+/// Task worktrees live beside the store, in the hub's private state folder, never inside
+/// the project.
+fn worktree_root(store_path: &std::path::Path) -> PathBuf {
+    store_path
+        .parent()
+        .map_or_else(|| PathBuf::from("worktrees"), |dir| dir.join("worktrees"))
+}
+
 impl Hub {
     pub async fn start(options: HubOptions) -> Result<Hub, HubError> {
         let config = Arc::new(options.config);
@@ -151,8 +159,17 @@ impl Hub {
         let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
         let engine = Arc::new(
             TaskEngine::new(runtime, config.clone(), options.project_dir, memory)
-                .with_provenance(options.provenance),
+                .with_provenance(options.provenance)
+                .with_worktrees_at(worktree_root(&store_path)),
         );
+        // Before any task can make a worktree, so none in the making is taken for a stray.
+        match engine.reconcile_worktrees().await {
+            Ok(report) if !report.removed.is_empty() || !report.kept.is_empty() => {
+                tracing::info!(kept = ?report.kept, removed = ?report.removed, "task worktrees reconciled");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "reconciling task worktrees failed"),
+        }
         let triggers = Triggers::spawn(engine.workflows());
         let chat = ChatHooks::start(engine.clone(), background.child_token());
         tasks.spawn(heartbeat(

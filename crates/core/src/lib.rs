@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: `orchestrator.json` discovery, validation, built-in and user profiles.
+//! - [`worktree`]: git worktrees for tasks — create, commit, diff, merge, discard, reconcile.
 //! - [`opencode`]: our thin typed client for OpenCode's HTTP API and SSE event stream.
 //! - [`supervisor`]: owns `opencode serve` child processes (process groups, death signal, logs).
 //! - [`models`]: the model catalog from OpenCode and tag/reference resolution.
@@ -30,3 +31,4 @@ pub mod supervisor;
 pub mod tasks;
 pub mod workers;
 pub mod workflows;
+pub mod worktree;

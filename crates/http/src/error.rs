@@ -75,7 +75,8 @@ impl ApiFailure {
     /// their path use `From<TaskError>` instead.
     pub fn of_verb(err: TaskError) -> ApiFailure {
         match &err {
-            TaskError::Job(_) => ApiFailure::from(err),
+            // A worktree that cannot be made or is busy keeps its kind (400 / 409).
+            TaskError::Job(_) | TaskError::Worktree(_) => ApiFailure::from(err),
             TaskError::EmptyTask
             | TaskError::TaskTooLong { .. }
             | TaskError::MissingField { .. }

@@ -234,6 +234,9 @@ pub struct JobRecord {
     pub progress: JobProgress,
     #[serde(default)]
     pub usage: TokenUsage,
+    /// The git worktree the task ran in (`workspace: "worktree"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::WorktreeInfo>,
     /// The hub process that owns the job; another hub never touches it
     /// while that hub is alive.
     #[serde(default)]
@@ -271,6 +274,7 @@ impl JobRecord {
             model_reason: None,
             progress: JobProgress::default(),
             usage: TokenUsage::default(),
+            worktree: None,
             hub_id: hub_id.to_owned(),
         }
     }

@@ -16,6 +16,7 @@
 //! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
 //! - [`workflow`]: workflow runs and their steps.
 //! - [`api`]: the hub's HTTP API shapes (health, tool replies, errors, login links).
+//! - [`worktree`]: `workspace`, a task's git worktree and the `worktree.*` ops' payload.
 //! - [`hooks`]: what Orchestra's OpenCode plugin sends to the hub's hook routes and gets back.
 
 pub mod api;
@@ -26,6 +27,7 @@ pub mod memory;
 pub mod tools;
 pub mod worker;
 pub mod workflow;
+pub mod worktree;
 
 pub use api::{
     ApiError, ConfigFileView, ConfigKeyView, ConfigView, ErrorKind, HubHealth, LogLine, LoginLink,
@@ -51,6 +53,7 @@ pub use workflow::{
     WorkflowRun, WorkflowRunLimits, WorkflowRunStatus, WorkflowRunUi, WorkflowStepResult,
     WorkflowStepStatus,
 };
+pub use worktree::{WorkspaceMode, WorktreeInfo, WorktreePayload, WorktreeSetup, WorktreeState};
 
 /// Milliseconds since the unix epoch, the unit of every `*At` field.
 pub fn now_ms() -> i64 {

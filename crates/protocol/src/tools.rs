@@ -42,6 +42,12 @@ pub enum OpKind {
     /// Ends the calling chat's passthrough (the original's `clearPassthrough`).
     #[serde(rename = "passthrough.clear")]
     PassthroughClear,
+    #[serde(rename = "worktree.diff")]
+    WorktreeDiff,
+    #[serde(rename = "worktree.merge")]
+    WorktreeMerge,
+    #[serde(rename = "worktree.discard")]
+    WorktreeDiscard,
 }
 
 impl OpKind {
@@ -58,7 +64,10 @@ impl OpKind {
             OpKind::WorkerModelSet
             | OpKind::WorkerModelReset
             | OpKind::PassthroughSet
-            | OpKind::PassthroughClear => None,
+            | OpKind::PassthroughClear
+            | OpKind::WorktreeDiff
+            | OpKind::WorktreeMerge
+            | OpKind::WorktreeDiscard => None,
         }
     }
 
@@ -74,6 +83,9 @@ impl OpKind {
             OpKind::WorkerModelReset => "worker.model.reset",
             OpKind::PassthroughSet => "passthrough.set",
             OpKind::PassthroughClear => "passthrough.clear",
+            OpKind::WorktreeDiff => "worktree.diff",
+            OpKind::WorktreeMerge => "worktree.merge",
+            OpKind::WorktreeDiscard => "worktree.discard",
         }
     }
 }
@@ -224,6 +236,14 @@ pub struct TaskStartParams {
     pub memory: Option<MemoryPayload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerOpPayload>,
+    /// `worktree` (a git worktree of the task's own) or `checkout` (the project directory).
+    /// Default: `worktree` for a worker that may edit, in a git repository with a commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::WorkspaceMode>,
+    /// `worktree.diff` / `worktree.merge` / `worktree.discard`: the task whose worktree to act
+    /// on; on a worker task: run inside that task's existing worktree (a follow-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::WorktreePayload>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
     /// Start the worker if it is not running (default true).

@@ -34,6 +34,11 @@ pub(crate) fn encode(job: &JobRecord) -> Result<String, StoreError> {
     })
 }
 
+/// The `worktree_state` column: a copy of `record.worktree.state`.
+pub(crate) fn worktree_state(job: &JobRecord) -> Option<&'static str> {
+    job.worktree.as_ref().map(|w| w.state.as_str())
+}
+
 pub(crate) fn decode(id: &str, json: &str) -> Result<JobRecord, StoreError> {
     serde_json::from_str(json).map_err(|source| StoreError::CorruptRecord {
         id: id.to_owned(),
@@ -47,7 +52,7 @@ pub(crate) fn update_if_running(conn: &Connection, job: &JobRecord) -> Result<us
     let json = encode(job)?;
     Ok(conn.execute(
         "UPDATE jobs SET hub_id = ?2, worker_id = ?3, kind = ?4, status = ?5,
-                started_at = ?6, finished_at = ?7, record = ?8, run_id = ?9
+                started_at = ?6, finished_at = ?7, record = ?8, run_id = ?9, worktree_state = ?10
          WHERE id = ?1 AND hub_id = ?2 AND status = 'running'",
         params![
             job.id,
@@ -58,7 +63,8 @@ pub(crate) fn update_if_running(conn: &Connection, job: &JobRecord) -> Result<us
             job.started_at,
             job.finished_at,
             json,
-            job.run_id
+            job.run_id,
+            worktree_state(job)
         ],
     )?)
 }
@@ -78,8 +84,9 @@ impl Store {
         let conn = self.conn();
         let inserted = conn.execute(
             "INSERT INTO jobs
-                (id, hub_id, worker_id, kind, status, started_at, finished_at, record, run_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                (id, hub_id, worker_id, kind, status, started_at, finished_at, record, run_id,
+                 worktree_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 job.id,
                 job.hub_id,
@@ -89,7 +96,8 @@ impl Store {
                 job.started_at,
                 job.finished_at,
                 json,
-                job.run_id
+                job.run_id,
+                worktree_state(job)
             ],
         );
         match inserted {
@@ -211,13 +219,15 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let by_age = tx.execute(
             "DELETE FROM jobs
-             WHERE status != 'running' AND COALESCE(finished_at, started_at) < ?1",
+             WHERE status != 'running' AND COALESCE(finished_at, started_at) < ?1
+               AND COALESCE(worktree_state, '') NOT IN ('open', 'conflict')",
             [cutoff],
         )?;
         let by_count = tx.execute(
             &format!(
                 "DELETE FROM jobs WHERE rowid IN
-                   (SELECT rowid FROM jobs WHERE {FINAL_NEWEST_FIRST} LIMIT -1 OFFSET ?1)"
+                   (SELECT rowid FROM jobs WHERE {FINAL_NEWEST_FIRST} LIMIT -1 OFFSET ?1)
+                   AND COALESCE(worktree_state, '') NOT IN ('open', 'conflict')"
             ),
             [to_i64(max_count)],
         )?;

@@ -33,6 +33,7 @@ mod runs;
 mod schema;
 mod store;
 mod unreadable;
+mod worktrees;
 
 use std::path::{Path, PathBuf};
 

@@ -215,6 +215,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     ",
+    // 11: the state of a task's git worktree (`record.worktree.state`), copied out so a
+    // starting hub finds the worktrees records own, and pruning keeps jobs with open ones.
+    r"
+    ALTER TABLE jobs ADD COLUMN worktree_state TEXT;
+    UPDATE jobs SET worktree_state = json_extract(record, '$.worktree.state')
+     WHERE json_valid(record) AND json_extract(record, '$.worktree.state') IS NOT NULL;
+    CREATE INDEX jobs_worktree_state ON jobs (worktree_state) WHERE worktree_state IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -37,6 +37,8 @@ mod process_cleanup;
 mod private_state;
 mod state_home;
 mod workflow_crash;
+// Task worktrees: `orchestra run` and its diffstat, `--merge`, a SIGKILLed hub's worktrees.
+mod worktrees;
 
 // Memory, providers, and OpenCode as the main agent with our MCP tools and plugin.
 mod main_agent;

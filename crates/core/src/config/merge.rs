@@ -181,6 +181,14 @@ fn apply_file(
         set(&mut target.keep_sessions, runtime.keep_sessions);
         set(&mut target.snapshots, runtime.snapshots);
     }
+    if let Some(worktree) = &file.worktree {
+        if let Some(copy) = &worktree.copy {
+            config.worktree.copy.clone_from(copy);
+        }
+        if worktree.setup.is_some() {
+            config.worktree.setup.clone_from(&worktree.setup);
+        }
+    }
     if let Some(hub) = &file.hub {
         set(&mut config.hub.idle_stop_ms, hub.idle_stop_ms);
         set(&mut config.hub.port, hub.port);

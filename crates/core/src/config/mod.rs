@@ -39,7 +39,7 @@ pub use resolved::{
     DEFAULT_STEP_PROMPT, DEFAULT_STEP_WORKER, HubConfig, JobsConfig, LoadedConfig, MemoryConfig,
     MemoryInjectConfig, MemorySummariesConfig, MemoryTrimConfig, RoocodeBoomerangConfig,
     RuntimeConfig, SecurityConfig, TasksConfig, TriggerConfig, TriggersConfig, UiConfig,
-    WorkflowDefinition, WorkflowStep, WorkflowUiConfig, WorkflowsConfig,
+    WorkflowDefinition, WorkflowStep, WorkflowUiConfig, WorkflowsConfig, WorktreeConfig,
 };
 pub use validate::{INERT_KEYS, NOT_YET_EFFECTIVE_KEYS, TRUSTED_ONLY_KEYS};
 pub use workflow_checks::{STEP_OUTPUT_PREFIX, step_references};

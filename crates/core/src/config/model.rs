@@ -60,6 +60,9 @@ pub struct OrchestratorConfigFile {
     /// The project's hub (`orchestra serve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub: Option<HubFile>,
+    /// Task worktrees (`workspace: "worktree"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<WorktreeFile>,
     /// Worker profiles: a built-in id, or an object that overrides a built-in field by field or
     /// defines a new profile. Entries accumulate across config files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -567,6 +570,20 @@ pub struct TasksPersistFile {
     pub interval_ms: Option<u64>,
 }
 
+/// What a new task worktree gets besides the branch's files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorktreeFile {
+    /// Git-ignored files of the checkout copied into each new worktree, as git pathspec globs
+    /// relative to the repository's top (`.env`, `config/*.local.json`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<Vec<String>>,
+    /// A program and its arguments (no shell) run in each new worktree before the worker
+    /// starts (`["npm", "ci"]`); only from your own config, never a project's. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Vec<String>>,
+}
+
 /// The project's hub: the long-lived `orchestra serve` process every client shares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -738,6 +755,10 @@ pub struct ProfileFile {
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<ProfileIsolation>,
+    /// `worktree` or `checkout`: where this worker's tasks edit files. Default: a worktree for
+    /// a worker that may edit, in a git repository with a commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<orchestra_protocol::WorkspaceMode>,
     /// What the hub answers when OpenCode asks this worker a permission question: `reject`,
     /// `once`, `always`, or `ask` (a person answers from the panel). Default: reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -43,6 +43,8 @@ pub struct Profile {
     pub tags: Vec<String>,
     /// Overrides `runtime.isolation` for this worker (never `Attach`).
     pub isolation: Option<Isolation>,
+    /// Where the worker's tasks edit files; `None` is the default (see `tasks::worktree_ops`).
+    pub workspace: Option<orchestra_protocol::WorkspaceMode>,
     pub on_permission_ask: PermissionReply,
     /// Skills the worker's OpenCode must be able to load before a task runs
     /// (`workers::skills::preflight`).
@@ -155,6 +157,7 @@ fn base(
         temperature: None,
         tags: Vec::new(),
         isolation: None,
+        workspace: None,
         on_permission_ask: PermissionReply::Reject,
         required_skills: Vec::new(),
         builtin: true,
@@ -255,6 +258,9 @@ pub(crate) fn apply_override(profile: &mut Profile, object: &ProfileFile) {
     }
     set(&mut profile.on_permission_ask, object.on_permission_ask);
     set(&mut profile.required_skills, object.required_skills.clone());
+    if object.workspace.is_some() {
+        profile.workspace = object.workspace;
+    }
 }
 
 pub(crate) fn set<T>(slot: &mut T, value: Option<T>) {

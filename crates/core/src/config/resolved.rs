@@ -39,6 +39,7 @@ pub struct Config {
     pub tasks: TasksConfig,
     pub runtime: RuntimeConfig,
     pub hub: HubConfig,
+    pub worktree: WorktreeConfig,
     pub workflows: WorkflowsConfig,
     pub security: SecurityConfig,
     pub memory: MemoryConfig,
@@ -46,6 +47,14 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Ids of the profiles listed in `workers`, in order: the workers started at launch.
     pub spawn: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WorktreeConfig {
+    /// Git-ignored files to copy into each new worktree (git pathspec globs).
+    pub copy: Vec<String>,
+    /// A program and its arguments run in each new worktree (the user's config only).
+    pub setup: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -387,6 +396,7 @@ impl Config {
                 idle_stop_ms: 600_000,
                 port: 0,
             },
+            worktree: WorktreeConfig::default(),
             workflows: WorkflowsConfig {
                 enabled: true,
                 ui: WorkflowUiConfig {

@@ -13,6 +13,7 @@ mod late;
 pub mod questions;
 mod runner;
 mod turn;
+mod workspace;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,6 +34,7 @@ use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
 pub use turn::{ReplySummary, error_text, summarize};
+pub use workspace::JobWorkspace;
 
 /// How often progress may be written to the store while a job runs; the event stream and
 /// awaiting callers see every change at once regardless.
@@ -86,6 +88,8 @@ pub struct WorkerJob {
     pub token_budget: Option<TokenBudget>,
     /// A workflow step's `requiredSkills`, checked with the profile's before the session exists.
     pub required_skills: Vec<String>,
+    /// A worktree to run in (`workspace: "worktree"`); `None` runs in the project directory.
+    pub workspace: Option<JobWorkspace>,
 }
 
 /// A turn's token budget, and the setting that sets it (named in the error).

@@ -17,6 +17,7 @@ use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs, sk
 
 use super::attachments::PreparedAttachment;
 use super::turn::{self, Progress, Step, summarize};
+use super::workspace;
 use super::{JobHandle, WorkerJob};
 
 /// A safety net for events lost while the event stream reconnects (a reconnect itself
@@ -59,9 +60,45 @@ pub(super) async fn run_job(
     pool: WorkerPool,
     job: JobHandle,
     mut record: JobRecord,
-    input: WorkerJob,
+    mut input: WorkerJob,
 ) {
     let deadline = Instant::now() + input.timeout;
+    let mut held = None;
+    if let Some(workspace) = input.workspace.take() {
+        match or_stop(&job, deadline, workspace.open(&mut record)).await {
+            Ok(Ok(opened)) => {
+                job.publish(&record, true);
+                held = Some(opened);
+            }
+            Ok(Err(err)) => {
+                finish(job, &mut record, JobStatus::Failed, Some(err.to_string()));
+                return;
+            }
+            Err(Interrupt::Canceled(why)) => {
+                finish(job, &mut record, JobStatus::Canceled, Some(why));
+                return;
+            }
+            Err(Interrupt::TimedOut) => {
+                let why = format!(
+                    "timed out after {} ms (timeoutMs) while making the task's worktree",
+                    input.timeout.as_millis()
+                );
+                finish(job, &mut record, JobStatus::Failed, Some(why));
+                return;
+            }
+        }
+    }
+    run_leased(pool, job, record, input, deadline, held).await;
+}
+
+async fn run_leased(
+    pool: WorkerPool,
+    job: JobHandle,
+    mut record: JobRecord,
+    input: WorkerJob,
+    deadline: Instant,
+    held: Option<workspace::Held>,
+) {
     // The server start this may wait for belongs to the pool: giving up here never stops a
     // start other tasks are waiting for.
     let acquired = or_stop(
@@ -70,13 +107,15 @@ pub(super) async fn run_job(
         pool.acquire(&input.profile_id, input.auto_spawn),
     )
     .await;
-    let lease = match acquired {
+    let mut lease = match acquired {
         Ok(Ok(lease)) => lease,
         Ok(Err(err)) => {
-            finish(job, &mut record, JobStatus::Failed, Some(err.to_string()));
+            let error = close_workspace(held, &job, &mut record, err.to_string()).await;
+            finish(job, &mut record, JobStatus::Failed, Some(error));
             return;
         }
         Err(Interrupt::Canceled(why)) => {
+            let why = close_workspace(held, &job, &mut record, why).await;
             finish(job, &mut record, JobStatus::Canceled, Some(why));
             return;
         }
@@ -86,11 +125,24 @@ pub(super) async fn run_job(
                 input.timeout.as_millis(),
                 input.profile_id
             );
+            let why = close_workspace(held, &job, &mut record, why).await;
             finish(job, &mut record, JobStatus::Failed, Some(why));
             return;
         }
     };
-    let outcome = drive(&lease, &job, &mut record, &input, deadline).await;
+    let moved = match &held {
+        Some(held) => lease.move_to(&held.session_dir).await.map_err(|err| {
+            format!(
+                "could not address worker `{}` in the task's worktree: {err}",
+                lease.profile.id
+            )
+        }),
+        None => Ok(()),
+    };
+    let outcome = match moved {
+        Ok(()) => drive(&lease, &job, &mut record, &input, deadline).await,
+        Err(message) => Outcome::Failed(message),
+    };
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
     }
@@ -99,7 +151,23 @@ pub(super) async fn run_job(
     // The worker is free before the record says the job is over: whoever reads the final
     // record never sees the worker still busy with it.
     let conn = lease.conn.clone();
+    let client = lease.client.clone();
     drop(lease);
+    let outcome = match (outcome, held) {
+        (outcome, None) => outcome,
+        (Outcome::Done, held) => {
+            match close_workspace(held, &job, &mut record, String::new()).await {
+                error if error.is_empty() => Outcome::Done,
+                error => Outcome::Failed(error),
+            }
+        }
+        (Outcome::Failed(message), held) => {
+            Outcome::Failed(close_workspace(held, &job, &mut record, message).await)
+        }
+        (Outcome::Canceled(message), held) => {
+            Outcome::Canceled(close_workspace(held, &job, &mut record, message).await)
+        }
+    };
     match outcome {
         Outcome::Done => finish(job, &mut record, JobStatus::Succeeded, None),
         Outcome::Failed(message) => finish(job, &mut record, JobStatus::Failed, Some(message)),
@@ -110,7 +178,25 @@ pub(super) async fn run_job(
     // The record is final and holds the answer: the session itself is no longer needed, and
     // left alone every task would stay in the user's OpenCode session list for good.
     if let Some(session_id) = &record.session_id {
-        pool.retire_session(&conn, session_id).await;
+        pool.retire_session(&conn, &client, session_id).await;
+    }
+}
+
+/// Commits the worker's changes in its worktree (whatever the outcome, so no work is lost);
+/// returns `error` with what went wrong in the worktree added.
+async fn close_workspace(
+    held: Option<workspace::Held>,
+    job: &JobHandle,
+    record: &mut JobRecord,
+    error: String,
+) -> String {
+    let Some(held) = held else { return error };
+    match held.close(record, job.runtime().store()).await {
+        Ok(()) => error,
+        Err(err) if error.is_empty() => {
+            format!("the worker finished, but committing its changes failed: {err}")
+        }
+        Err(err) => format!("{error}; committing the worker's changes also failed: {err}"),
     }
 }
 
@@ -121,7 +207,7 @@ async fn drive(
     input: &WorkerJob,
     deadline: Instant,
 ) -> Outcome {
-    let client = &lease.conn.client;
+    let client = &lease.client;
     let timed_out = |phase: &str| {
         Outcome::Failed(format!(
             "timed out after {} ms (timeoutMs) while {phase}",
@@ -386,12 +472,12 @@ async fn collect_result(
     session_id: &str,
     session_error: Option<String>,
 ) -> Outcome {
-    let messages = match lease.conn.client.messages(session_id).await {
+    let messages = match lease.client.messages(session_id).await {
         Ok(messages) => messages,
         Err(err) => return Outcome::Failed(format!("could not read the worker's reply: {err}")),
     };
     let summary = summarize(&messages);
-    record.progress.files_touched = super::files::files_touched(&messages, lease.project_dir());
+    record.progress.files_touched = super::files::files_touched(&messages, lease.work_dir());
     record.usage = summary.usage;
     record.model = summary.model.clone();
     if let Some(error) = summary.error.or(session_error) {
@@ -454,7 +540,8 @@ fn escape_attribute(value: &str) -> String {
 }
 
 async fn abort(lease: &Lease, session_id: &str) {
-    match tokio::time::timeout(ABORT_WAIT, lease.conn.client.abort(session_id)).await {
+    // The lease's client addresses the session's own directory (a task's worktree).
+    match tokio::time::timeout(ABORT_WAIT, lease.client.abort(session_id)).await {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => tracing::warn!(error = %err, session = session_id, "abort failed"),
         Err(_) => tracing::warn!(

@@ -322,7 +322,7 @@ async fn answer_permission(
             tracing::info!(job = %record.id, worker = %lease.profile.id, permission = %request.permission, "a permission question waits for a person");
             job.runtime().questions().ask(
                 question,
-                lease.conn.client.clone(),
+                lease.client.clone(),
                 state.answers.clone(),
                 state.ask_timeout,
             );
@@ -336,7 +336,6 @@ async fn answer_permission(
         lease.profile.id
     );
     if let Err(err) = lease
-        .conn
         .client
         .reply_permission(&request.id, reply, Some(&message))
         .await
@@ -370,7 +369,7 @@ pub(super) async fn reconcile(
     state: &mut Progress,
     session_id: &str,
 ) -> Step {
-    let client = &lease.conn.client;
+    let client = &lease.client;
     let mut step = Step::Continue;
     match client.pending_permissions().await {
         Ok(pending) => {
@@ -400,7 +399,7 @@ pub(super) async fn reconcile(
 }
 
 async fn turn_answered(lease: &Lease, session_id: &str) -> bool {
-    match lease.conn.client.messages(session_id).await {
+    match lease.client.messages(session_id).await {
         Ok(messages) => messages.iter().any(|m| {
             m.info.role == "assistant"
                 && (m.info.finish.is_some()

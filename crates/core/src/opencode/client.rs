@@ -143,6 +143,8 @@ pub struct OpenCodeClient {
     http: reqwest::Client,
     base_url: String,
     request_timeout: Duration,
+    /// Set by [`OpenCodeClient::in_directory`]: sent on every call instead of the default.
+    directory: Option<HeaderValue>,
 }
 
 impl OpenCodeClient {
@@ -177,15 +179,10 @@ impl OpenCodeClient {
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
         if let Some(directory) = &directory {
-            // OpenCode decodes this header with decodeURIComponent, like its own SDK encodes it.
-            let encoded = encode_component(&directory.to_string_lossy());
-            let value = HeaderValue::from_str(&encoded).map_err(|_| {
-                OpenCodeError::InvalidUrl(format!(
-                    "directory `{}` cannot be sent to OpenCode as a header",
-                    directory.display()
-                ))
-            })?;
-            headers.insert(HeaderName::from_static(DIRECTORY_HEADER), value);
+            headers.insert(
+                HeaderName::from_static(DIRECTORY_HEADER),
+                directory_header(directory)?,
+            );
         }
 
         let http = reqwest::Client::builder()
@@ -202,7 +199,16 @@ impl OpenCodeClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            directory: None,
         })
+    }
+
+    /// The same server, addressed in another directory (one server serves many): every call
+    /// carries `x-opencode-directory: directory`, so a session created through it lives there.
+    pub fn in_directory(&self, directory: &std::path::Path) -> Result<Self, OpenCodeError> {
+        let mut scoped = self.clone();
+        scoped.directory = Some(directory_header(directory)?);
+        Ok(scoped)
     }
 
     /// Replaces the 30 s bound used for every route except `prompt` and `events`.
@@ -345,10 +351,13 @@ impl OpenCodeClient {
     pub async fn events(&self) -> Result<EventStream, OpenCodeError> {
         let route = Route::Events;
         let label = route.label();
-        let request = self
+        let mut request = self
             .http
             .request(route.method(), self.url(route))
             .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(directory) = &self.directory {
+            request = request.header(DIRECTORY_HEADER, directory.clone());
+        }
         // Only the response head is bounded: the body is the endless stream.
         let response = match tokio::time::timeout(self.request_timeout, request.send()).await {
             Ok(result) => result.map_err(|error| transport_error(&label, error))?,
@@ -385,6 +394,9 @@ impl OpenCodeClient {
     ) -> Result<(reqwest::Response, String), OpenCodeError> {
         let label = route.label();
         let mut request = self.http.request(route.method(), self.url(route));
+        if let Some(directory) = &self.directory {
+            request = request.header(DIRECTORY_HEADER, directory.clone());
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -418,6 +430,17 @@ impl OpenCodeClient {
             message: format!("{error}; body: {}", excerpt(&text)),
         })
     }
+}
+
+/// The `x-opencode-directory` value: OpenCode decodes it with decodeURIComponent, like its
+/// own SDK encodes it.
+fn directory_header(directory: &std::path::Path) -> Result<HeaderValue, OpenCodeError> {
+    HeaderValue::from_str(&encode_component(&directory.to_string_lossy())).map_err(|_| {
+        OpenCodeError::InvalidUrl(format!(
+            "directory `{}` cannot be sent to OpenCode as a header",
+            directory.display()
+        ))
+    })
 }
 
 async fn check_status(

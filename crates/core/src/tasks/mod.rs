@@ -18,6 +18,7 @@ pub mod tools;
 pub mod views;
 mod workflow_args;
 mod workflow_views;
+mod worktree_ops;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::jobs::attachments::{self, AttachmentError};
 use crate::jobs::questions::QuestionError;
-use crate::jobs::{JobError, JobRuntime, WorkerJob};
+use crate::jobs::{JobError, JobRuntime, JobWorkspace, WorkerJob};
 use crate::memory::{HubMemory, HubMemoryError};
 use crate::workers::{WorkerError, WorkerPool};
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
@@ -97,6 +98,9 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+    /// Boxed like the worker's: git's errors carry paths and output.
+    #[error(transparent)]
+    Worktree(Box<crate::worktree::WorktreeError>),
 }
 
 impl TaskError {
@@ -117,6 +121,7 @@ impl TaskError {
             TaskError::Worker(err) => err.kind(),
             TaskError::Question(err) => err.kind(),
             TaskError::Memory(err) => err.kind(),
+            TaskError::Worktree(err) => err.kind(),
         }
     }
 }
@@ -204,6 +209,7 @@ pub struct TaskEngine {
     provenance: Arc<Provenance>,
     /// `None` when `memory.enabled` is false.
     memory: Option<HubMemory>,
+    worktrees: crate::worktree::Worktrees,
 }
 
 impl TaskEngine {
@@ -219,6 +225,11 @@ impl TaskEngine {
                 config.clone(),
                 project_dir.clone(),
                 memory.clone(),
+            ),
+            worktrees: crate::worktree::Worktrees::new(
+                &project_dir,
+                orchestra_state_dir::project_state_dir(&project_dir).join("worktrees"),
+                config.worktree.clone(),
             ),
             runtime,
             config,
@@ -320,6 +331,8 @@ impl TaskEngine {
             TaskKind::Workflow => return self.start_workflow(params, requested_by, None),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
+        let profile = self.config.profile(&route.profile)?.clone();
+        let workspace = self.workspace_for(&params, &profile).await?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
         let context = match &self.memory {
@@ -333,6 +346,8 @@ impl TaskEngine {
         record.caller_session_id = params.caller_session_id.clone();
         record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
+        // A follow-up names its worktree from the start: no merge may slip in meanwhile.
+        record.worktree = workspace.as_ref().and_then(JobWorkspace::existing);
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,
@@ -349,6 +364,7 @@ impl TaskEngine {
             context,
             token_budget: None,
             required_skills: Vec::new(),
+            workspace,
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {
@@ -394,6 +410,8 @@ impl TaskEngine {
                 auto_spawn: params.auto_spawn,
                 caller_session_id: params.caller_session_id,
                 max_run_tokens,
+                workspace: params.workspace,
+                worktrees: Some(self.worktrees.clone()),
             },
             requested_by,
         )?;

@@ -8,7 +8,7 @@ use orchestra_protocol::{
     JobStatus, ModelPolicy, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms,
 };
 
-const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset, passthrough.set, passthrough.clear";
+const OPS: &str = "memory.put, memory.link, memory.done, memory.search, memory.get, memory.forget, worker.model.set, worker.model.reset, passthrough.set, passthrough.clear, worktree.diff, worktree.merge, worktree.discard";
 
 enum ModelOp {
     Set { model: String, policy: ModelPolicy },
@@ -84,6 +84,9 @@ impl TaskEngine {
             OpKind::WorkerModelReset => ModelOp::Reset,
             OpKind::PassthroughSet | OpKind::PassthroughClear => {
                 return self.start_passthrough_op(op, params, requested_by);
+            }
+            OpKind::WorktreeDiff | OpKind::WorktreeMerge | OpKind::WorktreeDiscard => {
+                return self.start_worktree_op(op, params, requested_by);
             }
         };
         let worker_id = payload

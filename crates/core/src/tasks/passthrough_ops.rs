@@ -74,7 +74,10 @@ impl TaskEngine {
             | OpKind::MemoryGet
             | OpKind::MemoryForget
             | OpKind::WorkerModelSet
-            | OpKind::WorkerModelReset => {
+            | OpKind::WorkerModelReset
+            | OpKind::WorktreeDiff
+            | OpKind::WorktreeMerge
+            | OpKind::WorktreeDiscard => {
                 return Err(TaskError::BadValue {
                     field: "op",
                     value: op.as_str().to_owned(),

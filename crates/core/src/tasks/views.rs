@@ -375,13 +375,23 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
                 human::ago(j.started_at, now),
                 human::duration(took),
                 j.usage.total().to_string(),
+                j.worktree.as_ref().map_or_else(String::new, |w| {
+                    format!(
+                        "{} {} (+{} -{}, {} files)",
+                        w.state.as_str(),
+                        w.branch,
+                        w.insertions,
+                        w.deletions,
+                        w.files
+                    )
+                }),
                 j.message.chars().take(60).collect(),
             ]
         })
         .collect();
     table(
         &[
-            "Task", "Worker", "Status", "Started", "Took", "Tokens", "Message",
+            "Task", "Worker", "Status", "Started", "Took", "Tokens", "Worktree", "Message",
         ],
         &rows,
     )

@@ -8,6 +8,7 @@
 
 pub mod agents;
 mod error;
+mod lease;
 mod lifecycle;
 pub mod server;
 pub mod skills;
@@ -30,6 +31,7 @@ use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::{OpenCodeClient, OpenCodeError};
 use crate::supervisor::GroupLedger;
 pub use error::WorkerError;
+pub use lease::Lease;
 pub use lifecycle::{describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
 
@@ -173,80 +175,16 @@ struct PoolInner {
     /// The hub's worker MCP endpoint, when the hub serves one (set once, before any start).
     worker_mcp: std::sync::OnceLock<WorkerMcp>,
     /// Sessions of final jobs still kept in OpenCode, oldest first (`runtime.keepSessions`).
-    finished_sessions: Mutex<std::collections::VecDeque<(std::sync::Weak<ServerConn>, String)>>,
+    finished_sessions: Mutex<std::collections::VecDeque<RetiredSession>>,
 }
 
 /// Cheap to clone; all clones share one pool.
+/// A finished job's session: its server, the client addressing its directory, its id.
+type RetiredSession = (std::sync::Weak<ServerConn>, OpenCodeClient, String);
+
 #[derive(Clone)]
 pub struct WorkerPool {
     inner: Arc<PoolInner>,
-}
-
-/// A task's hold on a worker: the server to use and how to address the
-/// profile there. Dropping it releases the worker.
-pub struct Lease {
-    pub conn: Arc<ServerConn>,
-    pub profile: Profile,
-    /// The agent to prompt; `None` on an attached server, where the profile's
-    /// prompt travels as the prompt's `system` text instead.
-    pub agent: Option<String>,
-    /// The server's model catalog (`None` if reading it failed at start; read it again then).
-    pub catalog: Option<Arc<Catalog>>,
-    /// The model reference in force: an override from `worker.model.set` or the profile's.
-    pub model_ref: String,
-    pool: WorkerPool,
-}
-
-impl Lease {
-    /// Notes activity; not an event (it changes on every streamed token).
-    pub fn touch(&self) {
-        self.pool
-            .lock_workers()
-            .entry(self.profile.id.clone())
-            .or_default()
-            .last_activity_at = Some(now_ms());
-    }
-
-    /// A sticky task model becomes the worker's model for later tasks.
-    pub fn keep_model(&self, reference: &str, resolution: &Resolution) {
-        self.pool.lock_overrides().insert(
-            self.profile.id.clone(),
-            ModelOverride {
-                reference: reference.to_owned(),
-                policy: ModelPolicy::Sticky,
-            },
-        );
-        self.pool
-            .record_model(&self.profile.id, &Ok(resolution.clone()));
-    }
-
-    /// The server's catalog as tasks must see it (pinned to `--fake`'s provider, if any).
-    pub async fn read_catalog(&self) -> Result<Catalog, OpenCodeError> {
-        self.pool.read_catalog(&self.conn.client).await
-    }
-
-    pub fn system_prompt(&self) -> Option<String> {
-        match self.agent {
-            Some(_) => None,
-            None => Some(self.profile.prompt.clone()),
-        }
-    }
-
-    /// The project the worker's server runs in.
-    pub fn project_dir(&self) -> &std::path::Path {
-        &self.pool.inner.launch.project_dir
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.pool.update(&self.profile.id, |w| {
-            w.active_jobs = w.active_jobs.saturating_sub(1);
-            if w.active_jobs == 0 && w.status == WorkerStatus::Busy {
-                w.status = WorkerStatus::Ready;
-            }
-        });
-    }
 }
 
 impl WorkerPool {
@@ -310,11 +248,13 @@ impl WorkerPool {
         // The lease exists from the moment the worker counts as busy: a caller that gives up
         // during the catalog read below drops it, and its drop frees the worker again.
         let mut lease = Lease {
+            client: conn.client.clone(),
             conn,
             profile,
             agent,
             catalog: slot.catalog_now(),
             model_ref,
+            workdir: None,
             pool: self.clone(),
         };
         if lease.catalog.is_none() {
@@ -532,23 +472,29 @@ impl WorkerPool {
     /// session list while it is among the last `runtime.keepSessions`, and deletes the sessions
     /// that fall out (with 0, this one at once). A session whose server is gone is skipped;
     /// a failed delete is logged, never an error of the job.
-    pub async fn retire_session(&self, conn: &Arc<ServerConn>, session_id: &str) {
+    /// `client` addresses the session's directory (the job's worktree, or the project).
+    pub async fn retire_session(
+        &self,
+        conn: &Arc<ServerConn>,
+        client: &OpenCodeClient,
+        session_id: &str,
+    ) {
         let keep = usize::try_from(self.inner.config.runtime.keep_sessions).unwrap_or(usize::MAX);
-        let expired: Vec<(std::sync::Weak<ServerConn>, String)> = {
+        let expired: Vec<RetiredSession> = {
             let mut kept = self
                 .inner
                 .finished_sessions
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            kept.push_back((Arc::downgrade(conn), session_id.to_owned()));
+            kept.push_back((Arc::downgrade(conn), client.clone(), session_id.to_owned()));
             let excess = kept.len().saturating_sub(keep);
             kept.drain(..excess).collect()
         };
-        for (conn, session_id) in expired {
+        for (conn, client, session_id) in expired {
             let Some(conn) = conn.upgrade() else {
                 continue;
             };
-            if let Err(err) = conn.client.delete_session(&session_id).await {
+            if let Err(err) = client.delete_session(&session_id).await {
                 tracing::debug!(server = %conn.label, session = %session_id, error = %err, "could not delete a finished worker session");
             }
         }

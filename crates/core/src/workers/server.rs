@@ -191,6 +191,44 @@ impl ServerConn {
     }
 }
 
+/// A second event subscription on the same server for one directory (a task's worktree):
+/// OpenCode scopes `GET /event` to a directory, so a session created there is heard only here.
+/// Its events go to the same router; dropping the watch ends the subscription.
+pub struct DirectoryWatch {
+    stop: CancellationToken,
+}
+
+impl Drop for DirectoryWatch {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl ServerConn {
+    /// Subscribes to the events of `client`'s directory and returns once the subscription is
+    /// live, so a session created next cannot miss its first events.
+    pub async fn watch_directory(
+        &self,
+        client: OpenCodeClient,
+    ) -> Result<DirectoryWatch, OpenCodeError> {
+        let stream = client.events().await?;
+        let stop = self.stop.child_token();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        // Spawned apart from `pump`, which is closed once the server connects; the stop token
+        // (a child of the server's) ends it with the watch or the server.
+        tokio::spawn(pump_events(
+            format!("{} (worktree)", self.label),
+            client,
+            self.router.clone(),
+            stream,
+            stop.clone(),
+            ready_tx,
+        ));
+        let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
+        Ok(DirectoryWatch { stop })
+    }
+}
+
 impl Drop for ServerConn {
     fn drop(&mut self) {
         self.stop.cancel();

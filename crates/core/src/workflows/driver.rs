@@ -49,7 +49,31 @@ pub(super) async fn drive(
     definition: WorkflowDefinition,
     mut record: JobRecord,
     job: JobHandle,
+    workspace: super::worktree_run::RunWorkspace,
 ) {
+    let tree = match workspace
+        .open(flows.config(), &definition, &mut record)
+        .await
+    {
+        Ok(tree) => tree,
+        Err(why) => {
+            let clock = Clock {
+                started: Instant::now(),
+                before: run.active_ms,
+            };
+            let why = format!("the run's worktree could not be made: {why}");
+            finish(
+                &flows,
+                run,
+                &definition,
+                record,
+                job,
+                End::Error(why),
+                &clock,
+            );
+            return;
+        }
+    };
     let execution: WorkflowExecution = parse_ui(&run.ui.execution);
     let intervene: WorkflowIntervene = parse_ui(&run.ui.intervene);
     let clock = Clock {
@@ -82,7 +106,16 @@ pub(super) async fn drive(
         record.progress.last_activity_at = Some(now_ms());
         job.publish(&record, true);
 
-        let ran = run_step(&flows, &job, &mut run, &definition, step, &clock).await;
+        let ran = run_step(
+            &flows,
+            &job,
+            &mut run,
+            &definition,
+            step,
+            &clock,
+            tree.as_ref(),
+        )
+        .await;
         let members = run_members(&run, step);
         let failed: Vec<&WorkflowStepResult> = members
             .iter()
@@ -156,6 +189,9 @@ pub(super) async fn drive(
             };
         }
     };
+    if let Some(tree) = tree {
+        tree.close(&mut record).await;
+    }
     finish(&flows, run, &definition, record, job, end, &clock);
 }
 
@@ -168,6 +204,7 @@ async fn run_step(
     definition: &WorkflowDefinition,
     step: &WorkflowStep,
     clock: &Clock,
+    tree: Option<&super::worktree_run::RunWorktree>,
 ) -> Result<(), ()> {
     let runtime = job.runtime();
     let remaining = run
@@ -186,7 +223,7 @@ async fn run_step(
             .unwrap_or(run.limits.per_step_timeout_ms)
             .min(run.limits.per_step_timeout_ms)
             .min(remaining);
-        let launched = start_member(flows, run, definition, member, first, timeout).await;
+        let launched = start_member(flows, run, definition, member, first, timeout, tree).await;
         let Some(slot) = result_mut(run, &member.id) else {
             continue;
         };
@@ -289,6 +326,7 @@ async fn start_member(
     member: &WorkflowStep,
     first: bool,
     timeout: u64,
+    tree: Option<&super::worktree_run::RunWorktree>,
 ) -> Result<String, String> {
     let config = flows.config();
     config
@@ -339,6 +377,7 @@ async fn start_member(
             setting: "the run's maxRunTokens".to_owned(),
         }),
         required_skills: member.required_skills.clone(),
+        workspace: tree.map(super::worktree_run::RunWorktree::for_step),
     };
     flows
         .runtime

@@ -26,6 +26,7 @@ mod driver;
 pub mod limits;
 mod skills;
 pub mod triggers;
+mod worktree_run;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -168,6 +169,11 @@ pub struct WorkflowRequest {
     pub caller_session_id: Option<String>,
     /// A trigger's token cap (`workflows.triggers.*.maxTokens`); lowers the definition's own.
     pub max_run_tokens: Option<u64>,
+    /// Where the run's steps edit files: one worktree the steps share (`worktree`), or the
+    /// checkout; `None` decides by the default rule (see `worktree_run.rs`).
+    pub workspace: Option<orchestra_protocol::WorkspaceMode>,
+    /// The project's worktrees; `None` runs in the checkout.
+    pub worktrees: Option<crate::worktree::Worktrees>,
 }
 
 /// A run that was started or resumed: its workflow job and run ids.
@@ -228,7 +234,8 @@ impl Workflows {
         requested_by: Option<String>,
     ) -> Result<StartedRun, WorkflowError> {
         if let Some(run_id) = request.continue_run_id.clone() {
-            return self.resume(&run_id, requested_by);
+            let workspace = worktree_run::RunWorkspace::of(&request);
+            return self.resume(&run_id, requested_by, workspace);
         }
         let Some(workflow_id) = request.workflow_id.clone() else {
             return Err(WorkflowError::MissingId);
@@ -261,6 +268,7 @@ impl Workflows {
         let config = &self.config;
         let limits = limits::effective(config, &definition)?;
         limits::check_run(&definition, &limits, &request.task)?;
+        let workspace = worktree_run::RunWorkspace::of(&request);
 
         let mut record = self.job_record(&definition, &request.task, requested_by);
         record.caller_session_id = request.caller_session_id;
@@ -292,13 +300,14 @@ impl Workflows {
             definition: serde_json::to_value(&definition).unwrap_or_default(),
         };
         self.runtime.store().save_run(&run)?;
-        self.launch(run, definition, record)
+        self.launch(run, definition, record, workspace)
     }
 
     fn resume(
         &self,
         run_id: &str,
         requested_by: Option<String>,
+        workspace: worktree_run::RunWorkspace,
     ) -> Result<StartedRun, WorkflowError> {
         let store = self.runtime.store();
         store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS)?;
@@ -337,7 +346,7 @@ impl Workflows {
             let now = store.get_run(run_id)?.unwrap_or(run);
             return Err(busy(&now));
         }
-        self.launch(run, definition, record)
+        self.launch(run, definition, record, workspace)
     }
 
     fn job_record(
@@ -360,6 +369,7 @@ impl Workflows {
         run: WorkflowRun,
         definition: WorkflowDefinition,
         mut record: JobRecord,
+        workspace: worktree_run::RunWorkspace,
     ) -> Result<StartedRun, WorkflowError> {
         record.run_id = Some(run.run_id.clone());
         let handle = self.runtime.open(record.clone())?;
@@ -372,7 +382,7 @@ impl Workflows {
         self.runtime.bus().publish(run_event(&run));
         self.runtime.spawn(
             record.id.clone(),
-            driver::drive(self.clone(), run, definition, record, handle),
+            driver::drive(self.clone(), run, definition, record, handle, workspace),
         );
         Ok(started)
     }

@@ -147,9 +147,10 @@ async fn finished_tasks_and_workflow_runs_leave_records_with_the_files_they_touc
             {"id": "write", "title": "Write", "workerId": "coder", "prompt": "{task}"},
             {"id": "check", "title": "Check", "workerId": "docs", "prompt": "Say that the note is there."}
         ]);
+        // The coder writes into the checkout here, where the test looks for its files.
         let world = World::start(json!({"workflows": {"definitions": [
             {"id": "note", "name": "Note", "steps": steps}
-        ]}}))
+        ]}, "profiles": [{"id": "coder", "workspace": "checkout"}]}))
         .await;
         let mut events = world.hub.bus().subscribe(None);
         let file = world.project.dir.join("notes/memo.txt");

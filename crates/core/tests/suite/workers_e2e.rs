@@ -54,10 +54,11 @@ async fn the_coder_can_write_a_file_and_the_architect_cannot() {
     bounded(async {
         // `auditor` is read-only through OpenCode permissions alone (no `tools`
         // map), which shows the permissions are what enforce it.
+        // The coder writes into the checkout here, where the test looks for its file.
         let world = World::start(json!({"profiles": [{
             "id": "auditor", "name": "Auditor", "model": "auto", "purpose": "reviews code",
             "whenToUse": "audits", "permission": {"edit": "deny", "bash": "deny"}
-        }]}))
+        }, {"id": "coder", "workspace": "checkout"}]}))
         .await;
         let allowed = world.project.dir.join("from-coder.txt");
         let call = |path: &std::path::Path| {

@@ -1,0 +1,89 @@
+//! A workflow run's worktree: one worktree and branch `orchestra/<run job id>` that every
+//! step of the run works in, so boomerang's implement and fix steps build on each other. It
+//! is made when the run's driver starts (when the run asks for one, or by default when a
+//! step's worker may edit (and its profile does not say `checkout`) and the project is a git repository with a commit), each step
+//! commits its changes there, and at the end a run that changed nothing leaves nothing.
+
+use orchestra_protocol::{JobRecord, WorkspaceMode, WorktreeInfo};
+
+use super::WorkflowRequest;
+use crate::config::{Config, WorkflowDefinition};
+use crate::jobs::JobWorkspace;
+use crate::worktree::Worktrees;
+
+/// What a run asked for.
+#[derive(Clone)]
+pub(super) struct RunWorkspace {
+    mode: Option<WorkspaceMode>,
+    worktrees: Option<Worktrees>,
+}
+
+/// The worktree a running run holds.
+pub(super) struct RunWorktree {
+    worktrees: Worktrees,
+    pub info: WorktreeInfo,
+}
+
+impl RunWorkspace {
+    pub fn of(request: &WorkflowRequest) -> RunWorkspace {
+        RunWorkspace {
+            mode: request.workspace,
+            worktrees: request.worktrees.clone(),
+        }
+    }
+
+    /// Makes the run's worktree when it gets one; an explicit `worktree` that cannot be made
+    /// is the run's error.
+    pub async fn open(
+        self,
+        config: &Config,
+        definition: &WorkflowDefinition,
+        record: &mut JobRecord,
+    ) -> Result<Option<RunWorktree>, String> {
+        let Some(worktrees) = self.worktrees else {
+            return Ok(None);
+        };
+        let writes = definition.steps.iter().any(|step| {
+            step.members().iter().any(|m| {
+                config
+                    .profile(&m.worker_id)
+                    .is_ok_and(|p| !p.read_only() && p.workspace != Some(WorkspaceMode::Checkout))
+            })
+        });
+        let base = match self.mode {
+            Some(WorkspaceMode::Checkout) => return Ok(None),
+            Some(WorkspaceMode::Worktree) => worktrees.base().await.map_err(|e| e.to_string())?,
+            None if !writes => return Ok(None),
+            None => match worktrees.base().await {
+                Ok(base) => base,
+                Err(_) => return Ok(None),
+            },
+        };
+        let info = worktrees
+            .create(&record.id, &base)
+            .await
+            .map_err(|e| e.to_string())?;
+        record.worktree = Some(info.clone());
+        Ok(Some(RunWorktree { worktrees, info }))
+    }
+}
+
+impl RunWorktree {
+    /// A step works in the run's worktree.
+    pub fn for_step(&self) -> JobWorkspace {
+        JobWorkspace::Reuse {
+            worktrees: self.worktrees.clone(),
+            info: self.info.clone(),
+        }
+    }
+
+    /// At the run's end: the diffstat of every step's commits, and a run that changed nothing
+    /// leaves no worktree and no branch.
+    pub async fn close(mut self, record: &mut JobRecord) {
+        let label = record.message.clone();
+        if let Err(err) = self.worktrees.finish(&mut self.info, &label).await {
+            tracing::warn!(run_job = %record.id, error = %err, "closing the run's worktree failed");
+        }
+        record.worktree = Some(self.info);
+    }
+}
