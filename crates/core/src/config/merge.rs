@@ -104,6 +104,9 @@ fn apply_file(
     bin_base: &Path,
 ) {
     set(&mut config.auto_spawn, file.auto_spawn);
+    if let Some(checks) = &file.checks {
+        config.checks = super::checks::resolve(checks);
+    }
     set(&mut config.startup_timeout_ms, file.startup_timeout);
     set(
         &mut config.health_check_interval_ms,

@@ -67,6 +67,10 @@ pub struct OrchestratorConfigFile {
     /// Like `profiles`, and also the list of workers started at launch (when `autoSpawn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<ProfileEntry>>,
+    /// Named done-checks for `until: {check}` on `task_start`: commands the hub runs (`sh -c`)
+    /// in the task's workspace after each attempt. Only here, never in a tool call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<BTreeMap<String, super::checks::CheckFile>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -742,6 +746,9 @@ pub struct ProfileFile {
     /// `once`, `always`, or `ask` (a person answers from the panel). Default: reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_permission_ask: Option<PermissionReply>,
+    /// Caps for every task of this worker; a task's own `budget` overrides each dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<orchestra_protocol::TaskBudget>,
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ProfileKind>,

@@ -44,6 +44,8 @@ pub struct Profile {
     /// Overrides `runtime.isolation` for this worker (never `Attach`).
     pub isolation: Option<Isolation>,
     pub on_permission_ask: PermissionReply,
+    /// Caps for every task of this worker (`budget`).
+    pub budget: Option<orchestra_protocol::TaskBudget>,
     /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
     pub builtin: bool,
 }
@@ -153,6 +155,7 @@ fn base(
         tags: Vec::new(),
         isolation: None,
         on_permission_ask: PermissionReply::Reject,
+        budget: None,
         builtin: true,
     }
 }
@@ -250,6 +253,9 @@ pub(crate) fn apply_override(profile: &mut Profile, object: &ProfileFile) {
         profile.isolation = Some(isolation.into());
     }
     set(&mut profile.on_permission_ask, object.on_permission_ask);
+    if object.budget.is_some() {
+        profile.budget = object.budget;
+    }
 }
 
 pub(crate) fn set<T>(slot: &mut T, value: Option<T>) {

@@ -46,6 +46,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Ids of the profiles listed in `workers`, in order: the workers started at launch.
     pub spawn: Vec<String>,
+    /// Named done-checks (`checks`), by name.
+    pub checks: BTreeMap<String, super::checks::Check>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -460,6 +462,7 @@ impl Config {
                 .map(|p| (p.id.clone(), p))
                 .collect(),
             spawn: Vec::new(),
+            checks: BTreeMap::new(),
         }
     }
 

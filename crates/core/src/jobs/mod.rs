@@ -8,6 +8,8 @@
 //! `failed` with the panic's message instead of leaving it `running`.
 
 pub mod attachments;
+mod budget;
+mod check_run;
 mod files;
 pub mod questions;
 mod runner;
@@ -31,6 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
+pub use check_run::UntilJob;
 pub use turn::{ReplySummary, error_text, summarize};
 
 /// How often progress may be written to the store while a job runs; the event stream and
@@ -83,6 +86,14 @@ pub struct WorkerJob {
     /// Input + output + reasoning tokens the turn may use; the session is aborted once its
     /// finished model steps used more.
     pub token_budget: Option<TokenBudget>,
+    /// The task's own budget (`budget` on `task_start` over the profile's), all dimensions.
+    pub budget: Option<orchestra_protocol::TaskBudget>,
+    /// What the tasks this one continues spent, read from the store.
+    pub prior_spend: orchestra_protocol::BudgetSpend,
+    /// Continue in this existing session (`continueTaskId`) instead of a fresh one.
+    pub session_id: Option<String>,
+    /// Repeat until this check passes (`until`).
+    pub until: Option<UntilJob>,
 }
 
 /// A turn's token budget, and the setting that sets it (named in the error).

@@ -9,6 +9,7 @@
 
 mod control;
 mod human;
+mod limits;
 mod memory_ops;
 mod memory_view;
 mod model_ops;
@@ -88,6 +89,8 @@ pub enum TaskError {
         "workers may only run memory ops here ({asked} is not one); use kind \"op\" with op memory.put, memory.link, memory.done, memory.search, memory.get or memory.forget"
     )]
     WorkerRestricted { asked: String },
+    #[error(transparent)]
+    Limits(#[from] limits::LimitsError),
 }
 
 impl TaskError {
@@ -107,6 +110,7 @@ impl TaskError {
             TaskError::Worker(err) => err.kind(),
             TaskError::Question(err) => err.kind(),
             TaskError::Memory(err) => err.kind(),
+            TaskError::Limits(err) => err.kind(),
         }
     }
 }
@@ -284,7 +288,16 @@ impl TaskEngine {
                 max: max_chars,
             });
         }
+        let continues = limits::continued_task(self.runtime.store(), &params)?;
         let route = match params.kind {
+            // A continued task stays on its worker, in its session.
+            TaskKind::Worker | TaskKind::Auto if continues.is_some() => RouteDecision {
+                profile: continues
+                    .as_ref()
+                    .map(|r| r.worker_id.clone())
+                    .unwrap_or_default(),
+                reason: "continues its task's session (continueTaskId)".into(),
+            },
             TaskKind::Worker => {
                 let worker_id =
                     params
@@ -310,6 +323,8 @@ impl TaskEngine {
             TaskKind::Workflow => return self.start_workflow(params, requested_by, None),
             TaskKind::Op => return self.start_op(params, requested_by),
         };
+        let profile_budget = self.config.profile(&route.profile)?.budget;
+        let limits = limits::resolve(&self.config, &params, profile_budget, continues)?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
         let context = match &self.memory {
@@ -323,6 +338,9 @@ impl TaskEngine {
         record.caller_session_id = params.caller_session_id.clone();
         record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
+        record.budget = limits.budget;
+        record.until.clone_from(&params.until);
+        record.continues_task_id = limits.continues.as_ref().map(|r| r.id.clone());
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,
@@ -338,6 +356,10 @@ impl TaskEngine {
             permission_ask_timeout: Duration::from_millis(tasks.permission_ask_timeout_ms),
             context,
             token_budget: None,
+            budget: limits.budget,
+            prior_spend: limits.prior_spend,
+            session_id: limits.continues.and_then(|r| r.session_id),
+            until: limits.until,
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {

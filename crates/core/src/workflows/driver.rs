@@ -330,6 +330,13 @@ async fn start_member(
             tokens: run.limits.max_run_tokens.saturating_sub(spent).max(1),
             setting: "the run's maxRunTokens".to_owned(),
         }),
+        budget: config
+            .profile(&member.worker_id)
+            .ok()
+            .and_then(|p| p.budget),
+        prior_spend: orchestra_protocol::BudgetSpend::default(),
+        session_id: None,
+        until: None,
     };
     flows
         .runtime

@@ -1,0 +1,204 @@
+//! `budget`, `until` and `continueTaskId` of `task_start`: checked and resolved before a worker
+//! job starts.
+//!
+//! A budget is the task's own over its profile's, dimension by dimension. A continued task runs
+//! in the finished task's session, and what the chain of tasks already spent is read from the
+//! store (each record's `spent` includes what the tasks it continues spent), so a hub restart
+//! neither resets nor double-counts it. `until` names a check from the config; the command
+//! itself never comes from the caller.
+
+use std::time::Duration;
+
+use orchestra_protocol::{
+    BudgetDimension, BudgetSpend, ErrorKind, JobRecord, TaskBudget, TaskKind, TaskStartParams,
+};
+use orchestra_store::Store;
+
+use crate::config::Config;
+use crate::jobs::UntilJob;
+
+/// Attempts of an `until` loop when `maxIterations` is not given.
+const DEFAULT_MAX_ITERATIONS: u32 = 3;
+/// The most attempts a caller may ask for.
+const MAX_ITERATIONS: u32 = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    #[error("`budget.{dimension}` must be greater than 0 (got {value}); leave it out for no cap")]
+    NotPositive { dimension: &'static str, value: f64 },
+    #[error("`until.check` names no configured check `{name}`; {hint}")]
+    UnknownCheck { name: String, hint: String },
+    #[error("check `{name}` has an empty command; set checks.{name}.command in orchestrator.json")]
+    EmptyCheck { name: String },
+    #[error("`until.maxIterations` must be between 1 and {MAX_ITERATIONS} (got {got})")]
+    Iterations { got: u32 },
+    #[error("`continueTaskId`: no task with id `{id}`; list tasks with task_list")]
+    UnknownTask { id: String },
+    #[error("`continueTaskId`: task `{id}` {why}")]
+    CannotContinue { id: String, why: String },
+    #[error(
+        "task `{id}` already used {used} of budget.{dimension} (cap {cap}); pass a `budget` with \
+         {dimension} above {used} to continue it"
+    )]
+    StillSpent {
+        id: String,
+        dimension: &'static str,
+        used: f64,
+        cap: f64,
+    },
+    #[error("reading the task to continue failed: {0}")]
+    Store(#[from] orchestra_store::StoreError),
+}
+
+impl LimitsError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LimitsError::NotPositive { .. }
+            | LimitsError::UnknownCheck { .. }
+            | LimitsError::EmptyCheck { .. }
+            | LimitsError::Iterations { .. } => ErrorKind::BadRequest,
+            LimitsError::UnknownTask { .. } => ErrorKind::NotFound,
+            LimitsError::CannotContinue { .. } => ErrorKind::Conflict,
+            LimitsError::StillSpent { .. } => ErrorKind::BudgetExceeded,
+            LimitsError::Store(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A task's limits, resolved.
+#[derive(Default)]
+pub(super) struct Limits {
+    pub budget: Option<TaskBudget>,
+    pub prior_spend: BudgetSpend,
+    pub until: Option<UntilJob>,
+    /// The task being continued: its worker and session.
+    pub continues: Option<JobRecord>,
+}
+
+/// The finished task `continueTaskId` names, if any, checked to be continuable.
+pub(super) fn continued_task(
+    store: &Store,
+    params: &TaskStartParams,
+) -> Result<Option<JobRecord>, LimitsError> {
+    let Some(id) = &params.continue_task_id else {
+        return Ok(None);
+    };
+    let record = store
+        .get_job(id)?
+        .ok_or_else(|| LimitsError::UnknownTask { id: id.clone() })?;
+    let cannot = |why: &str| LimitsError::CannotContinue {
+        id: id.clone(),
+        why: why.to_owned(),
+    };
+    if !record.status.is_final() {
+        return Err(cannot("is still running; await it first"));
+    }
+    if !matches!(record.kind, TaskKind::Worker | TaskKind::Auto) || record.run_id.is_some() {
+        return Err(cannot(
+            "is not a worker task of its own; only worker tasks continue in their session",
+        ));
+    }
+    if record.session_id.is_none() {
+        return Err(cannot("never had a session; start a new task instead"));
+    }
+    Ok(Some(record))
+}
+
+/// The budget (the task's over its profile's), the continued chain's spend and the check.
+pub(super) fn resolve(
+    config: &Config,
+    params: &TaskStartParams,
+    profile_budget: Option<TaskBudget>,
+    continues: Option<JobRecord>,
+) -> Result<Limits, LimitsError> {
+    let own = params.budget.unwrap_or_default();
+    check_positive(&own)?;
+    let inherited = continues
+        .as_ref()
+        .and_then(|r| r.budget)
+        .unwrap_or_default();
+    let budget = own.or(inherited).or(profile_budget.unwrap_or_default());
+    let prior_spend = continues.as_ref().map(spent_by).unwrap_or_default();
+    if let Some(record) = &continues {
+        for dimension in BudgetDimension::ALL {
+            let (Some(cap), used) = (budget.cap(dimension), prior_spend.used(dimension)) else {
+                continue;
+            };
+            if used >= cap {
+                return Err(LimitsError::StillSpent {
+                    id: record.id.clone(),
+                    dimension: dimension.as_str(),
+                    used,
+                    cap,
+                });
+            }
+        }
+    }
+    let until = params
+        .until
+        .as_ref()
+        .map(|until| {
+            let check = config.checks.get(&until.check).ok_or_else(|| {
+                let names: Vec<&str> = config.checks.keys().map(String::as_str).collect();
+                LimitsError::UnknownCheck {
+                    name: until.check.clone(),
+                    hint: if names.is_empty() {
+                        "no checks are configured: add `checks: {\"<name>\": {\"command\": \"…\"}}` \
+                         to orchestrator.json"
+                            .to_owned()
+                    } else {
+                        format!("configured checks: {}", names.join(", "))
+                    },
+                }
+            })?;
+            if check.command.trim().is_empty() {
+                return Err(LimitsError::EmptyCheck {
+                    name: until.check.clone(),
+                });
+            }
+            let max_iterations = until.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS);
+            if !(1..=MAX_ITERATIONS).contains(&max_iterations) {
+                return Err(LimitsError::Iterations {
+                    got: max_iterations,
+                });
+            }
+            Ok(UntilJob {
+                check: until.check.clone(),
+                command: check.command.clone(),
+                timeout: Duration::from_millis(check.timeout_ms),
+                max_iterations,
+            })
+        })
+        .transpose()?;
+    Ok(Limits {
+        budget: (!budget.is_empty()).then_some(budget),
+        prior_spend,
+        until,
+        continues,
+    })
+}
+
+/// What a finished task spent with the tasks it continues, as its stored record says.
+fn spent_by(record: &JobRecord) -> BudgetSpend {
+    record.spent.unwrap_or_else(|| {
+        let ms = record
+            .duration_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(0);
+        BudgetSpend::of(&record.usage, 0, ms)
+    })
+}
+
+fn check_positive(budget: &TaskBudget) -> Result<(), LimitsError> {
+    for dimension in BudgetDimension::ALL {
+        if let Some(value) = budget.cap(dimension)
+            && (value <= 0.0 || value.is_nan())
+        {
+            return Err(LimitsError::NotPositive {
+                dimension: dimension.as_str(),
+                value,
+            });
+        }
+    }
+    Ok(())
+}
