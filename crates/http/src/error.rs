@@ -75,7 +75,8 @@ impl ApiFailure {
     /// their path use `From<TaskError>` instead.
     pub fn of_verb(err: TaskError) -> ApiFailure {
         match &err {
-            TaskError::Job(_) => ApiFailure::from(err),
+            // A spent budget stays `budget_exceeded`: the caller must raise it, not fix a field.
+            TaskError::Job(_) | TaskError::Limits(_) => ApiFailure::from(err),
             TaskError::EmptyTask
             | TaskError::TaskTooLong { .. }
             | TaskError::MissingField { .. }

@@ -5,8 +5,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::TokenUsage;
-
 /// Caps on what one task may spend. Each dimension is optional; a task stops (failed, its
 /// partial output kept) at the first one it reaches. `maxTokens` counts every token the
 /// provider reports: input, output, reasoning, cache read and cache write.
@@ -101,10 +99,11 @@ pub struct BudgetSpend {
 }
 
 impl BudgetSpend {
-    pub fn of(usage: &TokenUsage, turns: u32, ms: u64) -> BudgetSpend {
+    /// `tokens` is every kind together (`TokenUsage::total`), `cost_usd` its cost.
+    pub fn of(tokens: u64, cost_usd: f64, turns: u32, ms: u64) -> BudgetSpend {
         BudgetSpend {
-            tokens: usage.total(),
-            cost_usd: usage.cost,
+            tokens,
+            cost_usd,
             turns,
             ms,
         }

@@ -38,7 +38,8 @@ impl BudgetGuard {
     /// Prior spend plus this task's steps and time so far.
     pub fn spend(&self, usage: &TokenUsage, turns: u32) -> BudgetSpend {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.prior.plus(BudgetSpend::of(usage, turns, ms))
+        self.prior
+            .plus(BudgetSpend::of(usage.total(), usage.cost, turns, ms))
     }
 
     /// Publishes a warning for each dimension newly past 80 %, and returns the first dimension

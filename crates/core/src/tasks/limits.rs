@@ -185,7 +185,7 @@ fn spent_by(record: &JobRecord) -> BudgetSpend {
             .duration_ms
             .and_then(|ms| u64::try_from(ms).ok())
             .unwrap_or(0);
-        BudgetSpend::of(&record.usage, 0, ms)
+        BudgetSpend::of(record.usage.total(), record.usage.cost, 0, ms)
     })
 }
 
@@ -201,4 +201,27 @@ fn check_positive(budget: &TaskBudget) -> Result<(), LimitsError> {
         }
     }
     Ok(())
+}
+
+/// A task's status for the list: with the budget that stopped it, and its checks so far
+/// (`failed · budget.maxTurns 3/3`, `running · checks 1 of 3, last failed`).
+pub(super) fn status_with_limits(record: &JobRecord) -> String {
+    let mut text = record.status.as_str().to_owned();
+    if let Some(stop) = &record.budget_stop {
+        text.push_str(&format!(
+            " · budget.{} {}/{}",
+            stop.dimension.as_str(),
+            stop.used,
+            stop.cap
+        ));
+    }
+    if let (Some(until), Some(last)) = (&record.until, record.checks.last()) {
+        text.push_str(&format!(
+            " · checks {} of {}, last {}",
+            record.checks.len(),
+            until.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS),
+            if last.passed { "passed" } else { "failed" }
+        ));
+    }
+    text
 }
