@@ -337,6 +337,7 @@ fn resolve_step(s: &WorkflowStepFile) -> WorkflowStep {
         timeout_ms: s.timeout_ms,
         model: s.model.clone(),
         required_skills: s.required_skills.clone().unwrap_or_default(),
+        until: s.until.clone(),
         parallel: s.parallel.iter().flatten().map(resolve_step).collect(),
     }
 }

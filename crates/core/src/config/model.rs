@@ -301,6 +301,9 @@ pub struct WorkflowStepFile {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_skills: Option<Vec<String>>,
+    /// Repeat this step in its session until a check from the config's `checks` passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<orchestra_protocol::UntilCheck>,
     /// Makes this step a parallel group of these steps (at least two, no nested groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2))]

@@ -183,6 +183,8 @@ pub struct WorkflowStep {
     pub timeout_ms: Option<u64>,
     pub model: Option<String>,
     pub required_skills: Vec<String>,
+    /// Repeat until this configured check passes (`until`).
+    pub until: Option<orchestra_protocol::UntilCheck>,
     /// Non-empty for a parallel group: these steps run at the same time and the group's own
     /// worker, prompt, carry, timeout and model are unused.
     pub parallel: Vec<WorkflowStep>,

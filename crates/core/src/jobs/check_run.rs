@@ -11,7 +11,14 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use orchestra_protocol::{CheckResult, now_ms};
+use orchestra_protocol::{CheckResult, UntilCheck, now_ms};
+
+use crate::config::Config;
+
+/// Attempts of an `until` loop when `maxIterations` is not given.
+pub const DEFAULT_MAX_ITERATIONS: u32 = 3;
+/// The most attempts a caller may ask for.
+const MAX_ITERATIONS: u32 = 50;
 
 /// The most output of a check kept on the task and sent back to the worker; the end is kept,
 /// where compilers and test runners put their verdict.
@@ -24,6 +31,50 @@ pub struct UntilJob {
     pub command: String,
     pub timeout: Duration,
     pub max_iterations: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UntilError {
+    #[error("`until.check` names no configured check `{name}`; {hint}")]
+    UnknownCheck { name: String, hint: String },
+    #[error("check `{name}` has an empty command; set checks.{name}.command in orchestrator.json")]
+    EmptyCheck { name: String },
+    #[error("`until.maxIterations` must be between 1 and {MAX_ITERATIONS} (got {got})")]
+    Iterations { got: u32 },
+}
+
+/// `until` resolved against the config's `checks`: the command comes from there only.
+pub fn resolve_until(config: &Config, until: &UntilCheck) -> Result<UntilJob, UntilError> {
+    let check = config.checks.get(&until.check).ok_or_else(|| {
+        let names: Vec<&str> = config.checks.keys().map(String::as_str).collect();
+        UntilError::UnknownCheck {
+            name: until.check.clone(),
+            hint: if names.is_empty() {
+                "no checks are configured: add `checks: {\"<name>\": {\"command\": \"…\"}}` to \
+                 orchestrator.json"
+                    .to_owned()
+            } else {
+                format!("configured checks: {}", names.join(", "))
+            },
+        }
+    })?;
+    if check.command.trim().is_empty() {
+        return Err(UntilError::EmptyCheck {
+            name: until.check.clone(),
+        });
+    }
+    let max_iterations = until.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS);
+    if !(1..=MAX_ITERATIONS).contains(&max_iterations) {
+        return Err(UntilError::Iterations {
+            got: max_iterations,
+        });
+    }
+    Ok(UntilJob {
+        check: until.check.clone(),
+        command: check.command.clone(),
+        timeout: Duration::from_millis(check.timeout_ms),
+        max_iterations,
+    })
 }
 
 /// The directory a task's checks run in: the project checkout today. A task with a worktree of

@@ -9,7 +9,7 @@
 
 pub mod attachments;
 mod budget;
-mod check_run;
+pub mod check_run;
 mod files;
 pub mod questions;
 mod runner;

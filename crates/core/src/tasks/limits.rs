@@ -7,8 +7,6 @@
 //! neither resets nor double-counts it. `until` names a check from the config; the command
 //! itself never comes from the caller.
 
-use std::time::Duration;
-
 use orchestra_protocol::{
     BudgetDimension, BudgetSpend, ErrorKind, JobRecord, TaskBudget, TaskKind, TaskStartParams,
 };
@@ -16,22 +14,14 @@ use orchestra_store::Store;
 
 use crate::config::Config;
 use crate::jobs::UntilJob;
-
-/// Attempts of an `until` loop when `maxIterations` is not given.
-const DEFAULT_MAX_ITERATIONS: u32 = 3;
-/// The most attempts a caller may ask for.
-const MAX_ITERATIONS: u32 = 50;
+use crate::jobs::check_run::{self, DEFAULT_MAX_ITERATIONS, UntilError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LimitsError {
     #[error("`budget.{dimension}` must be greater than 0 (got {value}); leave it out for no cap")]
     NotPositive { dimension: &'static str, value: f64 },
-    #[error("`until.check` names no configured check `{name}`; {hint}")]
-    UnknownCheck { name: String, hint: String },
-    #[error("check `{name}` has an empty command; set checks.{name}.command in orchestrator.json")]
-    EmptyCheck { name: String },
-    #[error("`until.maxIterations` must be between 1 and {MAX_ITERATIONS} (got {got})")]
-    Iterations { got: u32 },
+    #[error(transparent)]
+    Until(#[from] UntilError),
     #[error("`continueTaskId`: no task with id `{id}`; list tasks with task_list")]
     UnknownTask { id: String },
     #[error("`continueTaskId`: task `{id}` {why}")]
@@ -53,10 +43,7 @@ pub enum LimitsError {
 impl LimitsError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LimitsError::NotPositive { .. }
-            | LimitsError::UnknownCheck { .. }
-            | LimitsError::EmptyCheck { .. }
-            | LimitsError::Iterations { .. } => ErrorKind::BadRequest,
+            LimitsError::NotPositive { .. } | LimitsError::Until(_) => ErrorKind::BadRequest,
             LimitsError::UnknownTask { .. } => ErrorKind::NotFound,
             LimitsError::CannotContinue { .. } => ErrorKind::Conflict,
             LimitsError::StillSpent { .. } => ErrorKind::BudgetExceeded,
@@ -137,38 +124,7 @@ pub(super) fn resolve(
     let until = params
         .until
         .as_ref()
-        .map(|until| {
-            let check = config.checks.get(&until.check).ok_or_else(|| {
-                let names: Vec<&str> = config.checks.keys().map(String::as_str).collect();
-                LimitsError::UnknownCheck {
-                    name: until.check.clone(),
-                    hint: if names.is_empty() {
-                        "no checks are configured: add `checks: {\"<name>\": {\"command\": \"…\"}}` \
-                         to orchestrator.json"
-                            .to_owned()
-                    } else {
-                        format!("configured checks: {}", names.join(", "))
-                    },
-                }
-            })?;
-            if check.command.trim().is_empty() {
-                return Err(LimitsError::EmptyCheck {
-                    name: until.check.clone(),
-                });
-            }
-            let max_iterations = until.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS);
-            if !(1..=MAX_ITERATIONS).contains(&max_iterations) {
-                return Err(LimitsError::Iterations {
-                    got: max_iterations,
-                });
-            }
-            Ok(UntilJob {
-                check: until.check.clone(),
-                command: check.command.clone(),
-                timeout: Duration::from_millis(check.timeout_ms),
-                max_iterations,
-            })
-        })
+        .map(|until| check_run::resolve_until(config, until))
         .transpose()?;
     Ok(Limits {
         budget: (!budget.is_empty()).then_some(budget),

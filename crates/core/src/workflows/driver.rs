@@ -12,7 +12,7 @@ use orchestra_protocol::{
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::jobs::{JobHandle, TokenBudget, WorkerJob, attachments};
+use crate::jobs::{JobHandle, TokenBudget, WorkerJob, attachments, check_run};
 
 use super::limits::budget_tokens;
 use super::{Workflows, carry, run_event};
@@ -297,6 +297,12 @@ async fn start_member(
     } else {
         Vec::new()
     };
+    let until = member
+        .until
+        .as_ref()
+        .map(|until| check_run::resolve_until(&config, until))
+        .transpose()
+        .map_err(|err| format!("step `{}`: {err}", member.id))?;
     let task = render(&member.prompt, run, definition);
     let mut record =
         flows
@@ -336,7 +342,7 @@ async fn start_member(
             .and_then(|p| p.budget),
         prior_spend: orchestra_protocol::BudgetSpend::default(),
         session_id: None,
-        until: None,
+        until,
     };
     flows
         .runtime

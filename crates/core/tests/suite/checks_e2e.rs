@@ -149,3 +149,43 @@ async fn cancel_during_a_check_ends_the_task_and_kills_the_check() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_step_with_until_repeats_until_its_check_passes() {
+    bounded(async {
+        let mut config = checks();
+        config["workflows"] = json!({"definitions": [{
+        "id": "fix-tests", "name": "Fix tests", "steps": [
+            {"id": "fix", "title": "Fix", "workerId": "coder", "prompt": "{task}",
+             "until": {"check": "twice", "maxIterations": 4}}
+        ]}]});
+        let world = World::start(config).await;
+        let started = world
+            .engine()
+            .start(
+                TaskStartParams {
+                    kind: TaskKind::Workflow,
+                    workflow_id: Some("fix-tests".into()),
+                    task: "make the tests pass".into(),
+                    ..TaskStartParams::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let record = world.finish(&started.task_id).await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+        let run = world
+            .engine()
+            .workflows()
+            .get_run(started.continue_run_id.as_deref().unwrap())
+            .unwrap()
+            .unwrap();
+        let step_task = run.steps[0].task_id.clone().unwrap();
+        let step = world.engine().runtime().peek(&step_task).unwrap().unwrap();
+        let passed: Vec<bool> = step.checks.iter().map(|c| c.passed).collect();
+        assert_eq!(passed, [false, true], "{:?}", step.checks);
+        world.shutdown().await;
+    })
+    .await;
+}
