@@ -300,7 +300,7 @@ async fn start_member(
     let until = member
         .until
         .as_ref()
-        .map(|until| check_run::resolve_until(&config, until))
+        .map(|until| check_run::resolve_until(config, until))
         .transpose()
         .map_err(|err| format!("step `{}`: {err}", member.id))?;
     let task = render(&member.prompt, run, definition);
