@@ -13,6 +13,7 @@ pub mod check_run;
 mod files;
 pub mod questions;
 mod runner;
+mod shared_budget;
 mod turn;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
 pub use check_run::UntilJob;
+pub use shared_budget::SharedBudget;
 pub use turn::{ReplySummary, error_text, summarize};
 
 /// How often progress may be written to the store while a job runs; the event stream and
@@ -94,6 +96,8 @@ pub struct WorkerJob {
     pub session_id: Option<String>,
     /// Repeat until this check passes (`until`).
     pub until: Option<UntilJob>,
+    /// The budget this job shares with others (its workflow run's `budget`).
+    pub shared_budget: Option<SharedBudget>,
 }
 
 /// A turn's token budget, and the setting that sets it (named in the error).

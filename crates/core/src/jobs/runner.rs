@@ -18,6 +18,7 @@ use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs};
 use super::attachments::PreparedAttachment;
 use super::budget::{self, BudgetGuard};
 use super::check_run;
+use super::shared_budget::{SharedBudget, pool_stop_text};
 use super::turn::{self, Progress, Step, summarize};
 use super::{JobHandle, WorkerJob};
 
@@ -281,6 +282,12 @@ impl TurnCtx<'_> {
                     return Some(stopped(lease, session_id, Interrupt::TimedOut, input).await);
                 }
                 () = sleep_until_some(budget_timer) => turn::budget_timer(job, record, state),
+                () = pool_exhausted(input.shared_budget.as_ref()) => {
+                    // Another job of the pool spent the last of it.
+                    record.budget_stop = input.shared_budget.as_ref().and_then(SharedBudget::stop);
+                    let text = record.budget_stop.as_ref().map(pool_stop_text).unwrap_or_default();
+                    Step::Fail(text)
+                }
                 _ = poll.tick() => turn::reconcile(lease, job, record, state, session_id).await,
                 // `state` holds a sender, so this never ends while the loop runs.
                 Some(answer) = answered.recv() => {
@@ -323,6 +330,14 @@ impl TurnCtx<'_> {
                 }
             }
         }
+    }
+}
+
+/// Waits until the shared budget is exhausted, or forever when there is none.
+async fn pool_exhausted(pool: Option<&SharedBudget>) {
+    match pool {
+        Some(pool) => pool.exhausted().cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use orchestra_protocol::{
-    EventBody, JobRecord, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, TokenUsage,
-    ToolCallEvent, now_ms,
+    BudgetSpend, EventBody, JobRecord, PermissionAnswer, PermissionQuestion, PermissionReplyEvent,
+    TokenUsage, ToolCallEvent, now_ms,
 };
 
 use crate::config::PermissionReply;
@@ -19,6 +19,7 @@ use crate::workers::Lease;
 
 use super::budget::{BudgetGuard, stop_text};
 use super::questions::{AnswerSender, reply_word};
+use super::shared_budget::pool_stop_text;
 use super::{JobHandle, WorkerJob};
 
 /// How much of the worker's latest output a peek shows.
@@ -258,6 +259,15 @@ fn spend(
         {
             record.budget_stop = Some(stop);
             return Step::Fail(stop_text(&stop));
+        }
+    }
+    if let Some(pool) = &input.shared_budget {
+        let own = BudgetSpend::of(state.steps_usage.total(), state.steps_usage.cost, turns, 0);
+        if let Some(stop) = pool.report(job, record, own)
+            && !last
+        {
+            record.budget_stop = Some(stop);
+            return Step::Fail(pool_stop_text(&stop));
         }
     }
     let Some(budget) = &input.token_budget else {

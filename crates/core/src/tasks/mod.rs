@@ -360,6 +360,7 @@ impl TaskEngine {
             prior_spend: limits.prior_spend,
             session_id: limits.continues.and_then(|r| r.session_id),
             until: limits.until,
+            shared_budget: None,
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {
@@ -404,6 +405,7 @@ impl TaskEngine {
                 auto_spawn: params.auto_spawn,
                 caller_session_id: params.caller_session_id,
                 max_run_tokens,
+                budget: params.budget,
             },
             requested_by,
         )?;

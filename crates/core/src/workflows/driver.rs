@@ -12,7 +12,7 @@ use orchestra_protocol::{
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::jobs::{JobHandle, TokenBudget, WorkerJob, attachments, check_run};
+use crate::jobs::{JobHandle, SharedBudget, TokenBudget, WorkerJob, attachments, check_run};
 
 use super::limits::budget_tokens;
 use super::{Workflows, carry, run_event};
@@ -57,6 +57,10 @@ pub(super) async fn drive(
         before: run.active_ms,
     };
     let total = definition.steps.len();
+    // One pool for every step of this stretch, counting what earlier stretches spent.
+    let pool = run
+        .budget
+        .map(|budget| SharedBudget::new(budget, run.spent.unwrap_or_default()));
     let end = loop {
         let index = run.current_step_index;
         let Some(step) = definition.steps.get(index) else {
@@ -74,7 +78,19 @@ pub(super) async fn drive(
         record.progress.last_activity_at = Some(now_ms());
         job.publish(&record, true);
 
-        let ran = run_step(&flows, &job, &mut run, &definition, step, &clock).await;
+        let ran = run_step(
+            &flows,
+            &job,
+            &mut run,
+            &definition,
+            step,
+            &clock,
+            pool.as_ref(),
+        )
+        .await;
+        if let Some(pool) = &pool {
+            run.spent = Some(pool.total());
+        }
         let members = run_members(&run, step);
         let failed: Vec<&WorkflowStepResult> = members
             .iter()
@@ -101,6 +117,22 @@ pub(super) async fn drive(
                     step.id
                 ),
                 job_status: JobStatus::Canceled,
+            };
+        }
+        // The run's budget is spent: nothing new starts; a raised budget resumes it.
+        if let Some(stop) = pool.as_ref().and_then(SharedBudget::stop) {
+            break End::Paused {
+                reason: format!(
+                    "budget.{} is {} and the run used {} during step `{}`; resume with \
+                     task_start {{kind: \"workflow\", continueRunId, budget}} and a higher \
+                     budget.{} to run it again",
+                    stop.dimension.as_str(),
+                    stop.cap,
+                    stop.used,
+                    step.id,
+                    stop.dimension.as_str()
+                ),
+                job_status: JobStatus::Failed,
             };
         }
         let last = index + 1 == total;
@@ -160,6 +192,7 @@ async fn run_step(
     definition: &WorkflowDefinition,
     step: &WorkflowStep,
     clock: &Clock,
+    pool: Option<&SharedBudget>,
 ) -> Result<(), ()> {
     let runtime = job.runtime();
     let remaining = run
@@ -178,7 +211,7 @@ async fn run_step(
             .unwrap_or(run.limits.per_step_timeout_ms)
             .min(run.limits.per_step_timeout_ms)
             .min(remaining);
-        let launched = start_member(flows, run, definition, member, first, timeout).await;
+        let launched = start_member(flows, run, definition, member, first, timeout, pool).await;
         let Some(slot) = result_mut(run, &member.id) else {
             continue;
         };
@@ -281,6 +314,7 @@ async fn start_member(
     member: &WorkflowStep,
     first: bool,
     timeout: u64,
+    pool: Option<&SharedBudget>,
 ) -> Result<String, String> {
     let config = flows.config();
     config
@@ -343,6 +377,7 @@ async fn start_member(
         prior_spend: orchestra_protocol::BudgetSpend::default(),
         session_id: None,
         until,
+        shared_budget: pool.cloned(),
     };
     flows
         .runtime

@@ -124,6 +124,7 @@ fn start_memory_run(flows: &Workflows, memory: &HubMemory, turn: &JobRecord) {
         caller_session_id: None,
         // Already lowered in the definition above.
         max_run_tokens: None,
+        budget: None,
     };
     // A failed memory run ends; it never waits paused for a person.
     let ui = WorkflowRunUi {

@@ -291,3 +291,109 @@ async fn a_budget_of_zero_is_refused_naming_the_dimension() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_budget_is_one_pool_for_its_parallel_steps_and_pauses_the_run() {
+    bounded(async {
+        let fake = FakeLlm::start_scripted().await.unwrap();
+        let config = priced_config(&fake.base_url());
+        let world = World::start_with_opencode_config(
+            fake,
+            config,
+            json!({"workflows": {"definitions": [{
+            "id": "both-loop", "name": "Both loop", "steps": [
+                {"id": "pair", "title": "Pair", "parallel": [
+                    {"id": "a", "title": "A", "workerId": "coder", "prompt": "LOOP-a {task}"},
+                    {"id": "b", "title": "B", "workerId": "coder", "prompt": "LOOP-b {task}"}
+                ]},
+                {"id": "after", "title": "After", "workerId": "coder", "prompt": "never {task}"}
+            ]}]}}),
+        )
+        .await;
+        std::fs::write(world.project.dir.join("notes.txt"), "notes\n").unwrap();
+        world
+            .fake
+            .set_responder(tool_loop(world.project.dir.clone()));
+        let start = |budget: TaskBudget, continue_run_id: Option<String>| TaskStartParams {
+            kind: TaskKind::Workflow,
+            workflow_id: continue_run_id.is_none().then(|| "both-loop".into()),
+            continue_run_id,
+            task: "go".into(),
+            budget: Some(budget),
+            ..TaskStartParams::default()
+        };
+        let turns = |n: u32| TaskBudget {
+            max_turns: Some(n),
+            ..TaskBudget::default()
+        };
+        let started = world
+            .engine()
+            .start(start(turns(4), None), None)
+            .await
+            .unwrap();
+        let run_id = started.continue_run_id.clone().unwrap();
+        let record = world.finish(&started.task_id).await;
+        assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+        let run = world
+            .engine()
+            .workflows()
+            .get_run(&run_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            run.status,
+            orchestra_protocol::WorkflowRunStatus::Paused,
+            "{:?}",
+            run.reason
+        );
+        assert!(
+            run.reason.as_deref().unwrap().contains("budget.maxTurns"),
+            "{:?}",
+            run.reason
+        );
+        // Both members drew from one pool of four steps, and both were stopped.
+        let spent = run.spent.unwrap();
+        assert!((4..=6).contains(&spent.turns), "{spent:?}");
+        for member in &run.steps[..2] {
+            let job = world
+                .engine()
+                .runtime()
+                .peek(member.task_id.as_deref().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_stopped_by(&job, BudgetDimension::MaxTurns);
+        }
+        assert_eq!(steps_of(&world, "never"), 0, "nothing new started");
+
+        let refused = world
+            .engine()
+            .start(start(turns(4), Some(run_id.clone())), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            orchestra_protocol::ErrorKind::BudgetExceeded
+        );
+
+        let resumed = world
+            .engine()
+            .start(start(turns(spent.turns + 4), Some(run_id.clone())), None)
+            .await
+            .unwrap();
+        world.finish(&resumed.task_id).await;
+        let again = world
+            .engine()
+            .workflows()
+            .get_run(&run_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.status, orchestra_protocol::WorkflowRunStatus::Paused);
+        let total = again.spent.unwrap().turns;
+        assert!(
+            total >= spent.turns + 4 && total <= spent.turns + 6,
+            "{total}"
+        );
+        world.shutdown().await;
+    })
+    .await;
+}
