@@ -1,4 +1,5 @@
-//! `checks`: named commands that decide when a task's work is done (`until: {check}`).
+//! `checks`: named commands that decide when a task's work is done (`until: {check}`); and
+//! `budgets`, the project's per-day caps.
 //!
 //! A command is taken only from a config file, the user's or the project's, and reaches the
 //! hub by name: a tool call names a check, it never carries a command.
@@ -43,4 +44,25 @@ pub(super) fn resolve(files: &BTreeMap<String, CheckFile>) -> BTreeMap<String, C
             (name.clone(), check)
         })
         .collect()
+}
+
+/// `budgets`: caps over all of a project's work.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BudgetsFile {
+    /// What the project's worker tasks may spend per day (UTC); a new task is refused once it
+    /// is spent, and each task's own budget is lowered to what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<DailyBudget>,
+}
+
+/// The per-day caps: tokens of every kind, and cost in US dollars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DailyBudget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }

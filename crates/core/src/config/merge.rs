@@ -107,6 +107,9 @@ fn apply_file(
     if let Some(checks) = &file.checks {
         config.checks = super::checks::resolve(checks);
     }
+    if let Some(per_day) = file.budgets.as_ref().and_then(|b| b.per_day) {
+        config.daily_budget = Some(per_day);
+    }
     set(&mut config.startup_timeout_ms, file.startup_timeout);
     set(
         &mut config.health_check_interval_ms,

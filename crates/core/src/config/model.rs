@@ -71,6 +71,8 @@ pub struct OrchestratorConfigFile {
     /// in the task's workspace after each attempt. Only here, never in a tool call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<BTreeMap<String, super::checks::CheckFile>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<super::checks::BudgetsFile>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

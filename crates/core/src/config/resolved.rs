@@ -48,6 +48,8 @@ pub struct Config {
     pub spawn: Vec<String>,
     /// Named done-checks (`checks`), by name.
     pub checks: BTreeMap<String, super::checks::Check>,
+    /// The project's per-day caps (`budgets.perDay`).
+    pub daily_budget: Option<super::checks::DailyBudget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -465,6 +467,7 @@ impl Config {
                 .collect(),
             spawn: Vec::new(),
             checks: BTreeMap::new(),
+            daily_budget: None,
         }
     }
 

@@ -36,6 +36,15 @@ pub enum LimitsError {
         used: f64,
         cap: f64,
     },
+    #[error(
+        "the project's budget for today is spent: budgets.perDay.{dimension} is {cap} and \
+         today's tasks used {used}; raise it in orchestrator.json or wait for the next day (UTC)"
+    )]
+    DailySpent {
+        dimension: &'static str,
+        used: f64,
+        cap: f64,
+    },
     #[error("reading the task to continue failed: {0}")]
     Store(#[from] orchestra_store::StoreError),
 }
@@ -46,7 +55,9 @@ impl LimitsError {
             LimitsError::NotPositive { .. } | LimitsError::Until(_) => ErrorKind::BadRequest,
             LimitsError::UnknownTask { .. } => ErrorKind::NotFound,
             LimitsError::CannotContinue { .. } => ErrorKind::Conflict,
-            LimitsError::StillSpent { .. } => ErrorKind::BudgetExceeded,
+            LimitsError::StillSpent { .. } | LimitsError::DailySpent { .. } => {
+                ErrorKind::BudgetExceeded
+            }
             LimitsError::Store(_) => ErrorKind::Internal,
         }
     }
@@ -94,6 +105,7 @@ pub(super) fn continued_task(
 /// The budget (the task's over its profile's), the continued chain's spend and the check.
 pub(super) fn resolve(
     config: &Config,
+    store: &Store,
     params: &TaskStartParams,
     profile_budget: Option<TaskBudget>,
     continues: Option<JobRecord>,
@@ -127,7 +139,7 @@ pub(super) fn resolve(
         .map(|until| check_run::resolve_until(config, until))
         .transpose()?;
     Ok(Limits {
-        budget: (!budget.is_empty()).then_some(budget),
+        budget: within_daily(config, store, (!budget.is_empty()).then_some(budget))?,
         prior_spend,
         until,
         continues,
@@ -180,4 +192,43 @@ pub(super) fn status_with_limits(record: &JobRecord) -> String {
         ));
     }
     text
+}
+
+/// `budget` lowered to what is left of the project's per-day budget (`budgets.perDay`), or
+/// refused when nothing is left. Today's spend is read from the store.
+pub(super) fn within_daily(
+    config: &Config,
+    store: &Store,
+    budget: Option<TaskBudget>,
+) -> Result<Option<TaskBudget>, LimitsError> {
+    let Some(daily) = config.daily_budget else {
+        return Ok(budget);
+    };
+    const DAY_MS: i64 = 86_400_000;
+    let now = orchestra_protocol::now_ms();
+    let spent = store.worker_spend_since(now - now.rem_euclid(DAY_MS))?;
+    let mut budget = budget.unwrap_or_default();
+    if let Some(cap) = daily.max_tokens {
+        if spent.tokens >= cap {
+            return Err(LimitsError::DailySpent {
+                dimension: "maxTokens",
+                used: spent.tokens as f64,
+                cap: cap as f64,
+            });
+        }
+        let left = cap - spent.tokens;
+        budget.max_tokens = Some(budget.max_tokens.map_or(left, |own| own.min(left)));
+    }
+    if let Some(cap) = daily.max_cost_usd {
+        if spent.cost_usd >= cap {
+            return Err(LimitsError::DailySpent {
+                dimension: "maxCostUsd",
+                used: spent.cost_usd,
+                cap,
+            });
+        }
+        let left = cap - spent.cost_usd;
+        budget.max_cost_usd = Some(budget.max_cost_usd.map_or(left, |own| own.min(left)));
+    }
+    Ok((!budget.is_empty()).then_some(budget))
 }

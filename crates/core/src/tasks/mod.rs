@@ -324,7 +324,13 @@ impl TaskEngine {
             TaskKind::Op => return self.start_op(params, requested_by),
         };
         let profile_budget = self.config.profile(&route.profile)?.budget;
-        let limits = limits::resolve(&self.config, &params, profile_budget, continues)?;
+        let limits = limits::resolve(
+            &self.config,
+            self.runtime.store(),
+            &params,
+            profile_budget,
+            continues,
+        )?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
         let context = match &self.memory {
@@ -405,7 +411,8 @@ impl TaskEngine {
                 auto_spawn: params.auto_spawn,
                 caller_session_id: params.caller_session_id,
                 max_run_tokens,
-                budget: params.budget,
+                // A run draws from what is left of the project's day.
+                budget: limits::within_daily(&self.config, self.runtime.store(), params.budget)?,
             },
             requested_by,
         )?;

@@ -397,3 +397,48 @@ async fn a_run_budget_is_one_pool_for_its_parallel_steps_and_pauses_the_run() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_daily_budget_caps_a_task_and_then_refuses_new_ones() {
+    bounded(async {
+        let fake = FakeLlm::start_scripted().await.unwrap();
+        let config = fake_provider_config(&fake.base_url());
+        let world = World::start_with_opencode_config(
+            fake,
+            config,
+            json!({"budgets": {"perDay": {"maxTokens": 2500}}}),
+        )
+        .await;
+        std::fs::write(world.project.dir.join("notes.txt"), "notes\n").unwrap();
+        world
+            .fake
+            .set_responder(tool_loop(world.project.dir.clone()));
+        // No budget of its own: the day's 2500 tokens stop it.
+        let id = world.start_task("coder", "LOOP-day").await;
+        let record = world.finish(&id).await;
+        assert_stopped_by(&record, BudgetDimension::MaxTokens);
+        let refused = world
+            .engine()
+            .start(
+                TaskStartParams {
+                    kind: TaskKind::Worker,
+                    worker_id: Some("coder".into()),
+                    task: "anything".into(),
+                    ..TaskStartParams::default()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            orchestra_protocol::ErrorKind::BudgetExceeded
+        );
+        assert!(
+            refused.to_string().contains("budgets.perDay.maxTokens"),
+            "{refused}"
+        );
+        world.shutdown().await;
+    })
+    .await;
+}
