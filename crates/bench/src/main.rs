@@ -6,6 +6,7 @@
 //! The bench is its own binary so that `orchestra` links no bench or test code; it runs the
 //! `orchestra` it measures as a process, as a user would ([`harness::orchestra_bin`]).
 
+mod budget;
 mod cancel;
 mod cold;
 mod completion;
@@ -33,7 +34,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 11] = [
     "dispatch",
     "hub",
     "panel",
@@ -44,6 +45,7 @@ const GROUPS: [&str; 10] = [
     "memory",
     "cold",
     "first-prompt",
+    "budget",
 ];
 
 #[derive(Parser)]
@@ -62,7 +64,7 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
-    /// cold, first-prompt.
+    /// cold, first-prompt, budget.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
@@ -146,6 +148,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "memory" => memory_search::run(args.records).await?,
             "cold" => cold::run(slow).await?,
             "first-prompt" => first_prompt::run(slow).await?,
+            "budget" => budget::run(slow).await?,
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(

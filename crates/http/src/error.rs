@@ -60,7 +60,7 @@ impl ApiFailure {
         let status = match kind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound | ErrorKind::MemoryDisabled => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Conflict | ErrorKind::BudgetExceeded => StatusCode::CONFLICT,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,7 +76,10 @@ impl ApiFailure {
     pub fn of_verb(err: TaskError) -> ApiFailure {
         match &err {
             // A worktree that cannot be made or is busy keeps its kind (400 / 409).
-            TaskError::Job(_) | TaskError::Worktree(_) => ApiFailure::from(err),
+            // A spent budget stays `budget_exceeded`: the caller must raise it, not fix a field.
+            TaskError::Job(_) | TaskError::Worktree(_) | TaskError::Limits(_) => {
+                ApiFailure::from(err)
+            }
             TaskError::EmptyTask
             | TaskError::TaskTooLong { .. }
             | TaskError::MissingField { .. }

@@ -56,6 +56,7 @@ pub static ASSETS: &[Asset] = assets! {
     "js/login.js" => JS,
     "js/api.js" => JS,
     "js/dom.js" => JS,
+    "js/budget.js" => JS,
     "js/state.js" => JS,
     "js/keys.js" => JS,
     "js/views/workers.js" => JS,

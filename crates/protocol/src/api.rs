@@ -69,6 +69,8 @@ pub enum ErrorKind {
     /// Memory is turned off for this project. A not-found of its own, because the panel tells
     /// it apart from a missing record (it hides the memory view).
     MemoryDisabled,
+    /// A task's budget is spent: continuing it needs a raised `budget`.
+    BudgetExceeded,
 }
 
 impl ErrorKind {
@@ -83,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
             ErrorKind::MemoryDisabled => "memory_disabled",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
         }
     }
 }

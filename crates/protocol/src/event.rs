@@ -82,6 +82,9 @@ pub enum EventBody {
     /// (`notifications.idle`).
     #[serde(rename = "orchestra.notification")]
     Notification(SessionNotification),
+    /// A task has used 80 % of one dimension of its budget.
+    #[serde(rename = "orchestra.budget.warning")]
+    BudgetWarning(crate::BudgetWarning),
 }
 
 impl EventBody {
@@ -100,6 +103,7 @@ impl EventBody {
             EventBody::MemoryWritten(_) => "orchestra.memory.written",
             EventBody::Log(_) => "orchestra.log",
             EventBody::Notification(_) => "orchestra.notification",
+            EventBody::BudgetWarning(_) => "orchestra.budget.warning",
         }
     }
 
@@ -116,6 +120,7 @@ impl EventBody {
             EventBody::Log(log) => log.job_id.as_deref(),
             EventBody::Notification(note) => note.job_ids.first().map(String::as_str),
             EventBody::MemoryWritten(written) => written.task_id.as_deref(),
+            EventBody::BudgetWarning(warning) => Some(&warning.job_id),
             EventBody::WorkerStatus { .. } => None,
         }
     }

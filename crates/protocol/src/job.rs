@@ -237,6 +237,23 @@ pub struct JobRecord {
     /// The git worktree the task ran in (`workspace: "worktree"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<crate::WorktreeInfo>,
+    /// The task's budget (its own over its profile's), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::TaskBudget>,
+    /// What this task and the tasks it continues spent, counted against `budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<crate::BudgetSpend>,
+    /// Set when a budget stopped the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<crate::BudgetStop>,
+    /// The finished task whose session this one continues (`continueTaskId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_task_id: Option<String>,
+    /// The done-check of `until`, and each of its results in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<crate::UntilCheck>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::CheckResult>,
     /// The hub process that owns the job; another hub never touches it
     /// while that hub is alive.
     #[serde(default)]
@@ -275,6 +292,12 @@ impl JobRecord {
             progress: JobProgress::default(),
             usage: TokenUsage::default(),
             worktree: None,
+            budget: None,
+            spent: None,
+            budget_stop: None,
+            continues_task_id: None,
+            until: None,
+            checks: Vec::new(),
             hub_id: hub_id.to_owned(),
         }
     }

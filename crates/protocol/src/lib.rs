@@ -15,11 +15,13 @@
 //! - [`worker`]: worker snapshots and states.
 //! - [`event`]: the hub's event stream (`orchestra.*` events with increasing ids).
 //! - [`workflow`]: workflow runs and their steps.
+//! - [`budget`]: task budgets, their spend and stops, done-checks and their results.
 //! - [`api`]: the hub's HTTP API shapes (health, tool replies, errors, login links).
 //! - [`worktree`]: `workspace`, a task's git worktree and the `worktree.*` ops' payload.
 //! - [`hooks`]: what Orchestra's OpenCode plugin sends to the hub's hook routes and gets back.
 
 pub mod api;
+pub mod budget;
 pub mod event;
 pub mod hooks;
 pub mod job;
@@ -33,6 +35,9 @@ pub use api::{
     ApiError, ConfigFileView, ConfigKeyView, ConfigView, ErrorKind, HubHealth, LogLine, LoginLink,
     LogsPage, LogsQuery, ProfileView, QuestionAnswer, QuestionReply, ToolReply, WorkflowStepView,
     WorkflowView,
+};
+pub use budget::{
+    BudgetDimension, BudgetSpend, BudgetStop, BudgetWarning, CheckResult, TaskBudget, UntilCheck,
 };
 pub use event::{
     EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent,

@@ -260,6 +260,16 @@ pub struct TaskStartParams {
     /// system prompt names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_session_id: Option<String>,
+    /// Caps on tokens, cost, model steps and time; over the profile's own `budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::TaskBudget>,
+    /// Repeat in the same session until a configured check passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<crate::UntilCheck>,
+    /// Continue a finished worker task in its own session (with `task` as the next prompt),
+    /// e.g. one its budget stopped, with a raised `budget`. Its spend carries over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_task_id: Option<String>,
 }
 
 /// The immediate answer of `task_start`.

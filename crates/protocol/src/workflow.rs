@@ -193,6 +193,12 @@ pub struct WorkflowRun {
     pub active_ms: u64,
     #[serde(default)]
     pub usage: TokenUsage,
+    /// One budget for all the run's steps (`budget` on `task_start`); at a cap the run pauses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::TaskBudget>,
+    /// What the run's steps spent against `budget`, saved at every step boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<crate::BudgetSpend>,
     /// Why the run paused or stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -16,6 +16,7 @@
 //! - `events`: the hub's event stream, kept for replay.
 //! - `memory`: memory records, links, the change log ([`MemoryTx`], [`MemoryListFilter`]).
 //! - `groups`: process groups of worker servers ([`ProcessGroupRecord`]), for orphan reaping.
+//! - `spend`: what worker jobs spent since a time (the per-day budget).
 //! - `liveness`: [`pid_is_alive`].
 //! - `unreadable`: rows that do not decode are skipped and reported ([`Rows`]), never fatal.
 
@@ -31,6 +32,7 @@ mod memory;
 mod passthrough;
 mod runs;
 mod schema;
+mod spend;
 mod store;
 mod unreadable;
 mod worktrees;

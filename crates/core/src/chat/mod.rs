@@ -353,7 +353,8 @@ impl ChatHooks {
             | EventBody::WorkflowStep(_)
             | EventBody::WorkflowRun(_)
             | EventBody::Log(_)
-            | EventBody::Notification(_) => {}
+            | EventBody::Notification(_)
+            | EventBody::BudgetWarning(_) => {}
             EventBody::MemoryWritten(_) => self.blocks.invalidate(),
         }
     }

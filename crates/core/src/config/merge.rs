@@ -104,6 +104,12 @@ fn apply_file(
     bin_base: &Path,
 ) {
     set(&mut config.auto_spawn, file.auto_spawn);
+    if let Some(checks) = &file.checks {
+        config.checks = super::checks::resolve(checks);
+    }
+    if let Some(per_day) = file.budgets.as_ref().and_then(|b| b.per_day) {
+        config.daily_budget = Some(per_day);
+    }
     set(&mut config.startup_timeout_ms, file.startup_timeout);
     set(
         &mut config.health_check_interval_ms,
@@ -342,6 +348,7 @@ fn resolve_step(s: &WorkflowStepFile) -> WorkflowStep {
         timeout_ms: s.timeout_ms,
         model: s.model.clone(),
         required_skills: s.required_skills.clone().unwrap_or_default(),
+        until: s.until.clone(),
         parallel: s.parallel.iter().flatten().map(resolve_step).collect(),
     }
 }

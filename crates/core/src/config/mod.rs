@@ -5,6 +5,7 @@
 //! returns a [`Config`] with every default applied. [`json_schema`] describes the file format;
 //! the committed copy lives at [`SCHEMA_PATH`].
 
+mod checks;
 mod error;
 mod layer;
 mod load;
@@ -21,6 +22,7 @@ mod workflow_file;
 #[cfg(test)]
 mod tests;
 
+pub use checks::{BudgetsFile, Check, CheckFile, DEFAULT_CHECK_TIMEOUT_MS, DailyBudget};
 pub(crate) use error::closest_match;
 pub use error::{ConfigError, ConfigWarning};
 pub use layer::{BUILTIN_WORKFLOW_IDS, ConfigOrigin, MAX_AWAIT_CAP_MS, json_kind, jsonc_options};

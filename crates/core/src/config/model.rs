@@ -70,6 +70,12 @@ pub struct OrchestratorConfigFile {
     /// Like `profiles`, and also the list of workers started at launch (when `autoSpawn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<ProfileEntry>>,
+    /// Named done-checks for `until: {check}` on `task_start`: commands the hub runs (`sh -c`)
+    /// in the task's workspace after each attempt. Only here, never in a tool call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<BTreeMap<String, super::checks::CheckFile>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<super::checks::BudgetsFile>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -300,6 +306,9 @@ pub struct WorkflowStepFile {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_skills: Option<Vec<String>>,
+    /// Repeat this step in its session until a check from the config's `checks` passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<orchestra_protocol::UntilCheck>,
     /// Makes this step a parallel group of these steps (at least two, no nested groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2))]
@@ -763,6 +772,9 @@ pub struct ProfileFile {
     /// `once`, `always`, or `ask` (a person answers from the panel). Default: reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_permission_ask: Option<PermissionReply>,
+    /// Caps for every task of this worker; a task's own `budget` overrides each dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<orchestra_protocol::TaskBudget>,
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ProfileKind>,

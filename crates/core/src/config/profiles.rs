@@ -49,6 +49,8 @@ pub struct Profile {
     /// Skills the worker's OpenCode must be able to load before a task runs
     /// (`workers::skills::preflight`).
     pub required_skills: Vec<String>,
+    /// Caps for every task of this worker (`budget`).
+    pub budget: Option<orchestra_protocol::TaskBudget>,
     /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
     pub builtin: bool,
 }
@@ -160,6 +162,7 @@ fn base(
         workspace: None,
         on_permission_ask: PermissionReply::Reject,
         required_skills: Vec::new(),
+        budget: None,
         builtin: true,
     }
 }
@@ -260,6 +263,9 @@ pub(crate) fn apply_override(profile: &mut Profile, object: &ProfileFile) {
     set(&mut profile.required_skills, object.required_skills.clone());
     if object.workspace.is_some() {
         profile.workspace = object.workspace;
+    }
+    if object.budget.is_some() {
+        profile.budget = object.budget;
     }
 }
 

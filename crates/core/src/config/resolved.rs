@@ -47,6 +47,10 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Ids of the profiles listed in `workers`, in order: the workers started at launch.
     pub spawn: Vec<String>,
+    /// Named done-checks (`checks`), by name.
+    pub checks: BTreeMap<String, super::checks::Check>,
+    /// The project's per-day caps (`budgets.perDay`).
+    pub daily_budget: Option<super::checks::DailyBudget>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -190,6 +194,8 @@ pub struct WorkflowStep {
     pub timeout_ms: Option<u64>,
     pub model: Option<String>,
     pub required_skills: Vec<String>,
+    /// Repeat until this configured check passes (`until`).
+    pub until: Option<orchestra_protocol::UntilCheck>,
     /// Non-empty for a parallel group: these steps run at the same time and the group's own
     /// worker, prompt, carry, timeout and model are unused.
     pub parallel: Vec<WorkflowStep>,
@@ -470,6 +476,8 @@ impl Config {
                 .map(|p| (p.id.clone(), p))
                 .collect(),
             spawn: Vec::new(),
+            checks: BTreeMap::new(),
+            daily_budget: None,
         }
     }
 

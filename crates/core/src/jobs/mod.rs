@@ -8,10 +8,13 @@
 //! `failed` with the panic's message instead of leaving it `running`.
 
 pub mod attachments;
+mod budget;
+pub mod check_run;
 mod files;
 mod late;
 pub mod questions;
 mod runner;
+mod shared_budget;
 mod turn;
 mod workspace;
 
@@ -33,6 +36,8 @@ use tokio_util::task::TaskTracker;
 use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
+pub use check_run::UntilJob;
+pub use shared_budget::SharedBudget;
 pub use turn::{ReplySummary, error_text, summarize};
 pub use workspace::JobWorkspace;
 
@@ -90,6 +95,16 @@ pub struct WorkerJob {
     pub required_skills: Vec<String>,
     /// A worktree to run in (`workspace: "worktree"`); `None` runs in the project directory.
     pub workspace: Option<JobWorkspace>,
+    /// The task's own budget (`budget` on `task_start` over the profile's), all dimensions.
+    pub budget: Option<orchestra_protocol::TaskBudget>,
+    /// What the tasks this one continues spent, read from the store.
+    pub prior_spend: orchestra_protocol::BudgetSpend,
+    /// Continue in this existing session (`continueTaskId`) instead of a fresh one.
+    pub session_id: Option<String>,
+    /// Repeat until this check passes (`until`).
+    pub until: Option<UntilJob>,
+    /// The budget this job shares with others (its workflow run's `budget`).
+    pub shared_budget: Option<SharedBudget>,
 }
 
 /// A turn's token budget, and the setting that sets it (named in the error).

@@ -16,6 +16,9 @@ use crate::opencode::{CreateSessionRequest, PartInput, PromptRequest};
 use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs, skills};
 
 use super::attachments::PreparedAttachment;
+use super::budget::{self, BudgetGuard};
+use super::check_run;
+use super::shared_budget::{SharedBudget, pool_stop_text};
 use super::turn::{self, Progress, Step, summarize};
 use super::workspace;
 use super::{JobHandle, WorkerJob};
@@ -231,125 +234,307 @@ async fn drive(
     };
     record.model = Some(resolution.full_id());
     record.model_reason = Some(resolution.reason.clone());
-    let title = format!("orchestra {} ({})", short_id(&record.id), lease.profile.id);
+    let (session_id, messages_before) = match open_session(lease, job, input, deadline).await {
+        Ok(opened) => opened,
+        Err(outcome) => return outcome,
+    };
+    let mut events = lease.conn.router.register(&session_id);
+    record.session_id = Some(session_id.clone());
+    // One save for the model and the session: both are known now.
+    job.publish(record, true);
+
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    let guard = input
+        .budget
+        .filter(|b| !b.is_empty())
+        .map(|b| BudgetGuard::new(b, input.prior_spend));
+    let mut state = Progress::new(answers, input.permission_ask_timeout, guard);
+    let mut parts = prompt_parts(input);
+    let mut iteration: u32 = 1;
+    loop {
+        let request = PromptRequest {
+            parts,
+            agent: lease.agent.clone(),
+            model: Some(resolution.model.clone()),
+            system: system_text(lease.system_prompt(), input.context.as_deref()),
+            tools: None,
+        };
+        match or_stop(job, deadline, client.prompt_async(&session_id, &request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
+                    format!("worker `{}` refused the prompt: {err}", lease.profile.id)
+                }));
+            }
+            Err(stop) => return stopped(lease, &session_id, stop, input, Phase::Turn).await,
+        }
+        let turn = TurnCtx {
+            lease,
+            job,
+            input,
+            session_id: &session_id,
+            deadline,
+            messages_before,
+        };
+        if let Some(outcome) = turn
+            .follow(record, &mut state, &mut events, &mut answered)
+            .await
+        {
+            return outcome;
+        }
+        let error = state.error.take();
+        let outcome = match or_stop(
+            job,
+            deadline,
+            collect_result(lease, record, &session_id, error, messages_before),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(stop) => return stopped(lease, &session_id, stop, input, Phase::Collecting).await,
+        };
+        let Some(until) = &input.until else {
+            events.close();
+            return outcome;
+        };
+        if !matches!(outcome, Outcome::Done) {
+            return outcome;
+        }
+        // A worker saying it is done ends nothing: only the check does.
+        let workspace = check_run::task_workspace(lease.work_dir());
+        let result = match or_stop(
+            job,
+            deadline,
+            check_run::run_check(until, &workspace, iteration),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
+            Err(Interrupt::TimedOut) => return turn.timed_out("running the check"),
+        };
+        let passed = result.passed;
+        parts = vec![PartInput::Text {
+            text: check_run::feedback_prompt(&result),
+        }];
+        record.checks.push(result);
+        job.publish(record, true);
+        if passed {
+            return Outcome::Done;
+        }
+        if iteration >= until.max_iterations {
+            return Outcome::Failed(format!(
+                "the check `{}` still failed after {iteration} attempt(s) (until.maxIterations); \
+                 each result is in the task's `checks`",
+                until.check
+            ));
+        }
+        if let Some(guard) = &mut state.budget {
+            let spent = record.spent.unwrap_or_default();
+            if let Some(stop) = guard.check(job, record, &spent) {
+                record.budget_stop = Some(stop);
+                return Outcome::Failed(budget::stop_text(&stop));
+            }
+        }
+        iteration += 1;
+        state.begin_follow_up();
+    }
+}
+
+/// What one turn of the job needs to follow the session to its end.
+struct TurnCtx<'a> {
+    lease: &'a Lease,
+    job: &'a JobHandle,
+    input: &'a WorkerJob,
+    session_id: &'a str,
+    deadline: Instant,
+    messages_before: usize,
+}
+
+impl TurnCtx<'_> {
+    fn timed_out(&self, phase: &str) -> Outcome {
+        Outcome::Failed(format!(
+            "timed out after {} ms (timeoutMs) while {phase}",
+            self.input.timeout.as_millis()
+        ))
+    }
+
+    /// Follows the session's events until the turn is idle (`None`) or the job ends
+    /// (`Some(outcome)`: canceled, timed out, over budget, the server gone).
+    async fn follow(
+        &self,
+        record: &mut JobRecord,
+        state: &mut Progress,
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<SessionSignal>,
+        answered: &mut tokio::sync::mpsc::UnboundedReceiver<orchestra_protocol::PermissionAnswer>,
+    ) -> Option<Outcome> {
+        let (lease, job, input, session_id) = (self.lease, self.job, self.input, self.session_id);
+        let mut poll = tokio::time::interval(STATUS_POLL);
+        poll.tick().await;
+        loop {
+            let budget_timer = state.budget.as_ref().and_then(BudgetGuard::next_timer);
+            let step = tokio::select! {
+                () = job.cancelled().cancelled() => {
+                    let why = job.cancel_reason();
+                    return Some(stopped(lease, session_id, Interrupt::Canceled(why), input, Phase::Turn).await);
+                }
+                () = tokio::time::sleep_until(self.deadline.into()) => {
+                    return Some(stopped(lease, session_id, Interrupt::TimedOut, input, Phase::Turn).await);
+                }
+                () = sleep_until_some(budget_timer) => (Phase::Turn, Ok(turn::budget_timer(job, record, state))),
+                () = pool_exhausted(input.shared_budget.as_ref()) => {
+                    // Another job of the pool spent the last of it.
+                    record.budget_stop = input.shared_budget.as_ref().and_then(SharedBudget::stop);
+                    let text = record.budget_stop.as_ref().map(pool_stop_text).unwrap_or_default();
+                    (Phase::Turn, Ok(Step::Fail(text)))
+                }
+                _ = poll.tick() => (
+                    Phase::Reconciling,
+                    or_stop(job, self.deadline, turn::reconcile(lease, job, record, state, session_id)).await,
+                ),
+                // `state` holds a sender, so this never ends while the loop runs.
+                Some(answer) = answered.recv() => {
+                    record.progress.permissions.push(answer);
+                    record.progress.last_activity_at = Some(now_ms());
+                    (Phase::Turn, Ok(Step::Publish))
+                }
+                signal = events.recv() => match signal {
+                    None => {
+                        return Some(Outcome::Failed(
+                            server_gone(lease).unwrap_or_else(|| "the worker's event stream closed".into()),
+                        ));
+                    }
+                    Some(SessionSignal::ServerGone(why)) => return Some(Outcome::Failed(gone_text(&why))),
+                    Some(SessionSignal::Resubscribed) => {
+                        tracing::info!(job = %record.id, "event stream back; reconciling the session");
+                        // The first calls after a drop may meet dead pooled connections: look
+                        // again shortly, not only at the next slow poll.
+                        poll.reset_after(RECHECK_AFTER_RECONNECT);
+                        (
+                            Phase::Reconciling,
+                            or_stop(job, self.deadline, turn::reconcile(lease, job, record, state, session_id)).await,
+                        )
+                    }
+                    Some(SessionSignal::Event(event)) => {
+                        lease.touch();
+                        (
+                            Phase::Event,
+                            or_stop(job, self.deadline, turn::on_event(lease, job, record, input, state, *event)).await,
+                        )
+                    }
+                },
+            };
+            // What each wake-up did (reconciling, answering a permission, following an event)
+            // ran under the cancel token and the deadline too.
+            let step = match step {
+                (_, Ok(step)) => step,
+                (phase, Err(stop)) => {
+                    return Some(stopped(lease, session_id, stop, input, phase).await);
+                }
+            };
+            match step {
+                Step::Continue => {}
+                Step::Publish => job.publish(record, false),
+                Step::Idle if state.need_busy && !state.seen_busy => {}
+                Step::Idle => return None,
+                Step::Fail(message) => {
+                    abort(lease, session_id).await;
+                    if record.budget_stop.is_some() {
+                        keep_partial_output(lease, record, session_id, self.messages_before).await;
+                        return Some(Outcome::Failed(message));
+                    }
+                    return Some(Outcome::Failed(server_gone(lease).unwrap_or(message)));
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the shared budget is exhausted, or forever when there is none.
+async fn pool_exhausted(pool: Option<&SharedBudget>) {
+    match pool {
+        Some(pool) => pool.exhausted().cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until `at`, or forever when there is no such time.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The session the job runs on: a fresh one pinned with the profile's permission rules, or the
+/// continued task's own (which must still exist). Also returns how many messages it held
+/// before this job, so the job's answer and usage count only its own.
+async fn open_session(
+    lease: &Lease,
+    job: &JobHandle,
+    input: &WorkerJob,
+    deadline: Instant,
+) -> Result<(String, usize), Outcome> {
+    let client = &lease.client;
+    if let Some(session_id) = &input.session_id {
+        return match or_stop(job, deadline, client.messages(session_id)).await {
+            Ok(Ok(messages)) => Ok((session_id.clone(), messages.len())),
+            Ok(Err(err)) => Err(Outcome::Failed(format!(
+                "cannot continue in session {session_id} on worker `{}`: {err}. The worker keeps \
+                 only the last runtime.keepSessions sessions and loses them when it restarts; \
+                 start a new task instead",
+                lease.profile.id
+            ))),
+            Err(Interrupt::Canceled(why)) => Err(Outcome::Canceled(why)),
+            Err(Interrupt::TimedOut) => Err(Outcome::Failed(format!(
+                "timed out after {} ms (timeoutMs) while reading the continued session",
+                input.timeout.as_millis()
+            ))),
+        };
+    }
+    let title = format!("orchestra {} ({})", short_id(job.id()), lease.profile.id);
     let request = CreateSessionRequest {
         title: Some(title),
         permission: Some(agents::session_permission_rules(&lease.profile)),
         ..CreateSessionRequest::default()
     };
-    let session = match or_stop(job, deadline, client.create_session(&request)).await {
-        Ok(Ok(session)) => session,
-        Ok(Err(err)) => {
-            return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
-                format!(
-                    "could not create a session on worker `{}`: {err}",
-                    lease.profile.id
-                )
-            }));
-        }
-        Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
-        Err(Interrupt::TimedOut) => return timed_out("creating the worker's session"),
-    };
-    let mut events = lease.conn.router.register(&session.id);
-    record.session_id = Some(session.id.clone());
-    // One save for the model and the session: both are known now.
-    job.publish(record, true);
-
-    let request = PromptRequest {
-        parts: prompt_parts(input),
-        agent: lease.agent.clone(),
-        model: Some(resolution.model.clone()),
-        system: system_text(lease.system_prompt(), input.context.as_deref()),
-        tools: None,
-    };
-    match or_stop(job, deadline, client.prompt_async(&session.id, &request)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
-            return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
-                format!("worker `{}` refused the prompt: {err}", lease.profile.id)
-            }));
-        }
-        Err(stop) => return stopped(lease, &session.id, stop, input, Phase::Turn).await,
-    }
-
-    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
-    let mut state = Progress::new(answers, input.permission_ask_timeout);
-    let mut poll = tokio::time::interval(STATUS_POLL);
-    poll.tick().await;
-    loop {
-        // What each wake-up does next (reconciling with the server, answering a permission,
-        // following an event) runs under the cancel token and the deadline too.
-        let step = tokio::select! {
-            () = job.cancelled().cancelled() => {
-                let why = job.cancel_reason();
-                return stopped(lease, &session.id, Interrupt::Canceled(why), input, Phase::Turn).await;
-            }
-            () = tokio::time::sleep_until(deadline.into()) => {
-                return stopped(lease, &session.id, Interrupt::TimedOut, input, Phase::Turn).await;
-            }
-            _ = poll.tick() => (
-                Phase::Reconciling,
-                or_stop(job, deadline, turn::reconcile(lease, job, record, &mut state, &session.id)).await,
-            ),
-            // `state` holds a sender, so this never ends while the loop runs.
-            Some(answer) = answered.recv() => {
-                record.progress.permissions.push(answer);
-                record.progress.last_activity_at = Some(now_ms());
-                (Phase::Turn, Ok(Step::Publish))
-            }
-            signal = events.recv() => match signal {
-                None => {
-                    return Outcome::Failed(
-                        server_gone(lease).unwrap_or_else(|| "the worker's event stream closed".into()),
-                    );
-                }
-                Some(SessionSignal::ServerGone(why)) => return Outcome::Failed(gone_text(&why)),
-                Some(SessionSignal::Resubscribed) => {
-                    tracing::info!(job = %record.id, "event stream back; reconciling the session");
-                    // The first calls after a drop may meet dead pooled connections: look
-                    // again shortly, not only at the next slow poll.
-                    poll.reset_after(RECHECK_AFTER_RECONNECT);
-                    (
-                        Phase::Reconciling,
-                        or_stop(job, deadline, turn::reconcile(lease, job, record, &mut state, &session.id)).await,
-                    )
-                }
-                Some(SessionSignal::Event(event)) => {
-                    lease.touch();
-                    (
-                        Phase::Event,
-                        or_stop(job, deadline, turn::on_event(lease, job, record, input, &mut state, *event)).await,
-                    )
-                }
-            },
-        };
-        let step = match step {
-            (_, Ok(step)) => step,
-            (phase, Err(stop)) => return stopped(lease, &session.id, stop, input, phase).await,
-        };
-        match step {
-            Step::Continue => {}
-            Step::Publish => job.publish(record, false),
-            Step::Idle => break,
-            Step::Fail(message) => {
-                abort(lease, &session.id).await;
-                return Outcome::Failed(server_gone(lease).unwrap_or(message));
-            }
-        }
-    }
-    events.close();
-    match or_stop(
-        job,
-        deadline,
-        collect_result(lease, record, &session.id, state.error),
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(stop) => stopped(lease, &session.id, stop, input, Phase::Collecting).await,
+    match or_stop(job, deadline, client.create_session(&request)).await {
+        Ok(Ok(session)) => Ok((session.id, 0)),
+        Ok(Err(err)) => Err(Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
+            format!(
+                "could not create a session on worker `{}`: {err}",
+                lease.profile.id
+            )
+        }))),
+        Err(Interrupt::Canceled(why)) => Err(Outcome::Canceled(why)),
+        Err(Interrupt::TimedOut) => Err(Outcome::Failed(format!(
+            "timed out after {} ms (timeoutMs) while creating the worker's session",
+            input.timeout.as_millis()
+        ))),
     }
 }
 
+/// A task its budget stopped keeps what the worker wrote so far as its answer.
+async fn keep_partial_output(
+    lease: &Lease,
+    record: &mut JobRecord,
+    session_id: &str,
+    messages_before: usize,
+) {
+    match lease.client.messages(session_id).await {
+        Ok(messages) => {
+            let summary = summarize(messages.get(messages_before..).unwrap_or_default());
+            record.progress.files_touched =
+                super::files::files_touched(&messages, lease.work_dir());
+            if !summary.text.trim().is_empty() {
+                record.response_text = Some(summary.text);
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, job = %record.id, "could not read the partial output of a stopped task")
+        }
+    }
+}
 /// Where a job was when it was stopped after its session existed, for the error it gets.
 #[derive(Clone, Copy)]
 enum Phase {
@@ -471,12 +656,14 @@ async fn collect_result(
     record: &mut JobRecord,
     session_id: &str,
     session_error: Option<String>,
+    messages_before: usize,
 ) -> Outcome {
     let messages = match lease.client.messages(session_id).await {
         Ok(messages) => messages,
         Err(err) => return Outcome::Failed(format!("could not read the worker's reply: {err}")),
     };
-    let summary = summarize(&messages);
+    // A continued session holds earlier tasks' messages: the answer and usage are this job's.
+    let summary = summarize(messages.get(messages_before..).unwrap_or_default());
     record.progress.files_touched = super::files::files_touched(&messages, lease.work_dir());
     record.usage = summary.usage;
     record.model = summary.model.clone();

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use orchestra_protocol::{
-    EventBody, JobRecord, PermissionAnswer, PermissionQuestion, PermissionReplyEvent, TokenUsage,
-    ToolCallEvent, now_ms,
+    BudgetSpend, EventBody, JobRecord, PermissionAnswer, PermissionQuestion, PermissionReplyEvent,
+    TokenUsage, ToolCallEvent, now_ms,
 };
 
 use crate::config::PermissionReply;
@@ -17,7 +17,9 @@ use crate::opencode::{
 };
 use crate::workers::Lease;
 
+use super::budget::{BudgetGuard, stop_text};
 use super::questions::{AnswerSender, reply_word};
+use super::shared_budget::pool_stop_text;
 use super::{JobHandle, WorkerJob};
 
 /// How much of the worker's latest output a peek shows.
@@ -40,11 +42,22 @@ pub(super) struct Progress {
     /// Model steps finished so far and what they used (for the job's token budget).
     finished_steps: HashSet<String>,
     steps_usage: TokenUsage,
+    /// The task's own budget (`budget` on `task_start` or the profile), checked after each step.
+    pub budget: Option<BudgetGuard>,
+    /// After a follow-up prompt in the same session, an idle counts only once the session was
+    /// busy again (the previous turn's idle events may still be queued).
+    pub need_busy: bool,
 }
 
 impl Progress {
-    pub fn new(answers: AnswerSender, ask_timeout: Duration) -> Progress {
+    pub fn new(
+        answers: AnswerSender,
+        ask_timeout: Duration,
+        budget: Option<BudgetGuard>,
+    ) -> Progress {
         Progress {
+            budget,
+            need_busy: false,
             seen_busy: false,
             tool_calls: HashSet::new(),
             tool_status: HashMap::new(),
@@ -55,6 +68,36 @@ impl Progress {
             finished_steps: HashSet::new(),
             steps_usage: TokenUsage::default(),
         }
+    }
+}
+
+impl Progress {
+    /// Before a follow-up prompt in the same session (the next attempt of an `until` loop).
+    pub fn begin_follow_up(&mut self) {
+        self.seen_busy = false;
+        self.need_busy = true;
+        self.error = None;
+    }
+
+    fn turns(&self) -> u32 {
+        u32::try_from(self.finished_steps.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The `maxMs` timer fired: a warning, or the stop at the cap.
+pub(super) fn budget_timer(job: &JobHandle, record: &mut JobRecord, state: &mut Progress) -> Step {
+    let turns = state.turns();
+    let Some(guard) = &mut state.budget else {
+        return Step::Continue;
+    };
+    let spent = guard.spend(&state.steps_usage, turns);
+    record.spent = Some(spent);
+    match guard.check(job, record, &spent) {
+        Some(stop) => {
+            record.budget_stop = Some(stop);
+            Step::Fail(stop_text(&stop))
+        }
+        None => Step::Publish,
     }
 }
 
@@ -149,8 +192,15 @@ pub(super) async fn on_event(
                 }
             }
             Part::StepFinish {
-                id, tokens, cost, ..
-            } => spend(record, input, state, id, tokens, cost),
+                id,
+                tokens,
+                cost,
+                reason,
+                ..
+            } => {
+                let last = reason.as_deref() == Some("stop");
+                spend(job, record, input, state, id, tokens, cost, last)
+            }
             Part::Text { .. } | Part::Other => Step::Continue,
         },
         OpenCodeEvent::PermissionAsked(request) => {
@@ -172,15 +222,19 @@ pub(super) async fn on_event(
     }
 }
 
-/// Counts a finished model step against the job's token budget; over it, the turn fails with
-/// what it used recorded (so a workflow sees its run's budget spent).
+/// Counts a finished model step against the job's budgets; over one, the turn fails with what
+/// it used recorded (so a workflow sees its run's budget spent). A step that ended the turn
+/// (`last`) spends nothing more, so it is recorded but stops nothing.
+#[allow(clippy::too_many_arguments)]
 fn spend(
+    job: &JobHandle,
     record: &mut JobRecord,
     input: &WorkerJob,
     state: &mut Progress,
     step_id: String,
     tokens: Option<crate::opencode::Tokens>,
     cost: Option<f64>,
+    last: bool,
 ) -> Step {
     if !state.finished_steps.insert(step_id) {
         return Step::Continue;
@@ -195,12 +249,33 @@ fn spend(
             cost: cost.unwrap_or(0.0),
         });
     }
+    let turns = state.turns();
+    if let Some(guard) = &mut state.budget {
+        let spent = guard.spend(&state.steps_usage, turns);
+        record.spent = Some(spent);
+        record.usage = state.steps_usage;
+        if let Some(stop) = guard.check(job, record, &spent)
+            && !last
+        {
+            record.budget_stop = Some(stop);
+            return Step::Fail(stop_text(&stop));
+        }
+    }
+    if let Some(pool) = &input.shared_budget {
+        let own = BudgetSpend::of(state.steps_usage.total(), state.steps_usage.cost, turns, 0);
+        if let Some(stop) = pool.report(job, record, own)
+            && !last
+        {
+            record.budget_stop = Some(stop);
+            return Step::Fail(pool_stop_text(&stop));
+        }
+    }
     let Some(budget) = &input.token_budget else {
-        return Step::Continue;
+        return Step::Publish;
     };
     let used = state.steps_usage.input + state.steps_usage.output + state.steps_usage.reasoning;
     if used <= budget.tokens {
-        return Step::Continue;
+        return Step::Publish;
     }
     record.usage = state.steps_usage;
     Step::Fail(format!(

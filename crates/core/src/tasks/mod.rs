@@ -9,6 +9,7 @@
 
 mod control;
 mod human;
+mod limits;
 mod memory_ops;
 mod memory_view;
 mod model_ops;
@@ -101,6 +102,8 @@ pub enum TaskError {
     /// Boxed like the worker's: git's errors carry paths and output.
     #[error(transparent)]
     Worktree(Box<crate::worktree::WorktreeError>),
+    #[error(transparent)]
+    Limits(#[from] limits::LimitsError),
 }
 
 impl TaskError {
@@ -122,6 +125,7 @@ impl TaskError {
             TaskError::Question(err) => err.kind(),
             TaskError::Memory(err) => err.kind(),
             TaskError::Worktree(err) => err.kind(),
+            TaskError::Limits(err) => err.kind(),
         }
     }
 }
@@ -305,7 +309,16 @@ impl TaskEngine {
                 max: max_chars,
             });
         }
+        let continues = limits::continued_task(self.runtime.store(), &params)?;
         let route = match params.kind {
+            // A continued task stays on its worker, in its session.
+            TaskKind::Worker | TaskKind::Auto if continues.is_some() => RouteDecision {
+                profile: continues
+                    .as_ref()
+                    .map(|r| r.worker_id.clone())
+                    .unwrap_or_default(),
+                reason: "continues its task's session (continueTaskId)".into(),
+            },
             TaskKind::Worker => {
                 let worker_id =
                     params
@@ -333,6 +346,14 @@ impl TaskEngine {
         };
         let profile = self.config.profile(&route.profile)?.clone();
         let workspace = self.workspace_for(&params, &profile).await?;
+        let profile_budget = self.config.profile(&route.profile)?.budget;
+        let limits = limits::resolve(
+            &self.config,
+            self.runtime.store(),
+            &params,
+            profile_budget,
+            continues,
+        )?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
         let context = match &self.memory {
@@ -348,6 +369,9 @@ impl TaskEngine {
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
         // A follow-up names its worktree from the start: no merge may slip in meanwhile.
         record.worktree = workspace.as_ref().and_then(JobWorkspace::existing);
+        record.budget = limits.budget;
+        record.until.clone_from(&params.until);
+        record.continues_task_id = limits.continues.as_ref().map(|r| r.id.clone());
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,
@@ -365,6 +389,11 @@ impl TaskEngine {
             token_budget: None,
             required_skills: Vec::new(),
             workspace,
+            budget: limits.budget,
+            prior_spend: limits.prior_spend,
+            session_id: limits.continues.and_then(|r| r.session_id),
+            until: limits.until,
+            shared_budget: None,
         };
         let id = self.runtime.start_worker(record, job)?;
         Ok(TaskStartResult {
@@ -412,6 +441,8 @@ impl TaskEngine {
                 max_run_tokens,
                 workspace: params.workspace,
                 worktrees: Some(self.worktrees.clone()),
+                // A run draws from what is left of the project's day.
+                budget: limits::within_daily(&self.config, self.runtime.store(), params.budget)?,
             },
             requested_by,
         )?;

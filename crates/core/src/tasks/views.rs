@@ -371,7 +371,7 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
             vec![
                 j.id.clone(),
                 j.worker_id.clone(),
-                j.status.as_str().into(),
+                super::limits::status_with_limits(j),
                 human::ago(j.started_at, now),
                 human::duration(took),
                 j.usage.total().to_string(),

@@ -66,6 +66,7 @@ fn step(id: &str, title: &str, worker: &str, prompt: String, carry: bool) -> Wor
         timeout_ms: None,
         model: None,
         required_skills: Vec::new(),
+        until: None,
         parallel: Vec::new(),
     }
 }

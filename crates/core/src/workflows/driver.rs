@@ -12,7 +12,7 @@ use orchestra_protocol::{
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::jobs::{JobHandle, TokenBudget, WorkerJob, attachments};
+use crate::jobs::{JobHandle, SharedBudget, TokenBudget, WorkerJob, attachments, check_run};
 
 use super::limits::budget_tokens;
 use super::{Workflows, carry, run_event};
@@ -86,6 +86,10 @@ pub(super) async fn drive(
     } else {
         None
     };
+    // One pool for every step of this stretch, counting what earlier stretches spent.
+    let pool = run
+        .budget
+        .map(|budget| SharedBudget::new(budget, run.spent.unwrap_or_default()));
     let end = loop {
         if let Some(why) = &preflight {
             break End::Error(why.clone());
@@ -114,8 +118,12 @@ pub(super) async fn drive(
             step,
             &clock,
             tree.as_ref(),
+            pool.as_ref(),
         )
         .await;
+        if let Some(pool) = &pool {
+            run.spent = Some(pool.total());
+        }
         let members = run_members(&run, step);
         let failed: Vec<&WorkflowStepResult> = members
             .iter()
@@ -142,6 +150,22 @@ pub(super) async fn drive(
                     step.id
                 ),
                 job_status: JobStatus::Canceled,
+            };
+        }
+        // The run's budget is spent: nothing new starts; a raised budget resumes it.
+        if let Some(stop) = pool.as_ref().and_then(SharedBudget::stop) {
+            break End::Paused {
+                reason: format!(
+                    "budget.{} is {} and the run used {} during step `{}`; resume with \
+                     task_start {{kind: \"workflow\", continueRunId, budget}} and a higher \
+                     budget.{} to run it again",
+                    stop.dimension.as_str(),
+                    stop.cap,
+                    stop.used,
+                    step.id,
+                    stop.dimension.as_str()
+                ),
+                job_status: JobStatus::Failed,
             };
         }
         let last = index + 1 == total;
@@ -205,6 +229,7 @@ async fn run_step(
     step: &WorkflowStep,
     clock: &Clock,
     tree: Option<&super::worktree_run::RunWorktree>,
+    pool: Option<&SharedBudget>,
 ) -> Result<(), ()> {
     let runtime = job.runtime();
     let remaining = run
@@ -223,7 +248,8 @@ async fn run_step(
             .unwrap_or(run.limits.per_step_timeout_ms)
             .min(run.limits.per_step_timeout_ms)
             .min(remaining);
-        let launched = start_member(flows, run, definition, member, first, timeout, tree).await;
+        let launched =
+            start_member(flows, run, definition, member, first, timeout, tree, pool).await;
         let Some(slot) = result_mut(run, &member.id) else {
             continue;
         };
@@ -327,6 +353,7 @@ async fn start_member(
     first: bool,
     timeout: u64,
     tree: Option<&super::worktree_run::RunWorktree>,
+    pool: Option<&SharedBudget>,
 ) -> Result<String, String> {
     let config = flows.config();
     config
@@ -343,6 +370,12 @@ async fn start_member(
     } else {
         Vec::new()
     };
+    let until = member
+        .until
+        .as_ref()
+        .map(|until| check_run::resolve_until(config, until))
+        .transpose()
+        .map_err(|err| format!("step `{}`: {err}", member.id))?;
     let task = render(&member.prompt, run, definition);
     let mut record =
         flows
@@ -378,6 +411,14 @@ async fn start_member(
         }),
         required_skills: member.required_skills.clone(),
         workspace: tree.map(super::worktree_run::RunWorktree::for_step),
+        budget: config
+            .profile(&member.worker_id)
+            .ok()
+            .and_then(|p| p.budget),
+        prior_spend: orchestra_protocol::BudgetSpend::default(),
+        session_id: None,
+        until,
+        shared_budget: pool.cloned(),
     };
     flows
         .runtime

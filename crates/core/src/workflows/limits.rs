@@ -89,3 +89,31 @@ pub fn check_run(
 pub fn budget_tokens(usage: &orchestra_protocol::TokenUsage) -> u64 {
     usage.input + usage.output + usage.reasoning
 }
+
+/// The budget a paused run resumes with: `asked` over the run's own, dimension by dimension.
+/// Every capped dimension must be above what the run already spent, or nothing would run.
+pub fn raised_budget(
+    run: &orchestra_protocol::WorkflowRun,
+    asked: Option<orchestra_protocol::TaskBudget>,
+) -> Result<Option<orchestra_protocol::TaskBudget>, WorkflowError> {
+    let Some(budget) = asked
+        .or(run.budget)
+        .map(|b| b.or(run.budget.unwrap_or_default()))
+    else {
+        return Ok(None);
+    };
+    let spent = run.spent.unwrap_or_default();
+    for dimension in orchestra_protocol::BudgetDimension::ALL {
+        if let Some(cap) = budget.cap(dimension)
+            && spent.used(dimension) >= cap
+        {
+            return Err(WorkflowError::BudgetSpent {
+                id: run.run_id.clone(),
+                dimension: dimension.as_str(),
+                used: spent.used(dimension),
+                cap,
+            });
+        }
+    }
+    Ok(Some(budget))
+}

@@ -128,6 +128,16 @@ pub enum WorkflowError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "run `{id}` already used {used} of budget.{dimension} (cap {cap}); resume it with a \
+         `budget` whose {dimension} is above {used}"
+    )]
+    BudgetSpent {
+        id: String,
+        dimension: &'static str,
+        used: f64,
+        cap: f64,
+    },
     #[error(transparent)]
     Job(#[from] JobError),
 }
@@ -140,6 +150,7 @@ impl WorkflowError {
             | WorkflowError::RunBusy { .. }
             | WorkflowError::NotRunning { .. } => ErrorKind::Conflict,
             WorkflowError::Job(err) => err.kind(),
+            WorkflowError::BudgetSpent { .. } => ErrorKind::BudgetExceeded,
             WorkflowError::Disabled { .. }
             | WorkflowError::MissingId
             | WorkflowError::UnknownWorkflow { .. }
@@ -174,6 +185,8 @@ pub struct WorkflowRequest {
     pub workspace: Option<orchestra_protocol::WorkspaceMode>,
     /// The project's worktrees; `None` runs in the checkout.
     pub worktrees: Option<crate::worktree::Worktrees>,
+    /// One budget for the whole run (`budget`); on resume, a raised one.
+    pub budget: Option<orchestra_protocol::TaskBudget>,
 }
 
 /// A run that was started or resumed: its workflow job and run ids.
@@ -235,7 +248,7 @@ impl Workflows {
     ) -> Result<StartedRun, WorkflowError> {
         if let Some(run_id) = request.continue_run_id.clone() {
             let workspace = worktree_run::RunWorkspace::of(&request);
-            return self.resume(&run_id, requested_by, workspace);
+            return self.resume(&run_id, requested_by, workspace, request.budget);
         }
         let Some(workflow_id) = request.workflow_id.clone() else {
             return Err(WorkflowError::MissingId);
@@ -293,6 +306,8 @@ impl Workflows {
             finished_at: None,
             active_ms: 0,
             usage: Default::default(),
+            budget: request.budget.filter(|b| !b.is_empty()),
+            spent: None,
             reason: None,
             hub_id: self.runtime.hub_id().to_owned(),
             job_id: record.id.clone(),
@@ -308,6 +323,7 @@ impl Workflows {
         run_id: &str,
         requested_by: Option<String>,
         workspace: worktree_run::RunWorkspace,
+        budget: Option<orchestra_protocol::TaskBudget>,
     ) -> Result<StartedRun, WorkflowError> {
         let store = self.runtime.store();
         store.recover_interrupted_runs(&pid_is_alive, HUB_STALE_AFTER_MS)?;
@@ -333,6 +349,7 @@ impl Workflows {
         // The limits of now: a cap lowered while the run was paused applies to the rest of it.
         run.limits = limits::effective(&self.config, &definition)?;
         limits::check_run(&definition, &run.limits, &run.task)?;
+        run.budget = limits::raised_budget(&run, budget)?;
 
         let record = self.job_record(&definition, &run.task, requested_by);
         run.status = WorkflowRunStatus::Running;

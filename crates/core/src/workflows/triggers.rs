@@ -127,6 +127,7 @@ fn start_memory_run(flows: &Workflows, memory: &HubMemory, turn: &JobRecord) {
         // The memory worker writes records, not files.
         workspace: Some(orchestra_protocol::WorkspaceMode::Checkout),
         worktrees: None,
+        budget: None,
     };
     // A failed memory run ends; it never waits paused for a person.
     let ui = WorkflowRunUi {

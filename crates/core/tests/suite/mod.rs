@@ -24,7 +24,9 @@ mod reaper;
 
 // The hub end to end on real OpenCode and the fake LLM.
 mod attach_e2e;
+mod budgets_e2e;
 mod cancel_phases_e2e;
+mod checks_e2e;
 mod jobs_e2e;
 mod memory_e2e;
 mod reconnect_e2e;

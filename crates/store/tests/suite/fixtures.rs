@@ -54,6 +54,8 @@ pub fn run(id: &str, hub: &str, status: WorkflowRunStatus, started_at: i64) -> W
         finished_at: None,
         active_ms: 0,
         usage: TokenUsage::default(),
+        budget: None,
+        spent: None,
         reason: None,
         hub_id: hub.into(),
         job_id: "job-1".into(),

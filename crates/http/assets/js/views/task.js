@@ -3,6 +3,7 @@
 // they may be private), attachments, the model and why, and Cancel.
 
 import { api } from "../api.js";
+import { budgetText } from "../budget.js";
 import { badge, bytes, clock, collapsed, cost, elapsed, errorBox, fill, h, setText, short, tokens } from "../dom.js";
 import { liveOf, openPeek, state, touch } from "../state.js";
 import { questionCard } from "./inbox.js";
@@ -66,6 +67,7 @@ export function render(container, id) {
       task.route ? fact("Routed to", `${task.route.profile}: ${task.route.reason}`) : null,
       fact("Tokens", `${tokens(u.input)} in · ${tokens(u.output)} out · ${tokens(u.reasoning)} reasoning · ${tokens(u.cacheRead)} cache read · ${tokens(u.cacheWrite)} cache write`),
       fact("Cost", cost(u.cost)),
+      task.budget ? fact("Budget", budgetText(task.budget, task.spent, task.budgetStop)) : null,
       fact("Tool calls", String(p.toolCalls ?? 0)),
       p.retries ? fact("Provider retries", String(p.retries)) : null,
       fact("Session", task.sessionId),
