@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod event;
+pub mod fallback;
 pub mod hooks;
 pub mod job;
 pub mod memory;
@@ -37,6 +38,7 @@ pub use event::{
     NotificationReason, PermissionQuestion, PermissionReplyEvent, SessionNotification,
     ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
 };
+pub use fallback::ModelFallback;
 pub use job::{
     AttachmentSummary, JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer,
     RouteDecision, TaskKind, TokenUsage,

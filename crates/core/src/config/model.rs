@@ -742,6 +742,10 @@ pub struct ProfileFile {
     /// `once`, `always`, or `ask` (a person answers from the panel). Default: reject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_permission_ask: Option<PermissionReply>,
+    /// `provider/model` ids tried in order when a turn fails with a rate limit (429), a server
+    /// error (5xx), an overload or an exhausted quota; 400/401/403 never fall back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_models: Option<Vec<String>>,
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ProfileKind>,

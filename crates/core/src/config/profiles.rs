@@ -44,6 +44,9 @@ pub struct Profile {
     /// Overrides `runtime.isolation` for this worker (never `Attach`).
     pub isolation: Option<Isolation>,
     pub on_permission_ask: PermissionReply,
+    /// `provider/model` ids tried in order when the model fails with a rate limit, a server
+    /// error, an overload or an exhausted quota (`jobs::fallback`).
+    pub fallback_models: Vec<String>,
     /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
     pub builtin: bool,
 }
@@ -153,6 +156,7 @@ fn base(
         tags: Vec::new(),
         isolation: None,
         on_permission_ask: PermissionReply::Reject,
+        fallback_models: Vec::new(),
         builtin: true,
     }
 }
@@ -250,6 +254,7 @@ pub(crate) fn apply_override(profile: &mut Profile, object: &ProfileFile) {
         profile.isolation = Some(isolation.into());
     }
     set(&mut profile.on_permission_ask, object.on_permission_ask);
+    set(&mut profile.fallback_models, object.fallback_models.clone());
 }
 
 pub(crate) fn set<T>(slot: &mut T, value: Option<T>) {

@@ -8,7 +8,9 @@
 //! `failed` with the panic's message instead of leaving it `running`.
 
 pub mod attachments;
+mod fallback;
 mod files;
+pub mod health;
 pub mod questions;
 mod runner;
 mod turn;
@@ -115,6 +117,8 @@ struct Inner {
     /// wait for exactly those.
     tasks: TaskTracker,
     questions: questions::QuestionInbox,
+    /// Cool-downs of failing models and the profiles' circuit breakers (`health.rs`).
+    model_health: Arc<health::ModelHealth>,
 }
 
 /// A running job's hold on its record: publish progress, emit events, finish once.
@@ -137,8 +141,13 @@ impl JobRuntime {
                 hub_id,
                 live: Mutex::new(HashMap::new()),
                 tasks,
+                model_health: Arc::default(),
             }),
         }
+    }
+
+    pub fn model_health(&self) -> &Arc<health::ModelHealth> {
+        &self.inner.model_health
     }
 
     pub fn store(&self) -> &Arc<Store> {

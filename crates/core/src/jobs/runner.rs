@@ -9,13 +9,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orchestra_protocol::{AttachmentType, JobRecord, JobStatus, ModelPolicy, now_ms};
+use orchestra_protocol::{
+    AttachmentType, JobRecord, JobStatus, ModelFallback, ModelPolicy, now_ms,
+};
 
 use crate::models::{self, ModelNeeds, Resolution};
 use crate::opencode::{CreateSessionRequest, PartInput, PromptRequest};
 use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs};
 
 use super::attachments::PreparedAttachment;
+use super::fallback::{ModelChain, Pick};
+use super::health::BreakerState;
 use super::turn::{self, Progress, Step, summarize};
 use super::{JobHandle, WorkerJob};
 
@@ -117,20 +121,123 @@ async fn drive(
     input: &WorkerJob,
     deadline: Instant,
 ) -> Outcome {
-    let client = &lease.conn.client;
-    let timed_out = |phase: &str| {
-        Outcome::Failed(format!(
-            "timed out after {} ms (timeoutMs) while {phase}",
-            input.timeout.as_millis()
-        ))
-    };
     // Chosen before the session exists: a model that cannot take the task's images, or a
     // reference that matches nothing, fails here without spending a token.
-    let resolution = match or_stop(job, deadline, choose_model(lease, input)).await {
+    let own = match or_stop(job, deadline, choose_model(lease, input)).await {
         Ok(Ok(resolution)) => resolution,
         Ok(Err(message)) => return Outcome::Failed(message),
         Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
-        Err(Interrupt::TimedOut) => return timed_out("choosing the model"),
+        Err(Interrupt::TimedOut) => return timed_out(input, "choosing the model"),
+    };
+    let health = job.runtime().model_health().clone();
+    let needs = model_needs(lease, input);
+    let mut chain = ModelChain::new(lease, &own, &health);
+    let mut pick = match chain
+        .first(lease, own, needs, &health, &mut record.fallbacks)
+        .await
+    {
+        Ok(pick) => pick,
+        Err(message) => return Outcome::Failed(message),
+    };
+    loop {
+        // Known before the turn starts, so the first sign of trouble can switch at once.
+        let next = chain.next(lease, needs, &health).await;
+        let fallback_ready = next.is_some();
+        let end = attempt(
+            lease,
+            job,
+            record,
+            input,
+            deadline,
+            &pick.resolution,
+            fallback_ready,
+        )
+        .await;
+        let from = pick.resolution.full_id();
+        match end {
+            AttemptEnd::Finished {
+                outcome,
+                provider_failed,
+            } => {
+                // No fallback was ready, so the attempt waited on OpenCode's retries; a turn
+                // that still failed counts against the model like one that fell back.
+                if provider_failed && !matches!(outcome, Outcome::Done) {
+                    health.model_failed(&lease.profile.id, &from, pick.own, Instant::now());
+                }
+                if pick.own {
+                    match (&outcome, chain.breaker()) {
+                        (Outcome::Done, _) => health.own_model_answered(&lease.profile.id),
+                        (
+                            Outcome::Failed(_) | Outcome::Canceled(_),
+                            BreakerState::HalfOpenTrial,
+                        ) => {
+                            health.trial_inconclusive(&lease.profile.id);
+                        }
+                        (
+                            Outcome::Failed(_) | Outcome::Canceled(_),
+                            BreakerState::Closed | BreakerState::Open { .. },
+                        ) => {}
+                    }
+                }
+                return outcome;
+            }
+            AttemptEnd::ProviderFailed { message } => {
+                health.model_failed(&lease.profile.id, &from, pick.own, Instant::now());
+                let Some(resolution) = next else {
+                    // Only reached when no fallback was ready: the attempt already failed.
+                    return Outcome::Failed(message);
+                };
+                tracing::info!(job = %record.id, from = %from, to = %resolution.full_id(), reason = %message, "falling back to the next model");
+                record.fallbacks.push(ModelFallback {
+                    from,
+                    to: resolution.full_id(),
+                    reason: message,
+                    at: now_ms(),
+                });
+                pick = Pick {
+                    resolution,
+                    own: false,
+                };
+            }
+        }
+    }
+}
+
+/// How one attempt (one session on one model) ended.
+enum AttemptEnd {
+    Finished {
+        outcome: Outcome,
+        /// The provider failed at least once in a way that falls back.
+        provider_failed: bool,
+    },
+    /// The provider failed in a way the next model may not; the session is aborted.
+    ProviderFailed { message: String },
+}
+
+fn timed_out(input: &WorkerJob, phase: &str) -> Outcome {
+    Outcome::Failed(format!(
+        "timed out after {} ms (timeoutMs) while {phase}",
+        input.timeout.as_millis()
+    ))
+}
+
+/// One session on one model: create it, prompt, follow its events to the end. With
+/// `fallback_ready`, the first provider failure ends the attempt (session aborted and retired)
+/// instead of waiting out OpenCode's own retries.
+async fn attempt(
+    lease: &Lease,
+    job: &JobHandle,
+    record: &mut JobRecord,
+    input: &WorkerJob,
+    deadline: Instant,
+    resolution: &Resolution,
+    fallback_ready: bool,
+) -> AttemptEnd {
+    let client = &lease.conn.client;
+    let mut provider_failed = false;
+    let finished = |outcome, provider_failed| AttemptEnd::Finished {
+        outcome,
+        provider_failed,
     };
     record.model = Some(resolution.full_id());
     record.model_reason = Some(resolution.reason.clone());
@@ -143,18 +250,30 @@ async fn drive(
     let session = match or_stop(job, deadline, client.create_session(&request)).await {
         Ok(Ok(session)) => session,
         Ok(Err(err)) => {
-            return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
-                format!(
-                    "could not create a session on worker `{}`: {err}",
-                    lease.profile.id
-                )
-            }));
+            return finished(
+                Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
+                    format!(
+                        "could not create a session on worker `{}`: {err}",
+                        lease.profile.id
+                    )
+                })),
+                provider_failed,
+            );
         }
-        Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
-        Err(Interrupt::TimedOut) => return timed_out("creating the worker's session"),
+        Err(Interrupt::Canceled(why)) => return finished(Outcome::Canceled(why), provider_failed),
+        Err(Interrupt::TimedOut) => {
+            return finished(
+                timed_out(input, "creating the worker's session"),
+                provider_failed,
+            );
+        }
     };
     let mut events = lease.conn.router.register(&session.id);
-    record.session_id = Some(session.id.clone());
+    // An earlier attempt's session is done with: its answer will never be read.
+    if let Some(old) = record.session_id.replace(session.id.clone()) {
+        lease.conn.router.unregister(&old);
+        job.runtime().pool().retire_session(&lease.conn, &old).await;
+    }
     // One save for the model and the session: both are known now.
     job.publish(record, true);
 
@@ -168,11 +287,19 @@ async fn drive(
     match or_stop(job, deadline, client.prompt_async(&session.id, &request)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {
-            return Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
-                format!("worker `{}` refused the prompt: {err}", lease.profile.id)
-            }));
+            return finished(
+                Outcome::Failed(server_gone(lease).unwrap_or_else(|| {
+                    format!("worker `{}` refused the prompt: {err}", lease.profile.id)
+                })),
+                provider_failed,
+            );
         }
-        Err(stop) => return stopped(lease, &session.id, stop, input).await,
+        Err(stop) => {
+            return finished(
+                stopped(lease, &session.id, stop, input).await,
+                provider_failed,
+            );
+        }
     }
 
     let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
@@ -183,10 +310,10 @@ async fn drive(
         let step = tokio::select! {
             () = job.cancelled().cancelled() => {
                 let why = job.cancel_reason();
-                return stopped(lease, &session.id, Interrupt::Canceled(why), input).await;
+                return finished(stopped(lease, &session.id, Interrupt::Canceled(why), input).await, provider_failed);
             }
             () = tokio::time::sleep_until(deadline.into()) => {
-                return stopped(lease, &session.id, Interrupt::TimedOut, input).await;
+                return finished(stopped(lease, &session.id, Interrupt::TimedOut, input).await, provider_failed);
             }
             _ = poll.tick() => turn::reconcile(lease, job, record, &mut state, &session.id).await,
             // `state` holds a sender, so this never ends while the loop runs.
@@ -197,11 +324,11 @@ async fn drive(
             }
             signal = events.recv() => match signal {
                 None => {
-                    return Outcome::Failed(
+                    return finished(Outcome::Failed(
                         server_gone(lease).unwrap_or_else(|| "the worker's event stream closed".into()),
-                    );
+                    ), provider_failed);
                 }
-                Some(SessionSignal::ServerGone(why)) => return Outcome::Failed(gone_text(&why)),
+                Some(SessionSignal::ServerGone(why)) => return finished(Outcome::Failed(gone_text(&why)), provider_failed),
                 Some(SessionSignal::Resubscribed) => {
                     tracing::info!(job = %record.id, "event stream back; reconciling the session");
                     // The first calls after a drop may meet dead pooled connections: look
@@ -221,12 +348,46 @@ async fn drive(
             Step::Idle => break,
             Step::Fail(message) => {
                 abort(lease, &session.id).await;
-                return Outcome::Failed(server_gone(lease).unwrap_or(message));
+                return finished(
+                    Outcome::Failed(server_gone(lease).unwrap_or(message)),
+                    provider_failed,
+                );
+            }
+            Step::ProviderFailed {
+                message,
+                retry_attempt,
+            } => {
+                provider_failed = true;
+                if fallback_ready {
+                    abort(lease, &session.id).await;
+                    return AttemptEnd::ProviderFailed {
+                        message: format!("{} failed: {message}", resolution.full_id()),
+                    };
+                }
+                match retry_attempt {
+                    Some(attempt) if attempt >= input.retry_limit => {
+                        abort(lease, &session.id).await;
+                        let why = format!(
+                            "the model provider keeps failing: {message} (OpenCode retried {attempt} times; \
+                             the limit is tasks.providerRetryLimit = {}). Check the provider's key, quota and URL",
+                            input.retry_limit
+                        );
+                        return finished(
+                            Outcome::Failed(server_gone(lease).unwrap_or(why)),
+                            provider_failed,
+                        );
+                    }
+                    Some(_) => job.publish(record, false),
+                    None => state.error = Some(message),
+                }
             }
         }
     }
     events.close();
-    collect_result(lease, record, &session.id, state.error).await
+    finished(
+        collect_result(lease, record, &session.id, state.error).await,
+        provider_failed,
+    )
 }
 
 /// The failure of a task whose server was taken away (a crash, or a restart by a person).
@@ -252,6 +413,20 @@ async fn stopped(lease: &Lease, session_id: &str, stop: Interrupt, input: &Worke
     }
 }
 
+fn image_count(input: &WorkerJob) -> usize {
+    input
+        .attachments
+        .iter()
+        .filter(|a| a.kind == AttachmentType::Image)
+        .count()
+}
+
+fn model_needs(lease: &Lease, input: &WorkerJob) -> ModelNeeds {
+    ModelNeeds {
+        image_input: profile_needs(&lease.profile).image_input || image_count(input) > 0,
+    }
+}
+
 /// The task's model: its own `model`, else the worker's (override or profile), resolved
 /// against the server's catalog with the image needs of the profile and the attachments.
 async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, String> {
@@ -264,14 +439,8 @@ async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, St
             )
         })?),
     };
-    let images = input
-        .attachments
-        .iter()
-        .filter(|a| a.kind == AttachmentType::Image)
-        .count();
-    let needs = ModelNeeds {
-        image_input: profile_needs(&lease.profile).image_input || images > 0,
-    };
+    let images = image_count(input);
+    let needs = model_needs(lease, input);
     let reference = input.model.as_deref().unwrap_or(&lease.model_ref);
     let why = if images > 0 {
         format!("the task has {images} image attachment(s)")

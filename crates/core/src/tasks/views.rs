@@ -360,6 +360,15 @@ fn recent_jobs(
     Ok(jobs.items)
 }
 
+/// The model that answered, and the one it fell back from (`fallbackModels`).
+fn model_cell(job: &JobRecord) -> String {
+    let model = job.model.clone().unwrap_or_default();
+    match job.fallbacks.first() {
+        Some(first) => format!("{model} (fell back from {})", first.from),
+        None => model,
+    }
+}
+
 fn tasks_table(jobs: &[JobRecord]) -> String {
     let now = now_ms();
     let rows: Vec<Vec<String>> = jobs
@@ -374,6 +383,7 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
                 j.status.as_str().into(),
                 human::ago(j.started_at, now),
                 human::duration(took),
+                model_cell(j),
                 j.usage.total().to_string(),
                 j.message.chars().take(60).collect(),
             ]
@@ -381,7 +391,7 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
         .collect();
     table(
         &[
-            "Task", "Worker", "Status", "Started", "Took", "Tokens", "Message",
+            "Task", "Worker", "Status", "Started", "Took", "Model", "Tokens", "Message",
         ],
         &rows,
     )

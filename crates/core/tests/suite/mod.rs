@@ -25,6 +25,7 @@ mod reaper;
 // The hub end to end on real OpenCode and the fake LLM.
 mod attach_e2e;
 mod cancel_phases_e2e;
+mod fallback_e2e;
 mod jobs_e2e;
 mod memory_e2e;
 mod reconnect_e2e;
