@@ -24,6 +24,7 @@ pub mod fallback;
 pub mod hooks;
 pub mod job;
 pub mod memory;
+pub mod notify;
 pub mod tools;
 pub mod worker;
 pub mod workflow;
@@ -43,6 +44,7 @@ pub use job::{
     AttachmentSummary, JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer,
     RouteDecision, TaskKind, TokenUsage,
 };
+pub use notify::{DeliveryStatus, NotifyDelivery};
 pub use tools::{
     Attachment, AttachmentType, ListFormat, ListScope, ListView, MemoryPayload, ModelPolicy,
     ModelScope, OpKind, TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams,

@@ -19,6 +19,7 @@
 //! - `liveness`: [`pid_is_alive`].
 //! - `unreadable`: rows that do not decode are skipped and reported ([`Rows`]), never fatal.
 
+mod deliveries;
 mod error;
 mod events;
 mod groups;
@@ -34,6 +35,7 @@ mod unreadable;
 
 use std::path::{Path, PathBuf};
 
+pub use deliveries::DeliveryAttempt;
 pub use error::StoreError;
 pub use groups::ProcessGroupRecord;
 pub use jobs::JobFilter;

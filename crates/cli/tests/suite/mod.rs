@@ -40,6 +40,7 @@ mod workflow_crash;
 // Memory, providers, and OpenCode as the main agent with our MCP tools and plugin.
 mod main_agent;
 mod memory;
+mod notify;
 mod plugin;
 mod plugin_trust;
 mod providers;

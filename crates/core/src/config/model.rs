@@ -67,6 +67,10 @@ pub struct OrchestratorConfigFile {
     /// Like `profiles`, and also the list of workers started at launch (when `autoSpawn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<ProfileEntry>>,
+    /// Where the hub sends its events (desktop, webhook, command). Only your own config
+    /// (global or `--config`) may set it, never a project's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<super::notify::NotifyTargetFile>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -46,6 +46,8 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// Ids of the profiles listed in `workers`, in order: the workers started at launch.
     pub spawn: Vec<String>,
+    /// Where the hub sends its events (`notify`, from the user's own files only).
+    pub notify: Vec<super::notify::NotifyTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -460,6 +462,7 @@ impl Config {
                 .map(|p| (p.id.clone(), p))
                 .collect(),
             spawn: Vec::new(),
+            notify: Vec::new(),
         }
     }
 
