@@ -174,6 +174,7 @@ async fn resolve(lease: &Lease, reference: &str, needs: ModelNeeds) -> Result<Re
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 

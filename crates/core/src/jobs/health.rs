@@ -139,6 +139,7 @@ impl ModelHealth {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

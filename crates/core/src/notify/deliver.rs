@@ -186,6 +186,7 @@ fn tail(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::argv;
 

@@ -45,7 +45,7 @@ impl EventFacts {
     }
 
     pub fn matches(&self, target: &NotifyTarget) -> bool {
-        if self.step_job || !target.events.iter().any(|e| *e == self.type_name) {
+        if self.step_job || !target.events.contains(&self.type_name) {
             return false;
         }
         let listed = |list: &[String], value: &Option<String>| {
@@ -69,7 +69,7 @@ impl EventFacts {
                     job.get("message"),
                 ]
                 .into_iter()
-                .map(|v| text(v))
+                .map(&text)
                 .find(|t| !t.trim().is_empty())
                 .unwrap_or_default();
                 (format!("Task {status}: {worker}"), shorten(&detail))

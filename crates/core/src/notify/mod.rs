@@ -299,6 +299,7 @@ pub fn deliveries(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
