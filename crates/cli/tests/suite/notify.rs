@@ -19,8 +19,16 @@ use super::common::{World, bounded, hub_info};
 /// What the webhook receiver saw: (Idempotency-Key, the status it answered, the body).
 type Calls = Arc<Mutex<Vec<(String, u16, Value)>>>;
 
-/// Answers 500 to the first two deliveries of each key, then 200.
-async fn receive(State(calls): State<Calls>, headers: HeaderMap, body: String) -> StatusCode {
+/// The receiver's state: what it saw, and whether it refuses everything for now.
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Calls,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Answers 500 to the first two deliveries of each key, then 200; 503 to all while down.
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+    let calls = receiver.calls;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -28,7 +36,13 @@ async fn receive(State(calls): State<Calls>, headers: HeaderMap, body: String) -
         .to_owned();
     let mut calls = calls.lock().unwrap();
     let earlier = calls.iter().filter(|(k, _, _)| *k == key).count();
-    let status = if earlier < 2 { 500 } else { 200 };
+    let status = if receiver.down.load(std::sync::atomic::Ordering::SeqCst) {
+        503
+    } else if earlier < 2 {
+        500
+    } else {
+        200
+    };
     calls.push((
         key,
         status,
@@ -37,15 +51,15 @@ async fn receive(State(calls): State<Calls>, headers: HeaderMap, body: String) -
     StatusCode::from_u16(status).unwrap()
 }
 
-async fn start_receiver() -> (String, Calls) {
-    let calls: Calls = Arc::default();
+async fn start_receiver() -> (String, Receiver) {
+    let receiver = Receiver::default();
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(receive))
-        .with_state(calls.clone());
+        .with_state(receiver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, calls)
+    (url, receiver)
 }
 
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -61,7 +75,8 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_that_fails_twice_gets_each_event_once_and_command_hooks_get_the_json() {
     bounded(async {
-        let (url, calls) = start_receiver().await;
+        let (url, receiver) = start_receiver().await;
+        let calls = receiver.calls;
         let out = tempfile::tempdir().unwrap();
         let teed = out.path().join("teed.json");
         let shelled = out.path().join("shelled.json");
@@ -178,6 +193,54 @@ async fn a_webhook_that_fails_twice_gets_each_event_once_and_command_hooks_get_t
                 .unwrap()
                 .contains("pending, delivered or failed")
         );
+        client.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_still_pending_when_the_hub_stops_is_delivered_by_the_next_hub() {
+    bounded(async {
+        let (url, receiver) = start_receiver().await;
+        receiver
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let world = World::new(json!({"notify": [
+            {"type": "webhook", "url": url, "events": ["orchestra.job.finished"]},
+        ]}))
+        .await;
+        let client = world.connect().await;
+        let record = client.run("coder", "NOTIFY-RESTART hello").await;
+        let task_id = record["id"].as_str().unwrap().to_owned();
+        let refused = |calls: &Calls| {
+            calls.lock().unwrap().iter().find_map(|(key, _, body)| {
+                (body["data"]["job"]["id"] == task_id.as_str()).then(|| key.clone())
+            })
+        };
+        let key = eventually("a refused delivery", || refused(&receiver.calls)).await;
+        // The hub goes away with the delivery pending; the receiver comes back.
+        client.close().await;
+        super::common::stop_hub(&world.home, &world.project.dir);
+        receiver
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let client = world.connect().await;
+        let accepted = || {
+            receiver
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, status, _)| *k == key && *status == 200)
+                .count()
+        };
+        eventually("the next hub to deliver it", || {
+            (accepted() > 0).then_some(())
+        })
+        .await;
+        // Give a second, duplicate delivery the time it would need to show up.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(accepted(), 1);
         client.close().await;
     })
     .await;
