@@ -21,6 +21,7 @@ mod memory_search;
 mod panel;
 mod process_stats;
 mod report;
+mod resilience;
 mod rss;
 mod warm;
 
@@ -33,7 +34,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 12] = [
     "dispatch",
     "hub",
     "panel",
@@ -44,6 +45,8 @@ const GROUPS: [&str; 10] = [
     "memory",
     "cold",
     "first-prompt",
+    "fallback",
+    "notify",
 ];
 
 #[derive(Parser)]
@@ -62,7 +65,7 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
-    /// cold, first-prompt.
+    /// cold, first-prompt, fallback, notify.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
@@ -146,6 +149,8 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "memory" => memory_search::run(args.records).await?,
             "cold" => cold::run(slow).await?,
             "first-prompt" => first_prompt::run(slow).await?,
+            "fallback" => resilience::fallback(slow).await?,
+            "notify" => resilience::notify(quick).await?,
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(
