@@ -13,8 +13,9 @@ pub(super) struct EventFacts {
     pub envelope: Value,
     worker: Option<String>,
     workflow: Option<String>,
-    /// A step of a workflow run: its run's own events say enough.
-    step_job: bool,
+    /// A step of a workflow run (its run's own events say enough), or a permission question a
+    /// profile rule answered at once (no one is waiting for a person).
+    nothing_to_tell: bool,
 }
 
 impl EventFacts {
@@ -35,17 +36,18 @@ impl EventFacts {
             j.get("runId").is_some_and(|r| !r.is_null())
                 && j.get("kind").and_then(Value::as_str) != Some("workflow")
         });
+        let answered_by_rule = matches!(event.body, orchestra_protocol::EventBody::PermissionAsked(ref q) if q.expires_at.is_none());
         Some(EventFacts {
             type_name: event.body.type_name().to_owned(),
             envelope,
             worker,
             workflow,
-            step_job,
+            nothing_to_tell: step_job || answered_by_rule,
         })
     }
 
     pub fn matches(&self, target: &NotifyTarget) -> bool {
-        if self.step_job || !target.events.contains(&self.type_name) {
+        if self.nothing_to_tell || !target.events.contains(&self.type_name) {
             return false;
         }
         let listed = |list: &[String], value: &Option<String>| {
@@ -90,4 +92,75 @@ fn shorten(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use orchestra_protocol::{
+        EVENT_VERSION, EventBody, HubEvent, JobRecord, PermissionQuestion, TaskKind,
+    };
+
+    use super::EventFacts;
+    use crate::config::{DEFAULT_NOTIFY_EVENTS, NotifyKind, NotifyTarget};
+
+    fn target(profiles: &[&str]) -> NotifyTarget {
+        NotifyTarget {
+            kind: NotifyKind::Desktop,
+            events: DEFAULT_NOTIFY_EVENTS.map(String::from).to_vec(),
+            profiles: profiles.iter().map(|p| (*p).to_owned()).collect(),
+            workflows: Vec::new(),
+            url: None,
+            command: None,
+            timeout_ms: 1000,
+        }
+    }
+
+    fn event(body: EventBody) -> EventFacts {
+        EventFacts::of(&HubEvent {
+            version: EVENT_VERSION,
+            id: 1,
+            timestamp: 0,
+            body,
+        })
+        .unwrap()
+    }
+
+    fn question(expires_at: Option<i64>) -> EventBody {
+        EventBody::PermissionAsked(PermissionQuestion {
+            job_id: "j".into(),
+            worker_id: "coder".into(),
+            request_id: "r".into(),
+            session_id: "s".into(),
+            permission: "bash".into(),
+            patterns: Vec::new(),
+            asked_at: 0,
+            expires_at,
+        })
+    }
+
+    #[test]
+    fn only_questions_waiting_for_a_person_and_tasks_not_steps_are_told() {
+        assert!(event(question(Some(5))).matches(&target(&[])));
+        assert!(
+            !event(question(None)).matches(&target(&[])),
+            "answered by the profile's rule"
+        );
+        assert!(!event(question(Some(5))).matches(&target(&["docs"])));
+        let job = JobRecord::start(
+            "j".into(),
+            "coder".into(),
+            "m".into(),
+            TaskKind::Worker,
+            "h",
+        );
+        let finished = |job: JobRecord| EventBody::JobFinished { job: Box::new(job) };
+        assert!(event(finished(job.clone())).matches(&target(&["coder"])));
+        let mut step = job;
+        step.run_id = Some("run".into());
+        assert!(
+            !event(finished(step)).matches(&target(&[])),
+            "a workflow step"
+        );
+    }
 }
