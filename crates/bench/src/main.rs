@@ -22,6 +22,7 @@ mod memory_search;
 mod panel;
 mod process_stats;
 mod report;
+mod resilience;
 mod rss;
 mod warm;
 
@@ -34,7 +35,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 11] = [
+const GROUPS: [&str; 13] = [
     "dispatch",
     "hub",
     "panel",
@@ -46,6 +47,8 @@ const GROUPS: [&str; 11] = [
     "cold",
     "first-prompt",
     "budget",
+    "fallback",
+    "notify",
 ];
 
 #[derive(Parser)]
@@ -64,7 +67,7 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
-    /// cold, first-prompt, budget.
+    /// cold, first-prompt, budget, fallback, notify.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
@@ -149,6 +152,8 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "cold" => cold::run(slow).await?,
             "first-prompt" => first_prompt::run(slow).await?,
             "budget" => budget::run(slow).await?,
+            "fallback" => resilience::fallback(slow).await?,
+            "notify" => resilience::notify(quick).await?,
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(

@@ -37,6 +37,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(300);
 const KEEP_LOG_LINES: u64 = 10_000;
 /// Events kept in the store for replay: hours of a busy hub, a few tens of MB at most.
 const KEEP_EVENTS: u64 = 200_000;
+/// How long shutdown waits for notify deliveries in flight to give up.
+const STOP_NOTIFIER: Duration = Duration::from_secs(2);
+
 /// How long shutdown waits for canceled jobs to abort their sessions.
 const DRAIN_JOBS: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the last events to reach the store.
@@ -87,6 +90,7 @@ pub struct Hub {
     chat: Arc<ChatHooks>,
     /// Stopped at shutdown, in order (tokio mutexes only so `shutdown` can take them by `&self`).
     recorder: tokio::sync::Mutex<Option<Recorder>>,
+    notifier: tokio::sync::Mutex<Option<crate::notify::Notifier>>,
     triggers: tokio::sync::Mutex<Option<Triggers>>,
 }
 
@@ -156,6 +160,8 @@ impl Hub {
                 background.clone(),
             ));
         }
+        // Subscribed before any job can start, so no event of this hub is missed.
+        let notifier = crate::notify::Notifier::spawn(config.notify.clone(), store.clone(), &bus);
         let runtime = JobRuntime::new(store.clone(), bus, pool.clone(), id.clone());
         let engine = Arc::new(
             TaskEngine::new(runtime, config.clone(), options.project_dir, memory)
@@ -209,6 +215,7 @@ impl Hub {
             _event_writer: event_writer,
             chat,
             recorder: tokio::sync::Mutex::new(recorder),
+            notifier: tokio::sync::Mutex::new(notifier),
             triggers: tokio::sync::Mutex::new(triggers),
         })
     }
@@ -253,6 +260,13 @@ impl Hub {
         // Jobs that finished before the shutdown still get their memory records.
         if let Some(recorder) = self.recorder.lock().await.take() {
             recorder.stop(FINISH_RECORDS).await;
+        }
+        // After the jobs: their final events are recorded (and sent if there is time);
+        // webhooks not sent yet stay pending for the next hub.
+        if let Some(notifier) = self.notifier.lock().await.take()
+            && !notifier.stop(STOP_NOTIFIER).await
+        {
+            tracing::warn!("notify deliveries did not stop in time");
         }
         self.engine.pool().shutdown().await;
         self.background.cancel();

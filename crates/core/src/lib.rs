@@ -14,6 +14,8 @@
 //! - [`tasks`]: the facade behind the five task tools: validation, routing, ops, views.
 //! - [`chat`]: what the hooks of Orchestra's OpenCode plugin do (vision on pasted images, the
 //!   running-task line, results delivered into the session, idle notifications).
+//! - [`notify`]: the hub sends its events to the user's `notify` targets (desktop, webhook,
+//!   command), recording every delivery in the store.
 //! - [`hub`]: owns all of the above for one project.
 //!
 //! Imports go one way, down this list (config lowest, hub highest); `scripts/check-layers`
@@ -26,6 +28,7 @@ pub mod hub;
 pub mod jobs;
 pub mod memory;
 pub mod models;
+pub mod notify;
 pub mod opencode;
 pub mod supervisor;
 pub mod tasks;

@@ -14,6 +14,7 @@
 //! kit's job (`orchestra_testkit::sandbox`): this crate is only the model, which `--fake` links.
 
 mod directives;
+mod model_errors;
 pub mod opencode;
 mod request;
 mod server;
@@ -29,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use model_errors::ModelErrors;
 pub use request::{ChatRequest, RecordedRequest};
 
 /// What the fake sends back for one request, step by step.

@@ -35,6 +35,7 @@ mod hooks_api;
 mod login_file;
 mod mcp_sessions;
 mod memory_api;
+mod notify_api;
 mod page;
 mod panel;
 mod panel_api;
@@ -284,6 +285,7 @@ fn router(state: AppState, servers: McpServers, mcp_stop: CancellationToken) -> 
         .route("/questions/{request_id}", post(panel_api::answer_question))
         .route("/logs", get(panel_api::logs))
         .route("/config", get(panel_api::config))
+        .route("/notify/deliveries", get(notify_api::deliveries))
         .nest("/memory", memory_api::routes())
         .route("/events", get(sse::events))
         .route("/login", post(api::login))

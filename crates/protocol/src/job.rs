@@ -230,6 +230,10 @@ pub struct JobRecord {
     /// Why that model was chosen (tag resolution, fuzzy match, per-task override, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_reason: Option<String>,
+    /// Each switch to a profile's `fallbackModels` entry, in order; `model` is the one that
+    /// answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<crate::fallback::ModelFallback>,
     #[serde(default)]
     pub progress: JobProgress,
     #[serde(default)]
@@ -289,6 +293,7 @@ impl JobRecord {
             route: None,
             model: None,
             model_reason: None,
+            fallbacks: Vec::new(),
             progress: JobProgress::default(),
             usage: TokenUsage::default(),
             worktree: None,

@@ -23,9 +23,11 @@
 pub mod api;
 pub mod budget;
 pub mod event;
+pub mod fallback;
 pub mod hooks;
 pub mod job;
 pub mod memory;
+pub mod notify;
 pub mod tools;
 pub mod worker;
 pub mod workflow;
@@ -44,10 +46,12 @@ pub use event::{
     NotificationReason, PermissionQuestion, PermissionReplyEvent, SessionNotification,
     ToolCallEvent, WorkflowRunEvent, WorkflowStepEvent,
 };
+pub use fallback::ModelFallback;
 pub use job::{
     AttachmentSummary, JobProgress, JobRecord, JobReport, JobStatus, PermissionAnswer,
     RouteDecision, TaskKind, TokenUsage,
 };
+pub use notify::{DeliveryStatus, NotifyDelivery};
 pub use tools::{
     Attachment, AttachmentType, ListFormat, ListScope, ListView, MemoryPayload, ModelPolicy,
     ModelScope, OpKind, TaskAwaitParams, TaskCancelParams, TaskListParams, TaskPeekParams,

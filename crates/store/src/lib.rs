@@ -20,6 +20,7 @@
 //! - `liveness`: [`pid_is_alive`].
 //! - `unreadable`: rows that do not decode are skipped and reported ([`Rows`]), never fatal.
 
+mod deliveries;
 mod error;
 mod events;
 mod groups;
@@ -39,6 +40,7 @@ mod worktrees;
 
 use std::path::{Path, PathBuf};
 
+pub use deliveries::DeliveryAttempt;
 pub use error::StoreError;
 pub use groups::ProcessGroupRecord;
 pub use jobs::JobFilter;

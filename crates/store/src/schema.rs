@@ -223,6 +223,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      WHERE json_valid(record) AND json_extract(record, '$.worktree.state') IS NOT NULL;
     CREATE INDEX jobs_worktree_state ON jobs (worktree_state) WHERE worktree_state IS NOT NULL;
     ",
+    // 12 (notify): each event sent to each of the user's `notify` targets, so failed
+    // deliveries can be shown and pending webhook retries survive a hub restart.
+    r"
+    CREATE TABLE notify_deliveries (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        target          TEXT NOT NULL,
+        event_id        INTEGER NOT NULL,
+        event_type      TEXT NOT NULL,
+        envelope        TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER,
+        delivered_at    INTEGER,
+        UNIQUE (target, event_id)
+    );
+    CREATE INDEX notify_deliveries_pending ON notify_deliveries(status) WHERE status = 'pending';
+    ",
 ];
 
 /// The schema version this build writes.

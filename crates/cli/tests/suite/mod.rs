@@ -43,6 +43,7 @@ mod worktrees;
 // Memory, providers, and OpenCode as the main agent with our MCP tools and plugin.
 mod main_agent;
 mod memory;
+mod notify;
 mod passthrough;
 mod plugin;
 mod plugin_trust;

@@ -77,6 +77,15 @@ pub(super) fn resolve(layers: &[Layer], project_dir: &Path) -> Result<Config, Co
         .parent()
         .map_or_else(|| project_dir.to_path_buf(), Path::to_path_buf);
     apply_file(&mut config, &file, project_dir, &bin_base);
+    config.notify = super::notify::resolve_targets(file.notify.as_deref().unwrap_or_default())
+        .map_err(|(index, message, fix)| {
+            invalid(
+                blame(layers, "/notify"),
+                &format!("notify[{index}]"),
+                message,
+                Some(fix),
+            )
+        })?;
 
     if config.runtime.isolation == Isolation::Attach && config.runtime.attach_url.is_none() {
         return Err(invalid(

@@ -12,6 +12,7 @@ mod load;
 mod merge;
 pub mod model;
 mod model_triggers;
+mod notify;
 mod profiles;
 mod provenance;
 mod resolved;
@@ -34,6 +35,7 @@ pub use model::{
     AgentMode, Isolation, MemoryScope, ModelPolicy, OrchestratorConfigFile, PermissionAction,
     PermissionReply, WorkflowExecution, WorkflowIntervene,
 };
+pub use notify::{DEFAULT_NOTIFY_EVENTS, NotifyKind, NotifyTarget, NotifyTargetFile};
 pub use profiles::{BUILTIN_PROFILE_IDS, MEMORY_PROFILE_ID, Profile, builtin_profiles};
 pub use provenance::{KeySource, Provenance};
 pub use resolved::{

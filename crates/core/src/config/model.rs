@@ -76,6 +76,10 @@ pub struct OrchestratorConfigFile {
     pub checks: Option<BTreeMap<String, super::checks::CheckFile>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budgets: Option<super::checks::BudgetsFile>,
+    /// Where the hub sends its events (desktop, webhook, command). Only your own config
+    /// (global or `--config`) may set it, never a project's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<super::notify::NotifyTargetFile>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -775,6 +779,10 @@ pub struct ProfileFile {
     /// Caps for every task of this worker; a task's own `budget` overrides each dimension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<orchestra_protocol::TaskBudget>,
+    /// `provider/model` ids tried in order when a turn fails with a rate limit (429), a server
+    /// error (5xx), an overload or an exhausted quota; 400/401/403 never fall back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_models: Option<Vec<String>>,
     /// No effect in Orchestra (kept for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ProfileKind>,

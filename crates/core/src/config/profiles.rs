@@ -51,6 +51,9 @@ pub struct Profile {
     pub required_skills: Vec<String>,
     /// Caps for every task of this worker (`budget`).
     pub budget: Option<orchestra_protocol::TaskBudget>,
+    /// `provider/model` ids tried in order when the model fails with a rate limit, a server
+    /// error, an overload or an exhausted quota (`jobs::fallback`).
+    pub fallback_models: Vec<String>,
     /// Defined by Orchestra (possibly changed by the user) rather than only by the user.
     pub builtin: bool,
 }
@@ -163,6 +166,7 @@ fn base(
         on_permission_ask: PermissionReply::Reject,
         required_skills: Vec::new(),
         budget: None,
+        fallback_models: Vec::new(),
         builtin: true,
     }
 }
@@ -267,6 +271,7 @@ pub(crate) fn apply_override(profile: &mut Profile, object: &ProfileFile) {
     if object.budget.is_some() {
         profile.budget = object.budget;
     }
+    set(&mut profile.fallback_models, object.fallback_models.clone());
 }
 
 pub(crate) fn set<T>(slot: &mut T, value: Option<T>) {

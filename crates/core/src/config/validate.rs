@@ -39,7 +39,7 @@ pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), Config
 /// Keys that choose what the hub executes, where it sends credentials, or where it reads and
 /// writes every task's prompts and answers: (key path, what it decides). Only the user's own
 /// files (global, `--config`) may set them; a repository's file that does is an error.
-pub const TRUSTED_ONLY_KEYS: [(&str, &str); 6] = [
+pub const TRUSTED_ONLY_KEYS: [(&str, &str); 7] = [
     ("runtime.opencodeBin", "the program the hub runs"),
     (
         "runtime.attachUrl",
@@ -60,6 +60,10 @@ pub const TRUSTED_ONLY_KEYS: [(&str, &str); 6] = [
     (
         "worktree.setup",
         "a command the hub runs in every new task worktree",
+    ),
+    (
+        "notify",
+        "where the hub sends your events (a URL) and which commands it runs on them",
     ),
 ];
 

@@ -10,7 +10,9 @@
 pub mod attachments;
 mod budget;
 pub mod check_run;
+mod fallback;
 mod files;
+pub mod health;
 mod late;
 pub mod questions;
 mod runner;
@@ -137,6 +139,8 @@ struct Inner {
     /// wait for exactly those.
     tasks: TaskTracker,
     questions: questions::QuestionInbox,
+    /// Cool-downs of failing models and the profiles' circuit breakers (`health.rs`).
+    model_health: Arc<health::ModelHealth>,
 }
 
 /// A running job's hold on its record: publish progress, emit events, finish once.
@@ -159,8 +163,13 @@ impl JobRuntime {
                 hub_id,
                 live: Mutex::new(HashMap::new()),
                 tasks,
+                model_health: Arc::default(),
             }),
         }
+    }
+
+    pub fn model_health(&self) -> &Arc<health::ModelHealth> {
+        &self.inner.model_health
     }
 
     pub fn store(&self) -> &Arc<Store> {

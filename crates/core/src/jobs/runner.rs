@@ -9,7 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orchestra_protocol::{AttachmentType, JobRecord, JobStatus, ModelPolicy, now_ms};
+use orchestra_protocol::{
+    AttachmentType, JobRecord, JobStatus, ModelFallback, ModelPolicy, now_ms,
+};
 
 use crate::models::{self, ModelNeeds, Resolution};
 use crate::opencode::{CreateSessionRequest, PartInput, PromptRequest};
@@ -18,6 +20,8 @@ use crate::workers::{Lease, SessionSignal, WorkerPool, agents, profile_needs, sk
 use super::attachments::PreparedAttachment;
 use super::budget::{self, BudgetGuard};
 use super::check_run;
+use super::fallback::{ModelChain, Pick};
+use super::health::{BreakerState, ModelHealth};
 use super::shared_budget::{SharedBudget, pool_stop_text};
 use super::turn::{self, Progress, Step, summarize};
 use super::workspace;
@@ -210,34 +214,99 @@ async fn drive(
     input: &WorkerJob,
     deadline: Instant,
 ) -> Outcome {
-    let client = &lease.client;
-    let timed_out = |phase: &str| {
-        Outcome::Failed(format!(
-            "timed out after {} ms (timeoutMs) while {phase}",
-            input.timeout.as_millis()
-        ))
-    };
     let required = skills::union(&lease.profile.required_skills, &input.required_skills);
     match or_stop(job, deadline, skills::preflight(lease, &required)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => return Outcome::Failed(err.to_string()),
         Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
-        Err(Interrupt::TimedOut) => return timed_out("checking requiredSkills"),
+        Err(Interrupt::TimedOut) => return timed_out(input, "checking requiredSkills"),
     }
     // Chosen before the session exists: a model that cannot take the task's images, or a
     // reference that matches nothing, fails here without spending a token.
-    let resolution = match or_stop(job, deadline, choose_model(lease, input)).await {
+    let own = match or_stop(job, deadline, choose_model(lease, input)).await {
         Ok(Ok(resolution)) => resolution,
         Ok(Err(message)) => return Outcome::Failed(message),
         Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
-        Err(Interrupt::TimedOut) => return timed_out("choosing the model"),
+        Err(Interrupt::TimedOut) => return timed_out(input, "choosing the model"),
     };
-    record.model = Some(resolution.full_id());
-    record.model_reason = Some(resolution.reason.clone());
-    let (session_id, messages_before) = match open_session(lease, job, input, deadline).await {
-        Ok(opened) => opened,
-        Err(outcome) => return outcome,
+    let health = job.runtime().model_health().clone();
+    let needs = model_needs(lease, input);
+    let mut chain = ModelChain::new(lease, &own, &health);
+    let pick = match chain
+        .first(lease, own, needs, &health, &mut record.fallbacks)
+        .await
+    {
+        Ok(pick) => pick,
+        Err(message) => return Outcome::Failed(message),
     };
+    let mut models = Models {
+        chain,
+        pick,
+        health,
+        needs,
+        provider_failed: false,
+    };
+    let outcome = turns(lease, job, record, input, deadline, &mut models).await;
+    models.settle(lease, &outcome);
+    outcome
+}
+
+/// The model a job runs on now, the ones it may fall back to, and what its provider did.
+struct Models {
+    chain: ModelChain,
+    pick: Pick,
+    health: Arc<ModelHealth>,
+    needs: ModelNeeds,
+    /// The provider failed at least once in a way that falls back.
+    provider_failed: bool,
+}
+
+impl Models {
+    /// Counts the job's end against its model's health and the profile's breaker.
+    fn settle(&self, lease: &Lease, outcome: &Outcome) {
+        let profile = &lease.profile.id;
+        // No fallback was ready, so the turn waited on OpenCode's retries; a turn that still
+        // failed counts against the model like one that fell back.
+        if self.provider_failed && !matches!(outcome, Outcome::Done) {
+            let model = self.pick.resolution.full_id();
+            self.health
+                .model_failed(profile, &model, self.pick.own, Instant::now());
+        }
+        if !self.pick.own {
+            return;
+        }
+        match (outcome, self.chain.breaker()) {
+            (Outcome::Done, _) => self.health.own_model_answered(profile),
+            (Outcome::Failed(_) | Outcome::Canceled(_), BreakerState::HalfOpenTrial) => {
+                self.health.trial_inconclusive(profile);
+            }
+            (
+                Outcome::Failed(_) | Outcome::Canceled(_),
+                BreakerState::Closed | BreakerState::Open { .. },
+            ) => {}
+        }
+    }
+}
+
+/// The job's turns in one session: the task, then (with `until`) the check's feedback, until the
+/// check passes; a provider failure with a fallback ready moves to a fresh session on the next
+/// model and sends the same prompt again.
+async fn turns(
+    lease: &Lease,
+    job: &JobHandle,
+    record: &mut JobRecord,
+    input: &WorkerJob,
+    deadline: Instant,
+    models: &mut Models,
+) -> Outcome {
+    let client = &lease.client;
+    record.model = Some(models.pick.resolution.full_id());
+    record.model_reason = Some(models.pick.resolution.reason.clone());
+    let (mut session_id, mut messages_before) =
+        match open_session(lease, job, input, deadline, input.session_id.as_deref()).await {
+            Ok(opened) => opened,
+            Err(outcome) => return outcome,
+        };
     let mut events = lease.conn.router.register(&session_id);
     record.session_id = Some(session_id.clone());
     // One save for the model and the session: both are known now.
@@ -253,9 +322,9 @@ async fn drive(
     let mut iteration: u32 = 1;
     loop {
         let request = PromptRequest {
-            parts,
+            parts: parts.clone(),
             agent: lease.agent.clone(),
-            model: Some(resolution.model.clone()),
+            model: Some(models.pick.resolution.model.clone()),
             system: system_text(lease.system_prompt(), input.context.as_deref()),
             tools: None,
         };
@@ -268,6 +337,12 @@ async fn drive(
             }
             Err(stop) => return stopped(lease, &session_id, stop, input, Phase::Turn).await,
         }
+        // Known before the turn starts, so the first sign of trouble can switch at once. A
+        // continued session stays on its model: a fresh session would lose what it holds.
+        let next = match input.session_id {
+            Some(_) => None,
+            None => models.chain.next(lease, models.needs, &models.health).await,
+        };
         let turn = TurnCtx {
             lease,
             job,
@@ -275,12 +350,63 @@ async fn drive(
             session_id: &session_id,
             deadline,
             messages_before,
+            fallback_ready: next.is_some(),
+            model: models.pick.resolution.full_id(),
         };
-        if let Some(outcome) = turn
-            .follow(record, &mut state, &mut events, &mut answered)
+        match turn
+            .follow(
+                record,
+                &mut state,
+                &mut events,
+                &mut answered,
+                &mut models.provider_failed,
+            )
             .await
         {
-            return outcome;
+            TurnEnd::Idle => {}
+            TurnEnd::Over(outcome) => return outcome,
+            TurnEnd::FallBack(message) => {
+                let from = models.pick.resolution.full_id();
+                models.health.model_failed(
+                    &lease.profile.id,
+                    &from,
+                    models.pick.own,
+                    Instant::now(),
+                );
+                let Some(resolution) = next else {
+                    return Outcome::Failed(message);
+                };
+                tracing::info!(job = %record.id, from = %from, to = %resolution.full_id(), reason = %message, "falling back to the next model");
+                record.fallbacks.push(ModelFallback {
+                    from,
+                    to: resolution.full_id(),
+                    reason: message,
+                    at: now_ms(),
+                });
+                record.model = Some(resolution.full_id());
+                record.model_reason = Some(resolution.reason.clone());
+                models.pick = Pick {
+                    resolution,
+                    own: false,
+                };
+                // The failed session is done with: its answer will never be read.
+                let (fresh, before) = match open_session(lease, job, input, deadline, None).await {
+                    Ok(opened) => opened,
+                    Err(outcome) => return outcome,
+                };
+                lease.conn.router.unregister(&session_id);
+                job.runtime()
+                    .pool()
+                    .retire_session(&lease.conn, client, &session_id)
+                    .await;
+                events.close();
+                events = lease.conn.router.register(&fresh);
+                record.session_id = Some(fresh.clone());
+                job.publish(record, true);
+                (session_id, messages_before) = (fresh, before);
+                state.begin_follow_up();
+                continue;
+            }
         }
         let error = state.error.take();
         let outcome = match or_stop(
@@ -311,7 +437,7 @@ async fn drive(
         {
             Ok(result) => result,
             Err(Interrupt::Canceled(why)) => return Outcome::Canceled(why),
-            Err(Interrupt::TimedOut) => return turn.timed_out("running the check"),
+            Err(Interrupt::TimedOut) => return timed_out(input, "running the check"),
         };
         let passed = result.passed;
         parts = vec![PartInput::Text {
@@ -349,25 +475,40 @@ struct TurnCtx<'a> {
     session_id: &'a str,
     deadline: Instant,
     messages_before: usize,
+    /// A next model is ready: the first provider failure ends the turn at once instead of
+    /// waiting out OpenCode's own retries.
+    fallback_ready: bool,
+    /// The model the turn runs on (`provider/model`), for the fallback's reason.
+    model: String,
+}
+
+/// How following a turn ended.
+enum TurnEnd {
+    /// The session is idle: the turn is over and its reply can be read.
+    Idle,
+    /// The job is over (canceled, timed out, over budget, the server gone, failed).
+    Over(Outcome),
+    /// The provider failed and a fallback is ready; the session was aborted.
+    FallBack(String),
+}
+
+fn timed_out(input: &WorkerJob, phase: &str) -> Outcome {
+    Outcome::Failed(format!(
+        "timed out after {} ms (timeoutMs) while {phase}",
+        input.timeout.as_millis()
+    ))
 }
 
 impl TurnCtx<'_> {
-    fn timed_out(&self, phase: &str) -> Outcome {
-        Outcome::Failed(format!(
-            "timed out after {} ms (timeoutMs) while {phase}",
-            self.input.timeout.as_millis()
-        ))
-    }
-
-    /// Follows the session's events until the turn is idle (`None`) or the job ends
-    /// (`Some(outcome)`: canceled, timed out, over budget, the server gone).
+    /// Follows the session's events until the turn is idle or the job ends.
     async fn follow(
         &self,
         record: &mut JobRecord,
         state: &mut Progress,
         events: &mut tokio::sync::mpsc::UnboundedReceiver<SessionSignal>,
         answered: &mut tokio::sync::mpsc::UnboundedReceiver<orchestra_protocol::PermissionAnswer>,
-    ) -> Option<Outcome> {
+        provider_failed: &mut bool,
+    ) -> TurnEnd {
         let (lease, job, input, session_id) = (self.lease, self.job, self.input, self.session_id);
         let mut poll = tokio::time::interval(STATUS_POLL);
         poll.tick().await;
@@ -376,10 +517,10 @@ impl TurnCtx<'_> {
             let step = tokio::select! {
                 () = job.cancelled().cancelled() => {
                     let why = job.cancel_reason();
-                    return Some(stopped(lease, session_id, Interrupt::Canceled(why), input, Phase::Turn).await);
+                    return TurnEnd::Over(stopped(lease, session_id, Interrupt::Canceled(why), input, Phase::Turn).await);
                 }
                 () = tokio::time::sleep_until(self.deadline.into()) => {
-                    return Some(stopped(lease, session_id, Interrupt::TimedOut, input, Phase::Turn).await);
+                    return TurnEnd::Over(stopped(lease, session_id, Interrupt::TimedOut, input, Phase::Turn).await);
                 }
                 () = sleep_until_some(budget_timer) => (Phase::Turn, Ok(turn::budget_timer(job, record, state))),
                 () = pool_exhausted(input.shared_budget.as_ref()) => {
@@ -400,11 +541,11 @@ impl TurnCtx<'_> {
                 }
                 signal = events.recv() => match signal {
                     None => {
-                        return Some(Outcome::Failed(
+                        return TurnEnd::Over(Outcome::Failed(
                             server_gone(lease).unwrap_or_else(|| "the worker's event stream closed".into()),
                         ));
                     }
-                    Some(SessionSignal::ServerGone(why)) => return Some(Outcome::Failed(gone_text(&why))),
+                    Some(SessionSignal::ServerGone(why)) => return TurnEnd::Over(Outcome::Failed(gone_text(&why))),
                     Some(SessionSignal::Resubscribed) => {
                         tracing::info!(job = %record.id, "event stream back; reconciling the session");
                         // The first calls after a drop may meet dead pooled connections: look
@@ -429,21 +570,46 @@ impl TurnCtx<'_> {
             let step = match step {
                 (_, Ok(step)) => step,
                 (phase, Err(stop)) => {
-                    return Some(stopped(lease, session_id, stop, input, phase).await);
+                    return TurnEnd::Over(stopped(lease, session_id, stop, input, phase).await);
                 }
             };
             match step {
                 Step::Continue => {}
                 Step::Publish => job.publish(record, false),
                 Step::Idle if state.need_busy && !state.seen_busy => {}
-                Step::Idle => return None,
+                Step::Idle => return TurnEnd::Idle,
                 Step::Fail(message) => {
                     abort(lease, session_id).await;
                     if record.budget_stop.is_some() {
                         keep_partial_output(lease, record, session_id, self.messages_before).await;
-                        return Some(Outcome::Failed(message));
+                        return TurnEnd::Over(Outcome::Failed(message));
                     }
-                    return Some(Outcome::Failed(server_gone(lease).unwrap_or(message)));
+                    return TurnEnd::Over(Outcome::Failed(server_gone(lease).unwrap_or(message)));
+                }
+                Step::ProviderFailed {
+                    message,
+                    retry_attempt,
+                } => {
+                    *provider_failed = true;
+                    if self.fallback_ready {
+                        abort(lease, session_id).await;
+                        return TurnEnd::FallBack(format!("{} failed: {message}", self.model));
+                    }
+                    match retry_attempt {
+                        Some(attempt) if attempt >= input.retry_limit => {
+                            abort(lease, session_id).await;
+                            let why = format!(
+                                "the model provider keeps failing: {message} (OpenCode retried {attempt} times; \
+                                 the limit is tasks.providerRetryLimit = {}). Check the provider's key, quota and URL",
+                                input.retry_limit
+                            );
+                            return TurnEnd::Over(Outcome::Failed(
+                                server_gone(lease).unwrap_or(why),
+                            ));
+                        }
+                        Some(_) => job.publish(record, false),
+                        None => state.error = Some(message),
+                    }
                 }
             }
         }
@@ -474,11 +640,12 @@ async fn open_session(
     job: &JobHandle,
     input: &WorkerJob,
     deadline: Instant,
+    continued: Option<&str>,
 ) -> Result<(String, usize), Outcome> {
     let client = &lease.client;
-    if let Some(session_id) = &input.session_id {
+    if let Some(session_id) = continued {
         return match or_stop(job, deadline, client.messages(session_id)).await {
-            Ok(Ok(messages)) => Ok((session_id.clone(), messages.len())),
+            Ok(Ok(messages)) => Ok((session_id.to_owned(), messages.len())),
             Ok(Err(err)) => Err(Outcome::Failed(format!(
                 "cannot continue in session {session_id} on worker `{}`: {err}. The worker keeps \
                  only the last runtime.keepSessions sessions and loses them when it restarts; \
@@ -590,6 +757,20 @@ async fn stopped(
     }
 }
 
+fn image_count(input: &WorkerJob) -> usize {
+    input
+        .attachments
+        .iter()
+        .filter(|a| a.kind == AttachmentType::Image)
+        .count()
+}
+
+fn model_needs(lease: &Lease, input: &WorkerJob) -> ModelNeeds {
+    ModelNeeds {
+        image_input: profile_needs(&lease.profile).image_input || image_count(input) > 0,
+    }
+}
+
 /// The task's model: its own `model`, else the worker's (override or profile), resolved
 /// against the server's catalog with the image needs of the profile and the attachments.
 async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, String> {
@@ -602,14 +783,8 @@ async fn choose_model(lease: &Lease, input: &WorkerJob) -> Result<Resolution, St
             )
         })?),
     };
-    let images = input
-        .attachments
-        .iter()
-        .filter(|a| a.kind == AttachmentType::Image)
-        .count();
-    let needs = ModelNeeds {
-        image_input: profile_needs(&lease.profile).image_input || images > 0,
-    };
+    let images = image_count(input);
+    let needs = model_needs(lease, input);
     let reference = input.model.as_deref().unwrap_or(&lease.model_ref);
     let why = if images > 0 {
         format!("the task has {images} image attachment(s)")

@@ -107,6 +107,12 @@ pub(super) enum Step {
     Publish,
     Idle,
     Fail(String),
+    /// The provider failed in a way another model may not (`fallback::error_falls_back`):
+    /// from OpenCode's `retry` status (with its attempt) or a session error.
+    ProviderFailed {
+        message: String,
+        retry_attempt: Option<u32>,
+    },
 }
 
 pub(super) async fn on_event(
@@ -132,20 +138,25 @@ pub(super) async fn on_event(
                 state.seen_busy = true;
                 record.progress.retries = attempt;
                 record.progress.last_activity_at = Some(now);
-                if attempt >= input.retry_limit {
-                    Step::Fail(format!(
-                        "the model provider keeps failing: {message} (OpenCode retried {attempt} times; \
-                         the limit is tasks.providerRetryLimit = {}). Check the provider's key, quota and URL",
-                        input.retry_limit
-                    ))
-                } else {
-                    Step::Publish
+                // OpenCode retries only what may pass (a rate limit, a 5xx, an unreachable
+                // provider): the runner decides between a fallback model and waiting.
+                Step::ProviderFailed {
+                    message,
+                    retry_attempt: Some(attempt),
                 }
             }
         },
         OpenCodeEvent::SessionError { error, .. } => {
-            state.error = Some(error_text(error.as_ref()));
-            Step::Continue
+            let message = error_text(error.as_ref());
+            if super::fallback::error_falls_back(error.as_ref()) {
+                Step::ProviderFailed {
+                    message,
+                    retry_attempt: None,
+                }
+            } else {
+                state.error = Some(message);
+                Step::Continue
+            }
         }
         OpenCodeEvent::MessagePartDelta { field, delta, .. } => {
             if field == "text" {

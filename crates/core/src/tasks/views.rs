@@ -360,6 +360,15 @@ fn recent_jobs(
     Ok(jobs.items)
 }
 
+/// The model that answered, and the one it fell back from (`fallbackModels`).
+fn model_cell(job: &JobRecord) -> String {
+    let model = job.model.clone().unwrap_or_default();
+    match job.fallbacks.first() {
+        Some(first) => format!("{model} (fell back from {})", first.from),
+        None => model,
+    }
+}
+
 fn tasks_table(jobs: &[JobRecord]) -> String {
     let now = now_ms();
     let rows: Vec<Vec<String>> = jobs
@@ -374,6 +383,7 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
                 super::limits::status_with_limits(j),
                 human::ago(j.started_at, now),
                 human::duration(took),
+                model_cell(j),
                 j.usage.total().to_string(),
                 j.worktree.as_ref().map_or_else(String::new, |w| {
                     format!(
@@ -391,7 +401,7 @@ fn tasks_table(jobs: &[JobRecord]) -> String {
         .collect();
     table(
         &[
-            "Task", "Worker", "Status", "Started", "Took", "Tokens", "Worktree", "Message",
+            "Task", "Worker", "Status", "Started", "Took", "Model", "Tokens", "Worktree", "Message",
         ],
         &rows,
     )

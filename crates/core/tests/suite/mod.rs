@@ -27,6 +27,7 @@ mod attach_e2e;
 mod budgets_e2e;
 mod cancel_phases_e2e;
 mod checks_e2e;
+mod fallback_e2e;
 mod jobs_e2e;
 mod memory_e2e;
 mod reconnect_e2e;

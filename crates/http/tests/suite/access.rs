@@ -18,6 +18,7 @@ async fn without_the_token_the_api_and_the_page_show_nothing() {
         "/api/v1/logs",
         "/api/v1/config",
         "/api/v1/runs",
+        "/api/v1/notify/deliveries",
         "/mcp",
         "/",
         "/assets/js/app.js",

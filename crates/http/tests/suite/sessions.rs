@@ -123,6 +123,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/questions"),
     ("POST", "/api/v1/questions/x"),
     ("GET", "/api/v1/logs"),
+    ("GET", "/api/v1/notify/deliveries"),
     ("GET", "/api/v1/config"),
     ("POST", "/api/v1/memory/search"),
     ("POST", "/api/v1/memory/records"),

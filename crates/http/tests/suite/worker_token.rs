@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/questions/q1"),
     ("GET", "/api/v1/logs"),
     ("GET", "/api/v1/config"),
+    ("GET", "/api/v1/notify/deliveries"),
     ("POST", "/api/v1/memory/search"),
     ("POST", "/api/v1/memory/records"),
     ("GET", "/api/v1/memory/records/m1"),
