@@ -13,6 +13,7 @@ mod concurrency;
 mod direct;
 mod dispatch;
 mod first_prompt;
+mod flame;
 mod harness;
 mod hub;
 mod memory_corpus;
@@ -22,6 +23,7 @@ mod panel;
 mod process_stats;
 mod report;
 mod rss;
+mod soak;
 mod warm;
 
 use std::path::PathBuf;
@@ -33,7 +35,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 11] = [
     "dispatch",
     "hub",
     "panel",
@@ -44,6 +46,7 @@ const GROUPS: [&str; 10] = [
     "memory",
     "cold",
     "first-prompt",
+    "soak",
 ];
 
 #[derive(Parser)]
@@ -62,12 +65,18 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
-    /// cold, first-prompt.
+    /// cold, first-prompt, soak.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
+    /// Tasks in the soak group's run (64 in flight).
+    #[arg(long, default_value_t = 3_000)]
+    soak_tasks: usize,
+    /// Record the hub with `perf` during the soak and write a flame graph SVG into this folder.
+    #[arg(long, value_name = "DIR")]
+    flame: Option<PathBuf>,
     /// The `orchestra` binary to measure (default: `orchestra` next to this binary, i.e. the
     /// one the same `cargo build` made).
     #[arg(long, value_name = "PATH")]
@@ -76,12 +85,19 @@ struct BenchArgs {
     internal: Option<Internal>,
 }
 
-/// Run by the bench itself, never by people.
+/// Helpers: the memory probe is run by the bench itself; `flame` redraws a recording.
 #[derive(clap::Subcommand)]
 enum Internal {
     /// The memory group's RSS probe: a process of its own that opens the stores and searches.
     #[command(hide = true)]
     MemoryProbe(memory_probe::ProbeArgs),
+    /// Draws a flame graph SVG from a `perf record -g` data file (`perf script` + inferno).
+    Flame {
+        /// The perf.data file.
+        data: PathBuf,
+        /// The SVG to write.
+        svg: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +105,9 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let outcome = match args.internal {
         Some(Internal::MemoryProbe(probe)) => memory_probe::run(&probe),
+        Some(Internal::Flame { data, svg }) => {
+            flame::draw(&data, &svg, "orchestra hub").map(|()| std::process::ExitCode::SUCCESS)
+        }
         None => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(run(args))),
@@ -119,6 +138,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             bail!("unknown benchmark `{name}`; known: {}", GROUPS.join(", "));
         }
     }
+    if args.soak_tasks < 500 {
+        bail!("--soak-tasks must be at least 500 (the soak reports every 500 tasks)");
+    }
     if args.samples < 3 {
         bail!("--samples must be at least 3 (a median of fewer says little)");
     }
@@ -146,6 +168,13 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "memory" => memory_search::run(args.records).await?,
             "cold" => cold::run(slow).await?,
             "first-prompt" => first_prompt::run(slow).await?,
+            "soak" => {
+                soak::run(&soak::SoakOptions {
+                    tasks: args.soak_tasks,
+                    flame: args.flame.clone(),
+                })
+                .await?
+            }
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(
