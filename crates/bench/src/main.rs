@@ -18,6 +18,7 @@ mod harness;
 mod hub;
 mod memory_corpus;
 mod memory_probe;
+mod memory_scale;
 mod memory_search;
 mod panel;
 mod process_stats;
@@ -35,7 +36,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 11] = [
+const GROUPS: [&str; 12] = [
     "dispatch",
     "hub",
     "panel",
@@ -47,6 +48,7 @@ const GROUPS: [&str; 11] = [
     "cold",
     "first-prompt",
     "soak",
+    "memory-scale",
 ];
 
 #[derive(Parser)]
@@ -65,7 +67,7 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
-    /// cold, first-prompt, soak.
+    /// cold, first-prompt, soak, memory-scale.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
@@ -175,6 +177,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                 })
                 .await?
             }
+            "memory-scale" => memory_scale::run().await?,
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(

@@ -312,10 +312,11 @@ impl TaskEngine {
         };
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
-        let context = match &self.memory {
-            Some(memory) => memory.block_for_worker(&params.task).await,
-            None => None,
+        let block = match &self.memory {
+            Some(memory) => memory.block_for_task(&params.task).await,
+            None => crate::memory::TaskBlock::default(),
         };
+        let context = block.text;
         let mut record =
             self.runtime
                 .new_record(route.profile.clone(), params.task.clone(), params.kind);
@@ -323,6 +324,7 @@ impl TaskEngine {
         record.caller_session_id = params.caller_session_id.clone();
         record.attachments = prepared.iter().map(|a| a.summary()).collect();
         record.route = (params.kind == TaskKind::Auto).then(|| route.clone());
+        record.memory_note = block.note;
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,

@@ -26,6 +26,7 @@ mod reaper;
 mod attach_e2e;
 mod cancel_phases_e2e;
 mod jobs_e2e;
+mod memory_deadline;
 mod memory_e2e;
 mod reconnect_e2e;
 mod unreadable_store;
