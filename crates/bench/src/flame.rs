@@ -39,7 +39,9 @@ impl Recording {
             .arg(&data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .kill_on_drop(true)
+            // Not killed when a failed group drops it: `perf record -p` ends by itself when the
+            // hub stops (the bench stops every hub it started) and so still writes its data.
+            .kill_on_drop(false)
             .spawn()
             .context(
                 "cannot run `perf` (Debian: apt-get install linux-perf; or set \
