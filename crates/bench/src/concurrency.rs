@@ -15,6 +15,8 @@ use super::{Outcome, Stats};
 const TASKS: usize = 32;
 const DELAY_MS: u64 = 1000;
 const TARGET_RATIO: f64 = 1.5;
+/// Issue 20 §2: the hub's 32 concurrent tasks against OpenCode's own 32 prompts.
+const FLOOR_RATIO: f64 = 1.05;
 
 pub async fn run(rounds: usize) -> anyhow::Result<Outcome> {
     let warm = Warm::start().await?;
@@ -84,6 +86,18 @@ pub async fn run(rounds: usize) -> anyhow::Result<Outcome> {
                 &direct_single,
             )
             .with_comparison(number(direct_all / direct_one, "×")),
+            Row::versus(
+                format!("concurrency: {TASKS} hub tasks vs {TASKS} direct prompts, wall (median)"),
+                "ms",
+                &many,
+                &direct_many,
+            )
+            .judged(
+                format!("≤ {FLOOR_RATIO}× OpenCode alone"),
+                all / direct_all,
+                FLOOR_RATIO,
+                number(all / direct_all, "×"),
+            ),
             Row::info(
                 format!("concurrency: CPU used by OpenCode during the {TASKS} hub tasks (median)"),
                 "s",

@@ -14,16 +14,19 @@ mod concurrency;
 mod direct;
 mod dispatch;
 mod first_prompt;
+mod flame;
 mod harness;
 mod hub;
 mod memory_corpus;
 mod memory_probe;
+mod memory_scale;
 mod memory_search;
 mod panel;
 mod process_stats;
 mod report;
 mod resilience;
 mod rss;
+mod soak;
 mod warm;
 
 use std::path::PathBuf;
@@ -35,7 +38,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 13] = [
+const GROUPS: [&str; 15] = [
     "dispatch",
     "hub",
     "panel",
@@ -49,6 +52,8 @@ const GROUPS: [&str; 13] = [
     "budget",
     "fallback",
     "notify",
+    "soak",
+    "memory-scale",
 ];
 
 #[derive(Parser)]
@@ -67,12 +72,18 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Run only these groups: dispatch, hub, panel, concurrency, completion, cancel, rss, memory,
-    /// cold, first-prompt, budget, fallback, notify.
+    /// cold, first-prompt, budget, fallback, notify, soak, memory-scale.
     #[arg(long, num_args = 1..)]
     only: Vec<String>,
     /// Records in the memory group's large stores (its 100k rows use min(this, 100000)).
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
+    /// Tasks in the soak group's run (64 in flight).
+    #[arg(long, default_value_t = 3_000)]
+    soak_tasks: usize,
+    /// Record the hub with `perf` during the soak and write a flame graph SVG into this folder.
+    #[arg(long, value_name = "DIR")]
+    flame: Option<PathBuf>,
     /// The `orchestra` binary to measure (default: `orchestra` next to this binary, i.e. the
     /// one the same `cargo build` made).
     #[arg(long, value_name = "PATH")]
@@ -81,12 +92,19 @@ struct BenchArgs {
     internal: Option<Internal>,
 }
 
-/// Run by the bench itself, never by people.
+/// Helpers: the memory probe is run by the bench itself; `flame` redraws a recording.
 #[derive(clap::Subcommand)]
 enum Internal {
     /// The memory group's RSS probe: a process of its own that opens the stores and searches.
     #[command(hide = true)]
     MemoryProbe(memory_probe::ProbeArgs),
+    /// Draws a flame graph SVG from a `perf record -g` data file (`perf script` + inferno).
+    Flame {
+        /// The perf.data file.
+        data: PathBuf,
+        /// The SVG to write.
+        svg: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +112,9 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let outcome = match args.internal {
         Some(Internal::MemoryProbe(probe)) => memory_probe::run(&probe),
+        Some(Internal::Flame { data, svg }) => {
+            flame::draw(&data, &svg, "orchestra hub").map(|()| std::process::ExitCode::SUCCESS)
+        }
         None => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(run(args))),
@@ -123,6 +144,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         if !GROUPS.contains(&name.as_str()) {
             bail!("unknown benchmark `{name}`; known: {}", GROUPS.join(", "));
         }
+    }
+    if args.soak_tasks < 500 {
+        bail!("--soak-tasks must be at least 500 (the soak reports every 500 tasks)");
     }
     if args.samples < 3 {
         bail!("--samples must be at least 3 (a median of fewer says little)");
@@ -154,6 +178,14 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "budget" => budget::run(slow).await?,
             "fallback" => resilience::fallback(slow).await?,
             "notify" => resilience::notify(quick).await?,
+            "soak" => {
+                soak::run(&soak::SoakOptions {
+                    tasks: args.soak_tasks,
+                    flame: args.flame.clone(),
+                })
+                .await?
+            }
+            "memory-scale" => memory_scale::run().await?,
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(

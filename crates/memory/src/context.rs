@@ -17,9 +17,10 @@ use orchestra_protocol::memory::{
 };
 
 use crate::MemoryError;
+use crate::block_cache::BlockKey;
 use crate::cursor::fnv1a;
 use crate::quote::{escape_fence, utc_date};
-use crate::service::{MAX_QUERY_TERMS, MemoryService, first_chars};
+use crate::service::{Freshness, MAX_QUERY_TERMS, MemoryService, first_chars};
 use crate::settings::PROJECT_SUMMARY_KEY;
 use crate::tokenize::{estimate_tokens, identifiers, query_terms, words};
 
@@ -164,6 +165,7 @@ impl MemoryService {
         scope: MemoryScope,
         task_text: &str,
         max: usize,
+        freshness: Freshness,
     ) -> Result<Vec<MemoryRecord>, MemoryError> {
         if max == 0 {
             return Ok(Vec::new());
@@ -177,7 +179,7 @@ impl MemoryService {
             scopes: vec![scope],
             ..Default::default()
         };
-        let (window, _, _) = self.ranked(&params, 0, CANDIDATES as usize)?;
+        let (window, _, _) = self.ranked(&params, 0, CANDIDATES as usize, freshness)?;
         let mut scored: Vec<(u32, MemoryRecord)> = window
             .into_iter()
             .map(|(row, _)| (overlap(&row.record, &task_words, &task_idents), row.record))
@@ -192,11 +194,47 @@ impl MemoryService {
     }
 
     /// The block for a task (see the module header): at most `budget_tokens` (default
-    /// `memory.inject.maxChars` / 4), empty when there is nothing to show.
+    /// `memory.inject.maxChars` / 4), empty when there is nothing to show. Brings the indexes
+    /// up to the stores first.
     pub fn render_context(
         &self,
         task_text: &str,
         budget_tokens: Option<u32>,
+    ) -> Result<MemoryContext, MemoryError> {
+        self.render(task_text, budget_tokens, Freshness::Synced)
+    }
+
+    /// The block as the indexes stand, with no index work (a task start's path: the hub
+    /// indexes its writes in the background). Remembered per task text and budget until an
+    /// index moves on, so a repeated task does not search again; pinned records and the
+    /// project summary are as of the same moment, within the indexer's batch delay.
+    pub fn render_context_as_indexed(
+        &self,
+        task_text: &str,
+        budget_tokens: Option<u32>,
+    ) -> Result<MemoryContext, MemoryError> {
+        let key = BlockKey {
+            generation: (
+                self.project_bank().index().synced_seq(),
+                self.global_bank()
+                    .map_or(0, |bank| bank.index().synced_seq()),
+            ),
+            budget_tokens,
+            task_text: task_text.to_owned(),
+        };
+        if let Some(block) = self.blocks.get(&key) {
+            return Ok(block);
+        }
+        let block = self.render(task_text, budget_tokens, Freshness::AsIndexed)?;
+        self.blocks.put(key, block.clone());
+        Ok(block)
+    }
+
+    fn render(
+        &self,
+        task_text: &str,
+        budget_tokens: Option<u32>,
+        freshness: Freshness,
     ) -> Result<MemoryContext, MemoryError> {
         let settings = self.settings();
         let budget = budget_tokens.unwrap_or(settings.inject_budget_tokens);
@@ -221,13 +259,18 @@ impl MemoryService {
                 .then_with(|| a.id.cmp(&b.id))
         });
         pinned.extend(rest);
-        let relevant =
-            self.relevant(MemoryScope::Project, task_text, settings.inject_max_entries)?;
+        let relevant = self.relevant(
+            MemoryScope::Project,
+            task_text,
+            settings.inject_max_entries,
+            freshness,
+        )?;
         let global = if include_global {
             self.relevant(
                 MemoryScope::Global,
                 task_text,
                 settings.inject_max_global_entries,
+                freshness,
             )?
         } else {
             Vec::new()

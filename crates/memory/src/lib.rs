@@ -26,6 +26,11 @@
 //! process that finds the index already caught up only reloads its reader. So writes are never
 //! blocked by the index, searches always see every committed write (read-your-writes across
 //! processes), and tantivy commits once per search-after-writes rather than per record.
+//! The hub goes further (issue 20): it indexes automatic records in batches in the background
+//! and builds a task's memory block from the index as it stands
+//! ([`MemoryService::render_context_as_indexed`], remembered per index generation and text),
+//! so no task start does index work; catch-up commits are merged by size class (tantivy's log
+//! merge policy), so a record is rewritten O(log n) times, not once per few commits.
 //!
 //! # Rules
 //! - No LLM on the write path. Secrets are redacted before anything is stored ([`redact()`]).
@@ -44,6 +49,7 @@
 //! - `redact`, `cursor`, `settings`; `neo4j` (feature `neo4j`): the change-log replay.
 
 mod bank;
+mod block_cache;
 mod context;
 mod cursor;
 mod error;

@@ -12,6 +12,7 @@ use orchestra_protocol::memory::{
 use orchestra_store::{MemoryRow, Store};
 
 use crate::bank::{ForgetResult, MemoryBank, Owner};
+use crate::block_cache::BlockCache;
 use crate::index::{IndexHit, IndexQuery, owner_term};
 use crate::limits::{RecordText, cap_chars};
 use crate::settings::MemorySettings;
@@ -29,6 +30,15 @@ const SNIPPET_CHARS: usize = 240;
 /// whether more candidates follow the window.
 pub(crate) type Ranked = (Vec<(MemoryRow, f32)>, Vec<SkippedRecord>, bool);
 
+/// Whether a search first brings the index up to the store (read-your-writes), or reads it as
+/// last indexed (no index work: the hub's task start, whose writes a background indexer
+/// follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    Synced,
+    AsIndexed,
+}
+
 /// One project's memory: its records in the project store, global records in the user-level
 /// store (or in the project store when no separate global store is given).
 pub struct MemoryService {
@@ -36,6 +46,7 @@ pub struct MemoryService {
     project: Arc<MemoryBank>,
     global: Option<Arc<MemoryBank>>,
     settings: MemorySettings,
+    pub(crate) blocks: BlockCache,
 }
 
 impl std::fmt::Debug for MemoryService {
@@ -132,6 +143,7 @@ impl MemoryService {
             project,
             global,
             settings,
+            blocks: BlockCache::default(),
         }
     }
 
@@ -363,6 +375,7 @@ impl MemoryService {
         params: &MemorySearchParams,
         offset: usize,
         count: usize,
+        freshness: Freshness,
     ) -> Result<Ranked, MemoryError> {
         let (words, idents) = query_terms(&params.query, MAX_QUERY_TERMS);
         let mut statuses = vec![MemoryStatus::Active];
@@ -388,7 +401,10 @@ impl MemoryService {
                 offset: 0,
                 limit: wanted,
             };
-            let found = bank.index().sync_and_search(bank.store(), &query)?;
+            let found = match freshness {
+                Freshness::Synced => bank.index().sync_and_search(bank.store(), &query)?,
+                Freshness::AsIndexed => bank.index().search(&query)?,
+            };
             hits.extend(found.into_iter().map(|h| (at, h)));
         }
         hits.sort_by(|(bank_a, a), (bank_b, b)| {
@@ -399,12 +415,29 @@ impl MemoryService {
         });
         let more = hits.len() > offset + count;
         let window: Vec<(usize, IndexHit)> = hits.into_iter().skip(offset).take(count).collect();
-        let mut candidates = Vec::with_capacity(window.len());
-        for (at, hit) in window {
-            let rows = targets[at].0.store().memory_by_docs(&[hit.doc])?;
+        // One read per bank, not per hit; the window's order is kept.
+        let mut rows_by_doc = std::collections::HashMap::new();
+        for (at, (bank, _)) in targets.iter().enumerate() {
+            let docs: Vec<i64> = window
+                .iter()
+                .filter(|(of, _)| *of == at)
+                .map(|(_, hit)| hit.doc)
+                .collect();
+            if docs.is_empty() {
+                continue;
+            }
+            let rows = bank.store().memory_by_docs(&docs)?;
             skipped.extend(rows.skipped);
-            candidates.extend(rows.rows.into_iter().map(|row| (row, hit.score)));
+            rows_by_doc.extend(rows.rows.into_iter().map(|row| ((at, row.doc), row)));
         }
+        let candidates = window
+            .into_iter()
+            .filter_map(|(at, hit)| {
+                rows_by_doc
+                    .remove(&(at, hit.doc))
+                    .map(|row| (row, hit.score))
+            })
+            .collect();
         Ok((candidates, skipped, more))
     }
     fn hit(record: MemoryRecord, score: f32, detail: MemoryDetail) -> MemoryHit {
@@ -453,7 +486,7 @@ impl MemoryService {
             Some(text) => cursor::decode(text, signature)?,
             None => 0,
         };
-        let (window, skipped, more) = self.ranked(params, offset, limit)?;
+        let (window, skipped, more) = self.ranked(params, offset, limit, Freshness::Synced)?;
         let available = window.len();
         let mut page = MemoryPage {
             items: Vec::new(),

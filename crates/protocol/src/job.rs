@@ -262,6 +262,10 @@ pub struct JobRecord {
     /// while that hub is alive.
     #[serde(default)]
     pub hub_id: String,
+    /// Why the memory block was left out of this task's prompt (memory still opening, its
+    /// index locked or failing); absent when it was added or there was nothing to add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_note: Option<String>,
 }
 
 impl JobRecord {
@@ -304,6 +308,7 @@ impl JobRecord {
             until: None,
             checks: Vec::new(),
             hub_id: hub_id.to_owned(),
+            memory_note: None,
         }
     }
 

@@ -5,6 +5,9 @@
 //!   block injected into workers' prompts — goes through it. The engine is blocking (SQLite,
 //!   tantivy), so each call runs on tokio's blocking pool; every write that changes a record
 //!   publishes `orchestra.memory.written`.
+//! - `opening`: memory opens in the background; the hub never waits for it to start.
+//! - `indexer`: brings the search indexes up to the stores in batches after writes, so no task
+//!   start does index work.
 //! - `recorder`: one record per finished worker task and workflow run (`memory.autoRecord`),
 //!   written from the event bus, so the job runtime below knows nothing of memory.
 //! - `tasks`: pending memory tasks — the job a `memoryOnTurnEnd` run reports to, completed by
@@ -14,13 +17,16 @@
 //! This module sits between `jobs` and `workflows`: it may use the job runtime (a pending
 //! memory task is a job), never the workflows or the facade above.
 
+mod indexer;
 #[cfg(feature = "neo4j")]
 mod neo4j;
+mod opening;
 mod recorder;
 mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use orchestra_memory::{ExportReport, ImportReport, MemoryError, MemoryOpResult, MemoryService};
 pub use orchestra_memory::{ForgetResult, MemoryDone, MemoryGetResult, MemorySettings};
@@ -55,6 +61,12 @@ pub enum HubMemoryError {
     )]
     Crashed(String),
     #[error(
+        "memory is still opening after {waited:?} (building or repairing its search index, or waiting for another Orchestra process that holds the index lock); try again shortly"
+    )]
+    Opening { waited: Duration },
+    #[error("memory could not be opened: {0}; see the hub log, or run `orchestra memory reindex`")]
+    NotOpened(String),
+    #[error(
         "no pending memory task `{task_id}`: `memory.done` completes the memory task a `memoryOnTurnEnd` run reports to (its id is in the run's task text); nothing to complete"
     )]
     NoPendingTask { task_id: String },
@@ -67,6 +79,7 @@ impl HubMemoryError {
             HubMemoryError::NoPendingTask { .. } => ErrorKind::NotFound,
             HubMemoryError::Engine(error) => error.kind(),
             HubMemoryError::Crashed(_) => ErrorKind::Internal,
+            HubMemoryError::Opening { .. } | HubMemoryError::NotOpened(_) => ErrorKind::Unavailable,
         }
     }
 }
@@ -108,8 +121,24 @@ pub struct HubMemory {
     inner: Arc<Inner>,
 }
 
+/// How long a memory call waits for memory to open (below the 30 s a client waits for a hub).
+const OPEN_WAIT: Duration = Duration::from_secs(20);
+/// How long a task start waits for its memory block; past it the task runs without one and
+/// its record says why.
+const BLOCK_DEADLINE: Duration = Duration::from_millis(200);
+
+/// A task start's memory block, or why it has none.
+#[derive(Debug, Default)]
+pub struct TaskBlock {
+    pub text: Option<String>,
+    /// Set when the block was left out for a reason other than "nothing to show".
+    pub note: Option<String>,
+}
+
 struct Inner {
-    service: Arc<MemoryService>,
+    opened: tokio::sync::watch::Receiver<opening::Opened>,
+    indexer: indexer::Indexer,
+    settings: MemorySettings,
     bus: EventBus,
     auto_record: bool,
     auto_inject: bool,
@@ -119,15 +148,15 @@ struct Inner {
 impl std::fmt::Debug for HubMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubMemory")
-            .field("service", &self.inner.service)
+            .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl HubMemory {
-    /// Opens the project's memory (in `store`) and the global store; `None` when
-    /// `memory.enabled` is false. Opening builds or repairs the search indexes, so it runs on
-    /// the blocking pool.
+    /// Starts opening the project's memory (in `store`) and the global store in the background
+    /// (see `opening`); `None` when `memory.enabled` is false. Returns at once: opening builds
+    /// or repairs the search indexes, which can take long.
     pub async fn open(
         config: &Config,
         store: Arc<Store>,
@@ -140,18 +169,21 @@ impl HubMemory {
         }
         let settings = settings_of(config);
         let project_id = orchestra_state_dir::project_id(project_dir);
-        let service = tokio::task::spawn_blocking(move || {
-            let global = match global {
-                GlobalStore::Default => orchestra_memory::open_global_store()?,
-                GlobalStore::At(path) => Arc::new(Store::open(&path)?),
-            };
-            MemoryService::open(store, project_id, Some(global), settings)
-        })
-        .await
-        .map_err(|err| HubMemoryError::Crashed(err.to_string()))??;
+        let opened = opening::open_in_background({
+            let settings = settings.clone();
+            move || {
+                let global = match global {
+                    GlobalStore::Default => orchestra_memory::open_global_store()?,
+                    GlobalStore::At(path) => Arc::new(Store::open(&path)?),
+                };
+                MemoryService::open(store, project_id, Some(global), settings)
+            }
+        });
         Ok(Some(HubMemory {
             inner: Arc::new(Inner {
-                service: Arc::new(service),
+                indexer: indexer::Indexer::spawn(opened.clone()),
+                opened,
+                settings,
                 bus,
                 auto_record: config.memory.auto_record,
                 auto_inject: config.memory.auto_inject,
@@ -160,12 +192,13 @@ impl HubMemory {
         }))
     }
 
-    pub fn service(&self) -> &Arc<MemoryService> {
-        &self.inner.service
+    /// The engine, once open (waiting for it at most a few seconds).
+    pub async fn service(&self) -> Result<Arc<MemoryService>, HubMemoryError> {
+        opening::wait_ready(&self.inner.opened, OPEN_WAIT).await
     }
 
     pub fn settings(&self) -> &MemorySettings {
-        self.inner.service.settings()
+        &self.inner.settings
     }
 
     /// `memory.autoRecord`: a record for every finished task and workflow run.
@@ -183,26 +216,44 @@ impl HubMemory {
         &self.inner.bus
     }
 
-    /// Runs `work` on the blocking pool with the service.
+    /// Runs `work` on the blocking pool with the service (once open).
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, HubMemoryError>
     where
         T: Send + 'static,
         F: FnOnce(&MemoryService) -> Result<T, MemoryError> + Send + 'static,
     {
-        let service = self.inner.service.clone();
+        let service = self.service().await?;
         tokio::task::spawn_blocking(move || work(&service))
             .await
             .map_err(|err| HubMemoryError::Crashed(err.to_string()))?
             .map_err(HubMemoryError::from)
     }
 
-    /// Writes a record and announces it.
+    /// Writes a record, indexes it, and announces it.
     pub async fn put(
         &self,
         put: MemoryPut,
         task_id: Option<String>,
     ) -> Result<MemoryPutResult, HubMemoryError> {
+        let result = self
+            .blocking(move |service| {
+                let result = service.put(put)?;
+                indexer::index_now(service);
+                Ok(result)
+            })
+            .await?;
+        self.announce_put(&result, task_id);
+        Ok(result)
+    }
+
+    /// An automatic record (`recorder`): written and announced; indexed by the next batch.
+    pub(crate) async fn put_automatic(
+        &self,
+        put: MemoryPut,
+        task_id: Option<String>,
+    ) -> Result<MemoryPutResult, HubMemoryError> {
         let result = self.blocking(move |service| service.put(put)).await?;
+        self.inner.indexer.poke();
         self.announce_put(&result, task_id);
         Ok(result)
     }
@@ -224,7 +275,13 @@ impl HubMemory {
             }
         };
         let result = self
-            .blocking(move |service| service.run_op(op, &payload, &origin))
+            .blocking(move |service| {
+                let result = service.run_op(op, &payload, &origin)?;
+                if op_writes(op) {
+                    indexer::index_now(service);
+                }
+                Ok(result)
+            })
             .await?;
         match &result {
             MemoryOpResult::Put(put) => self.announce_put(put, task_id),
@@ -283,6 +340,7 @@ impl HubMemory {
             .blocking(move |service| {
                 let record = service.get(&reference, scope)?;
                 let result = service.forget(&reference, scope, mode)?;
+                indexer::index_now(service);
                 Ok((record, result))
             })
             .await?;
@@ -303,18 +361,48 @@ impl HubMemory {
     }
 
     /// The block for a worker's prompt when `memory.autoInject` is on and there is something
-    /// to show. A failure never stops the task: it runs without the block, and the log says why.
+    /// to show (see [`HubMemory::block_for_task`]).
     pub async fn block_for_worker(&self, task_text: &str) -> Option<String> {
+        self.block_for_task(task_text).await.text
+    }
+
+    /// The block for a task start, read from the indexes as they stand (no index work on the
+    /// task's path) within [`BLOCK_DEADLINE`]. A failure or a late block never stops the task:
+    /// it runs without the block, and `note` (kept in the job record) and the log say why.
+    pub async fn block_for_task(&self, task_text: &str) -> TaskBlock {
         if !self.auto_inject() {
-            return None;
+            return TaskBlock::default();
         }
-        match self.context(task_text.to_owned(), None).await {
-            Ok(block) if block.text.is_empty() => None,
-            Ok(block) => Some(block.text),
-            Err(err) => {
-                tracing::warn!(error = %err, "the memory block could not be built; the worker runs without it");
-                None
+        // Writes from other processes (the CLI, other projects' global records) are indexed
+        // by the next batch.
+        self.inner.indexer.poke();
+        let text = task_text.to_owned();
+        let built = tokio::time::timeout(BLOCK_DEADLINE, async {
+            let service = opening::wait_ready(&self.inner.opened, BLOCK_DEADLINE).await?;
+            tokio::task::spawn_blocking(move || service.render_context_as_indexed(&text, None))
+                .await
+                .map_err(|err| HubMemoryError::Crashed(err.to_string()))?
+                .map_err(HubMemoryError::from)
+        })
+        .await;
+        let reason = match built {
+            Ok(Ok(block)) if block.text.is_empty() => return TaskBlock::default(),
+            Ok(Ok(block)) => {
+                return TaskBlock {
+                    text: Some(block.text),
+                    note: None,
+                };
             }
+            Ok(Err(HubMemoryError::Opening { .. })) | Err(_) => format!(
+                "memory block left out: memory was not ready within {} ms (its index is opening, rebuilding or locked by another process)",
+                BLOCK_DEADLINE.as_millis()
+            ),
+            Ok(Err(err)) => format!("memory block left out: {err}"),
+        };
+        tracing::warn!(reason, "the worker runs without the memory block");
+        TaskBlock {
+            text: None,
+            note: Some(reason),
         }
     }
 
@@ -337,7 +425,9 @@ impl HubMemory {
     ) -> Result<ImportReport, HubMemoryError> {
         self.blocking(move |service| {
             let mut input = input;
-            service.import_jsonl(&mut input)
+            let report = service.import_jsonl(&mut input)?;
+            indexer::index_now(service);
+            Ok(report)
         })
         .await
     }
@@ -350,7 +440,6 @@ impl HubMemory {
             PutOutcome::Unchanged => return,
         };
         let record = &put.record;
-        self.index_soon(record.scope);
         self.inner
             .bus
             .publish(EventBody::MemoryWritten(MemoryWrittenEvent {
@@ -363,27 +452,6 @@ impl HubMemory {
                 superseded: put.superseded.clone(),
                 task_id: task_id.or_else(|| record.provenance.task_id.clone()),
             }));
-    }
-
-    /// Indexes a write at once, in the background. Every finished task writes a record, and
-    /// the next task's memory block searches first: without this, that search paid the index
-    /// catch-up (a tantivy writer and a commit, ~15-25 ms) on the task's own start.
-    fn index_soon(&self, scope: orchestra_protocol::memory::MemoryScope) {
-        let service = self.inner.service.clone();
-        tokio::task::spawn_blocking(move || {
-            let bank = match scope {
-                orchestra_protocol::memory::MemoryScope::Project => {
-                    Some(service.project_bank().clone())
-                }
-                orchestra_protocol::memory::MemoryScope::Global => service.global_bank().cloned(),
-            };
-            if let Some(bank) = bank
-                && let Err(err) = bank.sync()
-            {
-                // The next search catches up (or reports) on its own.
-                tracing::debug!(error = %err, "indexing a memory write in the background failed");
-            }
-        });
     }
 
     fn announce_forget(
@@ -418,5 +486,13 @@ impl HubMemory {
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Ops that change records (indexed before the op returns).
+fn op_writes(op: MemoryOp) -> bool {
+    match op {
+        MemoryOp::Put | MemoryOp::Link | MemoryOp::Forget => true,
+        MemoryOp::Done | MemoryOp::Search | MemoryOp::Get => false,
     }
 }

@@ -26,8 +26,15 @@ pub async fn neo4j_sync(memory: HubMemory, stop: CancellationToken) {
         tracing::debug!("NEO4J_URI is not set: memory is not mirrored to Neo4j");
         return;
     };
-    let mut stores: Vec<Arc<Store>> = vec![memory.service().project_bank().store().clone()];
-    if let Some(global) = memory.service().global_bank() {
+    let service = match memory.service().await {
+        Ok(service) => service,
+        Err(err) => {
+            tracing::warn!(error = %err, "memory is not open: it is not mirrored to Neo4j");
+            return;
+        }
+    };
+    let mut stores: Vec<Arc<Store>> = vec![service.project_bank().store().clone()];
+    if let Some(global) = service.global_bank() {
         stores.push(global.store().clone());
     }
     let mut events = memory.bus().subscribe(None);

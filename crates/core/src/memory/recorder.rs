@@ -87,7 +87,7 @@ async fn record_job(memory: &HubMemory, store: &Arc<Store>, job: &JobRecord) {
         task_record(job, memory.settings().max_body_chars)
     };
     let Some(put) = put else { return };
-    if let Err(err) = memory.put(put, Some(job.id.clone())).await {
+    if let Err(err) = memory.put_automatic(put, Some(job.id.clone())).await {
         tracing::warn!(job = %job.id, error = %err, "writing the memory record of a finished task failed");
     }
 }

@@ -356,10 +356,11 @@ impl TaskEngine {
         )?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
-        let context = match &self.memory {
-            Some(memory) => memory.block_for_worker(&params.task).await,
-            None => None,
+        let block = match &self.memory {
+            Some(memory) => memory.block_for_task(&params.task).await,
+            None => crate::memory::TaskBlock::default(),
         };
+        let context = block.text;
         let mut record =
             self.runtime
                 .new_record(route.profile.clone(), params.task.clone(), params.kind);
@@ -372,6 +373,7 @@ impl TaskEngine {
         record.budget = limits.budget;
         record.until.clone_from(&params.until);
         record.continues_task_id = limits.continues.as_ref().map(|r| r.id.clone());
+        record.memory_note = block.note;
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,

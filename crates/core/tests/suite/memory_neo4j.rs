@@ -54,8 +54,9 @@ async fn the_hub_mirrors_memory_into_neo4j_in_the_background() {
         )
         .await
         .unwrap();
-    let project_id = memory.service().project_id().to_owned();
-    let check = Neo4jSync::connect(&neo4j, memory.service().project_bank().store().clone())
+    let service = memory.service().await.unwrap();
+    let project_id = service.project_id().to_owned();
+    let check = Neo4jSync::connect(&neo4j, service.project_bank().store().clone())
         .await
         .unwrap();
     let mut nodes = 0;

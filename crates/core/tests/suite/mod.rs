@@ -29,6 +29,7 @@ mod cancel_phases_e2e;
 mod checks_e2e;
 mod fallback_e2e;
 mod jobs_e2e;
+mod memory_deadline;
 mod memory_e2e;
 mod reconnect_e2e;
 mod skills_preflight_e2e;

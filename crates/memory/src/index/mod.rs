@@ -24,7 +24,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use orchestra_state_dir::private;
 use orchestra_store::Store;
 use serde::{Deserialize, Serialize};
-use tantivy::indexer::NoMergePolicy;
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::MemoryError;
@@ -33,17 +33,20 @@ pub(crate) use fields::owner_term;
 use fields::{Fields, INDEX_FORMAT, document, register_tokenizers, schema};
 pub(crate) use query::{IndexHit, IndexQuery};
 
-/// Writer memory for catching up (a few records) and for rebuilds (everything).
-const SYNC_WRITER_BYTES: usize = 20_000_000;
+/// Writer memory for catching up (a few records; tantivy's minimum, 15 MB, as the writer zeroes a
+/// table sized from it) and for rebuilds (everything).
+const SYNC_WRITER_BYTES: usize = 15_000_000;
 const REBUILD_WRITER_BYTES: usize = 120_000_000;
 /// Changes past which a catch-up indexes with the rebuild's writer.
 const BIG_CATCH_UP: i64 = 20_000;
 /// Records read from the store per step of a sync or rebuild.
 const BATCH: u32 = 5_000;
-/// Small segments (fewer docs than this) are merged once there are this many of them, so a
-/// long-running hub's many small commits do not pile up.
-const SMALL_SEGMENT_DOCS: u32 = 50_000;
-const SMALL_SEGMENTS_BEFORE_MERGE: usize = 8;
+/// Catch-up commits are merged by size class (tantivy's log merge policy): this many segments of
+/// one class become one. Segments below `MERGE_FLOOR_DOCS` count as one class. Each record is
+/// so rewritten O(log n) times over the index's life, where merging every small segment into
+/// one (as before) rewrote the whole history every few commits.
+const SEGMENTS_PER_MERGE: usize = 8;
+const MERGE_FLOOR_DOCS: u32 = 64;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
@@ -286,6 +289,12 @@ impl MemoryIndex {
         query::run(&searcher, &fields, query).map_err(|e| self.error(e))
     }
 
+    /// The change-log sequence number this process's reader reflects: the generation of what
+    /// [`MemoryIndex::search`] sees.
+    pub(crate) fn synced_seq(&self) -> i64 {
+        self.state().synced_seq
+    }
+
     /// Documents in the index (for stats and tests).
     pub(crate) fn num_docs(&self) -> u64 {
         self.state().reader.searcher().num_docs()
@@ -316,17 +325,18 @@ fn apply_changes(
     store: &Store,
     from: i64,
 ) -> Result<i64, SyncError> {
-    // A big catch-up (an import, another process's burst) gets the rebuild's writer.
-    // Its segments are merged by tantivy's default policy (waited for below); small catch-ups
-    // merge their own small segments in `compact`.
+    // A big catch-up (an import, another process's burst) gets the rebuild's writer. Both
+    // merge by size class (see `SEGMENTS_PER_MERGE`), waited for below.
     let big = store.memory_head_seq()?.saturating_sub(from) > BIG_CATCH_UP;
     let mut writer: IndexWriter<TantivyDocument> = if big {
         index.writer_with_num_threads(writer_threads(), REBUILD_WRITER_BYTES)?
     } else {
-        let writer = index.writer_with_num_threads(1, SYNC_WRITER_BYTES)?;
-        writer.set_merge_policy(Box::new(NoMergePolicy));
-        writer
+        index.writer_with_num_threads(1, SYNC_WRITER_BYTES)?
     };
+    let mut policy = LogMergePolicy::default();
+    policy.set_min_num_segments(SEGMENTS_PER_MERGE);
+    policy.set_min_layer_size(MERGE_FLOOR_DOCS);
+    writer.set_merge_policy(Box::new(policy));
     let mut seq = from;
     let mut removed = false;
     loop {
@@ -349,36 +359,24 @@ fn apply_changes(
         }
         seq = last;
     }
-    commit(&mut writer, seq)?;
-    if big {
-        writer.wait_merging_threads()?;
-    } else {
-        compact(index, &mut writer, removed)?;
+    if removed {
+        // The purge below picks its segments itself; no merge may hold them meanwhile.
+        writer.set_merge_policy(Box::new(NoMergePolicy));
     }
+    commit(&mut writer, seq)?;
+    if removed {
+        purge_deleted(index, &mut writer)?;
+    }
+    writer.wait_merging_threads()?;
     Ok(seq)
 }
 
-/// Merges small segments once there are many, and — after a record was deleted — rewrites
-/// the segments that still hold deleted documents, so a privacy delete leaves no terms behind.
-fn compact(
-    index: &Index,
-    writer: &mut IndexWriter<TantivyDocument>,
-    purge_deleted: bool,
-) -> tantivy::Result<()> {
+/// After a record was deleted, rewrites the segments that still hold deleted documents, so a
+/// privacy delete leaves no terms behind.
+fn purge_deleted(index: &Index, writer: &mut IndexWriter<TantivyDocument>) -> tantivy::Result<()> {
     let metas = index.searchable_segment_metas()?;
-    let small: Vec<_> = metas
-        .iter()
-        .filter(|m| m.num_docs() < SMALL_SEGMENT_DOCS)
-        .map(|m| m.id())
-        .collect();
-    if small.len() >= SMALL_SEGMENTS_BEFORE_MERGE {
-        writer.merge(&small).wait()?;
-    }
-    if purge_deleted {
-        let metas = index.searchable_segment_metas()?;
-        for meta in metas.iter().filter(|m| m.num_deleted_docs() > 0) {
-            writer.merge(&[meta.id()]).wait()?;
-        }
+    for meta in metas.iter().filter(|m| m.num_deleted_docs() > 0) {
+        writer.merge(&[meta.id()]).wait()?;
     }
     Ok(())
 }
