@@ -7,6 +7,7 @@
 //! to a fresh session on the next model. 400, 401 and 403 are the caller's or the key's fault,
 //! and another model would not mend them: those never fall back.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use orchestra_protocol::{ModelFallback, now_ms};
@@ -171,6 +172,38 @@ async fn resolve(lease: &Lease, reference: &str, needs: ModelNeeds) -> Result<Re
         None => std::sync::Arc::new(lease.read_catalog().await.map_err(|e| e.to_string())?),
     };
     models::resolve(&catalog, reference, needs).map_err(|e| e.to_string())
+}
+
+/// The model a job runs on now, the ones it may fall back to, and what its provider did.
+pub(super) struct Models {
+    pub chain: ModelChain,
+    pub pick: Pick,
+    pub health: Arc<ModelHealth>,
+    pub needs: ModelNeeds,
+    /// The provider failed at least once in a way that falls back.
+    pub provider_failed: bool,
+}
+
+impl Models {
+    /// Counts the job's end against its model's health and the profile's breaker.
+    pub fn settle(&self, lease: &Lease, done: bool) {
+        let profile = &lease.profile.id;
+        // No fallback was ready, so the turn waited on OpenCode's retries; a turn that still
+        // failed counts against the model like one that fell back.
+        if self.provider_failed && !done {
+            let model = self.pick.resolution.full_id();
+            self.health
+                .model_failed(profile, &model, self.pick.own, Instant::now());
+        }
+        if !self.pick.own {
+            return;
+        }
+        match (done, self.chain.breaker()) {
+            (true, _) => self.health.own_model_answered(profile),
+            (false, BreakerState::HalfOpenTrial) => self.health.trial_inconclusive(profile),
+            (false, BreakerState::Closed | BreakerState::Open { .. }) => {}
+        }
+    }
 }
 
 #[cfg(test)]

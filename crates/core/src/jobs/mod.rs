@@ -14,6 +14,7 @@ mod fallback;
 mod files;
 pub mod health;
 mod late;
+mod prompt;
 pub mod questions;
 mod runner;
 mod shared_budget;

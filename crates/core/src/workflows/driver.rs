@@ -117,8 +117,10 @@ pub(super) async fn drive(
             &definition,
             step,
             &clock,
-            tree.as_ref(),
-            pool.as_ref(),
+            Shared {
+                tree: tree.as_ref(),
+                pool: pool.as_ref(),
+            },
         )
         .await;
         if let Some(pool) = &pool {
@@ -219,6 +221,13 @@ pub(super) async fn drive(
     finish(&flows, run, &definition, record, job, end, &clock);
 }
 
+/// What every step of a stretch of the run shares: its worktree and its budget pool.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    tree: Option<&'a super::worktree_run::RunWorktree>,
+    pool: Option<&'a SharedBudget>,
+}
+
 /// Starts the step's workers (every member of a group at once; on a retry only the members
 /// that did not succeed) and waits for all of them. `Err` when the workflow job was canceled.
 async fn run_step(
@@ -228,8 +237,7 @@ async fn run_step(
     definition: &WorkflowDefinition,
     step: &WorkflowStep,
     clock: &Clock,
-    tree: Option<&super::worktree_run::RunWorktree>,
-    pool: Option<&SharedBudget>,
+    shared: Shared<'_>,
 ) -> Result<(), ()> {
     let runtime = job.runtime();
     let remaining = run
@@ -248,8 +256,7 @@ async fn run_step(
             .unwrap_or(run.limits.per_step_timeout_ms)
             .min(run.limits.per_step_timeout_ms)
             .min(remaining);
-        let launched =
-            start_member(flows, run, definition, member, first, timeout, tree, pool).await;
+        let launched = start_member(flows, run, definition, member, first, timeout, shared).await;
         let Some(slot) = result_mut(run, &member.id) else {
             continue;
         };
@@ -352,9 +359,9 @@ async fn start_member(
     member: &WorkflowStep,
     first: bool,
     timeout: u64,
-    tree: Option<&super::worktree_run::RunWorktree>,
-    pool: Option<&SharedBudget>,
+    shared: Shared<'_>,
 ) -> Result<String, String> {
+    let Shared { tree, pool } = shared;
     let config = flows.config();
     config
         .profile(&member.worker_id)
