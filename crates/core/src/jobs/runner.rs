@@ -132,18 +132,28 @@ async fn run_leased(
             return;
         }
     };
+    // Addressing the server in the worktree opens its event stream there: under the cancel
+    // and the deadline like every phase, and a server taken away meanwhile is the reason.
     let moved = match &held {
-        Some(held) => lease.move_to(&held.session_dir).await.map_err(|err| {
-            format!(
-                "could not address worker `{}` in the task's worktree: {err}",
-                lease.profile.id
-            )
-        }),
+        Some(held) => match or_stop(&job, deadline, lease.move_to(&held.session_dir)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(Outcome::Failed(server_gone(&lease).unwrap_or_else(|| {
+                format!(
+                    "could not address worker `{}` in the task's worktree: {err}",
+                    lease.profile.id
+                )
+            }))),
+            Err(Interrupt::Canceled(why)) => Err(Outcome::Canceled(why)),
+            Err(Interrupt::TimedOut) => Err(timed_out(
+                &input,
+                "opening the task's worktree on its worker",
+            )),
+        },
         None => Ok(()),
     };
     let outcome = match moved {
         Ok(()) => drive(&lease, &job, &mut record, &input, deadline).await,
-        Err(message) => Outcome::Failed(message),
+        Err(outcome) => outcome,
     };
     if let Some(session_id) = &record.session_id {
         lease.conn.router.unregister(session_id);
