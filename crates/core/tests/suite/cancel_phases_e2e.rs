@@ -25,6 +25,8 @@ async fn start(world: &World, task: &str, timeout_ms: Option<u64>) -> String {
                 task: task.into(),
                 worker_id: Some("coder".into()),
                 timeout_ms,
+                // The phases under test are the session's; a worktree would add its own first.
+                workspace: Some(orchestra_protocol::WorkspaceMode::Checkout),
                 ..TaskStartParams::default()
             },
             None,
