@@ -34,6 +34,16 @@ async fn start(world: &World, task: &str, timeout_ms: Option<u64>) -> String {
         .task_id
 }
 
+/// The last user text of every request that reached the model.
+fn user_texts(world: &World) -> Vec<String> {
+    world
+        .fake
+        .requests()
+        .iter()
+        .map(|r| r.last_user_text.clone())
+        .collect()
+}
+
 async fn cancel(world: &World, id: &str, reason: &str) -> orchestra_protocol::JobRecord {
     common::one(
         world
@@ -81,12 +91,7 @@ async fn giving_up_while_the_server_starts_leaves_the_start_to_the_others() {
             "{coder:?}"
         );
         // No request of the canceled or timed-out task reached the model.
-        let texts: Vec<String> = world
-            .fake
-            .requests()
-            .iter()
-            .map(|r| r.last_user_text.clone())
-            .collect();
+        let texts = user_texts(&world);
         assert!(
             texts
                 .iter()
@@ -180,12 +185,7 @@ async fn a_cancel_while_acquiring_the_worker_leaves_it_not_busy() {
             (WorkerStatus::Ready, 0),
             "{coder:?}"
         );
-        let texts: Vec<String> = world
-            .fake
-            .requests()
-            .iter()
-            .map(|r| r.last_user_text.clone())
-            .collect();
+        let texts = user_texts(&world);
         assert!(
             texts.iter().all(|t| !t.contains("canceled while")),
             "{texts:?}"
