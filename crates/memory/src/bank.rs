@@ -124,6 +124,21 @@ fn add_link(tx: &MemoryTx<'_>, owner: &Owner, link: MemoryLink) -> Result<Memory
     Ok(link)
 }
 
+/// Deletes a record and its links, scrubs its content from the change log and logs the
+/// delete: the one delete path (`forget`, and the age-out of automatic records).
+pub(crate) fn delete_record(tx: &MemoryTx<'_>, record: &MemoryRecord) -> Result<(), MemoryError> {
+    let linked = tx.has_links(&record.id)?;
+    tx.delete(&record.id)?;
+    tx.scrub_log(&record.id, linked)?;
+    tx.log(
+        ChangeAction::Delete,
+        &record.id,
+        memory_project_column(record),
+        None,
+    )?;
+    Ok(())
+}
+
 /// A record id or a key, resolved within one owner: the record with that id, else the active
 /// record with that key, else the newest record with that key.
 pub(crate) fn resolve(
@@ -369,16 +384,7 @@ impl MemoryBank {
                     tx.update(&record)?;
                     log_record(tx, ChangeAction::Retract, &record)?;
                 }
-                ForgetMode::Delete => {
-                    tx.delete(&record.id)?;
-                    tx.scrub_log(&record.id)?;
-                    tx.log(
-                        ChangeAction::Delete,
-                        &record.id,
-                        memory_project_column(&record),
-                        None,
-                    )?;
-                }
+                ForgetMode::Delete => delete_record(tx, &record)?,
             }
             Ok(ForgetResult {
                 id: record.id,

@@ -46,6 +46,7 @@
 //! - `quote`: text fenced as data with its provenance (the block, delivered results).
 //! - `worker`: what a worker may do through its endpoint (project, unpinned, no delete).
 //! - `limits`: every field's cap, checked and redacted on every write path.
+//! - `upkeep`: the age-out of automatic records and the change log's compaction.
 //! - `redact`, `cursor`, `settings`; `neo4j` (feature `neo4j`): the change-log replay.
 
 mod bank;
@@ -64,6 +65,7 @@ pub mod redact;
 mod service;
 mod settings;
 pub mod tokenize;
+mod upkeep;
 mod worker;
 
 pub use bank::{ForgetResult, MemoryBank, index_dir_of};
@@ -75,4 +77,7 @@ pub use ops::{MemoryDone, MemoryOpResult, check_op};
 pub use redact::redact;
 pub use service::{MemoryGetResult, MemoryService, global_store_path, open_global_store};
 pub use settings::{MemorySettings, PROJECT_SUMMARY_KEY};
+pub use upkeep::{
+    AUTOMATIC_PRODUCER, AUTOMATIC_TAG, AgeOutReport, AutoRecordPolicy, CompactReport,
+};
 pub use worker::{WORKER_PRODUCER, check_worker_op};

@@ -30,6 +30,7 @@ mod late_results;
 mod liveness;
 mod logs;
 mod memory;
+mod memory_upkeep;
 mod passthrough;
 mod runs;
 mod schema;
@@ -50,6 +51,7 @@ pub use logs::LogEntry;
 pub use memory::{
     MemoryImportCounts, MemoryListFilter, MemoryRow, MemoryRows, MemoryTx, memory_project_column,
 };
+pub use memory_upkeep::AgedOutQuery;
 pub use passthrough::PassthroughState;
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;

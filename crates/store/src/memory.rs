@@ -201,14 +201,35 @@ impl MemoryTx<'_> {
         log_change(self.conn, action, record_id, project_id, payload.as_deref())
     }
 
+    /// Whether any link starts or ends at `id`.
+    pub fn has_links(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM memory_links WHERE from_id = ?1)
+                     OR EXISTS (SELECT 1 FROM memory_links WHERE to_id = ?1)",
+            )?
+            .query_row([id], |row| row.get(0))?)
+    }
+
     /// Sets `payload` to NULL in every change-log entry about `record_id` (as source or
     /// target of a link too): what a privacy delete leaves is that something was deleted.
-    pub fn scrub_log(&self, record_id: &str) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
-            "UPDATE memory_changes SET payload = NULL
-             WHERE record_id = ?1 OR (action = 'link' AND payload LIKE '%' || ?2 || '%')",
-            params![record_id, format!("\"{record_id}\"")],
-        )?)
+    /// `linked` says whether the record has links (checked before they are deleted): only then
+    /// can another record's link entry name it, and only then is the whole log scanned for
+    /// such entries — the age-out deletes thousands of unlinked records in one pass.
+    pub fn scrub_log(&self, record_id: &str, linked: bool) -> Result<usize, StoreError> {
+        let mut scrubbed = self.conn.execute(
+            "UPDATE memory_changes SET payload = NULL WHERE record_id = ?1",
+            [record_id],
+        )?;
+        if linked {
+            scrubbed += self.conn.execute(
+                "UPDATE memory_changes SET payload = NULL
+                 WHERE action = 'link' AND payload LIKE '%' || ?1 || '%'",
+                [format!("\"{record_id}\"")],
+            )?;
+        }
+        Ok(scrubbed)
     }
 }
 

@@ -220,6 +220,13 @@ fn apply_file(
         set(&mut target.auto_spawn, memory.auto_spawn);
         set(&mut target.auto_record, memory.auto_record);
         set(&mut target.auto_inject, memory.auto_inject);
+        if let Some(auto_records) = &memory.auto_records {
+            set(&mut target.auto_records.max_count, auto_records.max_count);
+            set(
+                &mut target.auto_records.max_age_days,
+                auto_records.max_age_days,
+            );
+        }
         set(&mut target.scope, memory.scope);
         set(&mut target.max_chars, memory.max_chars);
         if let Some(summaries) = &memory.summaries {

@@ -442,6 +442,10 @@ pub struct MemoryFile {
     pub auto_record: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_inject: Option<bool>,
+    /// How many automatic records (`memory.autoRecord`) a project keeps; older ones are
+    /// deleted in the background. Records you write, and pinned ones, are never aged out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_records: Option<MemoryAutoRecordsFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<MemoryScope>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -452,6 +456,19 @@ pub struct MemoryFile {
     pub trim: Option<MemoryTrimFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inject: Option<MemoryInjectFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemoryAutoRecordsFile {
+    /// The newest automatic records kept per project. Default: 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    pub max_count: Option<u64>,
+    /// Automatic records older than this many days are deleted. Default: 90.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    pub max_age_days: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

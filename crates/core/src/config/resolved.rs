@@ -305,11 +305,19 @@ pub struct MemoryConfig {
     pub auto_spawn: bool,
     pub auto_record: bool,
     pub auto_inject: bool,
+    pub auto_records: MemoryAutoRecordsConfig,
     pub scope: MemoryScope,
     pub max_chars: u64,
     pub summaries: MemorySummariesConfig,
     pub trim: MemoryTrimConfig,
     pub inject: MemoryInjectConfig,
+}
+
+/// `memory.autoRecords`: the age-out policy of automatic records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryAutoRecordsConfig {
+    pub max_count: u64,
+    pub max_age_days: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -449,6 +457,10 @@ impl Config {
                 auto_spawn: true,
                 auto_record: true,
                 auto_inject: true,
+                auto_records: MemoryAutoRecordsConfig {
+                    max_count: 2_000,
+                    max_age_days: 90,
+                },
                 scope: MemoryScope::Project,
                 max_chars: 2000,
                 summaries: MemorySummariesConfig {

@@ -102,6 +102,9 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
     };
     at_least_one("startupTimeout", file.startup_timeout)?;
     at_least_one("healthCheckInterval", file.health_check_interval)?;
+    if let Some(auto_records) = file.memory.as_ref().and_then(|m| m.auto_records.as_ref()) {
+        check_auto_records(path, auto_records)?;
+    }
     if let Some(tasks) = &file.tasks {
         at_least_one("tasks.defaultTimeoutMs", tasks.default_timeout_ms)?;
         at_least_one("tasks.maxTaskChars", tasks.max_task_chars)?;
@@ -358,7 +361,7 @@ pub const INERT_KEYS: [(&str, &str); 14] = [
     ),
     (
         "memory.trim",
-        "memory records are not trimmed by count; superseded and retracted records are hidden from search, and `orchestra memory forget` removes records",
+        "only automatic memory records are trimmed (`memory.autoRecords`); superseded and retracted records are hidden from search, and `orchestra memory forget` removes records",
     ),
     (
         "memory.inject.includeMessages",
@@ -488,4 +491,39 @@ pub(super) fn inert_key_warnings(layer: &Layer) -> Vec<ConfigWarning> {
         }
     }
     warnings
+}
+
+/// `memory.autoRecords`: both limits between 1 and `u32::MAX` (0 would delete every automatic
+/// record as soon as it is written; turn them off with `memory.autoRecord: false` instead).
+fn check_auto_records(
+    path: &Path,
+    auto_records: &super::model::MemoryAutoRecordsFile,
+) -> Result<(), ConfigError> {
+    for (key, value) in [
+        ("memory.autoRecords.maxCount", auto_records.max_count),
+        ("memory.autoRecords.maxAgeDays", auto_records.max_age_days),
+    ] {
+        match value {
+            Some(0) => {
+                return Err(invalid(
+                    path,
+                    key,
+                    "must be at least 1",
+                    Some(
+                        "to keep no automatic records, set `memory.autoRecord` to false".to_owned(),
+                    ),
+                ));
+            }
+            Some(big) if big > u64::from(u32::MAX) => {
+                return Err(invalid(
+                    path,
+                    key,
+                    format!("{big} is above the limit of {}", u32::MAX),
+                    Some(format!("use at most {}", u32::MAX)),
+                ));
+            }
+            Some(_) | None => {}
+        }
+    }
+    Ok(())
 }

@@ -12,6 +12,8 @@
 //!   written from the event bus, so the job runtime below knows nothing of memory.
 //! - `tasks`: pending memory tasks — the job a `memoryOnTurnEnd` run reports to, completed by
 //!   `memory.done` (the original's contract).
+//! - `upkeep`: the age-out of automatic records (`memory.autoRecords`) and the change log's
+//!   compaction, in bounded background passes.
 //! - `neo4j` (feature `neo4j`): the change-log replay into Neo4j, in the background.
 //!
 //! This module sits between `jobs` and `workflows`: it may use the job runtime (a pending
@@ -23,6 +25,7 @@ mod neo4j;
 mod opening;
 mod recorder;
 mod tasks;
+mod upkeep;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -138,6 +141,7 @@ pub struct TaskBlock {
 struct Inner {
     opened: tokio::sync::watch::Receiver<opening::Opened>,
     indexer: indexer::Indexer,
+    upkeep: upkeep::Upkeep,
     settings: MemorySettings,
     bus: EventBus,
     auto_record: bool,
@@ -182,6 +186,7 @@ impl HubMemory {
         Ok(Some(HubMemory {
             inner: Arc::new(Inner {
                 indexer: indexer::Indexer::spawn(opened.clone()),
+                upkeep: upkeep::Upkeep::spawn(opened.clone(), upkeep::policy_of(config)),
                 opened,
                 settings,
                 bus,
@@ -254,6 +259,7 @@ impl HubMemory {
     ) -> Result<MemoryPutResult, HubMemoryError> {
         let result = self.blocking(move |service| service.put(put)).await?;
         self.inner.indexer.poke();
+        self.inner.upkeep.automatic_written();
         self.announce_put(&result, task_id);
         Ok(result)
     }

@@ -118,7 +118,7 @@ pub(crate) fn task_record(job: &JobRecord, max_chars: usize) -> Option<MemoryPut
         )),
         body: compose(&job.message, &outcome, files, &usage_line(job), max_chars),
         tags: vec![
-            "auto".to_owned(),
+            orchestra_memory::AUTOMATIC_TAG.to_owned(),
             job.worker_id.clone(),
             job.status.as_str().to_owned(),
         ],
@@ -130,7 +130,7 @@ pub(crate) fn task_record(job: &JobRecord, max_chars: usize) -> Option<MemoryPut
             task_id: Some(job.id.clone()),
             worker: Some(job.worker_id.clone()),
             model: job.model.clone(),
-            producer: Some("hub".to_owned()),
+            producer: Some(orchestra_memory::AUTOMATIC_PRODUCER.to_owned()),
             ..MemoryProvenance::default()
         },
         ..MemoryPut::default()
@@ -192,7 +192,7 @@ fn run_record(store: &Store, job: &JobRecord, max_chars: usize) -> Option<Memory
         )),
         body: compose(&run.task, &outcome, &files, &usage, max_chars),
         tags: vec![
-            "auto".to_owned(),
+            orchestra_memory::AUTOMATIC_TAG.to_owned(),
             format!("workflow:{}", run.workflow_id),
             status.as_str().to_owned(),
         ],
@@ -204,7 +204,7 @@ fn run_record(store: &Store, job: &JobRecord, max_chars: usize) -> Option<Memory
             task_id: Some(job.id.clone()),
             run_id: Some(run.run_id.clone()),
             model: job.model.clone(),
-            producer: Some("hub".to_owned()),
+            producer: Some(orchestra_memory::AUTOMATIC_PRODUCER.to_owned()),
             ..MemoryProvenance::default()
         },
         ..MemoryPut::default()

@@ -36,6 +36,16 @@ async fn start(world: &World, task: &str, timeout_ms: Option<u64>) -> String {
         .task_id
 }
 
+/// The last user text of every request that reached the model.
+fn user_texts(world: &World) -> Vec<String> {
+    world
+        .fake
+        .requests()
+        .iter()
+        .map(|r| r.last_user_text.clone())
+        .collect()
+}
+
 async fn cancel(world: &World, id: &str, reason: &str) -> orchestra_protocol::JobRecord {
     common::one(
         world
@@ -83,12 +93,7 @@ async fn giving_up_while_the_server_starts_leaves_the_start_to_the_others() {
             "{coder:?}"
         );
         // No request of the canceled or timed-out task reached the model.
-        let texts: Vec<String> = world
-            .fake
-            .requests()
-            .iter()
-            .map(|r| r.last_user_text.clone())
-            .collect();
+        let texts = user_texts(&world);
         assert!(
             texts
                 .iter()
@@ -103,6 +108,17 @@ async fn giving_up_while_the_server_starts_leaves_the_start_to_the_others() {
 /// A hub attached to its own OpenCode server through a proxy that can hang every request,
 /// warmed up by one task; `config` is merged into the attach settings.
 async fn attached_through_a_proxy(config: serde_json::Value) -> (World, TcpProxy, ServerProcess) {
+    let (world, proxy, server) = attached_cold(config, |_| {}).await;
+    let warm = world.run("coder", "warm up").await;
+    assert_eq!(warm.status, JobStatus::Succeeded, "{warm:?}");
+    (world, proxy, server)
+}
+
+/// The same hub, with no task run yet; `before_hub` sees the proxy before the hub starts.
+async fn attached_cold(
+    config: serde_json::Value,
+    before_hub: impl FnOnce(&TcpProxy),
+) -> (World, TcpProxy, ServerProcess) {
     let fake = FakeLlm::start_scripted().await.unwrap();
     let home = IsolatedHome::new().unwrap();
     let theirs = TestProject::new().unwrap();
@@ -125,6 +141,7 @@ async fn attached_through_a_proxy(config: serde_json::Value) -> (World, TcpProxy
         .parse()
         .unwrap();
     let proxy = TcpProxy::start(upstream).await.unwrap();
+    before_hub(&proxy);
     let mut settings = json!({"runtime": {"isolation": "attach", "attachUrl": proxy.url(),
                               "attachPasswordEnv": "ORCHESTRA_TEST_STALL_PW"}});
     if let (Some(settings), serde_json::Value::Object(extra)) = (settings.as_object_mut(), config) {
@@ -137,9 +154,48 @@ async fn attached_through_a_proxy(config: serde_json::Value) -> (World, TcpProxy
         vec![("ORCHESTRA_TEST_STALL_PW".into(), "stall-secret".into())],
     )
     .await;
-    let warm = world.run("coder", "warm up").await;
-    assert_eq!(warm.status, JobStatus::Succeeded, "{warm:?}");
     (world, proxy, server)
+}
+
+/// Issue 24 §6: a task canceled while it acquires its worker — the worker's server is held up
+/// (every request to it hangs; a start limit far away) — leaves the worker neither busy nor
+/// counting the task, and the next task gets the worker and frees it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_acquiring_the_worker_leaves_it_not_busy() {
+    bounded(async {
+        let (world, proxy, server) =
+            attached_cold(json!({"startupTimeout": 600_000}), TcpProxy::stall).await;
+        let id = start(&world, "canceled while its worker is acquired", None).await;
+        // The task is acquiring its worker once the hub's first request to the server hangs.
+        held(&proxy, &["GET ", "POST "]).await;
+        let queued = world.worker("coder").await;
+        assert_ne!(queued.status, WorkerStatus::Ready, "{queued:?}");
+        let record = cancel(&world, &id, "gave up on the worker").await;
+        assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
+        let coder = world.worker("coder").await;
+        assert!(
+            coder.status != WorkerStatus::Busy && coder.active_jobs == 0,
+            "the canceled task left its worker held: {coder:?}"
+        );
+
+        proxy.restore();
+        let next = world.run("coder", "runs after the cancel").await;
+        assert_eq!(next.status, JobStatus::Succeeded, "{next:?}");
+        let coder = world.worker("coder").await;
+        assert_eq!(
+            (coder.status, coder.active_jobs),
+            (WorkerStatus::Ready, 0),
+            "{coder:?}"
+        );
+        let texts = user_texts(&world);
+        assert!(
+            texts.iter().all(|t| !t.contains("canceled while")),
+            "{texts:?}"
+        );
+        world.shutdown().await;
+        drop(server);
+    })
+    .await;
 }
 
 /// Waits until a request whose line starts with one of `lines` hangs in the stalled proxy.

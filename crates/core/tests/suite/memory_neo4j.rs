@@ -37,6 +37,7 @@ async fn the_hub_mirrors_memory_into_neo4j_in_the_background() {
             provider_pin: None,
         },
         warm: false,
+        provenance: orchestra_core::config::Provenance::default(),
         global_memory: GlobalStore::At(dir.path().join("global.db")),
         worker_mcp: None,
     })

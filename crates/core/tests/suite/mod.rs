@@ -31,6 +31,7 @@ mod fallback_e2e;
 mod jobs_e2e;
 mod memory_deadline;
 mod memory_e2e;
+mod memory_upkeep;
 mod reconnect_e2e;
 mod skills_preflight_e2e;
 mod unreadable_store;

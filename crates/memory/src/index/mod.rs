@@ -295,6 +295,16 @@ impl MemoryIndex {
         self.state().synced_seq
     }
 
+    /// The change-log sequence number the committed index reflects, whichever process
+    /// committed it (0 when its commit record is missing or of another format): the index's
+    /// position as a consumer of the change log.
+    pub(crate) fn committed_seq(&self) -> i64 {
+        match read_payload(&self.state().index) {
+            Some(payload) if payload.format == INDEX_FORMAT => payload.seq,
+            Some(_) | None => 0,
+        }
+    }
+
     /// Documents in the index (for stats and tests).
     pub(crate) fn num_docs(&self) -> u64 {
         self.state().reader.searcher().num_docs()

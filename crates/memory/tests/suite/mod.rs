@@ -10,4 +10,5 @@ mod neo4j;
 mod quoting;
 mod scope;
 mod search;
+mod upkeep;
 mod writes;
