@@ -345,6 +345,7 @@ impl TaskEngine {
             TaskKind::Op => return self.start_op(params, requested_by),
         };
         let profile = self.config.profile(&route.profile)?.clone();
+        let params = worktree_ops::continued_workspace(params, continues.as_ref());
         let workspace = self.workspace_for(&params, &profile).await?;
         let profile_budget = self.config.profile(&route.profile)?.budget;
         let limits = limits::resolve(

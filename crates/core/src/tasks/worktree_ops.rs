@@ -5,7 +5,7 @@
 
 use orchestra_protocol::{
     JobRecord, JobStatus, OpKind, TaskKind, TaskStartParams, TaskStartResult, WorkspaceMode,
-    WorktreeInfo, now_ms,
+    WorktreeInfo, WorktreePayload, now_ms,
 };
 
 use super::{TaskEngine, TaskError};
@@ -263,4 +263,28 @@ impl TaskEngine {
             next: "task_await".into(),
         })
     }
+}
+
+/// A continued task (`continueTaskId`) runs where the task it continues ran: in that task's
+/// worktree while it is still there, else in the checkout. A fresh worktree would hide from the
+/// session the files it already changed. What the caller chose itself stands.
+pub(super) fn continued_workspace(
+    mut params: TaskStartParams,
+    continues: Option<&JobRecord>,
+) -> TaskStartParams {
+    let Some(record) = continues else {
+        return params;
+    };
+    if params.worktree.is_some() || params.workspace.is_some() {
+        return params;
+    }
+    match &record.worktree {
+        Some(info) if info.state.exists() => {
+            params.worktree = Some(WorktreePayload {
+                task_id: record.id.clone(),
+            });
+        }
+        Some(_) | None => params.workspace = Some(WorkspaceMode::Checkout),
+    }
+    params
 }
