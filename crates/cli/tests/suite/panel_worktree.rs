@@ -1,8 +1,9 @@
 //! A task's worktree on its panel page, in the real headless Chromium: a coder task in a git
 //! project finishes on its own branch, its page shows the diff (files and hunks, the worker's
-//! text as text, never as markup), Merge lands the change in the user's checkout, and a second
-//! task's Discard removes its worktree and branch. The hub is a real one with the pinned
-//! OpenCode on the fake LLM; every effect is checked with git.
+//! text as text, never as markup), Merge lands the change in the user's checkout; a task whose
+//! Merge conflicts shows the files and changes nothing, and its Discard removes its worktree and
+//! branch. The hub is a real one with the pinned OpenCode on the fake LLM; every effect is
+//! checked with git.
 #![allow(clippy::unwrap_used)]
 
 use super::common;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use common::World;
 use orchestra_browser::Browser;
+use orchestra_core::worktree::Worktrees;
 use serde_json::json;
 
 /// File content that would run script if the page ever inserted it as markup.
@@ -106,11 +108,62 @@ async fn scenario() {
     );
     assert!(task_branches(&dir).is_empty(), "{:?}", task_branches(&dir));
 
-    // A second task's Discard (asked twice) removes its worktree and branch; nothing lands.
-    let thrown = worker_task(&client, &write_call("thrown.txt", "not wanted\n")).await;
-    let record = client.finish(&thrown).await;
-    assert_eq!(record["status"], "succeeded", "{record}");
-    let branch = record["worktree"]["branch"].as_str().unwrap().to_owned();
+    // Two tasks write the same file from the same base; the first is merged (by a client),
+    // the second's Merge on the page reports the conflict and changes nothing; its Discard
+    // (asked twice) removes its worktree and branch.
+    let landed = worker_task(&client, &write_call("both.txt", "landed\n")).await;
+    let thrown = worker_task(&client, &write_call("both.txt", "not wanted\n")).await;
+    for id in [&landed, &thrown] {
+        let record = client.finish(id).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+    }
+    assert_eq!(task_branches(&dir).len(), 2);
+    let op = client
+        .call_json(
+            "task_start",
+            json!({"kind": "op", "op": "worktree.merge", "worktree": {"taskId": landed}}),
+        )
+        .await;
+    let done = client.finish(op["taskId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("both.txt")).unwrap(),
+        "landed\n"
+    );
+    go(&page, &format!("#/tasks/{thrown}")).await;
+    wait(
+        &page,
+        "document.querySelector('pre.diff')?.textContent.includes('+not wanted')",
+    )
+    .await;
+    page.click(".worktree button.wt-merge").await.unwrap();
+    let refused = wait(
+        &page,
+        "document.querySelector('.wt-outcome p.error-text')?.textContent",
+    )
+    .await;
+    assert!(
+        refused.as_str().unwrap().contains("not merged")
+            && refused.as_str().unwrap().contains("both.txt"),
+        "{refused}"
+    );
+    let facts = wait(
+        &page,
+        "document.querySelector('.worktree')?.dataset.state === 'conflict' && \
+         document.querySelector('.wt-facts').innerText",
+    )
+    .await;
+    assert!(facts.as_str().unwrap().contains("Conflicts"), "{facts}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("both.txt")).unwrap(),
+        "landed\n"
+    );
+    assert_eq!(git(&dir, &["status", "--porcelain", "--", "both.txt"]), "");
+    assert!(
+        !dir.join(".git/MERGE_HEAD").exists(),
+        "a merge was left in progress"
+    );
+    let branch = Worktrees::branch_of(&thrown);
     assert_eq!(task_branches(&dir), std::slice::from_ref(&branch));
     assert_eq!(worktree_count(&dir), 2);
     go(&page, &format!("#/tasks/{thrown}")).await;
@@ -133,7 +186,10 @@ async fn scenario() {
     .await;
     assert!(task_branches(&dir).is_empty(), "{:?}", task_branches(&dir));
     assert_eq!(worktree_count(&dir), 1);
-    assert!(!dir.join("thrown.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("both.txt")).unwrap(),
+        "landed\n"
+    );
     let hub_record = client
         .call_json("task_peek", json!({"taskId": thrown}))
         .await;
