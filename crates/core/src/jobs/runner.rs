@@ -134,10 +134,14 @@ async fn run_leased(
     };
     let moved = match &held {
         Some(held) => lease.move_to(&held.session_dir).await.map_err(|err| {
-            format!(
-                "could not address worker `{}` in the task's worktree: {err}",
-                lease.profile.id
-            )
+            // A server taken away meanwhile (a person's restart, a crash) is the cause.
+            match lease.conn.gone_reason() {
+                Some(reason) => reason.to_owned(),
+                None => format!(
+                    "could not address worker `{}` in the task's worktree: {err}",
+                    lease.profile.id
+                ),
+            }
         }),
         None => Ok(()),
     };
