@@ -28,6 +28,7 @@ mod resilience;
 mod rss;
 mod soak;
 mod warm;
+mod worktrees;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -38,7 +39,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 15] = [
+const GROUPS: [&str; 16] = [
     "dispatch",
     "hub",
     "panel",
@@ -54,6 +55,7 @@ const GROUPS: [&str; 15] = [
     "notify",
     "soak",
     "memory-scale",
+    "worktrees",
 ];
 
 #[derive(Parser)]
@@ -186,6 +188,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                 .await?
             }
             "memory-scale" => memory_scale::run().await?,
+            "worktrees" => worktrees::run(quick).await?,
             other => bail!("benchmark `{other}` has no runner"),
         };
         harness::progress(&format!(

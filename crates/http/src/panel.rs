@@ -62,6 +62,7 @@ pub static ASSETS: &[Asset] = assets! {
     "js/views/workers.js" => JS,
     "js/views/tasks.js" => JS,
     "js/views/task.js" => JS,
+    "js/views/worktree.js" => JS,
     "js/views/runs.js" => JS,
     "js/views/run.js" => JS,
     "js/views/inbox.js" => JS,

@@ -53,3 +53,5 @@ mod providers;
 mod panel;
 // Browser sessions: a replayed cookie opens nothing, no login code on a command line.
 mod panel_session;
+// A task's worktree on its page: the diff, Merge and Discard in a real browser.
+mod panel_worktree;

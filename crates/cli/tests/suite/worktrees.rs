@@ -13,7 +13,7 @@ use orchestra_testkit::opencode::{FOREIGN_CONFIG_VARS, require_opencode};
 use orchestra_testkit::processes;
 use serde_json::{Value, json};
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .args(["-c", "user.name=user", "-c", "user.email=user@localhost"])
         .args(args)
@@ -30,7 +30,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn task_branches(dir: &Path) -> Vec<String> {
+pub(super) fn task_branches(dir: &Path) -> Vec<String> {
     git(
         dir,
         &[
@@ -44,7 +44,7 @@ fn task_branches(dir: &Path) -> Vec<String> {
     .collect()
 }
 
-fn worktree_count(dir: &Path) -> usize {
+pub(super) fn worktree_count(dir: &Path) -> usize {
     git(dir, &["worktree", "list", "--porcelain"])
         .lines()
         .filter(|l| l.starts_with("worktree "))
@@ -77,7 +77,7 @@ async fn orchestra_run(world: &World, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn write_call(path: &str, content: &str) -> String {
+pub(super) fn write_call(path: &str, content: &str) -> String {
     format!(
         "CALL_TOOL:write {}",
         json!({"filePath": path, "content": content})

@@ -92,6 +92,8 @@ const q = (params) => {
 
 export const api = {
   health: () => get("/api/v1/health"),
+  /** One MCP tool call (`task_start`, `task_await`, …): `{text, isError}`, as MCP answers. */
+  tool: (name, args) => post(`/api/v1/tools/${encodeURIComponent(name)}`, args),
   workers: () => get("/api/v1/workers"),
   restartWorker: (id) => post(`/api/v1/workers/${encodeURIComponent(id)}/restart`),
   tasks: (limit = 200) => post("/api/v1/list", { view: "tasks", format: "json", limit }).then((l) => l.json),

@@ -1,12 +1,14 @@
 // #/tasks/<id>: one task — its numbers, the live peek (streamed text, the current tool call,
 // the tool calls so far), questions waiting for a person, the prompt and the answer (collapsed:
-// they may be private), attachments, the model and why, and Cancel.
+// they may be private), attachments, the model and why, its worktree with the diff, Merge and
+// Discard (`worktree.js`), and Cancel.
 
 import { api } from "../api.js";
 import { budgetText } from "../budget.js";
 import { badge, bytes, clock, collapsed, cost, elapsed, errorBox, fill, h, setText, short, tokens } from "../dom.js";
 import { liveOf, openPeek, state, touch } from "../state.js";
 import { questionCard } from "./inbox.js";
+import { worktreeSection } from "./worktree.js";
 
 export function render(container, id) {
   const title = h("h1", null, "Task ", h("span.mono", null, short(id)));
@@ -19,11 +21,13 @@ export function render(container, id) {
   const toolRows = h("tbody");
   const text = h("pre.peek", { "aria-label": "streamed text" });
   const extra = h("div.extra");
+  const worktree = worktreeSection(id);
   container.append(
     h("div.titlebar", null, h("a.back", { href: "#/tasks" }, "← Tasks"), title, statusEl, cancelButton),
     outcome,
     facts,
     questionsBox,
+    worktree.el,
     h(
       "section.live",
       null,
@@ -75,6 +79,7 @@ export function render(container, id) {
     );
     const waiting = [...state.questions.values()].filter((q) => q.jobId === id);
     fill(questionsBox, waiting.length ? [h("h2", null, "Needs input"), waiting.map((q) => questionCard(q))] : null);
+    worktree.update(task);
     paintExtra();
   }
 

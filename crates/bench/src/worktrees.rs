@@ -1,0 +1,288 @@
+//! Task worktrees on a generated repository of 10,000 files (issue 21), side by side in one
+//! run: how long a task's worktree takes to be ready (`git worktree add` plus the copy of the
+//! configured ignored files, before any setup command) against plain `git worktree add`; and 8
+//! coder tasks at once through the hub, each writing the same file, with the user's checkout
+//! unchanged (`git status --porcelain` and every file's hash and mtime) and every conflict
+//! reported by `worktree.merge` without a merge left in progress (`MERGE_HEAD` files: 0).
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use orchestra_core::worktree::{WorktreeSettings, Worktrees};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::Outcome;
+use super::harness::{self, ms, succeeded};
+use super::report::{Row, Stats};
+
+const FILES: usize = 10_000;
+const TASKS: usize = 8;
+/// Issue 21: worktree ready ≤ 0.5 s p95.
+const READY_P95_MS: f64 = 500.0;
+/// The file every task writes (committed in the repository, so each branch edits it).
+const SHARED: &str = "shared.txt";
+
+pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
+    let world = harness::World::new().await?;
+    let dir = world.project.dir.clone();
+    generate(&dir)?;
+    let mut rows = ready_rows(&world, &dir, samples).await?;
+    rows.extend(parallel_rows(&world, &dir).await?);
+    Ok(Outcome {
+        rows,
+        notes: vec![format!(
+            "a repository of {FILES} committed files (+ an ignored .env copied into each worktree); \
+             ready = Worktrees::create without a setup command, p95 of {samples}, against the median of plain \
+             `git worktree add -b`; {TASKS} coder tasks through the hub each write {SHARED}, then each is merged in turn"
+        )],
+    })
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// 10,000 files in 100 folders, the shared file, an ignored `.env`; one commit.
+fn generate(dir: &Path) -> anyhow::Result<()> {
+    for i in 0..FILES {
+        let folder = dir.join(format!("src/d{:02}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&folder)?;
+        }
+        std::fs::write(
+            folder.join(format!("f{i:05}.txt")),
+            format!("file {i}\nline two\n"),
+        )?;
+    }
+    std::fs::write(dir.join(SHARED), "as committed\n")?;
+    std::fs::write(dir.join(".gitignore"), ".env\n")?;
+    std::fs::write(dir.join(".env"), "SECRET=for the bench\n")?;
+    git(dir, &["add", "-A"])?;
+    git(dir, &["commit", "-q", "-m", "10,000 files"])?;
+    Ok(())
+}
+
+/// Nearest-rank 95th percentile.
+fn p95(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64) * 0.95).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+async fn ready_rows(
+    world: &harness::World,
+    dir: &Path,
+    samples: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let root = world.home.root.join("bench-worktrees");
+    let worktrees = Worktrees::new(
+        dir,
+        root.clone(),
+        WorktreeSettings {
+            copy: vec![".env".into()],
+            setup: None,
+        },
+    );
+    let base = worktrees.base().await?;
+    let mut ours = Vec::with_capacity(samples);
+    let mut plain = Vec::with_capacity(samples);
+    for i in 0..samples {
+        // Interleaved, so both see the same disk cache and machine load.
+        let began = Instant::now();
+        let mut info = worktrees.create(&format!("bench-ready-{i}"), &base).await?;
+        ours.push(ms(began.elapsed()));
+        if info.copied != [".env"] {
+            bail!("the worktree did not get .env copied in: {:?}", info.copied);
+        }
+        worktrees.discard(&mut info).await?;
+
+        let path = root.join(format!("plain-{i}"));
+        let path_text = path.to_string_lossy().into_owned();
+        let branch = format!("plain/{i}");
+        let began = Instant::now();
+        git(
+            dir,
+            &[
+                "worktree", "add", "-q", "-b", &branch, &path_text, &base.sha,
+            ],
+        )?;
+        plain.push(ms(began.elapsed()));
+        git(dir, &["worktree", "remove", "--force", &path_text])?;
+        git(dir, &["branch", "-q", "-D", &branch])?;
+    }
+    let ours_p95 = p95(&ours);
+    let plain_median = Stats::of(&plain).median;
+    let mut row = Row::versus(
+        format!("worktree ready p95, {FILES} files (plain `git worktree add` median)"),
+        "ms",
+        &ours,
+        &plain,
+    );
+    row.ours = ours_p95;
+    let row = row.judged(
+        format!("≤ {READY_P95_MS:.0} ms p95"),
+        ours_p95,
+        READY_P95_MS,
+        format!("{:+.0} ms vs plain median", ours_p95 - plain_median),
+    );
+    Ok(vec![
+        row,
+        Row::observed("worktree ready median", "ms", &ours),
+    ])
+}
+
+/// `git status --porcelain`, and every file of the checkout (outside `.git`) with a hash of its
+/// bytes and its mtime.
+type Snapshot = (String, BTreeMap<PathBuf, (u64, SystemTime)>);
+
+fn snapshot(dir: &Path) -> anyhow::Result<Snapshot> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let entry = entry?;
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                if entry.file_name() != ".git" {
+                    stack.push(path);
+                }
+            } else {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&path)?.hash(&mut hasher);
+                let mtime = entry.metadata()?.modified()?;
+                files.insert(path, (hasher.finish(), mtime));
+            }
+        }
+    }
+    Ok((git(dir, &["status", "--porcelain"])?, files))
+}
+
+/// `MERGE_HEAD` files in the repository and its worktrees: a merge left in progress.
+fn merges_in_progress(dir: &Path) -> anyhow::Result<usize> {
+    let common = PathBuf::from(git(dir, &["rev-parse", "--git-common-dir"])?.trim());
+    let common = if common.is_absolute() {
+        common
+    } else {
+        dir.join(common)
+    };
+    let mut count = usize::from(common.join("MERGE_HEAD").exists());
+    if let Ok(entries) = std::fs::read_dir(common.join("worktrees")) {
+        for entry in entries {
+            count += usize::from(entry?.path().join("MERGE_HEAD").exists());
+        }
+    }
+    Ok(count)
+}
+
+async fn parallel_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let hub = world.hub(&json!({}), &[]).await?;
+    let before = snapshot(dir)?;
+    let began = Instant::now();
+    let mut starts = JoinSet::new();
+    for i in 0..TASKS {
+        let peer = hub.peer();
+        let call = format!(
+            "CALL_TOOL:write {}",
+            json!({"filePath": SHARED, "content": format!("written by task {i}\n")})
+        );
+        starts.spawn(async move { harness::start(&peer, &call).await });
+    }
+    let mut ids = Vec::with_capacity(TASKS);
+    while let Some(joined) = starts.join_next().await {
+        ids.push(joined.context("a task_start call panicked")??);
+    }
+    let mut changed_while_running = 0usize;
+    for id in &ids {
+        let record = hub.finish(id).await?;
+        succeeded(&record)?;
+        if record["worktree"]["files"] != 1 {
+            bail!("a task did not change {SHARED} on its branch: {record}");
+        }
+        if snapshot(dir)? != before {
+            changed_while_running += 1;
+        }
+    }
+    let all_done = ms(began.elapsed());
+    let after = snapshot(dir)?;
+    let checkout_changed = usize::from(after != before) + changed_while_running;
+
+    // Merge each in turn: the first lands, each later one conflicts on the shared file.
+    let mut merged = 0usize;
+    let mut conflicts_reported = 0usize;
+    let mut mid_conflict = 0usize;
+    for id in &ids {
+        let started = hub
+            .call(
+                "task_start",
+                json!({"kind": "op", "op": "worktree.merge", "worktree": {"taskId": id}}),
+            )
+            .await?;
+        let op = started["taskId"].as_str().unwrap_or_default().to_owned();
+        let record = hub.finish(&op).await?;
+        succeeded(&record)?;
+        let answer: serde_json::Value =
+            serde_json::from_str(record["responseText"].as_str().unwrap_or("{}"))?;
+        match answer["state"].as_str() {
+            Some("merged") => merged += 1,
+            Some("conflict") if answer["conflicts"] == json!([SHARED]) => {
+                conflicts_reported += 1;
+            }
+            _ => bail!("an unexpected merge answer: {answer}"),
+        }
+        mid_conflict += merges_in_progress(dir)?;
+    }
+    hub.close().await;
+    let expected_conflicts = (TASKS - 1) as f64;
+    Ok(vec![
+        Row::info(
+            format!("{TASKS} coder tasks at once, all done"),
+            "ms",
+            all_done,
+        ),
+        Row::info(
+            "checkout changed while they ran (status, hashes, mtimes)",
+            "",
+            checkout_changed as f64,
+        )
+        .judged("= 0", checkout_changed as f64, 0.0, "—".into()),
+        Row::info("merges that landed", "", merged as f64).judged(
+            "= 1",
+            (merged as f64 - 1.0).abs(),
+            0.0,
+            "the first; the others edit the same file".into(),
+        ),
+        Row::info("conflicts reported by merge", "", conflicts_reported as f64).judged_at_least(
+            format!("= {expected_conflicts:.0}"),
+            conflicts_reported as f64,
+            expected_conflicts,
+            "each names the file".into(),
+        ),
+        Row::info(
+            "merges left mid-conflict (MERGE_HEAD files)",
+            "",
+            mid_conflict as f64,
+        )
+        .judged("= 0", mid_conflict as f64, 0.0, "—".into()),
+    ])
+}
