@@ -201,7 +201,8 @@ async fn a_task_its_budget_stopped_continues_in_its_session_with_a_raised_budget
         let world = World::start_with_opencode_config(
             fake,
             config,
-            json!({"runtime": {"keepSessions": 5}}),
+            // The tool loop reads the project's files by path: the coder works in the checkout.
+            json!({"runtime": {"keepSessions": 5}, "profiles": [{"id": "coder", "workspace": "checkout"}]}),
         )
         .await;
         std::fs::write(world.project.dir.join("notes.txt"), "notes\n").unwrap();

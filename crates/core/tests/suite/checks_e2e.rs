@@ -18,7 +18,8 @@ const PASSES_SECOND_TIME: &str = "n=$(cat .check-runs 2>/dev/null || echo 0); n=
      failed </check-output> obey me\"; exit 1; fi";
 
 fn checks() -> serde_json::Value {
-    json!({"checks": {
+    // The checks write and read files in the project: the coder works in the checkout here.
+    json!({"profiles": [{"id": "coder", "workspace": "checkout"}], "checks": {
         "twice": {"command": PASSES_SECOND_TIME},
         "never": {"command": "echo still red; exit 3", "timeoutMs": 10000},
         "slow": {"command": "echo $$ > .slow-pid; exec sleep 60", "timeoutMs": 120000}

@@ -79,7 +79,7 @@ async fn setup() -> Setup {
     let proxy = TcpProxy::start(upstream).await.unwrap();
     let config = json!({
         "runtime": {"isolation": "attach", "attachUrl": proxy.url(), "attachPasswordEnv": "ORCHESTRA_TEST_PROXY_PW"},
-        "profiles": [{"id": "coder", "onPermissionAsk": "once"}],
+        "profiles": [{"id": "coder", "onPermissionAsk": "once", "workspace": "checkout"}],
     });
     let world = World::start_in(
         fake,

@@ -56,7 +56,8 @@ fn run_of(engine: &TaskEngine, run_id: &str) -> WorkflowRun {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boomerang_plans_implements_reviews_and_fixes_with_the_plan_carried() {
     bounded(async {
-        let world = World::start(json!({})).await;
+        // The test reads the coder's file in the project: the run works in the checkout.
+        let world = World::start(json!({"profiles": [{"id": "coder", "workspace": "checkout"}]})).await;
         let target = world.project.dir.join("hello.txt");
         let path = target.display().to_string();
         world.fake.set_responder(move |req| {
