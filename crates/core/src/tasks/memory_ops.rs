@@ -75,10 +75,7 @@ impl TaskEngine {
         } else {
             "tool"
         };
-        let mut record =
-            self.runtime
-                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op);
-        record.requested_by = requested_by;
+        let mut record = self.op_record(op, &label, requested_by);
         let id = record.id.clone();
         let job = self.runtime.open(record.clone())?;
         let origin = MemoryProvenance {
@@ -116,17 +113,7 @@ impl TaskEngine {
             }
             job.finish(&record);
         });
-        Ok(TaskStartResult {
-            task_id: id,
-            kind: TaskKind::Op,
-            worker_id: None,
-            workflow_id: None,
-            continue_run_id: None,
-            op: Some(op),
-            route_reason: None,
-            status: JobStatus::Running,
-            next: "task_await".into(),
-        })
+        Ok(Self::op_started(id, op, None, JobStatus::Running))
     }
 
     /// `task_start` as a worker may call it (the worker MCP endpoint): memory ops only —

@@ -35,6 +35,26 @@ impl TaskEngine {
         record
     }
 
+    /// What `task_start` answers for an op: its record's id, and `task_await` next.
+    pub(super) fn op_started(
+        id: String,
+        op: OpKind,
+        worker_id: Option<String>,
+        status: JobStatus,
+    ) -> TaskStartResult {
+        TaskStartResult {
+            task_id: id,
+            kind: TaskKind::Op,
+            worker_id,
+            workflow_id: None,
+            continue_run_id: None,
+            op: Some(op),
+            route_reason: None,
+            status,
+            next: "task_await".into(),
+        }
+    }
+
     pub(super) fn start_op(
         &self,
         params: TaskStartParams,
@@ -151,16 +171,11 @@ impl TaskEngine {
             }
             job.finish(&record);
         });
-        Ok(TaskStartResult {
-            task_id: id,
-            kind: TaskKind::Op,
-            worker_id: Some(worker_id),
-            workflow_id: None,
-            continue_run_id: None,
-            op: Some(op),
-            route_reason: None,
-            status: JobStatus::Running,
-            next: "task_await".into(),
-        })
+        Ok(Self::op_started(
+            id,
+            op,
+            Some(worker_id),
+            JobStatus::Running,
+        ))
     }
 }

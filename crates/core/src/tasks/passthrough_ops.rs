@@ -3,7 +3,7 @@
 //! Orchestra's plugin adds as `callerSessionId`), so it outlives the hub; what a message in
 //! passthrough does is `chat::passthrough`'s.
 
-use orchestra_protocol::{JobStatus, OpKind, TaskKind, TaskStartParams, TaskStartResult, now_ms};
+use orchestra_protocol::{JobStatus, OpKind, TaskStartParams, TaskStartResult, now_ms};
 
 use super::{TaskEngine, TaskError};
 use crate::jobs::JobError;
@@ -91,16 +91,6 @@ impl TaskEngine {
         record.response_text = Some(text);
         record.finish(JobStatus::Succeeded, now_ms());
         job.finish(&record);
-        Ok(TaskStartResult {
-            task_id: id,
-            kind: TaskKind::Op,
-            worker_id,
-            workflow_id: None,
-            continue_run_id: None,
-            op: Some(op),
-            route_reason: None,
-            status: JobStatus::Succeeded,
-            next: "task_await".into(),
-        })
+        Ok(Self::op_started(id, op, worker_id, JobStatus::Succeeded))
     }
 }

@@ -4,8 +4,8 @@
 //! `worktree.diff`, `worktree.merge` and `worktree.discard` ops, recorded as jobs like every op.
 
 use orchestra_protocol::{
-    JobRecord, JobStatus, OpKind, TaskKind, TaskStartParams, TaskStartResult, WorkspaceMode,
-    WorktreeInfo, WorktreePayload, now_ms,
+    JobRecord, JobStatus, OpKind, TaskStartParams, TaskStartResult, WorkspaceMode, WorktreeInfo,
+    WorktreePayload, now_ms,
 };
 
 use super::{TaskEngine, TaskError};
@@ -199,10 +199,7 @@ impl TaskEngine {
         } else {
             params.task
         };
-        let mut record =
-            self.runtime
-                .new_record(format!("op:{}", op.as_str()), label, TaskKind::Op);
-        record.requested_by = requested_by;
+        let mut record = self.op_record(op, &label, requested_by);
         let id = record.id.clone();
         let job = self.runtime.open(record.clone())?;
         let worktrees = self.worktrees.clone();
@@ -251,17 +248,7 @@ impl TaskEngine {
             }
             job.finish(&record);
         });
-        Ok(TaskStartResult {
-            task_id: id,
-            kind: TaskKind::Op,
-            worker_id: None,
-            workflow_id: None,
-            continue_run_id: None,
-            op: Some(op),
-            route_reason: None,
-            status: JobStatus::Running,
-            next: "task_await".into(),
-        })
+        Ok(Self::op_started(id, op, None, JobStatus::Running))
     }
 }
 
