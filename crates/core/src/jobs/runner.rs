@@ -164,6 +164,7 @@ async fn run_leased(
     // record never sees the worker still busy with it.
     let conn = lease.conn.clone();
     let client = lease.client.clone();
+    let directory = lease.take_directory();
     drop(lease);
     let outcome = match (outcome, held) {
         (outcome, None) => outcome,
@@ -189,8 +190,12 @@ async fn run_leased(
     }
     // The record is final and holds the answer: the session itself is no longer needed, and
     // left alone every task would stay in the user's OpenCode session list for good.
-    if let Some(session_id) = &record.session_id {
-        pool.retire_session(&conn, &client, session_id).await;
+    match &record.session_id {
+        Some(session_id) => {
+            pool.retire_session(&conn, &client, session_id, directory)
+                .await;
+        }
+        None => drop(directory),
     }
 }
 
@@ -365,7 +370,7 @@ async fn turns(
                 lease.conn.router.unregister(&session_id);
                 job.runtime()
                     .pool()
-                    .retire_session(&lease.conn, client, &session_id)
+                    .retire_session(&lease.conn, client, &session_id, None)
                     .await;
                 events.close();
                 events = lease.conn.router.register(&fresh);

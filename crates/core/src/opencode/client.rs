@@ -76,6 +76,7 @@ enum Route<'a> {
     Permissions,
     ReplyPermission(&'a str),
     Events,
+    DisposeInstance,
 }
 
 impl Route<'_> {
@@ -95,7 +96,8 @@ impl Route<'_> {
             | Self::PromptAsync(_)
             | Self::Prompt(_)
             | Self::Abort(_)
-            | Self::ReplyPermission(_) => Method::POST,
+            | Self::ReplyPermission(_)
+            | Self::DisposeInstance => Method::POST,
             Self::DeleteSession(_) => Method::DELETE,
         }
     }
@@ -119,6 +121,7 @@ impl Route<'_> {
             Self::Permissions => "/permission".to_owned(),
             Self::ReplyPermission(id) => format!("/permission/{}/reply", encode_component(id)),
             Self::Events => "/event".to_owned(),
+            Self::DisposeInstance => "/instance/dispose".to_owned(),
         }
     }
 
@@ -340,6 +343,18 @@ impl OpenCodeClient {
     pub async fn delete_session(&self, session_id: &str) -> Result<(), OpenCodeError> {
         self.call_json::<serde_json::Value, _>(
             Route::DeleteSession(session_id),
+            None::<&()>,
+            Deadline::Default,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Tells the server to drop its instance for this client's directory (watchers, LSP and
+    /// MCP clients, caches). The next call addressed there boots a fresh one.
+    pub async fn dispose_instance(&self) -> Result<(), OpenCodeError> {
+        self.call_json::<serde_json::Value, _>(
+            Route::DisposeInstance,
             None::<&()>,
             Deadline::Default,
         )

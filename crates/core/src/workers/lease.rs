@@ -6,7 +6,8 @@ use std::sync::Arc;
 use orchestra_protocol::{ModelPolicy, WorkerStatus, now_ms};
 
 use super::ServerConn;
-use super::{ModelOverride, WorkerPool, server};
+use super::directories::DirectoryUse;
+use super::{ModelOverride, WorkerPool};
 use crate::config::Profile;
 use crate::models::{Catalog, Resolution};
 use crate::opencode::{OpenCodeClient, OpenCodeError};
@@ -27,7 +28,7 @@ pub struct Lease {
     /// worktree (`in_directory`).
     pub client: OpenCodeClient,
     /// The job's directory when it is not the project (a worktree), and its event watch.
-    pub(super) workdir: Option<(std::path::PathBuf, server::DirectoryWatch)>,
+    pub(super) workdir: Option<DirectoryUse>,
     pub(super) pool: WorkerPool,
 }
 
@@ -74,7 +75,7 @@ impl Lease {
     /// Where the job works: its worktree, else the project.
     pub fn work_dir(&self) -> &std::path::Path {
         match &self.workdir {
-            Some((dir, _)) => dir,
+            Some(used) => used.dir(),
             None => self.project_dir(),
         }
     }
@@ -82,11 +83,16 @@ impl Lease {
     /// Moves the job to `dir` (its worktree): every later call, and the session it creates,
     /// are addressed there, and the directory's events are followed.
     pub async fn move_to(&mut self, dir: &std::path::Path) -> Result<(), OpenCodeError> {
-        let client = self.conn.client.in_directory(dir)?;
-        let watch = self.conn.watch_directory(client.clone()).await?;
+        let (client, used) = self.conn.use_directory(dir).await?;
         self.client = client;
-        self.workdir = Some((dir.to_path_buf(), watch));
+        self.workdir = Some(used);
         Ok(())
+    }
+
+    /// Hands over the job's hold on its worktree's OpenCode instance, to be let go once the
+    /// job's session is retired (dropping it disposes the instance when no other job uses it).
+    pub fn take_directory(&mut self) -> Option<DirectoryUse> {
+        self.workdir.take()
     }
 }
 

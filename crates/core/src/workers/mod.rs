@@ -7,6 +7,7 @@
 //! profile at once: each task gets its own session.
 
 pub mod agents;
+mod directories;
 mod error;
 mod lease;
 mod lifecycle;
@@ -30,6 +31,7 @@ use crate::events::EventBus;
 use crate::models::{self, Catalog, ModelNeeds, Resolution, ResolveError};
 use crate::opencode::{OpenCodeClient, OpenCodeError};
 use crate::supervisor::GroupLedger;
+pub use directories::DirectoryUse;
 pub use error::WorkerError;
 pub use lease::Lease;
 pub use lifecycle::{describe_exit, server_defaults};
@@ -180,7 +182,13 @@ struct PoolInner {
 
 /// Cheap to clone; all clones share one pool.
 /// A finished job's session: its server, the client addressing its directory, its id.
-type RetiredSession = (std::sync::Weak<ServerConn>, OpenCodeClient, String);
+/// The directory's use (a worktree) is let go once the session is deleted.
+type RetiredSession = (
+    std::sync::Weak<ServerConn>,
+    OpenCodeClient,
+    String,
+    Option<DirectoryUse>,
+);
 
 #[derive(Clone)]
 pub struct WorkerPool {
@@ -472,12 +480,14 @@ impl WorkerPool {
     /// session list while it is among the last `runtime.keepSessions`, and deletes the sessions
     /// that fall out (with 0, this one at once). A session whose server is gone is skipped;
     /// a failed delete is logged, never an error of the job.
-    /// `client` addresses the session's directory (the job's worktree, or the project).
+    /// `client` addresses the session's directory (the job's worktree, or the project);
+    /// `directory` is the job's use of that worktree, let go once the session is deleted.
     pub async fn retire_session(
         &self,
         conn: &Arc<ServerConn>,
         client: &OpenCodeClient,
         session_id: &str,
+        directory: Option<DirectoryUse>,
     ) {
         let keep = usize::try_from(self.inner.config.runtime.keep_sessions).unwrap_or(usize::MAX);
         let expired: Vec<RetiredSession> = {
@@ -486,17 +496,24 @@ impl WorkerPool {
                 .finished_sessions
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            kept.push_back((Arc::downgrade(conn), client.clone(), session_id.to_owned()));
+            kept.push_back((
+                Arc::downgrade(conn),
+                client.clone(),
+                session_id.to_owned(),
+                directory,
+            ));
             let excess = kept.len().saturating_sub(keep);
             kept.drain(..excess).collect()
         };
-        for (conn, client, session_id) in expired {
+        for (conn, client, session_id, directory) in expired {
             let Some(conn) = conn.upgrade() else {
                 continue;
             };
             if let Err(err) = client.delete_session(&session_id).await {
                 tracing::debug!(server = %conn.label, session = %session_id, error = %err, "could not delete a finished worker session");
             }
+            // Only now: disposing first would boot the directory's instance again for the delete.
+            drop(directory);
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::directories::{Directories, DirectoryUse, DirectoryWatch};
 use crate::opencode::{OpenCodeClient, OpenCodeError, OpenCodeEvent, Part};
 use crate::supervisor::{ExitReport, ServerProcess};
 
@@ -114,6 +115,8 @@ pub struct ServerConn {
     /// Why the server was taken away (`fail_all`): a call that fails because of it names this
     /// reason, not the connection error it caused.
     gone: std::sync::OnceLock<String>,
+    /// Worktrees jobs work in on this server, each disposed in OpenCode after its last job.
+    directories: Arc<Directories>,
 }
 
 impl ServerConn {
@@ -136,6 +139,7 @@ impl ServerConn {
             stop: stop.clone(),
             pump: TaskTracker::new(),
             gone: std::sync::OnceLock::new(),
+            directories: Arc::default(),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         conn.pump
@@ -191,23 +195,26 @@ impl ServerConn {
     }
 }
 
-/// A second event subscription on the same server for one directory (a task's worktree):
-/// OpenCode scopes `GET /event` to a directory, so a session created there is heard only here.
-/// Its events go to the same router; dropping the watch ends the subscription.
-pub struct DirectoryWatch {
-    stop: CancellationToken,
-}
-
-impl Drop for DirectoryWatch {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
 impl ServerConn {
+    /// Starts using `dir` (a task's worktree) on this server: the client addressing it, and
+    /// the use to keep for as long as the job's session is there. The first use subscribes to
+    /// the directory's events and returns once that subscription is live; the last one let go
+    /// disposes the directory's OpenCode instance.
+    pub async fn use_directory(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<(OpenCodeClient, DirectoryUse), OpenCodeError> {
+        let client = self.client.in_directory(dir)?;
+        let used = self
+            .directories
+            .enter(dir, client.clone(), |client| self.watch_directory(client))
+            .await?;
+        Ok((client, used))
+    }
+
     /// Subscribes to the events of `client`'s directory and returns once the subscription is
     /// live, so a session created next cannot miss its first events.
-    pub async fn watch_directory(
+    pub(super) async fn watch_directory(
         &self,
         client: OpenCodeClient,
     ) -> Result<DirectoryWatch, OpenCodeError> {
@@ -216,7 +223,7 @@ impl ServerConn {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         // Spawned apart from `pump`, which is closed once the server connects; the stop token
         // (a child of the server's) ends it with the watch or the server.
-        tokio::spawn(pump_events(
+        let pump = tokio::spawn(pump_events(
             format!("{} (worktree)", self.label),
             client,
             self.router.clone(),
@@ -225,7 +232,10 @@ impl ServerConn {
             ready_tx,
         ));
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
-        Ok(DirectoryWatch { stop })
+        Ok(DirectoryWatch {
+            stop,
+            pump: Some(pump),
+        })
     }
 }
 

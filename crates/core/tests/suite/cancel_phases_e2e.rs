@@ -9,10 +9,10 @@ use super::common;
 use std::time::{Duration, Instant};
 
 use common::{World, bounded};
-use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_core::supervisor::ServerProcess;
 use orchestra_protocol::{JobStatus, TaskCancelParams, TaskKind, TaskStartParams, WorkerStatus};
 use orchestra_testkit::fake_llm::FakeLlm;
-use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
+use orchestra_testkit::opencode::{IsolatedHome, TestProject};
 use orchestra_testkit::proxy::TcpProxy;
 use serde_json::json;
 
@@ -122,18 +122,8 @@ async fn attached_cold(
     let fake = FakeLlm::start_scripted().await.unwrap();
     let home = IsolatedHome::new().unwrap();
     let theirs = TestProject::new().unwrap();
-    let server = ServerProcess::spawn(ServeSpec {
-        supervisor: None,
-        binary: require_opencode(),
-        cwd: theirs.dir.clone(),
-        env: home.env(),
-        password: "stall-secret".into(),
-        port: 0,
-        startup_timeout: Duration::from_secs(60),
-        label: "behind the proxy".into(),
-    })
-    .await
-    .unwrap();
+    let server =
+        common::someone_elses_server(&home, &theirs, "stall-secret", "behind the proxy").await;
     let upstream = server
         .url()
         .trim_start_matches("http://")

@@ -235,3 +235,25 @@ pub async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
         .await
         .expect("test took longer than 120 s");
 }
+
+/// An OpenCode server someone else started in `theirs` (the hub attaches to it or reaches it
+/// through a proxy), with basic-auth `password`.
+pub async fn someone_elses_server(
+    home: &IsolatedHome,
+    theirs: &TestProject,
+    password: &str,
+    label: &str,
+) -> orchestra_core::supervisor::ServerProcess {
+    orchestra_core::supervisor::ServerProcess::spawn(orchestra_core::supervisor::ServeSpec {
+        supervisor: None,
+        binary: require_opencode(),
+        cwd: theirs.dir.clone(),
+        env: home.env(),
+        password: password.into(),
+        port: 0,
+        startup_timeout: Duration::from_secs(60),
+        label: label.into(),
+    })
+    .await
+    .unwrap()
+}

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::{World, bounded};
 use orchestra_core::opencode::SessionStatus;
-use orchestra_core::supervisor::{ServeSpec, ServerProcess};
+use orchestra_core::supervisor::ServerProcess;
 use orchestra_protocol::JobStatus;
 use orchestra_testkit::fake_llm::{FakeLlm, Script, Step};
-use orchestra_testkit::opencode::{IsolatedHome, TestProject, require_opencode};
+use orchestra_testkit::opencode::{IsolatedHome, TestProject};
 use orchestra_testkit::proxy::TcpProxy;
 use serde_json::json;
 
@@ -58,18 +58,8 @@ async fn setup() -> Setup {
     });
     let home = IsolatedHome::new().unwrap();
     let theirs = TestProject::new().unwrap();
-    let server = ServerProcess::spawn(ServeSpec {
-        supervisor: None,
-        binary: require_opencode(),
-        cwd: theirs.dir.clone(),
-        env: home.env(),
-        password: "proxy-secret".into(),
-        port: 0,
-        startup_timeout: Duration::from_secs(60),
-        label: "behind the proxy".into(),
-    })
-    .await
-    .unwrap();
+    let server =
+        common::someone_elses_server(&home, &theirs, "proxy-secret", "behind the proxy").await;
     let upstream = server
         .url()
         .trim_start_matches("http://")
