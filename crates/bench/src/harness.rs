@@ -294,12 +294,12 @@ pub async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::R
 }
 
 pub async fn start(peer: &Peer<RoleClient>, task: &str) -> anyhow::Result<String> {
-    let started = call(
-        peer,
-        "task_start",
-        json!({"kind": "worker", "workerId": "coder", "task": task}),
-    )
-    .await?;
+    start_with(peer, json!({"kind": "worker", "workerId": "coder", "task": task})).await
+}
+
+/// `task_start` with these arguments; the task's id.
+pub async fn start_with(peer: &Peer<RoleClient>, arguments: Value) -> anyhow::Result<String> {
+    let started = call(peer, "task_start", arguments).await?;
     started["taskId"]
         .as_str()
         .map(str::to_owned)

@@ -83,6 +83,10 @@ struct BenchArgs {
     /// Tasks in the soak group's run (64 in flight).
     #[arg(long, default_value_t = 3_000)]
     soak_tasks: usize,
+    /// Where the soak's coder tasks work: `checkout` (the same work as the direct baseline) or
+    /// `worktree` (each task in its own git worktree, as coders run by default in a repository).
+    #[arg(long, default_value = "checkout", value_parser = ["checkout", "worktree"])]
+    soak_workspace: String,
     /// Record the hub with `perf` during the soak and write a flame graph SVG into this folder.
     #[arg(long, value_name = "DIR")]
     flame: Option<PathBuf>,
@@ -183,6 +187,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "soak" => {
                 soak::run(&soak::SoakOptions {
                     tasks: args.soak_tasks,
+                    workspace: args.soak_workspace.clone(),
                     flame: args.flame.clone(),
                 })
                 .await?

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::flame::Recording;
 use super::harness::{self, succeeded};
-use super::process_stats::{cpu_s, rss_mb};
+use super::process_stats::{cpu_s, group_rss_mb, rss_mb};
 use super::report::{Row, number};
 use super::warm::Warm;
 use super::{Outcome, Stats};
@@ -40,10 +40,14 @@ struct Mark {
     at: Instant,
     cpu_s: f64,
     rss_mb: f64,
+    /// The warm OpenCode's RSS: what the hub makes it keep (worktree instances) shows here.
+    opencode_mb: f64,
 }
 
 pub struct SoakOptions {
     pub tasks: usize,
+    /// `checkout` or `worktree`: where the coder tasks work.
+    pub workspace: String,
     /// Where `perf` data and the flame graph go (`None`: no profile).
     pub flame: Option<PathBuf>,
 }
@@ -73,14 +77,17 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
     let warm = Warm::start().await?;
     let hub_pid = warm.hub_pid;
     let relay_pid = warm.hub.pid;
+    let opencode_group = warm.server.pid();
     let ours = move || -> anyhow::Result<Mark> {
         Ok(Mark {
             done: 0,
             at: Instant::now(),
             cpu_s: cpu_s(hub_pid)? + cpu_s(relay_pid)?,
             rss_mb: rss_mb(hub_pid)?,
+            opencode_mb: group_rss_mb(opencode_group),
         })
     };
+    let workspace = options.workspace.clone();
     let recording = match &options.flame {
         Some(dir) => Some(Recording::start(hub_pid, dir, "hub-soak")?),
         None => None,
@@ -93,13 +100,16 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
     for _ in 0..IN_FLIGHT.min(tasks) {
         let peer = warm.hub.peer();
         let (next, done, marks) = (next.clone(), done.clone(), marks.clone());
+        let workspace = workspace.clone();
         runners.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= tasks {
                     return anyhow::Ok(());
                 }
-                let id = harness::start(&peer, &task_text(i)).await?;
+                let arguments = serde_json::json!({"kind": "worker", "workerId": "coder",
+                    "task": task_text(i), "workspace": workspace});
+                let id = harness::start_with(&peer, arguments).await?;
                 succeeded(&harness::finish(&peer, &id).await?)?;
                 let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if finished.is_multiple_of(WINDOW) || finished == tasks {
@@ -108,9 +118,10 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
                         ..ours()?
                     };
                     harness::progress(&format!(
-                        "bench: soak {finished}/{tasks}: hub CPU {:.1} s, RSS {:.1} MB",
+                        "bench: soak {finished}/{tasks}: hub CPU {:.1} s, RSS {:.1} MB, OpenCode RSS {:.1} MB",
                         mark.cpu_s - start.cpu_s,
-                        mark.rss_mb
+                        mark.rss_mb,
+                        mark.opencode_mb
                     ));
                     marks
                         .lock()
@@ -136,6 +147,10 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
     warm.close().await;
 
     let mut outcome = table(&marks, tasks, hub_wall, direct_wall);
+    outcome.notes.push(format!(
+        "soak workspace: {workspace} (the direct baseline always prompts in the checkout; \
+         `--soak-workspace worktree` adds a git worktree and an OpenCode instance per task)"
+    ));
     if let Some(note) = flame_note {
         outcome.notes.push(note);
     }
@@ -185,9 +200,10 @@ fn table(marks: &[Mark], tasks: usize, hub_wall: Duration, direct_wall: Duration
                 cpu,
             )
             .with_comparison(format!(
-                "RSS {} · {}",
+                "RSS {} · {} · OpenCode RSS {}",
                 number(b.rss_mb, "MB"),
-                number(rate, "tasks/s")
+                number(rate, "tasks/s"),
+                number(b.opencode_mb, "MB")
             )),
         );
     }
