@@ -294,7 +294,11 @@ pub async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::R
 }
 
 pub async fn start(peer: &Peer<RoleClient>, task: &str) -> anyhow::Result<String> {
-    start_with(peer, json!({"kind": "worker", "workerId": "coder", "task": task})).await
+    start_with(
+        peer,
+        json!({"kind": "worker", "workerId": "coder", "task": task}),
+    )
+    .await
 }
 
 /// `task_start` with these arguments; the task's id.

@@ -216,7 +216,7 @@ pub(super) async fn drive(
         }
     };
     if let Some(tree) = tree {
-        tree.close(&mut record).await;
+        tree.close(&mut record, flows.runtime().store()).await;
     }
     finish(&flows, run, &definition, record, job, end, &clock);
 }

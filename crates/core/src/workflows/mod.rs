@@ -351,6 +351,11 @@ impl Workflows {
         limits::check_run(&definition, &run.limits, &run.task)?;
         run.budget = limits::raised_budget(&run, budget)?;
 
+        let earlier = match run.job_ids.last() {
+            Some(id) => store.get_job(id)?,
+            None => None,
+        };
+        let workspace = workspace.carry_from(earlier.as_ref());
         let record = self.job_record(&definition, &run.task, requested_by);
         run.status = WorkflowRunStatus::Running;
         run.reason = None;

@@ -480,6 +480,70 @@ async fn a_workflow_runs_steps_share_the_runs_worktree() {
     .await;
 }
 
+/// A run paused by a failed step and resumed goes on in the worktree its first part left:
+/// the step after the pause sees the step before it, and one branch holds both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_goes_on_in_the_worktree_it_left() {
+    bounded(async {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let steps = json!([
+            {"id": "one", "title": "One", "workerId": "coder", "prompt": write_call("one.txt", "1\n")},
+            {"id": "two", "title": "Two", "workerId": "coder", "prompt": write_call("two.txt", "2\n")}
+        ]);
+        let world = world_with(json!({"workflows": {"definitions": [
+            {"id": "pair", "name": "Pair", "steps": steps}
+        ]}}))
+        .await;
+        let failing = Arc::new(AtomicBool::new(true));
+        let flag = failing.clone();
+        world.fake.set_responder(move |req| {
+            (req.last_user_text.contains("two.txt") && flag.load(Ordering::SeqCst))
+                .then(|| orchestra_testkit::fake_llm::Script::http_error(400, "scripted failure"))
+        });
+        let dir = world.project.dir.clone();
+        let start_run = |continue_run_id: Option<String>, workflow_id: Option<String>| TaskStartParams {
+            kind: TaskKind::Workflow,
+            workflow_id,
+            continue_run_id,
+            task: "two files".into(),
+            ..TaskStartParams::default()
+        };
+        let started = world
+            .engine()
+            .start(start_run(None, Some("pair".into())), None)
+            .await
+            .unwrap();
+        let run_id = started.continue_run_id.clone().unwrap();
+        let first = world.finish(&started.task_id).await;
+        assert_eq!(first.status, JobStatus::Failed, "{first:?}");
+        let tree = first.worktree.clone().unwrap();
+        assert!(Path::new(&tree.path).join("one.txt").exists(), "{tree:?}");
+
+        failing.store(false, Ordering::SeqCst);
+        let resumed = world
+            .engine()
+            .start(start_run(Some(run_id), None), None)
+            .await
+            .unwrap();
+        let second = world.finish(&resumed.task_id).await;
+        assert_eq!(second.status, JobStatus::Succeeded, "{second:?}");
+        let carried = second.worktree.clone().unwrap();
+        assert_eq!(carried.task_id, first.id, "the resumed run made a new worktree");
+        assert_eq!(carried.path, tree.path);
+        let files = git(&dir, &["ls-tree", "-r", "--name-only", &tree.branch]);
+        assert!(files.contains("one.txt") && files.contains("two.txt"), "{files}");
+        // The job that made the worktree learns the run's whole diffstat.
+        assert_eq!(stored(&world, &first.id).worktree.unwrap().files, 2);
+        let merged = op(&world, OpKind::WorktreeMerge, &second.id).await;
+        assert_eq!(merged.status, JobStatus::Succeeded, "{merged:?}");
+        assert!(dir.join("one.txt").exists() && dir.join("two.txt").exists());
+        assert!(branches(&dir).is_empty(), "{:?}", branches(&dir));
+        world.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_setup_command_runs_in_each_new_worktree_and_is_recorded() {
     bounded(async {
