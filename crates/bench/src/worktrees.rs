@@ -32,12 +32,15 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     generate(&dir)?;
     let mut rows = ready_rows(&world, &dir, samples).await?;
     rows.extend(parallel_rows(&world, &dir).await?);
+    rows.extend(sigkill_rows(&world, &dir).await?);
     Ok(Outcome {
         rows,
         notes: vec![format!(
             "a repository of {FILES} committed files (+ an ignored .env copied into each worktree); \
              ready = Worktrees::create without a setup command, p95 of {samples}, against the median of plain \
-             `git worktree add -b`; {TASKS} coder tasks through the hub each write {SHARED}, then each is merged in turn"
+             `git worktree add -b`; {TASKS} coder tasks through the hub each write {SHARED}, then each is merged in turn; \
+             then {TASKS} slow coder tasks, half with an edit in their worktree, the hub SIGKILLed mid-turn and a new \
+             hub started: strays = `git worktree list` entries and `orchestra/*` branches beyond the edited tasks'"
         )],
     })
 }
@@ -285,4 +288,108 @@ async fn parallel_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec
         )
         .judged("= 0", mid_conflict as f64, 0.0, "—".into()),
     ])
+}
+
+/// `TASKS` slow coder tasks; once each has its worktree, half get an edit there (as a worker
+/// would make), then the hub is SIGKILLed mid-turn and a new one started. The new hub must
+/// keep the edited tasks' work (committed on their branches) and leave nothing else.
+async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let hub = world.hub(&json!({}), &[]).await?;
+    let hub_pid = world.hub_info().await?.pid;
+    let mut ids = Vec::with_capacity(TASKS);
+    for i in 0..TASKS {
+        ids.push(harness::start(&hub.peer(), &format!("SLOW:60 held {i}")).await?);
+    }
+    let mut edited = 0usize;
+    for (i, id) in ids.iter().enumerate() {
+        let path = wait_for_worktree(&hub, id).await?;
+        if i % 2 == 0 {
+            std::fs::write(Path::new(&path).join("killed.txt"), format!("task {i}\n"))?;
+            edited += 1;
+        }
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &hub_pid.to_string()])
+        .status()?;
+    if !killed.success() {
+        bail!("could not SIGKILL the hub (pid {hub_pid})");
+    }
+    hub.close().await;
+    let began = Instant::now();
+    let again = world.hub(&json!({}), &[]).await?;
+    again.call("task_list", json!({})).await?;
+    let restart_ms = ms(began.elapsed());
+    let worktrees = git(dir, &["worktree", "list", "--porcelain"])?
+        .lines()
+        .filter(|line| line.starts_with("worktree "))
+        .count()
+        .saturating_sub(1);
+    let branches = git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/orchestra/",
+        ],
+    )?
+    .lines()
+    .count();
+    let mut work_kept = 0usize;
+    for id in ids.iter().step_by(2) {
+        let files = git(
+            dir,
+            &["ls-tree", "-r", "--name-only", &format!("orchestra/{id}")],
+        )
+        .unwrap_or_default();
+        work_kept += usize::from(files.lines().any(|f| f == "killed.txt"));
+    }
+    again.close().await;
+    let strays = worktrees.saturating_sub(edited) + branches.saturating_sub(edited);
+    Ok(vec![
+        Row::info(
+            "restart after SIGKILL mid-turn, first answer",
+            "ms",
+            restart_ms,
+        ),
+        Row::info(
+            "stray worktrees and branches after SIGKILL and restart",
+            "",
+            strays as f64,
+        )
+        .judged(
+            "= 0",
+            strays as f64,
+            0.0,
+            format!("{worktrees} worktrees, {branches} branches kept for {edited} edited tasks"),
+        ),
+        Row::info(
+            "edited tasks whose work is committed on their branch",
+            "",
+            work_kept as f64,
+        )
+        .judged_at_least(
+            format!("= {edited}"),
+            work_kept as f64,
+            edited as f64,
+            "—".into(),
+        ),
+    ])
+}
+
+/// The worktree path `id`'s record names, once it has one (bounded).
+async fn wait_for_worktree(hub: &harness::Hub, id: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let record = hub.call("task_peek", json!({"taskId": id})).await?;
+        if let Some(path) = record["worktree"]["path"]
+            .as_str()
+            .filter(|p| Path::new(p).is_dir())
+        {
+            return Ok(path.to_owned());
+        }
+        if Instant::now() > deadline {
+            bail!("task {id} has no worktree after 60 s: {record}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
