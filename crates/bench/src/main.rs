@@ -157,7 +157,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if args.samples < 3 {
         bail!("--samples must be at least 3 (a median of fewer says little)");
     }
-    harness::set_orchestra_bin(args.orchestra)?;
+    harness::set_orchestra_bin(args.orchestra.clone())?;
     let selected: Vec<&str> = GROUPS
         .into_iter()
         .filter(|g| args.only.is_empty() || args.only.iter().any(|o| o == g))
@@ -170,31 +170,12 @@ async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     for group in selected {
         harness::progress(&format!("bench: {group} …"));
         let started = Instant::now();
-        let mut outcome = match group {
-            "dispatch" => dispatch::run(quick).await?,
-            "hub" => hub::run(quick, slow).await?,
-            "panel" => panel::run(slow).await?,
-            "concurrency" => concurrency::run(slow).await?,
-            "completion" => completion::run(quick).await?,
-            "cancel" => cancel::run(quick.min(10)).await?,
-            "rss" => rss::run().await?,
-            "memory" => memory_search::run(args.records).await?,
-            "cold" => cold::run(slow).await?,
-            "first-prompt" => first_prompt::run(slow).await?,
-            "budget" => budget::run(slow).await?,
-            "fallback" => resilience::fallback(slow).await?,
-            "notify" => resilience::notify(quick).await?,
-            "soak" => {
-                soak::run(&soak::SoakOptions {
-                    tasks: args.soak_tasks,
-                    workspace: args.soak_workspace.clone(),
-                    flame: args.flame.clone(),
-                })
-                .await?
-            }
-            "memory-scale" => memory_scale::run().await?,
-            "worktrees" => worktrees::run(quick).await?,
-            other => bail!("benchmark `{other}` has no runner"),
+        // On Ctrl-C the group's future is dropped, and with it every hub it started (each
+        // stops on drop) and the OpenCode servers it owns; without this a bench stopped by hand
+        // left its hubs (and `perf`, which ends with the hub) running.
+        let mut outcome = tokio::select! {
+            outcome = run_group(group, &args, quick, slow) => outcome?,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted during `{group}`; its hubs and servers were stopped"),
         };
         harness::progress(&format!(
             "bench: {group} done in {:.1} s",
@@ -239,4 +220,39 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// One group's rows and notes.
+async fn run_group(
+    group: &str,
+    args: &BenchArgs,
+    quick: usize,
+    slow: usize,
+) -> anyhow::Result<Outcome> {
+    Ok(match group {
+        "dispatch" => dispatch::run(quick).await?,
+        "hub" => hub::run(quick, slow).await?,
+        "panel" => panel::run(slow).await?,
+        "concurrency" => concurrency::run(slow).await?,
+        "completion" => completion::run(quick).await?,
+        "cancel" => cancel::run(quick.min(10)).await?,
+        "rss" => rss::run().await?,
+        "memory" => memory_search::run(args.records).await?,
+        "cold" => cold::run(slow).await?,
+        "first-prompt" => first_prompt::run(slow).await?,
+        "budget" => budget::run(slow).await?,
+        "fallback" => resilience::fallback(slow).await?,
+        "notify" => resilience::notify(quick).await?,
+        "soak" => {
+            soak::run(&soak::SoakOptions {
+                tasks: args.soak_tasks,
+                workspace: args.soak_workspace.clone(),
+                flame: args.flame.clone(),
+            })
+            .await?
+        }
+        "memory-scale" => memory_scale::run().await?,
+        "worktrees" => worktrees::run(quick).await?,
+        other => bail!("benchmark `{other}` has no runner"),
+    })
 }
