@@ -11,7 +11,7 @@ use orchestra_protocol::tools::ListFormat;
 pub use super::model_triggers::{TriggerFile, TriggersFile, VisionTriggerFile};
 pub use super::model_workflows::{
     BoomerangStepFile, RoocodeBoomerangFile, WorkflowDefinitionFile, WorkflowExecution,
-    WorkflowIntervene, WorkflowStepFile, WorkflowUiFile, WorkflowsFile,
+    WorkflowIntervene, WorkflowLimitsFile, WorkflowStepFile, WorkflowUiFile, WorkflowsFile,
 };
 use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
@@ -223,37 +223,6 @@ pub struct SecurityFile {
     /// Caps that apply to every workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflows: Option<WorkflowLimitsFile>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct WorkflowLimitsFile {
-    /// Default: 4.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_steps: Option<u64>,
-    /// Default: 12000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_task_chars: Option<u64>,
-    /// Default: 24000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_carry_chars: Option<u64>,
-    /// Default: 120000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub per_step_timeout_ms: Option<u64>,
-    /// Working time of one run, pauses excluded; the run stops when it is used up.
-    /// Default: 3600000 (one hour).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_run_ms: Option<u64>,
-    /// Input + output + reasoning tokens of one run over all its steps; the run stops when
-    /// they are used up. Default: 2000000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_run_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -5,7 +5,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::model::WorkflowLimitsFile;
 use super::model_triggers::TriggersFile;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -185,4 +184,35 @@ impl RoocodeBoomerangFile {
             max_run_tokens: self.max_run_tokens,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowLimitsFile {
+    /// Default: 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_steps: Option<u64>,
+    /// Default: 12000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_task_chars: Option<u64>,
+    /// Default: 24000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_carry_chars: Option<u64>,
+    /// Default: 120000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub per_step_timeout_ms: Option<u64>,
+    /// Working time of one run, pauses excluded; the run stops when it is used up.
+    /// Default: 3600000 (one hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_run_ms: Option<u64>,
+    /// Input + output + reasoning tokens of one run over all its steps; the run stops when
+    /// they are used up. Default: 2000000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_run_tokens: Option<u64>,
 }
