@@ -108,10 +108,19 @@ async fn the_plugin_brings_the_hub_into_the_main_agents_chat() {
     );
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
+    let _stop = StopHubAtTheEnd(&home, &project);
     tokio::time::timeout(Duration::from_secs(240), story(&home, &project))
         .await
         .expect("the plugin story took longer than 240 s");
-    common::stop_hub(&home, &project.dir);
+}
+
+/// Stops the project's hub when the test ends, passed or failed: no hub outlives the test.
+struct StopHubAtTheEnd<'a>(&'a IsolatedHome, &'a TestProject);
+
+impl Drop for StopHubAtTheEnd<'_> {
+    fn drop(&mut self) {
+        common::stop_hub(self.0, &self.1.dir);
+    }
 }
 
 async fn story(home: &IsolatedHome, project: &TestProject) {
@@ -328,11 +337,11 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     let (mut healthy, mut frozen) = (Vec::new(), Vec::new());
     for n in 0..6 {
         healthy.push(timed_prompt(&client, &session, &format!("healthy {n}")).await);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let frozen_hub = FrozenHub::freeze(pid);
         let text = format!("frozen {n}");
         frozen.push(prompt_not_blocked(&client, &session, &text, "the hub frozen").await);
         went_on_without_the_hub(&fake, &text);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        drop(frozen_hub);
         // The plugin's search for the hub, stuck on the frozen one, completes now.
         hooks_reach_the_hub_again(&client, &session, &fake, n).await;
     }
@@ -356,6 +365,23 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     main.stop(Duration::from_secs(5)).await.unwrap();
     // OpenCode loaded the plugin from outside the project and made no `.opencode/` in it.
     assert!(!project.dir.join(".opencode").exists());
+}
+
+/// The hub stopped with SIGSTOP until this is dropped (SIGCONT), also when an assertion fails
+/// meanwhile: a hub left frozen would never stop by itself.
+struct FrozenHub(nix::unistd::Pid);
+
+impl FrozenHub {
+    fn freeze(pid: nix::unistd::Pid) -> FrozenHub {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        FrozenHub(pid)
+    }
+}
+
+impl Drop for FrozenHub {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
 }
 
 /// The plugin's own limit on one hook's call to the hub (`QUICK_MS` in the plugin), read from
