@@ -183,7 +183,7 @@ async fn stop_hub(world: &World) -> anyhow::Result<()> {
 }
 
 /// The hub counts Orchestra's plugin as connected (so the sample measured a loaded plugin).
-async fn plugin_connected(world: &World) -> anyhow::Result<()> {
+pub(super) async fn plugin_connected(world: &World) -> anyhow::Result<()> {
     let api = orchestra_client::HubClient::new(&world.hub_info().await?)?;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -207,7 +207,7 @@ async fn install(world: &World, plugin: bool) -> anyhow::Result<()> {
 }
 
 /// Runs the orchestra binary under measurement with `args` on the world's project, in the world's environment.
-async fn orchestra(world: &World, args: &[&str]) -> anyhow::Result<()> {
+pub(super) async fn orchestra(world: &World, args: &[&str]) -> anyhow::Result<()> {
     let output = tokio::process::Command::new(orchestra_bin()?)
         .args(args)
         .arg("--project")

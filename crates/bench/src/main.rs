@@ -13,6 +13,7 @@ mod completion;
 mod concurrency;
 mod direct;
 mod dispatch;
+mod fail_open;
 mod first_prompt;
 mod flame;
 mod harness;
@@ -39,7 +40,7 @@ use clap::Parser;
 pub use report::{Row, Stats};
 
 /// The measurement groups, in the order they run.
-const GROUPS: [&str; 16] = [
+const GROUPS: [&str; 17] = [
     "dispatch",
     "hub",
     "panel",
@@ -50,6 +51,7 @@ const GROUPS: [&str; 16] = [
     "memory",
     "cold",
     "first-prompt",
+    "fail-open",
     "budget",
     "fallback",
     "notify",
@@ -240,6 +242,7 @@ async fn run_group(
         "memory" => memory_search::run(args.records).await?,
         "cold" => cold::run(slow).await?,
         "first-prompt" => first_prompt::run(slow).await?,
+        "fail-open" => fail_open::run(slow).await?,
         "budget" => budget::run(slow).await?,
         "fallback" => resilience::fallback(slow).await?,
         "notify" => resilience::notify(quick).await?,

@@ -1,11 +1,13 @@
 //! `orchestra doctor`: what stands between this machine and a working first task, one check per
 //! line, each failure with its fix. Read-only except for one thing it says it does: to ask
-//! OpenCode for its providers it connects to the project's hub, starting one if none runs.
+//! OpenCode for its providers it connects to the project's hub, starting one if none runs. That
+//! hub is left to stop by itself when idle, as every command leaves the hub it starts, and the
+//! hub line says doctor started it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use orchestra_client::HubFiles;
+use orchestra_client::{HubFiles, HubInfo};
 use orchestra_core::config::Config;
 use orchestra_protocol::{JobStatus, ListFormat, ListScope, ListView, TaskListParams};
 use serde::Serialize;
@@ -14,6 +16,10 @@ use serde_json::Value;
 use crate::hub_link::HubTarget;
 use crate::opencode_bin::{self, OpenCodeLine, PINNED_VERSION};
 use crate::write_stdout;
+
+mod providers;
+
+use providers::provider_check;
 
 #[derive(clap::Args)]
 pub struct DoctorArgs {
@@ -95,19 +101,40 @@ pub async fn run(
     checks.push(worker);
     let main = main_opencode().await;
     checks.push(main.0);
-    checks.push(state_folder(&target.project_dir));
-    let (hub_check, hub_running) = hub(&target.project_dir);
-    checks.push(hub_check);
+    // The state folder's and the hub's lines are written last (in their place): the providers
+    // check may start a hub, which creates the folder, and the report must say what is true
+    // when it ends, not "not running" beside a hub doctor itself started.
+    let state_index = checks.len();
+    let (_, hub_running) = hub(&target.project_dir);
+    let stale_pid = if hub_running {
+        None
+    } else {
+        HubFiles::for_project(&target.project_dir)
+            .read_info()
+            .map(|info| info.pid)
+    };
     checks.push(plugin(&target.project_dir, main.1.as_deref(), hub_running).await);
-    if worker_found {
-        checks.extend(providers(target, !args.no_prompt).await);
+    let started = if worker_found {
+        let (provider_checks, started) = providers(target, !args.no_prompt).await;
+        checks.extend(provider_checks);
+        started
     } else {
         checks.push(check(
             "providers",
             Status::Skipped,
             "not checked: no OpenCode for the workers",
         ));
-    }
+        None
+    };
+    let idle_stop_ms = config
+        .as_ref()
+        .map_or(Config::builtin().hub.idle_stop_ms, |c| c.hub.idle_stop_ms);
+    let hub_check = match started {
+        Some(info) => hub_started_by_doctor(&info, stale_pid, idle_stop_ms),
+        None => hub(&target.project_dir).0,
+    };
+    checks.insert(state_index, state_folder(&target.project_dir));
+    checks.insert(state_index + 1, hub_check);
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     if args.json {
         let report = serde_json::json!({"ok": ok, "checks": checks});
@@ -384,6 +411,45 @@ fn hub(project_dir: &Path) -> (Check, bool) {
     }
 }
 
+/// The hub the providers check started. It is left running, as every command leaves the hub
+/// it starts: it stops by itself once idle (`hub.idleStopMs`), and the next command finds it
+/// warm. The line says so, and how to stop it now.
+fn hub_started_by_doctor(info: &HubInfo, stale_pid: Option<u32>, idle_stop_ms: u64) -> Check {
+    let replaced = match stale_pid {
+        Some(pid) => format!("; it replaced the stale state pid {pid} left"),
+        None => String::new(),
+    };
+    check(
+        "hub",
+        Status::Ok,
+        format!(
+            "not running before; doctor started it to ask OpenCode for its providers (pid {}, {}, \
+             orchestra {}){replaced}. Like any hub a command starts, it stops by itself after {} \
+             with no client and no task (`orchestra stop` stops it now)",
+            info.pid,
+            info.url,
+            info.orchestra_version,
+            duration_words(idle_stop_ms)
+        ),
+    )
+    .details(serde_json::json!({
+        "startedByDoctor": true,
+        "pid": info.pid,
+        "url": info.url,
+        "idleStopMs": idle_stop_ms,
+    }))
+}
+
+/// `600000` → "10 min (hub.idleStopMs)".
+fn duration_words(ms: u64) -> String {
+    let text = match ms {
+        ms if ms >= 60_000 && ms % 60_000 == 0 => format!("{} min", ms / 60_000),
+        ms if ms >= 1000 && ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    };
+    format!("{text} (hub.idleStopMs)")
+}
+
 /// Installed (the install record names the plugin file and the file is there) and loaded (the
 /// user's OpenCode resolves it in this project; a running hub counts connected plugins).
 async fn plugin(project_dir: &Path, main: Option<&Path>, hub_running: bool) -> Check {
@@ -494,17 +560,18 @@ async fn connected_plugins(project_dir: &Path) -> Option<u64> {
 }
 
 /// The providers OpenCode offers this project (read through the hub's worker server) and, with
-/// `prompt`, whether one answers a one-word prompt.
-async fn providers(target: &HubTarget, prompt: bool) -> Vec<Check> {
+/// `prompt`, whether one answers a one-word prompt. Also returns the hub when this started it.
+async fn providers(target: &HubTarget, prompt: bool) -> (Vec<Check>, Option<HubInfo>) {
     let hub = match target.connect().await {
         Ok(hub) => hub,
         Err(err) => {
-            return vec![
+            return (vec![
                 check("providers", Status::Fail, format!("no hub to ask: {err:#}"))
                     .fix("`orchestra stop`, then `orchestra doctor` again; `orchestra output` shows the hub's log"),
-            ];
+            ], None);
         }
     };
+    let started = hub.started.then(|| hub.info.clone());
     let listing = hub
         .client
         .list(&TaskListParams {
@@ -518,55 +585,34 @@ async fn providers(target: &HubTarget, prompt: bool) -> Vec<Check> {
     let models: Value = match listing {
         Ok(listing) => serde_json::from_str(&listing.text).unwrap_or(Value::Null),
         Err(err) => {
-            return vec![check(
-                "providers",
-                Status::Fail,
-                format!("reading the models failed: {err}"),
-            )];
+            return (
+                vec![check(
+                    "providers",
+                    Status::Fail,
+                    format!("reading the models failed: {err}"),
+                )],
+                started,
+            );
         }
     };
-    let mut providers: Vec<String> = models["models"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["providerId"].as_str().or(m["provider_id"].as_str()))
-        .map(str::to_owned)
-        .collect();
-    providers.dedup();
-    providers.sort();
-    providers.dedup();
-    let default_model = models["defaultModel"].as_str().map(str::to_owned);
-    if providers.is_empty() {
-        let note = models["note"]
-            .as_str()
-            .unwrap_or("OpenCode offers no usable model");
-        return vec![
-            check("providers", Status::Fail, format!("none: {note}"))
-                .fix(crate::quickstart::NO_PROVIDER_FIX)
-                .details(models),
-        ];
+    let listed = provider_check(&models);
+    if listed.status == Status::Fail {
+        return (vec![listed], started);
     }
-    let listed = check(
-        "providers",
-        Status::Ok,
-        format!(
-            "OpenCode offers {} (default model {})",
-            providers.join(", "),
-            default_model.as_deref().unwrap_or("not set")
-        ),
-    )
-    .details(serde_json::json!({"providers": providers, "defaultModel": default_model}));
     if !prompt {
-        return vec![
-            listed,
-            check(
-                "answer",
-                Status::Skipped,
-                "--no-prompt: no test prompt sent",
-            ),
-        ];
+        return (
+            vec![
+                listed,
+                check(
+                    "answer",
+                    Status::Skipped,
+                    "--no-prompt: no test prompt sent",
+                ),
+            ],
+            started,
+        );
     }
-    vec![listed, answer(&hub.client).await]
+    (vec![listed, answer(&hub.client).await], started)
 }
 
 /// One short task on the default worker, its answer or its error.

@@ -4,13 +4,15 @@
 //! server that accepts and never answers); [`TcpProxy::restore`] forwards again. Put between the
 //! hub and OpenCode, it cuts the hub's event stream mid-task the way a network blip or a
 //! suspended laptop does, or hangs a request in a chosen phase of a task
-//! ([`TcpProxy::held_requests`] says which requests hang).
+//! ([`TcpProxy::held_requests`] says which requests hang). [`TcpProxy::stall_requests`] hangs
+//! only the requests a test names (the one that collects a finished turn, say), while every
+//! other request and open stream goes on: for that the proxy reads HTTP/1.1 request heads.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -28,7 +30,12 @@ struct State {
     /// The connections held open while stalled, and the first line of what each sent.
     held: Mutex<Vec<AbortHandle>>,
     held_requests: Mutex<Vec<String>>,
+    /// Set by [`TcpProxy::stall_requests`]: requests whose first line it accepts hang.
+    stall_matching: Mutex<Option<RequestMatcher>>,
 }
+
+/// Which requests [`TcpProxy::stall_requests`] holds, by their first line.
+type RequestMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl TcpProxy {
     /// Listens on 127.0.0.1 (a free port) and forwards every connection to `upstream`.
@@ -42,6 +49,7 @@ impl TcpProxy {
             relays: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
             held_requests: Mutex::new(Vec::new()),
+            stall_matching: Mutex::new(None),
         });
         let accepting = tokio::spawn(accept(listener, state.clone())).abort_handle();
         Ok(TcpProxy {
@@ -70,7 +78,25 @@ impl TcpProxy {
         self.drop_connections();
     }
 
+    /// From now on, each request whose first line (`GET /session/ses_1/message HTTP/1.1`)
+    /// `matches` accepts is held, never forwarded, with whatever its connection sends after it;
+    /// every other request, and every stream already open, goes on. Connections stay up, so
+    /// this can hang one request of a session while its event stream keeps flowing.
+    /// [`TcpProxy::restore`] stops holding new ones; [`TcpProxy::held_requests`] lists them.
+    pub fn stall_requests(&self, matches: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        *self
+            .state
+            .stall_matching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(matches));
+    }
+
     pub fn restore(&self) {
+        *self
+            .state
+            .stall_matching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.state.stalled.store(false, Ordering::SeqCst);
         self.state.open.store(true, Ordering::SeqCst);
         self.state.release_held();
@@ -168,15 +194,122 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
             continue;
         }
         let upstream = state.upstream;
+        let relay_state = state.clone();
         let relay = tokio::spawn(async move {
-            let Ok(mut server) = TcpStream::connect(upstream).await else {
+            let Ok(server) = TcpStream::connect(upstream).await else {
                 return;
             };
-            let mut client = client;
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            relay(client, server, relay_state).await;
         });
         let mut relays = state.lock();
         relays.retain(|r| !r.is_finished());
         relays.push(relay.abort_handle());
+    }
+}
+
+/// Forwards one connection both ways, each side closing its half when the other's ends (as
+/// `copy_bidirectional` does). Requests go one at a time through [`forward_requests`], which
+/// can hold one; answers are copied as they come.
+async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let answers = async {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    let requests = async {
+        forward_requests(&mut client_read, &mut server_write, &state).await;
+        let _ = server_write.shutdown().await;
+    };
+    tokio::join!(answers, requests);
+}
+
+/// The longest request head read before giving up on parsing and copying the rest as it is.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Copies requests from the client to the server one by one: each head is read whole (up to the
+/// blank line), then its body by `Content-Length`. A head the stall matcher accepts is noted and
+/// nothing more of the connection is forwarded. What cannot be parsed this way (a chunked body,
+/// an oversized head) is copied through unparsed for the rest of the connection.
+async fn forward_requests(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    state: &State,
+) {
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let head_end = loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break Some(end + 4);
+            }
+            if buffer.len() > MAX_HEAD {
+                break None;
+            }
+            match from.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            }
+        };
+        let Some(head_end) = head_end else {
+            return copy_rest(&buffer, from, to).await;
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let first_line = head.lines().next().unwrap_or_default().to_owned();
+        let matcher = state
+            .stall_matching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if matcher.is_some_and(|matches| matches(&first_line)) {
+            state
+                .held_requests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(first_line);
+            // Held: read and drop whatever else comes, until the client gives up.
+            while let Ok(read) = from.read(&mut chunk).await {
+                if read == 0 {
+                    return;
+                }
+            }
+            return;
+        }
+        let header = |name: &str| {
+            head.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_owned())
+            })
+        };
+        if header("transfer-encoding").is_some() {
+            return copy_rest(&buffer, from, to).await;
+        }
+        let body_len: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let request_end = head_end + body_len;
+        while buffer.len() < request_end {
+            match from.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            }
+        }
+        if to.write_all(&buffer[..request_end]).await.is_err() {
+            return;
+        }
+        buffer.drain(..request_end);
+    }
+}
+
+/// Sends what was already read, then copies the rest of the connection as it is.
+async fn copy_rest(
+    already: &[u8],
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+) {
+    if to.write_all(already).await.is_ok() {
+        let _ = tokio::io::copy(from, to).await;
     }
 }

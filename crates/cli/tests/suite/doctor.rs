@@ -9,7 +9,8 @@ use std::process::Command;
 
 use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode, write_project_config,
+    IsolatedHome, TestProject, catalog_provider, fake_provider_config, require_opencode,
+    write_project_config,
 };
 use serde_json::Value;
 
@@ -141,9 +142,95 @@ async fn with_no_provider_it_fails_and_says_the_fix() {
         "warn",
         "not installed: {report:#}"
     );
+    assert_eq!(
+        check(&report, "hub")["details"]["startedByDoctor"],
+        true,
+        "{report:#}"
+    );
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("warn plugin") && text.contains("fix: `orchestra install`"),
+        "{text}"
+    );
+}
+
+/// An empty HOME where OpenCode offers only its built-in OpenCode Zen (`opencode`, free models,
+/// no key): the catalog stands for models.dev's Zen entry, with its API on a dead port of
+/// 127.0.0.1 as Zen is to a machine offline. The providers line says so at warn level with the
+/// fix; the answer fails; the hub line names the hub doctor started for its check.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_only_opencode_zen_offered_it_says_so_and_names_the_hub_it_started() {
+    let opencode = require_opencode();
+    let home = IsolatedHome::new().unwrap();
+    home.set_models_catalog(&serde_json::json!({
+        "opencode": catalog_provider("opencode", "OPENCODE_API_KEY", "http://127.0.0.1:9/zen/v1"),
+    }))
+    .unwrap();
+    let project = TestProject::new().unwrap();
+    let env = env_with_main_opencode(home.env(), &opencode);
+
+    let doctor = orchestra(&env, &project.dir, &["doctor", "--json"]);
+    let running = common::hub_info(&home, &project.dir).await;
+    let again = orchestra(&env, &project.dir, &["doctor", "--no-prompt"]);
+    common::stop_hub(&home, &project.dir);
+    let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(doctor.status.code(), Some(1), "{report:#}");
+
+    let providers = check(&report, "providers");
+    assert_eq!(providers["status"], "warn", "{report:#}");
+    let summary = providers["summary"].as_str().unwrap();
+    for words in [
+        "no provider has a key or config",
+        "OpenCode Zen",
+        "opencode/fake-model",
+        "needs internet",
+    ] {
+        assert!(summary.contains(words), "`{words}` in: {summary}");
+    }
+    assert!(
+        providers["fix"]
+            .as_str()
+            .unwrap()
+            .contains("opencode auth login"),
+        "{providers}"
+    );
+    assert_eq!(providers["details"]["origins"]["opencode"], "zenFree");
+    let answer = check(&report, "answer");
+    assert_eq!(answer["status"], "fail", "{report:#}");
+    assert!(
+        answer["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("opencode/fake-model did not answer"),
+        "{answer}"
+    );
+
+    // No "not running" beside the hub doctor itself started: the line names it.
+    let hub = check(&report, "hub");
+    assert_eq!(hub["status"], "ok", "{hub}");
+    assert_eq!(hub["details"]["startedByDoctor"], true, "{hub}");
+    assert_eq!(hub["details"]["pid"], running.pid, "{hub}");
+    assert_eq!(hub["details"]["url"], running.url.as_str(), "{hub}");
+    let hub_summary = hub["summary"].as_str().unwrap();
+    assert!(
+        hub_summary.contains("doctor started it")
+            && hub_summary.contains("stops by itself after 10 min")
+            && !hub_summary.contains("not running (commands"),
+        "{hub_summary}"
+    );
+    // The folder the hub made is reported as it is now, not "does not exist yet".
+    let state = check(&report, "state-folder");
+    assert!(
+        state["summary"].as_str().unwrap().contains("is writable"),
+        "{state}"
+    );
+    // The next doctor finds that hub running.
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.contains(&format!(
+            "ok   hub             running (pid {}",
+            running.pid
+        )) && text.contains("warn providers"),
         "{text}"
     );
 }

@@ -12,6 +12,8 @@ mod cli_install;
 
 // `orchestra install` / `uninstall` against real files.
 mod install;
+// What install writes, and the pinned OpenCode loading it.
+mod install_content;
 mod install_plugin;
 // OpenCode V2: the plugin's module shape, V2 config writing, and a V2 end-to-end run when a V2
 // binary is there (it says plainly when it is not).

@@ -10,8 +10,8 @@
 //!    the main agent started runs, a line naming it; a compaction keeps both;
 //! 3. when it finishes while the session is idle, its result shows up in the session's
 //!    messages, and the idle notification runs `notify-send`;
-//! 4. with the hub frozen (SIGSTOP) and then stopped, prompts still complete, with under
-//!    300 ms added.
+//! 4. with the hub frozen (SIGSTOP) and then stopped, prompts still complete, without waiting
+//!    for the hub (which cannot answer) and without what it would have added.
 #![allow(clippy::unwrap_used)]
 
 use super::common;
@@ -108,10 +108,19 @@ async fn the_plugin_brings_the_hub_into_the_main_agents_chat() {
     );
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
+    let _stop = StopHubAtTheEnd(&home, &project);
     tokio::time::timeout(Duration::from_secs(240), story(&home, &project))
         .await
         .expect("the plugin story took longer than 240 s");
-    common::stop_hub(&home, &project.dir);
+}
+
+/// Stops the project's hub when the test ends, passed or failed: no hub outlives the test.
+struct StopHubAtTheEnd<'a>(&'a IsolatedHome, &'a TestProject);
+
+impl Drop for StopHubAtTheEnd<'_> {
+    fn drop(&mut self) {
+        common::stop_hub(self.0, &self.1.dir);
+    }
 }
 
 async fn story(home: &IsolatedHome, project: &TestProject) {
@@ -316,51 +325,109 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
     );
 
     // 4. Fail open: the hub frozen (it accepts connections and never answers), then gone.
-    // Healthy and frozen prompts alternate, so both kinds meet the same load on the machine,
-    // and the slowest of each kind are compared: every frozen prompt, the worst included, must
-    // stay close to what a healthy prompt can take. Each frozen prompt pays the plugin's
-    // timeout once (later hooks skip a hub that did not answer until it is found again, which
-    // SIGCONT allows).
+    // What is asserted is the behaviour, not a speed (the figures are printed, for the record):
+    // each prompt completes while the hub cannot answer, without what the hub would have added
+    // (the memory block), so the plugin gave up on its own instead of waiting; a hook that
+    // waited for the hub would hang until the hub thaws, which the test does only afterwards.
+    // `prompt_not_blocked` turns such a hang into a clear failure after two hundred times the
+    // plugin's own per-hook limit, which no load on the machine reaches.
     let hub = common::hub_info(home, &project.dir).await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(hub.pid).unwrap());
     timed_prompt(&client, &session, "warm-up").await;
     let (mut healthy, mut frozen) = (Vec::new(), Vec::new());
     for n in 0..6 {
         healthy.push(timed_prompt(&client, &session, &format!("healthy {n}")).await);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
-        frozen.push(timed_prompt(&client, &session, &format!("frozen {n}")).await);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        let frozen_hub = FrozenHub::freeze(pid);
+        let text = format!("frozen {n}");
+        frozen.push(prompt_not_blocked(&client, &session, &text, "the hub frozen").await);
+        went_on_without_the_hub(&fake, &text);
+        drop(frozen_hub);
         // The plugin's search for the hub, stuck on the frozen one, completes now.
         hooks_reach_the_hub_again(&client, &session, &fake, n).await;
     }
-    let slowest = |d: &[Duration]| d.iter().max().copied().unwrap();
-    let added = slowest(&frozen).saturating_sub(slowest(&healthy));
     common::stop_hub(home, &project.dir);
     let mut stopped = Vec::new();
     for n in 0..6 {
-        stopped.push(timed_prompt(&client, &session, &format!("stopped {n}")).await);
+        let text = format!("stopped {n}");
+        stopped.push(prompt_not_blocked(&client, &session, &text, "the hub stopped").await);
+        went_on_without_the_hub(&fake, &text);
     }
-    let added_stopped = slowest(&stopped).saturating_sub(slowest(&healthy));
+    let slowest = |d: &[Duration]| d.iter().max().copied().unwrap();
     eprintln!(
-        "fail-open: a frozen hub added {added:?} (slowest prompt {:?} frozen vs {:?} healthy; \
-         frozen {frozen:?}, healthy {healthy:?}); a stopped hub added {added_stopped:?} \
-         (stopped {stopped:?})",
+        "fail-open: slowest prompt {:?} with the hub frozen, {:?} with it stopped, {:?} healthy \
+         (the plugin gives up on a hook after {:?}); frozen {frozen:?}, stopped {stopped:?}, \
+         healthy {healthy:?}",
         slowest(&frozen),
-        slowest(&healthy)
-    );
-    assert!(
-        added < Duration::from_millis(300),
-        "the slowest frozen prompt took {added:?} more than the slowest healthy one \
-         (frozen {frozen:?}, healthy {healthy:?})"
-    );
-    assert!(
-        added_stopped < Duration::from_millis(300),
-        "the slowest prompt with the hub stopped took {added_stopped:?} more than the slowest \
-         healthy one (stopped {stopped:?}, healthy {healthy:?})"
+        slowest(&stopped),
+        slowest(&healthy),
+        plugin_hook_limit()
     );
     main.stop(Duration::from_secs(5)).await.unwrap();
     // OpenCode loaded the plugin from outside the project and made no `.opencode/` in it.
     assert!(!project.dir.join(".opencode").exists());
+}
+
+/// The hub stopped with SIGSTOP until this is dropped (SIGCONT), also when an assertion fails
+/// meanwhile: a hub left frozen would never stop by itself.
+struct FrozenHub(nix::unistd::Pid);
+
+impl FrozenHub {
+    fn freeze(pid: nix::unistd::Pid) -> FrozenHub {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        FrozenHub(pid)
+    }
+}
+
+impl Drop for FrozenHub {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// The plugin's own limit on one hook's call to the hub (`QUICK_MS` in the plugin), read from
+/// the plugin this build installs.
+fn plugin_hook_limit() -> Duration {
+    let source = include_str!("../../src/install/opencode-plugin-v1.js");
+    let ms: u64 = source
+        .split_once("const QUICK_MS = ")
+        .and_then(|(_, rest)| rest.split(';').next())
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the plugin declares `const QUICK_MS = <ms>;`");
+    Duration::from_millis(ms)
+}
+
+/// A prompt that must complete although the hub cannot answer: how long it took.
+async fn prompt_not_blocked(
+    client: &OpenCodeClient,
+    session: &str,
+    text: &str,
+    hub: &str,
+) -> Duration {
+    // Far beyond anything the plugin's own limit allows (see the fail-open step).
+    let not_blocked = plugin_hook_limit() * 200;
+    tokio::time::timeout(not_blocked, timed_prompt(client, session, text))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "with {hub}, prompt `{text}` waited more than {not_blocked:?}: the plugin \
+                 blocked on the hub instead of giving up after {:?}",
+                plugin_hook_limit()
+            )
+        })
+}
+
+/// The model got the prompt without the hub's memory block: the hooks gave up on the hub.
+fn went_on_without_the_hub(fake: &FakeLlm, text: &str) {
+    let requests = fake.requests();
+    let request = requests
+        .iter()
+        .rev()
+        .find(|r| r.last_user_text.contains(text))
+        .unwrap_or_else(|| panic!("prompt `{text}` never reached the model"));
+    assert!(
+        !request.system_prompt.contains("pinned-marker-7q"),
+        "prompt `{text}` carried the hub's memory block, so the hub answered it"
+    );
 }
 
 /// Prompts (untimed) until one's hooks reach the hub again, seen as the memory block in the

@@ -12,6 +12,7 @@ mod load;
 mod merge;
 pub mod model;
 mod model_triggers;
+mod model_workflows;
 mod notify;
 mod profiles;
 mod provenance;

@@ -25,6 +25,8 @@ use crate::opencode::{OpenCodeClient, OpenCodeError, PermissionReplyKind};
 /// How often the timeout tries to deliver its `reject` when OpenCode did not take it.
 const TIMEOUT_REPLY_ATTEMPTS: u32 = 3;
 const TIMEOUT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long the reject of an ended task's question may take before it is given up.
+const ENDED_REPLY_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuestionError {
@@ -151,7 +153,7 @@ impl QuestionInbox {
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "rejecting an unanswered permission question failed; dropping it from the inbox");
-                        inbox.close(&id, "reject", "ended");
+                        drop(inbox.close(&id, "reject", "ended"));
                     }
                 }
             }
@@ -204,7 +206,9 @@ impl QuestionInbox {
         }
     }
 
-    /// A job ended: its questions can no longer be answered (OpenCode drops them with the turn).
+    /// A job ended: its questions can no longer be answered here. OpenCode (1.18) keeps a
+    /// question waiting even after its session was aborted, so each is rejected there too — in
+    /// the background and bounded, as the server may be the reason the job ended.
     pub(crate) fn drop_job(&self, job_id: &str) {
         let ids: Vec<String> = self
             .lock()
@@ -213,21 +217,41 @@ impl QuestionInbox {
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
-            self.close(&id, "reject", "ended");
+            let Some(pending) = self.close(&id, "reject", "ended") else {
+                continue;
+            };
+            let client = pending.client.clone();
+            self.timers.spawn(async move {
+                let reply = client.reply_permission(
+                    &id,
+                    PermissionReplyKind::Reject,
+                    Some("rejected by Open Orchestra: the task that asked has ended"),
+                );
+                match tokio::time::timeout(ENDED_REPLY_WAIT, reply).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "rejecting an ended task's question in OpenCode failed");
+                    }
+                    Err(_) => {
+                        tracing::debug!("rejecting an ended task's question in OpenCode took too long");
+                    }
+                }
+            });
         }
     }
 
-    fn close(&self, request_id: &str, reply: &str, by: &str) {
-        let pending = self.lock().remove(request_id);
-        if let Some(pending) = pending {
-            self.bus
-                .publish(EventBody::PermissionAnswered(PermissionReplyEvent {
-                    job_id: pending.question.job_id.clone(),
-                    request_id: request_id.to_owned(),
-                    reply: reply.to_owned(),
-                    by: by.to_owned(),
-                }));
-        }
+    /// Takes a question out of the inbox and announces how it left; returns it (its timeout
+    /// ends when it is dropped).
+    fn close(&self, request_id: &str, reply: &str, by: &str) -> Option<Pending> {
+        let pending = self.lock().remove(request_id)?;
+        self.bus
+            .publish(EventBody::PermissionAnswered(PermissionReplyEvent {
+                job_id: pending.question.job_id.clone(),
+                request_id: request_id.to_owned(),
+                reply: reply.to_owned(),
+                by: by.to_owned(),
+            }));
+        Some(pending)
     }
 
     /// Announces the answer and hands it to the runner for the job's progress.

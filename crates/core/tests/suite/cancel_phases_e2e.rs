@@ -1,7 +1,8 @@
 //! Cancel and `timeoutMs` are honoured in every phase of a task, not only during the model's
 //! turn: while the worker's server is starting (and giving up there never stops the start other
-//! tasks wait for, nor leaves the worker `starting`), and while a request to OpenCode hangs
-//! (a server that accepts and never answers, through the testkit proxy).
+//! tasks wait for, nor leaves the worker `starting`), while a request to OpenCode hangs
+//! (a server that accepts and never answers, through the testkit proxy), while the worker waits
+//! on a permission question nobody answers, and while the finished turn's reply is collected.
 #![allow(clippy::unwrap_used)]
 
 use super::common;
@@ -190,19 +191,10 @@ async fn a_cancel_while_acquiring_the_worker_leaves_it_not_busy() {
 
 /// Waits until a request whose line starts with one of `lines` hangs in the stalled proxy.
 async fn held(proxy: &TcpProxy, lines: &[&str]) {
-    let since = Instant::now();
-    while !proxy
-        .held_requests()
-        .iter()
-        .any(|line| lines.iter().any(|start| line.starts_with(start)))
-    {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "no {lines:?} request reached the stalled proxy: {:?}",
-            proxy.held_requests()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    held_where(proxy, |line| {
+        lines.iter().any(|start| line.starts_with(start))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,6 +289,157 @@ async fn a_hanging_reconcile_is_cut_short_by_cancel_and_by_the_timeout() {
         proxy.restore();
         world.hub.shutdown().await;
         server.stop(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}
+
+/// Waits until a request whose first line `matches` accepts hangs in the proxy.
+async fn held_where(proxy: &TcpProxy, matches: impl Fn(&str) -> bool) {
+    let since = Instant::now();
+    while !proxy.held_requests().iter().any(|line| matches(line)) {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "no such request reached the proxy: {:?}",
+            proxy.held_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The request that reads a session's messages: after the turn, the runner collects the reply.
+fn reads_messages(line: &str) -> bool {
+    line.starts_with("GET /session/") && line.contains("/message")
+}
+
+/// Issue 24 §6: the model has answered and the turn is over, but reading the reply hangs (only
+/// that request: the event stream and every other call go on). A cancel ends the task at once,
+/// and the timeout ends it naming the phase; afterwards the worker collects replies again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collecting_the_reply_is_cut_short_by_cancel_and_by_the_timeout() {
+    bounded(async {
+        let (world, proxy, server) =
+            attached_through_a_proxy(json!({"healthCheckInterval": 600_000})).await;
+        proxy.stall_requests(reads_messages);
+
+        let stuck = start(&world, "canceled while its reply is collected", None).await;
+        // The task is collecting once its read of the session's messages hangs, after the model
+        // has answered it.
+        held_where(&proxy, reads_messages).await;
+        assert!(
+            user_texts(&world)
+                .iter()
+                .any(|t| t.contains("canceled while its reply")),
+            "{:?}",
+            user_texts(&world)
+        );
+        let record = cancel(&world, &stuck, "stuck collecting").await;
+        assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
+        assert_eq!(record.error.as_deref(), Some("stuck collecting"));
+        assert_eq!(record.response_text, None, "{record:?}");
+
+        let slow = start(
+            &world,
+            "times out while its reply is collected",
+            Some(15_000),
+        )
+        .await;
+        let record = world.finish(&slow).await;
+        assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+        let error = record.error.unwrap_or_default();
+        assert!(
+            error.contains("timed out after 15000 ms")
+                && error.contains("while collecting the worker's reply"),
+            "{error}"
+        );
+        assert!(
+            user_texts(&world)
+                .iter()
+                .any(|t| t.contains("times out while its reply")),
+            "the model answered before the timeout: {:?}",
+            user_texts(&world)
+        );
+
+        proxy.restore();
+        let next = world.run("coder", "collected after the stall").await;
+        assert_eq!(next.status, JobStatus::Succeeded, "{next:?}");
+        assert!(
+            next.response_text
+                .unwrap_or_default()
+                .contains("collected after the stall")
+        );
+        world.hub.shutdown().await;
+        server.stop(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}
+
+/// Issue 24 §6: a task whose worker waits on a permission question nobody answers
+/// (`onPermissionAsk: ask`) ends at once when canceled: the question leaves the inbox, OpenCode
+/// is not left waiting on it, and the worker takes the next task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_a_permission_question_waits_ends_the_task_and_its_question() {
+    bounded(async {
+        let world = World::start(json!({
+            "profiles": [{"id": "coder", "onPermissionAsk": "ask"}],
+            "tasks": {"permissionAskTimeoutMs": 600_000},
+        }))
+        .await;
+        let id = start(
+            &world,
+            r#"CALL_TOOL:read {"filePath":"/etc/hostname"}"#,
+            None,
+        )
+        .await;
+        // The worker waits once its question is in the inbox.
+        let since = Instant::now();
+        let question = loop {
+            if let Some(q) = world
+                .engine()
+                .pending_questions()
+                .into_iter()
+                .find(|q| q.job_id == id)
+            {
+                break q;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(60),
+                "the task's permission question never reached the inbox"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(question.permission, "external_directory", "{question:?}");
+
+        let record = cancel(&world, &id, "no answer is coming").await;
+        assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
+        assert_eq!(record.error.as_deref(), Some("no answer is coming"));
+        assert!(
+            world
+                .engine()
+                .pending_questions()
+                .iter()
+                .all(|q| q.job_id != id),
+            "the question outlived its task: {:?}",
+            world.engine().pending_questions()
+        );
+        let conn = world.engine().pool().running_conn("coder").await.unwrap();
+        let since = Instant::now();
+        loop {
+            let waiting = conn.client.pending_permissions().await.unwrap();
+            if waiting.iter().all(|p| p.id != question.request_id) {
+                break;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "OpenCode still waits on the canceled task's question: {waiting:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let next = world.run("coder", "runs after the question").await;
+        assert_eq!(next.status, JobStatus::Succeeded, "{next:?}");
+        let coder = world.worker("coder").await;
+        assert_eq!(coder.active_jobs, 0, "{coder:?}");
+        world.shutdown().await;
     })
     .await;
 }
