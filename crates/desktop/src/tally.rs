@@ -157,7 +157,10 @@ impl Tally {
             | EventBody::Log(_) => None,
             // A chat session's own idle notice (the OpenCode plugin shows it); the window
             // already alerts on the failures and questions behind it.
-            EventBody::Notification(_) | EventBody::BudgetWarning(_) => None,
+            EventBody::Notification(_)
+            | EventBody::BudgetWarning(_)
+            | EventBody::BudgetExceeded(_)
+            | EventBody::MergeConflict(_) => None,
         }
     }
 }

@@ -44,6 +44,8 @@ mod worktrees;
 mod main_agent;
 mod memory;
 mod notify;
+// Budget hits and merge conflicts reach a command hook.
+mod notify_events;
 mod passthrough;
 mod plugin;
 mod plugin_trust;

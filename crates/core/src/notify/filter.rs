@@ -80,6 +80,29 @@ impl EventFacts {
                 format!("{worker} needs an answer"),
                 shorten(&format!("permission {}", text(data.get("permission")))),
             ),
+            "orchestra.budget.exceeded" => (
+                format!("Budget reached: {worker}"),
+                shorten(&format!(
+                    "budget.{} used {} of {}",
+                    text(data.get("dimension")),
+                    data.get("used").unwrap_or(&Value::Null),
+                    data.get("cap").unwrap_or(&Value::Null)
+                )),
+            ),
+            "orchestra.merge.conflict" => (
+                format!("Merge conflict: {}", text(data.get("branch"))),
+                shorten(&format!(
+                    "conflicts in {}",
+                    data.get("files")
+                        .and_then(Value::as_array)
+                        .map(|files| files
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default()
+                )),
+            ),
             other => (other.to_owned(), shorten(&data.to_string())),
         }
     }

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use orchestra_protocol::{
-    EventBody, JobRecord, JobReport, JobStatus, TaskKind, WorkflowRun, WorkflowRunStatus,
-    WorkflowStepEvent, WorkflowStepResult, WorkflowStepStatus, now_ms,
+    BudgetExceeded, BudgetScope, EventBody, JobRecord, JobReport, JobStatus, TaskKind, WorkflowRun,
+    WorkflowRunStatus, WorkflowStepEvent, WorkflowStepResult, WorkflowStepStatus, now_ms,
 };
 
 use crate::config::{
@@ -156,6 +156,16 @@ pub(super) async fn drive(
         }
         // The run's budget is spent: nothing new starts; a raised budget resumes it.
         if let Some(stop) = pool.as_ref().and_then(SharedBudget::stop) {
+            job.emit(EventBody::BudgetExceeded(BudgetExceeded {
+                task_id: record.id.clone(),
+                run_id: Some(run.run_id.clone()),
+                worker_id: record.worker_id.clone(),
+                workflow_id: Some(run.workflow_id.clone()),
+                scope: BudgetScope::Run,
+                dimension: stop.dimension,
+                used: stop.used,
+                cap: stop.cap,
+            }));
             break End::Paused {
                 reason: format!(
                     "budget.{} is {} and the run used {} during step `{}`; resume with \
