@@ -13,6 +13,7 @@
 //! - [`limits`]: caps and budgets, checked before anything runs.
 //! - [`carry`]: the handoff between steps.
 //! - `driver`: runs the steps, gates pauses, writes the job and the run.
+//! - `run_budget`: the run's budget clock and its `orchestra.budget.exceeded`.
 //! - [`triggers`]: `memoryOnTurnEnd` — the memory workflow after a finished task.
 //!
 //! Workflows sit on the job runtime (`crate::jobs`): each step is an ordinary worker job, and
@@ -24,6 +25,7 @@ pub mod carry;
 pub mod catalog;
 mod driver;
 pub mod limits;
+mod run_budget;
 mod skills;
 pub mod triggers;
 mod worktree_run;
