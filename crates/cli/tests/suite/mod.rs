@@ -57,3 +57,5 @@ mod panel;
 mod panel_session;
 // A task's worktree on its page: the diff, Merge and Discard in a real browser.
 mod panel_worktree;
+// A run its budget paused: spend against the cap, Raise and Stop in the inbox, failed notifications.
+mod panel_budget;

@@ -16,7 +16,7 @@ use super::worktrees::write_call;
 
 /// A prompt starting with `LOOP` gets, at every step, a line of text and one more tool call:
 /// the model never finishes on its own.
-fn tool_loop(request: &ChatRequest) -> Option<Script> {
+pub(super) fn tool_loop(request: &ChatRequest) -> Option<Script> {
     if !request.last_user_text.starts_with("LOOP") || request.tool_names.is_empty() {
         return None;
     }

@@ -106,7 +106,7 @@ pub(super) async fn drive(
             && let Some(stop) = pool.tick(&job, &record)
         {
             run.spent = Some(pool.total());
-            break budget_paused(&job, &record, &run, stop, &step.id);
+            break budget_paused(&job, &record, &mut run, stop, &step.id);
         }
         record.progress.last_output = Some(format!(
             "step {}/{total} `{}` running on {}",
@@ -156,7 +156,7 @@ pub(super) async fn drive(
         }
         // The run's budget is spent: nothing new starts; a raised budget resumes it.
         if let Some(stop) = pool.as_ref().and_then(SharedBudget::stop) {
-            break budget_paused(&job, &record, &run, stop, &step.id);
+            break budget_paused(&job, &record, &mut run, stop, &step.id);
         }
         let last = index + 1 == total;
         if (error.is_some() || !last)
@@ -213,10 +213,11 @@ pub(super) async fn drive(
 fn budget_paused(
     job: &JobHandle,
     record: &JobRecord,
-    run: &WorkflowRun,
+    run: &mut WorkflowRun,
     stop: BudgetStop,
     step_id: &str,
 ) -> End {
+    run.budget_stop = Some(stop);
     End::Paused {
         reason: run_budget::exceeded(job, record, run, stop, step_id),
         job_status: JobStatus::Failed,

@@ -310,6 +310,7 @@ impl Workflows {
             usage: Default::default(),
             budget: request.budget.filter(|b| !b.is_empty()),
             spent: None,
+            budget_stop: None,
             reason: None,
             hub_id: self.runtime.hub_id().to_owned(),
             job_id: record.id.clone(),
@@ -356,6 +357,7 @@ impl Workflows {
         let record = self.job_record(&definition, &run.task, requested_by);
         run.status = WorkflowRunStatus::Running;
         run.reason = None;
+        run.budget_stop = None;
         run.hub_id = self.runtime.hub_id().to_owned();
         run.job_id = record.id.clone();
         run.job_ids.push(record.id.clone());
