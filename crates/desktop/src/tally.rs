@@ -155,9 +155,24 @@ impl Tally {
             | EventBody::WorkflowRun(_)
             | EventBody::MemoryWritten(_)
             | EventBody::Log(_) => None,
+            // A merge the op refused: the op itself succeeded, so nothing else alerts.
+            EventBody::MergeConflict(conflict) => Some(Alert {
+                summary: format!("Merge conflict: {}", conflict.branch),
+                body: format!(
+                    "Task {} conflicts with {} in {}; nothing was merged. Start a follow-up task \
+                     in its worktree to resolve it.",
+                    conflict.task_id,
+                    conflict.base_ref,
+                    conflict.files.join(", ")
+                ),
+                urgent: false,
+            }),
             // A chat session's own idle notice (the OpenCode plugin shows it); the window
-            // already alerts on the failures and questions behind it.
-            EventBody::Notification(_) | EventBody::BudgetWarning(_) => None,
+            // already alerts on the failures and questions behind it. A budget hit fails its
+            // task (or its run's task), which alerts.
+            EventBody::Notification(_)
+            | EventBody::BudgetWarning(_)
+            | EventBody::BudgetExceeded(_) => None,
         }
     }
 }
@@ -220,6 +235,25 @@ mod tests {
             asked_at: 1_000,
             expires_at,
         })
+    }
+
+    #[test]
+    fn a_refused_merge_alerts_with_its_files() {
+        let mut tally = Tally::new(0);
+        let alert = tally
+            .apply(&event(EventBody::MergeConflict(
+                orchestra_protocol::MergeConflict {
+                    task_id: "t1".into(),
+                    op_task_id: "op1".into(),
+                    worker_id: "coder".into(),
+                    branch: "orchestra/t1".into(),
+                    base_ref: "main".into(),
+                    files: vec!["a.txt".into(), "b.txt".into()],
+                },
+            )))
+            .unwrap();
+        assert_eq!(alert.summary, "Merge conflict: orchestra/t1");
+        assert!(alert.body.contains("a.txt, b.txt"), "{}", alert.body);
     }
 
     #[test]

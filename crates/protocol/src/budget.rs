@@ -149,6 +149,34 @@ pub struct BudgetWarning {
     pub cap: f64,
 }
 
+/// Whose budget an `orchestra.budget.exceeded` event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetScope {
+    /// A task's own budget (`budget` on `task_start` or its profile): the task ended failed.
+    Task,
+    /// A workflow run's pool: its steps were stopped and the run paused.
+    Run,
+}
+
+/// `orchestra.budget.exceeded`: a task or a workflow run reached a cap of its budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetExceeded {
+    /// The task that was stopped; for a run, the run's workflow task.
+    pub task_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The task's profile (`workflow:<id>` for a run), which `notify` filters by.
+    pub worker_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+    pub scope: BudgetScope,
+    pub dimension: BudgetDimension,
+    pub used: f64,
+    pub cap: f64,
+}
+
 /// `until` on `task_start`: repeat the task in the same worker session until the named check
 /// (from the config's `checks`) passes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

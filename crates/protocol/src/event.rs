@@ -85,6 +85,12 @@ pub enum EventBody {
     /// A task has used 80 % of one dimension of its budget.
     #[serde(rename = "orchestra.budget.warning")]
     BudgetWarning(crate::BudgetWarning),
+    /// A task or a workflow run reached a cap of its budget.
+    #[serde(rename = "orchestra.budget.exceeded")]
+    BudgetExceeded(crate::BudgetExceeded),
+    /// A `worktree.merge` was refused: the branch conflicts with its base.
+    #[serde(rename = "orchestra.merge.conflict")]
+    MergeConflict(crate::MergeConflict),
 }
 
 impl EventBody {
@@ -104,6 +110,8 @@ impl EventBody {
             EventBody::Log(_) => "orchestra.log",
             EventBody::Notification(_) => "orchestra.notification",
             EventBody::BudgetWarning(_) => "orchestra.budget.warning",
+            EventBody::BudgetExceeded(_) => "orchestra.budget.exceeded",
+            EventBody::MergeConflict(_) => "orchestra.merge.conflict",
         }
     }
 
@@ -121,6 +129,8 @@ impl EventBody {
             EventBody::Notification(note) => note.job_ids.first().map(String::as_str),
             EventBody::MemoryWritten(written) => written.task_id.as_deref(),
             EventBody::BudgetWarning(warning) => Some(&warning.job_id),
+            EventBody::BudgetExceeded(exceeded) => Some(&exceeded.task_id),
+            EventBody::MergeConflict(conflict) => Some(&conflict.task_id),
             EventBody::WorkerStatus { .. } => None,
         }
     }

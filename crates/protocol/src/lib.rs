@@ -39,7 +39,8 @@ pub use api::{
     WorkflowView,
 };
 pub use budget::{
-    BudgetDimension, BudgetSpend, BudgetStop, BudgetWarning, CheckResult, TaskBudget, UntilCheck,
+    BudgetDimension, BudgetExceeded, BudgetScope, BudgetSpend, BudgetStop, BudgetWarning,
+    CheckResult, TaskBudget, UntilCheck,
 };
 pub use event::{
     EVENT_VERSION, EventBody, HubEvent, JobUpdate, LogEvent, MemoryWrittenEvent,
@@ -62,7 +63,9 @@ pub use workflow::{
     WorkflowRun, WorkflowRunLimits, WorkflowRunStatus, WorkflowRunUi, WorkflowStepResult,
     WorkflowStepStatus,
 };
-pub use worktree::{WorkspaceMode, WorktreeInfo, WorktreePayload, WorktreeSetup, WorktreeState};
+pub use worktree::{
+    MergeConflict, WorkspaceMode, WorktreeInfo, WorktreePayload, WorktreeSetup, WorktreeState,
+};
 
 /// Milliseconds since the unix epoch, the unit of every `*At` field.
 pub fn now_ms() -> i64 {

@@ -199,6 +199,9 @@ pub struct WorkflowRun {
     /// What the run's steps spent against `budget`, saved at every step boundary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent: Option<crate::BudgetSpend>,
+    /// The cap of `budget` that paused the run (until it resumes with a raised one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<crate::BudgetStop>,
     /// Why the run paused or stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -143,3 +143,20 @@ pub struct WorktreePayload {
     /// The task whose worktree this is about.
     pub task_id: String,
 }
+
+/// `orchestra.merge.conflict`: a `worktree.merge` op was refused because the task's branch
+/// conflicts with its base; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeConflict {
+    /// The task whose worktree did not merge.
+    pub task_id: String,
+    /// The `worktree.merge` op's own task.
+    pub op_task_id: String,
+    /// The profile of the task whose worktree it is, which `notify` filters by.
+    pub worker_id: String,
+    pub branch: String,
+    pub base_ref: String,
+    /// The files that conflict.
+    pub files: Vec<String>,
+}

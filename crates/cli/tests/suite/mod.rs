@@ -46,6 +46,8 @@ mod worktrees;
 mod main_agent;
 mod memory;
 mod notify;
+// Budget hits and merge conflicts reach a command hook.
+mod notify_events;
 mod passthrough;
 mod plugin;
 mod plugin_trust;
@@ -57,3 +59,5 @@ mod panel;
 mod panel_session;
 // A task's worktree on its page: the diff, Merge and Discard in a real browser.
 mod panel_worktree;
+// A run its budget paused: spend against the cap, Raise and Stop in the inbox, failed notifications.
+mod panel_budget;

@@ -354,7 +354,9 @@ impl ChatHooks {
             | EventBody::WorkflowRun(_)
             | EventBody::Log(_)
             | EventBody::Notification(_)
-            | EventBody::BudgetWarning(_) => {}
+            | EventBody::BudgetWarning(_)
+            | EventBody::BudgetExceeded(_)
+            | EventBody::MergeConflict(_) => {}
             EventBody::MemoryWritten(_) => self.blocks.invalidate(),
         }
     }

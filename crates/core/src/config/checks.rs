@@ -56,7 +56,8 @@ pub struct BudgetsFile {
     pub per_day: Option<DailyBudget>,
 }
 
-/// The per-day caps: tokens of every kind, and cost in US dollars.
+/// The per-day caps: tokens of every kind, cost in US dollars, model steps, and the time
+/// finished tasks ran.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DailyBudget {
@@ -65,4 +66,24 @@ pub struct DailyBudget {
     pub max_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost_usd: Option<f64>,
+    /// Model steps of all the day's worker tasks together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_turns: Option<u32>,
+    /// Milliseconds the day's worker tasks ran, together (a running task counts once it ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_ms: Option<u64>,
+}
+
+impl DailyBudget {
+    /// The same caps, as a budget's dimensions.
+    pub fn caps(&self) -> orchestra_protocol::TaskBudget {
+        orchestra_protocol::TaskBudget {
+            max_tokens: self.max_tokens,
+            max_cost_usd: self.max_cost_usd,
+            max_turns: self.max_turns,
+            max_ms: self.max_ms,
+        }
+    }
 }

@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Events sent when a target names none: a task (or a workflow, which is a task too) finished,
-/// succeeded or failed; a permission question waits for a person. The budget and merge
-/// events are the names those features publish; until they exist they simply never match.
+/// succeeded or failed; a permission question waits for a person; a budget at 80 % or spent;
+/// a merge refused with conflicts.
 pub const DEFAULT_NOTIFY_EVENTS: [&str; 5] = [
     "orchestra.job.finished",
     "orchestra.permission.asked",

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use orchestra_protocol::{
-    BudgetDimension, BudgetSpend, BudgetStop, BudgetWarning, EventBody, JobRecord, TaskBudget,
-    TokenUsage,
+    BudgetDimension, BudgetExceeded, BudgetScope, BudgetSpend, BudgetStop, BudgetWarning,
+    EventBody, JobRecord, TaskBudget, TokenUsage,
 };
 
 use super::JobHandle;
@@ -91,8 +91,25 @@ impl BudgetGuard {
     }
 }
 
+/// Records that the task's own budget stopped it and publishes `orchestra.budget.exceeded`.
+/// Returns the error text for the task.
+pub(super) fn stop_task(job: &JobHandle, record: &mut JobRecord, stop: BudgetStop) -> String {
+    record.budget_stop = Some(stop);
+    job.emit(EventBody::BudgetExceeded(BudgetExceeded {
+        task_id: record.id.clone(),
+        run_id: record.run_id.clone(),
+        worker_id: record.worker_id.clone(),
+        workflow_id: None,
+        scope: BudgetScope::Task,
+        dimension: stop.dimension,
+        used: stop.used,
+        cap: stop.cap,
+    }));
+    stop_text(&stop)
+}
+
 /// The error text of a task its budget stopped: the dimension, the usage and the cap.
-pub(super) fn stop_text(stop: &BudgetStop) -> String {
+fn stop_text(stop: &BudgetStop) -> String {
     let (used, cap) = match stop.dimension {
         BudgetDimension::MaxCostUsd => (format!("${:.4}", stop.used), format!("${:.4}", stop.cap)),
         BudgetDimension::MaxMs => (format!("{} ms", stop.used), format!("{} ms", stop.cap)),

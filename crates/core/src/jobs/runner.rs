@@ -431,8 +431,7 @@ async fn turns(
         if let Some(guard) = &mut state.budget {
             let spent = record.spent.unwrap_or_default();
             if let Some(stop) = guard.check(job, record, &spent) {
-                record.budget_stop = Some(stop);
-                return Outcome::Failed(budget::stop_text(&stop));
+                return Outcome::Failed(budget::stop_task(job, record, stop));
             }
         }
         iteration += 1;

@@ -3,11 +3,13 @@
 //! Each job reports what it has spent itself; the pool's spend is what the run spent before
 //! (stored on the run) plus every job's own, so two parallel steps draw from one pool. The
 //! first job to reach a cap exhausts the pool: it stops, and every other job of the pool sees
-//! the exhaustion at once and stops too, partial output kept.
+//! the exhaustion at once and stops too, partial output kept. Time needs no report: the run's
+//! driver ticks the pool's clock (`next_timer`, `tick`), so `maxMs` stops the steps on time
+//! while they wait on a slow model.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use orchestra_protocol::{
     BudgetDimension, BudgetSpend, BudgetStop, BudgetWarning, EventBody, JobRecord, TaskBudget,
@@ -84,10 +86,45 @@ impl SharedBudget {
         record: &JobRecord,
         own: BudgetSpend,
     ) -> Option<BudgetStop> {
+        self.evaluate(job, record, Some(own))
+    }
+
+    /// The pool's clock: what `report` does with no new usage, so `maxMs` is reached on time
+    /// even while every step waits on a slow model. `record` is the run's workflow job.
+    pub fn tick(&self, job: &JobHandle, record: &JobRecord) -> Option<BudgetStop> {
+        self.evaluate(job, record, None)
+    }
+
+    /// When the clock must tick next: the 80 % warning of `maxMs`, then its cap; none once
+    /// the pool is exhausted or without `maxMs`.
+    pub fn next_timer(&self) -> Option<Instant> {
+        let cap = self.inner.budget.max_ms?;
+        let state = self.lock();
+        if state.stop.is_some() {
+            return None;
+        }
+        let warn_index = 3;
+        let at = if state.warned[warn_index] {
+            cap
+        } else {
+            (cap as f64 * WARN_AT) as u64
+        };
+        let left = at.saturating_sub(self.inner.prior.ms);
+        Some(self.inner.started + Duration::from_millis(left))
+    }
+
+    fn evaluate(
+        &self,
+        job: &JobHandle,
+        record: &JobRecord,
+        own: Option<BudgetSpend>,
+    ) -> Option<BudgetStop> {
         let mut warnings = Vec::new();
         let stop = {
             let mut state = self.lock();
-            state.jobs.insert(record.id.clone(), own);
+            if let Some(own) = own {
+                state.jobs.insert(record.id.clone(), own);
+            }
             let total = total_of(&self.inner, &state);
             for (index, dimension) in BudgetDimension::ALL.into_iter().enumerate() {
                 let Some(cap) = self.inner.budget.cap(dimension) else {

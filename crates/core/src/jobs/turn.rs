@@ -17,7 +17,7 @@ use crate::opencode::{
 };
 use crate::workers::Lease;
 
-use super::budget::{BudgetGuard, stop_text};
+use super::budget::{BudgetGuard, stop_task};
 use super::questions::{AnswerSender, reply_word};
 use super::shared_budget::pool_stop_text;
 use super::{JobHandle, WorkerJob};
@@ -93,10 +93,7 @@ pub(super) fn budget_timer(job: &JobHandle, record: &mut JobRecord, state: &mut 
     let spent = guard.spend(&state.steps_usage, turns);
     record.spent = Some(spent);
     match guard.check(job, record, &spent) {
-        Some(stop) => {
-            record.budget_stop = Some(stop);
-            Step::Fail(stop_text(&stop))
-        }
+        Some(stop) => Step::Fail(stop_task(job, record, stop)),
         None => Step::Publish,
     }
 }
@@ -268,8 +265,7 @@ fn spend(
         if let Some(stop) = guard.check(job, record, &spent)
             && !last
         {
-            record.budget_stop = Some(stop);
-            return Step::Fail(stop_text(&stop));
+            return Step::Fail(stop_task(job, record, stop));
         }
     }
     if let Some(pool) = &input.shared_budget {

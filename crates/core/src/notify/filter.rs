@@ -13,8 +13,9 @@ pub(super) struct EventFacts {
     pub envelope: Value,
     worker: Option<String>,
     workflow: Option<String>,
-    /// A step of a workflow run (its run's own events say enough), or a permission question a
-    /// profile rule answered at once (no one is waiting for a person).
+    /// A step of a workflow run (its run's own events say enough; also a step its own budget
+    /// stopped), or a permission question a profile rule answered at once (no one is waiting
+    /// for a person).
     nothing_to_tell: bool,
 }
 
@@ -37,12 +38,14 @@ impl EventFacts {
                 && j.get("kind").and_then(Value::as_str) != Some("workflow")
         });
         let answered_by_rule = matches!(event.body, orchestra_protocol::EventBody::PermissionAsked(ref q) if q.expires_at.is_none());
+        // A step's own budget stopped it: the run's end (or pause) is what a person hears of.
+        let step_budget = matches!(event.body, orchestra_protocol::EventBody::BudgetExceeded(ref e) if e.scope == orchestra_protocol::BudgetScope::Task && e.run_id.is_some());
         Some(EventFacts {
             type_name: event.body.type_name().to_owned(),
             envelope,
             worker,
             workflow,
-            nothing_to_tell: step_job || answered_by_rule,
+            nothing_to_tell: step_job || answered_by_rule || step_budget,
         })
     }
 
@@ -80,6 +83,29 @@ impl EventFacts {
                 format!("{worker} needs an answer"),
                 shorten(&format!("permission {}", text(data.get("permission")))),
             ),
+            "orchestra.budget.exceeded" => (
+                format!("Budget reached: {worker}"),
+                shorten(&format!(
+                    "budget.{} used {} of {}",
+                    text(data.get("dimension")),
+                    data.get("used").unwrap_or(&Value::Null),
+                    data.get("cap").unwrap_or(&Value::Null)
+                )),
+            ),
+            "orchestra.merge.conflict" => (
+                format!("Merge conflict: {}", text(data.get("branch"))),
+                shorten(&format!(
+                    "conflicts in {}",
+                    data.get("files")
+                        .and_then(Value::as_array)
+                        .map(|files| files
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default()
+                )),
+            ),
             other => (other.to_owned(), shorten(&data.to_string())),
         }
     }
@@ -98,7 +124,8 @@ fn shorten(text: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use orchestra_protocol::{
-        EVENT_VERSION, EventBody, HubEvent, JobRecord, PermissionQuestion, TaskKind,
+        BudgetDimension, BudgetExceeded, BudgetScope, EVENT_VERSION, EventBody, HubEvent,
+        JobRecord, PermissionQuestion, TaskKind,
     };
 
     use super::EventFacts;
@@ -162,5 +189,27 @@ mod tests {
             !event(finished(step)).matches(&target(&[])),
             "a workflow step"
         );
+    }
+
+    #[test]
+    fn a_budget_hit_is_told_for_a_task_or_a_run_not_for_a_step() {
+        let exceeded = |scope, run_id: Option<&str>| {
+            EventBody::BudgetExceeded(BudgetExceeded {
+                task_id: "j".into(),
+                run_id: run_id.map(str::to_owned),
+                worker_id: "coder".into(),
+                workflow_id: None,
+                scope,
+                dimension: BudgetDimension::MaxTurns,
+                used: 3.0,
+                cap: 3.0,
+            })
+        };
+        assert!(event(exceeded(BudgetScope::Task, None)).matches(&target(&["coder"])));
+        assert!(event(exceeded(BudgetScope::Run, Some("run"))).matches(&target(&[])));
+        assert!(!event(exceeded(BudgetScope::Task, Some("run"))).matches(&target(&[])));
+        let (title, line) = event(exceeded(BudgetScope::Task, None)).summary();
+        assert_eq!(title, "Budget reached: coder");
+        assert!(line.contains("budget.maxTurns used 3"), "{line}");
     }
 }

@@ -194,6 +194,28 @@ pub(super) fn status_with_limits(record: &JobRecord) -> String {
     text
 }
 
+/// Lowers one dimension of `budget` to `left` (what the day has left), keeping a lower own cap.
+fn lower_to(budget: &mut TaskBudget, dimension: BudgetDimension, left: f64) {
+    // `left` is positive and below a cap that fit the dimension's type.
+    match dimension {
+        BudgetDimension::MaxTokens => {
+            let left = left as u64;
+            budget.max_tokens = Some(budget.max_tokens.map_or(left, |own| own.min(left)));
+        }
+        BudgetDimension::MaxCostUsd => {
+            budget.max_cost_usd = Some(budget.max_cost_usd.map_or(left, |own| own.min(left)));
+        }
+        BudgetDimension::MaxTurns => {
+            let left = left as u32;
+            budget.max_turns = Some(budget.max_turns.map_or(left, |own| own.min(left)));
+        }
+        BudgetDimension::MaxMs => {
+            let left = left as u64;
+            budget.max_ms = Some(budget.max_ms.map_or(left, |own| own.min(left)));
+        }
+    }
+}
+
 /// `budget` lowered to what is left of the project's per-day budget (`budgets.perDay`), or
 /// refused when nothing is left. Today's spend is read from the store.
 pub(super) fn within_daily(
@@ -208,27 +230,20 @@ pub(super) fn within_daily(
     let now = orchestra_protocol::now_ms();
     let spent = store.worker_spend_since(now - now.rem_euclid(DAY_MS))?;
     let mut budget = budget.unwrap_or_default();
-    if let Some(cap) = daily.max_tokens {
-        if spent.tokens >= cap {
+    let caps = daily.caps();
+    for dimension in BudgetDimension::ALL {
+        let Some(cap) = caps.cap(dimension) else {
+            continue;
+        };
+        let used = spent.used(dimension);
+        if used >= cap {
             return Err(LimitsError::DailySpent {
-                dimension: "maxTokens",
-                used: spent.tokens as f64,
-                cap: cap as f64,
-            });
-        }
-        let left = cap - spent.tokens;
-        budget.max_tokens = Some(budget.max_tokens.map_or(left, |own| own.min(left)));
-    }
-    if let Some(cap) = daily.max_cost_usd {
-        if spent.cost_usd >= cap {
-            return Err(LimitsError::DailySpent {
-                dimension: "maxCostUsd",
-                used: spent.cost_usd,
+                dimension: dimension.as_str(),
+                used,
                 cap,
             });
         }
-        let left = cap - spent.cost_usd;
-        budget.max_cost_usd = Some(budget.max_cost_usd.map_or(left, |own| own.min(left)));
+        lower_to(&mut budget, dimension, cap - used);
     }
     Ok((!budget.is_empty()).then_some(budget))
 }

@@ -4,8 +4,8 @@
 //! `worktree.diff`, `worktree.merge` and `worktree.discard` ops, recorded as jobs like every op.
 
 use orchestra_protocol::{
-    JobRecord, JobStatus, OpKind, TaskStartParams, TaskStartResult, WorkspaceMode, WorktreeInfo,
-    WorktreePayload, now_ms,
+    EventBody, JobRecord, JobStatus, MergeConflict, OpKind, TaskStartParams, TaskStartResult,
+    WorkspaceMode, WorktreeInfo, WorktreePayload, WorktreeState, now_ms,
 };
 
 use super::{TaskEngine, TaskError};
@@ -204,16 +204,26 @@ impl TaskEngine {
         let job = self.runtime.open(record.clone())?;
         let worktrees = self.worktrees.clone();
         let store = self.store().clone();
+        let owner_worker = owner.worker_id.clone();
         self.runtime.spawn(id.clone(), async move {
             let ran: Result<String, WorktreeError> = match op {
                 OpKind::WorktreeDiff => worktrees
                     .diff(&info)
                     .await
                     .map(|diff| serde_json::to_string(&diff).unwrap_or_default()),
-                OpKind::WorktreeMerge => worktrees
-                    .merge(&mut info)
-                    .await
-                    .map(|merged| serde_json::to_string(&merged).unwrap_or_default()),
+                OpKind::WorktreeMerge => worktrees.merge(&mut info).await.map(|merged| {
+                    if info.state == WorktreeState::Conflict {
+                        job.emit(EventBody::MergeConflict(MergeConflict {
+                            task_id: info.task_id.clone(),
+                            op_task_id: record.id.clone(),
+                            worker_id: owner_worker.clone(),
+                            branch: info.branch.clone(),
+                            base_ref: info.base_ref.clone(),
+                            files: info.conflicts.clone(),
+                        }));
+                    }
+                    serde_json::to_string(&merged).unwrap_or_default()
+                }),
                 OpKind::WorktreeDiscard => worktrees.discard(&mut info).await.map(|()| {
                     format!(
                         "{{\"taskId\":\"{}\",\"state\":\"discarded\",\"message\":\"the worktree and branch {} were removed\"}}",

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use orchestra_protocol::{
-    EventBody, JobRecord, JobReport, JobStatus, TaskKind, WorkflowRun, WorkflowRunStatus,
-    WorkflowStepEvent, WorkflowStepResult, WorkflowStepStatus, now_ms,
+    BudgetStop, EventBody, JobRecord, JobReport, JobStatus, TaskKind, WorkflowRun,
+    WorkflowRunStatus, WorkflowStepEvent, WorkflowStepResult, WorkflowStepStatus, now_ms,
 };
 
 use crate::config::{
@@ -15,7 +15,7 @@ use crate::config::{
 use crate::jobs::{JobHandle, SharedBudget, TokenBudget, WorkerJob, attachments, check_run};
 
 use super::limits::budget_tokens;
-use super::{Workflows, carry, run_event};
+use super::{Workflows, carry, run_budget, run_event};
 
 /// How long a canceled workflow waits for its steps' sessions to be aborted.
 const STEP_CANCEL_WAIT: Duration = Duration::from_secs(10);
@@ -101,6 +101,13 @@ pub(super) async fn drive(
         if let Some(why) = over_budget(&run, &clock) {
             break End::Error(why);
         }
+        // Time may have run out between steps: nothing new starts.
+        if let Some(pool) = &pool
+            && let Some(stop) = pool.tick(&job, &record)
+        {
+            run.spent = Some(pool.total());
+            break budget_paused(&job, &record, &mut run, stop, &step.id);
+        }
         record.progress.last_output = Some(format!(
             "step {}/{total} `{}` running on {}",
             index + 1,
@@ -110,19 +117,12 @@ pub(super) async fn drive(
         record.progress.last_activity_at = Some(now_ms());
         job.publish(&record, true);
 
-        let ran = run_step(
-            &flows,
-            &job,
-            &mut run,
-            &definition,
-            step,
-            &clock,
-            Shared {
-                tree: tree.as_ref(),
-                pool: pool.as_ref(),
-            },
-        )
-        .await;
+        let shared = Shared {
+            tree: tree.as_ref(),
+            pool: pool.as_ref(),
+        };
+        let stepping = run_step(&flows, &job, &mut run, &definition, step, &clock, shared);
+        let ran = run_budget::with_pool_clock(pool.as_ref(), &job, &record, stepping).await;
         if let Some(pool) = &pool {
             run.spent = Some(pool.total());
         }
@@ -156,19 +156,7 @@ pub(super) async fn drive(
         }
         // The run's budget is spent: nothing new starts; a raised budget resumes it.
         if let Some(stop) = pool.as_ref().and_then(SharedBudget::stop) {
-            break End::Paused {
-                reason: format!(
-                    "budget.{} is {} and the run used {} during step `{}`; resume with \
-                     task_start {{kind: \"workflow\", continueRunId, budget}} and a higher \
-                     budget.{} to run it again",
-                    stop.dimension.as_str(),
-                    stop.cap,
-                    stop.used,
-                    step.id,
-                    stop.dimension.as_str()
-                ),
-                job_status: JobStatus::Failed,
-            };
+            break budget_paused(&job, &record, &mut run, stop, &step.id);
         }
         let last = index + 1 == total;
         if (error.is_some() || !last)
@@ -219,6 +207,21 @@ pub(super) async fn drive(
         tree.close(&mut record, flows.runtime().store()).await;
     }
     finish(&flows, run, &definition, record, job, end, &clock);
+}
+
+/// The run's budget is spent: it pauses, and a raised budget resumes it.
+fn budget_paused(
+    job: &JobHandle,
+    record: &JobRecord,
+    run: &mut WorkflowRun,
+    stop: BudgetStop,
+    step_id: &str,
+) -> End {
+    run.budget_stop = Some(stop);
+    End::Paused {
+        reason: run_budget::exceeded(job, record, run, stop, step_id),
+        job_status: JobStatus::Failed,
+    }
 }
 
 /// What every step of a stretch of the run shares: its worktree and its budget pool.

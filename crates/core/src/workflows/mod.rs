@@ -13,6 +13,7 @@
 //! - [`limits`]: caps and budgets, checked before anything runs.
 //! - [`carry`]: the handoff between steps.
 //! - `driver`: runs the steps, gates pauses, writes the job and the run.
+//! - `run_budget`: the run's budget clock and its `orchestra.budget.exceeded`.
 //! - [`triggers`]: `memoryOnTurnEnd` — the memory workflow after a finished task.
 //!
 //! Workflows sit on the job runtime (`crate::jobs`): each step is an ordinary worker job, and
@@ -24,6 +25,7 @@ pub mod carry;
 pub mod catalog;
 mod driver;
 pub mod limits;
+mod run_budget;
 mod skills;
 pub mod triggers;
 mod worktree_run;
@@ -308,6 +310,7 @@ impl Workflows {
             usage: Default::default(),
             budget: request.budget.filter(|b| !b.is_empty()),
             spent: None,
+            budget_stop: None,
             reason: None,
             hub_id: self.runtime.hub_id().to_owned(),
             job_id: record.id.clone(),
@@ -359,6 +362,7 @@ impl Workflows {
         let record = self.job_record(&definition, &run.task, requested_by);
         run.status = WorkflowRunStatus::Running;
         run.reason = None;
+        run.budget_stop = None;
         run.hub_id = self.runtime.hub_id().to_owned();
         run.job_id = record.id.clone();
         run.job_ids.push(record.id.clone());

@@ -399,47 +399,75 @@ async fn a_run_budget_is_one_pool_for_its_parallel_steps_and_pauses_the_run() {
     .await;
 }
 
+/// The last task start of the day is refused, naming the per-day dimension that is spent.
+async fn refused_for_the_day(world: &World, dimension: &str) {
+    let refused = world
+        .engine()
+        .start(
+            TaskStartParams {
+                kind: TaskKind::Worker,
+                worker_id: Some("coder".into()),
+                task: "anything".into(),
+                ..TaskStartParams::default()
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        orchestra_protocol::ErrorKind::BudgetExceeded
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("budgets.perDay.{dimension}")),
+        "{refused}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projects_daily_budget_caps_a_task_and_then_refuses_new_ones() {
     bounded(async {
-        let fake = FakeLlm::start_scripted().await.unwrap();
-        let config = fake_provider_config(&fake.base_url());
-        let world = World::start_with_opencode_config(
-            fake,
-            config,
-            json!({"budgets": {"perDay": {"maxTokens": 2500}}}),
-        )
-        .await;
-        std::fs::write(world.project.dir.join("notes.txt"), "notes\n").unwrap();
-        world
-            .fake
-            .set_responder(tool_loop(world.project.dir.clone()));
-        // No budget of its own: the day's 2500 tokens stop it.
-        let id = world.start_task("coder", "LOOP-day").await;
-        let record = world.finish(&id).await;
-        assert_stopped_by(&record, BudgetDimension::MaxTokens);
-        let refused = world
-            .engine()
-            .start(
-                TaskStartParams {
-                    kind: TaskKind::Worker,
-                    worker_id: Some("coder".into()),
-                    task: "anything".into(),
-                    ..TaskStartParams::default()
-                },
-                None,
+        // Each dimension of `budgets.perDay`: 2500 tokens are crossed by a third step.
+        for (daily, dimension, cap) in [
+            (
+                json!({"maxTokens": 2500}),
+                BudgetDimension::MaxTokens,
+                2500.0,
+            ),
+            (json!({"maxTurns": 3}), BudgetDimension::MaxTurns, 3.0),
+            (json!({"maxMs": 1500}), BudgetDimension::MaxMs, 1500.0),
+        ] {
+            let fake = FakeLlm::start_scripted().await.unwrap();
+            let config = fake_provider_config(&fake.base_url());
+            let world = World::start_with_opencode_config(
+                fake,
+                config,
+                json!({"budgets": {"perDay": daily}}),
             )
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused.kind(),
-            orchestra_protocol::ErrorKind::BudgetExceeded
-        );
-        assert!(
-            refused.to_string().contains("budgets.perDay.maxTokens"),
-            "{refused}"
-        );
-        world.shutdown().await;
+            .await;
+            std::fs::write(world.project.dir.join("notes.txt"), "notes\n").unwrap();
+            world
+                .fake
+                .set_responder(tool_loop(world.project.dir.clone()));
+            // No budget of its own: what the day has left stops it.
+            let id = world.start_task("coder", "LOOP-SLOW-day").await;
+            let record = world.finish(&id).await;
+            assert_eq!(record.status, JobStatus::Failed, "{record:?}");
+            assert_eq!(
+                record.budget.and_then(|b| b.cap(dimension)),
+                Some(cap),
+                "the task's budget is what the day has left: {record:?}"
+            );
+            assert_eq!(
+                record.budget_stop.map(|s| s.dimension),
+                Some(dimension),
+                "{record:?}"
+            );
+            refused_for_the_day(&world, dimension.as_str()).await;
+            world.shutdown().await;
+        }
     })
     .await;
 }

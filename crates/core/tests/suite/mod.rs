@@ -33,6 +33,7 @@ mod memory_deadline;
 mod memory_e2e;
 mod memory_upkeep;
 mod reconnect_e2e;
+mod run_budget_clock_e2e;
 mod skills_preflight_e2e;
 mod unreadable_store;
 mod workers_e2e;

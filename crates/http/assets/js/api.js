@@ -106,6 +106,7 @@ export const api = {
   resumeRun: (id) => post(`/api/v1/runs/${encodeURIComponent(id)}/resume`),
   cancelRun: (id) => post(`/api/v1/runs/${encodeURIComponent(id)}/cancel`),
   questions: () => get("/api/v1/questions"),
+  deliveries: (status) => get(`/api/v1/notify/deliveries${q({ status })}`),
   answer: (requestId, reply) => post(`/api/v1/questions/${encodeURIComponent(requestId)}`, { reply }),
   logs: (params) => get(`/api/v1/logs${q(params)}`),
   config: () => get("/api/v1/config"),

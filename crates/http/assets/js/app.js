@@ -5,6 +5,7 @@ import { installKeys, setViewKeys } from "./keys.js";
 import { errorBox, fill, h, setText, tick } from "./dom.js";
 import { connect, endSession, load, logout, onChange, state } from "./state.js";
 import * as tasks from "./views/tasks.js";
+import { budgetPausedRuns } from "./views/budget_inbox.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -97,11 +98,11 @@ function header(changes) {
     setText(conn, state.connected ? "live" : "reconnecting…");
     conn.classList.toggle("live", state.connected);
   }
-  if (changes.has("tasks") || changes.has("questions") || changes.has("all")) {
+  if (changes.has("tasks") || changes.has("questions") || changes.has("runs") || changes.has("all")) {
     let running = 0;
     for (const task of state.tasks.values()) if (task.status === "running") running += 1;
     setText(document.getElementById("count-tasks"), running ? String(running) : "");
-    const waiting = state.questions.size;
+    const waiting = state.questions.size + budgetPausedRuns().length;
     setText(document.getElementById("count-inbox"), waiting ? String(waiting) : "");
   }
 }

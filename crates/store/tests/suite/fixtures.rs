@@ -56,6 +56,7 @@ pub fn run(id: &str, hub: &str, status: WorkflowRunStatus, started_at: i64) -> W
         usage: TokenUsage::default(),
         budget: None,
         spent: None,
+        budget_stop: None,
         reason: None,
         hub_id: hub.into(),
         job_id: "job-1".into(),

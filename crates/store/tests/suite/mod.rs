@@ -11,6 +11,7 @@ mod open;
 mod hubs;
 mod jobs;
 mod logs;
+mod spend;
 mod workflow_runs;
 
 // Rows that do not decode.

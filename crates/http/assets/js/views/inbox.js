@@ -1,10 +1,13 @@
 // #/inbox: permission questions from any worker whose profile says `onPermissionAsk: "ask"`,
 // answered once / always / reject. Unanswered questions are rejected by the hub when they
-// expire (`tasks.permissionAskTimeoutMs`); the countdown shows when.
+// expire (`tasks.permissionAskTimeoutMs`); the countdown shows when. Below them: workflow runs
+// their budget paused (Raise / Stop, `budget_inbox.js`) and failed notification deliveries.
 
 import { api } from "../api.js";
 import { clock, empty, errorBox, fill, h, short } from "../dom.js";
 import { state } from "../state.js";
+import { budgetPausedRuns, runBudgetCard } from "./budget_inbox.js";
+import { failedDeliveries } from "./deliveries.js";
 
 const REPLIES = [
   ["once", "Allow once"],
@@ -55,8 +58,29 @@ export function questionCard(question) {
 
 export function render(container) {
   const list = h("div.inbox");
-  container.append(h("h1", null, "Needs input"), list);
+  const runList = h("div.budget-runs");
+  const deliveries = failedDeliveries();
+  container.append(h("h1", null, "Needs input"), list, runList, deliveries);
   const cards = new Map();
+  const runCards = new Map();
+
+  function paintRuns() {
+    const paused = budgetPausedRuns();
+    const ids = new Set(paused.map((run) => run.runId));
+    for (const [id, card] of runCards) {
+      if (!ids.has(id)) {
+        card.remove();
+        runCards.delete(id);
+      }
+    }
+    for (const run of paused) {
+      if (!runCards.has(run.runId)) {
+        const card = runBudgetCard(run);
+        runCards.set(run.runId, card);
+        runList.append(card);
+      }
+    }
+  }
 
   function paint() {
     for (const [id, card] of cards) {
@@ -73,8 +97,9 @@ export function render(container) {
       }
     }
     list.querySelector(".empty")?.remove();
-    if (!cards.size) {
-      list.append(empty("Nothing waits for you. Questions appear here when a worker whose profile sets onPermissionAsk to \"ask\" needs a permission."));
+    paintRuns();
+    if (!cards.size && !runCards.size) {
+      list.append(empty("Nothing waits for you. Questions appear here when a worker whose profile sets onPermissionAsk to \"ask\" needs a permission, and runs when their budget is spent."));
     }
   }
   paint();
@@ -87,7 +112,10 @@ export function render(container) {
     title: "Inbox",
     keys: { o: answerSelected("once"), a: answerSelected("always"), r: answerSelected("reject") },
     update(changes) {
-      if (changes.has("questions") || changes.has("all")) paint();
+      if (changes.has("questions") || changes.has("runs") || changes.has("all")) paint();
+    },
+    destroy() {
+      deliveries.stop();
     },
   };
 }

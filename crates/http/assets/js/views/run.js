@@ -82,7 +82,7 @@ export function render(container, runId) {
       [h("dt", null, "Working time"), h("dd", null, duration(run.activeMs))],
       [h("dt", null, "Tokens"), h("dd", null, usageText(u))],
       [h("dt", null, "Cost"), h("dd", null, cost(u.cost))],
-      run.budget ? [h("dt", null, "Budget"), h("dd", null, budgetText(run.budget, run.spent))] : null,
+      run.budget ? [h("dt", null, "Budget"), h("dd.budget", null, budgetText(run.budget, run.spent, run.budgetStop))] : null,
       [h("dt", null, "Carry"), h("dd", null, `${(run.carry ?? "").length} chars`)],
       [h("dt", null, "Task"), h("dd", null, h("a.mono", { href: `#/tasks/${encodeURIComponent(run.jobId)}` }, short(run.jobId)))],
       run.reason ? [h("dt", null, "Why"), h("dd", null, run.reason)] : null,
