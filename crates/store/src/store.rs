@@ -90,8 +90,20 @@ impl Store {
 fn configure(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     // First, so that switching to WAL below already waits for other openers.
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    // Switching to WAL takes an exclusive lock, and SQLite answers "database is locked" at once
+    // (without the busy handler) when another opener holds one meanwhile: wait for it here.
+    let began = std::time::Instant::now();
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(err)
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && began.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            switched => break switched?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
         tracing::warn!(
             path = %path.display(),

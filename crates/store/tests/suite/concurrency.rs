@@ -124,3 +124,21 @@ fn two_hubs_racing_to_finish_one_job_finalize_it_once() {
         .unwrap();
     assert!(running.is_empty());
 }
+
+/// Hubs starting together open one fresh file at the same moment: every open succeeds (the
+/// switch to WAL waits for the other openers instead of failing "database is locked").
+#[test]
+fn many_handles_opening_one_fresh_file_at_once_all_succeed() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestra.db");
+        std::thread::scope(|scope| {
+            let opens: Vec<_> = (0..6).map(|_| scope.spawn(|| Store::open(&path))).collect();
+            for open in opens {
+                if let Err(err) = open.join().unwrap() {
+                    panic!("opening a store another hub opens at once failed: {err}");
+                }
+            }
+        });
+    }
+}
