@@ -50,11 +50,14 @@ pub(crate) fn decode(id: &str, json: &str) -> Result<JobRecord, StoreError> {
 /// Returns how many rows changed (0 or 1).
 pub(crate) fn update_if_running(conn: &Connection, job: &JobRecord) -> Result<usize, StoreError> {
     let json = encode(job)?;
-    Ok(conn.execute(
-        "UPDATE jobs SET hub_id = ?2, worker_id = ?3, kind = ?4, status = ?5,
+    // Cached: every running job's progress and end come through here.
+    Ok(conn
+        .prepare_cached(
+            "UPDATE jobs SET hub_id = ?2, worker_id = ?3, kind = ?4, status = ?5,
                 started_at = ?6, finished_at = ?7, record = ?8, run_id = ?9, worktree_state = ?10
          WHERE id = ?1 AND hub_id = ?2 AND status = 'running'",
-        params![
+        )?
+        .execute(params![
             job.id,
             job.hub_id,
             job.worker_id,
@@ -65,8 +68,7 @@ pub(crate) fn update_if_running(conn: &Connection, job: &JobRecord) -> Result<us
             json,
             job.run_id,
             worktree_state(job)
-        ],
-    )?)
+        ])?)
 }
 
 fn to_i64(n: u64) -> i64 {

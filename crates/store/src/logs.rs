@@ -30,11 +30,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         // One statement, so the MAX read and the insert happen under the same
         // write lock even with another hub appending.
-        self.conn().execute(
-            "INSERT INTO job_events (job_id, at, level, message)
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO job_events (job_id, at, level, message)
              VALUES (?1, MAX(?2, COALESCE((SELECT MAX(at) FROM job_events), 0) + 1), ?3, ?4)",
-            params![job_id, now_ms(), level, message],
-        )?;
+            )?
+            .execute(params![job_id, now_ms(), level, message])?;
         Ok(())
     }
 
