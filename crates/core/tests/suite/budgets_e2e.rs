@@ -178,9 +178,10 @@ async fn a_model_that_keeps_calling_tools_is_stopped_by_each_budget_dimension() 
             record.spent
         );
 
-        // Time: slow steps, stopped by the clock between or inside them.
+        // Time: slow steps, stopped by the clock between or inside them. The cap leaves a
+        // loaded machine time for the first step's text (kept as the partial output).
         let time = TaskBudget {
-            max_ms: Some(2000),
+            max_ms: Some(5000),
             ..TaskBudget::default()
         };
         let id = start_with_budget(&world, "LOOP-SLOW-time", time).await;
