@@ -294,6 +294,8 @@ async fn parallel_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec
 /// would make), then the hub is SIGKILLed mid-turn and a new one started. The new hub must
 /// keep the edited tasks' work (committed on their branches) and leave nothing else.
 async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    // What the earlier part left (its conflicting worktrees stay open, owned by their tasks).
+    let (worktrees_before, branches_before) = (worktree_count(dir)?, branch_count(dir)?);
     let hub = world.hub(&json!({}), &[]).await?;
     let hub_pid = world.hub_info().await?.pid;
     let mut ids = Vec::with_capacity(TASKS);
@@ -317,23 +319,11 @@ async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<
     hub.close().await;
     let began = Instant::now();
     let again = world.hub(&json!({}), &[]).await?;
-    again.call("task_list", json!({})).await?;
+    // A record read through the new hub: it has reconciled by the time it answers.
+    again.call("task_peek", json!({"taskId": ids[0]})).await?;
     let restart_ms = ms(began.elapsed());
-    let worktrees = git(dir, &["worktree", "list", "--porcelain"])?
-        .lines()
-        .filter(|line| line.starts_with("worktree "))
-        .count()
-        .saturating_sub(1);
-    let branches = git(
-        dir,
-        &[
-            "for-each-ref",
-            "--format=%(refname)",
-            "refs/heads/orchestra/",
-        ],
-    )?
-    .lines()
-    .count();
+    let worktrees = worktree_count(dir)?.saturating_sub(worktrees_before);
+    let branches = branch_count(dir)?.saturating_sub(branches_before);
     let mut work_kept = 0usize;
     for id in ids.iter().step_by(2) {
         let files = git(
@@ -360,7 +350,7 @@ async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<
             "= 0",
             strays as f64,
             0.0,
-            format!("{worktrees} worktrees, {branches} branches kept for {edited} edited tasks"),
+            format!("{worktrees} worktrees, {branches} branches made by this part, for {edited} edited tasks"),
         ),
         Row::info(
             "edited tasks whose work is committed on their branch",
@@ -374,6 +364,29 @@ async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<
             "—".into(),
         ),
     ])
+}
+
+/// Task worktrees (`git worktree list` beyond the checkout).
+fn worktree_count(dir: &Path) -> anyhow::Result<usize> {
+    Ok(git(dir, &["worktree", "list", "--porcelain"])?
+        .lines()
+        .filter(|line| line.starts_with("worktree "))
+        .count()
+        .saturating_sub(1))
+}
+
+/// `orchestra/*` branches.
+fn branch_count(dir: &Path) -> anyhow::Result<usize> {
+    Ok(git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/orchestra/",
+        ],
+    )?
+    .lines()
+    .count())
 }
 
 /// The worktree path `id`'s record names, once it has one (bounded).
