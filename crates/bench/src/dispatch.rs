@@ -30,6 +30,13 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
         direct.push(ms(d.total));
         paired.push(ms(h.total) - ms(d.total));
     }
+    let mut in_worktree = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let sample = warm
+            .through_hub_in_worktree(&format!("bench dispatch worktree {i}"))
+            .await?;
+        in_worktree.push(ms(sample.total));
+    }
     warm.close().await;
     harness::progress(&format!(
         "bench: dispatch paired differences (ms): {paired:.1?}"
@@ -64,6 +71,16 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
             PAIRED_TARGET_MS,
             difference(paired_median, "ms"),
         ),
+        Row::versus(
+            "dispatch: task in its own worktree via orchestra mcp (median)",
+            "ms",
+            &in_worktree,
+            &direct,
+        )
+        .with_comparison(difference(
+            super::Stats::of(&in_worktree).median - direct_median,
+            "ms",
+        )),
     ];
     Ok(Outcome {
         rows,

@@ -33,11 +33,14 @@ impl Warm {
         let world = World::new().await?;
         let server = world.serve("bench-warm").await?;
         let direct = Direct::connect(&server, &world.project.dir).await?;
+        // The coder works in the checkout, as the direct path's prompts do: these groups measure
+        // what the hub adds, not a worktree per task (the `worktrees` group and
+        // `--soak-workspace worktree` measure that; dispatch adds a row for it).
         let attach = json!({"runtime": {
             "isolation": "attach",
             "attachUrl": server.url(),
             "attachPasswordEnv": "BENCH_OC_PASSWORD",
-        }});
+        }, "profiles": [{"id": "coder", "workspace": "checkout"}]});
         let hub = world
             .hub(
                 &attach,
@@ -62,6 +65,22 @@ impl Warm {
     pub async fn through_hub(&self, text: &str) -> anyhow::Result<HubSample> {
         let began = Instant::now();
         let id = self.hub.start(text).await?;
+        let record = self.hub.finish(&id).await?;
+        let total = began.elapsed();
+        succeeded(&record)?;
+        expect_echo(record["responseText"].as_str().unwrap_or(""), text)?;
+        Ok(HubSample { total, record })
+    }
+
+    /// One task through the hub in a worktree of its own (the default for a coder in a git
+    /// repository): the hub's part plus git and OpenCode's instance for the new directory.
+    pub async fn through_hub_in_worktree(&self, text: &str) -> anyhow::Result<HubSample> {
+        let began = Instant::now();
+        let id = super::harness::start_with(
+            &self.hub.peer(),
+            json!({"kind": "worker", "workerId": "coder", "task": text, "workspace": "worktree"}),
+        )
+        .await?;
         let record = self.hub.finish(&id).await?;
         let total = began.elapsed();
         succeeded(&record)?;

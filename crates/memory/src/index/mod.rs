@@ -73,6 +73,10 @@ struct State {
 pub(crate) struct MemoryIndex {
     home: IndexHome,
     state: Mutex<State>,
+    /// One sync or rebuild at a time. A sync writes and commits without holding `state`, so a
+    /// search (a task start's memory block) never waits for a batch's commit, only for the
+    /// reader's reload at its end.
+    syncing: Mutex<()>,
 }
 
 impl std::fmt::Debug for MemoryIndex {
@@ -143,6 +147,7 @@ impl MemoryIndex {
         let index = MemoryIndex {
             home,
             state: Mutex::new(state),
+            syncing: Mutex::new(()),
         };
         index.sync(store)?;
         Ok(index)
@@ -164,43 +169,51 @@ impl MemoryIndex {
 
     /// Brings the index up to the store's change-log head (see the module header).
     pub(crate) fn sync(&self, store: &Store) -> Result<(), MemoryError> {
+        let _syncing = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
         let head = store.memory_head_seq()?;
-        let mut state = self.state();
-        if head == state.synced_seq {
-            return Ok(());
-        }
-        if head < state.synced_seq {
-            return self.rebuild_locked(
-                &mut state,
-                store,
-                "the store's change log is behind the index (the store was replaced)",
-            );
-        }
-        if let Some(done) = self.indexed_elsewhere(&mut state, head)? {
-            state.synced_seq = done;
-            return Ok(());
-        }
+        let (index, fields) = {
+            let mut state = self.state();
+            if head == state.synced_seq {
+                return Ok(());
+            }
+            if head < state.synced_seq {
+                return self.rebuild_locked(
+                    &mut state,
+                    store,
+                    "the store's change log is behind the index (the store was replaced)",
+                );
+            }
+            if let Some(done) = self.indexed_elsewhere(&mut state, head)? {
+                state.synced_seq = done;
+                return Ok(());
+            }
+            // Handles to the same index: a rebuild cannot replace it meanwhile (`syncing`).
+            (state.index.clone(), state.fields)
+        };
         let _lock = match &self.home {
             IndexHome::Dir(dir) => lock(dir)?,
             IndexHome::Ram => IndexLock(None),
         };
         // Another process may have indexed the changes while we waited for the lock.
-        if let Some(done) = self.indexed_elsewhere(&mut state, head)? {
-            state.synced_seq = done;
-            return Ok(());
+        {
+            let mut state = self.state();
+            if let Some(done) = self.indexed_elsewhere(&mut state, head)? {
+                state.synced_seq = done;
+                return Ok(());
+            }
         }
-        let from = match read_payload(&state.index) {
+        let from = match read_payload(&index) {
             Some(payload) if payload.format == INDEX_FORMAT && payload.seq <= head => payload.seq,
             Some(_) | None => {
                 return self.rebuild_locked_held(
-                    &mut state,
+                    &mut self.state(),
                     store,
                     "the index's commit record is missing or of another format",
                 );
             }
         };
-        let done = apply_changes(&state.index, &state.fields, store, from)
-            .map_err(|e| self.tantivy_or(e))?;
+        let done = apply_changes(&index, &fields, store, from).map_err(|e| self.tantivy_or(e))?;
+        let mut state = self.state();
         state.reader.reload().map_err(|e| self.error(e))?;
         state.synced_seq = done;
         Ok(())
@@ -256,6 +269,7 @@ impl MemoryIndex {
     /// Rebuilds the index from the store now (the CLI's `memory reindex`, and recovery from a
     /// search that failed on a damaged index).
     pub(crate) fn rebuild(&self, store: &Store, reason: &str) -> Result<(), MemoryError> {
+        let _syncing = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut state = self.state();
         self.rebuild_locked(&mut state, store, reason)
     }
