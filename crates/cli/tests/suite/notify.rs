@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::common::{World, bounded, hub_info};
+use super::common::{self, World, bounded, hub_info};
 
 /// What the webhook receiver saw: (Idempotency-Key, the status it answered, the body).
 type Calls = Arc<Mutex<Vec<(String, u16, Value)>>>;
@@ -62,16 +62,6 @@ async fn start_receiver() -> (String, Receiver) {
     (url, receiver)
 }
 
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..600 {
-        if let Some(found) = check() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("gave up waiting for {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_that_fails_twice_gets_each_event_once_and_command_hooks_get_the_json() {
     bounded(async {
@@ -95,7 +85,7 @@ async fn a_webhook_that_fails_twice_gets_each_event_once_and_command_hooks_get_t
         let task_id = record["id"].as_str().unwrap().to_owned();
 
         // The task's finish arrives at the webhook, after two refusals.
-        let accepted = eventually("the webhook to accept the task's event", || {
+        let accepted = common::eventually("the webhook to accept the task's event", async || {
             calls
                 .lock()
                 .unwrap()
@@ -131,7 +121,7 @@ async fn a_webhook_that_fails_twice_gets_each_event_once_and_command_hooks_get_t
 
         // Both command hooks got the same envelope on stdin.
         for file in [&teed, &shelled] {
-            let text = eventually("a command hook's output", || {
+            let text = common::eventually("a command hook's output", async || {
                 std::fs::read_to_string(file)
                     .ok()
                     .filter(|t| t.contains(&task_id))
@@ -217,7 +207,7 @@ async fn a_webhook_still_pending_when_the_hub_stops_is_delivered_by_the_next_hub
                 (body["data"]["job"]["id"] == task_id.as_str()).then(|| key.clone())
             })
         };
-        let key = eventually("a refused delivery", || refused(&receiver.calls)).await;
+        let key = common::eventually("a refused delivery", async || refused(&receiver.calls)).await;
         // The hub goes away with the delivery pending; the receiver comes back.
         client.close().await;
         super::common::stop_hub(&world.home, &world.project.dir);
@@ -266,14 +256,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Value>,
 {
-    for _ in 0..300 {
+    common::eventually("the deliveries to match", async || {
         let value = fetch().await;
-        if done(&value) {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("gave up waiting: {}", fetch().await);
+        done(&value).then_some(value)
+    })
+    .await
 }
 
 /// A private session bus and a notification daemon on it; `None` (the test says it skipped)

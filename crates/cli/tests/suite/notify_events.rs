@@ -10,7 +10,7 @@ use std::time::Duration;
 use orchestra_testkit::fake_llm::{ChatRequest, Script, Step};
 use serde_json::{Value, json};
 
-use super::common::{World, bounded};
+use super::common::{self, World, bounded};
 use super::panel::panel_steps::worker_task;
 use super::worktrees::write_call;
 
@@ -46,16 +46,15 @@ fn received(dir: &Path, type_name: &str) -> Vec<Value> {
 }
 
 async fn eventually_received(dir: &Path, type_name: &str, task_id: &str) -> Value {
-    for _ in 0..600 {
-        if let Some(found) = received(dir, type_name)
-            .into_iter()
-            .find(|e| e["data"]["taskId"] == task_id)
-        {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the command hook never got {type_name} for {task_id}");
+    common::eventually(
+        &format!("the command hook to get {type_name} for {task_id}"),
+        async || {
+            received(dir, type_name)
+                .into_iter()
+                .find(|e| e["data"]["taskId"] == task_id)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

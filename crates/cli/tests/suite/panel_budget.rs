@@ -10,7 +10,7 @@ use std::time::Duration;
 use orchestra_browser::Browser;
 use serde_json::{Value, json};
 
-use super::common::{World, hub_info};
+use super::common::{self, World, hub_info};
 use super::notify_events::tool_loop;
 use super::panel::panel_steps::{go, log_in, login_link, wait};
 
@@ -37,20 +37,17 @@ async fn run_now(world: &World, run_id: &str) -> Value {
 
 /// Waits until the run is paused again by its budget (a resumed run runs first).
 async fn paused_by_budget(world: &World, run_id: &str, job_ids: usize) -> Value {
-    for _ in 0..600 {
-        let run = run_now(world, run_id).await;
-        if run["status"] == "paused"
-            && run["budgetStop"].is_object()
-            && run["jobIds"].as_array().map(Vec::len) == Some(job_ids)
-        {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "run {run_id} never paused on its budget: {}",
-        run_now(world, run_id).await
-    );
+    common::eventually(
+        &format!("run {run_id} to pause on its budget"),
+        async || {
+            let run = run_now(world, run_id).await;
+            (run["status"] == "paused"
+                && run["budgetStop"].is_object()
+                && run["jobIds"].as_array().map(Vec::len) == Some(job_ids))
+            .then_some(run)
+        },
+    )
+    .await
 }
 
 async fn scenario() {

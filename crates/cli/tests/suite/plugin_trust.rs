@@ -128,16 +128,6 @@ fn main_agent(request: &ChatRequest) -> Option<Script> {
     None
 }
 
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1200 {
-        if let Some(found) = check() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 60 s");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_hub_cannot_touch_other_tools_or_stretch_timers() {
     assert!(
@@ -201,7 +191,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         Duration::from_secs(90),
     )
     .await;
-    eventually("the plugin finding the hostile hub", || {
+    common::eventually("the plugin finding the hostile hub", async || {
         seen.lock()
             .unwrap()
             .iter()
@@ -216,7 +206,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         .await
         .unwrap();
     assert!(reply.text().contains("DONE"), "{}", reply.text());
-    let written = eventually("bash writing original.txt", || {
+    let written = common::eventually("bash writing original.txt", async || {
         std::fs::read_to_string(project.dir.join("original.txt")).ok()
     })
     .await;
@@ -243,7 +233,7 @@ async fn story(home: &IsolatedHome, project: &TestProject) {
         .await
         .unwrap();
     assert!(reply.text().contains("DONE"), "{}", reply.text());
-    let started = eventually("the task_start call reaching the hub", || {
+    let started = common::eventually("the task_start call reaching the hub", async || {
         seen.lock()
             .unwrap()
             .iter()

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::opencode::{OpenCodeClient, OpenCodeError};
 
+/// How long a dispose may hold up other jobs' worktree starts on the same server.
+const DISPOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// The open directories of one server and how many jobs use each.
 #[derive(Default)]
 pub(super) struct Directories {
@@ -125,8 +128,15 @@ impl Directories {
         if let Some(entry) = open.remove(dir) {
             entry.watch.close().await;
         }
-        if let Err(err) = client.dispose_instance().await {
-            tracing::debug!(dir = %dir.display(), error = %err, "could not dispose a worktree's OpenCode instance");
+        // Bounded: every worktree start on this server waits for the map meanwhile.
+        match tokio::time::timeout(DISPOSE_WAIT, client.dispose_instance()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(dir = %dir.display(), error = %err, "could not dispose a worktree's OpenCode instance");
+            }
+            Err(_) => {
+                tracing::debug!(dir = %dir.display(), "OpenCode did not answer the dispose of a worktree's instance in time");
+            }
         }
     }
 }
