@@ -22,24 +22,27 @@ pub struct AgedOutQuery<'a> {
     pub limit: u32,
 }
 
+/// The automatic records beyond the newest `?4` or older than `?5`. The producer expression
+/// is the one indexed by `memory_records_producer` (schema step 13), so the scan covers the
+/// project's automatic records only, however long its history.
+const AGED_OUT: &str = "WITH automatic AS (
+                 SELECT id, doc, updated_at,
+                        ROW_NUMBER() OVER (ORDER BY doc DESC) AS newest
+                 FROM memory_records
+                 WHERE project_id = ?1 AND scope = 'project' AND pinned = 0
+                   AND (CASE WHEN json_valid(record)
+                        THEN json_extract(record, '$.provenance.producer') END) = ?2
+                   AND EXISTS (SELECT 1 FROM json_each(record, '$.tags') WHERE value = ?3)
+             )
+             SELECT id FROM automatic WHERE newest > ?4 OR updated_at < ?5
+             ORDER BY doc LIMIT ?6";
+
 impl Store {
     /// The ids of the project's automatic records beyond the newest `keep_newest`, or older
     /// than `older_than_ms`, oldest first.
     pub fn memory_aged_out(&self, query: &AgedOutQuery<'_>) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
-        let mut select = conn.prepare_cached(
-            "WITH automatic AS (
-                 SELECT id, doc, updated_at,
-                        ROW_NUMBER() OVER (ORDER BY doc DESC) AS newest
-                 FROM memory_records
-                 WHERE project_id = ?1 AND scope = 'project' AND pinned = 0
-                   AND json_valid(record)
-                   AND json_extract(record, '$.provenance.producer') = ?2
-                   AND EXISTS (SELECT 1 FROM json_each(record, '$.tags') WHERE value = ?3)
-             )
-             SELECT id FROM automatic WHERE newest > ?4 OR updated_at < ?5
-             ORDER BY doc LIMIT ?6",
-        )?;
+        let mut select = conn.prepare_cached(AGED_OUT)?;
         let ids = select.query_map(
             params![
                 query.project_id,
@@ -82,5 +85,33 @@ impl Store {
             self.conn()
                 .query_row("SELECT COUNT(*) FROM memory_changes", [], |row| row.get(0))?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::AGED_OUT;
+    use crate::schema::migrate;
+
+    /// The age-out must not parse every record of a project: the planner has to find the
+    /// automatic ones through the producer index.
+    #[test]
+    fn aged_out_searches_through_the_producer_index() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
+        let mut plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {AGED_OUT}"))
+            .unwrap();
+        let steps: Vec<String> = plan
+            .query_map(rusqlite::params!["p", "hub", "auto", 10, 0, 10], |row| {
+                row.get(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = steps.join("\n");
+        assert!(plan.contains("memory_records_producer"), "{plan}");
+        assert!(!plan.contains("SCAN memory_records"), "{plan}");
     }
 }
