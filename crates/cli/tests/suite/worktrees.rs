@@ -44,10 +44,11 @@ pub(super) fn task_branches(dir: &Path) -> Vec<String> {
     .collect()
 }
 
+/// The checkout and the task worktrees (spares, `<state>/worktrees/spare-*`, not counted).
 pub(super) fn worktree_count(dir: &Path) -> usize {
     git(dir, &["worktree", "list", "--porcelain"])
         .lines()
-        .filter(|l| l.starts_with("worktree "))
+        .filter(|l| l.starts_with("worktree ") && !l.contains("/spare-"))
         .count()
 }
 

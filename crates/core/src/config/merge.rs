@@ -203,6 +203,10 @@ fn apply_file(
         if worktree.setup.is_some() {
             config.worktree.setup.clone_from(&worktree.setup);
         }
+        if let Some(spares) = worktree.spares {
+            // `check_layer` refused anything above MAX_WORKTREE_SPARES.
+            config.worktree.spares = usize::try_from(spares).unwrap_or(0);
+        }
     }
     if let Some(hub) = &file.hub {
         set(&mut config.hub.idle_stop_ms, hub.idle_stop_ms);

@@ -406,6 +406,12 @@ pub struct WorktreeFile {
     /// starts (`["npm", "ci"]`); only from your own config, never a project's. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<Vec<String>>,
+    /// Worktrees the hub keeps checked out ahead of time, so a task's worktree is ready in
+    /// the time of a branch switch instead of a full checkout (which takes seconds on a big
+    /// repository or a slow disk). Each costs the disk space of one checkout; the first is
+    /// made after the project's first worktree task. 0 turns this off. Default: 1, at most 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spares: Option<u64>,
 }
 
 /// The project's hub: the long-lived `orchestra serve` process every client shares.

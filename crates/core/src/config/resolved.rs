@@ -55,12 +55,30 @@ pub struct Config {
     pub notify: Vec<super::notify::NotifyTarget>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorktreeConfig {
     /// Git-ignored files to copy into each new worktree (git pathspec globs).
     pub copy: Vec<String>,
     /// A program and its arguments run in each new worktree (the user's config only).
     pub setup: Option<Vec<String>>,
+    /// Worktrees kept checked out ahead of time (`worktree.spares`).
+    pub spares: usize,
+}
+
+/// `worktree.spares` when unset: one, so every worktree task after the first starts from a
+/// ready checkout; more only pay off when several start at once.
+pub const DEFAULT_WORKTREE_SPARES: usize = 1;
+/// `worktree.spares` above this is refused: each spare is a whole checkout on disk.
+pub const MAX_WORKTREE_SPARES: u64 = 8;
+
+impl Default for WorktreeConfig {
+    fn default() -> Self {
+        WorktreeConfig {
+            copy: Vec::new(),
+            setup: None,
+            spares: DEFAULT_WORKTREE_SPARES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

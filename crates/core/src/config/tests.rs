@@ -754,3 +754,18 @@ fn every_key_without_effect_warns() {
     let file = r#"{"id": "w", "name": "W", "steps": [{"id": "a", "title": "A", "requiredSkills": ["s"]}]}"#;
     assert!(workflow_file_warnings(&path, file).is_empty());
 }
+
+#[test]
+fn worktree_spares_default_to_one_and_are_bounded() {
+    let loaded = load_project("{}").unwrap();
+    assert_eq!(loaded.config.worktree.spares, 1);
+    let loaded = load_project(r#"{"worktree": {"spares": 0}}"#).unwrap();
+    assert_eq!(loaded.config.worktree.spares, 0);
+    let loaded = load_project(r#"{"worktree": {"spares": 3}}"#).unwrap();
+    assert_eq!(loaded.config.worktree.spares, 3);
+    let (_, key, message, hint) =
+        invalid_parts(load_project(r#"{"worktree": {"spares": 9}}"#).unwrap_err());
+    assert_eq!(key, "worktree.spares");
+    assert!(message.contains("whole checkout"), "{message}");
+    assert!(hint.unwrap_or_default().contains("at most 8"));
+}

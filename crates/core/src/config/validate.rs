@@ -105,6 +105,22 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
     if let Some(auto_records) = file.memory.as_ref().and_then(|m| m.auto_records.as_ref()) {
         check_auto_records(path, auto_records)?;
     }
+    if let Some(spares) = file.worktree.as_ref().and_then(|w| w.spares)
+        && spares > super::resolved::MAX_WORKTREE_SPARES
+    {
+        return Err(invalid(
+            path,
+            "worktree.spares",
+            format!(
+                "{spares} is above the limit of {}: each spare is a whole checkout on disk",
+                super::resolved::MAX_WORKTREE_SPARES
+            ),
+            Some(format!(
+                "use at most {}, or 0 for none",
+                super::resolved::MAX_WORKTREE_SPARES
+            )),
+        ));
+    }
     if let Some(tasks) = &file.tasks {
         at_least_one("tasks.defaultTimeoutMs", tasks.default_timeout_ms)?;
         at_least_one("tasks.maxTaskChars", tasks.max_task_chars)?;

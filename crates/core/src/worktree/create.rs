@@ -1,6 +1,6 @@
 //! Making a task's worktree: check the checkout can have one (a repository with a commit, on a
-//! branch), `git worktree add -b orchestra/<taskId>` from that branch's commit, copy in the
-//! configured git-ignored files, run the user's setup command.
+//! branch), take a spare (`spares.rs`) or `git worktree add -b orchestra/<taskId>` from that
+//! branch's commit, copy in the configured git-ignored files, run the user's setup command.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -68,12 +68,16 @@ impl Worktrees {
         let branch = Self::branch_of(task_id);
         {
             let _one = self.lock.lock().await;
-            self.checkout()
-                .run(&[
-                    "worktree", "add", "-q", "-b", &branch, &path_text, &base.sha,
-                ])
-                .await?;
+            if !self.take_spare_locked(&path, &branch, &base.sha).await {
+                self.checkout()
+                    .run(&[
+                        "worktree", "add", "-q", "-b", &branch, &path_text, &base.sha,
+                    ])
+                    .await?;
+            }
         }
+        // The next worktree task should find a checkout ready.
+        self.refill();
         let mut info = WorktreeInfo {
             base_ref: base.branch.clone(),
             base_sha: base.sha.clone(),

@@ -10,11 +10,13 @@
 //! the worker edits → `finish` commits its changes on the branch, or removes worktree and
 //! branch when it changed nothing → `merge` (checked first with `git merge-tree`, no side
 //! effects) or `discard`. `reconcile` (on hub start) removes what no open record owns.
+//! `spares` keeps checkouts ready ahead of time, so `create` rarely waits for a full one.
 
 mod create;
 mod git;
 mod merge;
 mod reconcile;
+mod spares;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,6 +110,8 @@ pub struct Worktrees {
     /// One change of the repository's worktrees and refs at a time: git's lock files make a
     /// second concurrent `worktree add` or merge fail instead of wait.
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// Worktrees checked out ahead of time (`spares`).
+    spares: Arc<spares::SparePool>,
 }
 
 impl Worktrees {
@@ -117,6 +121,7 @@ impl Worktrees {
             root,
             settings,
             lock: Arc::new(tokio::sync::Mutex::new(())),
+            spares: Arc::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Crash-proofing: when a hub starts, the project's task worktrees and `orchestra/*` branches
 //! are compared with the records that own them. Open ones stay; the rest (merged, discarded,
-//! or owned by no record: a hub killed between `worktree add` and its first save) go.
+//! or owned by no record: a hub killed between `worktree add` and its first save) go. Spares
+//! an earlier hub left are kept when clean and within `worktree.spares`, removed otherwise.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use orchestra_protocol::WorktreeInfo;
 use serde::Serialize;
 
+use super::spares::{SPARE_PREFIX, is_spare};
 use super::{BRANCH_PREFIX, WorktreeError, Worktrees};
 
 /// What one reconciliation did.
@@ -18,6 +20,10 @@ pub struct ReconcileReport {
     pub kept: Vec<String>,
     /// Task ids whose worktree and branch were removed.
     pub removed: Vec<String>,
+    /// Spare worktrees an earlier hub left that were kept (clean, within `worktree.spares`).
+    pub spares_kept: usize,
+    /// Spare worktrees removed (beyond `worktree.spares`, half-made, or not clean).
+    pub spares_removed: usize,
 }
 
 impl Worktrees {
@@ -31,11 +37,15 @@ impl Worktrees {
         let git = self.checkout();
         git.run(&["worktree", "prune"]).await?;
         let mut found: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+        // Spares, and whether git lists them (a half-made one may not be).
+        let mut spares: BTreeMap<PathBuf, bool> = BTreeMap::new();
         let list = git.run(&["worktree", "list", "--porcelain"]).await?;
         for line in list.lines() {
             if let Some(path) = line.strip_prefix("worktree ") {
                 let path = PathBuf::from(path);
-                if let Some(id) = task_of(&self.root, &path) {
+                if is_spare(&self.root, &path) {
+                    spares.insert(path, true);
+                } else if let Some(id) = task_of(&self.root, &path) {
                     found.insert(id, Some(path));
                 }
             }
@@ -59,10 +69,23 @@ impl Worktrees {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if uuid::Uuid::parse_str(&name).is_ok() {
                     found.entry(name).or_insert_with(|| Some(entry.path()));
+                } else if name
+                    .strip_prefix(SPARE_PREFIX)
+                    .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+                {
+                    spares.entry(entry.path()).or_insert(false);
                 }
             }
         }
         let mut report = ReconcileReport::default();
+        for (path, registered) in spares {
+            if self.adopt_spare_locked(&path, registered).await {
+                report.spares_kept += 1;
+            } else {
+                self.remove_spare_locked(&path).await?;
+                report.spares_removed += 1;
+            }
+        }
         for (id, path) in found {
             let keep = owned.get(&id).is_some_and(|info| info.state.exists());
             if keep {
@@ -92,6 +115,10 @@ impl Worktrees {
             }
             self.remove_locked(&info).await?;
             report.removed.push(id);
+        }
+        if report.spares_kept > 0 {
+            // The project uses worktrees: top the spares up now rather than at its next task.
+            self.refill();
         }
         Ok(report)
     }

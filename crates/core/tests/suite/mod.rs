@@ -39,6 +39,7 @@ mod unreadable_store;
 mod workers_e2e;
 mod workflows_e2e;
 mod worktree_instances_e2e;
+mod worktree_spares;
 mod worktrees_e2e;
 
 // The Neo4j memory mirror (runs only with `--features neo4j` and NEO4J_URI).

@@ -21,7 +21,7 @@ use orchestra_protocol::{
 use serde_json::{Value, json};
 
 /// git as a user runs it, with a fixed identity and no global config.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=user", "-c", "user.email=user@localhost"])
         .args([
