@@ -26,11 +26,13 @@ pub async fn run(rounds: usize) -> anyhow::Result<Outcome> {
     let mut direct_single = Vec::with_capacity(rounds);
     let mut direct_many = Vec::with_capacity(rounds);
     let mut opencode_cpu = Vec::with_capacity(rounds);
+    let mut direct_opencode_cpu = Vec::with_capacity(rounds);
     let mut hub_cpu = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        let (one, all) = direct_round(&warm, round).await?;
+        let (one, all, cpu) = direct_round(&warm, round).await?;
         direct_single.push(one);
         direct_many.push(all);
+        direct_opencode_cpu.push(cpu);
 
         let one = warm
             .through_hub_delayed(&format!("bench single {round}"))
@@ -98,12 +100,18 @@ pub async fn run(rounds: usize) -> anyhow::Result<Outcome> {
                 FLOOR_RATIO,
                 number(all / direct_all, "×"),
             ),
-            Row::info(
-                format!("concurrency: CPU used by OpenCode during the {TASKS} hub tasks (median)"),
+            Row::versus(
+                format!(
+                    "concurrency: CPU used by OpenCode for the {TASKS} hub tasks vs the {TASKS} direct prompts (median)"
+                ),
                 "s",
-                Stats::of(&opencode_cpu).median,
+                &opencode_cpu,
+                &direct_opencode_cpu,
             )
-            .with_samples(&opencode_cpu),
+            .with_comparison(number(
+                Stats::of(&opencode_cpu).median / Stats::of(&direct_opencode_cpu).median,
+                "×",
+            )),
             Row::info(
                 format!(
                     "concurrency: CPU used by the hub and its relay during the {TASKS} hub tasks (median)"
@@ -145,12 +153,14 @@ impl Warm {
 }
 
 /// The same shapes sent straight to the server: (one prompt, {TASKS} at once), in ms.
-async fn direct_round(warm: &Warm, round: usize) -> anyhow::Result<(f64, f64)> {
+/// One direct prompt's wall, all 32's wall, and the CPU OpenCode used for the 32.
+async fn direct_round(warm: &Warm, round: usize) -> anyhow::Result<(f64, f64, f64)> {
     let began = Instant::now();
     warm.direct
         .prompt(&format!("DELAYMS:{DELAY_MS} direct single {round}"))
         .await?;
     let one = ms(began.elapsed());
+    let cpu_before = group_cpu_s(warm.server.pid());
     let began = Instant::now();
     let prompts = (0..TASKS).map(|i| {
         let text = format!("DELAYMS:{DELAY_MS} direct many {round} task {i}.");
@@ -159,7 +169,8 @@ async fn direct_round(warm: &Warm, round: usize) -> anyhow::Result<(f64, f64)> {
     for result in futures_util::future::join_all(prompts).await {
         result?;
     }
-    Ok((one, ms(began.elapsed())))
+    let all = ms(began.elapsed());
+    Ok((one, all, group_cpu_s(warm.server.pid()) - cpu_before))
 }
 
 async fn await_all(warm: &Warm, ids: &[String]) -> anyhow::Result<()> {

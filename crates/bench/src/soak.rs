@@ -39,6 +39,8 @@ struct Mark {
     done: usize,
     at: Instant,
     cpu_s: f64,
+    /// The relay's share of `cpu_s`.
+    relay_cpu_s: f64,
     rss_mb: f64,
     /// The warm OpenCode's RSS: what the hub makes it keep (worktree instances) shows here.
     opencode_mb: f64,
@@ -83,6 +85,7 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
             done: 0,
             at: Instant::now(),
             cpu_s: cpu_s(hub_pid)? + cpu_s(relay_pid)?,
+            relay_cpu_s: cpu_s(relay_pid)?,
             rss_mb: rss_mb(hub_pid)?,
             opencode_mb: group_rss_mb(opencode_group),
         })
@@ -200,7 +203,12 @@ fn table(marks: &[Mark], tasks: usize, hub_wall: Duration, direct_wall: Duration
                 cpu,
             )
             .with_comparison(format!(
-                "RSS {} · {} · OpenCode RSS {}",
+                "relay {} · RSS {} · {} · OpenCode RSS {}",
+                number(
+                    (b.relay_cpu_s - a.relay_cpu_s) * 1000.0
+                        / b.done.saturating_sub(a.done).max(1) as f64,
+                    "ms"
+                ),
                 number(b.rss_mb, "MB"),
                 number(rate, "tasks/s"),
                 number(b.opencode_mb, "MB")

@@ -1,6 +1,7 @@
 //! Task worktrees on a generated repository of 10,000 files (issue 21), side by side in one
-//! run: how long a task's worktree takes to be ready (`git worktree add` plus the copy of the
-//! configured ignored files, before any setup command) against plain `git worktree add`; and 8
+//! run: how long a task's worktree takes to be ready (taking the spare or `git worktree add`,
+//! plus the copy of the configured ignored files, before any setup command) with a spare
+//! ready and with none, against plain `git worktree add`; and 8
 //! coder tasks at once through the hub, each writing the same file, with the user's checkout
 //! unchanged (`git status --porcelain` and every file's hash and mtime) and every conflict
 //! reported by `worktree.merge` without a merge left in progress (`MERGE_HEAD` files: 0).
@@ -98,26 +99,43 @@ async fn ready_rows(
     samples: usize,
 ) -> anyhow::Result<Vec<Row>> {
     let root = world.home.root.join("bench-worktrees");
-    let worktrees = Worktrees::new(
+    let settings = |spares| WorktreeSettings {
+        copy: vec![".env".into()],
+        setup: None,
+        spares,
+    };
+    // The hub's default (a spare kept ready), and none: a project's first worktree task, or
+    // one started while the spare is still being made.
+    let pooled = Worktrees::new(
         dir,
         root.clone(),
-        WorktreeSettings {
-            copy: vec![".env".into()],
-            setup: None,
-        },
+        settings(WorktreeSettings::default().spares),
     );
-    let base = worktrees.base().await?;
+    let scratch = Worktrees::new(dir, root.clone(), settings(0));
+    let base = pooled.base().await?;
+    // The first task fills the pool; it is the "no spare" case, measured below.
+    let mut first = pooled.create("bench-ready-first", &base).await?;
+    pooled.discard(&mut first).await?;
+    pooled.spares_settled().await;
     let mut ours = Vec::with_capacity(samples);
+    let mut cold = Vec::with_capacity(samples);
     let mut plain = Vec::with_capacity(samples);
     for i in 0..samples {
-        // Interleaved, so both see the same disk cache and machine load.
+        // Interleaved, so all three see the same disk cache and machine load; each waits for
+        // the spare the one before it took to be replaced, so no checkout runs under another.
         let began = Instant::now();
-        let mut info = worktrees.create(&format!("bench-ready-{i}"), &base).await?;
+        let mut info = pooled.create(&format!("bench-ready-{i}"), &base).await?;
         ours.push(ms(began.elapsed()));
         if info.copied != [".env"] {
             bail!("the worktree did not get .env copied in: {:?}", info.copied);
         }
-        worktrees.discard(&mut info).await?;
+        pooled.discard(&mut info).await?;
+        pooled.spares_settled().await;
+
+        let began = Instant::now();
+        let mut info = scratch.create(&format!("bench-cold-{i}"), &base).await?;
+        cold.push(ms(began.elapsed()));
+        scratch.discard(&mut info).await?;
 
         let path = root.join(format!("plain-{i}"));
         let path_text = path.to_string_lossy().into_owned();
@@ -133,10 +151,15 @@ async fn ready_rows(
         git(dir, &["worktree", "remove", "--force", &path_text])?;
         git(dir, &["branch", "-q", "-D", &branch])?;
     }
+    let spares_left = spare_count(dir)?;
+    // The hub's part below has its own pool (in its state folder): this one's spare goes.
+    scratch.reconcile(&BTreeMap::new()).await?;
     let ours_p95 = p95(&ours);
     let plain_median = Stats::of(&plain).median;
     let mut row = Row::versus(
-        format!("worktree ready p95, {FILES} files (plain `git worktree add` median)"),
+        format!(
+            "worktree ready p95, {FILES} files, from the spare (plain `git worktree add` median)"
+        ),
         "ms",
         &ours,
         &plain,
@@ -148,9 +171,27 @@ async fn ready_rows(
         READY_P95_MS,
         format!("{:+.0} ms vs plain median", ours_p95 - plain_median),
     );
+    let cold_p95 = p95(&cold);
+    let mut cold_row = Row::versus(
+        format!("worktree ready p95, {FILES} files, no spare (plain `git worktree add` median)"),
+        "ms",
+        &cold,
+        &plain,
+    );
+    cold_row.ours = cold_p95;
+    cold_row.comparison = format!(
+        "{:+.0} ms vs plain median (a project's first worktree task)",
+        cold_p95 - plain_median
+    );
     Ok(vec![
         row,
-        Row::observed("worktree ready median", "ms", &ours),
+        Row::observed("worktree ready median, from the spare", "ms", &ours),
+        cold_row,
+        Row::info(
+            "spare worktrees kept after the runs",
+            "",
+            spares_left as f64,
+        ),
     ])
 }
 
@@ -324,6 +365,7 @@ async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<
     let restart_ms = ms(began.elapsed());
     let worktrees = worktree_count(dir)?.saturating_sub(worktrees_before);
     let branches = branch_count(dir)?.saturating_sub(branches_before);
+    let spares = spare_count(dir)?;
     let mut work_kept = 0usize;
     for id in ids.iter().step_by(2) {
         let files = git(
@@ -353,6 +395,17 @@ async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<
             format!("{worktrees} worktrees, {branches} branches made by this part, for {edited} edited tasks"),
         ),
         Row::info(
+            "spare worktrees after SIGKILL and restart (kept or remade by the pool)",
+            "",
+            spares as f64,
+        )
+        .judged(
+            format!("≤ {}", WorktreeSettings::default().spares),
+            spares as f64,
+            WorktreeSettings::default().spares as f64,
+            "clean, detached, owned by the new hub's pool".into(),
+        ),
+        Row::info(
             "edited tasks whose work is committed on their branch",
             "",
             work_kept as f64,
@@ -366,13 +419,27 @@ async fn sigkill_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<
     ])
 }
 
-/// Task worktrees (`git worktree list` beyond the checkout).
+/// Task worktrees (`git worktree list` beyond the checkout and the spares).
 fn worktree_count(dir: &Path) -> anyhow::Result<usize> {
     Ok(git(dir, &["worktree", "list", "--porcelain"])?
         .lines()
-        .filter(|line| line.starts_with("worktree "))
+        .filter(|line| line.starts_with("worktree ") && !is_spare_line(line))
         .count()
         .saturating_sub(1))
+}
+
+/// Spare worktrees (`worktree.spares`): folders named `spare-<uuid>`.
+fn spare_count(dir: &Path) -> anyhow::Result<usize> {
+    Ok(git(dir, &["worktree", "list", "--porcelain"])?
+        .lines()
+        .filter(|line| line.starts_with("worktree ") && is_spare_line(line))
+        .count())
+}
+
+fn is_spare_line(line: &str) -> bool {
+    Path::new(line.trim_start_matches("worktree "))
+        .file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with("spare-"))
 }
 
 /// `orchestra/*` branches.
