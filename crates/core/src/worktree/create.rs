@@ -67,6 +67,9 @@ impl Worktrees {
         let path_text = path.to_string_lossy().into_owned();
         let branch = Self::branch_of(task_id);
         {
+            // Counted from before the wait for the lock (tasks queued behind it are a burst
+            // too) until the checkout is made, not through the setup command.
+            let _creating = self.creating();
             let _one = self.lock.lock().await;
             if !self.take_spare_locked(&path, &branch, &base.sha).await {
                 self.checkout()

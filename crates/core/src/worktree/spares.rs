@@ -35,8 +35,22 @@ struct PoolState {
     ready: Vec<PathBuf>,
     /// A background fill is making spares now.
     filling: bool,
-    /// When a task's worktree was last made: a fill waits for a quiet moment.
+    /// Task worktrees being made now, and when the last one was done: a fill waits for a
+    /// quiet moment (none being made, none for `QUIET`).
+    creating: usize,
     last_create: Option<Instant>,
+}
+
+/// Marks a task worktree being made for as long as it lives (see `PoolState::creating`).
+pub(super) struct Creating<'a>(&'a SparePool);
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.0.with_state(|state| {
+            state.creating = state.creating.saturating_sub(1);
+            state.last_create = Some(Instant::now());
+        });
+    }
 }
 
 /// A fill starts once no task worktree was made for this long, so a burst of tasks (each a
@@ -63,6 +77,12 @@ pub(super) fn is_spare(root: &Path, path: &Path) -> bool {
 }
 
 impl Worktrees {
+    /// Call before making a task's worktree; the fill waits while the guard lives.
+    pub(super) fn creating(&self) -> Creating<'_> {
+        self.spares.with_state(|state| state.creating += 1);
+        Creating(&self.spares)
+    }
+
     /// Spares ready to be taken now.
     pub fn spares_ready(&self) -> usize {
         self.spares.with_state(|state| state.ready.len())
@@ -83,10 +103,7 @@ impl Worktrees {
     /// when there is none, or when the one taken could not be used (it is removed then, and
     /// the caller makes the worktree from scratch). Called under `lock`.
     pub(super) async fn take_spare_locked(&self, path: &Path, branch: &str, sha: &str) -> bool {
-        let Some(spare) = self.spares.with_state(|state| {
-            state.last_create = Some(Instant::now());
-            state.ready.pop()
-        }) else {
+        let Some(spare) = self.spares.with_state(|state| state.ready.pop()) else {
             return false;
         };
         let (spare_text, path_text) = (
@@ -144,12 +161,16 @@ impl Worktrees {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let since = this
-                    .spares
-                    .with_state(|state| state.last_create.map(|at| at.elapsed()));
-                match since {
-                    Some(since) if since < QUIET => tokio::time::sleep(QUIET - since).await,
-                    Some(_) | None => break,
+                let wait = this.spares.with_state(|state| {
+                    if state.creating > 0 {
+                        return Some(QUIET);
+                    }
+                    let since = state.last_create.map(|at| at.elapsed())?;
+                    (since < QUIET).then(|| QUIET - since)
+                });
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
                 }
             }
             while this.spares_ready() < wanted {
