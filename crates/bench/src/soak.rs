@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::flame::Recording;
 use super::harness::{self, succeeded};
-use super::process_stats::{cpu_s, group_rss_mb, rss_mb};
+use super::process_stats::{cpu_s, group_cpu_s, group_rss_mb, rss_mb};
 use super::report::{Row, number};
 use super::warm::Warm;
 use super::{Outcome, Stats};
@@ -41,6 +41,8 @@ struct Mark {
     cpu_s: f64,
     /// The relay's share of `cpu_s`.
     relay_cpu_s: f64,
+    /// CPU the warm OpenCode (its process group) had used.
+    opencode_cpu_s: f64,
     rss_mb: f64,
     /// The warm OpenCode's RSS: what the hub makes it keep (worktree instances) shows here.
     opencode_mb: f64,
@@ -86,6 +88,7 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
             at: Instant::now(),
             cpu_s: cpu_s(hub_pid)? + cpu_s(relay_pid)?,
             relay_cpu_s: cpu_s(relay_pid)?,
+            opencode_cpu_s: group_cpu_s(opencode_group),
             rss_mb: rss_mb(hub_pid)?,
             opencode_mb: group_rss_mb(opencode_group),
         })
@@ -146,10 +149,28 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
     marks.sort_by_key(|m| m.done);
 
     harness::progress("bench: soak: the same workload straight to OpenCode …");
+    let direct_cpu_before = group_cpu_s(opencode_group);
     let direct_wall = direct(&warm, tasks).await?;
+    let direct_opencode_ms =
+        (group_cpu_s(opencode_group) - direct_cpu_before) * 1000.0 / tasks.max(1) as f64;
     warm.close().await;
 
     let mut outcome = table(&marks, tasks, hub_wall, direct_wall);
+    if let (Some(first), Some(last)) = (marks.first(), marks.last()) {
+        let hub_opencode_ms = (last.opencode_cpu_s - first.opencode_cpu_s) * 1000.0
+            / last.done.saturating_sub(first.done).max(1) as f64;
+        outcome.rows.push(
+            Row {
+                baseline: Some(direct_opencode_ms),
+                ..Row::info(
+                    "soak: OpenCode CPU per task, hub tasks vs direct prompts",
+                    "ms",
+                    hub_opencode_ms,
+                )
+            }
+            .with_comparison(number(hub_opencode_ms / direct_opencode_ms, "×")),
+        );
+    }
     outcome.notes.push(format!(
         "soak workspace: {workspace} (the direct baseline always prompts in the checkout; \
          `--soak-workspace worktree` adds a git worktree and an OpenCode instance per task)"
