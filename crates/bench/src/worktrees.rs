@@ -32,7 +32,27 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     let dir = world.project.dir.clone();
     generate(&dir)?;
     let mut rows = ready_rows(&world, &dir, samples).await?;
-    rows.extend(parallel_rows(&world, &dir).await?);
+    // The same burst with no spare kept, first (right after the ready part's checkouts, which
+    // leave the disk busiest), then on the default: what the pool costs or saves a burst.
+    let without = parallel_rows(
+        &world,
+        &dir,
+        &json!({"worktree": {"spares": 0}}),
+        " (no spares)",
+    )
+    .await?;
+    let with_default = parallel_rows(&world, &dir, &json!({}), "").await?;
+    let mut with_default = with_default.into_iter();
+    rows.extend(with_default.next());
+    if let Some(first) = without.into_iter().next() {
+        rows.push(Row {
+            measurement: format!(
+                "{TASKS} coder tasks at once, all done, worktree.spares 0 (run before the row above)"
+            ),
+            ..first
+        });
+    }
+    rows.extend(with_default);
     rows.extend(sigkill_rows(&world, &dir).await?);
     Ok(Outcome {
         rows,
@@ -242,8 +262,13 @@ fn merges_in_progress(dir: &Path) -> anyhow::Result<usize> {
     Ok(count)
 }
 
-async fn parallel_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec<Row>> {
-    let hub = world.hub(&json!({}), &[]).await?;
+async fn parallel_rows(
+    world: &harness::World,
+    dir: &Path,
+    config: &serde_json::Value,
+    label: &str,
+) -> anyhow::Result<Vec<Row>> {
+    let hub = world.hub(config, &[]).await?;
     let before = snapshot(dir)?;
     let began = Instant::now();
     let mut starts = JoinSet::new();
@@ -251,7 +276,7 @@ async fn parallel_rows(world: &harness::World, dir: &Path) -> anyhow::Result<Vec
         let peer = hub.peer();
         let call = format!(
             "CALL_TOOL:write {}",
-            json!({"filePath": SHARED, "content": format!("written by task {i}\n")})
+            json!({"filePath": SHARED, "content": format!("written by task {i}{label}\n")})
         );
         starts.spawn(async move { harness::start(&peer, &call).await });
     }
