@@ -170,8 +170,18 @@ impl Hub {
         );
         // Before any task can make a worktree, so none in the making is taken for a stray.
         match engine.reconcile_worktrees().await {
-            Ok(report) if !report.removed.is_empty() || !report.kept.is_empty() => {
-                tracing::info!(kept = ?report.kept, removed = ?report.removed, "task worktrees reconciled");
+            Ok(report)
+                if !report.removed.is_empty()
+                    || !report.kept.is_empty()
+                    || report.spares_kept + report.spares_removed > 0 =>
+            {
+                tracing::info!(
+                    kept = ?report.kept,
+                    removed = ?report.removed,
+                    spares_kept = report.spares_kept,
+                    spares_removed = report.spares_removed,
+                    "task worktrees reconciled"
+                );
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "reconciling task worktrees failed"),
