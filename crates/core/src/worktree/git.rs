@@ -1,6 +1,7 @@
 //! Runs git as a child process: no shell, stdin closed, killed if the caller is dropped, in a
-//! fixed locale, and with hooks turned off (an automated step must not run a repository's
-//! scripts: `worktree add` would run `post-checkout`, a commit `pre-commit`).
+//! fixed locale, with hooks turned off (an automated step must not run a repository's
+//! scripts: `worktree add` would run `post-checkout`, a commit `pre-commit`) and with automatic
+//! maintenance off (it would leave a detached process behind).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -73,6 +74,13 @@ impl Git {
                 "core.hooksPath=/dev/null",
                 "-c",
                 "core.quotePath=false",
+                // A commit or checkout may start `git maintenance run --auto --detach`, which
+                // daemonizes out of the hub's process group and outlives it; the user's own git
+                // commands keep the repository maintained.
+                "-c",
+                "maintenance.auto=false",
+                "-c",
+                "gc.auto=0",
             ])
             .args(args)
             .current_dir(&self.dir)

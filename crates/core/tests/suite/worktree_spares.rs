@@ -2,6 +2,7 @@
 //! checked out ahead of time, at the task's base even when the branch moved since; the pool
 //! refills in the background; a new hub keeps clean spares within the setting and removes
 //! dirty, half-made or extra ones; a spare that cannot be used falls back to a full checkout.
+//! Also: a task's commit never starts git's automatic maintenance.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -215,4 +216,34 @@ async fn a_new_hub_keeps_clean_spares_within_the_setting_and_removes_the_rest() 
     let report = off.reconcile(&BTreeMap::new()).await.unwrap();
     assert_eq!((report.spares_kept, report.spares_removed), (0, 1));
     assert!(repo.spares().is_empty());
+}
+
+/// A task's commit must not start git's automatic maintenance: detached, it would outlive the
+/// hub outside its process group. The repository asks for it after every commit, in the
+/// foreground so the test can see it.
+#[tokio::test]
+async fn a_task_commit_never_starts_gits_automatic_maintenance() {
+    let repo = Repo::new("maintenance");
+    for (key, value) in [
+        ("maintenance.autoDetach", "false"),
+        ("maintenance.gc.enabled", "false"),
+        ("maintenance.loose-objects.enabled", "true"),
+        ("maintenance.loose-objects.auto", "1"),
+    ] {
+        git(&repo.dir, &["config", key, value]);
+    }
+    let packs = || {
+        std::fs::read_dir(repo.dir.join(".git/objects/pack"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(packs(), 0);
+    let worktrees = repo.worktrees(0);
+    let base = worktrees.base().await.unwrap();
+    let mut info = worktrees.create("task", &base).await.unwrap();
+    std::fs::write(PathBuf::from(&info.path).join("new.txt"), "work\n").unwrap();
+    worktrees.finish(&mut info, "edit").await.unwrap();
+    assert_eq!(info.files, 1);
+    assert_eq!(packs(), 0, "git maintenance ran for the task's commit");
+    worktrees.discard(&mut info).await.unwrap();
 }
