@@ -244,9 +244,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ",
     // 13: the age-out of automatic memory records finds them by producer through this index
     // instead of parsing every record of the project, so its cost follows the automatic
-    // records kept, not the project's history. The expression must stay identical to
-    // the one in `memory_upkeep`'s `AGED_OUT` for the planner to use it; `json_valid` keeps a malformed row
-    // from failing the index (it is skipped as unreadable elsewhere).
+    // records kept, not the project's history. The expression must stay identical to the one
+    // in `memory_upkeep`'s `AGED_OUT` for the planner to use it; `json_valid` keeps a
+    // malformed row from failing the index (it is skipped as unreadable elsewhere).
     r"
     CREATE INDEX memory_records_producer ON memory_records(
         project_id,

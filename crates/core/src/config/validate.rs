@@ -12,7 +12,7 @@ use super::model::{
     OrchestratorConfigFile, ProfileBackend, ProfileEntry, ProfileFile, ProfileKind,
     WorkflowDefinitionFile,
 };
-use super::resolved::BOOMERANG_STEP_IDS;
+use super::resolved::{BOOMERANG_STEP_IDS, MAX_WORKTREE_SPARES};
 use super::workflow_checks::{check_limits, check_workflow_definition};
 
 pub(super) fn reject_removed_keys(path: &Path, raw: &Value) -> Result<(), ConfigError> {
@@ -106,19 +106,15 @@ pub(super) fn check_layer(layer: &Layer) -> Result<(), ConfigError> {
         check_auto_records(path, auto_records)?;
     }
     if let Some(spares) = file.worktree.as_ref().and_then(|w| w.spares)
-        && spares > super::resolved::MAX_WORKTREE_SPARES
+        && spares > MAX_WORKTREE_SPARES
     {
         return Err(invalid(
             path,
             "worktree.spares",
             format!(
-                "{spares} is above the limit of {}: each spare is a whole checkout on disk",
-                super::resolved::MAX_WORKTREE_SPARES
+                "{spares} is above the limit of {MAX_WORKTREE_SPARES}: each spare is a whole checkout on disk"
             ),
-            Some(format!(
-                "use at most {}, or 0 for none",
-                super::resolved::MAX_WORKTREE_SPARES
-            )),
+            Some(format!("use at most {MAX_WORKTREE_SPARES}, or 0 for none")),
         ));
     }
     if let Some(tasks) = &file.tasks {

@@ -235,21 +235,49 @@ impl Worktrees {
     }
 
     async fn remove_locked(&self, info: &WorktreeInfo) -> Result<(), WorktreeError> {
-        let checkout = self.checkout();
         if Path::new(&info.path).exists() {
-            checkout
+            self.checkout()
                 .run(&["worktree", "remove", "--force", "--force", &info.path])
                 .await?;
         }
+        self.forget_locked(&info.branch).await
+    }
+
+    /// Removes a worktree folder in whatever state a crash left it: `git worktree remove`,
+    /// or, for a folder git does not know (a half-made one), deleting it when it is one of
+    /// ours (directly under `root`), so nothing else is ever deleted. Called under `lock`.
+    async fn remove_folder_locked(&self, path: &Path) -> Result<(), WorktreeError> {
+        let path_text = path.to_string_lossy().into_owned();
+        if path.exists()
+            && self
+                .checkout()
+                .finish(&["worktree", "remove", "--force", "--force", &path_text])
+                .await?
+                .code
+                != Some(0)
+            && path.parent() == Some(self.root.as_path())
+        {
+            std::fs::remove_dir_all(path).map_err(|source| WorktreeError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Drops git's records of worktrees that are gone, and `branch` if it exists. Called
+    /// under `lock`.
+    async fn forget_locked(&self, branch: &str) -> Result<(), WorktreeError> {
+        let checkout = self.checkout();
         checkout.run(&["worktree", "prune"]).await?;
-        let branch_ref = format!("refs/heads/{}", info.branch);
+        let branch_ref = format!("refs/heads/{branch}");
         if checkout
             .finish(&["rev-parse", "-q", "--verify", &branch_ref])
             .await?
             .code
             == Some(0)
         {
-            checkout.run(&["branch", "-D", &info.branch]).await?;
+            checkout.run(&["branch", "-D", branch]).await?;
         }
         Ok(())
     }

@@ -82,9 +82,12 @@ impl Worktrees {
             if self.adopt_spare_locked(&path, registered).await {
                 report.spares_kept += 1;
             } else {
-                self.remove_spare_locked(&path).await?;
+                self.remove_folder_locked(&path).await?;
                 report.spares_removed += 1;
             }
+        }
+        if report.spares_removed > 0 {
+            git.run(&["worktree", "prune"]).await?;
         }
         for (id, path) in found {
             let keep = owned.get(&id).is_some_and(|info| info.state.exists());
@@ -93,27 +96,8 @@ impl Worktrees {
                 continue;
             }
             let path = path.unwrap_or_else(|| self.root.join(&id));
-            let info = WorktreeInfo::open(
-                &id,
-                path.to_string_lossy().into_owned(),
-                Self::branch_of(&id),
-            );
-            if Path::new(&info.path).exists()
-                && git
-                    .finish(&["worktree", "remove", "--force", "--force", &info.path])
-                    .await?
-                    .code
-                    != Some(0)
-            {
-                // Not a registered worktree (a half-made one): only our own folder goes.
-                if Path::new(&info.path).starts_with(&self.root) {
-                    std::fs::remove_dir_all(&info.path).map_err(|source| WorktreeError::Io {
-                        path: PathBuf::from(&info.path),
-                        source,
-                    })?;
-                }
-            }
-            self.remove_locked(&info).await?;
+            self.remove_folder_locked(&path).await?;
+            self.forget_locked(&Self::branch_of(&id)).await?;
             report.removed.push(id);
         }
         if report.spares_kept > 0 {

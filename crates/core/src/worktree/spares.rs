@@ -14,8 +14,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use orchestra_protocol::WorktreeInfo;
-
 use super::git::Git;
 use super::{WorktreeError, Worktrees};
 
@@ -126,21 +124,14 @@ impl Worktrees {
             return true;
         };
         tracing::warn!(error = %err, spare = %spare.display(), "a spare worktree could not be used; making the task's worktree from scratch");
-        for leftover in [&spare, &path.to_path_buf()] {
-            let info = WorktreeInfo::open(
-                "spare",
-                leftover.to_string_lossy().into_owned(),
-                branch.to_owned(),
-            );
-            if let Err(cleanup) = self.remove_locked(&info).await {
+        // It may sit at either place, and the branch may exist, by where the failure came.
+        for leftover in [spare.as_path(), path] {
+            if let Err(cleanup) = self.remove_folder_locked(leftover).await {
                 tracing::warn!(error = %cleanup, path = %leftover.display(), "removing an unusable spare worktree failed");
             }
-            if leftover.exists()
-                && leftover.starts_with(&self.root)
-                && let Err(cleanup) = std::fs::remove_dir_all(leftover)
-            {
-                tracing::warn!(error = %cleanup, path = %leftover.display(), "removing an unusable spare worktree's folder failed");
-            }
+        }
+        if let Err(cleanup) = self.forget_locked(branch).await {
+            tracing::warn!(error = %cleanup, branch, "removing an unusable spare worktree's branch failed");
         }
         false
     }
@@ -236,26 +227,5 @@ impl Worktrees {
                 .with_state(|state| state.ready.push(path.to_path_buf()));
         }
         detached && clean
-    }
-
-    /// Removes a spare (registered or a half-made folder) under `lock`; it never has a branch.
-    pub(super) async fn remove_spare_locked(&self, path: &Path) -> Result<(), WorktreeError> {
-        let checkout = self.checkout();
-        let path_text = path.to_string_lossy().into_owned();
-        if path.exists()
-            && checkout
-                .finish(&["worktree", "remove", "--force", "--force", &path_text])
-                .await?
-                .code
-                != Some(0)
-            && is_spare(&self.root, path)
-        {
-            std::fs::remove_dir_all(path).map_err(|source| WorktreeError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-        checkout.run(&["worktree", "prune"]).await?;
-        Ok(())
     }
 }
