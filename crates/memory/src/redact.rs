@@ -14,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -23,8 +23,15 @@ struct Rule {
     regex: Regex,
 }
 
+/// Word boundaries in the patterns are ASCII ones: a Unicode `\b` makes the regex engine fall
+/// back to its slowest matcher on any text with a non-ASCII character, and an ASCII boundary
+/// only ever redacts more (a key right after `é` counts as a word of its own).
+fn ascii_boundaries(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
+}
+
 fn rule(pattern: &str) -> Option<Rule> {
-    match Regex::new(pattern) {
+    match Regex::new(&ascii_boundaries(pattern)) {
         Ok(regex) => Some(Rule { regex }),
         Err(error) => {
             // The patterns are constants; this only fires if one is edited into a bad regex,
@@ -45,51 +52,73 @@ const AWS_GAP: &str = r"[^\n]{0,40}?[^A-Za-z0-9/+]";
 const AWS_GAP_AFTER: &str = r"[^A-Za-z0-9/+][^A-Za-z0-9]{0,23}";
 
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    [
-        rule(
+    PATTERNS
+        .iter()
+        .filter_map(|pattern| rule(pattern))
+        .collect()
+});
+
+/// Every rule at once: one pass over a text that holds no secret (nearly every text) instead
+/// of one pass per rule.
+static ANY_RULE: LazyLock<Option<RegexSet>> = LazyLock::new(|| {
+    match RegexSet::new(PATTERNS.iter().map(|pattern| ascii_boundaries(pattern))) {
+        Ok(set) => Some(set),
+        Err(error) => {
+            tracing::error!(%error, "bad redaction pattern set");
+            None
+        }
+    }
+});
+
+/// The rules, in the order they apply.
+static PATTERNS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    vec![
+        String::from(
             r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
         ),
         // Before the key-id rule below, which would hide what marks the secret as AWS's.
-        rule(&format!(
+        format!(
             r"(?P<pre>\b(?:AKIA|ASIA)[0-9A-Z]{{16}}{AWS_GAP}){AWS_SECRET}(?P<post>[^A-Za-z0-9/+=]|$)"
-        )),
-        rule(&format!(
+        ),
+        format!(
             r"(?P<pre>(?:^|[^A-Za-z0-9/+])){AWS_SECRET}(?P<post>{AWS_GAP_AFTER}(?:AKIA|ASIA)[0-9A-Z]{{16}}\b)"
-        )),
-        rule(&format!(
+        ),
+        format!(
             r"(?i)(?P<pre>aws_?secret(?:_?access)?_?key{AWS_GAP}){AWS_SECRET}(?P<post>[^A-Za-z0-9/+=]|$)"
-        )),
-        rule(r"\bsk-[A-Za-z0-9_\-]{16,}"),
-        rule(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-        rule(r"\bgsk_[A-Za-z0-9]{20,}"),
-        rule(r"\bhf_[A-Za-z0-9]{20,}"),
-        rule(r"\bglpat-[A-Za-z0-9_\-]{20,}"),
-        rule(r"\bnpm_[A-Za-z0-9]{30,}"),
-        rule(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-        rule(r"\bAIza[0-9A-Za-z_\-]{30,}"),
-        rule(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"),
-        rule(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
-        rule(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
+        ),
+        String::from(r"\bsk-[A-Za-z0-9_\-]{16,}"),
+        String::from(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+        String::from(r"\bgsk_[A-Za-z0-9]{20,}"),
+        String::from(r"\bhf_[A-Za-z0-9]{20,}"),
+        String::from(r"\bglpat-[A-Za-z0-9_\-]{20,}"),
+        String::from(r"\bnpm_[A-Za-z0-9]{30,}"),
+        String::from(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+        String::from(r"\bAIza[0-9A-Za-z_\-]{30,}"),
+        String::from(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"),
+        String::from(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
+        String::from(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
         // A JWT: base64url header and payload (both JSON objects, so `eyJ`), then a signature
         // (empty for `alg: none`).
-        rule(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
+        String::from(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
         // `scheme://user:password@host`: the password goes, the user and host stay.
-        rule(r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?P<post>@)"),
-        rule(r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+        String::from(r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?P<post>@)"),
+        String::from(r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}"),
         // `password=hunter2`, `token: abc`, `"api_key": "…"`, `DB_PASSWORD = '…'`. The name may
         // carry a prefix (`DB_`, `github-`) and a closing quote; the value ends at whitespace,
         // a quote, a comma or a semicolon.
-        rule(
+        String::from(
             r#"(?i)(?P<pre>\b[A-Za-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|client[_\-]?secret|auth)["']?\s*[:=]\s*["']?)[^\s"',;\[\]][^\s"',;]*"#,
         ),
     ]
-    .into_iter()
-    .flatten()
-    .collect()
 });
 
 /// `text` with every secret replaced by `[REDACTED]`, and how many were replaced.
 pub fn redact(text: &str) -> (String, u32) {
+    if let Some(set) = &*ANY_RULE
+        && !set.is_match(text)
+    {
+        return (text.to_owned(), 0);
+    }
     let mut current = text.to_owned();
     let mut count: u32 = 0;
     for rule in RULES.iter() {
