@@ -1,12 +1,16 @@
 //! The last memory blocks rendered, keyed on what they were computed from: the indexes'
 //! generations (the change-log sequence each reader reflects), the task text and the budget.
 //! A block is a pure function of those (see `context`), so a hit is the same text a new render
-//! would give; any indexed write moves a generation on and so misses.
+//! would give; any indexed write moves a generation on and so misses. Beside them, what a new
+//! block reuses: the pinned records of the current generation and the analysed text of recent
+//! candidates.
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use orchestra_protocol::memory::MemoryContext;
+use orchestra_protocol::memory::{MemoryContext, MemoryRecord};
+
+use crate::cursor::fnv1a;
 
 /// Blocks remembered: tasks repeated soon after (retries, a workflow's steps, the plugin asking
 /// for the same text) hit; older ones fall out.
@@ -14,8 +18,7 @@ const ENTRIES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BlockKey {
-    /// (project index, global index) sequence numbers.
-    pub generation: (i64, i64),
+    pub generation: Generation,
     pub budget_tokens: Option<u32>,
     pub task_text: String,
 }
@@ -42,5 +45,74 @@ impl BlockCache {
             entries.pop_front();
         }
         entries.push_back((key, block));
+    }
+}
+
+/// The distinct words and identifiers of a record's text, as the block's re-ranking counts
+/// them.
+#[derive(Debug, Default)]
+pub(crate) struct RecordTerms {
+    pub words: HashSet<String>,
+    pub idents: HashSet<String>,
+}
+
+/// Record texts analysed recently: the same records are candidates for task after task, and
+/// analysing their text was a quarter of a block's cost. Keyed on a hash of the text itself,
+/// so an edited record is analysed again and nothing needs invalidating.
+const TERM_ENTRIES: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct TermCache {
+    entries: Mutex<HashMap<u64, Arc<RecordTerms>>>,
+}
+
+impl TermCache {
+    /// The terms of `text`, analysed by `analyse` unless a text with the same hash was.
+    pub(crate) fn terms(
+        &self,
+        text: &str,
+        analyse: impl FnOnce(&str) -> RecordTerms,
+    ) -> Arc<RecordTerms> {
+        let key = fnv1a(text.as_bytes());
+        if let Some(found) = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return found.clone();
+        }
+        let terms = Arc::new(analyse(text));
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        // A full table starts over: cheaper than tracking recency, and the records that
+        // matter come back within a few tasks.
+        if entries.len() >= TERM_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, terms.clone());
+        terms
+    }
+}
+
+/// (project index, global index) change-log sequence numbers.
+pub(crate) type Generation = (i64, i64);
+
+/// The pinned records (project summary first) as of an index generation: they change only
+/// with a write, and every write moves the generation on.
+#[derive(Debug, Default)]
+pub(crate) struct PinnedCache {
+    entry: Mutex<Option<(Generation, Arc<Vec<MemoryRecord>>)>>,
+}
+
+impl PinnedCache {
+    pub(crate) fn get(&self, generation: Generation) -> Option<Arc<Vec<MemoryRecord>>> {
+        match &*self.entry.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((at, records)) if *at == generation => Some(records.clone()),
+            Some(_) | None => None,
+        }
+    }
+
+    pub(crate) fn put(&self, generation: Generation, records: Arc<Vec<MemoryRecord>>) {
+        *self.entry.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, records));
     }
 }

@@ -11,13 +11,14 @@
 //! competes for it changes, not when an unrelated write shifts BM25 statistics.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use orchestra_protocol::memory::{
     MemoryContext, MemoryRecord, MemoryScope, MemorySearchParams, MemoryStatus,
 };
 
 use crate::MemoryError;
-use crate::block_cache::BlockKey;
+use crate::block_cache::{BlockKey, RecordTerms};
 use crate::cursor::fnv1a;
 use crate::quote::{escape_fence, utc_date};
 use crate::service::{Freshness, MAX_QUERY_TERMS, MemoryService, first_chars};
@@ -86,8 +87,8 @@ fn origin(record: &MemoryRecord) -> String {
     text
 }
 
-/// Distinct task terms found in the record: words count 1, identifiers 3.
-fn overlap(record: &MemoryRecord, task_words: &[String], task_idents: &[String]) -> u32 {
+/// The text the re-ranking reads: title, key, body, tags, files and symbols.
+fn ranked_text(record: &MemoryRecord) -> String {
     let mut text = format!(
         "{}\n{}\n{}\n{}",
         record.title,
@@ -99,18 +100,29 @@ fn overlap(record: &MemoryRecord, task_words: &[String], task_idents: &[String])
         text.push('\n');
         text.push_str(extra);
     }
+    text
+}
+
+fn analyse(text: &str) -> RecordTerms {
     let mut found = Vec::new();
-    words(&text, &mut found);
+    words(text, &mut found);
     let record_words: HashSet<String> = found.drain(..).collect();
-    identifiers(&text, &mut found);
-    let record_idents: HashSet<String> = found.into_iter().collect();
+    identifiers(text, &mut found);
+    RecordTerms {
+        words: record_words,
+        idents: found.into_iter().collect(),
+    }
+}
+
+/// Distinct task terms found in the record: words count 1, identifiers 3.
+fn overlap(record: &RecordTerms, task_words: &[String], task_idents: &[String]) -> u32 {
     let from_words = task_words
         .iter()
-        .filter(|w| record_words.contains(*w))
+        .filter(|w| record.words.contains(*w))
         .count();
     let from_idents = task_idents
         .iter()
-        .filter(|w| record_idents.contains(*w))
+        .filter(|w| record.idents.contains(*w))
         .count();
     u32::try_from(from_words + 3 * from_idents).unwrap_or(u32::MAX)
 }
@@ -179,10 +191,13 @@ impl MemoryService {
             scopes: vec![scope],
             ..Default::default()
         };
-        let (window, _, _) = self.ranked(&params, 0, CANDIDATES as usize, freshness)?;
+        let (window, _, _) = self.ranked(&params, 0, CANDIDATES as usize, freshness, true)?;
         let mut scored: Vec<(u32, MemoryRecord)> = window
             .into_iter()
-            .map(|(row, _)| (overlap(&row.record, &task_words, &task_idents), row.record))
+            .map(|(row, _)| {
+                let terms = self.terms.terms(&ranked_text(&row.record), analyse);
+                (overlap(&terms, &task_words, &task_idents), row.record)
+            })
             .filter(|(score, _)| *score > 0)
             .collect();
         scored.sort_by(|(sa, a), (sb, b)| {
@@ -206,19 +221,16 @@ impl MemoryService {
 
     /// The block as the indexes stand, with no index work (a task start's path: the hub
     /// indexes its writes in the background). Remembered per task text and budget until an
-    /// index moves on, so a repeated task does not search again; pinned records and the
-    /// project summary are as of the same moment, within the indexer's batch delay.
+    /// index moves on, so a repeated task does not search again; the pinned records and the
+    /// project summary are read once per index generation, so they are as of the last indexed
+    /// write too (behind the store by at most the indexer's batch delay).
     pub fn render_context_as_indexed(
         &self,
         task_text: &str,
         budget_tokens: Option<u32>,
     ) -> Result<MemoryContext, MemoryError> {
         let key = BlockKey {
-            generation: (
-                self.project_bank().index().synced_seq(),
-                self.global_bank()
-                    .map_or(0, |bank| bank.index().synced_seq()),
-            ),
+            generation: self.generation(),
             budget_tokens,
             task_text: task_text.to_owned(),
         };
@@ -230,15 +242,19 @@ impl MemoryService {
         Ok(block)
     }
 
-    fn render(
-        &self,
-        task_text: &str,
-        budget_tokens: Option<u32>,
-        freshness: Freshness,
-    ) -> Result<MemoryContext, MemoryError> {
+    /// (project index, global index) sequence numbers: what a search as indexed sees.
+    fn generation(&self) -> (i64, i64) {
+        (
+            self.project_bank().index().synced_seq(),
+            self.global_bank()
+                .map_or(0, |bank| bank.index().synced_seq()),
+        )
+    }
+
+    /// The records every block starts with, in order: the project summary, then the pinned
+    /// records (conventions first, then by scope, key, title and id).
+    fn pinned_now(&self) -> Result<Vec<MemoryRecord>, MemoryError> {
         let settings = self.settings();
-        let budget = budget_tokens.unwrap_or(settings.inject_budget_tokens);
-        let include_global = settings.inject_include_global;
         let mut pinned = Vec::new();
         if settings.inject_project_summary
             && let Some(summary) = self.get(PROJECT_SUMMARY_KEY, Some(MemoryScope::Project))?
@@ -247,7 +263,7 @@ impl MemoryService {
             pinned.push(summary);
         }
         let mut rest = self.pinned(MemoryScope::Project)?;
-        if include_global {
+        if settings.inject_include_global {
             rest.extend(self.pinned(MemoryScope::Global)?);
         }
         rest.sort_by(|a, b| {
@@ -259,6 +275,32 @@ impl MemoryService {
                 .then_with(|| a.id.cmp(&b.id))
         });
         pinned.extend(rest);
+        Ok(pinned)
+    }
+
+    fn render(
+        &self,
+        task_text: &str,
+        budget_tokens: Option<u32>,
+        freshness: Freshness,
+    ) -> Result<MemoryContext, MemoryError> {
+        let settings = self.settings();
+        let budget = budget_tokens.unwrap_or(settings.inject_budget_tokens);
+        let include_global = settings.inject_include_global;
+        let pinned = match freshness {
+            Freshness::Synced => Arc::new(self.pinned_now()?),
+            Freshness::AsIndexed => {
+                let generation = self.generation();
+                match self.pinned_records.get(generation) {
+                    Some(pinned) => pinned,
+                    None => {
+                        let pinned = Arc::new(self.pinned_now()?);
+                        self.pinned_records.put(generation, pinned.clone());
+                        pinned
+                    }
+                }
+            }
+        };
         let relevant = self.relevant(
             MemoryScope::Project,
             task_text,

@@ -12,7 +12,7 @@ use orchestra_protocol::memory::{
 use orchestra_store::{MemoryRow, Store};
 
 use crate::bank::{ForgetResult, MemoryBank, Owner};
-use crate::block_cache::BlockCache;
+use crate::block_cache::{BlockCache, PinnedCache, TermCache};
 use crate::index::{IndexHit, IndexQuery, owner_term};
 use crate::limits::{RecordText, cap_chars};
 use crate::settings::MemorySettings;
@@ -47,6 +47,8 @@ pub struct MemoryService {
     global: Option<Arc<MemoryBank>>,
     settings: MemorySettings,
     pub(crate) blocks: BlockCache,
+    pub(crate) terms: TermCache,
+    pub(crate) pinned_records: PinnedCache,
 }
 
 impl std::fmt::Debug for MemoryService {
@@ -144,6 +146,8 @@ impl MemoryService {
             global,
             settings,
             blocks: BlockCache::default(),
+            terms: TermCache::default(),
+            pinned_records: PinnedCache::default(),
         }
     }
 
@@ -376,6 +380,7 @@ impl MemoryService {
         offset: usize,
         count: usize,
         freshness: Freshness,
+        rare_terms_only: bool,
     ) -> Result<Ranked, MemoryError> {
         let (words, idents) = query_terms(&params.query, MAX_QUERY_TERMS);
         let mut statuses = vec![MemoryStatus::Active];
@@ -400,6 +405,7 @@ impl MemoryService {
                 tags: params.tags.clone(),
                 offset: 0,
                 limit: wanted,
+                rare_terms_only,
             };
             let found = match freshness {
                 Freshness::Synced => bank.index().sync_and_search(bank.store(), &query)?,
@@ -486,7 +492,8 @@ impl MemoryService {
             Some(text) => cursor::decode(text, signature)?,
             None => 0,
         };
-        let (window, skipped, more) = self.ranked(params, offset, limit, Freshness::Synced)?;
+        let (window, skipped, more) =
+            self.ranked(params, offset, limit, Freshness::Synced, false)?;
         let available = window.len();
         let mut page = MemoryPage {
             items: Vec::new(),

@@ -23,6 +23,10 @@ pub(crate) struct IndexQuery {
     pub tags: Vec<String>,
     pub offset: usize,
     pub limit: usize,
+    /// Leave out query terms most of the index holds (see [`rare_terms`]): the memory block's
+    /// candidate search, where such a term barely moves a score but costs a posting list as
+    /// long as the project's history.
+    pub rare_terms_only: bool,
 }
 
 /// A ranked hit: the store's `doc`, the BM25 score (0 when listing newest first), and what
@@ -71,14 +75,79 @@ fn filter(field: Field, values: &[String]) -> Box<dyn Query> {
     Box::new(ConstScoreQuery::new(inner, 0.0))
 }
 
+/// Terms held by more than this share of the index's documents are left out of a
+/// `rare_terms_only` query: their BM25 weight is under ln 2 (about a tenth of a rare term's),
+/// while scoring them walks a posting list that grows with every record.
+const COMMON_SHARE_PERCENT: u64 = 50;
+/// A query whose terms are all common keeps this many of the rarest, so it still finds the
+/// records that share the most with the task.
+const KEEP_WHEN_ALL_COMMON: usize = 3;
+/// Below this many documents every posting list is short: nothing is left out.
+const PRUNE_FROM_DOCS: u64 = 256;
+
+/// The words and identifiers of `query` to search for: all of them, or with
+/// `rare_terms_only` the ones at most half the documents hold (else the few rarest that any
+/// document holds), once the index is large enough for that to matter. A word
+/// counts by the field (title or body) where it is more frequent. Ties keep the query's order,
+/// so the choice is a function of the index's contents.
+fn rare_terms(
+    searcher: &Searcher,
+    fields: &Fields,
+    query: &IndexQuery,
+) -> tantivy::Result<(Vec<String>, Vec<String>)> {
+    if !query.rare_terms_only {
+        return Ok((query.words.clone(), query.idents.clone()));
+    }
+    let all: u64 = searcher
+        .segment_readers()
+        .iter()
+        .map(|segment| u64::from(segment.max_doc()))
+        .sum();
+    if all < PRUNE_FROM_DOCS {
+        return Ok((query.words.clone(), query.idents.clone()));
+    }
+    // (document frequency, is an identifier, position in the query)
+    let mut terms: Vec<(u64, bool, usize)> = Vec::new();
+    for (at, word) in query.words.iter().enumerate() {
+        let title = searcher.doc_freq(&Term::from_field_text(fields.title, word))?;
+        let body = searcher.doc_freq(&Term::from_field_text(fields.body, word))?;
+        terms.push((title.max(body), false, at));
+    }
+    for (at, ident) in query.idents.iter().enumerate() {
+        let freq = searcher.doc_freq(&Term::from_field_text(fields.ident, ident))?;
+        terms.push((freq, true, at));
+    }
+    let rare = |freq: u64| freq.saturating_mul(100) <= all.saturating_mul(COMMON_SHARE_PERCENT);
+    let mut kept: Vec<(u64, bool, usize)> =
+        terms.iter().copied().filter(|(f, _, _)| rare(*f)).collect();
+    if kept.is_empty() {
+        // A term no document holds finds nothing: the rarest of the others.
+        terms.retain(|(freq, _, _)| *freq > 0);
+        terms.sort_by_key(|(freq, ident, at)| (*freq, *ident, *at));
+        kept = terms.into_iter().take(KEEP_WHEN_ALL_COMMON).collect();
+    }
+    kept.sort_by_key(|(_, ident, at)| (*ident, *at));
+    let words = kept
+        .iter()
+        .filter(|(_, ident, _)| !ident)
+        .filter_map(|(_, _, at)| query.words.get(*at).cloned())
+        .collect();
+    let idents = kept
+        .iter()
+        .filter(|(_, ident, _)| *ident)
+        .filter_map(|(_, _, at)| query.idents.get(*at).cloned())
+        .collect();
+    Ok((words, idents))
+}
+
 /// The text part: any of the words (in title or body) or identifiers, ranked by BM25.
-fn text_query(fields: &Fields, query: &IndexQuery) -> Option<Box<dyn Query>> {
+fn text_query(fields: &Fields, words: &[String], idents: &[String]) -> Option<Box<dyn Query>> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for word in &query.words {
+    for word in words {
         clauses.push((Occur::Should, term(fields.title, word)));
         clauses.push((Occur::Should, term(fields.body, word)));
     }
-    for ident in &query.idents {
+    for ident in idents {
         clauses.push((Occur::Should, term(fields.ident, ident)));
     }
     (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
@@ -146,7 +215,8 @@ pub(crate) fn run(
         return Ok(Vec::new());
     }
     let mut clauses = filters(searcher, fields, query)?;
-    let text = text_query(fields, query);
+    let (words, idents) = rare_terms(searcher, fields, query)?;
+    let text = text_query(fields, &words, &idents);
     let has_text = text.is_some();
     let boolean: Box<dyn Query> = match text {
         // No filter left: the text query alone, so block-max WAND applies.

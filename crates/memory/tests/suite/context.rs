@@ -107,3 +107,33 @@ fn the_block_stays_within_its_budget_and_is_empty_without_memory() {
         assert!(block.tokens >= orchestra_memory::tokenize::estimate_tokens(&block.text));
     }
 }
+
+#[test]
+fn words_most_records_hold_do_not_pull_records_into_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = service(dir.path(), "alpha");
+    for i in 0..300 {
+        put(
+            &memory,
+            "fact",
+            None,
+            &format!("Weekly review note {i}: the module builds."),
+        );
+    }
+    let parser = put(
+        &memory,
+        "bug",
+        None,
+        "The parser module rejects tabs in indentation.",
+    );
+
+    // `review` and `module` are in nearly every record: only `parser` chooses candidates.
+    let block = memory
+        .render_context("review the parser module", None)
+        .unwrap();
+    assert_eq!(block.record_ids, vec![parser.record.id], "{}", block.text);
+
+    // When every word of the task is that common, the rarest ones still find records.
+    let block = memory.render_context("review the module", None).unwrap();
+    assert!(!block.record_ids.is_empty(), "no record for a common task");
+}
