@@ -3,8 +3,8 @@
 //! the background — through the hub's state files. Two OpenCode windows on one project thus
 //! share one hub, one worker pool and one OpenCode worker server.
 //!
-//! The relay keeps the hub's event stream open while it lives, so the hub counts it as a
-//! client and does not stop for idleness under it. When the hub goes away (stopped, or
+//! The relay keeps an event stream open while it lives (a presence stream, which carries no
+//! events), so the hub counts it as a client and does not stop for idleness under it. When the hub goes away (stopped, or
 //! killed), the next call finds or starts a new one; a call that never reached the hub is
 //! repeated there, any other fails with the reason.
 
@@ -95,9 +95,9 @@ impl Relay {
             );
         }
         let client = connection.client;
-        let events = client.events(None).await?;
-        // Read and drop: the open stream is what tells the hub a client is here; its end
-        // tells us the hub is gone.
+        let events = client.presence().await?;
+        // The open stream is what tells the hub a client is here; its end tells us the hub is
+        // gone. It carries no events: the relay has no use for them.
         let presence = tokio::spawn(async move {
             let mut events = Box::pin(events);
             while let Some(event) = events.next().await {

@@ -171,6 +171,22 @@ impl HubClient {
         job: Option<&str>,
     ) -> Result<impl Stream<Item = Result<HubEvent, ClientError>> + use<>, ClientError> {
         let query = job.map_or_else(String::new, |job| format!("?job={}", encode(job)));
+        self.event_stream(&query, after).await
+    }
+
+    /// An event stream that carries no events: it only counts this client as present and ends
+    /// (or fails) when the hub goes away. Cheap for both sides however busy the hub is.
+    pub async fn presence(
+        &self,
+    ) -> Result<impl Stream<Item = Result<HubEvent, ClientError>> + use<>, ClientError> {
+        self.event_stream("?presence=true", None).await
+    }
+
+    async fn event_stream(
+        &self,
+        query: &str,
+        after: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<HubEvent, ClientError>> + use<>, ClientError> {
         let mut request = self
             .http
             .get(format!("{}/api/v1/events{query}", self.base))

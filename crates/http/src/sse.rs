@@ -10,7 +10,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -32,6 +32,11 @@ pub struct EventsQuery {
     after: Option<u64>,
     /// Only this job's events.
     job: Option<String>,
+    /// No events at all, only the keep-alive: a client that holds the stream open to be
+    /// counted as present (the MCP relay) and to notice when the hub goes away, without the
+    /// hub encoding and the client decoding every event.
+    #[serde(default)]
+    presence: bool,
 }
 
 pub async fn events(
@@ -44,7 +49,7 @@ pub async fn events(
         Ok(query) => query,
         Err(err) => {
             return ApiFailure::bad_request(format!(
-                "bad query for the event stream: {err}; use ?after=<event id>&job=<task id>"
+                "bad query for the event stream: {err}; use ?after=<event id>&job=<task id> (or ?presence=true for no events)"
             ))
             .into_response();
         }
@@ -64,12 +69,22 @@ pub async fn events(
         }
         None => query.after,
     };
-    let subscription = app.engine.bus().subscribe(after);
     let presence = app.activity.enter_stream();
     let stop = app.stop.clone();
-    let job = query.job;
     let session = session.map(|Extension(session)| (app.access.clone(), session));
     let check = tokio::time::interval(SESSION_CHECK);
+    if query.presence {
+        let quiet = stream::once(async move {
+            until_gone(&stop, session.as_ref(), check).await;
+            drop(presence);
+        })
+        .filter_map(|()| async { None::<Result<Event, Infallible>> });
+        return Sse::new(quiet)
+            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+            .into_response();
+    }
+    let subscription = app.engine.bus().subscribe(after);
+    let job = query.job;
     let events = stream::unfold(
         (subscription, presence, stop, job, session, check),
         |(mut subscription, presence, stop, job, session, mut check)| async move {
@@ -108,4 +123,24 @@ pub async fn events(
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
+}
+
+/// Returns when the hub stops or, for a browser, its session ends.
+async fn until_gone(
+    stop: &tokio_util::sync::CancellationToken,
+    session: Option<&(std::sync::Arc<crate::auth::Access>, BrowserSession)>,
+    mut check: tokio::time::Interval,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = check.tick(), if session.is_some() => {
+                if let Some((access, session)) = session
+                    && !access.sessions().alive(session)
+                {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -79,3 +79,30 @@ async fn five_clients_get_every_one_of_a_thousand_events_a_second() {
     }
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_stream_counts_as_a_client_carries_no_events_and_ends_with_the_hub() {
+    let served = Served::start().await;
+    let client = served.client();
+    let bus = served.hub.bus().clone();
+    let mut presence = Box::pin(client.presence().await.unwrap());
+    assert_eq!(client.health().await.unwrap().clients, 1);
+    for n in 0..50 {
+        bus.publish(log(n));
+    }
+    // A normal stream opened after them still gets them: they were published.
+    let mut events = Box::pin(client.events(Some(bus.last_id() - 50)).await.unwrap());
+    assert!(events.next().await.unwrap().is_ok());
+    drop(events);
+    let quiet = tokio::time::timeout(Duration::from_millis(500), presence.next()).await;
+    assert!(quiet.is_err(), "the presence stream carried {quiet:?}");
+
+    served.stop().await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), presence.next())
+        .await
+        .expect("the presence stream outlived its hub");
+    assert!(
+        !matches!(ended, Some(Ok(_))),
+        "an event after the stop: {ended:?}"
+    );
+}
