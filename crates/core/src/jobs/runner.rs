@@ -488,11 +488,17 @@ impl TurnCtx<'_> {
             let budget_timer = state.budget.as_ref().and_then(BudgetGuard::next_timer);
             let step = tokio::select! {
                 () = job.cancelled().cancelled() => {
+                    turn::flush_text(job, record, state);
                     let why = job.cancel_reason();
                     return TurnEnd::Over(stopped(lease, session_id, Interrupt::Canceled(why), input, Phase::Turn).await);
                 }
                 () = tokio::time::sleep_until(self.deadline.into()) => {
+                    turn::flush_text(job, record, state);
                     return TurnEnd::Over(stopped(lease, session_id, Interrupt::TimedOut, input, Phase::Turn).await);
+                }
+                () = sleep_until_some(state.text_due) => {
+                    turn::flush_text(job, record, state);
+                    (Phase::Turn, Ok(Step::Publish))
                 }
                 () = sleep_until_some(budget_timer) => (Phase::Turn, Ok(turn::budget_timer(job, record, state))),
                 () = pool_exhausted(input.shared_budget.as_ref()) => {
@@ -545,6 +551,9 @@ impl TurnCtx<'_> {
                     return TurnEnd::Over(stopped(lease, session_id, stop, input, phase).await);
                 }
             };
+            if !matches!(step, Step::Continue) {
+                turn::flush_text(job, record, state);
+            }
             match step {
                 Step::Continue => {}
                 Step::Publish => job.publish(record, false),

@@ -24,6 +24,10 @@ use super::{JobHandle, WorkerJob};
 
 /// How much of the worker's latest output a peek shows.
 const OUTPUT_TAIL_CHARS: usize = 400;
+/// Text deltas are published at most this often per job, joined: a model streams a token or a
+/// word at a time, and an event per token had the hub store, encode and send tens to
+/// thousands of events per task. Viewers still see the text move twenty times a second.
+const TEXT_EVERY: Duration = Duration::from_millis(50);
 
 /// What the runner knows about the turn so far.
 pub(super) struct Progress {
@@ -47,6 +51,9 @@ pub(super) struct Progress {
     /// After a follow-up prompt in the same session, an idle counts only once the session was
     /// busy again (the previous turn's idle events may still be queued).
     pub need_busy: bool,
+    /// Text deltas held back (see [`TEXT_EVERY`]), and when they are due.
+    pending_text: String,
+    pub text_due: Option<std::time::Instant>,
 }
 
 impl Progress {
@@ -67,6 +74,8 @@ impl Progress {
             ask_timeout,
             finished_steps: HashSet::new(),
             steps_usage: TokenUsage::default(),
+            pending_text: String::new(),
+            text_due: None,
         }
     }
 }
@@ -82,6 +91,21 @@ impl Progress {
     fn turns(&self) -> u32 {
         u32::try_from(self.finished_steps.len()).unwrap_or(u32::MAX)
     }
+}
+
+/// Publishes the text deltas held back, as one event; true when there were any. Called when
+/// they are due and before anything else about the job is published, so the stream's order is
+/// the session's.
+pub(super) fn flush_text(job: &JobHandle, record: &JobRecord, state: &mut Progress) -> bool {
+    state.text_due = None;
+    if state.pending_text.is_empty() {
+        return false;
+    }
+    job.emit(EventBody::JobDelta {
+        job_id: record.id.clone(),
+        text: std::mem::take(&mut state.pending_text),
+    });
+    true
 }
 
 /// The `maxMs` timer fired: a warning, or the stop at the cap.
@@ -121,6 +145,9 @@ pub(super) async fn on_event(
     event: OpenCodeEvent,
 ) -> Step {
     let now = now_ms();
+    if !matches!(event, OpenCodeEvent::MessagePartDelta { .. }) {
+        flush_text(job, record, state);
+    }
     match event {
         OpenCodeEvent::SessionIdle { .. } => Step::Idle,
         OpenCodeEvent::SessionStatus { status, .. } => match status {
@@ -158,15 +185,16 @@ pub(super) async fn on_event(
         OpenCodeEvent::MessagePartDelta { field, delta, .. } => {
             if field == "text" {
                 state.seen_busy = true;
-                job.emit(EventBody::JobDelta {
-                    job_id: record.id.clone(),
-                    text: delta.clone(),
-                });
+                state.pending_text.push_str(&delta);
+                state
+                    .text_due
+                    .get_or_insert_with(|| std::time::Instant::now() + TEXT_EVERY);
                 let mut tail = record.progress.last_output.take().unwrap_or_default();
                 tail.push_str(&delta);
                 record.progress.last_output = Some(keep_tail(tail, OUTPUT_TAIL_CHARS));
                 record.progress.last_activity_at = Some(now);
-                Step::Publish
+                // Published with the text, when it is due.
+                Step::Continue
             } else {
                 Step::Continue
             }

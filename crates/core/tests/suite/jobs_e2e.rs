@@ -1,4 +1,5 @@
-//! Job records shared by two hubs, and attachments reaching the model.
+//! Job records shared by two hubs, attachments reaching the model, and the answer's text
+//! streamed as few events.
 #![allow(clippy::unwrap_used)]
 
 use super::common;
@@ -8,9 +9,10 @@ use std::time::Duration;
 use base64::Engine;
 use common::{World, bounded};
 use orchestra_protocol::{
-    Attachment, AttachmentType, JobStatus, TaskAwaitParams, TaskKind, TaskPeekParams,
+    Attachment, AttachmentType, EventBody, JobStatus, TaskAwaitParams, TaskKind, TaskPeekParams,
     TaskStartParams,
 };
+use orchestra_testkit::fake_llm::{Script, Step};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +122,75 @@ async fn images_and_files_reach_the_model_as_file_parts() {
         assert_eq!(request.image_parts, 1, "{:?}", request.messages);
         let body = serde_json::to_string(&request.messages).unwrap();
         assert!(body.contains("marmalade"), "the text file did not reach the model: {body}");
+        world.shutdown().await;
+    })
+    .await;
+}
+
+/// A word at a time with no pause is a handful of events; a pause between chunks still shows
+/// each chunk as it comes. Either way the events add up to the answer, in order, before the
+/// job's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_text_is_published_joined_yet_live() {
+    bounded(async {
+        let world = World::start(json!({})).await;
+        world.fake.set_responder(|request| {
+            if !request.tool_names.is_empty() && request.last_user_text.starts_with("PAUSED") {
+                let chunks = ["first ", "second ", "third"].map(String::from).to_vec();
+                return Some(Script {
+                    steps: vec![Step::TextChunks {
+                        chunks,
+                        gap: Duration::from_millis(400),
+                    }],
+                });
+            }
+            None
+        });
+        let mut events = world.hub.bus().subscribe(None);
+        let words: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let burst = format!("BURST {}", words.join(" "));
+        for task in [burst.as_str(), "PAUSED"] {
+            let id = world
+                .engine()
+                .start(
+                    TaskStartParams {
+                        kind: TaskKind::Worker,
+                        worker_id: Some("coder".into()),
+                        task: task.into(),
+                        ..TaskStartParams::default()
+                    },
+                    None,
+                )
+                .await
+                .unwrap()
+                .task_id;
+            let record = world.finish(&id).await;
+            assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+            let mut deltas = Vec::new();
+            loop {
+                let event = events.next().await.unwrap();
+                match &event.body {
+                    EventBody::JobDelta { job_id, text } if *job_id == id => {
+                        deltas.push(text.clone())
+                    }
+                    EventBody::JobFinished { job } if job.id == id => break,
+                    _ => {}
+                }
+            }
+            let answer = record.response_text.clone().unwrap();
+            assert_eq!(deltas.concat(), answer, "{deltas:?}");
+            if task == "PAUSED" {
+                assert_eq!(deltas, ["first ", "second ", "third"], "each chunk live");
+            } else {
+                // The echo (its first 200 characters) streams about 45 words without a pause.
+                assert!(
+                    deltas.len() <= 10,
+                    "{} events for one burst of {} words",
+                    deltas.len(),
+                    answer.split_whitespace().count()
+                );
+            }
+        }
         world.shutdown().await;
     })
     .await;
