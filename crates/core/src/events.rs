@@ -33,6 +33,11 @@ const MAX_UNSTORED: usize = 65_536;
 const LIVE_BUFFER: usize = 4096;
 /// Events written to the store in one transaction at most.
 const WRITE_BATCH: usize = 512;
+/// How long the writer gathers events before a transaction that is not full: a commit costs
+/// far more than a row, and a busy hub publishes a few events per task. Live subscribers get
+/// every event at once; only the store lags, and the ring covers that lag for replays. A
+/// reader that needs the store current ([`EventBus::flush`]) cuts the wait short.
+const GATHER: Duration = Duration::from_millis(100);
 /// Events a replay holds at a time, from the store or the ring.
 const REPLAY_PAGE: u32 = 2048;
 /// The first and the longest pause before a refused batch is written again.
@@ -61,6 +66,10 @@ struct Shared {
     stored: Notify,
     /// Wakes the writer: an event was published, or the bus is gone.
     unstored: Notify,
+    /// Ends the writer's gathering at once: someone waits for the store.
+    hurry: Notify,
+    /// Transactions the writer committed (for tests and stats).
+    write_batches: AtomicU64,
     /// Batches the store refused (each is written again).
     write_failures: AtomicU64,
     /// Events dropped unstored because the store failed for longer than the ring can hold.
@@ -75,6 +84,7 @@ struct State {
 impl Drop for Inner {
     fn drop(&mut self) {
         // The bus is gone: the writer stores what is left and ends.
+        self.shared.hurry.notify_one();
         self.shared.unstored.notify_one();
     }
 }
@@ -117,6 +127,8 @@ impl EventBus {
                     persisted: AtomicU64::new(persisted),
                     stored: Notify::new(),
                     unstored: Notify::new(),
+                    hurry: Notify::new(),
+                    write_batches: AtomicU64::new(0),
                     write_failures: AtomicU64::new(0),
                     lost: AtomicU64::new(0),
                 }),
@@ -170,6 +182,11 @@ impl EventBus {
         self.inner.shared.lock().next_id.saturating_sub(1)
     }
 
+    /// Transactions the writer has committed so far.
+    pub fn write_batches(&self) -> u64 {
+        self.inner.shared.write_batches.load(Ordering::Acquire)
+    }
+
     /// Batches the store refused so far (each was written again later).
     pub fn write_failures(&self) -> u64 {
         self.inner.shared.write_failures.load(Ordering::Acquire)
@@ -185,6 +202,7 @@ impl EventBus {
     pub async fn flush(&self, limit: std::time::Duration) -> bool {
         let target = self.last_id();
         let shared = &self.inner.shared;
+        shared.hurry.notify_one();
         let wait = async {
             loop {
                 let stored = shared.stored.notified();
@@ -266,6 +284,12 @@ impl Shared {
     }
 
     /// Up to [`WRITE_BATCH`] events of the ring not in the store yet, oldest first.
+    fn unstored_count(&self) -> usize {
+        let persisted = self.persisted.load(Ordering::Acquire);
+        let state = self.lock();
+        state.ring.len() - state.ring.partition_point(|e| e.id <= persisted)
+    }
+
     fn unstored(&self) -> Vec<HubEvent> {
         let persisted = self.persisted.load(Ordering::Acquire);
         let state = self.lock();
@@ -334,12 +358,20 @@ impl EventWriter {
             // Whether the bus was still there before this look at the ring: once it is gone,
             // nothing more can be published, so an empty look means everything is stored.
             let bus_alive = self.bus.strong_count() > 0;
-            let batch = self.shared.unstored();
-            let Some(newest) = batch.last().map(|e| e.id) else {
+            let waiting = self.shared.unstored_count();
+            if waiting == 0 {
                 if !bus_alive {
                     return;
                 }
                 self.shared.unstored.notified().await;
+                continue;
+            }
+            if bus_alive && waiting < WRITE_BATCH {
+                // Timing out is the normal end of the gathering.
+                let _ = tokio::time::timeout(GATHER, self.shared.hurry.notified()).await;
+            }
+            let batch = self.shared.unstored();
+            let Some(newest) = batch.last().map(|e| e.id) else {
                 continue;
             };
             let store = self.store.clone();
@@ -347,6 +379,7 @@ impl EventWriter {
             let refused = match written {
                 Ok(Ok(())) => {
                     pause = RETRY_FIRST;
+                    self.shared.write_batches.fetch_add(1, Ordering::AcqRel);
                     self.shared.persisted.store(newest, Ordering::Release);
                     self.shared.stored.notify_waiters();
                     continue;
@@ -398,6 +431,24 @@ mod tests {
             expected += 1;
         }
         drop(sub);
+        drop(bus);
+        writing.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_steady_trickle_of_events_is_stored_in_few_transactions() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let (bus, writer) = EventBus::with_store(store.clone()).unwrap();
+        let writing = tokio::spawn(writer.run());
+        // 100 events 3 ms apart: one transaction each if the writer did not gather.
+        for n in 0..100 {
+            bus.publish(log(n));
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        assert!(bus.flush(Duration::from_secs(30)).await);
+        assert_eq!(store.last_event_id().unwrap(), 100);
+        let batches = bus.write_batches();
+        assert!(batches <= 10, "{batches} transactions for 100 events");
         drop(bus);
         writing.await.unwrap();
     }
