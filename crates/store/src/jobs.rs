@@ -84,12 +84,15 @@ impl Store {
     pub fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
         let json = encode(job)?;
         let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT INTO jobs
+        // Cached: every task starts here.
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO jobs
                 (id, hub_id, worker_id, kind, status, started_at, finished_at, record, run_id,
                  worktree_state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+            )?
+            .execute(params![
                 job.id,
                 job.hub_id,
                 job.worker_id,
@@ -100,8 +103,7 @@ impl Store {
                 json,
                 job.run_id,
                 worktree_state(job)
-            ],
-        );
+            ]);
         match inserted {
             Ok(_) => Ok(()),
             Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
@@ -133,6 +135,29 @@ impl Store {
         if changed == 0 {
             tracing::debug!(job_id = %job.id, status = job.status.as_str(), "job already final; finish ignored");
         }
+        Ok(changed == 1)
+    }
+
+    /// [`Store::finish_job`] and, when the job was finished by it, its log line, in one
+    /// transaction (one commit per finished job instead of two).
+    pub fn finish_job_logged(
+        &self,
+        job: &JobRecord,
+        level: &str,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        if !job.status.is_final() {
+            return Err(StoreError::NotFinal { id: job.id.clone() });
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = update_if_running(&tx, job)?;
+        if changed == 1 {
+            crate::logs::insert_log(&tx, Some(&job.id), level, message)?;
+        } else {
+            tracing::debug!(job_id = %job.id, status = job.status.as_str(), "job already final; finish ignored");
+        }
+        tx.commit()?;
         Ok(changed == 1)
     }
 

@@ -28,15 +28,7 @@ impl Store {
         level: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        // One statement, so the MAX read and the insert happen under the same
-        // write lock even with another hub appending.
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO job_events (job_id, at, level, message)
-             VALUES (?1, MAX(?2, COALESCE((SELECT MAX(at) FROM job_events), 0) + 1), ?3, ?4)",
-            )?
-            .execute(params![job_id, now_ms(), level, message])?;
-        Ok(())
+        insert_log(&self.conn(), job_id, level, message)
     }
 
     /// Up to `limit` lines stamped after `after_ms`, oldest first.
@@ -70,4 +62,21 @@ impl Store {
         )?;
         Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
     }
+}
+
+/// Appends a log line on `conn` (inside the caller's transaction, if any).
+pub(crate) fn insert_log(
+    conn: &rusqlite::Connection,
+    job_id: Option<&str>,
+    level: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    // One statement, so the MAX read and the insert happen under the same write lock even
+    // with another hub appending.
+    conn.prepare_cached(
+        "INSERT INTO job_events (job_id, at, level, message)
+         VALUES (?1, MAX(?2, COALESCE((SELECT MAX(at) FROM job_events), 0) + 1), ?3, ?4)",
+    )?
+    .execute(params![job_id, now_ms(), level, message])?;
+    Ok(())
 }

@@ -410,10 +410,23 @@ impl JobRuntime {
     /// Records the final state. The store refuses to finalize twice, so a late completion can
     /// never overwrite a cancel.
     fn finish_record(&self, record: &JobRecord) {
-        match self.inner.store.finish_job(record) {
+        let (level, message) = finish_line(record);
+        match self.inner.store.finish_job_logged(record, level, &message) {
             Ok(true) => {}
             Ok(false) => {
-                let (level, message) = late::record_late(&self.inner.store, record);
+                let (late_level, late) = late::record_late(&self.inner.store, record);
+                for (level, message) in [(late_level, late.as_str()), (level, message.as_str())] {
+                    if let Err(err) = self
+                        .inner
+                        .store
+                        .append_log(Some(&record.id), level, message)
+                    {
+                        tracing::warn!(error = %err, "writing the job log failed");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(job = %record.id, error = %err, "saving final job state failed");
                 if let Err(err) = self
                     .inner
                     .store
@@ -422,17 +435,6 @@ impl JobRuntime {
                     tracing::warn!(error = %err, "writing the job log failed");
                 }
             }
-            Err(err) => {
-                tracing::error!(job = %record.id, error = %err, "saving final job state failed");
-            }
-        }
-        let (level, message) = finish_line(record);
-        if let Err(err) = self
-            .inner
-            .store
-            .append_log(Some(&record.id), level, &message)
-        {
-            tracing::warn!(error = %err, "writing the job log failed");
         }
         let job = self.lock().remove(&record.id);
         if let Some(job) = job {

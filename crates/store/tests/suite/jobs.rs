@@ -240,3 +240,37 @@ fn prune_by_count_drops_oldest_final_jobs_only() {
     assert_eq!(store.prune_jobs(i64::MAX, 0).unwrap(), 2);
     assert_eq!(store.count_jobs().unwrap(), 3);
 }
+
+#[test]
+fn a_finish_and_its_log_line_are_written_together_and_a_second_finish_writes_neither() {
+    let store = Store::open_in_memory().unwrap();
+    let job = running_job("j1", "coder", "h1", 1_000);
+    store.insert_job(&job).unwrap();
+    let mut done = job.clone();
+    done.finish(JobStatus::Succeeded, 2_000);
+    assert!(
+        store
+            .finish_job_logged(&done, "info", "j1 succeeded")
+            .unwrap()
+    );
+    let mut late = job.clone();
+    late.finish(JobStatus::Failed, 3_000);
+    assert!(
+        !store
+            .finish_job_logged(&late, "error", "j1 failed")
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_job("j1").unwrap().unwrap().status,
+        JobStatus::Succeeded
+    );
+    let lines: Vec<(Option<String>, String)> = store
+        .logs_after(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|line| (line.job_id, line.message))
+        .collect();
+    assert_eq!(lines, vec![(Some("j1".into()), "j1 succeeded".into())]);
+    // Only a final record can finish a job.
+    assert!(store.finish_job_logged(&job, "info", "running").is_err());
+}
