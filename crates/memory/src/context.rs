@@ -34,8 +34,11 @@ const CLOSE: &str = "</orchestra-data>\n";
 /// Pinned records may use at most this share of the budget; the rest is for relevant ones.
 const PINNED_SHARE_PERCENT: u32 = 50;
 const MAX_PINNED: u32 = 64;
-/// Candidates read from the index per scope before the deterministic re-ranking.
-const CANDIDATES: u32 = 32;
+/// Candidates read from the index per scope before the deterministic re-ranking: twice the
+/// entries the block may show, within these bounds. Each is a row read and a text analysed on
+/// every task start, so the default (8 entries) reads 16, not a fixed 32.
+const MIN_CANDIDATES: usize = 16;
+const MAX_CANDIDATES: usize = 64;
 const ENTRY_BODY_CHARS: usize = 280;
 
 fn kind_order(kind: &str) -> u8 {
@@ -191,7 +194,8 @@ impl MemoryService {
             scopes: vec![scope],
             ..Default::default()
         };
-        let (window, _, _) = self.ranked(&params, 0, CANDIDATES as usize, freshness, true)?;
+        let candidates = max.saturating_mul(2).clamp(MIN_CANDIDATES, MAX_CANDIDATES);
+        let (window, _, _) = self.ranked(&params, 0, candidates, freshness, true)?;
         let mut scored: Vec<(u32, MemoryRecord)> = window
             .into_iter()
             .map(|(row, _)| {
