@@ -12,7 +12,7 @@
 //! | `GET /api/v1/workers` | the workers now |
 //! | `GET /api/v1/runs/{id}` | one workflow run |
 //! | `/api/v1/memory/*` | memory: search, records, context, export, import (see `memory_api.rs`) |
-//! | `GET /api/v1/events` | the event stream (SSE, `Last-Event-ID` replay; `?job=` filters) |
+//! | `GET /api/v1/events` | the event stream (SSE, `Last-Event-ID` replay; `?job=` filters; `?presence=true` sends none) |
 //! | `POST /api/v1/login` | a one-time login link for a browser ([`LoginLink`]) |
 //! | `POST /api/v1/shutdown` | stop the hub |
 //! | `/api/v1/hooks/*` | the OpenCode plugin's hooks (`hooks_api.rs` lists them) |

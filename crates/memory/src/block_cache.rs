@@ -5,7 +5,7 @@
 //! block reuses: the pinned records of the current generation and the analysed text of recent
 //! candidates.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use orchestra_protocol::memory::{MemoryContext, MemoryRecord};
@@ -49,17 +49,50 @@ impl BlockCache {
 }
 
 /// The distinct words and identifiers of a record's text, as the block's re-ranking counts
-/// them.
+/// them: hashes (sorted), so a remembered record costs a few hundred bytes, not a set of
+/// strings.
 #[derive(Debug, Default)]
 pub(crate) struct RecordTerms {
-    pub words: HashSet<String>,
-    pub idents: HashSet<String>,
+    words: Vec<u64>,
+    idents: Vec<u64>,
+}
+
+impl RecordTerms {
+    pub(crate) fn new(words: &[String], idents: &[String]) -> RecordTerms {
+        RecordTerms {
+            words: hashes(words),
+            idents: hashes(idents),
+        }
+    }
+
+    /// How many of `words` (hashes, see [`hashes`]) the record holds.
+    pub(crate) fn words_found(&self, words: &[u64]) -> usize {
+        words
+            .iter()
+            .filter(|w| self.words.binary_search(w).is_ok())
+            .count()
+    }
+
+    pub(crate) fn idents_found(&self, idents: &[u64]) -> usize {
+        idents
+            .iter()
+            .filter(|w| self.idents.binary_search(w).is_ok())
+            .count()
+    }
+}
+
+/// Terms as sorted, distinct 64-bit hashes.
+pub(crate) fn hashes(terms: &[String]) -> Vec<u64> {
+    let mut out: Vec<u64> = terms.iter().map(|t| fnv1a(t.as_bytes())).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Record texts analysed recently: the same records are candidates for task after task, and
 /// analysing their text was a quarter of a block's cost. Keyed on a hash of the text itself,
 /// so an edited record is analysed again and nothing needs invalidating.
-const TERM_ENTRIES: usize = 4096;
+const TERM_ENTRIES: usize = 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct TermCache {

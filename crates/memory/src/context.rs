@@ -18,7 +18,7 @@ use orchestra_protocol::memory::{
 };
 
 use crate::MemoryError;
-use crate::block_cache::{BlockKey, RecordTerms};
+use crate::block_cache::{BlockKey, RecordTerms, hashes};
 use crate::cursor::fnv1a;
 use crate::quote::{escape_fence, utc_date};
 use crate::service::{Freshness, MAX_QUERY_TERMS, MemoryService, first_chars};
@@ -107,27 +107,18 @@ fn ranked_text(record: &MemoryRecord) -> String {
 }
 
 fn analyse(text: &str) -> RecordTerms {
-    let mut found = Vec::new();
-    words(text, &mut found);
-    let record_words: HashSet<String> = found.drain(..).collect();
-    identifiers(text, &mut found);
-    RecordTerms {
-        words: record_words,
-        idents: found.into_iter().collect(),
-    }
+    let mut words_found = Vec::new();
+    words(text, &mut words_found);
+    let mut idents_found = Vec::new();
+    identifiers(text, &mut idents_found);
+    RecordTerms::new(&words_found, &idents_found)
 }
 
-/// Distinct task terms found in the record: words count 1, identifiers 3.
-fn overlap(record: &RecordTerms, task_words: &[String], task_idents: &[String]) -> u32 {
-    let from_words = task_words
-        .iter()
-        .filter(|w| record.words.contains(*w))
-        .count();
-    let from_idents = task_idents
-        .iter()
-        .filter(|w| record.idents.contains(*w))
-        .count();
-    u32::try_from(from_words + 3 * from_idents).unwrap_or(u32::MAX)
+/// Distinct task terms found in the record: words count 1, identifiers 3. The task's terms
+/// come as [`hashes`].
+fn overlap(record: &RecordTerms, task_words: &[u64], task_idents: &[u64]) -> u32 {
+    let found = record.words_found(task_words) + 3 * record.idents_found(task_idents);
+    u32::try_from(found).unwrap_or(u32::MAX)
 }
 
 struct Block {
@@ -196,6 +187,7 @@ impl MemoryService {
         };
         let candidates = max.saturating_mul(2).clamp(MIN_CANDIDATES, MAX_CANDIDATES);
         let (window, _, _) = self.ranked(&params, 0, candidates, freshness, true)?;
+        let (task_words, task_idents) = (hashes(&task_words), hashes(&task_idents));
         let mut scored: Vec<(u32, MemoryRecord)> = window
             .into_iter()
             .map(|(row, _)| {
