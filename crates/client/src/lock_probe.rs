@@ -15,15 +15,26 @@ pub(crate) fn flock_held(path: &Path) -> Option<bool> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Some(false),
         Err(_) => return None,
     };
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let dev = meta.dev();
     let file = FileId {
         major: nix::sys::stat::major(dev),
         minor: nix::sys::stat::minor(dev),
         inode: meta.ino(),
     };
-    Some(locks.lines().any(|line| held_by_line(line) == Some(file)))
+    // `/proc/locks` is read a page at a time, and locks taken or dropped between two pages
+    // (SQLite takes and drops them all the time) shift the listing: a held lock can be
+    // skipped. It cannot be listed when it is not held, so only a miss is read again.
+    for _ in 0..READS_ON_MISS {
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        if locks.lines().any(|line| held_by_line(line) == Some(file)) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
+
+/// Reads of `/proc/locks` before a lock is taken as not held.
+const READS_ON_MISS: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileId {
@@ -94,5 +105,39 @@ mod tests {
         assert_eq!(flock_held(&path), Some(false));
         let again = std::fs::File::open(&path).unwrap();
         assert!(Flock::lock(again, FlockArg::LockExclusiveNonblock).is_ok());
+    }
+
+    #[test]
+    fn a_held_lock_is_seen_while_other_locks_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock_file = |name: String| {
+            let file = std::fs::File::create(dir.path().join(name)).unwrap();
+            Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap()
+        };
+        // Enough held locks that /proc/locks takes several pages to read.
+        let _held: Vec<_> = (0..300).map(|i| lock_file(format!("held-{i}"))).collect();
+        let path = dir.path().join("hub.lock");
+        let _hub = lock_file("hub.lock".into());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let stop = stop.clone();
+            let dir = dir.path().to_owned();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let file =
+                        std::fs::File::create(dir.join(format!("churn-{}", n % 50))).unwrap();
+                    drop(Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap());
+                    n += 1;
+                }
+            })
+        };
+        let missed = (0..200).filter(|_| flock_held(&path) != Some(true)).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        assert_eq!(
+            missed, 0,
+            "a held lock was reported free {missed} times in 200"
+        );
     }
 }
