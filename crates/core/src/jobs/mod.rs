@@ -378,22 +378,27 @@ impl JobRuntime {
     }
 
     fn publish(&self, record: &JobRecord, force: bool) {
-        let save = {
+        let (announce, save) = {
             let mut live = self.lock();
             let Some(job) = live.get_mut(&record.id) else {
                 return;
             };
             job.record.send_replace(record.clone());
-            let due = force || job.last_saved.elapsed() >= PROGRESS_SAVE_INTERVAL;
+            let due = job.last_saved.elapsed() >= PROGRESS_SAVE_INTERVAL;
             if due {
                 job.last_saved = Instant::now();
             }
-            due
+            (force || due, due)
         };
-        if save {
+        if announce {
             self.inner
                 .bus
                 .publish(EventBody::JobUpdated(JobUpdate::of(record)));
+        }
+        // The stored record follows at most a second behind: the event above is stored with
+        // the stream, and the final record is written whole. A forced update used to be a
+        // commit of its own, the most frequent one of a short task.
+        if save {
             match self.inner.store.save_job(record) {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(
