@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::flame::Recording;
 use super::harness::{self, succeeded};
-use super::process_stats::{cpu_s, group_cpu_s, group_rss_mb, rss_mb};
+use super::process_stats::{cpu_s, group_cpu_s, group_rss_mb, rss_mb, status_kb};
 use super::report::{Row, number};
 use super::warm::Warm;
 use super::{Outcome, Stats};
@@ -44,6 +44,9 @@ struct Mark {
     /// CPU the warm OpenCode (its process group) had used.
     opencode_cpu_s: f64,
     rss_mb: f64,
+    /// The hub's RSS that is its own memory (heap, stacks), not mapped files (the binary, the
+    /// search index).
+    anon_mb: f64,
     /// The warm OpenCode's RSS: what the hub makes it keep (worktree instances) shows here.
     opencode_mb: f64,
 }
@@ -90,6 +93,7 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
             relay_cpu_s: cpu_s(relay_pid)?,
             opencode_cpu_s: group_cpu_s(opencode_group),
             rss_mb: rss_mb(hub_pid)?,
+            anon_mb: status_kb(hub_pid, "RssAnon:")? / 1024.0,
             opencode_mb: group_rss_mb(opencode_group),
         })
     };
@@ -224,13 +228,14 @@ fn table(marks: &[Mark], tasks: usize, hub_wall: Duration, direct_wall: Duration
                 cpu,
             )
             .with_comparison(format!(
-                "relay {} · RSS {} · {} · OpenCode RSS {}",
+                "relay {} · RSS {} ({} anonymous) · {} · OpenCode RSS {}",
                 number(
                     (b.relay_cpu_s - a.relay_cpu_s) * 1000.0
                         / b.done.saturating_sub(a.done).max(1) as f64,
                     "ms"
                 ),
                 number(b.rss_mb, "MB"),
+                number(b.anon_mb, "MB"),
                 number(rate, "tasks/s"),
                 number(b.opencode_mb, "MB")
             )),
