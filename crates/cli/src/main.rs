@@ -151,6 +151,12 @@ enum Command {
     },
 }
 
+/// Threads for blocking work (SQLite, the memory index, redaction). Without a bound a burst of
+/// task starts made one each (about 70 in a 64-task soak), and each thread the process keeps
+/// holds a stack and an allocator cache: the hub's memory grew with the bursts it had seen. The
+/// work mostly waits on one SQLite connection anyway, so more threads did not do more.
+const MAX_BLOCKING_THREADS: usize = 16;
+
 fn main() -> std::process::ExitCode {
     // The hidden supervisor mode every OpenCode server runs under: before clap, logging and
     // the async runtime, since it must be the only thread (it takes signals with sigwait).
@@ -172,7 +178,11 @@ fn main() -> std::process::ExitCode {
     if matches!(cli.command, Command::Serve(_)) {
         serve::bound_malloc_arenas();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: could not start the async runtime: {err}");

@@ -26,6 +26,8 @@ mod doctor;
 mod cli_run;
 mod mcp_server;
 mod serve;
+// A burst of tasks and the hub's thread count.
+mod hub_threads;
 
 // Malformed MCP calls from `tests/corpus/`.
 mod malformed_inputs;
