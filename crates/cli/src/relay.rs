@@ -95,11 +95,16 @@ impl Relay {
             );
         }
         let client = connection.client;
-        let events = client.presence().await?;
         // The open stream is what tells the hub a client is here; its end tells us the hub is
-        // gone. It carries no events: the relay has no use for them.
+        // gone. It carries no events: the relay has no use for them. A hub older than presence
+        // streams refuses the query; its full stream does the same job.
+        let events = match client.presence().await {
+            Ok(events) => events.boxed(),
+            Err(ClientError::Api { status: 400, .. }) => client.events(None).await?.boxed(),
+            Err(err) => return Err(err),
+        };
         let presence = tokio::spawn(async move {
-            let mut events = Box::pin(events);
+            let mut events = events;
             while let Some(event) = events.next().await {
                 if event.is_err() {
                     break;
