@@ -4,9 +4,9 @@
 //! share one hub, one worker pool and one OpenCode worker server.
 //!
 //! The relay keeps an event stream open while it lives (a presence stream, which carries no
-//! events), so the hub counts it as a client and does not stop for idleness under it. When the hub goes away (stopped, or
-//! killed), the next call finds or starts a new one; a call that never reached the hub is
-//! repeated there, any other fails with the reason.
+//! events), so the hub counts it as a client and does not stop for idleness under it. When the
+//! hub goes away (stopped, or killed), the next call finds or starts a new one; a call that never
+//! reached the hub is repeated there, any other fails with the reason.
 
 use std::path::PathBuf;
 use std::sync::Arc;

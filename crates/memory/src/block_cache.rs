@@ -138,14 +138,20 @@ pub(crate) struct PinnedCache {
 }
 
 impl PinnedCache {
-    pub(crate) fn get(&self, generation: Generation) -> Option<Arc<Vec<MemoryRecord>>> {
-        match &*self.entry.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some((at, records)) if *at == generation => Some(records.clone()),
-            Some(_) | None => None,
+    /// The records of `generation`, loaded with `load` unless they were for it already.
+    pub(crate) fn get_or_load<E>(
+        &self,
+        generation: Generation,
+        load: impl FnOnce() -> Result<Vec<MemoryRecord>, E>,
+    ) -> Result<Arc<Vec<MemoryRecord>>, E> {
+        if let Some((at, records)) = &*self.entry.lock().unwrap_or_else(PoisonError::into_inner)
+            && *at == generation
+        {
+            return Ok(records.clone());
         }
-    }
-
-    pub(crate) fn put(&self, generation: Generation, records: Arc<Vec<MemoryRecord>>) {
-        *self.entry.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, records));
+        let records = Arc::new(load()?);
+        *self.entry.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, records.clone()));
+        Ok(records)
     }
 }

@@ -18,7 +18,7 @@ use orchestra_protocol::memory::{
 };
 
 use crate::MemoryError;
-use crate::block_cache::{BlockKey, RecordTerms, hashes};
+use crate::block_cache::{BlockKey, Generation, RecordTerms, hashes};
 use crate::cursor::fnv1a;
 use crate::quote::{escape_fence, utc_date};
 use crate::service::{Freshness, MAX_QUERY_TERMS, MemoryService, first_chars};
@@ -239,7 +239,7 @@ impl MemoryService {
     }
 
     /// (project index, global index) sequence numbers: what a search as indexed sees.
-    fn generation(&self) -> (i64, i64) {
+    fn generation(&self) -> Generation {
         (
             self.project_bank().index().synced_seq(),
             self.global_bank()
@@ -285,17 +285,9 @@ impl MemoryService {
         let include_global = settings.inject_include_global;
         let pinned = match freshness {
             Freshness::Synced => Arc::new(self.pinned_now()?),
-            Freshness::AsIndexed => {
-                let generation = self.generation();
-                match self.pinned_records.get(generation) {
-                    Some(pinned) => pinned,
-                    None => {
-                        let pinned = Arc::new(self.pinned_now()?);
-                        self.pinned_records.put(generation, pinned.clone());
-                        pinned
-                    }
-                }
-            }
+            Freshness::AsIndexed => self
+                .pinned_records
+                .get_or_load(self.generation(), || self.pinned_now())?,
         };
         let relevant = self.relevant(
             MemoryScope::Project,

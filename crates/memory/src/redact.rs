@@ -31,7 +31,7 @@ fn ascii_boundaries(pattern: &str) -> String {
 }
 
 fn rule(pattern: &str) -> Option<Rule> {
-    match Regex::new(&ascii_boundaries(pattern)) {
+    match Regex::new(pattern) {
         Ok(regex) => Some(Rule { regex }),
         Err(error) => {
             // The patterns are constants; this only fires if one is edited into a bad regex,
@@ -60,19 +60,18 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 
 /// Every rule at once: one pass over a text that holds no secret (nearly every text) instead
 /// of one pass per rule.
-static ANY_RULE: LazyLock<Option<RegexSet>> = LazyLock::new(|| {
-    match RegexSet::new(PATTERNS.iter().map(|pattern| ascii_boundaries(pattern))) {
+static ANY_RULE: LazyLock<Option<RegexSet>> =
+    LazyLock::new(|| match RegexSet::new(PATTERNS.iter()) {
         Ok(set) => Some(set),
         Err(error) => {
             tracing::error!(%error, "bad redaction pattern set");
             None
         }
-    }
-});
+    });
 
-/// The rules, in the order they apply.
+/// The rules, in the order they apply, with ASCII word boundaries.
 static PATTERNS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    vec![
+    [
         String::from(
             r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
         ),
@@ -110,6 +109,9 @@ static PATTERNS: LazyLock<Vec<String>> = LazyLock::new(|| {
             r#"(?i)(?P<pre>\b[A-Za-z0-9_\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|client[_\-]?secret|auth)["']?\s*[:=]\s*["']?)[^\s"',;\[\]][^\s"',;]*"#,
         ),
     ]
+    .iter()
+    .map(|pattern| ascii_boundaries(pattern))
+    .collect()
 });
 
 /// `text` with every secret replaced by `[REDACTED]`, and how many were replaced.

@@ -416,29 +416,25 @@ impl JobRuntime {
     /// never overwrite a cancel.
     fn finish_record(&self, record: &JobRecord) {
         let (level, message) = finish_line(record);
+        let append_log = |level: &str, message: &str| {
+            if let Err(err) = self
+                .inner
+                .store
+                .append_log(Some(&record.id), level, message)
+            {
+                tracing::warn!(error = %err, "writing the job log failed");
+            }
+        };
         match self.inner.store.finish_job_logged(record, level, &message) {
             Ok(true) => {}
             Ok(false) => {
                 let (late_level, late) = late::record_late(&self.inner.store, record);
-                for (level, message) in [(late_level, late.as_str()), (level, message.as_str())] {
-                    if let Err(err) = self
-                        .inner
-                        .store
-                        .append_log(Some(&record.id), level, message)
-                    {
-                        tracing::warn!(error = %err, "writing the job log failed");
-                    }
-                }
+                append_log(late_level, &late);
+                append_log(level, &message);
             }
             Err(err) => {
                 tracing::error!(job = %record.id, error = %err, "saving final job state failed");
-                if let Err(err) = self
-                    .inner
-                    .store
-                    .append_log(Some(&record.id), level, &message)
-                {
-                    tracing::warn!(error = %err, "writing the job log failed");
-                }
+                append_log(level, &message);
             }
         }
         let job = self.lock().remove(&record.id);

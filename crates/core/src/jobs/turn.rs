@@ -93,19 +93,17 @@ impl Progress {
     }
 }
 
-/// Publishes the text deltas held back, as one event; true when there were any. Called when
+/// Publishes the text deltas held back, as one event, if there are any. Called when
 /// they are due and before anything else about the job is published, so the stream's order is
 /// the session's.
-pub(super) fn flush_text(job: &JobHandle, record: &JobRecord, state: &mut Progress) -> bool {
+pub(super) fn flush_text(job: &JobHandle, record: &JobRecord, state: &mut Progress) {
     state.text_due = None;
-    if state.pending_text.is_empty() {
-        return false;
+    if !state.pending_text.is_empty() {
+        job.emit(EventBody::JobDelta {
+            job_id: record.id.clone(),
+            text: std::mem::take(&mut state.pending_text),
+        });
     }
-    job.emit(EventBody::JobDelta {
-        job_id: record.id.clone(),
-        text: std::mem::take(&mut state.pending_text),
-    });
-    true
 }
 
 /// The `maxMs` timer fired: a warning, or the stop at the cap.
