@@ -382,9 +382,32 @@ async fn workflow_runs(client: &Client, page: &Page) {
     )
     .await;
     wait(page, "[...document.querySelectorAll('.titlebar button')].find(b => b.textContent === 'Resume' && !b.hidden && !b.disabled) !== undefined").await;
+    hold_first_read_of_run(page, &run).await;
     page.eval("[...document.querySelectorAll('.titlebar button')].find(b => b.textContent === 'Resume').click()")
         .await
         .unwrap();
+    wait(page, "window.__runReadHeld === true").await;
+    // The hub's own word that the run ended, through the runs list (a read that is not held).
+    wait(
+        page,
+        &format!(
+            "import('/assets/js/api.js').then(m => m.api.runs()).then(l => l.find(r => r.runId === '{run}')?.status === 'success')"
+        ),
+    )
+    .await;
+    // Every event the hub has sent has reached the page before the held read lands.
+    wait(
+        page,
+        "Promise.all([import('/assets/js/api.js'), import('/assets/js/state.js')]).then(([m, s]) => m.api.health().then(h => s.state.lastEventId >= h.lastEventId))",
+    )
+    .await;
+    page.eval("window.__releaseRunRead()").await.unwrap();
+    // Resume's buttons come back once its read of the run has landed.
+    wait(
+        page,
+        "![...document.querySelectorAll('.titlebar button')].some(b => b.disabled)",
+    )
+    .await;
     wait(
         page,
         "document.querySelector('.titlebar .badge')?.textContent === 'success'",
@@ -472,6 +495,41 @@ async fn workflow_runs(client: &Client, page: &Page) {
         reason.as_str().unwrap().contains("canceled by a person"),
         "{reason}"
     );
+}
+
+/// A slow network for one read. The hub's answer to Resume reaches the page 500 ms late, after
+/// the run's own events; the first `GET` of `run` after it is answered by the hub at once but reaches the page only when the test calls
+/// `window.__releaseRunRead()`. By then the run has moved on, and events told the page so; the
+/// page must not go back to the older answer (a read landing after newer events once kept a
+/// running step pending in CI).
+async fn hold_first_read_of_run(page: &Page, run: &str) {
+    page.eval(&format!(
+        r#"(() => {{
+          const original = window.fetch;
+          let armed = false;
+          let held = false;
+          window.__runReadHeld = false;
+          window.fetch = (input, init) => {{
+            const path = new URL(String(input?.url ?? input), location.href).pathname;
+            const method = (init?.method ?? 'GET').toUpperCase();
+            if (method === 'POST' && path === '/api/v1/runs/{run}/resume') {{
+              // Late enough that the run's own events have reached the page first.
+              return original(input, init).then((answer) => new Promise((resolve) => setTimeout(() => {{
+                armed = true;
+                resolve(answer);
+              }}, 500)));
+            }}
+            if (!armed || held || method !== 'GET' || path !== '/api/v1/runs/{run}') return original(input, init);
+            held = true;
+            return original(input, init).then((answer) => new Promise((resolve) => {{
+              window.__releaseRunRead = () => resolve(answer);
+              window.__runReadHeld = true;
+            }}));
+          }};
+        }})()"#
+    ))
+    .await
+    .unwrap();
 }
 
 /// Restart on the workers view: the task running on the server fails saying why, and a new

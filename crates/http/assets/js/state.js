@@ -367,7 +367,7 @@ export function apply(event) {
       break;
     case "orchestra.workflow.step": {
       if (fetching.has(d.runId)) {
-        fetching.get(d.runId).push(event);
+        fetching.get(d.runId).later.push(event);
         break;
       }
       const run = state.runs.get(d.runId);
@@ -377,13 +377,13 @@ export function apply(event) {
         touch("runs");
         touch(`run:${d.runId}`);
       } else {
-        fetchRun(d.runId);
+        readRunQuietly(d.runId);
       }
       break;
     }
     case "orchestra.workflow.run": {
       if (fetching.has(d.runId)) {
-        fetching.get(d.runId).push(event);
+        fetching.get(d.runId).later.push(event);
         break;
       }
       const run = state.runs.get(d.runId);
@@ -399,7 +399,7 @@ export function apply(event) {
         touch(`run:${d.runId}`);
       }
       // A new run, or a resumed one (new job, maybe new steps): read it whole.
-      fetchRun(d.runId);
+      readRunQuietly(d.runId);
       break;
     }
     case "orchestra.memory.written":
@@ -424,26 +424,38 @@ function dropQuestionsOf(jobId) {
   touch("questions");
 }
 
-/** Runs being read, each with the run events that arrived while its read was in flight. */
+/** Runs being read, each with the run events that arrived while its read was in flight and
+ * the read's promise, so every reader (events, a run's view, its buttons) shares one read. */
 const fetching = new Map();
 
-async function fetchRun(runId) {
-  if (fetching.has(runId)) return;
-  fetching.set(runId, []);
-  try {
-    const run = await api.run(runId);
-    state.runs.set(run.runId, run);
-    touch("runs");
-    touch(`run:${run.runId}`);
-  } catch (err) {
-    console.warn("reading a workflow run failed", err);
-  } finally {
-    const later = fetching.get(runId) ?? [];
-    fetching.delete(runId);
-    // The read may have been answered before these events happened: applying them on top
-    // keeps a step that started meanwhile from showing as pending until it ends.
-    for (const event of later) apply(event);
-  }
+/** Reads a run whole into `state.runs`. Every read of a run goes through here: a read answered
+ * before an event happened, yet landing after the event was applied, would otherwise put a
+ * step that is running back to pending until the step ends (seen in CI: a run's view read the
+ * run while an event-driven read of it was in flight, and the older answer landed last). */
+export function readRun(runId) {
+  const inFlight = fetching.get(runId);
+  if (inFlight) return inFlight.done;
+  const entry = { later: [], done: null };
+  fetching.set(runId, entry);
+  entry.done = (async () => {
+    try {
+      const run = await api.run(runId);
+      state.runs.set(run.runId, run);
+      touch("runs");
+      touch(`run:${run.runId}`);
+      return run;
+    } finally {
+      fetching.delete(runId);
+      // The read may have been answered before these events happened: applying them on top
+      // keeps a step that started meanwhile from showing as pending until it ends.
+      for (const event of entry.later) apply(event);
+    }
+  })();
+  return entry.done;
+}
+
+function readRunQuietly(runId) {
+  readRun(runId).catch((err) => console.warn("reading a workflow run failed", err));
 }
 
 /** The state of a task as the page groups it. */

@@ -6,7 +6,7 @@
 import { api } from "../api.js";
 import { budgetText } from "../budget.js";
 import { errorBox, fill, h, short } from "../dom.js";
-import { state, touch } from "../state.js";
+import { readRun, state } from "../state.js";
 
 /** Runs waiting for a person because their budget is spent, oldest first. */
 export function budgetPausedRuns() {
@@ -41,10 +41,7 @@ export function runBudgetCard(run) {
     fill(result, `${doing}…`);
     try {
       fill(result, h("span.ok", null, done(await call())));
-      const fresh = await api.run(run.runId);
-      state.runs.set(fresh.runId, fresh);
-      touch("runs");
-      touch(`run:${run.runId}`);
+      await readRun(run.runId);
     } catch (err) {
       fill(result, errorBox(err));
       for (const b of buttons) b.disabled = false;

@@ -5,7 +5,7 @@
 import { api } from "../api.js";
 import { budgetText } from "../budget.js";
 import { badge, clock, cost, duration, errorBox, fill, h, short, tokens, usageText } from "../dom.js";
-import { state, touch } from "../state.js";
+import { readRun, state } from "../state.js";
 import { stepCount } from "./runs.js";
 
 export function render(container, runId) {
@@ -35,10 +35,7 @@ export function render(container, runId) {
     try {
       const answer = await call();
       fill(outcome, h("p.ok", null, done(answer)));
-      const run = await api.run(runId);
-      state.runs.set(run.runId, run);
-      touch(`run:${runId}`);
-      touch("runs");
+      await readRun(runId);
     } catch (err) {
       fill(outcome, errorBox(err));
     } finally {
@@ -129,8 +126,7 @@ export function render(container, runId) {
   async function start() {
     if (!state.runs.has(runId)) {
       try {
-        const run = await api.run(runId);
-        state.runs.set(run.runId, run);
+        await readRun(runId);
       } catch (err) {
         fill(container, h("a.back", { href: "#/runs" }, "← Runs"), errorBox(err));
         return;
