@@ -458,6 +458,16 @@ function readRunQuietly(runId) {
   readRun(runId).catch((err) => console.warn("reading a workflow run failed", err));
 }
 
+/** Keeps a task read from the hub, unless an event that arrived while the read was in flight
+ * already said the task ended: an answer from before the end must not bring it back to
+ * running. Returns the copy the page keeps. */
+export function landTask(record) {
+  const known = state.tasks.get(record.id);
+  if (known && known.status !== "running" && record.status === "running") return known;
+  state.tasks.set(record.id, record);
+  return record;
+}
+
 /** The state of a task as the page groups it. */
 export function groupOf(task) {
   if (task.status === "running") {

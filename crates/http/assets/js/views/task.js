@@ -6,7 +6,7 @@
 import { api } from "../api.js";
 import { budgetText } from "../budget.js";
 import { badge, bytes, clock, collapsed, cost, elapsed, errorBox, fill, h, setText, short, tokens } from "../dom.js";
-import { liveOf, openPeek, state, touch } from "../state.js";
+import { landTask, liveOf, openPeek, state, touch } from "../state.js";
 import { questionCard } from "./inbox.js";
 import { worktreeSection } from "./worktree.js";
 
@@ -179,8 +179,7 @@ export function render(container, id) {
   async function start() {
     if (!task) {
       try {
-        task = await api.task(id);
-        state.tasks.set(id, task);
+        task = landTask(await api.task(id));
       } catch (err) {
         fill(container, h("a.back", { href: "#/tasks" }, "← Tasks"), errorBox(err));
         return;

@@ -6,7 +6,7 @@
 
 import { ApiError, api } from "../api.js";
 import { badge, empty, errorBox, fill, h, short } from "../dom.js";
-import { state, touch } from "../state.js";
+import { landTask, touch } from "../state.js";
 
 /** How long one `task_await` call waits (the hub caps it lower if it must). */
 const AWAIT_MS = 20000;
@@ -126,9 +126,9 @@ export function worktreeSection(taskId) {
   /** The task's record again from the hub: the op changed its worktree. */
   async function reload() {
     try {
-      const record = await api.task(taskId);
-      if (record?.id) {
-        state.tasks.set(record.id, record);
+      const read = await api.task(taskId);
+      if (read?.id) {
+        const record = landTask(read);
         touch(`task:${record.id}`);
         paint(record);
       }
