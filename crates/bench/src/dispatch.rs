@@ -15,6 +15,11 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     let mut hub = Vec::with_capacity(samples);
     let mut direct = Vec::with_capacity(samples);
     let mut paired = Vec::with_capacity(samples);
+    // The hub's side split in two: the job's own span (record made → final, in the hub's
+    // milliseconds) and the rest (the MCP calls, the relay, the await's return).
+    let mut inside = Vec::with_capacity(samples);
+    let mut outside = Vec::with_capacity(samples);
+    let mut start_call = Vec::with_capacity(samples);
     for i in 0..samples {
         // Alternate which path goes first, so neither always runs right after the other.
         let (h, d) = if i.is_multiple_of(2) {
@@ -26,6 +31,11 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
             let d = warm.direct(&format!("bench dispatch direct {i}")).await?;
             (h, d)
         };
+        start_call.push(ms(h.start));
+        if let Some(job_ms) = h.record["durationMs"].as_f64() {
+            inside.push(job_ms);
+            outside.push(ms(h.total) - job_ms);
+        }
         hub.push(ms(h.total));
         direct.push(ms(d.total));
         paired.push(ms(h.total) - ms(d.total));
@@ -97,6 +107,14 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
                 "medians: hub {}, direct {}; the original added 45–80 ms",
                 number(hub_median, "ms"),
                 number(direct_median, "ms")
+            ),
+            format!(
+                "the hub's time split (medians): the job itself (record made → final, whole ms) {}, \
+                 everything around it (MCP calls, relay, the await's return) {}, of which the \
+                 task_start call {}",
+                number(super::Stats::of(&inside).median, "ms"),
+                number(super::Stats::of(&outside).median, "ms"),
+                number(super::Stats::of(&start_call).median, "ms")
             ),
         ],
     })

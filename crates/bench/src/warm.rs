@@ -24,6 +24,9 @@ pub struct Warm {
 /// One task through the hub: `task_start` + `task_await` over MCP.
 pub struct HubSample {
     pub total: Duration,
+    /// How long `task_start` itself took (the MCP call through the relay, answered once the
+    /// job's record exists).
+    pub start: Duration,
     pub record: Value,
 }
 
@@ -65,11 +68,16 @@ impl Warm {
     pub async fn through_hub(&self, text: &str) -> anyhow::Result<HubSample> {
         let began = Instant::now();
         let id = self.hub.start(text).await?;
+        let start = began.elapsed();
         let record = self.hub.finish(&id).await?;
         let total = began.elapsed();
         succeeded(&record)?;
         expect_echo(record["responseText"].as_str().unwrap_or(""), text)?;
-        Ok(HubSample { total, record })
+        Ok(HubSample {
+            total,
+            start,
+            record,
+        })
     }
 
     /// One task through the hub in a worktree of its own (the default for a coder in a git
@@ -81,11 +89,16 @@ impl Warm {
             json!({"kind": "worker", "workerId": "coder", "task": text, "workspace": "worktree"}),
         )
         .await?;
+        let start = began.elapsed();
         let record = self.hub.finish(&id).await?;
         let total = began.elapsed();
         succeeded(&record)?;
         expect_echo(record["responseText"].as_str().unwrap_or(""), text)?;
-        Ok(HubSample { total, record })
+        Ok(HubSample {
+            total,
+            start,
+            record,
+        })
     }
 
     pub async fn direct(&self, text: &str) -> anyhow::Result<DirectSample> {
