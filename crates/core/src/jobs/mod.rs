@@ -10,6 +10,7 @@
 pub mod attachments;
 mod budget;
 pub mod check_run;
+mod context;
 mod fallback;
 mod files;
 pub mod health;
@@ -40,6 +41,7 @@ use crate::events::EventBus;
 use crate::workers::WorkerPool;
 use attachments::{AttachmentError, PreparedAttachment};
 pub use check_run::UntilJob;
+pub use context::{ContextBlock, JobContext};
 pub use shared_budget::SharedBudget;
 pub use turn::{ReplySummary, error_text, summarize};
 pub use workspace::JobWorkspace;
@@ -90,7 +92,7 @@ pub struct WorkerJob {
     pub permission_ask_timeout: Duration,
     /// Text added to the prompt's `system` field after the profile's own (the memory block);
     /// the same text for the same memory, so the provider's prompt cache keeps working.
-    pub context: Option<String>,
+    pub context: JobContext,
     /// Input + output + reasoning tokens the turn may use; the session is aborted once its
     /// finished model steps used more.
     pub token_budget: Option<TokenBudget>,

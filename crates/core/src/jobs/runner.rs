@@ -282,7 +282,12 @@ async fn turns(
         };
     let mut events = lease.conn.router.register(&session_id);
     record.session_id = Some(session_id.clone());
-    // One save for the model and the session: both are known now.
+    // Built since the task started, while the worker was leased and the session opened.
+    let context = input.context.block().await;
+    if context.note.is_some() {
+        record.memory_note.clone_from(&context.note);
+    }
+    // One save for the model, the session and the memory note: all are known now.
     job.publish(record, true);
 
     let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
@@ -298,7 +303,7 @@ async fn turns(
             parts: parts.clone(),
             agent: lease.agent.clone(),
             model: Some(models.pick.resolution.model.clone()),
-            system: system_text(lease.system_prompt(), input.context.as_deref()),
+            system: system_text(lease.system_prompt(), context.text.as_deref()),
             tools: None,
         };
         match or_stop(job, deadline, client.prompt_async(&session_id, &request)).await {

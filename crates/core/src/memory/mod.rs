@@ -42,6 +42,7 @@ use orchestra_store::Store;
 
 use crate::config::{Config, MemoryScope as ConfigScope};
 use crate::events::EventBus;
+use crate::jobs::ContextBlock;
 #[cfg(feature = "neo4j")]
 pub use neo4j::neo4j_sync;
 pub use recorder::Recorder;
@@ -129,14 +130,6 @@ const OPEN_WAIT: Duration = Duration::from_secs(20);
 /// How long a task start waits for its memory block; past it the task runs without one and
 /// its record says why.
 const BLOCK_DEADLINE: Duration = Duration::from_millis(200);
-
-/// A task start's memory block, or why it has none.
-#[derive(Debug, Default)]
-pub struct TaskBlock {
-    pub text: Option<String>,
-    /// Set when the block was left out for a reason other than "nothing to show".
-    pub note: Option<String>,
-}
 
 struct Inner {
     opened: tokio::sync::watch::Receiver<opening::Opened>,
@@ -375,9 +368,9 @@ impl HubMemory {
     /// The block for a task start, read from the indexes as they stand (no index work on the
     /// task's path) within [`BLOCK_DEADLINE`]. A failure or a late block never stops the task:
     /// it runs without the block, and `note` (kept in the job record) and the log say why.
-    pub async fn block_for_task(&self, task_text: &str) -> TaskBlock {
+    pub async fn block_for_task(&self, task_text: &str) -> ContextBlock {
         if !self.auto_inject() {
-            return TaskBlock::default();
+            return ContextBlock::default();
         }
         // Writes from other processes (the CLI, other projects' global records) are indexed
         // by the next batch.
@@ -392,9 +385,9 @@ impl HubMemory {
         })
         .await;
         let reason = match built {
-            Ok(Ok(block)) if block.text.is_empty() => return TaskBlock::default(),
+            Ok(Ok(block)) if block.text.is_empty() => return ContextBlock::default(),
             Ok(Ok(block)) => {
-                return TaskBlock {
+                return ContextBlock {
                     text: Some(block.text),
                     note: None,
                 };
@@ -406,7 +399,7 @@ impl HubMemory {
             Ok(Err(err)) => format!("memory block left out: {err}"),
         };
         tracing::warn!(reason, "the worker runs without the memory block");
-        TaskBlock {
+        ContextBlock {
             text: None,
             note: Some(reason),
         }

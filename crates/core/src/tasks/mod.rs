@@ -38,7 +38,7 @@ use crate::config::{Config, ConfigError};
 use crate::events::EventBus;
 use crate::jobs::attachments::{self, AttachmentError};
 use crate::jobs::questions::QuestionError;
-use crate::jobs::{JobError, JobRuntime, JobWorkspace, WorkerJob};
+use crate::jobs::{JobContext, JobError, JobRuntime, JobWorkspace, WorkerJob};
 use crate::memory::{HubMemory, HubMemoryError};
 use crate::workers::{WorkerError, WorkerPool};
 use crate::workflows::{WorkflowError, WorkflowRequest, Workflows};
@@ -357,11 +357,14 @@ impl TaskEngine {
         )?;
         let prepared =
             attachments::prepare(&params.attachments, &self.project_dir, tasks.into()).await?;
-        let block = match &self.memory {
-            Some(memory) => memory.block_for_task(&params.task).await,
-            None => crate::memory::TaskBlock::default(),
+        // Built while the worker is leased and its session opens: the start does not wait.
+        let context = match &self.memory {
+            Some(memory) => {
+                let (memory, task) = (memory.clone(), params.task.clone());
+                JobContext::building(async move { memory.block_for_task(&task).await })
+            }
+            None => JobContext::text(None),
         };
-        let context = block.text;
         let mut record =
             self.runtime
                 .new_record(route.profile.clone(), params.task.clone(), params.kind);
@@ -374,7 +377,6 @@ impl TaskEngine {
         record.budget = limits.budget;
         record.until.clone_from(&params.until);
         record.continues_task_id = limits.continues.as_ref().map(|r| r.id.clone());
-        record.memory_note = block.note;
         let job = WorkerJob {
             profile_id: route.profile.clone(),
             task: params.task,

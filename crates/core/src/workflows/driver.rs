@@ -12,7 +12,9 @@ use orchestra_protocol::{
 use crate::config::{
     STEP_OUTPUT_PREFIX, WorkflowDefinition, WorkflowExecution, WorkflowIntervene, WorkflowStep,
 };
-use crate::jobs::{JobHandle, SharedBudget, TokenBudget, WorkerJob, attachments, check_run};
+use crate::jobs::{
+    JobContext, JobHandle, SharedBudget, TokenBudget, WorkerJob, attachments, check_run,
+};
 
 use super::limits::budget_tokens;
 use super::{Workflows, carry, run_budget, run_event};
@@ -412,7 +414,7 @@ async fn start_member(
         timeout: Duration::from_millis(timeout),
         retry_limit: config.tasks.provider_retry_limit,
         permission_ask_timeout: Duration::from_millis(config.tasks.permission_ask_timeout_ms),
-        context,
+        context: JobContext::text(context),
         // What is left of the run's budget: a step that would spend past it is stopped
         // there, not only after it ends.
         token_budget: Some(TokenBudget {

@@ -33,7 +33,21 @@ async fn a_locked_memory_index_blocks_neither_the_hub_nor_a_task_start() {
         // A generous OpenCode start: this test is about memory, not a busy machine.
         let config = json!({"startupTimeout": 100_000});
         let world = World::start_in(fake, home, config, Vec::new()).await;
-        let record = world.run("coder", "describe the parser module").await;
+        let id = world
+            .start_task("coder", "describe the parser module")
+            .await;
+        // The start did not wait for the block (it waits up to 200 ms for a locked index): the
+        // block is built while the session opens, and the note comes with it.
+        let started = world
+            .engine()
+            .peek(&orchestra_protocol::TaskPeekParams {
+                task_id: Some(id.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+        let started = started.lookups()[0].record().unwrap().clone();
+        assert_eq!(started.memory_note, None, "{started:?}");
+        let record = world.finish(&id).await;
         assert_eq!(
             record.status,
             orchestra_protocol::JobStatus::Succeeded,
