@@ -37,6 +37,7 @@ pub struct DirectSample {
     pub text: String,
     /// When the messages had been read: the direct analogue of a finished job record.
     pub done_at: Instant,
+    pub session: String,
 }
 
 impl Direct {
@@ -130,6 +131,7 @@ impl Direct {
             total,
             text: summary.text,
             done_at,
+            session,
         })
     }
 }

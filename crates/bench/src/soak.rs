@@ -154,12 +154,31 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
 
     harness::progress("bench: soak: the same workload straight to OpenCode …");
     let direct_cpu_before = group_cpu_s(opencode_group);
-    let direct_wall = direct(&warm, tasks).await?;
+    let direct_wall = direct(&warm, tasks, Sessions::Keep).await?;
     let direct_opencode_ms =
         (group_cpu_s(opencode_group) - direct_cpu_before) * 1000.0 / tasks.max(1) as f64;
+    // The hub deletes each finished session (`runtime.keepSessions` 0), which costs OpenCode
+    // CPU a plain prompt does not spend: the same prompts again, each session deleted after
+    // its reply is read, show how much of the gap that is.
+    harness::progress("bench: soak: straight to OpenCode again, deleting each session …");
+    let deleting_wall = direct(&warm, tasks, Sessions::Delete).await?;
     warm.close().await;
 
     let mut outcome = table(&marks, tasks, hub_wall, direct_wall);
+    outcome.rows.push(
+        Row {
+            baseline: Some(tasks as f64 / deleting_wall.as_secs_f64()),
+            ..Row::info(
+                "soak: throughput vs direct prompts that also delete their sessions",
+                "tasks/s",
+                tasks as f64 / hub_wall.as_secs_f64(),
+            )
+        }
+        .with_comparison(number(
+            deleting_wall.as_secs_f64() / hub_wall.as_secs_f64(),
+            "×",
+        )),
+    );
     if let (Some(first), Some(last)) = (marks.first(), marks.last()) {
         let hub_opencode_ms = (last.opencode_cpu_s - first.opencode_cpu_s) * 1000.0
             / last.done.saturating_sub(first.done).max(1) as f64;
@@ -185,8 +204,16 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// What a direct prompt does with its session once the reply is read.
+#[derive(Clone, Copy)]
+enum Sessions {
+    Keep,
+    /// As the hub does by default.
+    Delete,
+}
+
 /// The same prompts, `IN_FLIGHT` at a time, straight to the warm OpenCode; the wall time.
-async fn direct(warm: &Warm, tasks: usize) -> anyhow::Result<Duration> {
+async fn direct(warm: &Warm, tasks: usize, sessions: Sessions) -> anyhow::Result<Duration> {
     let began = Instant::now();
     let next = AtomicUsize::new(0);
     let runner = || async {
@@ -195,7 +222,11 @@ async fn direct(warm: &Warm, tasks: usize) -> anyhow::Result<Duration> {
             if i >= tasks {
                 return anyhow::Ok(());
             }
-            warm.direct.prompt(&task_text(i)).await?;
+            let sample = warm.direct.prompt(&task_text(i)).await?;
+            match sessions {
+                Sessions::Keep => {}
+                Sessions::Delete => warm.direct.client.delete_session(&sample.session).await?,
+            }
         }
     };
     let runners = (0..IN_FLIGHT.min(tasks)).map(|_| runner());
