@@ -15,8 +15,9 @@ pub async fn run(samples: usize) -> anyhow::Result<Outcome> {
     let mut hub = Vec::with_capacity(samples);
     let mut direct = Vec::with_capacity(samples);
     let mut paired = Vec::with_capacity(samples);
-    // The hub's side split in two: the job's own span (record made → final, in the hub's
-    // milliseconds) and the rest (the MCP calls, the relay, the await's return).
+    // The hub's side split: the job's own span (record made → final, in the hub's
+    // milliseconds), the rest (the MCP calls, the relay, the await's return) and, of the rest,
+    // the task_start call.
     let mut inside = Vec::with_capacity(samples);
     let mut outside = Vec::with_capacity(samples);
     let mut start_call = Vec::with_capacity(samples);

@@ -10,7 +10,7 @@ use orchestra_core::config::{self, LoadOptions};
 use orchestra_memory::MemoryService;
 use orchestra_protocol::memory::MemorySearchParams;
 use orchestra_store::Store;
-use orchestra_testkit::processes::status_kb;
+use orchestra_testkit::processes::status_number;
 
 #[derive(clap::Args)]
 pub struct ProbeArgs {
@@ -68,7 +68,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<std::process::ExitCode> {
         Some(Arc::new(Store::open(&args.global_store)?)),
         orchestra_core::memory::settings_of(&loaded.config),
     )?;
-    let rss_kb = |field: &str| status_kb(std::process::id(), field).unwrap_or(0);
+    let rss_kb = |field: &str| status_number(std::process::id(), field).unwrap_or(0);
     let opened_kb = rss_kb("VmRSS:");
     let text = std::fs::read_to_string(&args.queries)
         .with_context(|| format!("cannot read {}", args.queries.display()))?;

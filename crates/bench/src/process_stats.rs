@@ -8,7 +8,7 @@ pub use orchestra_testkit::processes::descendants;
 
 /// A `/proc/<pid>/status` field in kB.
 pub fn status_kb(pid: u32, field: &str) -> anyhow::Result<f64> {
-    processes::status_kb(pid, field)
+    processes::status_number(pid, field)
         .map(|kb| kb as f64)
         .with_context(|| format!("no {field} in /proc/{pid}/status (has process {pid} exited?)"))
 }

@@ -66,29 +66,28 @@ impl Warm {
     }
 
     pub async fn through_hub(&self, text: &str) -> anyhow::Result<HubSample> {
-        let began = Instant::now();
-        let id = self.hub.start(text).await?;
-        let start = began.elapsed();
-        let record = self.hub.finish(&id).await?;
-        let total = began.elapsed();
-        succeeded(&record)?;
-        expect_echo(record["responseText"].as_str().unwrap_or(""), text)?;
-        Ok(HubSample {
-            total,
-            start,
-            record,
-        })
+        self.timed(
+            text,
+            json!({"kind": "worker", "workerId": "coder", "task": text}),
+        )
+        .await
     }
 
     /// One task through the hub in a worktree of its own (the default for a coder in a git
     /// repository): the hub's part plus git and OpenCode's instance for the new directory.
     pub async fn through_hub_in_worktree(&self, text: &str) -> anyhow::Result<HubSample> {
-        let began = Instant::now();
-        let id = super::harness::start_with(
-            &self.hub.peer(),
+        self.timed(
+            text,
             json!({"kind": "worker", "workerId": "coder", "task": text, "workspace": "worktree"}),
         )
-        .await?;
+        .await
+    }
+
+    /// `task_start` with `arguments`, then `task_await` until the task is final; it must have
+    /// echoed `text`.
+    async fn timed(&self, text: &str, arguments: Value) -> anyhow::Result<HubSample> {
+        let began = Instant::now();
+        let id = super::harness::start_with(&self.hub.peer(), arguments).await?;
         let start = began.elapsed();
         let record = self.hub.finish(&id).await?;
         let total = began.elapsed();

@@ -67,18 +67,20 @@ impl RecordTerms {
 
     /// How many of `words` (hashes, see [`hashes`]) the record holds.
     pub(crate) fn words_found(&self, words: &[u64]) -> usize {
-        words
-            .iter()
-            .filter(|w| self.words.binary_search(w).is_ok())
-            .count()
+        found_in(&self.words, words)
     }
 
     pub(crate) fn idents_found(&self, idents: &[u64]) -> usize {
-        idents
-            .iter()
-            .filter(|w| self.idents.binary_search(w).is_ok())
-            .count()
+        found_in(&self.idents, idents)
     }
+}
+
+/// How many of `terms` the sorted `held` holds.
+fn found_in(held: &[u64], terms: &[u64]) -> usize {
+    terms
+        .iter()
+        .filter(|term| held.binary_search(term).is_ok())
+        .count()
 }
 
 /// Terms as sorted, distinct 64-bit hashes.

@@ -149,8 +149,9 @@ pub fn running_unsignalled(pid: u32) -> bool {
     running(pid) && pending_empty
 }
 
-/// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:` …), if the process and the field exist.
-pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
+/// A numeric `/proc/<pid>/status` field (`VmRSS:` in kB, `Threads:` …), if the process and
+/// the field exist.
+pub fn status_number(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()

@@ -6,6 +6,7 @@
 use super::common;
 
 use common::{World, bounded, hub_info};
+use orchestra_testkit::processes;
 use serde_json::json;
 
 const BURST: usize = 64;
@@ -15,14 +16,7 @@ const BURST: usize = 64;
 const MOST_THREADS: u64 = 30;
 
 fn threads(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    processes::status_number(pid, "Threads:").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
