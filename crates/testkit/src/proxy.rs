@@ -66,16 +66,18 @@ impl TcpProxy {
 
     /// Drops every connection through the proxy and refuses new ones until [`TcpProxy::restore`].
     pub fn cut(&self) {
+        let mut relays = self.state.lock();
         self.state.open.store(false, Ordering::SeqCst);
         self.state.stalled.store(false, Ordering::SeqCst);
-        self.drop_connections();
+        self.state.drop_connections(&mut relays);
     }
 
     /// Drops every connection through the proxy and holds new ones open without forwarding
     /// anything, until [`TcpProxy::restore`]: requests hang.
     pub fn stall(&self) {
+        let mut relays = self.state.lock();
         self.state.stalled.store(true, Ordering::SeqCst);
-        self.drop_connections();
+        self.state.drop_connections(&mut relays);
     }
 
     /// From now on, each request whose first line (`GET /session/ses_1/message HTTP/1.1`)
@@ -97,6 +99,7 @@ impl TcpProxy {
             .stall_matching
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let _switching = self.state.lock();
         self.state.stalled.store(false, Ordering::SeqCst);
         self.state.open.store(true, Ordering::SeqCst);
         self.state.release_held();
@@ -111,13 +114,6 @@ impl TcpProxy {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
-
-    fn drop_connections(&self) {
-        for relay in self.state.lock().drain(..) {
-            relay.abort();
-        }
-        self.state.release_held();
-    }
 }
 
 impl Drop for TcpProxy {
@@ -128,6 +124,15 @@ impl Drop for TcpProxy {
 }
 
 impl State {
+    /// Aborts every relay (`relays` is this state's own list, locked by the caller so the
+    /// switch it flips and the drop are one step for `accept`).
+    fn drop_connections(&self, relays: &mut Vec<AbortHandle>) {
+        for relay in relays.drain(..) {
+            relay.abort();
+        }
+        self.release_held();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AbortHandle>> {
         self.relays
             .lock()
@@ -178,6 +183,11 @@ async fn hold(mut client: TcpStream, state: Arc<State>) {
 
 async fn accept(listener: TcpListener, state: Arc<State>) {
     while let Ok((client, _)) = listener.accept().await {
+        // The switches flip under this lock too: a connection is either seen by the stall or
+        // cut that drops connections, or decided on after it, never lost in between (a relay
+        // that escaped a stall would keep forwarding, and the request a test waits to see
+        // held would be answered instead).
+        let mut relays = state.lock();
         if state.stalled.load(Ordering::SeqCst) {
             // Held open, never answered.
             let held = tokio::spawn(hold(client, state.clone()));
@@ -201,7 +211,6 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
             };
             relay(client, server, relay_state).await;
         });
-        let mut relays = state.lock();
         relays.retain(|r| !r.is_finished());
         relays.push(relay.abort_handle());
     }
