@@ -176,7 +176,7 @@ fn main() -> std::process::ExitCode {
     }
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     if matches!(cli.command, Command::Serve(_)) {
-        serve::bound_malloc_arenas();
+        serve::tune_malloc();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
