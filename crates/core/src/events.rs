@@ -21,16 +21,21 @@ use orchestra_protocol::{EVENT_VERSION, EventBody, HubEvent, now_ms};
 use orchestra_store::{Store, StoreError};
 use tokio::sync::{Notify, broadcast};
 
-/// Recent events kept in memory for replay without a store read: a few seconds of the busiest
-/// stream we expect (1,000 events a second), so reconnecting clients rarely touch SQLite.
-const RING_EVENTS: usize = 8192;
+/// Recent events kept in memory for replay without a store read: two seconds of the busiest
+/// stream we expect (1,000 events a second), ten of a hub running 64 tasks at once, so a client
+/// that reconnects rarely touches SQLite. Each task's start and end events carry its whole
+/// record (about 500 bytes of JSON an event on average): at 8,192 (and 4,096 in the live
+/// buffer) they held several MB of the hub's heap once a thousand tasks had run.
+const RING_EVENTS: usize = 2048;
 /// Events the store has not taken yet that the ring keeps on top of [`RING_EVENTS`]: about a
 /// minute of the busiest stream, while a write is retried; beyond it memory would grow with
 /// the outage.
 const MAX_UNSTORED: usize = 65_536;
 /// Live fan-out buffer per subscriber. A subscriber that falls further behind is not dropped:
-/// it reads what it missed from the ring or the store and carries on.
-const LIVE_BUFFER: usize = 4096;
+/// it reads what it missed from the ring or the store and carries on. At most the ring's size
+/// (a bus without a store has only the ring), and it keeps its events alive as the ring does.
+const LIVE_BUFFER: usize = 1024;
+const _: () = assert!(LIVE_BUFFER <= RING_EVENTS);
 /// Events written to the store in one transaction at most.
 const WRITE_BATCH: usize = 512;
 /// How long the writer gathers events before a transaction that is not full: a commit costs
