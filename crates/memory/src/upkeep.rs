@@ -20,9 +20,10 @@ use crate::MemoryError;
 use crate::bank::{MemoryBank, delete_record};
 use crate::service::MemoryService;
 
-/// The producer and tag of the records the hub writes on its own.
+/// The producer and tag of the records the hub writes on its own (the tag is the store's: the
+/// index the age-out reads has it written in).
 pub const AUTOMATIC_PRODUCER: &str = "hub";
-pub const AUTOMATIC_TAG: &str = "auto";
+pub use orchestra_store::AUTOMATIC_TAG;
 /// Records deleted per transaction: a pass holds the store's write lock this long at most.
 const DELETE_BATCH: u32 = 500;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -78,7 +79,6 @@ impl MemoryService {
             let ids = bank.store().memory_aged_out(&AgedOutQuery {
                 project_id: &owner.project,
                 producer: AUTOMATIC_PRODUCER,
-                tag: AUTOMATIC_TAG,
                 keep_newest: policy.max_count,
                 older_than_ms,
                 limit: room.min(DELETE_BATCH),

@@ -51,7 +51,7 @@ pub use logs::LogEntry;
 pub use memory::{
     MemoryImportCounts, MemoryListFilter, MemoryRow, MemoryRows, MemoryTx, memory_project_column,
 };
-pub use memory_upkeep::AgedOutQuery;
+pub use memory_upkeep::{AUTOMATIC_TAG, AgedOutQuery};
 pub use passthrough::PassthroughState;
 pub use runs::RUN_INTERRUPTED;
 pub use store::Store;

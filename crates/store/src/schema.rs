@@ -254,6 +254,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         doc
     ) WHERE scope = 'project' AND pinned = 0;
     ",
+    // 14: the age-out reads only this index: producer, the `auto` tag and the columns it
+    // returns are all in it, so a pass parses no record's JSON (step 13's index still left
+    // the tag to a `json_each` over every automatic record, on every pass: a cost that grew
+    // with the records kept). The expressions must stay identical to `AGED_OUT`'s; `scope` and
+    // `pinned` repeat the index's own condition as columns so that it covers the query.
+    r#"
+    DROP INDEX memory_records_producer;
+    CREATE INDEX memory_records_automatic ON memory_records(
+        project_id,
+        (CASE WHEN json_valid(record) THEN json_extract(record, '$.provenance.producer') END),
+        (CASE WHEN json_valid(record) THEN instr(json_extract(record, '$.tags'), '"auto"') > 0 END),
+        doc,
+        updated_at,
+        id,
+        scope,
+        pinned
+    ) WHERE scope = 'project' AND pinned = 0;
+    "#,
 ];
 
 /// The schema version this build writes.

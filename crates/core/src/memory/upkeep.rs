@@ -1,6 +1,7 @@
 //! Memory stays bounded over thousands of tasks (issue 24 §7): in the background, once memory
-//! is open and then after every `WRITES_PER_PASS` automatic records (and every
-//! `UPKEEP_EVERY` in any case), automatic records past `memory.autoRecords` are deleted and the
+//! is open and then after every tenth of `memory.autoRecords.maxCount` new automatic records
+//! (at least `MIN_WRITES_PER_PASS`; and every `UPKEEP_EVERY` in any case), automatic records
+//! past `memory.autoRecords` are deleted and the
 //! change log is compacted (see `orchestra_memory`'s `upkeep`). Each pass is bounded; a pass
 //! that stopped at its bound is followed by another after `BETWEEN_PASSES`, so the store's write
 //! lock is never held for long.
@@ -16,7 +17,15 @@ use super::indexer::index_now;
 use super::opening::{Opened, ready_now};
 use crate::config::Config;
 
-const WRITES_PER_PASS: u32 = 100;
+/// A pass costs about as much as the records kept (the index rewrites the segments the deletes
+/// touched, and those hold the oldest records), so passes come every tenth of the limit: per
+/// task the cost stays the same whatever the limit, and the count goes over it by at most a
+/// tenth (or `MIN_WRITES_PER_PASS` records).
+const MIN_WRITES_PER_PASS: u32 = 100;
+
+fn writes_per_pass(policy: AutoRecordPolicy) -> u32 {
+    (policy.max_count / 10).max(MIN_WRITES_PER_PASS)
+}
 const UPKEEP_EVERY: Duration = Duration::from_secs(600);
 const BETWEEN_PASSES: Duration = Duration::from_secs(1);
 const DELETES_PER_PASS: usize = 2_000;
@@ -44,6 +53,7 @@ fn required_consumers() -> Vec<&'static str> {
 pub(super) struct Upkeep {
     wake: mpsc::Sender<()>,
     writes: AtomicU32,
+    writes_per_pass: u32,
 }
 
 impl Upkeep {
@@ -77,13 +87,14 @@ impl Upkeep {
         Upkeep {
             wake,
             writes: AtomicU32::new(0),
+            writes_per_pass: writes_per_pass(policy),
         }
     }
 
-    /// Counts an automatic record; every `WRITES_PER_PASS` of them wake a pass.
+    /// Counts an automatic record; every `writes_per_pass` of them wake a pass.
     pub(super) fn automatic_written(&self) {
         let written = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
-        if written.is_multiple_of(WRITES_PER_PASS) {
+        if written.is_multiple_of(self.writes_per_pass) {
             let _ = self.wake.try_send(());
         }
     }
@@ -128,4 +139,21 @@ fn pass(service: &Arc<MemoryService>, policy: AutoRecordPolicy) -> bool {
         );
     }
     aged.more || compacted.more
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_come_every_tenth_of_the_limit_and_never_more_often_than_every_100_records() {
+        let policy = |max_count| AutoRecordPolicy {
+            max_count,
+            max_age_days: 90,
+        };
+        assert_eq!(writes_per_pass(policy(2_000)), 200);
+        assert_eq!(writes_per_pass(policy(100_000)), 10_000);
+        assert_eq!(writes_per_pass(policy(500)), 100);
+        assert_eq!(writes_per_pass(policy(1)), 100);
+    }
 }
