@@ -206,8 +206,10 @@ async fn a_request_to_opencode_that_hangs_is_cut_short_by_cancel_and_by_the_time
         // session (the catalog is already known).
         proxy.stall();
         let stuck = start(&world, "hangs in a request", None).await;
-        // The task is stuck once its request to create the session hangs in the proxy.
-        held(&proxy, &["POST /session "]).await;
+        // The task is stuck once its request to create the session hangs in the proxy. (This
+        // wait failed once in CI with the task's request never held; should it fail again, the
+        // message says where the task was.)
+        held_or_explain(&proxy, &["POST /session "], &world, &stuck).await;
         let record = cancel(&world, &stuck, "stuck").await;
         assert_eq!(record.status, JobStatus::Canceled, "{record:?}");
         // Cut short: the request still hangs (nothing answered it), and the task is over.
@@ -291,6 +293,31 @@ async fn a_hanging_reconcile_is_cut_short_by_cancel_and_by_the_timeout() {
         server.stop(Duration::from_secs(5)).await.unwrap();
     })
     .await;
+}
+
+/// [`held`], and on timeout the task's record as it stands beside the held requests.
+async fn held_or_explain(proxy: &TcpProxy, lines: &[&str], world: &World, task: &str) {
+    let since = Instant::now();
+    while !proxy
+        .held_requests()
+        .iter()
+        .any(|line| lines.iter().any(|start| line.starts_with(start)))
+    {
+        if since.elapsed() > Duration::from_secs(60) {
+            let record = world
+                .engine()
+                .peek(&orchestra_protocol::TaskPeekParams {
+                    task_id: Some(task.into()),
+                    ..Default::default()
+                })
+                .map(common::one);
+            panic!(
+                "no request starting with {lines:?} reached the proxy: {:?}; the task: {record:?}",
+                proxy.held_requests()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until a request whose first line `matches` accepts hangs in the proxy.
