@@ -30,6 +30,8 @@ struct State {
     /// The connections held open while stalled, and the first line of what each sent.
     held: Mutex<Vec<AbortHandle>>,
     held_requests: Mutex<Vec<String>>,
+    /// Woken whenever a request joins `held_requests`.
+    newly_held: tokio::sync::Notify,
     /// Set by [`TcpProxy::stall_requests`]: requests whose first line it accepts hang.
     stall_matching: Mutex<Option<RequestMatcher>>,
 }
@@ -49,6 +51,7 @@ impl TcpProxy {
             relays: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
             held_requests: Mutex::new(Vec::new()),
+            newly_held: tokio::sync::Notify::new(),
             stall_matching: Mutex::new(None),
         });
         let accepting = tokio::spawn(accept(listener, state.clone())).abort_handle();
@@ -105,6 +108,28 @@ impl TcpProxy {
         self.state.release_held();
     }
 
+    /// Waits up to `limit` until a held request's first line satisfies `matches`; the held
+    /// requests when none did.
+    pub async fn wait_held(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        limit: std::time::Duration,
+    ) -> Result<(), Vec<String>> {
+        let waiting = async {
+            loop {
+                // Registered before the check, so a request held in between still wakes it.
+                let woken = self.state.newly_held.notified();
+                if self.held_requests().iter().any(|line| matches(line)) {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        tokio::time::timeout(limit, waiting)
+            .await
+            .map_err(|_| self.held_requests())
+    }
+
     /// The first line of each request held open since the last stall (`POST /session HTTP/1.1`):
     /// proof that a request is hanging, and which one.
     pub fn held_requests(&self) -> Vec<String> {
@@ -124,6 +149,14 @@ impl Drop for TcpProxy {
 }
 
 impl State {
+    fn note_held(&self, line: String) {
+        self.held_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line);
+        self.newly_held.notify_waiters();
+    }
+
     /// Aborts every relay (`relays` is this state's own list, locked by the caller so the
     /// switch it flips and the drop are one step for `accept`).
     fn drop_connections(&self, relays: &mut Vec<AbortHandle>) {
@@ -171,11 +204,7 @@ async fn hold(mut client: TcpStream, state: Arc<State>) {
         head.extend_from_slice(&buf[..read]);
         if let Some(end) = head.iter().position(|&b| b == b'\r' || b == b'\n') {
             let line = String::from_utf8_lossy(&head[..end]).into_owned();
-            state
-                .held_requests
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(line);
+            state.note_held(line);
             noted = true;
         }
     }
@@ -271,11 +300,7 @@ async fn forward_requests(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if matcher.is_some_and(|matches| matches(&first_line)) {
-            state
-                .held_requests
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(first_line);
+            state.note_held(first_line);
             // Held: read and drop whatever else comes, until the client gives up.
             while let Ok(read) = from.read(&mut chunk).await {
                 if read == 0 {

@@ -1,8 +1,8 @@
 //! Memory stays bounded over thousands of tasks (issue 24 §7): in the background, once memory
 //! is open and then after every tenth of `memory.autoRecords.maxCount` new automatic records
 //! (at least `MIN_WRITES_PER_PASS`; and every `UPKEEP_EVERY` in any case), automatic records
-//! past `memory.autoRecords` are deleted and the
-//! change log is compacted (see `orchestra_memory`'s `upkeep`). Each pass is bounded; a pass
+//! past `memory.autoRecords` are deleted and the change log is compacted (see
+//! `orchestra_memory`'s `upkeep`). Each pass is bounded; a pass
 //! that stopped at its bound is followed by another after `BETWEEN_PASSES`, so the store's write
 //! lock is never held for long.
 
@@ -22,14 +22,14 @@ use crate::config::Config;
 /// task the cost stays the same whatever the limit, and the count goes over it by at most a
 /// tenth (or `MIN_WRITES_PER_PASS` records).
 const MIN_WRITES_PER_PASS: u32 = 100;
-
-fn writes_per_pass(policy: AutoRecordPolicy) -> u32 {
-    (policy.max_count / 10).max(MIN_WRITES_PER_PASS)
-}
 const UPKEEP_EVERY: Duration = Duration::from_secs(600);
 const BETWEEN_PASSES: Duration = Duration::from_secs(1);
 const DELETES_PER_PASS: usize = 2_000;
 const ENTRIES_PER_PASS: u32 = 20_000;
+
+fn writes_per_pass(policy: AutoRecordPolicy) -> u32 {
+    (policy.max_count / 10).max(MIN_WRITES_PER_PASS)
+}
 
 /// `memory.autoRecords` as the engine's policy.
 pub(super) fn policy_of(config: &Config) -> AutoRecordPolicy {

@@ -295,41 +295,30 @@ async fn a_hanging_reconcile_is_cut_short_by_cancel_and_by_the_timeout() {
     .await;
 }
 
+/// How long a request may take to reach the stalled proxy.
+const HELD_WITHIN: Duration = Duration::from_secs(60);
+
 /// [`held`], and on timeout the task's record as it stands beside the held requests.
 async fn held_or_explain(proxy: &TcpProxy, lines: &[&str], world: &World, task: &str) {
-    let since = Instant::now();
-    while !proxy
-        .held_requests()
-        .iter()
-        .any(|line| lines.iter().any(|start| line.starts_with(start)))
-    {
-        if since.elapsed() > Duration::from_secs(60) {
-            let record = world
-                .engine()
-                .peek(&orchestra_protocol::TaskPeekParams {
-                    task_id: Some(task.into()),
-                    ..Default::default()
-                })
-                .map(common::one);
-            panic!(
-                "no request starting with {lines:?} reached the proxy: {:?}; the task: {record:?}",
-                proxy.held_requests()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let starts = |line: &str| lines.iter().any(|start| line.starts_with(start));
+    if let Err(held) = proxy.wait_held(starts, HELD_WITHIN).await {
+        let record = world
+            .engine()
+            .peek(&orchestra_protocol::TaskPeekParams {
+                task_id: Some(task.into()),
+                ..Default::default()
+            })
+            .map(common::one);
+        panic!(
+            "no request starting with {lines:?} reached the proxy: {held:?}; the task: {record:?}"
+        );
     }
 }
 
 /// Waits until a request whose first line `matches` accepts hangs in the proxy.
 async fn held_where(proxy: &TcpProxy, matches: impl Fn(&str) -> bool) {
-    let since = Instant::now();
-    while !proxy.held_requests().iter().any(|line| matches(line)) {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "no such request reached the proxy: {:?}",
-            proxy.held_requests()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if let Err(held) = proxy.wait_held(matches, HELD_WITHIN).await {
+        panic!("no such request reached the proxy: {held:?}");
     }
 }
 
