@@ -69,7 +69,7 @@ pub fn on_path() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// `bin --version`, trimmed; `None` when it does not run or says nothing within 20 s.
+/// `bin --version`: the version alone (`1.18.33`, `2.1.2`); `None` when it does not run or says nothing within 20 s.
 pub async fn version_of(bin: &Path) -> Option<String> {
     let run = tokio::process::Command::new(bin)
         .arg("--version")
@@ -83,7 +83,9 @@ pub async fn version_of(bin: &Path) -> Option<String> {
         .ok()?
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let version = text.lines().map(str::trim).rfind(|line| !line.is_empty())?;
+    let line = text.lines().map(str::trim).rfind(|line| !line.is_empty())?;
+    // 1.x prints `1.18.33`, 2.x `opencode v2.1.2`: keep the version alone.
+    let version = line.split_whitespace().next_back()?.trim_start_matches('v');
     (output.status.success() && OpenCodeLine::of_version(version).is_some())
         .then(|| version.to_owned())
 }

@@ -12,10 +12,12 @@ pub enum OpenCodeLine {
 }
 
 impl OpenCodeLine {
-    /// From `opencode --version` output such as `1.18.33` or `2.0.4`.
+    /// From `opencode --version` output: `1.18.33` (1.x) or `opencode v2.1.2` (2.x prints its
+    /// name first), so the version is the last word.
     pub fn of_version(version: &str) -> Option<OpenCodeLine> {
         let major: u32 = version
-            .trim()
+            .split_whitespace()
+            .next_back()?
             .trim_start_matches('v')
             .split('.')
             .next()?
@@ -37,6 +39,11 @@ mod tests {
         assert_eq!(OpenCodeLine::of_version("1.18.33"), Some(OpenCodeLine::V1));
         assert_eq!(OpenCodeLine::of_version("2.0.4\n"), Some(OpenCodeLine::V2));
         assert_eq!(OpenCodeLine::of_version("v2.1.0"), Some(OpenCodeLine::V2));
+        assert_eq!(
+            OpenCodeLine::of_version("opencode v2.1.2\n"),
+            Some(OpenCodeLine::V2)
+        );
         assert_eq!(OpenCodeLine::of_version("local"), None);
+        assert_eq!(OpenCodeLine::of_version("  "), None);
     }
 }

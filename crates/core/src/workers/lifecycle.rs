@@ -20,6 +20,8 @@ use crate::supervisor::{ExitReport, ServeSpec, ServerProcess, SupervisorError};
 
 /// How often a start that OpenCode aborted is tried before giving up.
 const STARTUP_ATTEMPTS: u32 = 3;
+/// The workers' own OpenCode database, by name in OpenCode's data folder (see `server_env`).
+pub const WORKER_DB: &str = "orchestra-workers.db";
 
 impl WorkerPool {
     /// The slot's running server, started if needed. The start runs in a task of the pool's,
@@ -231,6 +233,16 @@ impl WorkerPool {
         let mut env = self.inner.launch.env.clone();
         env.push(("OPENCODE_CONFIG_CONTENT".into(), content.to_string()));
         env.push(("ORCHESTRA_WORKER".into(), "1".into()));
+        // Workers keep their sessions in a database of their own, beside OpenCode's
+        // (`OPENCODE_DB` is a name in OpenCode's data folder; credentials stay shared). OpenCode
+        // 2.x converts the shared `opencode.db` to a schema 1.x refuses ("Database is not empty
+        // and has no session table"), so a 2.x user's workers could not start; and the user's own
+        // sessions no longer share a write lock with every worker. A user's `OPENCODE_DB` wins.
+        let user_db = env.iter().any(|(key, _)| key == "OPENCODE_DB")
+            || std::env::var_os("OPENCODE_DB").is_some();
+        if !user_db {
+            env.push(("OPENCODE_DB".into(), WORKER_DB.into()));
+        }
         env
     }
 

@@ -34,7 +34,7 @@ use crate::supervisor::GroupLedger;
 pub use directories::DirectoryUse;
 pub use error::WorkerError;
 pub use lease::Lease;
-pub use lifecycle::{describe_exit, server_defaults};
+pub use lifecycle::{WORKER_DB, describe_exit, server_defaults};
 pub use server::{ServerConn, SessionSignal};
 
 /// How long `shutdown` waits for the pool's tasks once the servers are stopped: a watcher may

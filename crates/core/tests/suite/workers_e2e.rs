@@ -349,3 +349,45 @@ async fn retired_sessions_beyond_keep_sessions_are_deleted() {
     })
     .await;
 }
+
+/// OpenCode 2.x converts the `opencode.db` in OpenCode's data folder to a schema that 1.x
+/// refuses to open ("Database is not empty and has no session table"), and the workers run 1.x.
+/// They keep their sessions in a database of their own, so a 2.x user's tasks still run, and the
+/// user's database is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_run_beside_a_shared_database_that_opencode_2_converted() {
+    bounded(async {
+        let home = orchestra_testkit::opencode::IsolatedHome::new().unwrap();
+        let data = home.opencode_data_dir();
+        std::fs::create_dir_all(&data).unwrap();
+        let shared = data.join("opencode.db");
+        {
+            // What 1.x checks: tables, and none called `session`.
+            let db = rusqlite::Connection::open(&shared).unwrap();
+            db.execute_batch("CREATE TABLE event (id TEXT PRIMARY KEY, data TEXT);")
+                .unwrap();
+        }
+        let before = std::fs::read(&shared).unwrap();
+        let fake = orchestra_testkit::fake_llm::FakeLlm::start_scripted()
+            .await
+            .unwrap();
+        let world = World::start_in(fake, home, json!({}), Vec::new()).await;
+        let record = world.run("coder", "beside a converted database").await;
+        assert_eq!(record.status, JobStatus::Succeeded, "{record:?}");
+        assert_eq!(
+            record.response_text.as_deref(),
+            Some("ECHO: beside a converted database")
+        );
+        assert!(
+            data.join(orchestra_core::workers::WORKER_DB).is_file(),
+            "the workers' own database is in OpenCode's data folder"
+        );
+        assert_eq!(
+            std::fs::read(&shared).unwrap(),
+            before,
+            "the user's is untouched"
+        );
+        world.shutdown().await;
+    })
+    .await;
+}
