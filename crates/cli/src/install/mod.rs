@@ -408,6 +408,11 @@ fn run_install(
         restore_manifest(previous.as_ref(), &manifest_file);
         return Err(err);
     }
+    // The config now names the new place, so the earlier install's file can go.
+    if let Some(old) = plugin_file.as_ref().and_then(|p| p.replaces.as_ref()) {
+        let mut ignored = Vec::new();
+        plugin::delete_file(old, &mut ignored)?;
+    }
     Ok(report)
 }
 

@@ -3,6 +3,9 @@
 //! (`opencode-plugin-v1.js`) followed by the default export `{ id, server, setup }` that 1.18.29+
 //! and 2.x read (`opencode-plugin-v2.js`). It is written beside the install record and named by
 //! its absolute path in the config's plugin list: `plugin` for OpenCode 1.x, `plugins` for 2.x.
+//! 1.x loads a file; 2.x (2.1.2) refuses a file in `plugins` ("configured plugin path must be a
+//! directory") and loads a directory's `index.js`, so for 2.x the module is `index.js` in a
+//! folder of its own and the list names the folder.
 //!
 //! The file lives outside the project (the project's state folder, or OpenCode's global config
 //! folder for `--global`), so installing never creates a `.opencode/` folder in the project, and
@@ -23,8 +26,11 @@ use super::{Change, EntryChange};
 
 const PLUGIN_V1: &str = include_str!("opencode-plugin-v1.js");
 const PLUGIN_V2_EXPORT: &str = include_str!("opencode-plugin-v2.js");
-/// The plugin file's name, beside the install record.
+/// The plugin file's name for 1.x, beside the install record.
 const PLUGIN_FILE_V1: &str = "orchestra-opencode-plugin-v1.js";
+/// The plugin folder for 2.x, beside the install record, and the module in it.
+const PLUGIN_DIR_V2: &str = "orchestra-opencode-plugin";
+const PLUGIN_MODULE_V2: &str = "index.js";
 /// OpenCode's config key for plugins: a list of specs or paths, `plugin` in 1.x, `plugins` in 2.x.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PluginKey {
@@ -48,7 +54,8 @@ impl PluginKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct OwnedPlugin {
-    /// Our element of the config's `plugin` list: the plugin file's absolute path.
+    /// Our element of the config's plugin list: the plugin file's absolute path (1.x), or its
+    /// folder's (2.x).
     pub(super) entry: String,
     /// The plugin file we wrote.
     pub(super) file: PathBuf,
@@ -67,18 +74,27 @@ pub(super) fn plugin_text(orchestra_bin: &str) -> String {
         .replace("__ORCHESTRA_BIN__", &quoted)
 }
 
-/// Where the plugin file goes: beside the install record.
-pub(super) fn plugin_file(manifest_file: &Path) -> PathBuf {
-    manifest_file.parent().map_or_else(
-        || PathBuf::from(PLUGIN_FILE_V1),
-        |dir| dir.join(PLUGIN_FILE_V1),
-    )
+/// Where the plugin goes, beside the install record: (the list's element, the file written).
+fn plugin_location(manifest_file: &Path, key: PluginKey) -> (String, PathBuf) {
+    let dir = manifest_file.parent().unwrap_or(Path::new("."));
+    match key {
+        PluginKey::Plugin => {
+            let file = dir.join(PLUGIN_FILE_V1);
+            (file.display().to_string(), file)
+        }
+        PluginKey::Plugins => {
+            let folder = dir.join(PLUGIN_DIR_V2);
+            (folder.display().to_string(), folder.join(PLUGIN_MODULE_V2))
+        }
+    }
 }
 
-/// The plugin file to write once the config is edited: (path, text).
+/// The plugin file to write once the config is edited: (path, text), and the file of an earlier
+/// install at another place (the other OpenCode line), to delete once the config is written.
 pub(super) struct PendingFile {
     pub(super) path: PathBuf,
     pub(super) text: String,
+    pub(super) replaces: Option<OwnedPlugin>,
 }
 
 /// Brings the config's `plugin` list in line with what is wanted (`wanted`: the plugin for the
@@ -98,11 +114,11 @@ pub(super) fn apply(
         }
         return Ok((None, None));
     };
-    let file = plugin_file(manifest_file);
-    let entry = file.display().to_string();
+    let (entry, file) = plugin_location(manifest_file, key);
     if let Some(previous) = previous.filter(|p| p.entry != entry || p.key != key) {
         remove_entry(doc, previous, changes)?;
     }
+    let replaces = previous.filter(|p| p.file != file).cloned();
     let list = plugin_list(doc, key)?;
     let created_list = previous.is_some_and(|p| p.created_list && p.key == key && list.is_some());
     let (change, created_list) = match list {
@@ -130,9 +146,10 @@ pub(super) fn apply(
         Err(err) if err.kind() == ErrorKind::NotFound => Change::Added,
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", file.display())),
     };
-    let pending = (file_change != Change::Unchanged).then(|| PendingFile {
+    let pending = (file_change != Change::Unchanged || replaces.is_some()).then(|| PendingFile {
         path: file.clone(),
         text,
+        replaces,
     });
     changes.push(EntryChange {
         entry: file.display().to_string(),
@@ -169,7 +186,8 @@ pub(super) fn remove(
     remove_entry(doc, owned, changes)
 }
 
-/// Uninstall: the plugin file, once the config no longer names it.
+/// Uninstall, or a move to the other line's place: the plugin file (and 2.x's folder for it),
+/// once the config no longer names it.
 pub(super) fn delete_file(
     owned: &OwnedPlugin,
     changes: &mut Vec<EntryChange>,
@@ -185,6 +203,12 @@ pub(super) fn delete_file(
         entry: owned.file.display().to_string(),
         change,
     });
+    // Only our own folder, and only when empty: anything else in it is not ours to delete.
+    if let Some(folder) = owned.file.parent()
+        && folder.file_name().is_some_and(|name| name == PLUGIN_DIR_V2)
+    {
+        let _ = fs::remove_dir(folder);
+    }
     Ok(())
 }
 

@@ -78,6 +78,29 @@ pub fn require_opencode() -> PathBuf {
     }
 }
 
+/// For the OpenCode 2.x tests: the pinned 2.x binary (`tools/opencode-v2`, `@opencode/cli`),
+/// run as the *main* OpenCode the user chats in (workers stay on 1.x). `$ORCHESTRA_OPENCODE_V2_BIN`
+/// overrides it. Panics with the fix when it is missing: these tests never skip either.
+pub fn require_opencode_v2() -> PathBuf {
+    let (path, fix) = match std::env::var_os("ORCHESTRA_OPENCODE_V2_BIN").filter(|v| !v.is_empty())
+    {
+        Some(from_env) => (
+            PathBuf::from(from_env),
+            "fix ORCHESTRA_OPENCODE_V2_BIN or unset it to use tools/opencode-v2",
+        ),
+        None => (
+            workspace_root().join("tools/opencode-v2/node_modules/.bin/opencode"),
+            "run `scripts/install-opencode` (it installs @opencode/cli from tools/opencode-v2)",
+        ),
+    };
+    assert!(
+        path.is_file(),
+        "the pinned OpenCode 2.x is not at {}: {fix}",
+        path.display()
+    );
+    path
+}
+
 /// A user's OpenCode config whose own provider `provider_id` is served by the fake LLM at
 /// `base_url` (e.g. [`orchestra_fake_llm::FakeLlm::base_url`]) with the fake's three models, and
 /// `model` / `small_model` pointing at it. Without `api_key` the provider entry has no key, so
