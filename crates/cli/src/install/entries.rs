@@ -4,7 +4,7 @@
 use jsonc_parser::cst::CstInputValue;
 use serde::{Deserialize, Serialize};
 
-use super::InstallOptions;
+use super::{InstallOptions, OpenCodeLine};
 
 /// OpenCode exposes tool `t` of MCP server `s` to the model as `s_t`, so this name is also the
 /// prefix of every tool name in the prompt and the command templates below.
@@ -14,6 +14,37 @@ const ORCHESTRATOR_PROMPT: &str = include_str!("orchestrator_prompt.md");
 
 pub(super) fn orchestrator_prompt() -> &'static str {
     ORCHESTRATOR_PROMPT
+}
+
+/// What 2.x tells the model about our tools, under the prompt's tools heading.
+const V2_TOOLS_NOTE: &str = "OpenCode offers these tools inside its `execute` tool: call them from \
+its code, as in\n`return await tools.orchestra.task_start({kind: \"worker\", workerId: \"explorer\", \
+task: \"…\"})`,\nand return what you need from their answers.\n";
+
+/// The prompt as the OpenCode line needs it. 2.x offers MCP tools inside its `execute` tool
+/// ("code mode") as `tools.orchestra.<tool>`, not as `orchestra_<tool>`, and has no plugin hook
+/// to forward a chat's messages, so our prompt names the tools that way and leaves passthrough
+/// out. A prompt of the user's own (`agent.prompt`) is written as it is.
+fn prompt_for(prompt: &str, line: OpenCodeLine) -> String {
+    if line == OpenCodeLine::V1 || prompt != ORCHESTRATOR_PROMPT {
+        return prompt.to_owned();
+    }
+    let mut out = String::with_capacity(prompt.len() + V2_TOOLS_NOTE.len());
+    let mut in_passthrough = false;
+    for text in prompt.lines() {
+        // The passthrough bullet and its indented continuation lines.
+        in_passthrough =
+            text.starts_with("- Passthrough:") || (in_passthrough && text.starts_with("  "));
+        if in_passthrough {
+            continue;
+        }
+        out.push_str(&text.replace("`orchestra_task_", "`tools.orchestra.task_"));
+        out.push('\n');
+        if text.starts_with("## Tools") {
+            out.push_str(V2_TOOLS_NOTE);
+        }
+    }
+    out
 }
 
 /// A top-level object of OpenCode's config that we add entries to.
@@ -98,7 +129,10 @@ pub(super) fn desired_entries(opts: &InstallOptions) -> Vec<DesiredEntry> {
         if let Some(color) = &agent.color {
             fields.push(field("color", color.as_str()));
         }
-        fields.push(field("prompt", agent.prompt.as_str()));
+        fields.push(field(
+            "prompt",
+            prompt_for(&agent.prompt, opts.opencode).as_str(),
+        ));
         // The orchestrator delegates: the tool switches hide the editing tools from the model,
         // and the permissions still refuse them if another config turns a switch back on.
         // `agent.tools` and `agent.permission` change these key by key.
@@ -127,7 +161,7 @@ pub(super) fn desired_entries(opts: &InstallOptions) -> Vec<DesiredEntry> {
         let agent_name = opts.agent.as_ref().map(|agent| agent.name.as_str());
         for command in COMMANDS {
             let mut fields = vec![
-                field("template", command.template()),
+                field("template", command.template(opts.opencode)),
                 field("description", command.description),
             ];
             // Without our agent the command runs in whichever agent is active; OpenCode's
@@ -222,29 +256,35 @@ const COMMANDS: [SlashCommand; 7] = [
 ];
 
 impl SlashCommand {
-    fn template(&self) -> String {
-        let list = format!("{MCP_SERVER_NAME}_task_list");
-        let start = format!("{MCP_SERVER_NAME}_task_start");
-        let wait = format!("{MCP_SERVER_NAME}_task_await");
+    /// The command's text for the OpenCode line: 1.x names the tool `orchestra_task_list`, 2.x
+    /// offers it in code mode as `tools.orchestra.task_list` (see [`prompt_for`]).
+    fn template(&self, line: OpenCodeLine) -> String {
+        let tool = |name: &str| match line {
+            OpenCodeLine::V1 => format!("the `{MCP_SERVER_NAME}_{name}` tool"),
+            OpenCodeLine::V2 => {
+                format!("`tools.{MCP_SERVER_NAME}.{name}` from the `execute` tool's code")
+            }
+        };
+        let (list, start, wait) = (tool("task_list"), tool("task_start"), tool("task_await"));
         match self.action {
             CommandAction::List {
                 view,
                 argument_hint: "",
             } => format!(
-                "Call the `{list}` tool with {{\"view\": \"{view}\"}} and show its answer as it is. \
+                "Call {list} with {{\"view\": \"{view}\"}} and show its answer as it is. \
                  Do not start any task."
             ),
             CommandAction::List {
                 view,
                 argument_hint,
             } => format!(
-                "Call the `{list}` tool with {{\"view\": \"{view}\"}} and show its answer as it is. \
+                "Call {list} with {{\"view\": \"{view}\"}} and show its answer as it is. \
                  Do not start any task. {argument_hint} $ARGUMENTS"
             ),
             CommandAction::Workflow { workflow_id } => format!(
-                "Call the `{start}` tool with {{\"kind\": \"workflow\", \"workflowId\": \"{workflow_id}\", \
-                 \"task\": \"$ARGUMENTS\"}}. Then call `{wait}` with the `taskId` it returns; while the \
-                 task comes back with status \"running\", call `{wait}` again with the same id. When it \
+                "Call {start} with {{\"kind\": \"workflow\", \"workflowId\": \"{workflow_id}\", \
+                 \"task\": \"$ARGUMENTS\"}}. Then call {wait} with the `taskId` it returns; while the \
+                 task comes back with status \"running\", call it again with the same id. When it \
                  has finished, report what each step did and the final result."
             ),
         }
@@ -284,4 +324,47 @@ fn field(name: &str, value: impl Into<CstInputValue>) -> (String, CstInputValue)
 
 fn object(fields: Vec<(String, CstInputValue)>) -> CstInputValue {
     CstInputValue::Object(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_2x_our_prompt_names_the_tools_as_code_mode_offers_them_and_leaves_passthrough_out() {
+        assert_eq!(
+            prompt_for(ORCHESTRATOR_PROMPT, OpenCodeLine::V1),
+            ORCHESTRATOR_PROMPT
+        );
+        let v2 = prompt_for(ORCHESTRATOR_PROMPT, OpenCodeLine::V2);
+        assert!(!v2.contains("orchestra_task_"), "{v2}");
+        assert!(!v2.to_lowercase().contains("passthrough"), "{v2}");
+        for tool in ["start", "await", "peek", "cancel", "list"] {
+            assert!(
+                v2.contains(&format!("`tools.orchestra.task_{tool}`")),
+                "{tool}"
+            );
+        }
+        assert!(v2.contains("inside its `execute` tool"));
+        // Only the passthrough bullet went: the section after it is whole.
+        assert!(v2.contains("\n## How to work\n"));
+        assert_eq!(
+            v2.lines().count(),
+            ORCHESTRATOR_PROMPT.lines().count() - 5 + V2_TOOLS_NOTE.lines().count()
+        );
+        // A prompt of the user's own is theirs, on either line.
+        assert_eq!(prompt_for("mine", OpenCodeLine::V2), "mine");
+    }
+
+    #[test]
+    fn command_templates_name_the_tools_the_way_each_line_offers_them() {
+        for command in &COMMANDS {
+            let v1 = command.template(OpenCodeLine::V1);
+            let v2 = command.template(OpenCodeLine::V2);
+            assert!(v1.contains("`orchestra_task_"), "{v1}");
+            assert!(!v2.contains("orchestra_task_"), "{v2}");
+            assert!(v2.contains("`tools.orchestra.task_"), "{v2}");
+            assert!(v2.contains("`execute`"), "{v2}");
+        }
+    }
 }

@@ -455,13 +455,13 @@ async fn delegates_through_orchestra(v2: &Path, home: &IsolatedHome, project: &T
             .all(|r| r.system_prompt.contains("v2-marker-5k")),
         "the plugin's context hook put the memory block into every main-agent step"
     );
-    // The installed agent's prompt, as 2.x passes it on: the orchestrator's.
+    // The installed agent's prompt, as 2.x passes it on: ours, written for 2.x's code mode.
+    let system = &main_requests[0].system_prompt;
     assert!(
-        main_requests[0]
-            .system_prompt
-            .contains("You are the orchestrator of Open Orchestra"),
-        "{}",
-        main_requests[0].system_prompt
+        system.contains("You are the orchestrator of Open Orchestra")
+            && system.contains("`tools.orchestra.task_await`")
+            && !system.contains("orchestra_task_"),
+        "{system}"
     );
     // The task ran on a 1.x worker (its own tools, no `execute`), with the task's text.
     assert!(
