@@ -7,7 +7,9 @@
 // context, results delivered into the session, idle notifications, tool argument rewrites,
 // passthrough (it needs `chat.message`).
 const setup = async (ctx) => {
-  const directory = ctx?.options?.directory ?? process.cwd();
+  // 2.x serves many directories from one process (its background service runs in the user's
+  // home), loading plugins per directory: the project is the location, never the process's cwd.
+  const directory = ctx?.location?.directory ?? ctx?.options?.directory ?? process.cwd();
   // `client` left out: without a V1 client there is nowhere to deliver results, so the shared
   // factory never opens the delivery stream (it would take results no session can show).
   const hooks = await OpenOrchestra({ client: undefined, directory });

@@ -56,13 +56,14 @@ async fn the_plugin_module_loads_in_node_with_the_shape_both_lines_read() {
         &["install", "--json", "--opencode", "v2"],
     ));
     let file = plugin_file_of(&report);
-    // What 2.x does with it: import, decode `default` as { id, setup }, call setup(ctx), and
+    // What 2.x (2.1.2) does with it: import, decode `default` as { id, setup }, call setup(ctx)
+    // (`location.directory` is the project; `options` the config's plugin options), and
     // later run the `context` hook for a model step. The hook finds the project's hub (the
     // plugin starts it) and must leave only text parts in the system prompt.
     let script = r#"
 const m = await import(process.argv[1]);
 const hooks = {};
-const ctx = { options: { directory: process.argv[2] }, session: { hook: async (name, fn) => { hooks[name] = fn; } } };
+const ctx = { location: { directory: process.argv[2] }, options: {}, session: { hook: async (name, fn) => { hooks[name] = fn; } } };
 await m.default.setup(ctx);
 const evt = { sessionID: "ses_doctor", system: [] };
 await hooks.context(evt);
@@ -223,11 +224,11 @@ struct MainV2 {
 const V2_PASSWORD: &str = "v2-secret";
 
 impl MainV2 {
-    async fn start(bin: &Path, project: &Path, env: Vec<(String, String)>) -> MainV2 {
+    async fn start(bin: &Path, cwd: &Path, project: &Path, env: Vec<(String, String)>) -> MainV2 {
         let mut child = tokio::process::Command::new(bin)
             .args(["serve", "--hostname", "127.0.0.1", "--port", "0"])
-            .current_dir(project)
-            .env("PWD", project)
+            .current_dir(cwd)
+            .env("PWD", cwd)
             .envs(env)
             .env("OPENCODE_SERVER_PASSWORD", V2_PASSWORD)
             .stdout(std::process::Stdio::piped())
@@ -339,6 +340,8 @@ struct StopHubAtTheEnd<'a>(&'a IsolatedHome, &'a TestProject);
 impl Drop for StopHubAtTheEnd<'_> {
     fn drop(&mut self) {
         common::stop_hub(self.0, &self.1.dir);
+        // And one a wrong plugin would start for 2.x's working directory.
+        common::stop_hub(self.0, &self.0.root);
     }
 }
 
@@ -401,7 +404,9 @@ async fn delegates_through_orchestra(v2: &Path, home: &IsolatedHome, project: &T
         String::from_utf8_lossy(&put.stderr)
     );
 
-    let main = MainV2::start(v2, &project.dir, env.clone()).await;
+    // Started elsewhere, the way 2.x's background service runs (in the user's home), serving the
+    // project as a location: the plugin must find the project from that, not from its cwd.
+    let main = MainV2::start(v2, &home.root, &project.dir, env.clone()).await;
     assert_eq!(main.get("/api/info").await["version"], "2.1.2");
     // 2.x loads a location's plugins in the background after its first request.
     let ours = common::eventually("2.x to list the plugin", async || {
@@ -416,7 +421,10 @@ async fn delegates_through_orchestra(v2: &Path, home: &IsolatedHome, project: &T
     assert_eq!(ours["state"]["status"], "active", "{ours}");
 
     let session = main
-        .post("/api/session", json!({"agent": "orchestrator"}))
+        .post(
+            "/api/session",
+            json!({"agent": "orchestrator", "location": {"directory": project.dir}}),
+        )
         .await;
     let session = session["data"]["id"].as_str().unwrap().to_owned();
     main.post(
@@ -470,6 +478,10 @@ async fn delegates_through_orchestra(v2: &Path, home: &IsolatedHome, project: &T
             .any(|r| !r.tool_names.iter().any(|t| t == "execute")
                 && r.last_user_text.contains("WORKER_TASK: add two and two")),
         "no worker request"
+    );
+    assert!(
+        common::hub_files(home, &home.root).read_info().is_none(),
+        "the plugin started a hub for 2.x's working directory instead of the project"
     );
     drop(main);
 }
