@@ -240,17 +240,17 @@ async fn main_opencode() -> (Check, Option<PathBuf>) {
     let found = match opencode_bin::version_of(&bin).await {
         Some(version) => {
             let line = OpenCodeLine::of_version(&version).unwrap_or(OpenCodeLine::V1);
-            let lacks = match line {
+            let note = match line {
                 OpenCodeLine::V1 => "",
                 OpenCodeLine::V2 => {
-                    "; on 2.x the plugin adds only the system-prompt context (no image \
-                     routing, compaction context, result delivery or idle notifications yet)"
+                    "; on 2.x the plugin works through 2.x's own hooks, and the orchestra \
+                     tools are called from its code-mode `execute` tool"
                 }
             };
             check(
                 "main-opencode",
                 Status::Ok,
-                format!("you run {} {version} ({line}){lacks}", bin.display()),
+                format!("you run {} {version} ({line}){note}", bin.display()),
             )
             .details(serde_json::json!({"binary": bin, "version": version, "line": line}))
         }

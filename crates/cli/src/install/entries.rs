@@ -22,22 +22,14 @@ its code, as in\n`return await tools.orchestra.task_start({kind: \"worker\", wor
 task: \"…\"})`,\nand return what you need from their answers.\n";
 
 /// The prompt as the OpenCode line needs it. 2.x offers MCP tools inside its `execute` tool
-/// ("code mode") as `tools.orchestra.<tool>`, not as `orchestra_<tool>`, and has no plugin hook
-/// to forward a chat's messages, so our prompt names the tools that way and leaves passthrough
-/// out. A prompt of the user's own (`agent.prompt`) is written as it is.
+/// ("code mode") as `tools.orchestra.<tool>`, not as `orchestra_<tool>`, so our prompt names
+/// them that way there. A prompt of the user's own (`agent.prompt`) is written as it is.
 fn prompt_for(prompt: &str, line: OpenCodeLine) -> String {
     if line == OpenCodeLine::V1 || prompt != ORCHESTRATOR_PROMPT {
         return prompt.to_owned();
     }
     let mut out = String::with_capacity(prompt.len() + V2_TOOLS_NOTE.len());
-    let mut in_passthrough = false;
     for text in prompt.lines() {
-        // The passthrough bullet and its indented continuation lines.
-        in_passthrough =
-            text.starts_with("- Passthrough:") || (in_passthrough && text.starts_with("  "));
-        if in_passthrough {
-            continue;
-        }
         out.push_str(&text.replace("`orchestra_task_", "`tools.orchestra.task_"));
         out.push('\n');
         if text.starts_with("## Tools") {
@@ -331,14 +323,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn for_2x_our_prompt_names_the_tools_as_code_mode_offers_them_and_leaves_passthrough_out() {
+    fn for_2x_our_prompt_names_the_tools_as_code_mode_offers_them() {
         assert_eq!(
             prompt_for(ORCHESTRATOR_PROMPT, OpenCodeLine::V1),
             ORCHESTRATOR_PROMPT
         );
         let v2 = prompt_for(ORCHESTRATOR_PROMPT, OpenCodeLine::V2);
         assert!(!v2.contains("orchestra_task_"), "{v2}");
-        assert!(!v2.to_lowercase().contains("passthrough"), "{v2}");
+        assert!(v2.contains("op \"passthrough.set\""), "{v2}");
         for tool in ["start", "await", "peek", "cancel", "list"] {
             assert!(
                 v2.contains(&format!("`tools.orchestra.task_{tool}`")),
@@ -346,11 +338,11 @@ mod tests {
             );
         }
         assert!(v2.contains("inside its `execute` tool"));
-        // Only the passthrough bullet went: the section after it is whole.
+        // Nothing else changed: every line is there, and the note.
         assert!(v2.contains("\n## How to work\n"));
         assert_eq!(
             v2.lines().count(),
-            ORCHESTRATOR_PROMPT.lines().count() - 5 + V2_TOOLS_NOTE.lines().count()
+            ORCHESTRATOR_PROMPT.lines().count() + V2_TOOLS_NOTE.lines().count()
         );
         // A prompt of the user's own is theirs, on either line.
         assert_eq!(prompt_for("mine", OpenCodeLine::V2), "mine");

@@ -38,7 +38,7 @@ export const OpenOrchestra = async ({ client, directory }) => {
     }).then((found) => {
       hub = found; down = false; finding = null;
       findGap = found ? 2000 : Math.min(findGap * 2, 30000);
-      if (hub && client) follow(hub); // no client on OpenCode 2.x: nowhere to deliver
+      if (hub && client) follow(hub);
       return hub;
     });
     return finding;

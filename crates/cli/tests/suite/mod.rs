@@ -18,6 +18,7 @@ mod install_plugin;
 // OpenCode V2: the plugin's module shape, V2 config writing, and a V2 end-to-end run when a V2
 // binary is there (it says plainly when it is not).
 mod opencode_v2;
+mod opencode_v2_main;
 
 // `orchestra doctor`: what it finds with a provider and without one.
 mod doctor;

@@ -34,9 +34,7 @@ impl TaskEngine {
                 kind: "op",
                 hint: "passthrough applies to the OpenCode chat that asks for it, which \
                        Orchestra's OpenCode plugin names on every task_start; run \
-                       `orchestra install` and call the tool from that chat. OpenCode 2.x \
-                       gives plugins no hook to name the chat or forward its messages, so \
-                       passthrough works from OpenCode 1.x only"
+                       `orchestra install` and call the tool from that chat"
                     .into(),
             })?;
         let worker_id = params
