@@ -36,6 +36,10 @@ const applyParts = (prompt, parts) => {
   if (prompt.files) prompt.files = kept;
 };
 const setup = async (ctx) => {
+  // 1.18.x calls `setup` too, besides `server`, with a context of its own that has no session or
+  // tool hooks: there `server` already runs the V1 hooks, and a second plugin instance would
+  // open a second delivery stream that races the first for the chat's results.
+  if (typeof ctx?.session?.hook !== "function" || typeof ctx?.tool?.hook !== "function") return;
   // 2.x serves many directories from one process (its background service runs in the user's
   // home), loading plugins per directory: the project is the location, never the process's cwd.
   const directory = ctx?.location?.directory ?? ctx?.options?.directory ?? process.cwd();

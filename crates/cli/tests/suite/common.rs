@@ -339,6 +339,34 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
     }
 }
 
+/// Stops the project's hub when dropped, so a test that fails (a panic unwinds past any call
+/// after it) leaves no hub behind either.
+pub struct StopHubOnDrop<'a>(pub &'a IsolatedHome, pub &'a Path);
+
+impl Drop for StopHubOnDrop<'_> {
+    fn drop(&mut self) {
+        stop_hub(self.0, self.1);
+    }
+}
+
+/// How many plugin instances have their delivery stream open to the project's hub.
+pub async fn plugin_streams(home: &IsolatedHome, project: &Path) -> u64 {
+    let hub = hub_info(home, project).await;
+    let health: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v1/health", hub.url))
+        .bearer_auth(&hub.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["plugins"].as_u64().unwrap()
+}
+
 /// Waits until the hub reports a connected plugin (its delivery stream).
 pub async fn plugin_connected(home: &IsolatedHome, project: &Path) {
     let hub = hub_info(home, project).await;
