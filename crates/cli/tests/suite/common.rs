@@ -349,39 +349,34 @@ impl Drop for StopHubOnDrop<'_> {
     }
 }
 
-/// How many plugin instances have their delivery stream open to the project's hub.
-pub async fn plugin_streams(home: &IsolatedHome, project: &Path) -> u64 {
+/// How many plugin instances have their delivery stream open to the project's hub; `None`
+/// while the hub does not answer.
+async fn plugin_count(home: &IsolatedHome, project: &Path) -> Option<u64> {
     let hub = hub_info(home, project).await;
-    let health: Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let http = reqwest::Client::builder().no_proxy().build().ok()?;
+    let health: Value = http
         .get(format!("{}/api/v1/health", hub.url))
         .bearer_auth(&hub.token)
         .send()
         .await
-        .unwrap()
+        .ok()?
         .json()
         .await
-        .unwrap();
-    health["plugins"].as_u64().unwrap()
+        .ok()?;
+    health["plugins"].as_u64()
+}
+
+/// How many plugin instances have their delivery stream open to the project's hub.
+pub async fn plugin_streams(home: &IsolatedHome, project: &Path) -> u64 {
+    plugin_count(home, project)
+        .await
+        .expect("the hub answers its health check")
 }
 
 /// Waits until the hub reports a connected plugin (its delivery stream).
 pub async fn plugin_connected(home: &IsolatedHome, project: &Path) {
-    let hub = hub_info(home, project).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
     eventually("the plugin to connect to the hub", async || {
-        let health: Value = http
-            .get(format!("{}/api/v1/health", hub.url))
-            .bearer_auth(&hub.token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (health["plugins"].as_u64()? >= 1).then_some(())
+        (plugin_count(home, project).await? >= 1).then_some(())
     })
     .await;
 }
