@@ -23,7 +23,12 @@ const v1Event = (event) => {
 // the hub turned into text (an image it had described) leaves the files and joins the text.
 const v1Parts = (prompt) => [
   { type: "text", text: prompt.text ?? "" },
-  ...(prompt.files ?? []).map((file) => ({ type: "file", mime: file.mime, filename: file.name, url: file.uri })),
+  ...(prompt.files ?? []).map((file) => ({
+    type: "file",
+    mime: file.mime ?? /^data:([^;,]+)/.exec(file.uri ?? "")?.[1],
+    filename: file.name,
+    url: file.uri,
+  })),
 ];
 const applyParts = (prompt, parts) => {
   const files = prompt.files ?? [];

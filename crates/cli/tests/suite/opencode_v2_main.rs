@@ -7,7 +7,9 @@
 //!    the 2.x reply; the memory block (a pinned record) and, while the task runs, the running-task
 //!    line in the main model's system prompt;
 //! 3. a background task: the turn ends at once, and the result reaches the chat when it is done;
-//! 4. passthrough to `docs` and back.
+//! 4. passthrough to `docs` and back;
+//! 5. a pasted image, described by the vision worker for the main model;
+//! 6. a compaction while a task runs keeps its id.
 #![allow(clippy::unwrap_used)]
 
 use super::common;
@@ -24,6 +26,8 @@ use orchestra_testkit::opencode::{
 use serde_json::{Value, json};
 
 const PINNED: &str = "Pinned for the 2.x main agent (v2-marker-5k)";
+/// A 1×1 PNG, as a pasted screenshot arrives.
+const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 /// How long the delegated and the background task run on their worker.
 const DELEGATED_MS: u64 = 1500;
 const BACKGROUND_MS: u64 = 2500;
@@ -106,6 +110,13 @@ fn main_agent_v2(request: &ChatRequest) -> Option<Script> {
             None => start(json!({"kind": "op", "op": "passthrough.set",
                 "worker": {"workerId": "docs"}})),
             Some(value) => Some(Script::text(format!("PASSTHROUGH_ON {}", value["status"]))),
+        };
+    }
+    if text.contains("START_AGAIN") {
+        return match result {
+            None => start(json!({"kind": "worker", "workerId": "coder",
+                "task": format!("DELAYMS:{BACKGROUND_MS} second slow job")})),
+            Some(value) => Some(Script::text(format!("STARTED {}", value["taskId"]))),
         };
     }
     if request.system_prompt.contains("PASSTHROUGH mode")
@@ -450,6 +461,56 @@ async fn story(v2: &Path, home: &IsolatedHome, project: &TestProject) {
             .any(|r| r.starts_with("MAIN_SAYS hello main")),
         "passthrough ended: {replies:?}"
     );
+
+    // 5. A pasted image: the vision worker describes it, the main model gets the words.
+    let sent = main
+        .post(
+            &format!("/api/session/{session}/prompt"),
+            json!({"text": "What does this screenshot show? IMAGE_STEP",
+                   "files": [{"uri": PNG, "name": "shot.png"}]}),
+        )
+        .await;
+    assert!(sent["data"]["id"].is_string(), "{sent}");
+    let main_request = common::eventually("the main model to get the image step", async || {
+        fake.requests().into_iter().find(|r| {
+            r.tool_names.iter().any(|t| t == "execute") && r.last_user_text.contains("IMAGE_STEP")
+        })
+    })
+    .await;
+    let requests = fake.requests();
+    assert!(
+        requests.iter().any(|r| r.image_parts == 1
+            && !r.tool_names.iter().any(|t| t == "execute")
+            && serde_json::to_string(&r.messages)
+                .unwrap()
+                .contains("What does this screenshot show?")),
+        "the vision worker never got the image"
+    );
+    assert_eq!(main_request.image_parts, 0, "the main model gets no image");
+    assert!(
+        serde_json::to_string(&main_request.messages)
+            .unwrap()
+            .contains("was described by the vision worker"),
+        "{:?}",
+        main_request.messages
+    );
+
+    // 6. A compaction while a task runs: the summary request is told to keep its id.
+    let replies = main.say(&session, "START_AGAIN please").await;
+    let second = replies
+        .iter()
+        .find_map(|r| r.strip_prefix("STARTED "))
+        .unwrap_or_else(|| panic!("{replies:?}"))
+        .trim_matches('"')
+        .to_owned();
+    main.post(&format!("/api/session/{session}/compact"), json!({}))
+        .await;
+    common::eventually("the compaction request", async || {
+        fake.requests().into_iter().find(|r| {
+            r.system_prompt.contains("Keep these task ids") && r.system_prompt.contains(&second)
+        })
+    })
+    .await;
 
     assert!(
         common::hub_files(home, &home.root).read_info().is_none(),
