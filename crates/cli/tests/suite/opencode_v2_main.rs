@@ -29,8 +29,11 @@ const PINNED: &str = "Pinned for the 2.x main agent (v2-marker-5k)";
 /// A 1×1 PNG, as a pasted screenshot arrives.
 const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 /// How long the delegated and the background task run on their worker.
-const DELEGATED_MS: u64 = 1500;
+const DELEGATED_MS: u64 = 5000;
 const BACKGROUND_MS: u64 = 2500;
+/// The task a compaction must keep: still running when the test ends (stopping the hub ends it),
+/// so a slow machine cannot finish it before the compaction.
+const HELD_MS: u64 = 120_000;
 
 /// The text between the first fence's opening and closing tags.
 fn fenced(text: &str) -> Option<String> {
@@ -115,7 +118,7 @@ fn main_agent_v2(request: &ChatRequest) -> Option<Script> {
     if text.contains("START_AGAIN") {
         return match result {
             None => start(json!({"kind": "worker", "workerId": "coder",
-                "task": format!("DELAYMS:{BACKGROUND_MS} second slow job")})),
+                "task": format!("DELAYMS:{HELD_MS} second slow job")})),
             Some(value) => Some(Script::text(format!("STARTED {}", value["taskId"]))),
         };
     }
@@ -217,16 +220,14 @@ impl MainV2 {
         let id = sent["data"]["id"].as_str().unwrap().to_owned();
         common::eventually(&format!("2.x to answer {text:?}"), async || {
             let messages = self.get(&format!("/api/session/{session}/message")).await;
-            // Newest first: what comes before our message is the turn it started.
-            let turn: Vec<Value> = messages["data"]
-                .as_array()?
-                .iter()
-                .take_while(|m| m["id"] != id.as_str())
-                .cloned()
-                .collect();
+            let messages = messages["data"].as_array()?;
+            // Newest first: what comes before our message is the turn it started. Until the turn
+            // begins, the message waits in the session's inbox and is not in the list at all.
+            let ours = messages.iter().position(|m| m["id"] == id.as_str())?;
+            let turn = &messages[..ours];
             turn.iter()
                 .any(|m| m["type"] == "idle")
-                .then(|| assistant_texts(&turn))
+                .then(|| assistant_texts(turn))
         })
         .await
     }
