@@ -17,6 +17,7 @@ use crate::hub_link::HubTarget;
 use crate::opencode_bin::{self, OpenCodeLine, PINNED_VERSION};
 use crate::write_stdout;
 
+mod credentials;
 mod providers;
 
 use providers::provider_check;
@@ -100,6 +101,7 @@ pub async fn run(
     let worker_found = worker.status != Status::Fail;
     checks.push(worker);
     let main = main_opencode().await;
+    let main_is_v2 = main.0.details["line"] == serde_json::json!(OpenCodeLine::V2);
     checks.push(main.0);
     // The state folder's and the hub's lines are written last (in their place): the providers
     // check may start a hub, which creates the folder, and the report must say what is true
@@ -126,6 +128,17 @@ pub async fn run(
         ));
         None
     };
+    if let (true, Some(main_bin)) = (main_is_v2, main.1.as_deref()) {
+        let offered: Vec<String> = checks
+            .iter()
+            .find(|c| c.id == "providers")
+            .and_then(|c| c.details["providers"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect();
+        checks.extend(credentials::v2_credentials(main_bin, &target.project_dir, &offered).await);
+    }
     let idle_stop_ms = config
         .as_ref()
         .map_or(Config::builtin().hub.idle_stop_ms, |c| c.hub.idle_stop_ms);

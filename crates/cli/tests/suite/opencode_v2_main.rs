@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use orchestra_testkit::fake_llm::{ChatRequest, FakeLlm, Script};
 use orchestra_testkit::opencode::{
-    IsolatedHome, TestProject, fake_provider_config, require_opencode, require_opencode_v2,
-    write_project_config,
+    IsolatedHome, TestProject, catalog_provider, fake_provider_config, require_opencode,
+    require_opencode_v2, write_project_config,
 };
 use serde_json::{Value, json};
 
@@ -518,4 +518,81 @@ async fn story(v2: &Path, home: &IsolatedHome, project: &TestProject) {
         "the plugin started a hub for 2.x's working directory instead of the project"
     );
     drop(main);
+}
+
+/// A key stored the 2.x way (`opencode auth login`, in 2.x's own database) is not one the 1.x
+/// workers can read: doctor names it, and says how to give it to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_a_key_only_opencode_2_holds() {
+    let v2 = require_opencode_v2();
+    let home = IsolatedHome::new().unwrap();
+    let project = TestProject::new().unwrap();
+    let _stop = StopHubAtTheEnd(&home, &project);
+    let fake = FakeLlm::start_echo().await.unwrap();
+    write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
+    // A catalog provider both lines know, offered once a key for it is stored.
+    home.set_models_catalog(&json!({
+        "acme": catalog_provider("acme", "ACME_API_KEY", &format!("{}/v1", fake.base_url())),
+    }))
+    .unwrap();
+    let mut env = home.env_with_plugins();
+    env.push((
+        "ORCHESTRA_OPENCODE_BIN".into(),
+        require_opencode().display().to_string(),
+    ));
+    env.push((
+        "PATH".into(),
+        format!(
+            "{}:{}",
+            v2.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    ));
+    {
+        // What `opencode auth login` does for a key, through 2.x's own API.
+        let main = MainV2::start(&v2, &project.dir, &project.dir, env.clone()).await;
+        // 2.x loads a location's integrations in the background after its first request.
+        common::eventually("2.x to know the catalog's provider", async || {
+            let all = main.get("/api/integration").await;
+            all["data"]
+                .as_array()?
+                .iter()
+                .any(|i| i["id"] == "acme")
+                .then_some(())
+        })
+        .await;
+        main.post(
+            "/api/integration/acme/connect/key",
+            json!({"key": "sk-only-in-v2"}),
+        )
+        .await;
+    }
+    let doctor = Command::new(env!("CARGO_BIN_EXE_orchestra"))
+        .args(["doctor", "--json", "--no-prompt", "--project"])
+        .arg(&project.dir)
+        .current_dir(&project.dir)
+        .envs(env)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&doctor.stderr)));
+    let credentials = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "v2-credentials")
+        .unwrap_or_else(|| panic!("no v2-credentials check: {report}"));
+    assert_eq!(credentials["status"], "warn", "{credentials}");
+    assert!(
+        credentials["summary"]
+            .as_str()
+            .unwrap()
+            .contains("(`acme`)"),
+        "{credentials}"
+    );
+    assert!(
+        !report.to_string().contains("sk-only-in-v2"),
+        "doctor never prints a secret"
+    );
+    assert!(credentials["fix"].as_str().unwrap().contains("auth login"));
 }
