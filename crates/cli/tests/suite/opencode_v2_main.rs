@@ -278,10 +278,8 @@ impl Drop for StopHubAtTheEnd<'_> {
     }
 }
 
-async fn story(v2: &Path, home: &IsolatedHome, project: &TestProject) {
-    let fake = FakeLlm::start_scripted().await.unwrap();
-    fake.set_responder(main_agent_v2);
-    write_project_config(project, &fake_provider_config(&fake.base_url())).unwrap();
+/// A 2.x user's environment: 2.x is the `opencode` on PATH; the workers run the pinned 1.x.
+fn user_env(home: &IsolatedHome, v2: &Path) -> Vec<(String, String)> {
     let mut env = home.env_with_plugins();
     env.push((
         "ORCHESTRA_OPENCODE_BIN".into(),
@@ -295,6 +293,14 @@ async fn story(v2: &Path, home: &IsolatedHome, project: &TestProject) {
             std::env::var("PATH").unwrap_or_default()
         ),
     ));
+    env
+}
+
+async fn story(v2: &Path, home: &IsolatedHome, project: &TestProject) {
+    let fake = FakeLlm::start_scripted().await.unwrap();
+    fake.set_responder(main_agent_v2);
+    write_project_config(project, &fake_provider_config(&fake.base_url())).unwrap();
+    let env = user_env(home, v2);
 
     // 1. Install, as a 2.x user runs it: 2.x is the `opencode` on PATH.
     let orchestra = |args: &[&str]| {
@@ -535,19 +541,7 @@ async fn doctor_names_a_key_only_opencode_2_holds() {
         "acme": catalog_provider("acme", "ACME_API_KEY", &format!("{}/v1", fake.base_url())),
     }))
     .unwrap();
-    let mut env = home.env_with_plugins();
-    env.push((
-        "ORCHESTRA_OPENCODE_BIN".into(),
-        require_opencode().display().to_string(),
-    ));
-    env.push((
-        "PATH".into(),
-        format!(
-            "{}:{}",
-            v2.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    ));
+    let env = user_env(home, v2);
     {
         // What `opencode auth login` does for a key, through 2.x's own API.
         let main = MainV2::start(&v2, &project.dir, &project.dir, env.clone()).await;
