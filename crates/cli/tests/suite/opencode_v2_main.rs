@@ -541,7 +541,7 @@ async fn doctor_names_a_key_only_opencode_2_holds() {
         "acme": catalog_provider("acme", "ACME_API_KEY", &format!("{}/v1", fake.base_url())),
     }))
     .unwrap();
-    let env = user_env(home, v2);
+    let env = user_env(&home, &v2);
     {
         // What `opencode auth login` does for a key, through 2.x's own API.
         let main = MainV2::start(&v2, &project.dir, &project.dir, env.clone()).await;
