@@ -246,7 +246,10 @@ async fn main_opencode() -> (Check, Option<PathBuf>) {
                 "no `opencode` on PATH: Orchestra's tasks work (`orchestra run`), but there is \
                  no OpenCode to chat with the orchestrator in",
             )
-            .fix("install OpenCode (`npm i -g opencode-ai`), then `orchestra install`"),
+            .fix(
+                "install OpenCode (`npm i -g @opencode/cli` for 2.x, or `npm i -g opencode-ai` \
+                 for 1.x; Orchestra works with both), then `orchestra install`",
+            ),
             None,
         );
     };
