@@ -544,18 +544,13 @@ async fn plugin(project_dir: &Path, main: Option<&Path>, hub_running: bool) -> C
 
 /// `opencode debug info` in the project: the plugin specs OpenCode resolves (1.x only).
 async fn opencode_plugins(main: &Path, project_dir: &Path) -> Option<Vec<String>> {
-    let run = tokio::process::Command::new(main)
-        .args(["debug", "info"])
-        .current_dir(project_dir)
-        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .ok()?
-        .ok()?;
+    let output = opencode_bin::output_of(
+        main,
+        &["debug", "info"],
+        Some(project_dir),
+        Duration::from_secs(60),
+    )
+    .await?;
     let text = String::from_utf8_lossy(&output.stdout);
     let (_, after) = text.split_once("plugins:")?;
     Some(

@@ -69,19 +69,34 @@ pub fn on_path() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// `bin --version`: the version alone (`1.18.33`, `2.1.2`); `None` when it does not run or says nothing within 20 s.
-pub async fn version_of(bin: &Path) -> Option<String> {
-    let run = tokio::process::Command::new(bin)
-        .arg("--version")
+/// Runs an OpenCode command (`bin args…`, in `cwd` when given) for what it prints: no input,
+/// stderr dropped, no auto-update, killed if it outlives `limit`. `None` when it does not run or
+/// takes longer; the exit status is the caller's to judge.
+pub async fn output_of(
+    bin: &Path,
+    args: &[&str],
+    cwd: Option<&Path>,
+    limit: Duration,
+) -> Option<std::process::Output> {
+    let mut command = tokio::process::Command::new(bin);
+    command
+        .args(args)
         .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(20), run)
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    tokio::time::timeout(limit, command.output())
         .await
         .ok()?
-        .ok()?;
+        .ok()
+}
+
+/// `bin --version`: the version alone (`1.18.33`, `2.1.2`); `None` when it does not run or says nothing within 20 s.
+pub async fn version_of(bin: &Path) -> Option<String> {
+    let output = output_of(bin, &["--version"], None, Duration::from_secs(20)).await?;
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().map(str::trim).rfind(|line| !line.is_empty())?;
     // 1.x prints `1.18.33`, 2.x `opencode v2.1.2`: keep the version alone.

@@ -6,13 +6,12 @@
 //! provider the workers do not offer.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{Check, Status, check};
-use crate::opencode_bin::PINNED_VERSION;
+use crate::opencode_bin::{self, PINNED_VERSION};
 
 /// One integration 2.x holds a stored credential for: (id, name).
 type Stored = (String, String);
@@ -43,18 +42,13 @@ pub(super) async fn v2_credentials(
     project_dir: &Path,
     offered: &[String],
 ) -> Option<Check> {
-    let run = tokio::process::Command::new(main)
-        .args(["auth", "list", "--standalone", "--format", "json"])
-        .current_dir(project_dir)
-        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .ok()?
-        .ok()?;
+    let output = opencode_bin::output_of(
+        main,
+        &["auth", "list", "--standalone", "--format", "json"],
+        Some(project_dir),
+        Duration::from_secs(30),
+    )
+    .await?;
     if !output.status.success() {
         return None;
     }

@@ -339,6 +339,15 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
     }
 }
 
+/// The text between the first `<orchestra-data>` fence's opening and closing tags.
+pub fn fenced(text: &str) -> Option<String> {
+    let open = text.find("<orchestra-data")?;
+    let body = &text[open..];
+    let start = body.find('\n')? + 1;
+    let end = body.find("</orchestra-data>")?;
+    Some(body[start..end].trim().to_owned())
+}
+
 /// Stops the project's hub when dropped, so a test that fails (a panic unwinds past any call
 /// after it) leaves no hub behind either.
 pub struct StopHubOnDrop<'a>(pub &'a IsolatedHome, pub &'a Path);

@@ -35,15 +35,6 @@ const BACKGROUND_MS: u64 = 2500;
 /// so a slow machine cannot finish it before the compaction.
 const HELD_MS: u64 = 120_000;
 
-/// The text between the first fence's opening and closing tags.
-fn fenced(text: &str) -> Option<String> {
-    let open = text.find("<orchestra-data")?;
-    let body = &text[open..];
-    let start = body.find('\n')? + 1;
-    let end = body.find("</orchestra-data>")?;
-    Some(body[start..end].trim().to_owned())
-}
-
 /// The text of the user's last message. 2.x may add a user-role `<system-update>` after it (when
 /// the code-mode catalog changes, say as an MCP server connects), so those are skipped.
 fn user_said(request: &ChatRequest) -> String {
@@ -123,7 +114,7 @@ fn main_agent_v2(request: &ChatRequest) -> Option<Script> {
         };
     }
     if request.system_prompt.contains("PASSTHROUGH mode")
-        && let Some(answer) = fenced(text)
+        && let Some(answer) = common::fenced(text)
     {
         return Some(Script::text(answer));
     }
@@ -260,22 +251,12 @@ async fn opencode_2_as_the_main_agent_works_with_orchestra() {
     let v2 = require_opencode_v2();
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let _stop = StopHubAtTheEnd(&home, &project);
+    let _stop = common::StopHubOnDrop(&home, &project.dir);
+    // And the one a wrong plugin would start for 2.x's working directory.
+    let _stop_wrong = common::StopHubOnDrop(&home, &home.root);
     tokio::time::timeout(Duration::from_secs(240), story(&v2, &home, &project))
         .await
         .expect("the 2.x story took longer than 240 s");
-}
-
-/// Stops the hub the plugin started when the test ends, passed or failed (a failed assertion
-/// unwinds past any call after it).
-struct StopHubAtTheEnd<'a>(&'a IsolatedHome, &'a TestProject);
-
-impl Drop for StopHubAtTheEnd<'_> {
-    fn drop(&mut self) {
-        common::stop_hub(self.0, &self.1.dir);
-        // And one a wrong plugin would start for 2.x's working directory.
-        common::stop_hub(self.0, &self.0.root);
-    }
 }
 
 /// A 2.x user's environment: 2.x is the `opencode` on PATH; the workers run the pinned 1.x.
@@ -533,7 +514,9 @@ async fn doctor_names_a_key_only_opencode_2_holds() {
     let v2 = require_opencode_v2();
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let _stop = StopHubAtTheEnd(&home, &project);
+    let _stop = common::StopHubOnDrop(&home, &project.dir);
+    // And the one a wrong plugin would start for 2.x's working directory.
+    let _stop_wrong = common::StopHubOnDrop(&home, &home.root);
     let fake = FakeLlm::start_echo().await.unwrap();
     write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
     // A catalog provider both lines know, offered once a key for it is stored.

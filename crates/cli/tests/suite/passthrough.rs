@@ -18,15 +18,6 @@ use orchestra_testkit::opencode::{
 };
 use serde_json::{Value, json};
 
-/// The text between the first fence's opening and closing tags.
-fn fenced(text: &str) -> Option<String> {
-    let open = text.find("<orchestra-data")?;
-    let body = &text[open..];
-    let start = body.find('\n')? + 1;
-    let end = body.find("</orchestra-data>")?;
-    Some(body[start..end].trim().to_owned())
-}
-
 /// The main agent (it has the orchestra tools) does what its prompt says; the worker answers
 /// `WORKER_ANSWER <the task's tag>`.
 fn responder(request: &ChatRequest) -> Option<Script> {
@@ -50,7 +41,7 @@ fn responder(request: &ChatRequest) -> Option<Script> {
         ));
     }
     if request.system_prompt.contains("PASSTHROUGH mode")
-        && let Some(answer) = fenced(text)
+        && let Some(answer) = common::fenced(text)
     {
         return Some(Script::text(answer));
     }

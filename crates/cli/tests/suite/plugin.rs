@@ -108,19 +108,10 @@ async fn the_plugin_brings_the_hub_into_the_main_agents_chat() {
     );
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let _stop = StopHubAtTheEnd(&home, &project);
+    let _stop = common::StopHubOnDrop(&home, &project.dir);
     tokio::time::timeout(Duration::from_secs(240), story(&home, &project))
         .await
         .expect("the plugin story took longer than 240 s");
-}
-
-/// Stops the project's hub when the test ends, passed or failed: no hub outlives the test.
-struct StopHubAtTheEnd<'a>(&'a IsolatedHome, &'a TestProject);
-
-impl Drop for StopHubAtTheEnd<'_> {
-    fn drop(&mut self) {
-        common::stop_hub(self.0, &self.1.dir);
-    }
 }
 
 async fn story(home: &IsolatedHome, project: &TestProject) {
