@@ -8,6 +8,8 @@ use futures_util::stream::BoxStream;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 use super::error::OpenCodeError;
 use super::types::{MessageInfo, Part, PermissionRequest, SessionStatus};
@@ -83,11 +85,13 @@ impl OpenCodeEvent {
         }
     }
 
-    /// Decodes one SSE `data` payload.
+    /// Decodes one SSE `data` payload. The envelope borrows `properties` unparsed, so an event
+    /// the hub does not act on (most of them, some carrying whole tool outputs) costs one scan
+    /// and no allocation, and one it acts on is decoded once, straight into its type.
     pub fn parse(data: &str) -> Result<Self, serde_json::Error> {
-        let envelope: Envelope = serde_json::from_str(data)?;
-        let properties = envelope.properties;
-        Ok(match envelope.kind.as_str() {
+        let envelope: Envelope<'_> = serde_json::from_str(data)?;
+        let properties = envelope.properties.map_or("null", RawValue::get);
+        Ok(match envelope.kind.as_ref() {
             "server.connected" => Self::ServerConnected,
             "server.heartbeat" => Self::Heartbeat,
             "session.idle" => {
@@ -137,8 +141,8 @@ impl OpenCodeEvent {
                     reply: p.reply,
                 }
             }
-            _ => Self::Other {
-                kind: envelope.kind,
+            other => Self::Other {
+                kind: other.to_owned(),
             },
         })
     }
@@ -152,6 +156,8 @@ where
 {
     use eventsource_stream::{EventStreamError, Eventsource};
 
+    // Shared, not copied per event: the stream carries every event of the server.
+    let route: std::sync::Arc<str> = route.into();
     let events = bytes.eventsource().filter_map(move |item| {
         let route = route.clone();
         async move {
@@ -180,16 +186,16 @@ where
     events.chain(closed).boxed()
 }
 
-fn from_properties<T: DeserializeOwned>(properties: Value) -> Result<T, serde_json::Error> {
-    serde_json::from_value(properties)
+fn from_properties<T: DeserializeOwned>(properties: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(properties)
 }
 
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    properties: Value,
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    properties: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
