@@ -251,12 +251,22 @@ async fn opencode_2_as_the_main_agent_works_with_orchestra() {
     let v2 = require_opencode_v2();
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let _stop = common::StopHubOnDrop(&home, &project.dir);
-    // And the one a wrong plugin would start for 2.x's working directory.
-    let _stop_wrong = common::StopHubOnDrop(&home, &home.root);
+    let _stop = stop_hubs_on_drop(&home, &project);
     tokio::time::timeout(Duration::from_secs(240), story(&v2, &home, &project))
         .await
         .expect("the 2.x story took longer than 240 s");
+}
+
+/// Stops, when the test ends (passed or failed), the project's hub and the one a wrong plugin
+/// would start for 2.x's working directory (the home folder).
+fn stop_hubs_on_drop<'a>(
+    home: &'a IsolatedHome,
+    project: &'a TestProject,
+) -> [common::StopHubOnDrop<'a>; 2] {
+    [
+        common::StopHubOnDrop(home, &project.dir),
+        common::StopHubOnDrop(home, &home.root),
+    ]
 }
 
 /// A 2.x user's environment: 2.x is the `opencode` on PATH; the workers run the pinned 1.x.
@@ -514,9 +524,7 @@ async fn doctor_names_a_key_only_opencode_2_holds() {
     let v2 = require_opencode_v2();
     let home = IsolatedHome::new().unwrap();
     let project = TestProject::new().unwrap();
-    let _stop = common::StopHubOnDrop(&home, &project.dir);
-    // And the one a wrong plugin would start for 2.x's working directory.
-    let _stop_wrong = common::StopHubOnDrop(&home, &home.root);
+    let _stop = stop_hubs_on_drop(&home, &project);
     let fake = FakeLlm::start_echo().await.unwrap();
     write_project_config(&project, &fake_provider_config(&fake.base_url())).unwrap();
     // A catalog provider both lines know, offered once a key for it is stored.

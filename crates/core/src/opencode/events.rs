@@ -3,13 +3,14 @@
 //! Wire format: `data: {"id":"evt_…","type":"session.idle","properties":{…}}`. Only the types the
 //! hub acts on are decoded; the other ~80 types become [`OpenCodeEvent::Other`].
 
+use std::borrow::Cow;
+
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 use super::error::OpenCodeError;
 use super::types::{MessageInfo, Part, PermissionRequest, SessionStatus};
@@ -87,7 +88,7 @@ impl OpenCodeEvent {
 
     /// Decodes one SSE `data` payload. The envelope borrows `properties` unparsed, so an event
     /// the hub does not act on (most of them, some carrying whole tool outputs) costs one scan
-    /// and no allocation, and one it acts on is decoded once, straight into its type.
+    /// and its type's name, and one it acts on is decoded once, straight into its type.
     pub fn parse(data: &str) -> Result<Self, serde_json::Error> {
         let envelope: Envelope<'_> = serde_json::from_str(data)?;
         let properties = envelope.properties.map_or("null", RawValue::get);
