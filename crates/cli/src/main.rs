@@ -11,6 +11,7 @@ mod hub_link;
 mod install;
 mod launch;
 mod log_capture;
+mod malloc;
 mod memory;
 mod models;
 mod opencode_bin;
@@ -186,7 +187,7 @@ fn main() -> std::process::ExitCode {
     }
     init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     if matches!(cli.command, Command::Serve(_)) {
-        serve::tune_malloc();
+        malloc::tune();
     }
     let mut builder = if runs_on_one_thread(&cli.command) {
         tokio::runtime::Builder::new_current_thread()

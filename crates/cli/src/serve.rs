@@ -24,51 +24,6 @@ use orchestra_protocol::now_ms;
 
 use crate::{launch, owner, shutdown_signal, write_stdout};
 
-/// glibc's defaults suit short programs, not a hub that runs for days, in three ways, each set
-/// here with `mallopt` before the hub starts a thread (only this process: the workers, git and
-/// checks it starts keep their own allocator defaults, which an environment variable would not):
-/// - Each thread that allocates gets an arena of its own and keeps what is freed there. The hub
-///   does its store, index and memory work on tokio's blocking pool (many threads), so after 100
-///   tasks its RSS was ~170 MB, against ~45 MB with two arenas (`orchestra-bench --only rss`).
-/// - Blocks above the mmap threshold are given back when freed, but glibc raises that threshold
-///   to the largest such block freed (up to 32 MB). The index writer's table of some megabytes,
-///   made and freed every batch, then comes from the heap and stays there.
-/// - The heap's top is given back only past 128 KB free by default, and never below a block
-///   still in use; a fixed mmap threshold keeps the big transient blocks out of it.
-///
-/// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` set by the user win: nothing is changed then.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-pub fn tune_malloc() {
-    use libc::{M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, c_int, mallopt};
-    const ARENAS: c_int = 2;
-    const MMAP_THRESHOLD: c_int = 128 * 1024;
-    const TRIM_THRESHOLD: c_int = 256 * 1024;
-    if ["MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
-        .iter()
-        .any(|var| std::env::var_os(var).is_some())
-    {
-        return;
-    }
-    for (param, value, name) in [
-        (M_ARENA_MAX, ARENAS, "M_ARENA_MAX"),
-        (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "M_MMAP_THRESHOLD"),
-        (M_TRIM_THRESHOLD, TRIM_THRESHOLD, "M_TRIM_THRESHOLD"),
-    ] {
-        // SAFETY: mallopt only sets allocator parameters; glibc takes its own lock for it.
-        if unsafe { mallopt(param, value) } != 1 {
-            tracing::warn!(
-                param = name,
-                value,
-                "glibc refused a malloc setting; the hub may hold more memory than it needs"
-            );
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn tune_malloc() {}
-
 /// The configuration files a hub watches, stamped before they are loaded (so an edit made
 /// while loading counts as a change).
 pub struct ConfigSources {
@@ -162,6 +117,7 @@ pub async fn serve(
     })
     .await?;
     crate::log_capture::start(hub.bus().clone());
+    crate::malloc::return_freed_memory(hub.bus().clone());
     let token = orchestra_http::new_token();
     let server = bound.serve(
         &hub,
