@@ -7,8 +7,8 @@ use std::time::Duration;
 use orchestra_core::events::EventBus;
 
 /// glibc's defaults suit short programs, not a hub that runs for days, in three ways, each set
-/// here with `mallopt` before the hub starts a thread (only this process: the workers, git and
-/// checks it starts keep their own allocator defaults, which an environment variable would not):
+/// here with `mallopt` before the hub starts a thread (an environment variable would reach every
+/// child too):
 /// - Each thread that allocates gets an arena of its own and keeps what is freed there. The hub
 ///   does its store, index and memory work on tokio's blocking pool (many threads), so after 100
 ///   tasks its RSS was ~170 MB, against ~45 MB with two arenas (`orchestra-bench --only rss`).

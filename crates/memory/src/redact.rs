@@ -66,8 +66,9 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// The search keeps one lazy-DFA cache behind a lock. `regex::RegexSet` keeps a cache per
 /// thread bucket instead (up to eight, plus the first thread's), each growing toward 2 MB as
 /// new texts add states: redaction runs on the blocking pool's many threads, so the hub held
-/// 2.3 MB of caches after 1,000 tasks (heaptrack), on the way to several times that. A check
-/// takes microseconds, so the lock is not contended in practice.
+/// 2.3 MB of caches after 1,000 tasks (heaptrack), on the way to several times that. Threads
+/// that redact at the same moment take turns for the check; the rules themselves (run only on a
+/// text the set matched) keep `regex`'s own caches.
 struct AnyRule {
     regex: meta::Regex,
     cache: Mutex<meta::Cache>,
