@@ -1,7 +1,7 @@
 //! Ranked search: exact identifiers, paths and error strings; filters; bounded pages.
 
 use orchestra_memory::MemoryError;
-use orchestra_protocol::memory::{MemoryDetail, MemoryPut, MemorySearchParams};
+use orchestra_protocol::memory::{ForgetMode, MemoryDetail, MemoryPut, MemorySearchParams};
 
 use crate::suite::common::{put, search_ids, service};
 
@@ -82,6 +82,53 @@ fn kinds_and_tags_filter() {
     let page = memory.search(&MemorySearchParams::default()).unwrap();
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.items[1].id, bug.record.id);
+}
+
+/// A value that is one record's kind and another's tag filters only as what it is, and deleting
+/// one of the two leaves the other's document alone.
+#[test]
+fn a_kind_filter_never_matches_a_tag_of_the_same_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = service(dir.path(), "alpha");
+    let put_with = |kind: &str, tag: &str| {
+        memory
+            .put(MemoryPut {
+                kind: Some(kind.into()),
+                body: format!("facet_marker {kind} tagged {tag}"),
+                tags: vec![tag.into()],
+                ..Default::default()
+            })
+            .unwrap()
+            .record
+            .id
+    };
+    let decision_tagged_bug = put_with("decision", "bug");
+    let bug_tagged_decision = put_with("bug", "decision");
+    let ids = |params: MemorySearchParams| -> Vec<String> {
+        memory
+            .search(&params)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|hit| hit.id)
+            .collect()
+    };
+    let by_kind = ids(MemorySearchParams {
+        query: "facet_marker".into(),
+        kinds: vec!["bug".into()],
+        ..Default::default()
+    });
+    assert_eq!(by_kind, std::slice::from_ref(&bug_tagged_decision));
+    let by_tag = ids(MemorySearchParams {
+        query: "facet_marker".into(),
+        tags: vec!["bug".into()],
+        ..Default::default()
+    });
+    assert_eq!(by_tag, std::slice::from_ref(&decision_tagged_bug));
+    memory
+        .forget(&decision_tagged_bug, None, ForgetMode::Delete)
+        .unwrap();
+    assert_eq!(search_ids(&memory, "facet_marker"), [bug_tagged_decision]);
 }
 
 #[test]
