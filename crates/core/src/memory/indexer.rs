@@ -17,9 +17,9 @@ use super::opening::{Opened, ready_now};
 /// segment writer (a hash table of some megabytes, filled on fresh pages) and a commit that
 /// serializes every field (an FST builder of about a megabyte each), so its cost is mostly per
 /// batch, not per record: at 500 ms that was about a tenth of the hub's CPU in the 3,000-task
-/// soak; from 2 s to 5 s the hub's page faults fell from about 100 to 52 a task (1,000-task
-/// soak). The records describe finished tasks and lose nothing by reaching the next block a
-/// few seconds later.
+/// soak; from 2 s to 5 s the hub's page faults fell from about 100 to 52 and 61 a task (two
+/// 1,000-task soaks; its CPU a task moved less than the runs' noise). The records describe
+/// finished tasks and lose nothing by reaching the next block a few seconds later.
 const BATCH_DELAY: Duration = Duration::from_secs(5);
 
 /// Wakes the indexer; it ends when the last handle is dropped.
