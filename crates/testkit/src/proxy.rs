@@ -7,9 +7,12 @@
 //! ([`TcpProxy::held_requests`] says which requests hang). [`TcpProxy::stall_requests`] hangs
 //! only the requests a test names (the one that collects a finished turn, say), while every
 //! other request and open stream goes on: for that the proxy reads HTTP/1.1 request heads.
+//! [`TcpProxy::close_on_next_request`] makes every connection already open close, unanswered,
+//! when its next request arrives: a server that closed an idle keep-alive connection just as
+//! the client sent on it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,6 +37,9 @@ struct State {
     newly_held: tokio::sync::Notify,
     /// Set by [`TcpProxy::stall_requests`]: requests whose first line it accepts hang.
     stall_matching: Mutex<Option<RequestMatcher>>,
+    /// Raised by [`TcpProxy::close_on_next_request`]; a relay opened under an older generation
+    /// closes its connection instead of forwarding its next request.
+    generation: AtomicU64,
 }
 
 /// Which requests [`TcpProxy::stall_requests`] holds, by their first line.
@@ -53,6 +59,7 @@ impl TcpProxy {
             held_requests: Mutex::new(Vec::new()),
             newly_held: tokio::sync::Notify::new(),
             stall_matching: Mutex::new(None),
+            generation: AtomicU64::new(0),
         });
         let accepting = tokio::spawn(accept(listener, state.clone())).abort_handle();
         Ok(TcpProxy {
@@ -60,6 +67,22 @@ impl TcpProxy {
             state,
             accepting,
         })
+    }
+
+    /// [`TcpProxy::start`] in front of the server at `url` (`http://127.0.0.1:<port>`, a
+    /// trailing slash allowed).
+    pub async fn in_front_of(url: &str) -> std::io::Result<TcpProxy> {
+        let upstream = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|error| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("`{url}` is not http://<ip>:<port>: {error}"),
+                )
+            })?;
+        TcpProxy::start(upstream).await
     }
 
     /// `http://127.0.0.1:<port>`
@@ -94,6 +117,13 @@ impl TcpProxy {
             .stall_matching
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(matches));
+    }
+
+    /// Every connection open now closes, both ways and unanswered, when its next request
+    /// arrives (the request reaches nobody); connections opened later forward as usual.
+    pub fn close_on_next_request(&self) {
+        let _switching = self.state.lock();
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn restore(&self) {
@@ -234,21 +264,32 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
         }
         let upstream = state.upstream;
         let relay_state = state.clone();
+        let born = state.generation.load(Ordering::SeqCst);
         let relay = tokio::spawn(async move {
             let Ok(server) = TcpStream::connect(upstream).await else {
                 return;
             };
-            relay(client, server, relay_state).await;
+            relay(client, server, relay_state, born).await;
         });
         relays.retain(|r| !r.is_finished());
         relays.push(relay.abort_handle());
     }
 }
 
+/// How [`forward_requests`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestsEnded {
+    /// The client's side ended (or a request is held): the server's answers still flow.
+    Drained,
+    /// The connection is to close at once, both ways ([`TcpProxy::close_on_next_request`]).
+    Close,
+}
+
 /// Forwards one connection both ways, each side closing its half when the other's ends (as
 /// `copy_bidirectional` does). Requests go one at a time through [`forward_requests`], which
-/// can hold one; answers are copied as they come.
-async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>) {
+/// can hold one or close the connection; answers are copied as they come. `born` is the
+/// generation the connection was opened under.
+async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>, born: u64) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let answers = async {
@@ -256,10 +297,24 @@ async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>) {
         let _ = client_write.shutdown().await;
     };
     let requests = async {
-        forward_requests(&mut client_read, &mut server_write, &state).await;
-        let _ = server_write.shutdown().await;
+        let ended = forward_requests(&mut client_read, &mut server_write, &state, born).await;
+        if ended == RequestsEnded::Drained {
+            let _ = server_write.shutdown().await;
+        }
+        ended
     };
-    tokio::join!(answers, requests);
+    tokio::pin!(answers, requests);
+    tokio::select! {
+        ended = &mut requests => {
+            if ended == RequestsEnded::Drained {
+                answers.await;
+            }
+            // Closing: returning drops all four halves, so the client reads the end at once.
+        }
+        () = &mut answers => {
+            requests.await;
+        }
+    }
 }
 
 /// The longest request head read before giving up on parsing and copying the rest as it is.
@@ -267,13 +322,16 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// Copies requests from the client to the server one by one: each head is read whole (up to the
 /// blank line), then its body by `Content-Length`. A head the stall matcher accepts is noted and
-/// nothing more of the connection is forwarded. What cannot be parsed this way (a chunked body,
-/// an oversized head) is copied through unparsed for the rest of the connection.
+/// nothing more of the connection is forwarded; a head read after
+/// [`TcpProxy::close_on_next_request`] raised the generation past `born` closes the connection.
+/// What cannot be parsed this way (a chunked body, an oversized head) is copied through
+/// unparsed for the rest of the connection.
 async fn forward_requests(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     state: &State,
-) {
+    born: u64,
+) -> RequestsEnded {
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -285,13 +343,17 @@ async fn forward_requests(
                 break None;
             }
             match from.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return RequestsEnded::Drained,
                 Ok(read) => buffer.extend_from_slice(&chunk[..read]),
             }
         };
         let Some(head_end) = head_end else {
-            return copy_rest(&buffer, from, to).await;
+            copy_rest(&buffer, from, to).await;
+            return RequestsEnded::Drained;
         };
+        if state.generation.load(Ordering::SeqCst) > born {
+            return RequestsEnded::Close;
+        }
         let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
         let first_line = head.lines().next().unwrap_or_default().to_owned();
         let matcher = state
@@ -304,10 +366,10 @@ async fn forward_requests(
             // Held: read and drop whatever else comes, until the client gives up.
             while let Ok(read) = from.read(&mut chunk).await {
                 if read == 0 {
-                    return;
+                    return RequestsEnded::Drained;
                 }
             }
-            return;
+            return RequestsEnded::Drained;
         }
         let header = |name: &str| {
             head.lines().find_map(|line| {
@@ -318,7 +380,8 @@ async fn forward_requests(
             })
         };
         if header("transfer-encoding").is_some() {
-            return copy_rest(&buffer, from, to).await;
+            copy_rest(&buffer, from, to).await;
+            return RequestsEnded::Drained;
         }
         let body_len: usize = header("content-length")
             .and_then(|v| v.parse().ok())
@@ -326,12 +389,12 @@ async fn forward_requests(
         let request_end = head_end + body_len;
         while buffer.len() < request_end {
             match from.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return RequestsEnded::Drained,
                 Ok(read) => buffer.extend_from_slice(&chunk[..read]),
             }
         }
         if to.write_all(&buffer[..request_end]).await.is_err() {
-            return;
+            return RequestsEnded::Drained;
         }
         buffer.drain(..request_end);
     }

@@ -80,6 +80,29 @@ enum Route<'a> {
 }
 
 impl Route<'_> {
+    /// Whether a request that never reached the server may go out once more: everything but
+    /// a prompt, whose double would be a second turn.
+    fn may_resend(self) -> bool {
+        match self {
+            Self::Prompt(_) | Self::PromptAsync(_) => false,
+            Self::Health
+            | Self::Config
+            | Self::Providers
+            | Self::ProviderList
+            | Self::Agents
+            | Self::Skills
+            | Self::CreateSession
+            | Self::DeleteSession(_)
+            | Self::Abort(_)
+            | Self::Messages(_)
+            | Self::SessionStatus
+            | Self::Permissions
+            | Self::ReplyPermission(_)
+            | Self::Events
+            | Self::DisposeInstance => true,
+        }
+    }
+
     fn method(self) -> Method {
         match self {
             Self::Health
@@ -366,15 +389,28 @@ impl OpenCodeClient {
     pub async fn events(&self) -> Result<EventStream, OpenCodeError> {
         let route = Route::Events;
         let label = route.label();
-        let mut request = self
-            .http
-            .request(route.method(), self.url(route))
-            .header(reqwest::header::ACCEPT, "text/event-stream");
-        if let Some(directory) = &self.directory {
-            request = request.header(DIRECTORY_HEADER, directory.clone());
-        }
+        let send = || {
+            let mut request = self
+                .http
+                .request(route.method(), self.url(route))
+                .header(reqwest::header::ACCEPT, "text/event-stream");
+            if let Some(directory) = &self.directory {
+                request = request.header(DIRECTORY_HEADER, directory.clone());
+            }
+            request.send()
+        };
+        let subscribed = async {
+            match send().await {
+                // As in `call`: a kept-alive connection closed under the request.
+                Err(error) if closed_before_an_answer(&error) => {
+                    tracing::debug!(%error, "OpenCode closed the connection unanswered; subscribing once more");
+                    send().await
+                }
+                sent => sent,
+            }
+        };
         // Only the response head is bounded: the body is the endless stream.
-        let response = match tokio::time::timeout(self.request_timeout, request.send()).await {
+        let response = match tokio::time::timeout(self.request_timeout, subscribed).await {
             Ok(result) => result.map_err(|error| transport_error(&label, error))?,
             Err(_) => return Err(timeout_error(&label, self.request_timeout)),
         };
@@ -408,19 +444,32 @@ impl OpenCodeClient {
         deadline: Deadline,
     ) -> Result<(reqwest::Response, String), OpenCodeError> {
         let label = route.label();
-        let mut request = self.http.request(route.method(), self.url(route));
-        if let Some(directory) = &self.directory {
-            request = request.header(DIRECTORY_HEADER, directory.clone());
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
         let timeout = self.timeout_for(deadline);
-        if let Some(timeout) = timeout {
-            request = request.timeout(timeout);
-        }
-        tracing::trace!(route = %label, "OpenCode request");
-        let response = request.send().await.map_err(|error| match timeout {
+        let send = || {
+            let mut request = self.http.request(route.method(), self.url(route));
+            if let Some(directory) = &self.directory {
+                request = request.header(DIRECTORY_HEADER, directory.clone());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
+            tracing::trace!(route = %label, "OpenCode request");
+            request.send()
+        };
+        let sent = match send().await {
+            // A kept-alive connection the server closed just as this request went out: the
+            // server never read it, so once more on a fresh connection. Not for prompts, where
+            // a second turn would be worse than a failed one.
+            Err(error) if route.may_resend() && closed_before_an_answer(&error) => {
+                tracing::debug!(route = %label, %error, "OpenCode closed the connection unanswered; sending once more");
+                send().await
+            }
+            sent => sent,
+        };
+        let response = sent.map_err(|error| match timeout {
             Some(timeout) if error.is_timeout() => timeout_error(&label, timeout),
             _ => transport_error(&label, error),
         })?;
@@ -498,6 +547,34 @@ fn error_message(status: StatusCode, body: &str) -> String {
             .unwrap_or("no response body")
             .to_owned(),
     }
+}
+
+/// True when the connection ended (closed or reset by the peer) before any answer came, which
+/// is how a server's closing an idle kept-alive connection meets a request sent on it. Neither
+/// a refused connection (nothing listens) nor a timeout.
+fn closed_before_an_answer(error: &reqwest::Error) -> bool {
+    if error.is_timeout() || error.is_connect() {
+        return false;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn transport_error(label: &str, source: reqwest::Error) -> OpenCodeError {

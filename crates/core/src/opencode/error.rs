@@ -10,7 +10,7 @@ pub enum OpenCodeError {
         route: String,
         message: String,
     },
-    #[error("could not reach OpenCode for {route}: {source}; is the server running?")]
+    #[error("could not reach OpenCode for {route}: {source}{}; is the server running?", root_cause(.source))]
     Transport {
         route: String,
         #[source]
@@ -24,6 +24,18 @@ pub enum OpenCodeError {
     InvalidUrl(String),
     #[error("OpenCode closed the event stream (server stopped or restarted); subscribe again")]
     EventStreamClosed,
+}
+
+/// ` (<innermost cause>)`, or nothing: reqwest's own message ("error sending request for url")
+/// does not say what went wrong on the wire.
+fn root_cause(error: &reqwest::Error) -> String {
+    let mut innermost: Option<&(dyn std::error::Error + 'static)> = None;
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        innermost = Some(error);
+        cause = error.source();
+    }
+    innermost.map_or_else(String::new, |cause| format!(" ({cause})"))
 }
 
 impl OpenCodeError {

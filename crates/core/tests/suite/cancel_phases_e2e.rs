@@ -125,13 +125,7 @@ async fn attached_cold(
     let theirs = TestProject::new().unwrap();
     let server =
         common::someone_elses_server(&home, &theirs, "stall-secret", "behind the proxy").await;
-    let upstream = server
-        .url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let proxy = TcpProxy::start(upstream).await.unwrap();
+    let proxy = TcpProxy::in_front_of(server.url()).await.unwrap();
     before_hub(&proxy);
     let mut settings = json!({"runtime": {"isolation": "attach", "attachUrl": proxy.url(),
                               "attachPasswordEnv": "ORCHESTRA_TEST_STALL_PW"}});
@@ -207,8 +201,10 @@ async fn a_request_to_opencode_that_hangs_is_cut_short_by_cancel_and_by_the_time
         proxy.stall();
         let stuck = start(&world, "hangs in a request", None).await;
         // The task is stuck once its request to create the session hangs in the proxy. (This
-        // wait failed once in CI with the task's request never held; should it fail again, the
-        // message says where the task was.)
+        // wait failed once in CI: the stall had closed the hub's kept-alive connection just as
+        // the request went out on it, and the task failed at once. The client now sends such a
+        // request again on a fresh connection; should the wait fail again, the message says
+        // where the task was.)
         held_or_explain(&proxy, &["POST /session "], &world, &stuck).await;
         let record = cancel(&world, &stuck, "stuck").await;
         assert_eq!(record.status, JobStatus::Canceled, "{record:?}");

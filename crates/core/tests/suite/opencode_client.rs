@@ -14,6 +14,7 @@ use orchestra_testkit::fake_llm::FakeLlm;
 use orchestra_testkit::opencode::{
     IsolatedHome, TestProject, fake_provider_config, require_opencode,
 };
+use orchestra_testkit::proxy::TcpProxy;
 
 const PASSWORD: &str = "client-secret";
 const EVENT_WAIT: Duration = Duration::from_secs(20);
@@ -413,4 +414,56 @@ async fn abort_retry_and_permission_flows() {
     );
 
     rig.server.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A server that closes a kept-alive connection just as a request goes out on it (the proxy
+/// closes every open connection at its next request): the client sends once more on a fresh
+/// connection (an event subscription too), except a prompt, which fails naming the cause rather
+/// than risk a second turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_closed_under_a_request_is_sent_again_except_a_prompt() {
+    let rig = Rig::start("closed under a request").await;
+    let proxy = TcpProxy::in_front_of(rig.server.url()).await.unwrap();
+    let client = OpenCodeClient::new(
+        &proxy.url(),
+        Some(BasicAuth::opencode(PASSWORD)),
+        Some(rig.project_dir.clone()),
+    )
+    .unwrap();
+    client.health(Duration::from_secs(5)).await.unwrap();
+
+    proxy.close_on_next_request();
+    let session = client
+        .create_session(&CreateSessionRequest {
+            title: Some("after the close".to_owned()),
+            ..CreateSessionRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(session.title, "after the close");
+
+    proxy.close_on_next_request();
+    let error = client
+        .prompt_async(&session.id, &PromptRequest::text("must not run twice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OpenCodeError::Transport { .. })
+            && error
+                .to_string()
+                .contains("connection closed before message completed"),
+        "{error}"
+    );
+    // The prompt reached nobody; the client still works on a fresh connection.
+    let messages = client.messages(&session.id).await.unwrap();
+    assert!(messages.is_empty(), "{messages:?}");
+    assert!(rig.fake.requests().is_empty());
+
+    // The event stream's subscription is sent again too, and the stream flows.
+    proxy.close_on_next_request();
+    let mut events = client.events().await.unwrap();
+    let first = tokio::time::timeout(EVENT_WAIT, events.next())
+        .await
+        .unwrap();
+    assert!(matches!(first, Some(Ok(_))), "{first:?}");
 }

@@ -60,13 +60,7 @@ async fn setup() -> Setup {
     let theirs = TestProject::new().unwrap();
     let server =
         common::someone_elses_server(&home, &theirs, "proxy-secret", "behind the proxy").await;
-    let upstream = server
-        .url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let proxy = TcpProxy::start(upstream).await.unwrap();
+    let proxy = TcpProxy::in_front_of(server.url()).await.unwrap();
     let config = json!({
         "runtime": {"isolation": "attach", "attachUrl": proxy.url(), "attachPasswordEnv": "ORCHESTRA_TEST_PROXY_PW"},
         "profiles": [{"id": "coder", "onPermissionAsk": "once", "workspace": "checkout"}],
