@@ -28,8 +28,9 @@ use serde_json::{Value, json};
 const PINNED: &str = "Pinned for the 2.x main agent (v2-marker-5k)";
 /// A 1×1 PNG, as a pasted screenshot arrives.
 const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
-/// How long the delegated and the background task run on their worker.
-const DELEGATED_MS: u64 = 5000;
+/// How long the delegated and the background task run on their worker. The main agent's await
+/// step must come while the delegated one runs: 5 s was once too short on a loaded CI machine.
+const DELEGATED_MS: u64 = 8000;
 const BACKGROUND_MS: u64 = 2500;
 /// The task a compaction must keep: still running when the test ends (stopping the hub ends it),
 /// so a slow machine cannot finish it before the compaction.

@@ -145,9 +145,8 @@ impl ChatHooks {
 
     /// The system prompt's lines for a session: its tasks still running.
     pub fn system_lines(&self, session_id: &str, instance: Option<&str>) -> Vec<String> {
-        let mut state = self.lock();
-        state.sessions.claim(session_id, instance);
-        render::running_line(&state.sessions.running(session_id), now_ms())
+        self.lock().sessions.claim(session_id, instance);
+        render::running_line(&self.running(session_id), now_ms())
             .into_iter()
             .collect()
     }
@@ -167,15 +166,29 @@ impl ChatHooks {
 
     /// What a compaction of the session must keep: its tasks still running.
     pub fn compaction_lines(&self, session_id: &str) -> Vec<String> {
-        let state = self.lock();
-        render::compaction_line(&state.sessions.running(session_id), now_ms())
+        render::compaction_line(&self.running(session_id), now_ms())
             .into_iter()
             .collect()
     }
 
-    /// The tasks a session started that still run.
+    /// The tasks a session started that still run, in the order of their ids: those the hooks
+    /// have seen start, and those the hub runs whose `JobStarted` the hooks have not handled yet
+    /// (the next step of a turn can ask before the bus's follower got its turn on a busy
+    /// machine, and a task its own caller does not see as running gets answered as done).
     pub fn running(&self, session_id: &str) -> Vec<RunningTask> {
-        self.lock().sessions.running(session_id)
+        let live = self.engine.runtime().live_for_caller(session_id);
+        let mut running = self.lock().sessions.running(session_id);
+        for record in live {
+            if !running.iter().any(|task| task.id == record.id) {
+                running.push(RunningTask {
+                    id: record.id,
+                    worker_id: record.worker_id,
+                    started_at: record.started_at,
+                });
+            }
+        }
+        running.sort_by(|a, b| a.id.cmp(&b.id));
+        running
     }
 
     /// `tool.execute.before`: `task_start` gets the calling session; `task_await` and

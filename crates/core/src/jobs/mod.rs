@@ -370,6 +370,21 @@ impl JobRuntime {
         self.lock().len()
     }
 
+    /// The live jobs a chat session started (`callerSessionId`), as they stand now. Read from
+    /// the jobs themselves, so a task counts from the moment its start returned, before any
+    /// follower of the bus has handled its `JobStarted`.
+    pub fn live_for_caller(&self, session_id: &str) -> Vec<JobRecord> {
+        self.lock()
+            .values()
+            .filter_map(|job| {
+                let record = job.record.borrow();
+                (record.caller_session_id.as_deref() == Some(session_id)
+                    && !record.status.is_final())
+                .then(|| record.clone())
+            })
+            .collect()
+    }
+
     /// Waits until every job task this runtime spawned has ended, at most `limit`.
     /// Returns false if some were still running then.
     pub async fn drain(&self, limit: Duration) -> bool {
