@@ -99,8 +99,8 @@ impl Store {
     ) -> Result<Vec<NotifyDelivery>, StoreError> {
         let conn = self.conn();
         let mut statement = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM notify_deliveries WHERE ?1 IS NULL OR status = ?1
-             ORDER BY id DESC LIMIT ?2"
+            "SELECT {COLUMNS} FROM notify_deliveries WHERE ?1 IS NULL OR status = +?1
+             ORDER BY id DESC LIMIT +?2"
         ))?;
         let rows = statement
             .query_map(params![status.map(DeliveryStatus::as_str), limit], delivery)?

@@ -46,7 +46,7 @@ impl Store {
     pub fn events_after(&self, after: u64, limit: u32) -> Result<Vec<HubEvent>, StoreError> {
         let conn = self.conn();
         let mut select =
-            conn.prepare_cached("SELECT id, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            conn.prepare_cached("SELECT id, body FROM events WHERE id > ?1 ORDER BY id LIMIT +?2")?;
         let rows = select.query_map(params![to_i64(after), limit], id_and_body)?;
         decode_rows(rows)
     }
@@ -61,7 +61,7 @@ impl Store {
     ) -> Result<Vec<HubEvent>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
-            "SELECT id, body FROM events WHERE type = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            "SELECT id, body FROM events WHERE type = +?1 AND id < ?2 ORDER BY id DESC LIMIT +?3",
         )?;
         let before = before.map_or(i64::MAX, to_i64);
         let rows = select.query_map(params![kind, before, limit], id_and_body)?;
@@ -77,7 +77,7 @@ impl Store {
     ) -> Result<Vec<HubEvent>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
-            "SELECT id, body FROM events WHERE type = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            "SELECT id, body FROM events WHERE type = +?1 AND id > ?2 ORDER BY id LIMIT +?3",
         )?;
         let rows = select.query_map(params![kind, to_i64(after), limit], id_and_body)?;
         decode_rows(rows)
@@ -93,7 +93,7 @@ impl Store {
     ) -> Result<Vec<HubEvent>, StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
-            "SELECT id, body FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            "SELECT id, body FROM events WHERE job_id = +?1 AND id > ?2 ORDER BY id LIMIT +?3",
         )?;
         let rows = select.query_map(params![job_id, to_i64(after), limit], id_and_body)?;
         decode_rows(rows)

@@ -203,7 +203,7 @@ impl Store {
                AND (?2 IS NULL OR status = ?2)
                AND (?3 IS NULL OR hub_id = ?3)
              ORDER BY started_at DESC, rowid DESC
-             LIMIT ?4",
+             LIMIT +?4",
         )?;
         let rows = select.query_map(
             params![
@@ -253,7 +253,7 @@ impl Store {
         let by_count = tx.execute(
             &format!(
                 "DELETE FROM jobs WHERE rowid IN
-                   (SELECT rowid FROM jobs WHERE {FINAL_NEWEST_FIRST} LIMIT -1 OFFSET ?1)
+                   (SELECT rowid FROM jobs WHERE {FINAL_NEWEST_FIRST} LIMIT -1 OFFSET +?1)
                    AND COALESCE(worktree_state, '') NOT IN ('open', 'conflict')"
             ),
             [to_i64(max_count)],

@@ -6,6 +6,11 @@
 //! runs in WAL mode with a busy timeout, and every read-modify-write happens
 //! in a `BEGIN IMMEDIATE` transaction.
 //!
+//! A statement is compiled once and kept (`prepare_cached`). A parameter whose value the
+//! planner would read (a `LIMIT`, or a column a partial index or a sort depends on) is written
+//! `+?n`: otherwise SQLite compiles the statement again on every call (`statement_reuse`'s
+//! tests say which).
+//!
 //! # Layout
 //! - `store`: opening, connection settings, the `Store` handle.
 //! - `schema`: numbered migrations tracked with `PRAGMA user_version`.
@@ -35,6 +40,8 @@ mod passthrough;
 mod runs;
 mod schema;
 mod spend;
+#[cfg(test)]
+mod statement_reuse;
 mod store;
 mod unreadable;
 mod worktrees;

@@ -36,7 +36,7 @@ impl Store {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
             "SELECT at, job_id, level, message FROM job_events
-             WHERE at > ?1 ORDER BY at ASC, id ASC LIMIT ?2",
+             WHERE at > ?1 ORDER BY at ASC, id ASC LIMIT +?2",
         )?;
         let rows = select.query_map(params![after_ms, limit], |row| {
             Ok(LogEntry {
@@ -57,7 +57,7 @@ impl Store {
         // the first line past the newest `keep` is older.
         let deleted = self.conn().execute(
             "DELETE FROM job_events WHERE id <=
-               (SELECT id FROM job_events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+               (SELECT id FROM job_events ORDER BY id DESC LIMIT 1 OFFSET +?1)",
             [keep],
         )?;
         Ok(u64::try_from(deleted).unwrap_or(u64::MAX))

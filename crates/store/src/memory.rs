@@ -110,7 +110,7 @@ impl MemoryTx<'_> {
     ) -> Result<Option<MemoryRow>, StoreError> {
         let mut select = self.conn.prepare_cached(
             "SELECT doc, id, record FROM memory_records
-             WHERE scope = ?1 AND project_id = ?2 AND key = ?3 AND status = 'active'",
+             WHERE scope = +?1 AND project_id = ?2 AND key = ?3 AND status = 'active'",
         )?;
         let found = select
             .query_row(params![scope.as_str(), project_id, key], row_triple)
@@ -129,7 +129,7 @@ impl MemoryTx<'_> {
     ) -> Result<Option<MemoryRow>, StoreError> {
         let mut select = self.conn.prepare_cached(
             "SELECT doc, id, record FROM memory_records
-             WHERE scope = ?1 AND project_id = ?2 AND key = ?3 ORDER BY doc DESC LIMIT 1",
+             WHERE scope = +?1 AND project_id = +?2 AND key = +?3 ORDER BY doc DESC LIMIT 1",
         )?;
         let found = select
             .query_row(params![scope.as_str(), project_id, key], row_triple)
@@ -379,7 +379,7 @@ impl Store {
                 let taken: Option<i64> = tx
                     .prepare_cached(
                         "SELECT doc FROM memory_records
-                         WHERE scope = ?1 AND project_id = ?2 AND key = ?3 AND status = 'active'",
+                         WHERE scope = +?1 AND project_id = ?2 AND key = ?3 AND status = 'active'",
                     )?
                     .query_row(
                         params![record.scope.as_str(), memory_project_column(&record), key],
@@ -463,12 +463,12 @@ impl Store {
         let mut select = conn.prepare_cached(
             "SELECT doc, id, record FROM memory_records
              WHERE (?1 IS NULL OR project_id = ?1)
-               AND (?2 IS NULL OR scope = ?2)
+               AND (?2 IS NULL OR scope = +?2)
                AND (?3 IS NULL OR status = ?3)
                AND (?4 = 0 OR pinned = 1)
                AND (?5 IS NULL OR doc < ?5)
              ORDER BY doc DESC
-             LIMIT ?6",
+             LIMIT +?6",
         )?;
         let rows = select.query_map(
             params![
@@ -495,8 +495,8 @@ impl Store {
         // Spelled to match the partial index `memory_records_pinned`.
         let mut select = conn.prepare_cached(
             "SELECT doc, id, record FROM memory_records
-             WHERE project_id = ?1 AND scope = ?2 AND pinned = 1 AND status = 'active'
-             ORDER BY doc DESC LIMIT ?3",
+             WHERE project_id = +?1 AND scope = +?2 AND pinned = 1 AND status = 'active'
+             ORDER BY doc DESC LIMIT +?3",
         )?;
         let rows = select.query_map(params![project_id, scope.as_str(), limit], row_triple)?;
         Ok(collect_rows(rows)?.0)
@@ -511,7 +511,7 @@ impl Store {
     ) -> Result<(MemoryRows, Option<i64>), StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
-            "SELECT doc, id, record FROM memory_records WHERE doc > ?1 ORDER BY doc LIMIT ?2",
+            "SELECT doc, id, record FROM memory_records WHERE doc > ?1 ORDER BY doc LIMIT +?2",
         )?;
         let rows = select.query_map(params![after_doc, limit], row_triple)?;
         collect_rows(rows)
@@ -574,7 +574,7 @@ impl Store {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
             "SELECT seq, at, action, record_id, project_id, payload FROM memory_changes
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+             WHERE seq > ?1 ORDER BY seq LIMIT +?2",
         )?;
         let rows = select.query_map(params![seq, limit], |row| {
             Ok((
@@ -627,7 +627,7 @@ impl Store {
     ) -> Result<(Vec<(String, bool)>, i64), StoreError> {
         let conn = self.conn();
         let mut select = conn.prepare_cached(
-            "SELECT seq, record_id, action FROM memory_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, record_id, action FROM memory_changes WHERE seq > ?1 ORDER BY seq LIMIT +?2",
         )?;
         let rows = select.query_map(params![seq, limit], |row| {
             Ok((

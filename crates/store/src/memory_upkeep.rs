@@ -28,18 +28,18 @@ pub struct AgedOutQuery<'a> {
 /// The automatic records beyond the newest `?3` or older than `?4`. Every expression and
 /// column here is in `memory_records_automatic` (schema step 14), so the query reads that index
 /// alone: the project's automatic records, however long its history, and no record's JSON.
-const AGED_OUT: &str = r#"WITH automatic AS (
+pub(crate) const AGED_OUT: &str = r#"WITH automatic AS (
                  SELECT id, doc, updated_at,
                         ROW_NUMBER() OVER (ORDER BY doc DESC) AS newest
                  FROM memory_records
-                 WHERE project_id = ?1 AND scope = 'project' AND pinned = 0
+                 WHERE project_id = +?1 AND scope = 'project' AND pinned = 0
                    AND (CASE WHEN json_valid(record)
-                        THEN json_extract(record, '$.provenance.producer') END) = ?2
+                        THEN json_extract(record, '$.provenance.producer') END) = +?2
                    AND (CASE WHEN json_valid(record)
                         THEN instr(json_extract(record, '$.tags'), '"auto"') > 0 END) = 1
              )
              SELECT id FROM automatic WHERE newest > ?3 OR updated_at < ?4
-             ORDER BY doc LIMIT ?5"#;
+             ORDER BY doc LIMIT +?5"#;
 
 impl Store {
     /// The ids of the project's automatic records beyond the newest `keep_newest`, or older
@@ -77,7 +77,7 @@ impl Store {
             "DELETE FROM memory_changes WHERE seq IN (
                  SELECT seq FROM memory_changes
                  WHERE seq <= ?1 AND seq < (SELECT MAX(seq) FROM memory_changes)
-                 ORDER BY seq LIMIT ?2)",
+                 ORDER BY seq LIMIT +?2)",
             params![passed, limit],
         )?)
     }

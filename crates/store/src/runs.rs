@@ -195,7 +195,7 @@ impl Store {
              LEFT JOIN workflow_run_attachments a ON a.run_id = r.id
              WHERE (?1 IS NULL OR r.workflow_id = ?1)
              ORDER BY r.started_at DESC, r.rowid DESC
-             LIMIT ?2",
+             LIMIT +?2",
         )?;
         let rows = select.query_map(params![workflow_id, limit], |row| {
             Ok((
@@ -282,7 +282,7 @@ impl Store {
             "DELETE FROM workflow_runs WHERE rowid IN
                (SELECT rowid FROM workflow_runs WHERE status NOT IN ('running', 'paused')
                 ORDER BY COALESCE(finished_at, updated_at) DESC, rowid DESC
-                LIMIT -1 OFFSET ?1)",
+                LIMIT -1 OFFSET +?1)",
             [i64::try_from(max_count).unwrap_or(i64::MAX)],
         )?;
         tx.execute(
