@@ -98,7 +98,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<NotifyDelivery>, StoreError> {
         let conn = self.conn();
-        let mut statement = conn.prepare(&format!(
+        let mut statement = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM notify_deliveries WHERE ?1 IS NULL OR status = +?1
              ORDER BY id DESC LIMIT +?2"
         ))?;

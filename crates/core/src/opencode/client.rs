@@ -399,16 +399,7 @@ impl OpenCodeClient {
             }
             request.send()
         };
-        let subscribed = async {
-            match send().await {
-                // As in `call`: a kept-alive connection closed under the request.
-                Err(error) if closed_before_an_answer(&error) => {
-                    tracing::debug!(%error, "OpenCode closed the connection unanswered; subscribing once more");
-                    send().await
-                }
-                sent => sent,
-            }
-        };
+        let subscribed = send_resending(route, &label, send);
         // Only the response head is bounded: the body is the endless stream.
         let response = match tokio::time::timeout(self.request_timeout, subscribed).await {
             Ok(result) => result.map_err(|error| transport_error(&label, error))?,
@@ -459,16 +450,7 @@ impl OpenCodeClient {
             tracing::trace!(route = %label, "OpenCode request");
             request.send()
         };
-        let sent = match send().await {
-            // A kept-alive connection the server closed just as this request went out: the
-            // server never read it, so once more on a fresh connection. Not for prompts, where
-            // a second turn would be worse than a failed one.
-            Err(error) if route.may_resend() && closed_before_an_answer(&error) => {
-                tracing::debug!(route = %label, %error, "OpenCode closed the connection unanswered; sending once more");
-                send().await
-            }
-            sent => sent,
-        };
+        let sent = send_resending(route, &label, send).await;
         let response = sent.map_err(|error| match timeout {
             Some(timeout) if error.is_timeout() => timeout_error(&label, timeout),
             _ => transport_error(&label, error),
@@ -546,6 +528,28 @@ fn error_message(status: StatusCode, body: &str) -> String {
             .canonical_reason()
             .unwrap_or("no response body")
             .to_owned(),
+    }
+}
+
+/// Sends the request `send` builds, and once more on a fresh connection when a kept-alive one
+/// the server closed just as it went out ended it unanswered: the server never read it. Only
+/// for routes that [`Route::may_resend`] (not prompts, where a second turn would be worse than
+/// a failed one).
+async fn send_resending<F, Sent>(
+    route: Route<'_>,
+    label: &str,
+    send: F,
+) -> Result<reqwest::Response, reqwest::Error>
+where
+    F: Fn() -> Sent,
+    Sent: std::future::Future<Output = Result<reqwest::Response, reqwest::Error>>,
+{
+    match send().await {
+        Err(error) if route.may_resend() && closed_before_an_answer(&error) => {
+            tracing::debug!(route = %label, %error, "OpenCode closed the connection unanswered; sending once more");
+            send().await
+        }
+        sent => sent,
     }
 }
 
